@@ -1,0 +1,40 @@
+# genomenode: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo
+
+.PHONY: venv demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: init a node, simulate a cohort, ingest it, print what is published
+demo: venv
+	$(BIN)/python -m genomenode.demo --dir $(DEMO_DIR)
+
+## test: the full test suite (PostgreSQL tests run when GENOMENODE_TEST_PG_URL is set)
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+## lint: ruff (lint + format) and mypy
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## bench: ingest benchmarks against bcftools and plink2 (Debian packages)
+bench: venv
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,251 @@
+"""The ``genomenode`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import pathlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Secret
+from .errors import GenomenodeError, InputError
+
+__all__ = ["main"]
+
+
+def _node_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--node",
+        "node_dir",
+        envvar="GENOMENODE_NODE",
+        required=True,
+        type=click.Path(file_okay=False, path_type=pathlib.Path),
+        help="The node directory (default: $GENOMENODE_NODE).",
+    )(function)
+
+
+def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the result as JSON for scripts."
+    )(function)
+
+
+def _errors_to_exit(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a GenomenodeError as one clear line and exit 1 (no traceback)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except GenomenodeError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
+    click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else text)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="genomenode")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """genomenode: a node of a federated European genome network."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("node_dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--node-id", required=True, help="Identifier of the node, e.g. fi-node.")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. FI.")
+@click.option("--db-url", default=None, help="Metadata database URL (default: SQLite).")
+@_json_option
+@_errors_to_exit
+def init(
+    node_dir: pathlib.Path,
+    node_id: str,
+    country: str,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Create a node: config, Crypt4GH keypair, empty store and database."""
+    from .node import init_node
+
+    passphrase = Secret(os.environ.get("GENOMENODE_KEY_PASSPHRASE", ""))
+    node = init_node(
+        node_dir, node_id=node_id, country=country, db_url=db_url, passphrase=passphrase
+    )
+    result = {
+        "node_dir": str(node.config.node_dir),
+        "node_id": node_id,
+        "country": country,
+        "public_key": str(node.config.path("public_key")),
+        "database": node.engine.url.render_as_string(hide_password=True),
+    }
+    _print(result, as_json, f"Initialised node {node_id} ({country}) in {node_dir}")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--samples", default=2000, show_default=True, type=click.IntRange(2))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option(
+    "--length", default=5_000_000, show_default=True, type=click.IntRange(1000)
+)
+@click.option("--country", default="FI", show_default=True)
+@click.option(
+    "--security-level",
+    default="CONTROLLED",
+    show_default=True,
+    type=click.Choice(["PUBLIC", "REGISTERED", "CONTROLLED"]),
+)
+@click.option("--dataset-id", default=None, help="Default: <country>-sim-<seed>.")
+@_json_option
+@_errors_to_exit
+def simulate(
+    out_dir: pathlib.Path,
+    samples: int,
+    seed: int,
+    length: int,
+    country: str,
+    security_level: str,
+    dataset_id: str | None,
+    as_json: bool,
+) -> None:
+    """Simulate a realistic cohort (msprime) with clinical data and dataset.yaml."""
+    from .simulate import simulate_cohort
+
+    result = simulate_cohort(
+        out_dir,
+        samples=samples,
+        seed=seed,
+        length=length,
+        country=country,
+        security_level=security_level,
+        dataset_id=dataset_id,
+        progress=not as_json and sys.stderr.isatty(),
+    )
+    summary = {
+        "dataset_id": result.dataset_id,
+        "dataset_yaml": str(result.dataset_yaml),
+        "vcf": str(result.vcf_path),
+        "num_samples": result.num_samples,
+        "num_variants": result.num_variants,
+    }
+    _print(
+        summary,
+        as_json,
+        f"Simulated {result.num_samples} samples × {result.num_variants} variants: "
+        f"{result.dataset_yaml}",
+    )
+
+
+@cli.command()
+@_node_option
+@click.argument("dataset_yaml", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@_json_option
+@_errors_to_exit
+def ingest(node_dir: pathlib.Path, dataset_yaml: pathlib.Path, as_json: bool) -> None:
+    """Validate, convert, encrypt, index and publish a dataset (resumable)."""
+    from .ingest import ingest as run_ingest
+    from .node import open_node
+
+    node = open_node(node_dir)
+    try:
+        result = run_ingest(
+            node, dataset_yaml, show_progress=not as_json and sys.stderr.isatty()
+        )
+    except InputError as error:
+        error.message += (
+            " — nothing was published. Fix the input and run the same command "
+            "again (unchanged work is reused), or remove the partial work with "
+            f"`genomenode discard --node {node_dir} DATASET_ID`."
+        )
+        raise
+    if result.status == "unchanged":
+        text = f"{result.dataset_id}: already published with the same content"
+    else:
+        text = (
+            f"Published {result.dataset_id}: {result.num_individuals} individuals, "
+            f"{result.num_samples} genotyped samples, {result.num_variants} variants "
+            f"in {result.seconds:.1f} s"
+        )
+    _print(result.asdict(), as_json, text)
+
+
+@cli.command()
+@_node_option
+@_json_option
+@_errors_to_exit
+def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
+    """List the published datasets with their counts."""
+    from .node import open_node
+
+    node = open_node(node_dir)
+    rows = [
+        {
+            "id": row.id,
+            "name": row.name,
+            "country": row.country,
+            "security_level": row.security_level,
+            "num_individuals": row.num_individuals,
+            "num_samples": row.num_samples,
+            "num_variants": row.num_variants,
+            "published_at": row.published_at.isoformat() if row.published_at else None,
+        }
+        for row in node.published()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No published datasets.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Datasets on {node.config.node_id}")
+    for column in ("id", "country", "security", "individuals", "samples", "variants"):
+        table.add_column(column, justify="right" if column[-1] == "s" else "left")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["country"],
+            row["security_level"],
+            f"{row['num_individuals']:,}",
+            f"{row['num_samples']:,}",
+            f"{row['num_variants']:,}",
+        )
+    Console().print(table)
+
+
+@cli.command()
+@_node_option
+@click.argument("dataset_id")
+@_errors_to_exit
+def discard(node_dir: pathlib.Path, dataset_id: str) -> None:
+    """Remove the partial work of an unpublished ingest."""
+    from .ingest import discard as run_discard
+    from .node import open_node
+
+    found = run_discard(open_node(node_dir), dataset_id)
+    click.echo(
+        f"Discarded the unpublished ingest of {dataset_id}."
+        if found
+        else f"No unpublished ingest of {dataset_id} to discard."
+    )
+
+
+def main() -> None:
+    """Entry point of the ``genomenode`` command."""
+    cli()

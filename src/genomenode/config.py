@@ -1,0 +1,262 @@
+"""Settings, declared once, read from the node's config file and the environment.
+
+Each setting has a name, a type, a default and a help text (``SETTINGS``). A node's
+value comes, last one winning, from the default, then ``NODE_DIR/genomenode.yaml``,
+then the environment variable ``GENOMENODE_<NAME>`` (upper case). ``docs/settings.md``
+documents every one of them; a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "SETTINGS",
+    "NodeConfig",
+    "Secret",
+    "Setting",
+    "load_config",
+    "resolve_config",
+]
+
+CONFIG_FILENAME = "genomenode.yaml"
+
+
+class Secret:
+    """A secret value (passphrase, token, key) whose repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself; call only where it is used, never to print."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be a positive integer, not {value!r}")
+    return number
+
+
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be zero or a positive integer, not {value!r}")
+    return number
+
+
+def _secret(value: Any) -> Secret:
+    return value if isinstance(value, Secret) else Secret(str(value))
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _country(value: Any) -> str:
+    text = str(value)
+    if len(text) != 2 or not text.isalpha() or not text.isupper():
+        raise ValueError(f"must be an ISO 3166-1 alpha-2 code such as FI, not {text!r}")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting: its name, how to parse it, its default and what it does."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def environment_variable(self) -> str:
+        return "GENOMENODE_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "node_id", str, "", "Identifier of this node in the network, e.g. fi-node."
+    ),
+    Setting("country", _country, "", "ISO 3166-1 alpha-2 country code of the node."),
+    Setting(
+        "db_url",
+        _optional_str,
+        None,
+        "SQLAlchemy URL of the metadata database; default: SQLite file "
+        "NODE_DIR/genomenode.db. PostgreSQL: postgresql+psycopg://user@host/db.",
+    ),
+    Setting(
+        "db_schema",
+        _optional_str,
+        None,
+        "PostgreSQL schema for this node's tables (default: the connection's).",
+    ),
+    Setting(
+        "storage",
+        _optional_str,
+        None,
+        "Directory of the node store (datasets, staging); default NODE_DIR/store.",
+    ),
+    Setting(
+        "private_key",
+        str,
+        "keys/node.sec",
+        "The node's Crypt4GH private key, relative to NODE_DIR or absolute.",
+    ),
+    Setting(
+        "public_key",
+        str,
+        "keys/node.pub",
+        "The node's Crypt4GH public key, relative to NODE_DIR or absolute.",
+    ),
+    Setting(
+        "key_passphrase",
+        _secret,
+        Secret(""),
+        "Passphrase of the node's private key (set by environment only; empty: "
+        "the key file is not passphrase-protected).",
+    ),
+    Setting(
+        "variants_chunk_size",
+        _positive_int,
+        10_000,
+        "Variants per chunk of the genotype arrays (VCF Zarr).",
+    ),
+    Setting(
+        "samples_chunk_size",
+        _positive_int,
+        1_000,
+        "Samples per chunk of the genotype arrays (VCF Zarr).",
+    ),
+    Setting(
+        "worker_processes",
+        _non_negative_int,
+        2,
+        "Worker processes for ingest conversion; 0 runs in the calling process.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """The resolved settings of one node."""
+
+    node_dir: pathlib.Path
+    values: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def path(self, name: str) -> pathlib.Path:
+        """A path-valued setting, resolved against the node directory."""
+        path = pathlib.Path(self.values[name])
+        return path if path.is_absolute() else self.node_dir / path
+
+    @property
+    def storage_dir(self) -> pathlib.Path:
+        storage = self.values["storage"]
+        return self.path("storage") if storage else self.node_dir / "store"
+
+    @property
+    def database_url(self) -> str:
+        url = self.values["db_url"]
+        return url or f"sqlite:///{self.node_dir / 'genomenode.db'}"
+
+
+def parse_settings(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Parse raw values by their declared types; unknown names are errors."""
+    parsed = {}
+    for name, value in raw.items():
+        setting = _BY_NAME.get(name)
+        if setting is None:
+            known = ", ".join(sorted(_BY_NAME))
+            raise ConfigError(f"{source}: unknown setting {name!r} (known: {known})")
+        try:
+            parsed[name] = setting.parse(value)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: setting {name!r} {error}") from None
+    return parsed
+
+
+def load_config(
+    node_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """Read the settings of the node at ``node_dir``.
+
+    Raises
+    ------
+    ConfigError
+        If the directory is not an initialised node, or a value is invalid.
+    """
+    node_dir = pathlib.Path(node_dir).absolute()
+    config_path = node_dir / CONFIG_FILENAME
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{node_dir} is not a genomenode node (no {CONFIG_FILENAME}); "
+            f"create one with: genomenode init {node_dir} --node-id ID --country CC"
+        )
+    try:
+        from_file = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_path}: not valid YAML: {error}") from None
+    if not isinstance(from_file, dict):
+        raise ConfigError(f"{config_path}: expected a mapping of settings")
+    from_file.pop("format_version", None)
+    if "key_passphrase" in from_file:
+        raise ConfigError(
+            f"{config_path}: key_passphrase must not be written in a file; "
+            "set GENOMENODE_KEY_PASSPHRASE in the environment instead"
+        )
+    return resolve_config(node_dir, from_file, str(config_path), environ)
+
+
+def resolve_config(
+    node_dir: pathlib.Path,
+    from_file: Mapping[str, Any],
+    source: str,
+    environ: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """Defaults, then ``from_file``, then the environment, parsed by declared type."""
+    environ = os.environ if environ is None else environ
+    from_env = {
+        setting.name: environ[setting.environment_variable]
+        for setting in SETTINGS
+        if setting.environment_variable in environ
+    }
+    values = {setting.name: setting.default for setting in SETTINGS}
+    values.update(parse_settings(from_file, source))
+    values.update(parse_settings(from_env, "environment"))
+    return NodeConfig(node_dir=node_dir, values=values)

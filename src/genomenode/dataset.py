@@ -1,0 +1,302 @@
+"""dataset.yaml: what a node operator says about a cohort, validated.
+
+The format is documented in ``docs/dataset-yaml.md``. Every error names the file and
+the field at fault.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import importlib.resources
+import pathlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .errors import DatasetDescriptionError
+
+__all__ = [
+    "CLINICAL_FORMATS",
+    "FORMAT_VERSION",
+    "SECURITY_LEVELS",
+    "ClinicalSource",
+    "DataUseTerm",
+    "DatasetDescription",
+    "duo_terms",
+    "read_dataset_description",
+]
+
+FORMAT_VERSION = 1
+SECURITY_LEVELS = ("PUBLIC", "REGISTERED", "CONTROLLED")
+CLINICAL_FORMATS = ("phenopackets", "beacon-individuals", "csv")
+MISSING_CLINICAL_POLICIES = ("error", "allow")
+CSV_COLUMNS = (
+    "id",
+    "sex",
+    "age",
+    "country_of_birth",
+    "phenotypes",
+    "diseases",
+    "ethnicity",
+)
+_DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DISEASE_TERM = re.compile(r"^(ICD10|ICD10CM|MONDO|OMIM|ORPHA|DOID|NCIT):\S+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataUseTerm:
+    """One DUO term of a dataset's data-use conditions."""
+
+    id: str
+    label: str
+    kind: str
+    disease: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClinicalSource:
+    """Where the clinical records are and how to read them."""
+
+    format: str
+    path: pathlib.Path
+    columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    list_separator: str = ";"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetDescription:
+    """A validated dataset.yaml; paths are absolute."""
+
+    source: pathlib.Path
+    id: str
+    name: str
+    description: str
+    country: str
+    contact_name: str
+    contact_email: str
+    security_level: str
+    assembly: str
+    data_use: tuple[DataUseTerm, ...]
+    genotypes: tuple[pathlib.Path, ...]
+    clinical: ClinicalSource
+    missing_clinical: str
+    genes: pathlib.Path | None
+    document: Mapping[str, Any]
+
+
+@functools.cache
+def duo_terms() -> dict[str, dict[str, str]]:
+    """The DUO terms genomenode knows, by id (shipped as ``data/duo.csv``)."""
+    text = importlib.resources.files("genomenode.data").joinpath("duo.csv").read_text()
+    rows = csv.DictReader(
+        line for line in text.splitlines() if not line.startswith("#")
+    )
+    return {row["id"]: row for row in rows}
+
+
+class _Reader:
+    """Field access on the YAML mapping with errors that name file and field."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def fail(self, field: str, message: str) -> DatasetDescriptionError:
+        return DatasetDescriptionError(message, path=self.path, field=field)
+
+    def text(self, mapping: Mapping[str, Any], key: str, prefix: str = "") -> str:
+        field = prefix + key
+        if key not in mapping or mapping[key] in (None, ""):
+            raise self.fail(field, "is required")
+        value = mapping[key]
+        if not isinstance(value, str | int | float):
+            raise self.fail(field, f"must be text, not {type(value).__name__}")
+        return str(value).strip()
+
+    def file(self, value: Any, field: str, *, directory: bool = False) -> pathlib.Path:
+        if not isinstance(value, str) or not value:
+            raise self.fail(field, "must be a path relative to dataset.yaml")
+        path = (self.path.parent / value).resolve()
+        if not path.exists():
+            raise self.fail(field, f"{value!r} does not exist ({path})")
+        if directory is False and path.is_dir():
+            raise self.fail(field, f"{value!r} is a directory, expected a file")
+        return path
+
+
+def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
+    """Read and validate a dataset.yaml.
+
+    Raises
+    ------
+    DatasetDescriptionError
+        Naming the file and the field at fault.
+    """
+    path = pathlib.Path(path).resolve()
+    reader = _Reader(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise DatasetDescriptionError(
+            f"cannot read: {error.strerror}", path=path
+        ) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise DatasetDescriptionError(
+            f"not valid YAML: {getattr(error, 'problem', error)}",
+            path=path,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    if not isinstance(document, dict):
+        raise DatasetDescriptionError("expected a YAML mapping", path=path)
+
+    version = document.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise reader.fail(
+            "format_version", f"{version!r} is not supported (this is {FORMAT_VERSION})"
+        )
+    dataset_id = reader.text(document, "id")
+    if not _DATASET_ID.match(dataset_id):
+        raise reader.fail(
+            "id", f"{dataset_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
+        )
+    country = reader.text(document, "country")
+    if len(country) != 2 or not country.isalpha() or not country.isupper():
+        raise reader.fail("country", f"{country!r} is not an ISO 3166-1 alpha-2 code")
+    contact = document.get("contact")
+    if not isinstance(contact, dict):
+        raise reader.fail("contact", "is required: {name: ..., email: ...}")
+    contact_email = reader.text(contact, "email", "contact.")
+    if not _EMAIL.match(contact_email):
+        raise reader.fail(
+            "contact.email", f"{contact_email!r} is not an e-mail address"
+        )
+    security_level = reader.text(document, "security_level")
+    if security_level not in SECURITY_LEVELS:
+        raise reader.fail(
+            "security_level",
+            f"unknown security level {security_level!r}; "
+            f"use one of {', '.join(SECURITY_LEVELS)}",
+        )
+    missing_clinical = str(document.get("missing_clinical", "error"))
+    if missing_clinical not in MISSING_CLINICAL_POLICIES:
+        raise reader.fail(
+            "missing_clinical",
+            f"{missing_clinical!r}: use one of {', '.join(MISSING_CLINICAL_POLICIES)}",
+        )
+    genes = document.get("genes")
+    return DatasetDescription(
+        source=path,
+        id=dataset_id,
+        name=reader.text(document, "name"),
+        description=reader.text(document, "description"),
+        country=country,
+        contact_name=reader.text(contact, "name", "contact."),
+        contact_email=contact_email,
+        security_level=security_level,
+        assembly=reader.text(document, "assembly"),
+        data_use=_data_use(reader, document.get("data_use")),
+        genotypes=_genotypes(reader, document.get("genotypes")),
+        clinical=_clinical(reader, document.get("clinical")),
+        missing_clinical=missing_clinical,
+        genes=None if genes is None else reader.file(genes, "genes"),
+        document=document,
+    )
+
+
+def _data_use(reader: _Reader, value: Any) -> tuple[DataUseTerm, ...]:
+    if not isinstance(value, list) or not value:
+        raise reader.fail(
+            "data_use", "is required: a list of DUO terms ({id: DUO:...})"
+        )
+    known = duo_terms()
+    terms = []
+    for index, entry in enumerate(value):
+        field = f"data_use[{index}]"
+        if isinstance(entry, str):
+            entry = {"id": entry}
+        if not isinstance(entry, dict):
+            raise reader.fail(field, "must be a mapping {id: DUO:..., ...}")
+        term_id = reader.text(entry, "id", field + ".")
+        if term_id not in known:
+            raise reader.fail(
+                field + ".id",
+                f"invalid DUO code {term_id!r} (known codes are listed in "
+                "genomenode/data/duo.csv)",
+            )
+        row = known[term_id]
+        disease = entry.get("disease")
+        if row["needs"] == "disease":
+            if not isinstance(disease, str) or not _DISEASE_TERM.match(disease):
+                raise reader.fail(
+                    field + ".disease",
+                    f"{term_id} ({row['label']}) needs a disease term such as "
+                    "ICD10:I25.1 or MONDO:0005010",
+                )
+        elif disease is not None:
+            raise reader.fail(field + ".disease", f"{term_id} takes no disease")
+        unknown = set(entry) - {"id", "disease", "label"}
+        if unknown:
+            raise reader.fail(field, f"unknown keys {sorted(unknown)}")
+        terms.append(DataUseTerm(term_id, row["label"], row["kind"], disease))
+    permissions = [term.id for term in terms if term.kind == "permission"]
+    if len(permissions) != 1:
+        raise reader.fail(
+            "data_use",
+            f"needs exactly one data use permission (e.g. DUO:0000042 general "
+            f"research use), found {permissions or 'none'}",
+        )
+    return tuple(terms)
+
+
+def _genotypes(reader: _Reader, value: Any) -> tuple[pathlib.Path, ...]:
+    if not isinstance(value, list) or not value:
+        raise reader.fail("genotypes", "is required: a list of {path: FILE.vcf.gz}")
+    paths = []
+    for index, entry in enumerate(value):
+        field = f"genotypes[{index}].path"
+        path_value = entry.get("path") if isinstance(entry, dict) else entry
+        paths.append(reader.file(path_value, field))
+    if len(paths) > 1:
+        # One VCF per dataset keeps sample columns and partitions simple; merge
+        # per-chromosome files with `bcftools concat` first.
+        raise reader.fail("genotypes", "one genotype file per dataset is supported")
+    return tuple(paths)
+
+
+def _clinical(reader: _Reader, value: Any) -> ClinicalSource:
+    if not isinstance(value, dict):
+        raise reader.fail("clinical", "is required: {format: ..., path: ...}")
+    clinical_format = reader.text(value, "format", "clinical.")
+    if clinical_format not in CLINICAL_FORMATS:
+        raise reader.fail(
+            "clinical.format",
+            f"{clinical_format!r}: use one of {', '.join(CLINICAL_FORMATS)}",
+        )
+    path = reader.file(value.get("path"), "clinical.path", directory=True)
+    columns: dict[str, str] = {}
+    if clinical_format == "csv":
+        raw_columns = value.get("columns")
+        if not isinstance(raw_columns, dict) or "id" not in raw_columns:
+            raise reader.fail(
+                "clinical.columns",
+                "a CSV needs a column mapping with at least 'id', e.g. "
+                "{id: sample_id, sex: sex, age: age_years}",
+            )
+        for key, column in raw_columns.items():
+            if key not in CSV_COLUMNS:
+                raise reader.fail(
+                    f"clinical.columns.{key}",
+                    f"unknown field; use {', '.join(CSV_COLUMNS)}",
+                )
+            columns[key] = str(column)
+    return ClinicalSource(
+        format=clinical_format,
+        path=path,
+        columns=columns,
+        list_separator=str(value.get("list_separator", ";")),
+    )

@@ -1,0 +1,142 @@
+"""The one error tree of genomenode.
+
+Every error genomenode raises on purpose is a ``GenomenodeError``::
+
+    GenomenodeError                 base; ``status`` is the HTTP status it maps to
+    ├── ConfigError                 node configuration or settings are wrong (500)
+    ├── InputError                  a user-supplied file or value is wrong (400)
+    │   ├── VcfError                the genotype file (names file, line, field)
+    │   ├── ClinicalDataError       a clinical record (names file, record, field)
+    │   └── DatasetDescriptionError dataset.yaml (names file and field)
+    ├── StoreError                  the node store is damaged or another version (500)
+    │   └── FormatVersionError      an on-disk file has an unsupported format_version
+    ├── IngestError                 an ingest cannot go on (409): conflict or lock
+    └── NotFoundError               a named dataset or node does not exist (404)
+
+Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
+message always names them; the CLI prints ``str(error)`` and exits non-zero, and the
+HTTP layer turns ``status`` into the response in one place.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "ClinicalDataError",
+    "ConfigError",
+    "DatasetDescriptionError",
+    "FormatVersionError",
+    "GenomenodeError",
+    "IngestError",
+    "InputError",
+    "NotFoundError",
+    "StoreError",
+    "VcfError",
+]
+
+
+class GenomenodeError(Exception):
+    """Base of every error genomenode raises on purpose."""
+
+    status: int = 500
+
+
+class ConfigError(GenomenodeError):
+    """The node configuration or a setting is wrong."""
+
+
+class InputError(GenomenodeError):
+    """A user-supplied input is wrong; the message names where.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a node operator understands.
+    path
+        The file the problem is in, if any.
+    line
+        1-based line number in that file, if known.
+    field
+        The field (VCF column, JSON path, YAML key) at fault, if known.
+    """
+
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+        self.line = line
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self) -> str:
+        """The message prefixed by file, line and field."""
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Errors cross process boundaries (ingest workers); keep the keywords.
+        return (
+            _rebuild_input_error,
+            (type(self), self.message, self.path, self.line, self.field),
+        )
+
+
+def _rebuild_input_error(
+    cls: type[InputError],
+    message: str,
+    path: str | None,
+    line: int | None,
+    field: str | None,
+) -> InputError:
+    return cls(message, path=path, line=line, field=field)
+
+
+class VcfError(InputError):
+    """The genotype file is malformed or breaks an ingest rule."""
+
+
+class ClinicalDataError(InputError):
+    """A clinical record is malformed or inconsistent with the genotypes."""
+
+
+class DatasetDescriptionError(InputError):
+    """dataset.yaml is malformed or has an invalid value."""
+
+
+class StoreError(GenomenodeError):
+    """The node store is damaged or not a genomenode store."""
+
+
+class FormatVersionError(StoreError):
+    """An on-disk file carries a format_version this genomenode cannot read."""
+
+
+class IngestError(GenomenodeError):
+    """An ingest cannot proceed: a conflicting published dataset, or a lock."""
+
+    status = 409
+
+
+class NotFoundError(GenomenodeError):
+    """A named dataset, file or node does not exist."""
+
+    status = 404

@@ -1,0 +1,403 @@
+"""Clinical records: Phenopackets v2, Beacon v2 individuals or CSV, read into one shape.
+
+Each reader yields :class:`ClinicalRecord` objects and raises
+:class:`~genomenode.errors.ClinicalDataError` naming the file, the record (line or
+index) and the field. ``record`` keeps the individual in the Beacon v2 default-model
+shape, which the Beacon API returns at record granularity.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import pathlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf import json_format
+from phenopackets import Phenopacket
+
+from ..dataset import ClinicalSource
+from ..errors import ClinicalDataError
+
+__all__ = ["KNOWN_PREFIXES", "ClinicalRecord", "read_clinical"]
+
+# Ontologies and code systems whose terms genomenode accepts in clinical data.
+KNOWN_PREFIXES = frozenset(
+    {
+        "DOID", "ECO", "EFO", "GAZ", "GENO", "HANCESTRO", "HP", "ICD10", "ICD10CM",
+        "LOINC", "MONDO", "NCIT", "OBI", "OMIM", "OPCS4", "ORPHA", "SNOMEDCT",
+        "UBERON", "UCUM",
+    }
+)  # fmt: skip
+_TERM = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(\S+)$")
+_ISO_AGE = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+)W)?(?:(\d+)D)?$"
+)
+
+SEX_TERMS = {
+    "male": ("NCIT:C20197", "male"),
+    "female": ("NCIT:C16576", "female"),
+    "other": ("NCIT:C45908", "intersex"),
+    "unknown": ("NCIT:C17998", "unknown"),
+}
+_PHENOPACKET_SEX = {
+    "MALE": "male",
+    "FEMALE": "female",
+    "OTHER_SEX": "other",
+    "UNKNOWN_SEX": "unknown",
+}
+_SEX_WORDS = {
+    "m": "male", "male": "male", "ncit:c20197": "male",
+    "f": "female", "female": "female", "ncit:c16576": "female",
+    "other": "other", "intersex": "other", "ncit:c45908": "other",
+    "": "unknown", "u": "unknown", "unknown": "unknown", "ncit:c17998": "unknown",
+}  # fmt: skip
+
+
+@dataclasses.dataclass
+class ClinicalRecord:
+    """One individual's clinical data, whatever format it came in."""
+
+    id: str
+    sex_id: str
+    sex_label: str
+    age_years: float | None = None
+    country_of_birth: str | None = None
+    ethnicity: tuple[str, str] | None = None
+    geographic_origin: tuple[str, str] | None = None
+    # (term id, label, excluded)
+    phenotypic_features: list[tuple[str, str, bool]] = dataclasses.field(
+        default_factory=list
+    )
+    diseases: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # (assay id, assay label, value, unit id, unit label)
+    measures: list[tuple[str, str, float | None, str | None, str | None]] = (
+        dataclasses.field(default_factory=list)
+    )
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def read_clinical(source: ClinicalSource) -> Iterator[ClinicalRecord]:
+    """Every clinical record of ``source``, validated, in file order."""
+    if source.format == "phenopackets":
+        yield from _read_phenopackets(source.path)
+    elif source.format == "beacon-individuals":
+        yield from _read_beacon_individuals(source.path)
+    else:
+        yield from _read_csv(source)
+
+
+class _Where:
+    """The place of a record, for error messages."""
+
+    def __init__(self, path: pathlib.Path, line: int | None = None, record: str = ""):
+        self.path = path
+        self.line = line
+        self.record = record
+
+    def fail(self, field: str, message: str) -> ClinicalDataError:
+        return ClinicalDataError(
+            f"{self.record}: {message}" if self.record else message,
+            path=self.path,
+            line=self.line,
+            field=field,
+        )
+
+    def term(self, value: Any, field: str) -> tuple[str, str]:
+        """An ontology term {id, label} with a known prefix."""
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            raise self.fail(field, "expected an ontology term {id: PREFIX:CODE, label}")
+        term_id = value["id"].strip()
+        match = _TERM.match(term_id)
+        if match is None:
+            raise self.fail(field + ".id", f"{term_id!r} is not a PREFIX:CODE term")
+        if match.group(1) not in KNOWN_PREFIXES:
+            raise self.fail(
+                field + ".id",
+                f"unknown ontology prefix {match.group(1)!r} in {term_id!r} "
+                f"(known: {', '.join(sorted(KNOWN_PREFIXES))})",
+            )
+        label = value.get("label")
+        return term_id, str(label) if label is not None else term_id
+
+
+def _json_files(path: pathlib.Path) -> Iterator[tuple[pathlib.Path, int | None, str]]:
+    """(file, line, text) of each JSON document in a directory or JSONL file."""
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise ClinicalDataError("no *.json files in the directory", path=path)
+        for file in files:
+            yield file, None, file.read_text()
+    else:
+        with open(path) as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    yield path, number, line
+
+
+def _read_phenopackets(path: pathlib.Path) -> Iterator[ClinicalRecord]:
+    for file, line, text in _json_files(path):
+        where = _Where(file, line)
+        try:
+            message = json_format.Parse(text, Phenopacket())
+        except json_format.ParseError as error:
+            raise ClinicalDataError(
+                f"not a valid Phenopacket v2: {error}", path=file, line=line
+            ) from None
+        packet = json_format.MessageToDict(message)
+        subject = packet.get("subject")
+        if not subject or not subject.get("id"):
+            raise where.fail("subject.id", "a phenopacket needs a subject with an id")
+        where.record = f"subject {subject['id']}"
+        sex = _PHENOPACKET_SEX[subject.get("sex", "UNKNOWN_SEX")]
+        age = None
+        age_text = subject.get("timeAtLastEncounter", {}).get("age", {})
+        if "iso8601duration" in age_text:
+            age = _iso_age_years(age_text["iso8601duration"], where)
+        features = []
+        for index, feature in enumerate(packet.get("phenotypicFeatures", [])):
+            term = where.term(feature.get("type"), f"phenotypicFeatures[{index}].type")
+            features.append((*term, bool(feature.get("excluded", False))))
+        diseases = []
+        for index, disease in enumerate(packet.get("diseases", [])):
+            if disease.get("excluded"):
+                continue
+            diseases.append(where.term(disease.get("term"), f"diseases[{index}].term"))
+        measures = []
+        for index, measurement in enumerate(packet.get("measurements", [])):
+            field = f"measurements[{index}]"
+            assay = where.term(measurement.get("assay"), field + ".assay")
+            quantity = measurement.get("value", {}).get("quantity")
+            value = unit = None
+            if quantity is not None:
+                value = float(quantity.get("value", 0.0))
+                unit = where.term(quantity.get("unit"), field + ".value.quantity.unit")
+            measures.append((*assay, value, *(unit or (None, None))))
+        yield _record(
+            str(subject["id"]),
+            sex,
+            age_years=age,
+            phenotypic_features=features,
+            diseases=diseases,
+            measures=measures,
+        )
+
+
+def _read_beacon_individuals(path: pathlib.Path) -> Iterator[ClinicalRecord]:
+    if path.is_dir() or path.suffix == ".jsonl":
+        documents = (
+            (_Where(file, line), _load_json(text, file, line))
+            for file, line, text in _json_files(path)
+        )
+    else:
+        loaded = _load_json(path.read_text(), path, None)
+        if not isinstance(loaded, list):
+            raise ClinicalDataError("expected a JSON list of individuals", path=path)
+        documents = (
+            (_Where(path, None, f"record [{index}]"), item)
+            for index, item in enumerate(loaded)
+        )
+    for where, individual in documents:
+        if not isinstance(individual, dict) or not individual.get("id"):
+            raise where.fail("id", "an individual needs an id")
+        where.record = f"{where.record} (individual {individual['id']})".strip()
+        sex_id, _ = where.term(individual.get("sex"), "sex")
+        sex = _SEX_WORDS.get(sex_id.lower())
+        if sex is None:
+            raise where.fail("sex.id", f"{sex_id!r} is not a sex term genomenode knows")
+        features = []
+        for index, feature in enumerate(individual.get("phenotypicFeatures", [])):
+            term = where.term(
+                feature.get("featureType"), f"phenotypicFeatures[{index}].featureType"
+            )
+            features.append((*term, bool(feature.get("excluded", False))))
+        diseases = [
+            where.term(disease.get("diseaseCode"), f"diseases[{index}].diseaseCode")
+            for index, disease in enumerate(individual.get("diseases", []))
+        ]
+        measures = []
+        for index, measure in enumerate(individual.get("measures", [])):
+            field = f"measures[{index}]"
+            assay = where.term(measure.get("assayCode"), field + ".assayCode")
+            quantity = measure.get("measurementValue", {})
+            value = quantity.get("value") if isinstance(quantity, dict) else None
+            if value is not None and not isinstance(value, int | float):
+                raise where.fail(field + ".measurementValue.value", "must be a number")
+            unit = None
+            if isinstance(quantity, dict) and "unit" in quantity:
+                unit = where.term(quantity["unit"], field + ".measurementValue.unit")
+            measures.append(
+                (
+                    *assay,
+                    None if value is None else float(value),
+                    *(unit or (None, None)),
+                )
+            )
+        record = _record(
+            str(individual["id"]),
+            sex,
+            phenotypic_features=features,
+            diseases=diseases,
+            measures=measures,
+        )
+        for key in ("ethnicity", "geographicOrigin"):
+            if key in individual:
+                term = where.term(individual[key], key)
+                record.record[key] = {"id": term[0], "label": term[1]}
+        record.ethnicity = _pair(record.record.get("ethnicity"))
+        record.geographic_origin = _pair(record.record.get("geographicOrigin"))
+        for key in ("interventionsOrProcedures", "treatments", "exposures"):
+            if key in individual:
+                record.record[key] = individual[key]
+        yield record
+
+
+def _read_csv(source: ClinicalSource) -> Iterator[ClinicalRecord]:
+    columns = source.columns
+    with open(source.path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [
+            column
+            for column in columns.values()
+            if column not in (reader.fieldnames or [])
+        ]
+        if missing:
+            raise ClinicalDataError(
+                f"columns {missing} named in dataset.yaml are not in the header",
+                path=source.path,
+                line=1,
+            )
+        for row in reader:
+            where = _Where(source.path, reader.line_num)
+            sample_id = row[columns["id"]].strip()
+            if not sample_id:
+                raise where.fail(columns["id"], "empty id")
+            sex_text = row[columns["sex"]].strip() if "sex" in columns else ""
+            sex = _SEX_WORDS.get(sex_text.lower())
+            if sex is None:
+                raise where.fail(columns["sex"], f"unknown sex {sex_text!r}")
+            age = None
+            if row.get(columns.get("age", ""), "").strip():
+                try:
+                    age = float(row[columns["age"]])
+                except ValueError:
+                    raise where.fail(columns["age"], "age must be a number") from None
+            country = None
+            if row.get(columns.get("country_of_birth", ""), "").strip():
+                country = row[columns["country_of_birth"]].strip()
+                if len(country) != 2 or not country.isalpha():
+                    raise where.fail(
+                        columns["country_of_birth"], "use ISO 3166-1 alpha-2"
+                    )
+                country = country.upper()
+
+            def terms(
+                key: str, row: dict[str, str] = row, where: _Where = where
+            ) -> list[tuple[str, str]]:
+                text = row.get(columns.get(key, ""), "") or ""
+                return [
+                    where.term({"id": item.strip()}, columns[key])
+                    for item in text.split(source.list_separator)
+                    if item.strip()
+                ]
+
+            ethnicity = terms("ethnicity")
+            record = _record(
+                sample_id,
+                sex,
+                age_years=age,
+                country_of_birth=country,
+                phenotypic_features=[(*term, False) for term in terms("phenotypes")],
+                diseases=terms("diseases"),
+            )
+            if ethnicity:
+                record.ethnicity = ethnicity[0]
+                record.record["ethnicity"] = {
+                    "id": ethnicity[0][0],
+                    "label": ethnicity[0][1],
+                }
+            yield record
+
+
+def _load_json(text: str, path: pathlib.Path, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ClinicalDataError(
+            f"not valid JSON: {error.msg} (column {error.colno})",
+            path=path,
+            line=line if line is not None else error.lineno,
+        ) from None
+
+
+def _iso_age_years(text: str, where: _Where) -> float:
+    match = _ISO_AGE.match(text)
+    if match is None or not any(match.groups()):
+        raise where.fail(
+            "subject.timeAtLastEncounter.age.iso8601duration",
+            f"{text!r} is not an ISO 8601 duration such as P45Y",
+        )
+    years, months, weeks, days = (float(group or 0) for group in match.groups())
+    return round(years + months / 12 + weeks * 7 / 365.25 + days / 365.25, 4)
+
+
+def _pair(term: dict[str, str] | None) -> tuple[str, str] | None:
+    return None if term is None else (term["id"], term["label"])
+
+
+def _record(
+    individual_id: str,
+    sex: str,
+    *,
+    age_years: float | None = None,
+    country_of_birth: str | None = None,
+    phenotypic_features: list[tuple[str, str, bool]],
+    diseases: list[tuple[str, str]],
+    measures: list[tuple[str, str, float | None, str | None, str | None]] | None = None,
+) -> ClinicalRecord:
+    """A record plus its Beacon v2 individual document."""
+    sex_id, sex_label = SEX_TERMS[sex]
+    measures = measures or []
+    document: dict[str, Any] = {
+        "id": individual_id,
+        "sex": {"id": sex_id, "label": sex_label},
+    }
+    if phenotypic_features:
+        document["phenotypicFeatures"] = [
+            {
+                "featureType": {"id": term, "label": label},
+                **({"excluded": True} if excluded else {}),
+            }
+            for term, label, excluded in phenotypic_features
+        ]
+    if diseases:
+        document["diseases"] = [
+            {"diseaseCode": {"id": term, "label": label}} for term, label in diseases
+        ]
+    if measures:
+        document["measures"] = [
+            {
+                "assayCode": {"id": assay, "label": assay_label},
+                "measurementValue": {
+                    "value": value,
+                    **({"unit": {"id": unit, "label": unit_label}} if unit else {}),
+                },
+            }
+            for assay, assay_label, value, unit, unit_label in measures
+            if value is not None
+        ]
+    return ClinicalRecord(
+        id=individual_id,
+        sex_id=sex_id,
+        sex_label=sex_label,
+        age_years=age_years,
+        country_of_birth=country_of_birth,
+        phenotypic_features=phenotypic_features,
+        diseases=diseases,
+        measures=measures,
+        record=document,
+    )

@@ -1,0 +1,170 @@
+"""VCF → VCF Zarr with bio2zarr, in resumable partitions, plus per-variant statistics.
+
+bio2zarr converts in two phases, each init → partitions → finalise: *explode* parses
+the VCF into its intermediate columnar format (ICF), *encode* writes the Zarr arrays.
+Partitions are resumable on their own: a finished explode partition leaves
+``wip/p<i>.json``, a finished encode partition ``wip/partitions/p<i>``. The finalise
+of encode moves chunks and is not restartable midway, so a run killed there redoes
+encode from its init (the ICF is kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import shutil
+
+from bio2zarr import vcf as bio2zarr_vcf
+from bio2zarr import vcz as bio2zarr_vcz
+
+from ..errors import VcfError
+from ..store.genotypes import statistics_for_rows, write_statistics
+from .workers import Reporter, run_tasks
+
+__all__ = ["encode", "explode", "statistics"]
+
+logger = logging.getLogger(__name__)
+
+
+def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
+    return VcfError(f"cannot convert: {type(error).__name__}: {error}", path=vcf)
+
+
+def explode(
+    vcf: pathlib.Path,
+    icf: pathlib.Path,
+    *,
+    worker_processes: int,
+    reporter: Reporter,
+) -> None:
+    """VCF → ICF, skipping partitions a killed run already finished."""
+    if (icf / "metadata.json").exists() and not (icf / "wip").exists():
+        return
+    if not (icf / "wip" / "metadata.json").exists():
+        shutil.rmtree(icf, ignore_errors=True)
+        try:
+            bio2zarr_vcf.explode_init(
+                icf,
+                [vcf],
+                target_num_partitions=max(1, worker_processes * 4),
+                worker_processes=0,
+            )
+        except (ValueError, OSError) as error:
+            shutil.rmtree(icf, ignore_errors=True)
+            raise _bio2zarr_error(vcf, error) from None
+    num_partitions = len(
+        json.loads((icf / "wip" / "metadata.json").read_text())["partitions"]
+    )
+    pending = [
+        (icf, index)
+        for index in range(num_partitions)
+        if not (icf / "wip" / f"p{index}.json").exists()
+    ]
+    with reporter.step("Parse VCF", num_partitions) as advance:
+        for _ in range(num_partitions - len(pending)):
+            advance()
+        try:
+            run_tasks(
+                bio2zarr_vcf.explode_partition,
+                pending,
+                worker_processes=worker_processes,
+                advance=advance,
+            )
+        except (ValueError, OSError, RuntimeError) as error:
+            raise _bio2zarr_error(vcf, error) from None
+    try:
+        bio2zarr_vcf.explode_finalise(icf)
+    except (ValueError, OSError, AssertionError) as error:
+        raise _bio2zarr_error(vcf, error) from None
+
+
+def encode(
+    vcf: pathlib.Path,
+    icf: pathlib.Path,
+    vcz: pathlib.Path,
+    *,
+    variants_chunk_size: int,
+    samples_chunk_size: int,
+    drop_info_fields: tuple[str, ...],
+    worker_processes: int,
+    reporter: Reporter,
+) -> None:
+    """ICF → VCF Zarr at ``vcz``; leaves out the named INFO fields."""
+    marker = vcz / "wip" / "metadata.json"
+    if vcz.exists() and not marker.exists():
+        # Either a finished encode, or one killed inside its finalise; only the
+        # former has every array in place and no wip directory.
+        if (vcz / "call_genotype").exists() and not (vcz / "wip").exists():
+            return
+        shutil.rmtree(vcz)
+    if not vcz.exists():
+        icf_store = bio2zarr_vcf.IntermediateColumnarFormat(icf)
+        schema = icf_store.generate_schema(
+            variants_chunk_size=variants_chunk_size,
+            samples_chunk_size=samples_chunk_size,
+        )
+        dropped = {f"variant_{name}" for name in drop_info_fields}
+        if dropped:
+            logger.warning(
+                "leaving out INFO fields with Number=G (not supported by the "
+                "converter): %s",
+                ", ".join(sorted(drop_info_fields)),
+            )
+            schema.fields = [
+                field for field in schema.fields if field.name not in dropped
+            ]
+        schema_path = icf.with_name("schema.json")
+        schema_path.write_text(schema.asjson())
+        try:
+            bio2zarr_vcf.encode_init(
+                icf, vcz, max(1, worker_processes * 4), schema_path=schema_path
+            )
+        except (ValueError, OSError) as error:
+            shutil.rmtree(vcz, ignore_errors=True)
+            raise _bio2zarr_error(vcf, error) from None
+    writer = bio2zarr_vcz.VcfZarrWriter(bio2zarr_vcf.IntermediateColumnarFormat, vcz)
+    writer.load_metadata()
+    num_partitions = writer.num_partitions
+    pending = [
+        (vcz, index)
+        for index in range(num_partitions)
+        if not writer.partition_path(index).exists()
+    ]
+    with reporter.step("Write genotypes", num_partitions) as advance:
+        for _ in range(num_partitions - len(pending)):
+            advance()
+        try:
+            run_tasks(
+                bio2zarr_vcf.encode_partition,
+                pending,
+                worker_processes=worker_processes,
+                advance=advance,
+            )
+        except (ValueError, OSError, RuntimeError) as error:
+            raise _bio2zarr_error(vcf, error) from None
+    bio2zarr_vcf.encode_finalise(vcz)
+
+
+def statistics(
+    vcz: pathlib.Path,
+    *,
+    num_variants: int,
+    variants_chunk_size: int,
+    worker_processes: int,
+    reporter: Reporter,
+) -> None:
+    """Compute and store per-variant allele and genotype counts."""
+    starts = list(range(0, num_variants, variants_chunk_size))
+    arguments = [
+        (str(vcz), start, min(start + variants_chunk_size, num_variants))
+        for start in starts
+    ]
+    with reporter.step("Count genotypes", len(arguments)) as advance:
+        results = run_tasks(
+            statistics_for_rows,
+            arguments,
+            worker_processes=worker_processes,
+            advance=advance,
+        )
+    write_statistics(vcz, list(zip(starts, results, strict=True)))

@@ -1,0 +1,541 @@
+"""The ingest pipeline: validate → convert → count → encrypt → load → publish.
+
+Every step writes under ``store/staging/<id>/`` and records its completion in
+``ingest.json``; a step is redone only if it had not finished, and each is idempotent,
+so a run killed at any point (even SIGKILL) resumes with the next invocation and ends
+in the same store as an uninterrupted run. Nothing is visible before ``publish``:
+the dataset directory appears in ``store/datasets/`` by one rename and its database
+rows by one committed UPDATE; readers require both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import zarr
+from sqlalchemy import select
+
+from ..dataset import DatasetDescription, read_dataset_description
+from ..errors import ClinicalDataError, IngestError, StoreError
+from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
+from ..store import crypt
+from ..store.genotypes import contig_ranges
+from ..store.models import STATUS_PUBLISHED, Dataset
+from . import convert, vcf
+from .clinical import ClinicalRecord, read_clinical
+from .metadata import load_metadata, mark_published
+from .workers import Reporter
+
+__all__ = ["STEPS", "IngestResult", "discard", "ingest"]
+
+logger = logging.getLogger(__name__)
+
+STAGING_FORMAT_VERSION = 1
+STEPS = (
+    "validate",
+    "index",
+    "explode",
+    "encode",
+    "check_records",
+    "statistics",
+    "encrypt",
+    "metadata",
+    "publish",
+)
+# Test hook: SIGKILL this process at the named checkpoint (docs/ingest.md).
+_KILL_AT = "GENOMENODE_TEST_KILL_AT"
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+    """What an ingest did."""
+
+    dataset_id: str
+    status: str  # "published" or "unchanged"
+    num_individuals: int
+    num_samples: int
+    num_variants: int
+    seconds: float
+    resumed_steps: tuple[str, ...] = ()
+
+    def asdict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _checkpoint(name: str) -> None:
+    if os.environ.get(_KILL_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path]]:
+    """(role, path) of every input file that is stored, encrypted, with the dataset."""
+    files = [("description", description.source)]
+    files += [("genotypes", path) for path in description.genotypes]
+    for path in description.genotypes:
+        for suffix in (".tbi", ".csi"):
+            index = path.with_name(path.name + suffix)
+            if index.exists():
+                files.append(("genotypes-index", index))
+    clinical = description.clinical.path
+    if clinical.is_dir():
+        files += [("clinical", path) for path in sorted(clinical.glob("*.json"))]
+    else:
+        files.append(("clinical", clinical))
+    if description.genes is not None:
+        files.append(("genes", description.genes))
+    return files
+
+
+def fingerprint(description: DatasetDescription) -> str:
+    """A hash of every input's name and content: same inputs, same dataset."""
+    digest = hashlib.sha256()
+    for role, path in input_files(description):
+        digest.update(f"{role}\0{path.name}\0{_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class _Run:
+    node: Node
+    description: DatasetDescription
+    work: pathlib.Path
+    state: dict[str, Any]
+    reporter: Reporter
+
+    @property
+    def publish_dir(self) -> pathlib.Path:
+        return self.work / "publish"
+
+    @property
+    def vcz(self) -> pathlib.Path:
+        return self.publish_dir / "genotypes.vcz"
+
+    def done(self, step: str) -> bool:
+        return step in self.state["done"]
+
+    def finish(self, step: str, result: Any = True) -> None:
+        self.state["done"][step] = result
+        write_json_atomic(self.work / "ingest.json", self.state)
+        _checkpoint(f"after:{step}")
+
+
+@contextlib.contextmanager
+def _lock(node: Node, dataset_id: str, wait_seconds: float = 30.0) -> Iterator[None]:
+    """Hold the dataset's ingest lock; another ingest of the same id waits, then fails."""
+    node.staging_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = node.staging_dir / f"{dataset_id}.lock"
+    with open(lock_path, "a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IngestError(
+                        f"another ingest of dataset {dataset_id!r} is running on this "
+                        "node; wait for it to finish"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ingest(
+    node: Node,
+    dataset_yaml: str | os.PathLike[str],
+    *,
+    show_progress: bool = False,
+) -> IngestResult:
+    """Ingest the dataset described by ``dataset_yaml`` into ``node``, or resume it.
+
+    Returns
+    -------
+    IngestResult
+        ``status`` is ``"unchanged"`` when the same inputs were already published.
+
+    Raises
+    ------
+    InputError
+        A subclass naming the file, line and field of the first problem found;
+        nothing is published.
+    IngestError
+        The id is already published with different content, or locked.
+    """
+    started = time.monotonic()
+    description = read_dataset_description(dataset_yaml)
+    content = fingerprint(description)
+    with _lock(node, description.id):
+        published = _published_row(node, description.id)
+        if published is not None:
+            if published.fingerprint == content:
+                return IngestResult(
+                    dataset_id=description.id,
+                    status="unchanged",
+                    num_individuals=published.num_individuals,
+                    num_samples=published.num_samples,
+                    num_variants=published.num_variants,
+                    seconds=time.monotonic() - started,
+                )
+            raise IngestError(
+                f"dataset {description.id!r} is already published with different "
+                "content; give the new version another id (e.g. "
+                f"{description.id}-v2) or remove the published one first"
+            )
+        run = _open_run(node, description, content, show_progress)
+        resumed = tuple(step for step in STEPS if run.done(step))
+        if resumed:
+            logger.info(
+                "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
+            )
+        for step in STEPS:
+            if not run.done(step):
+                _STEP_FUNCTIONS[step](run)
+        shutil.rmtree(run.work)
+        summary = run.state["done"]["metadata"]
+        return IngestResult(
+            dataset_id=description.id,
+            status="published",
+            num_individuals=summary["num_individuals"],
+            num_samples=summary["num_samples"],
+            num_variants=summary["num_variants"],
+            seconds=time.monotonic() - started,
+            resumed_steps=resumed,
+        )
+
+
+def discard(node: Node, dataset_id: str) -> bool:
+    """Remove the staging area and staging rows of an unpublished ingest.
+
+    Returns whether there was anything to discard. A published dataset is not touched.
+    """
+    with _lock(node, dataset_id):
+        found = False
+        work = node.staging_dir / dataset_id
+        if work.exists():
+            shutil.rmtree(work)
+            found = True
+        with node.session() as session, session.begin():
+            row = session.get(Dataset, dataset_id)
+            if row is not None and row.status != STATUS_PUBLISHED:
+                session.delete(row)
+                found = True
+        return found
+
+
+def _published_row(node: Node, dataset_id: str) -> Dataset | None:
+    with node.session() as session:
+        row = session.get(Dataset, dataset_id)
+    if row is None or row.status != STATUS_PUBLISHED:
+        return None
+    if not (node.datasets_dir / dataset_id / "dataset.json").exists():
+        raise StoreError(
+            f"dataset {dataset_id!r} is published in the database but its directory "
+            f"{node.datasets_dir / dataset_id} is missing"
+        )
+    return row
+
+
+def _open_run(
+    node: Node, description: DatasetDescription, content: str, show_progress: bool
+) -> _Run:
+    work = node.staging_dir / description.id
+    settings = {
+        "variants_chunk_size": node.config.variants_chunk_size,
+        "samples_chunk_size": node.config.samples_chunk_size,
+    }
+    state_path = work / "ingest.json"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        same = (
+            state.get("format_version") == STAGING_FORMAT_VERSION
+            and state.get("fingerprint") == content
+            and state.get("settings") == settings
+        )
+        if same:
+            return _Run(node, description, work, state, Reporter(show_progress))
+        logger.warning(
+            "inputs or settings changed since the interrupted ingest of %s; "
+            "starting it again",
+            description.id,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    state = {
+        "format_version": STAGING_FORMAT_VERSION,
+        "dataset_id": description.id,
+        "fingerprint": content,
+        "settings": settings,
+        "done": {},
+    }
+    write_json_atomic(state_path, state)
+    return _Run(node, description, work, state, Reporter(show_progress))
+
+
+def _read_records(run: _Run) -> list[ClinicalRecord]:
+    return list(read_clinical(run.description.clinical))
+
+
+def _validate(run: _Run) -> None:
+    description = run.description
+    genotypes = description.genotypes[0]
+    vcf.check_bgzf(genotypes)
+    header = vcf.read_header(genotypes)
+    records = _read_records(run)
+    seen: set[str] = set()
+    for record in records:
+        if record.id in seen:
+            raise ClinicalDataError(
+                f"individual {record.id!r} appears twice",
+                path=description.clinical.path,
+                field="id",
+            )
+        seen.add(record.id)
+    missing = [sample for sample in header.samples if sample not in seen]
+    if missing and description.missing_clinical == "error":
+        shown = ", ".join(repr(sample) for sample in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ClinicalDataError(
+            f"{len(missing)} genotyped sample(s) have no clinical record: "
+            f"{shown}{more}. "
+            "Add their records, or set `missing_clinical: allow` in dataset.yaml",
+            path=description.clinical.path,
+        )
+    run.finish(
+        "validate",
+        {
+            "num_header_lines": header.num_header_lines,
+            "contigs": list(header.contigs),
+            "num_samples": len(header.samples),
+            "info_number_g": list(header.info_number_g),
+        },
+    )
+
+
+def _header(run: _Run) -> vcf.VcfHeader:
+    validated = run.state["done"]["validate"]
+    return vcf.VcfHeader(
+        path=run.description.genotypes[0],
+        num_header_lines=validated["num_header_lines"],
+        contigs=tuple(validated["contigs"]),
+        samples=(),
+        info_number_g=tuple(validated["info_number_g"]),
+    )
+
+
+def _index(run: _Run) -> None:
+    indexed = vcf.ensure_index(run.description.genotypes[0], run.work)
+    run.finish("index", str(indexed))
+
+
+def _explode(run: _Run) -> None:
+    convert.explode(
+        pathlib.Path(run.state["done"]["index"]),
+        run.work / "icf",
+        worker_processes=run.node.config.worker_processes,
+        reporter=run.reporter,
+    )
+    run.finish("explode")
+
+
+def _encode(run: _Run) -> None:
+    run.publish_dir.mkdir(exist_ok=True)
+    convert.encode(
+        run.description.genotypes[0],
+        run.work / "icf",
+        run.vcz,
+        variants_chunk_size=run.node.config.variants_chunk_size,
+        samples_chunk_size=run.node.config.samples_chunk_size,
+        drop_info_fields=_header(run).info_number_g,
+        worker_processes=run.node.config.worker_processes,
+        reporter=run.reporter,
+    )
+    run.finish("encode")
+    # The intermediate format is large and no longer needed.
+    shutil.rmtree(run.work / "icf", ignore_errors=True)
+
+
+def _check_records(run: _Run) -> None:
+    root = zarr.open_group(run.vcz, mode="r")
+    if root["call_genotype"].shape[2] > 2:
+        raise vcf.VcfError(
+            f"ploidy {root['call_genotype'].shape[2]} is not supported (1 or 2)",
+            path=run.description.genotypes[0],
+            field="GT",
+        )
+    vcf.check_records(
+        _header(run),
+        [str(contig) for contig in root["contig_id"][:]],
+        root["variant_contig"][:],
+        root["variant_position"][:],
+        root["variant_allele"][:],
+    )
+    run.finish(
+        "check_records", {"num_variants": int(root["variant_position"].shape[0])}
+    )
+
+
+def _statistics(run: _Run) -> None:
+    convert.statistics(
+        run.vcz,
+        num_variants=run.state["done"]["check_records"]["num_variants"],
+        variants_chunk_size=run.node.config.variants_chunk_size,
+        worker_processes=run.node.config.worker_processes,
+        reporter=run.reporter,
+    )
+    run.finish("statistics", {"contigs": contig_ranges(run.vcz)})
+
+
+def _encrypt(run: _Run) -> None:
+    files_dir = run.publish_dir / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    done = run.state["done"].setdefault("encrypt_files", {})
+    inputs = input_files(run.description)
+    with run.reporter.step("Encrypt originals", len(inputs)) as advance:
+        for number, (role, path) in enumerate(inputs):
+            # Prefix keeps names unique when two inputs share a file name.
+            stored_name = f"{number:04d}-{path.name}.c4gh"
+            if stored_name not in done:
+                result = crypt.encrypt_file(
+                    path, files_dir / stored_name, [run.node.public_key]
+                )
+                done[stored_name] = {
+                    "id": f"{run.description.id}:{stored_name[:-5]}",
+                    "role": role,
+                    "original_name": path.name,
+                    "stored_path": f"files/{stored_name}",
+                    "file_format": _file_format(path),
+                    **dataclasses.asdict(result),
+                }
+                write_json_atomic(run.work / "ingest.json", run.state)
+                _checkpoint("encrypt:file")
+            advance()
+    run.finish("encrypt", sorted(done))
+
+
+def _file_format(path: pathlib.Path) -> str:
+    name = path.name.lower()
+    for suffix, kind in (
+        (".vcf.gz", "VCF"),
+        (".vcf.bgz", "VCF"),
+        (".bcf", "BCF"),
+        (".tbi", "TBI"),
+        (".csi", "CSI"),
+        (".jsonl", "JSONL"),
+        (".json", "JSON"),
+        (".csv", "CSV"),
+        (".tsv", "TSV"),
+        (".yaml", "YAML"),
+        (".yml", "YAML"),
+    ):
+        if name.endswith(suffix):
+            return kind
+    return "other"
+
+
+def _metadata(run: _Run) -> None:
+    records = _read_records(run)
+    root = zarr.open_group(run.vcz, mode="r")
+    samples = [str(sample) for sample in root["sample_id"][:]]
+    num_variants = run.state["done"]["check_records"]["num_variants"]
+    files = [
+        run.state["done"]["encrypt_files"][name]
+        for name in run.state["done"]["encrypt"]
+    ]
+    with run.node.session() as session:
+        load_metadata(
+            session,
+            run.description,
+            fingerprint=run.state["fingerprint"],
+            records=records,
+            samples=samples,
+            num_variants=num_variants,
+            files=files,
+            before_commit=lambda: _checkpoint("metadata:before-commit"),
+        )
+    run.finish(
+        "metadata",
+        {
+            "num_individuals": len({record.id for record in records} | set(samples)),
+            "num_samples": len(samples),
+            "num_variants": num_variants,
+        },
+    )
+
+
+def _publish(run: _Run) -> None:
+    dataset_id = run.description.id
+    target = run.node.datasets_dir / dataset_id
+    if run.publish_dir.exists():
+        done = run.state["done"]
+        manifest = {
+            "format_version": DATASET_FORMAT_VERSION,
+            "id": dataset_id,
+            "fingerprint": run.state["fingerprint"],
+            "genotypes": {
+                "path": "genotypes.vcz",
+                "num_samples": done["metadata"]["num_samples"],
+                "num_variants": done["metadata"]["num_variants"],
+                "contigs": done["statistics"]["contigs"],
+                "assembly": run.description.assembly,
+            },
+            "files": [done["encrypt_files"][name] for name in done["encrypt"]],
+            "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(run.publish_dir / "dataset.json", manifest)
+        if target.exists():
+            # Left by a failed earlier publish of different content that was never
+            # made visible in the database.
+            shutil.rmtree(target)
+        os.rename(run.publish_dir, target)
+    elif not target.exists():
+        raise StoreError(
+            f"ingest of {dataset_id!r} cannot resume: neither {run.publish_dir} nor "
+            f"{target} exists; run `genomenode discard --node ... {dataset_id}` and "
+            "ingest again"
+        )
+    _checkpoint("publish:moved")
+    with run.node.session() as session:
+        mark_published(session, dataset_id)
+        row = session.scalar(select(Dataset).where(Dataset.id == dataset_id))
+    if row is None or row.status != STATUS_PUBLISHED:
+        raise StoreError(
+            f"dataset {dataset_id!r}: staging rows vanished before publish"
+        )
+    run.finish("publish")
+
+
+_STEP_FUNCTIONS = {
+    "validate": _validate,
+    "index": _index,
+    "explode": _explode,
+    "encode": _encode,
+    "check_records": _check_records,
+    "statistics": _statistics,
+    "encrypt": _encrypt,
+    "metadata": _metadata,
+    "publish": _publish,
+}

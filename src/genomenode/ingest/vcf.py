@@ -1,0 +1,349 @@
+"""Checks of the genotype file: BGZF container, header, index and records.
+
+The header is read with our own parser because htslib forgives malformed lines that
+other tools then trip over. Records are checked after conversion, on the VCF Zarr
+arrays (positions, contigs, alleles), which costs a fraction of a second even for a
+large cohort; the reported line is the record's line in the VCF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import pathlib
+import re
+import shutil
+import zlib
+
+import numpy as np
+import pysam
+
+from ..errors import VcfError
+
+__all__ = ["VcfHeader", "check_bgzf", "check_records", "ensure_index", "read_header"]
+
+_BGZF_MAGIC = b"\x1f\x8b\x08\x04"
+_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_STRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=<(.*)>$")
+_UNSTRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=(.*)$")
+_KEY_VALUE = re.compile(r'\s*([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|[^,]*)\s*(,|$)')
+_REQUIRED_KEYS = {
+    "INFO": ("ID", "Number", "Type", "Description"),
+    "FORMAT": ("ID", "Number", "Type", "Description"),
+    "FILTER": ("ID", "Description"),
+    "contig": ("ID",),
+    "ALT": ("ID", "Description"),
+}
+_NUMBERS = re.compile(r"^(\d+|A|R|G|\.)$")
+_TYPES = {
+    "INFO": {"Integer", "Float", "Flag", "Character", "String"},
+    "FORMAT": {"Integer", "Float", "Character", "String"},
+}
+_FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+_REF = re.compile(r"^[ACGTNacgtn]+$")
+_ALT = re.compile(
+    r"^([ACGTNacgtn]+|\*|<[^<>]+>|[ACGTNacgtn]*[\[\]].*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VcfHeader:
+    """What the ingest needs from a VCF header."""
+
+    path: pathlib.Path
+    num_header_lines: int
+    contigs: tuple[str, ...]
+    samples: tuple[str, ...]
+    info_number_g: tuple[str, ...]
+
+
+def check_bgzf(path: pathlib.Path) -> None:
+    """Fail unless ``path`` is a complete BGZF file (not plain gzip, not truncated)."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+        if not head.startswith(b"\x1f\x8b"):
+            raise VcfError(
+                "not compressed: compress it with `bgzip` (and index with `tabix`)",
+                path=path,
+            )
+        if not head.startswith(_BGZF_MAGIC) or head[12:14] != b"BC":
+            raise VcfError(
+                "gzip but not BGZF: recompress with `bgzip` so it can be indexed",
+                path=path,
+            )
+        size = os.fstat(handle.fileno()).st_size
+        if size < len(_BGZF_EOF):
+            raise VcfError("truncated BGZF file (too short)", path=path)
+        handle.seek(size - len(_BGZF_EOF))
+        if handle.read() != _BGZF_EOF:
+            raise VcfError(
+                "truncated BGZF file: the end-of-file block is missing "
+                "(an interrupted copy or download?)",
+                path=path,
+            )
+
+
+def read_header(path: pathlib.Path) -> VcfHeader:
+    """Parse and check the VCF header (meta lines and the #CHROM line)."""
+    contigs: list[str] = []
+    info_number_g: list[str] = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
+            for number, line in enumerate(lines, 1):
+                line = line.rstrip("\n").rstrip("\r")
+                if number == 1 and not line.startswith("##fileformat=VCFv4"):
+                    raise VcfError(
+                        "the first line must be ##fileformat=VCFv4.x",
+                        path=path,
+                        line=1,
+                    )
+                if line.startswith("##"):
+                    kind, fields = _meta_line(line, path, number)
+                    if kind == "contig":
+                        if fields["ID"] in contigs:
+                            raise VcfError(
+                                f"contig {fields['ID']!r} declared twice",
+                                path=path,
+                                line=number,
+                            )
+                        contigs.append(fields["ID"])
+                    elif kind == "INFO" and fields["Number"] == "G":
+                        info_number_g.append(fields["ID"])
+                    continue
+                if line.startswith("#CHROM"):
+                    samples = _samples(line, path, number)
+                    return VcfHeader(
+                        path=path,
+                        num_header_lines=number,
+                        contigs=tuple(contigs),
+                        samples=samples,
+                        info_number_g=tuple(info_number_g),
+                    )
+                raise VcfError(
+                    "expected a ## meta line or the #CHROM header line",
+                    path=path,
+                    line=number,
+                )
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+        raise VcfError(f"cannot read the header: {error}", path=path) from None
+    raise VcfError("no #CHROM header line", path=path)
+
+
+def _meta_line(
+    line: str, path: pathlib.Path, number: int
+) -> tuple[str, dict[str, str]]:
+    structured = _STRUCTURED.match(line)
+    if structured is None:
+        if line.startswith(tuple(f"##{kind}=" for kind in _REQUIRED_KEYS)):
+            raise VcfError(
+                "malformed header line: expected ##KEY=<ID=...,...>",
+                path=path,
+                line=number,
+            )
+        if _UNSTRUCTURED.match(line) is None:
+            raise VcfError(
+                "malformed header line: expected ##key=value", path=path, line=number
+            )
+        return "", {}
+    kind, body = structured.groups()
+    fields: dict[str, str] = {}
+    position = 0
+    while position < len(body):
+        pair = _KEY_VALUE.match(body, position)
+        if pair is None or pair.end() == position:
+            raise VcfError(
+                f"malformed header line: cannot read key=value at {body[position:]!r}",
+                path=path,
+                line=number,
+            )
+        key, value = pair.group(1), pair.group(2)
+        fields[key] = value[1:-1] if value.startswith('"') else value
+        position = pair.end()
+    for key in _REQUIRED_KEYS.get(kind, ()):
+        if key not in fields:
+            raise VcfError(
+                f"malformed ##{kind} header line: {key}= is missing",
+                path=path,
+                line=number,
+                field=kind,
+            )
+    if kind in _TYPES:
+        if not _NUMBERS.match(fields["Number"]):
+            raise VcfError(
+                f"##{kind} {fields['ID']}: invalid Number={fields['Number']}",
+                path=path,
+                line=number,
+            )
+        if fields["Type"] not in _TYPES[kind]:
+            raise VcfError(
+                f"##{kind} {fields['ID']}: invalid Type={fields['Type']}",
+                path=path,
+                line=number,
+            )
+    return kind, fields
+
+
+def _samples(line: str, path: pathlib.Path, number: int) -> tuple[str, ...]:
+    columns = line.split("\t")
+    if tuple(columns[:8]) != _FIXED_COLUMNS:
+        raise VcfError(
+            "the #CHROM line must start with the 8 tab-separated fixed columns "
+            + "\\t".join(_FIXED_COLUMNS),
+            path=path,
+            line=number,
+        )
+    if len(columns) > 8 and columns[8] != "FORMAT":
+        raise VcfError(
+            "column 9 of the #CHROM line must be FORMAT", path=path, line=number
+        )
+    samples = columns[9:]
+    if not samples:
+        raise VcfError(
+            "the VCF has no sample columns (no genotypes)", path=path, line=number
+        )
+    seen: set[str] = set()
+    for sample in samples:
+        if sample in seen:
+            raise VcfError(
+                f"duplicate sample id {sample!r}",
+                path=path,
+                line=number,
+                field="#CHROM",
+            )
+        seen.add(sample)
+    return tuple(samples)
+
+
+def ensure_index(vcf: pathlib.Path, work_dir: pathlib.Path) -> pathlib.Path:
+    """A path to the VCF beside which a current .tbi or .csi index exists.
+
+    An index the operator supplied is used as it is; otherwise the VCF is linked
+    into ``work_dir`` and indexed there (the operator's directory is not written to).
+    Indexing fails on unsorted records; the error then names the first such line.
+    """
+    for suffix in (".tbi", ".csi"):
+        index = vcf.with_name(vcf.name + suffix)
+        if index.exists() and index.stat().st_mtime >= vcf.stat().st_mtime:
+            return vcf
+    indexed = work_dir / "input"
+    if indexed.exists():
+        return indexed / vcf.name
+    partial = work_dir / "input.part"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    os.symlink(vcf, partial / vcf.name)
+    try:
+        pysam.tabix_index(
+            os.fspath(partial / vcf.name), preset="vcf", keep_original=True, csi=True
+        )
+    except (OSError, ValueError) as error:
+        _find_unsorted_line(vcf)
+        raise VcfError(f"cannot index the VCF: {error}", path=vcf) from None
+    os.replace(partial, indexed)
+    return indexed / vcf.name
+
+
+def _find_unsorted_line(vcf: pathlib.Path) -> None:
+    """Raise naming the first record out of order; return if there is none."""
+    seen: set[str] = set()
+    previous_contig, previous_position = None, 0
+    with gzip.open(vcf, "rt") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.startswith("#"):
+                continue
+            contig, position_text = line.split("\t", 2)[:2]
+            position = int(position_text)
+            if contig != previous_contig:
+                if contig in seen:
+                    raise VcfError(
+                        f"records are not sorted: contig {contig!r} appears again "
+                        "after other contigs; sort with `bcftools sort`",
+                        path=vcf,
+                        line=number,
+                        field="CHROM",
+                    )
+                seen.add(contig)
+                previous_contig, previous_position = contig, 0
+            if position < previous_position:
+                raise VcfError(
+                    f"records are not sorted: {contig}:{position} comes after "
+                    f"{contig}:{previous_position}; sort with `bcftools sort`",
+                    path=vcf,
+                    line=number,
+                    field="POS",
+                )
+            previous_position = position
+
+
+def check_records(
+    header: VcfHeader,
+    contig_ids: list[str],
+    variant_contig: np.ndarray,
+    variant_position: np.ndarray,
+    variant_allele: np.ndarray,
+) -> None:
+    """Check converted records: declared contigs, sorted positions, allele alphabet.
+
+    ``contig_ids`` is the converted store's contig list, ``variant_contig`` indexes it.
+    """
+    path = header.path
+
+    def line_of(record: int) -> int:
+        return header.num_header_lines + 1 + int(record)
+
+    declared = set(header.contigs)
+    for contig_index in np.unique(variant_contig):
+        name = contig_ids[contig_index]
+        if name not in declared:
+            first = int(np.argmax(variant_contig == contig_index))
+            raise VcfError(
+                f"contig {name!r} is not declared in the header (add a ##contig line)",
+                path=path,
+                line=line_of(first),
+                field="CHROM",
+            )
+    if len(variant_contig):
+        changes = np.flatnonzero(np.diff(variant_contig)) + 1
+        run_contigs = variant_contig[np.concatenate(([0], changes))]
+        if len(np.unique(run_contigs)) != len(run_contigs):
+            _, first_repeat = np.unique(run_contigs, return_index=True)
+            repeated = sorted(set(range(len(run_contigs))) - set(first_repeat))[0]
+            record = int(np.concatenate(([0], changes))[repeated])
+            raise VcfError(
+                f"records are not sorted: contig {contig_ids[run_contigs[repeated]]!r} "
+                "appears again after other contigs; sort with `bcftools sort`",
+                path=path,
+                line=line_of(record),
+                field="CHROM",
+            )
+        same_contig = variant_contig[1:] == variant_contig[:-1]
+        backwards = np.flatnonzero(
+            same_contig & (variant_position[1:] < variant_position[:-1])
+        )
+        if len(backwards):
+            record = int(backwards[0]) + 1
+            raise VcfError(
+                f"records are not sorted: position {variant_position[record]} comes "
+                f"after {variant_position[record - 1]}; sort with `bcftools sort`",
+                path=path,
+                line=line_of(record),
+                field="POS",
+            )
+    for record, alleles in enumerate(variant_allele):
+        reference = alleles[0]
+        if not _REF.match(reference):
+            raise VcfError(
+                f"REF {reference!r} has characters other than A, C, G, T, N",
+                path=path,
+                line=line_of(record),
+                field="REF",
+            )
+        for alternate in alleles[1:]:
+            if alternate and not _ALT.match(alternate):
+                raise VcfError(
+                    f"ALT {alternate!r} is not a valid allele",
+                    path=path,
+                    line=line_of(record),
+                    field="ALT",
+                )

@@ -1,0 +1,101 @@
+"""Worker processes for ingest, and progress reporting.
+
+Workers die with the ingest process (Linux ``PR_SET_PDEATHSIG``): after a SIGKILL of
+the ingest no orphan can go on writing into the staging area while a resumed run
+redoes the same partition.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+__all__ = ["Reporter", "run_tasks"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class Reporter:
+    """Rich progress bars on stderr when it is a terminal and progress is wanted."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self._progress: Progress | None = None
+
+    @contextlib.contextmanager
+    def step(self, description: str, total: int | None) -> Iterator[Callable[[], None]]:
+        """A bar for one step; yields a function that advances it by one."""
+        if not self.show:
+            yield lambda: None
+            return
+        progress = Progress(
+            TextColumn("[bold]{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        with progress:
+            task = progress.add_task(description, total=total)
+            yield lambda: progress.advance(task)
+
+
+def run_tasks(
+    function: Callable[..., Any],
+    arguments: Iterable[tuple[Any, ...]],
+    *,
+    worker_processes: int,
+    advance: Callable[[], None],
+) -> list[Any]:
+    """``function(*args)`` for each tuple, in workers if asked; results in order."""
+    arguments = list(arguments)
+    if worker_processes == 0 or len(arguments) <= 1:
+        results = []
+        for args in arguments:
+            results.append(function(*args))
+            advance()
+        return results
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(
+        max_workers=min(worker_processes, len(arguments)),
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as executor:
+        futures = {
+            executor.submit(function, *args): index
+            for index, args in enumerate(arguments)
+        }
+        results: list[Any] = [None] * len(arguments)
+        try:
+            for future in cf.as_completed(futures):
+                results[futures[future]] = future.result()
+                advance()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results

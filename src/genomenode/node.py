@@ -1,0 +1,188 @@
+"""A node: its directory, configuration, keys, store and metadata database.
+
+Layout of a node directory (``docs/store-format.md`` has the full description)::
+
+    NODE_DIR/
+      genomenode.yaml          settings (format_version 1)
+      genomenode.db            SQLite metadata database (unless db_url is set)
+      keys/node.sec, node.pub  the node's Crypt4GH keypair
+      store/
+        store.json             {"format_version": 1, "node_id": ..., ...}
+        datasets/<id>/         published datasets (dataset.json, genotypes.vcz, files/)
+        staging/<id>/          ingests in progress; never read by users
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import os
+import pathlib
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from .config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_config
+from .errors import ConfigError, FormatVersionError, NotFoundError, StoreError
+from .store import crypt
+from .store.db import open_database
+from .store.models import STATUS_PUBLISHED, Dataset
+
+__all__ = [
+    "DATASET_FORMAT_VERSION",
+    "STORE_FORMAT_VERSION",
+    "Node",
+    "init_node",
+    "open_node",
+    "read_versioned_json",
+    "write_json_atomic",
+]
+
+STORE_FORMAT_VERSION = 1
+DATASET_FORMAT_VERSION = 1
+
+
+def write_json_atomic(path: pathlib.Path, document: Any) -> None:
+    """Write JSON so that readers see the old or the new file, never a partial one."""
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "w") as out:
+        json.dump(document, out, indent=2, sort_keys=True)
+        out.write("\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def read_versioned_json(path: pathlib.Path, supported: int) -> dict[str, Any]:
+    """Read a genomenode JSON file and check its ``format_version``."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StoreError(f"{path}: cannot read: {error}") from None
+    version = document.get("format_version")
+    if version != supported:
+        raise FormatVersionError(
+            f"{path}: format_version {version!r} is not supported by this genomenode "
+            f"(it reads version {supported}); upgrade genomenode or re-ingest"
+        )
+    return document
+
+
+@dataclasses.dataclass
+class Node:
+    """An opened node."""
+
+    config: NodeConfig
+
+    @property
+    def storage_dir(self) -> pathlib.Path:
+        return self.config.storage_dir
+
+    @property
+    def datasets_dir(self) -> pathlib.Path:
+        return self.storage_dir / "datasets"
+
+    @property
+    def staging_dir(self) -> pathlib.Path:
+        return self.storage_dir / "staging"
+
+    @functools.cached_property
+    def engine(self) -> Engine:
+        return open_database(self.config.database_url, self.config.db_schema)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @functools.cached_property
+    def public_key(self) -> bytes:
+        return crypt.read_public_key(self.config.path("public_key"))
+
+    def published(self) -> list[Dataset]:
+        """The published datasets, by id."""
+        with self.session() as session:
+            query = (
+                select(Dataset)
+                .where(Dataset.status == STATUS_PUBLISHED)
+                .order_by(Dataset.id)
+            )
+            return list(session.scalars(query))
+
+    def dataset_manifest(self, dataset_id: str) -> dict[str, Any]:
+        """``dataset.json`` of a published dataset."""
+        path = self.datasets_dir / dataset_id / "dataset.json"
+        if not path.exists():
+            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+        return read_versioned_json(path, DATASET_FORMAT_VERSION)
+
+
+def open_node(node_dir: str | os.PathLike[str]) -> Node:
+    """Open an initialised node and check its store's format version."""
+    config = load_config(node_dir)
+    node = Node(config)
+    store_json = node.storage_dir / "store.json"
+    if not store_json.exists():
+        raise StoreError(f"{node.storage_dir}: not a genomenode store (no store.json)")
+    read_versioned_json(store_json, STORE_FORMAT_VERSION)
+    return node
+
+
+def init_node(
+    node_dir: str | os.PathLike[str],
+    *,
+    node_id: str,
+    country: str,
+    db_url: str | None = None,
+    passphrase: Secret | None = None,
+) -> Node:
+    """Create a node: config, Crypt4GH keypair, empty store and database.
+
+    Raises
+    ------
+    ConfigError
+        If ``node_dir`` already holds a node, or a value is invalid.
+    """
+    node_dir = pathlib.Path(node_dir).absolute()
+    if node_dir.exists() and any(node_dir.iterdir()):
+        what = (
+            "a genomenode node"
+            if (node_dir / CONFIG_FILENAME).exists()
+            else "not empty"
+        )
+        raise ConfigError(f"{node_dir} is {what}; choose a new or empty directory")
+    settings: dict[str, Any] = {"node_id": node_id, "country": country}
+    if db_url:
+        settings["db_url"] = db_url
+    if not node_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"node id {node_id!r}: use letters, digits, '-', '_' or '.'")
+    config = resolve_config(node_dir, settings, "genomenode init")
+    node_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(node_dir, 0o700)
+    keys = node_dir / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    crypt.generate_keypair(keys / "node.sec", keys / "node.pub", passphrase=passphrase)
+    node = Node(config)
+    for directory in (node.datasets_dir, node.staging_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        node.storage_dir / "store.json",
+        {
+            "format_version": STORE_FORMAT_VERSION,
+            "node_id": node_id,
+            "country": country,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+    node.engine  # noqa: B018 -- creates and migrates the database
+    # Written last: a directory is a node once its config exists.
+    config_text = "# genomenode node settings; see docs/settings.md\n" + yaml.safe_dump(
+        {"format_version": 1, **settings}, sort_keys=False
+    )
+    partial = node_dir / (CONFIG_FILENAME + ".part")
+    partial.write_text(config_text)
+    os.replace(partial, node_dir / CONFIG_FILENAME)
+    return node

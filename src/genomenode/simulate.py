@@ -1,0 +1,427 @@
+"""Realistic synthetic cohorts for demos, tests and benchmarks.
+
+Genotypes come from a coalescent simulation (msprime) under a European-like
+demography, so allele frequencies, linkage disequilibrium and population
+structure look like real data.  One or two common variants are planted as
+causal for coronary artery disease, and per-individual clinical data are
+written as GA4GH Phenopackets v2.  Everything derives from one seed and the
+output is byte-identical for identical arguments.  The data are synthetic: no
+real person is described.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import tskit
+import yaml
+
+from genomenode.simulate_vcf import (
+    choose_causal,
+    sample_columns,
+    simulate_tree_sequence,
+    write_vcf,
+)
+
+__all__ = ["SimulationResult", "simulate_cohort", "simulate_tree_sequence"]
+
+CAUSAL_DISEASE = "ICD10:I25.1"
+# Per-allele odds ratios of the planted variants (the first is the strong one).
+CAUSAL_ODDS_RATIOS = (3.0, 2.0)
+SECURITY_LEVELS = ("PUBLIC", "REGISTERED", "CONTROLLED")
+HPO_VERSION = "2025-11-24"  # release the labels below were checked against
+
+# Curated real HPO terms; ids and labels are verified in the tests.
+HPO_TERMS = {
+    "HP:0001677": "Coronary artery atherosclerosis",
+    "HP:0001658": "Myocardial infarction",
+    "HP:0100749": "Chest pain",
+    "HP:0002094": "Dyspnea",
+    "HP:0001635": "Congestive heart failure",
+    "HP:0005110": "Atrial fibrillation",
+    "HP:0001962": "Palpitations",
+    "HP:0000822": "Hypertension",
+    "HP:0005978": "Type II diabetes mellitus",
+    "HP:0003074": "Hyperglycemia",
+    "HP:0000855": "Insulin resistance",
+    "HP:0003124": "Hypercholesterolemia",
+    "HP:0003077": "Hyperlipidemia",
+    "HP:0002155": "Hypertriglyceridemia",
+    "HP:0001513": "Obesity",
+    "HP:0002099": "Asthma",
+    "HP:0000716": "Depression",
+    "HP:0000739": "Anxiety",
+    "HP:0012378": "Fatigue",
+    "HP:0002315": "Headache",
+    "HP:0002829": "Arthralgia",
+    "HP:0002020": "Gastroesophageal reflux",
+    "HP:0002027": "Abdominal pain",
+}
+# ICD-10 with the "ICD10:" prefix used by the CINECA synthetic Beacon data.
+ICD10_TERMS = {
+    "ICD10:I25.1": "Atherosclerotic heart disease of native coronary artery",
+    "ICD10:I21": "Acute myocardial infarction",
+    "ICD10:I10": "Essential (primary) hypertension",
+    "ICD10:I48": "Atrial fibrillation and flutter",
+    "ICD10:E11": "Type 2 diabetes mellitus",
+    "ICD10:E78.0": "Pure hypercholesterolaemia",
+    "ICD10:E66": "Obesity",
+    "ICD10:J45": "Asthma",
+    "ICD10:F32": "Depressive episode",
+}
+# HPO features by the disease that triggers them (None: background), with the
+# probability that a person with the disease has the feature recorded.
+_FEATURES: dict[str | None, dict[str, float]] = {
+    "ICD10:I25.1": {"HP:0001677": 0.85, "HP:0100749": 0.45, "HP:0002094": 0.2},
+    "ICD10:I21": {"HP:0001658": 0.95, "HP:0001635": 0.15},
+    "ICD10:I10": {"HP:0000822": 0.95},
+    "ICD10:I48": {"HP:0005110": 0.9, "HP:0001962": 0.45},
+    "ICD10:E11": {"HP:0005978": 0.9, "HP:0003074": 0.4, "HP:0000855": 0.15},
+    "ICD10:E78.0": {"HP:0003124": 0.9, "HP:0003077": 0.25, "HP:0002155": 0.1},
+    "ICD10:E66": {"HP:0001513": 0.95},
+    "ICD10:J45": {"HP:0002099": 0.9, "HP:0002094": 0.3},
+    "ICD10:F32": {"HP:0000716": 0.9, "HP:0012378": 0.35, "HP:0000739": 0.25},
+    None: {"HP:0002315": 0.08, "HP:0012378": 0.06, "HP:0002829": 0.07},
+}
+_FEATURES[None] |= {"HP:0002020": 0.06, "HP:0000739": 0.04, "HP:0002027": 0.04}
+_FEATURES[None] |= {"HP:0100749": 0.02, "HP:0002094": 0.02, "HP:0001635": 0.01}
+_RESOURCES = (
+    {
+        "id": "hp",
+        "name": "human phenotype ontology",
+        "url": "http://purl.obolibrary.org/obo/hp.owl",
+        "version": HPO_VERSION,
+        "namespacePrefix": "HP",
+        "iriPrefix": "http://purl.obolibrary.org/obo/HP_",
+    },
+    {
+        "id": "icd10",
+        "name": "International Statistical Classification of Diseases and Related "
+        "Health Problems 10th Revision",
+        "url": "https://icd.who.int/browse10/2019/en",
+        "version": "2019",
+        "namespacePrefix": "ICD10",
+        "iriPrefix": "https://icd.who.int/browse10/2019/en#/",
+    },
+)
+_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_CONTIG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Paths and summary of a simulated cohort (see :func:`simulate_cohort`)."""
+
+    dataset_yaml: Path
+    vcf_path: Path
+    phenopackets_dir: Path
+    genes_path: Path
+    dataset_id: str
+    num_samples: int
+    num_variants: int
+    num_cases: int
+    causal_variants: list[tuple[str, int, str, str]]
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _bernoulli(rng: np.random.Generator, logit: np.ndarray) -> np.ndarray:
+    return rng.random(len(logit)) < 1.0 / (1.0 + np.exp(-logit))
+
+
+def _clinical(
+    rng: np.random.Generator, dosages: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Draw sex, age and diseases; coronary artery disease follows a logistic
+    liability with the planted variants, age, sex and risk-factor effects."""
+    n = len(dosages[0])
+    male = rng.random(n) < 0.5
+    age = 18 + np.rint(72 * rng.beta(2.0, 1.8, n)).astype(int)
+    z = (age - 55) / 10  # decades from a typical cohort age
+    ones = np.ones(n)
+    dis: dict[str, np.ndarray] = {}
+    dis["ICD10:E66"] = _bernoulli(rng, _logit(0.18) + 0.1 * z)
+    dis["ICD10:E11"] = _bernoulli(rng, _logit(0.05) + 0.5 * z + 1.2 * dis["ICD10:E66"])
+    dis["ICD10:I10"] = _bernoulli(rng, _logit(0.22) + 0.6 * z + 0.8 * dis["ICD10:E66"])
+    dis["ICD10:E78.0"] = _bernoulli(rng, _logit(0.10) + 0.3 * z)
+    liability = _logit(0.045) + 0.3 * z + 0.5 * male
+    liability = liability + 0.4 * (dis["ICD10:E11"] + dis["ICD10:I10"])
+    for odds_ratio, dosage in zip(CAUSAL_ODDS_RATIOS, dosages, strict=False):
+        liability = liability + math.log(odds_ratio) * dosage
+    dis[CAUSAL_DISEASE] = _bernoulli(rng, liability)
+    dis["ICD10:I21"] = dis[CAUSAL_DISEASE] & (rng.random(n) < 0.25)
+    dis["ICD10:I48"] = _bernoulli(rng, _logit(0.03) + 0.7 * z)
+    dis["ICD10:J45"] = _bernoulli(rng, _logit(0.08) * ones)
+    dis["ICD10:F32"] = _bernoulli(rng, _logit(0.05) + 0.5 * ~male)
+    return male, age, {k: dis[k] for k in ICD10_TERMS}
+
+
+def _phenopackets(
+    rng: np.random.Generator,
+    sample_ids: list[str],
+    dosages: list[np.ndarray],
+    created: str,
+    dataset_id: str,
+) -> Iterator[tuple[str, dict]]:
+    """Yield ``(sample_id, phenopacket)`` JSON-ready dicts (protobuf camelCase)."""
+    male, age, diseases = _clinical(rng, dosages)
+    n = len(sample_ids)
+    # Onset somewhere in the adult years before the last encounter.
+    onsets = {d: age - (rng.random(n) * (age - 18) * 0.7).astype(int) for d in diseases}
+    hpo_order = {term: i for i, term in enumerate(HPO_TERMS)}
+    present = np.zeros((n, len(HPO_TERMS)), dtype=bool)
+    for disease, terms in _FEATURES.items():
+        trigger = diseases[disease] if disease else np.ones(n, dtype=bool)
+        for term, prob in terms.items():
+            present[:, hpo_order[term]] |= trigger & (rng.random(n) < prob)
+    features = [{"type": {"id": t, "label": lab}} for t, lab in HPO_TERMS.items()]
+    meta = {
+        "created": created,
+        "createdBy": "genomenode simulate",
+        "phenopacketSchemaVersion": "2.0",
+        "resources": list(_RESOURCES),
+    }
+    for i, sid in enumerate(sample_ids):
+        packet: dict = {
+            "id": f"{dataset_id}.{sid}",
+            "subject": {
+                "id": sid,
+                "timeAtLastEncounter": {"age": {"iso8601duration": f"P{age[i]}Y"}},
+                "sex": "MALE" if male[i] else "FEMALE",
+            },
+        }
+        packet["phenotypicFeatures"] = [
+            f for f, on in zip(features, present[i], strict=True) if on
+        ]
+        packet["diseases"] = [
+            {
+                "term": {"id": d, "label": ICD10_TERMS[d]},
+                "onset": {"age": {"iso8601duration": f"P{onsets[d][i]}Y"}},
+            }
+            for d in ICD10_TERMS
+            if diseases[d][i]
+        ]
+        packet["metaData"] = meta
+        yield sid, {k: v for k, v in packet.items() if v != []}
+
+
+def _genes(
+    rng: np.random.Generator, length: int, causal: list[int]
+) -> list[tuple[int, int]]:
+    """Synthetic gene intervals: one around each causal variant, others spread."""
+    genes = []
+    for pos in causal:
+        genes.append(
+            (
+                max(0, pos - int(rng.integers(2_000, 20_000))),
+                min(length, pos + int(rng.integers(2_000, 20_000))),
+            ),
+        )
+    bins = min(50, max(3, length // 200_000))
+    width = length // bins
+    for b in range(bins):
+        size = int(rng.integers(width // 10, width // 2 + 1))
+        start = b * width + int(rng.integers(0, width - size + 1))
+        if all(start >= e or start + size <= s for s, e in genes[: len(causal)]):
+            genes.append((start, start + size))
+    return sorted(genes)
+
+
+def _progress(enabled: bool) -> contextlib.AbstractContextManager:
+    if not enabled:
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(console=Console(stderr=True), transient=False)
+
+
+def simulate_cohort(
+    out_dir: str | Path,
+    *,
+    samples: int = 2000,
+    seed: int = 7,
+    length: int = 5_000_000,
+    country: str = "FI",
+    security_level: str = "CONTROLLED",
+    dataset_id: str | None = None,
+    contig: str = "1",
+    progress: bool = False,
+) -> SimulationResult:
+    """Simulate a synthetic cohort and write it as a genomenode dataset.
+
+    Writes into ``out_dir``: ``dataset.yaml``, ``<dataset_id>.vcf.gz`` (BGZF,
+    VCF 4.3, phased ``GT`` plus ``DP``/``GQ``) with its ``.tbi``,
+    ``phenopackets/<sample_id>.json`` (Phenopackets v2, one per individual)
+    and ``genes.tsv`` (synthetic ``SIMG*`` genes, 0-based half-open).  The
+    ``simulation:`` block of ``dataset.yaml`` records the planted causal
+    variants for coronary artery disease (``ICD10:I25.1``); it is informative
+    only.  Output is byte-identical for identical arguments.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Output directory, created if missing; existing outputs are replaced.
+    samples : int
+        Number of diploid individuals.
+    seed : int
+        Random seed; everything derives from it.
+    length : int
+        Length of the simulated contig in base pairs.
+    country : str
+        ISO 3166-1 alpha-2 code: sample-id prefix, ``country`` of the dataset,
+        and main population (``FI`` gives a Finnish-like bottlenecked one).
+    security_level : {"PUBLIC", "REGISTERED", "CONTROLLED"}
+        Access level recorded in ``dataset.yaml``.
+    dataset_id : str, optional
+        Dataset id, default ``f"{country.lower()}-sim-{seed}"``.
+    contig : str
+        Contig name used in the VCF and gene table.
+    progress : bool
+        Show a progress display on stderr.
+
+    Returns
+    -------
+    SimulationResult
+        Paths, counts and the planted causal variants as
+        ``(contig, position_1based, ref, alt)``.
+    """
+    country = country.upper()
+    dataset_id = dataset_id or f"{country.lower()}-sim-{seed}"
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise ValueError(f"country must be a two-letter code, got {country!r}")
+    if security_level not in SECURITY_LEVELS:
+        raise ValueError(f"security_level must be one of {SECURITY_LEVELS}")
+    if not _ID_RE.fullmatch(dataset_id) or not _CONTIG_RE.fullmatch(contig):
+        raise ValueError(f"invalid dataset_id {dataset_id!r} or contig {contig!r}")
+    if samples < 1 or length < 1_000 or seed < 0:
+        raise ValueError("need samples >= 1, length >= 1000 and seed >= 0")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng_order, rng_causal, rng_clinical, rng_vcf, rng_genes = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5)
+    )
+    with _progress(progress) as bar:
+        task = (
+            bar.add_task("simulating ancestry", total=None) if bar is not None else None
+        )
+        ts = simulate_tree_sequence(
+            samples=samples, seed=seed, length=length, country=country
+        )
+        columns = sample_columns(ts, rng_order)
+        width = max(5, len(str(samples)))
+        sample_ids = [f"{country}{i:0{width}d}" for i in range(1, samples + 1)]
+
+        causal = choose_causal(ts, rng_causal)
+        variant = tskit.Variant(ts)
+        dosages = []
+        for pos, _, _ in causal:
+            variant.decode(int(ts.site(position=pos).id))
+            dosages.append(variant.genotypes[columns].sum(axis=1))
+
+        vcf_path = out / f"{dataset_id}.vcf.gz"
+        if bar is not None:
+            bar.update(task, description="writing VCF", total=ts.num_sites)
+        num_variants = write_vcf(
+            ts,
+            vcf_path,
+            contig=contig,
+            sample_ids=sample_ids,
+            node_columns=columns,
+            rng=rng_vcf,
+            on_sites=(lambda k: bar.advance(task, k)) if bar is not None else None,
+        )
+
+        if bar is not None:
+            bar.update(task, description="writing phenopackets", total=samples)
+        pp_dir = out / "phenopackets"
+        pp_dir.mkdir(exist_ok=True)
+        for stale in pp_dir.glob("*.json"):
+            stale.unlink()
+        created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=seed % 31_536_000
+        )
+        packets = _phenopackets(
+            rng_clinical,
+            sample_ids,
+            dosages,
+            created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            dataset_id,
+        )
+        num_cases = 0
+        for sid, packet in packets:
+            num_cases += any(
+                d["term"]["id"] == CAUSAL_DISEASE for d in packet.get("diseases", [])
+            )
+            text = json.dumps(packet, indent=2, ensure_ascii=False) + "\n"
+            (pp_dir / f"{sid}.json").write_text(text, encoding="utf-8")
+            if bar is not None:
+                bar.advance(task)
+
+    genes_path = out / "genes.tsv"
+    rows = ["gene_id\tsymbol\tcontig\tstart\tend"]
+    for i, (start, end) in enumerate(_genes(rng_genes, length, [c[0] for c in causal])):
+        rows.append(f"SIMG{i + 1:04d}\tSIMGENE{i + 1}\t{contig}\t{start}\t{end}")
+    genes_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    causal_out = [(contig, pos + 1, ref, alt) for pos, ref, alt in causal]
+    doc = {
+        "format_version": 1,
+        "id": dataset_id,
+        "name": f"Simulated {country} cohort (seed {seed}, {samples} samples)",
+        "description": (
+            "Synthetic cohort simulated with msprime by genomenode (European-like "
+            "demography, planted coronary artery disease variants). Not real "
+            "people; for demos, tests and benchmarks only."
+        ),
+        "country": country,
+        "contact": {"name": "genomenode demo", "email": "demo@example.org"},
+        "security_level": security_level,
+        "assembly": "GRCh38",
+        "data_use": [
+            {"id": "DUO:0000007", "disease": CAUSAL_DISEASE},
+            {"id": "DUO:0000019"},
+        ],
+        "genotypes": [{"path": vcf_path.name}],
+        "clinical": {"format": "phenopackets", "path": pp_dir.name},
+        "genes": genes_path.name,
+        "simulation": {
+            "seed": seed,
+            "samples": samples,
+            "length": length,
+            "causal_variants": [
+                {"contig": c, "position": p, "ref": r, "alt": a, "odds_ratio": o}
+                for (c, p, r, a), o in zip(causal_out, CAUSAL_ODDS_RATIOS, strict=False)
+            ],
+        },
+    }
+    header = (
+        "# Synthetic dataset written by genomenode simulate.\n"
+        "# The simulation: block is informative only (ground truth for demos).\n"
+    )
+    dataset_yaml = out / "dataset.yaml"
+    dataset_yaml.write_text(
+        header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    return SimulationResult(
+        dataset_yaml=dataset_yaml,
+        vcf_path=vcf_path,
+        phenopackets_dir=pp_dir,
+        genes_path=genes_path,
+        dataset_id=dataset_id,
+        num_samples=samples,
+        num_variants=num_variants,
+        num_cases=num_cases,
+        causal_variants=causal_out,
+    )

@@ -1,0 +1,1 @@
+"""The node store: genotypes in VCF Zarr, encrypted files, metadata database."""

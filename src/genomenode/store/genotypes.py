@@ -1,0 +1,185 @@
+"""Genotypes of a dataset in VCF Zarr, with per-variant statistics and a position index.
+
+Conversion from VCF is bio2zarr's (see :mod:`genomenode.ingest.pipeline`). This
+module adds what the node's queries need and reads it back:
+
+- per-variant allele and genotype counts (``variant_allele_count`` ...), computed
+  chunk by chunk so memory is bounded by one chunk, never by the cohort;
+- the row range of each contig, so that a position lookup is a binary search on the
+  sorted ``variant_position`` of that contig, never a scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from collections.abc import Iterator
+
+import numpy as np
+import zarr
+
+from ..errors import NotFoundError, StoreError
+from .genotype_counts import genotype_table, statistics_from_table
+
+__all__ = [
+    "STATISTICS",
+    "GenotypeStore",
+    "contig_ranges",
+    "statistics_for_rows",
+    "write_statistics",
+]
+
+STATISTICS = (
+    "variant_allele_count",
+    "variant_allele_total",
+    "variant_allele_count_hom",
+    "variant_allele_count_het",
+    "variant_allele_count_hemi",
+    "variant_num_called",
+    "variant_num_hom_ref",
+    "variant_num_het",
+    "variant_num_hom_alt",
+)
+
+
+def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
+    for start in range(0, num_samples, block):
+        yield slice(start, min(start + block, num_samples))
+
+
+def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Statistics of variants ``start:stop``, read one chunk of samples at a time."""
+    root = zarr.open_group(vcz_path, mode="r")
+    call_genotype = root["call_genotype"]
+    num_alleles = root["variant_allele"].shape[1]
+    sample_chunk = call_genotype.chunks[1]
+    table = None
+    for samples in _sample_blocks(call_genotype.shape[1], sample_chunk):
+        block = call_genotype[start:stop, samples]
+        part = genotype_table(block, num_alleles)
+        table = part if table is None else table + part
+    assert table is not None
+    return statistics_from_table(table)
+
+
+def write_statistics(vcz_path: pathlib.Path, results: list[tuple[int, dict]]) -> None:
+    """Write per-variant statistics (from :func:`statistics_for_rows`) as arrays."""
+    root = zarr.open_group(vcz_path, mode="r+")
+    num_variants = root["variant_position"].shape[0]
+    variants_chunk = root["variant_position"].chunks[0]
+    num_alleles = root["variant_allele"].shape[1]
+    for name in STATISTICS:
+        two_dimensional = results and results[0][1][name].ndim == 2
+        shape = (num_variants, num_alleles) if two_dimensional else (num_variants,)
+        chunks = (variants_chunk, num_alleles) if two_dimensional else (variants_chunk,)
+        dimensions = ["variants", "alleles"] if two_dimensional else ["variants"]
+        array = root.create_array(
+            name, shape=shape, chunks=chunks, dtype=np.int32, overwrite=True
+        )
+        array.attrs["_ARRAY_DIMENSIONS"] = dimensions
+        for start, statistics in results:
+            values = statistics[name]
+            array[start : start + len(values)] = values
+
+
+def contig_ranges(vcz_path: pathlib.Path) -> dict[str, list[int]]:
+    """Row range ``[start, stop)`` of each contig that has variants."""
+    root = zarr.open_group(vcz_path, mode="r")
+    contig_ids = list(root["contig_id"][:])
+    variant_contig = root["variant_contig"][:]
+    ranges: dict[str, list[int]] = {}
+    if len(variant_contig) == 0:
+        return ranges
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(variant_contig)) + 1))
+    stops = np.concatenate((starts[1:], [len(variant_contig)]))
+    for start, stop in zip(starts, stops, strict=True):
+        ranges[str(contig_ids[variant_contig[start]])] = [int(start), int(stop)]
+    return ranges
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantCounts:
+    """Counts of one variant row, as the Beacon and QC code use them."""
+
+    row: int
+    contig: str
+    position: int
+    alleles: tuple[str, ...]
+    allele_count: tuple[int, ...]
+    allele_total: int
+    num_called: int
+    num_hom_ref: int
+    num_het: int
+    num_hom_alt: int
+
+
+class GenotypeStore:
+    """Read access to one dataset's ``genotypes.vcz``.
+
+    Parameters
+    ----------
+    vcz_path
+        The VCF Zarr directory.
+    contigs
+        Row range of each contig, as :func:`contig_ranges` returns (stored in the
+        dataset's ``dataset.json``).
+    """
+
+    def __init__(self, vcz_path: pathlib.Path, contigs: dict[str, list[int]]) -> None:
+        if (
+            not (vcz_path / "zarr.json").exists()
+            and not (vcz_path / ".zgroup").exists()
+        ):
+            raise StoreError(f"{vcz_path}: not a VCF Zarr store")
+        self.path = vcz_path
+        self.root = zarr.open_group(vcz_path, mode="r")
+        self.contigs = contigs
+
+    @functools.cached_property
+    def samples(self) -> list[str]:
+        return [str(sample) for sample in self.root["sample_id"][:]]
+
+    @functools.cached_property
+    def _positions(self) -> np.ndarray:
+        # Positions of all variants: 4 bytes a variant, small next to genotypes.
+        return self.root["variant_position"][:]
+
+    def rows_at(self, contig: str, start: int, stop: int | None = None) -> range:
+        """Rows whose 1-based POS lies in ``[start, stop)`` (binary search).
+
+        With ``stop`` None, the rows at exactly ``start``.
+        """
+        if contig not in self.contigs:
+            return range(0)
+        first, last = self.contigs[contig]
+        positions = self._positions[first:last]
+        low = int(np.searchsorted(positions, start, side="left"))
+        high = int(
+            np.searchsorted(
+                positions, start if stop is None else stop - 1, side="right"
+            )
+        )
+        return range(first + low, first + high)
+
+    def counts(self, row: int) -> VariantCounts:
+        """Stored statistics of one variant row."""
+        if not 0 <= row < len(self._positions):
+            raise NotFoundError(f"no variant row {row}")
+        alleles = tuple(
+            str(allele) for allele in self.root["variant_allele"][row] if allele
+        )
+        allele_count = self.root["variant_allele_count"][row]
+        contig_index = int(self.root["variant_contig"][row])
+        return VariantCounts(
+            row=row,
+            contig=str(self.root["contig_id"][contig_index]),
+            position=int(self._positions[row]),
+            alleles=alleles,
+            allele_count=tuple(int(count) for count in allele_count[: len(alleles)]),
+            allele_total=int(self.root["variant_allele_total"][row]),
+            num_called=int(self.root["variant_num_called"][row]),
+            num_hom_ref=int(self.root["variant_num_hom_ref"][row]),
+            num_het=int(self.root["variant_num_het"][row]),
+            num_hom_alt=int(self.root["variant_num_hom_alt"][row]),
+        )
