@@ -149,7 +149,7 @@ def init_node(
     node_dir = pathlib.Path(node_dir).absolute()
     if node_dir.exists() and any(node_dir.iterdir()):
         what = (
-            "a genomenode node"
+            "already a genomenode node"
             if (node_dir / CONFIG_FILENAME).exists()
             else "not empty"
         )

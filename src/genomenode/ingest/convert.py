@@ -14,13 +14,14 @@ import json
 import logging
 import pathlib
 import shutil
+from collections.abc import Callable
 
 from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 
 from ..errors import VcfError
 from ..store.genotypes import statistics_for_rows, write_statistics
-from .workers import Reporter, run_tasks
+from .workers import Reporter, checkpoint, run_tasks
 
 __all__ = ["encode", "explode", "statistics"]
 
@@ -29,6 +30,14 @@ logger = logging.getLogger(__name__)
 
 def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
     return VcfError(f"cannot convert: {type(error).__name__}: {error}", path=vcf)
+
+
+def _then_checkpoint(advance: Callable[[], None], name: str) -> Callable[[], None]:
+    def advance_and_check() -> None:
+        advance()
+        checkpoint(name)
+
+    return advance_and_check
 
 
 def explode(
@@ -69,7 +78,7 @@ def explode(
                 bio2zarr_vcf.explode_partition,
                 pending,
                 worker_processes=worker_processes,
-                advance=advance,
+                advance=_then_checkpoint(advance, "explode:partition"),
             )
         except (ValueError, OSError, RuntimeError) as error:
             raise _bio2zarr_error(vcf, error) from None
@@ -139,7 +148,7 @@ def encode(
                 bio2zarr_vcf.encode_partition,
                 pending,
                 worker_processes=worker_processes,
-                advance=advance,
+                advance=_then_checkpoint(advance, "encode:partition"),
             )
         except (ValueError, OSError, RuntimeError) as error:
             raise _bio2zarr_error(vcf, error) from None

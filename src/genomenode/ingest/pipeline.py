@@ -20,7 +20,6 @@ import logging
 import os
 import pathlib
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +36,7 @@ from ..store.models import STATUS_PUBLISHED, Dataset
 from . import convert, vcf
 from .clinical import ClinicalRecord, read_clinical
 from .metadata import load_metadata, mark_published
-from .workers import Reporter
+from .workers import Reporter, checkpoint
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 
@@ -55,8 +54,6 @@ STEPS = (
     "metadata",
     "publish",
 )
-# Test hook: SIGKILL this process at the named checkpoint (docs/ingest.md).
-_KILL_AT = "GENOMENODE_TEST_KILL_AT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +70,6 @@ class IngestResult:
 
     def asdict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _checkpoint(name: str) -> None:
-    if os.environ.get(_KILL_AT) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -137,12 +129,12 @@ class _Run:
     def finish(self, step: str, result: Any = True) -> None:
         self.state["done"][step] = result
         write_json_atomic(self.work / "ingest.json", self.state)
-        _checkpoint(f"after:{step}")
+        checkpoint(f"after:{step}")
 
 
 @contextlib.contextmanager
 def _lock(node: Node, dataset_id: str, wait_seconds: float = 30.0) -> Iterator[None]:
-    """Hold the dataset's ingest lock; another ingest of the same id waits, then fails."""
+    """Hold the dataset's ingest lock; another ingest of the id waits, then fails."""
     node.staging_dir.mkdir(parents=True, exist_ok=True)
     lock_path = node.staging_dir / f"{dataset_id}.lock"
     with open(lock_path, "a") as handle:
@@ -192,6 +184,8 @@ def ingest(
         published = _published_row(node, description.id)
         if published is not None:
             if published.fingerprint == content:
+                # A run killed after publishing may have left its staging area.
+                shutil.rmtree(node.staging_dir / description.id, ignore_errors=True)
                 return IngestResult(
                     dataset_id=description.id,
                     status="unchanged",
@@ -431,7 +425,7 @@ def _encrypt(run: _Run) -> None:
                     **dataclasses.asdict(result),
                 }
                 write_json_atomic(run.work / "ingest.json", run.state)
-                _checkpoint("encrypt:file")
+                checkpoint("encrypt:file")
             advance()
     run.finish("encrypt", sorted(done))
 
@@ -474,7 +468,7 @@ def _metadata(run: _Run) -> None:
             samples=samples,
             num_variants=num_variants,
             files=files,
-            before_commit=lambda: _checkpoint("metadata:before-commit"),
+            before_commit=lambda: checkpoint("metadata:before-commit"),
         )
     run.finish(
         "metadata",
@@ -517,7 +511,7 @@ def _publish(run: _Run) -> None:
             f"{target} exists; run `genomenode discard --node ... {dataset_id}` and "
             "ingest again"
         )
-    _checkpoint("publish:moved")
+    checkpoint("publish:moved")
     with run.node.session() as session:
         mark_published(session, dataset_id)
         row = session.scalar(select(Dataset).where(Dataset.id == dataset_id))

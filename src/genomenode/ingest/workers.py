@@ -25,7 +25,17 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-__all__ = ["Reporter", "run_tasks"]
+__all__ = ["Reporter", "checkpoint", "run_tasks"]
+
+# Test hook: SIGKILL this process at the named checkpoint (docs/ingest.md).
+KILL_AT_VARIABLE = "GENOMENODE_TEST_KILL_AT"
+
+
+def checkpoint(name: str) -> None:
+    """Die here, as a SIGKILL would, if the kill-and-resume tests ask for it."""
+    if os.environ.get(KILL_AT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 _PR_SET_PDEATHSIG = 1
 

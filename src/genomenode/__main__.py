@@ -1,0 +1,5 @@
+"""``python -m genomenode``: the same as the ``genomenode`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,190 @@
+"""Shared fixtures: nodes on SQLite and PostgreSQL, real and generated inputs."""
+
+from __future__ import annotations
+
+import collections
+import os
+import pathlib
+import shutil
+import uuid
+
+import pysam
+import pysam.bcftools
+import pytest
+import sqlalchemy
+import yaml
+
+from genomenode.node import Node, init_node
+
+DATA = pathlib.Path(__file__).parent / "data"
+CINECA_VCF = DATA / "cineca" / "test_1000G.vcf.gz"
+CINECA_INDIVIDUALS = DATA / "cineca" / "individuals.json"
+PG_URL_VARIABLE = "GENOMENODE_TEST_PG_URL"
+
+
+@pytest.fixture(autouse=True)
+def _in_process_workers(monkeypatch):
+    # Worker processes cost a second of start-up per ingest; the tests that exercise
+    # them set GENOMENODE_WORKER_PROCESSES themselves.
+    monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", "0")
+    for name in ("GENOMENODE_DB_URL", "GENOMENODE_DB_SCHEMA", "GENOMENODE_NODE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(PG_URL_VARIABLE)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the PostgreSQL tests: set {PG_URL_VARIABLE}")
+    pytest.skip(
+        f"no PostgreSQL server configured for tests (set {PG_URL_VARIABLE}; .ci/run does)"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, monkeypatch):
+    """A database URL (None: the node's own SQLite file); PostgreSQL gets a fresh schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    url = _postgres_url()
+    schema = f"gn_test_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("GENOMENODE_DB_SCHEMA", schema)
+    yield url
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def node(tmp_path, database) -> Node:
+    """A fresh node, on SQLite and on PostgreSQL."""
+    return init_node(
+        tmp_path / "node", node_id="test-node", country="FI", db_url=database
+    )
+
+
+@pytest.fixture
+def sqlite_node(tmp_path) -> Node:
+    """A fresh node on SQLite only, for tests about something other than the database."""
+    return init_node(tmp_path / "node", node_id="test-node", country="FI")
+
+
+def write_dataset_yaml(directory: pathlib.Path, **fields) -> pathlib.Path:
+    """Write a valid dataset.yaml in ``directory``; ``fields`` override or (None) remove."""
+    document = {
+        "format_version": 1,
+        "id": "test-dataset",
+        "name": "Test dataset",
+        "description": "A dataset for tests",
+        "country": "FI",
+        "contact": {"name": "Test", "email": "test@example.org"},
+        "security_level": "CONTROLLED",
+        "assembly": "GRCh37",
+        "data_use": [{"id": "DUO:0000042"}],
+        "genotypes": [{"path": "cohort.vcf.gz"}],
+        "clinical": {"format": "beacon-individuals", "path": "individuals.json"},
+    }
+    for key, value in fields.items():
+        if value is None:
+            document.pop(key, None)
+        else:
+            document[key] = value
+    path = directory / "dataset.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cineca_dataset(tmp_path) -> pathlib.Path:
+    """dataset.yaml over the real 1000 Genomes slice and CINECA individuals."""
+    directory = tmp_path / "cineca"
+    directory.mkdir()
+    shutil.copy(CINECA_VCF, directory / "cohort.vcf.gz")
+    shutil.copy(CINECA_INDIVIDUALS, directory / "individuals.json")
+    return write_dataset_yaml(directory, id="cineca-1kg")
+
+
+def write_vcf(
+    path: pathlib.Path,
+    records: list[str],
+    *,
+    samples: list[str] | None = None,
+    contigs: tuple[str, ...] = ("1", "2"),
+    extra_header: tuple[str, ...] = (),
+    index: bool = True,
+) -> pathlib.Path:
+    """Write a bgzipped VCF (``path`` ends with .vcf.gz) from tab-separated records."""
+    samples = samples if samples is not None else ["S1", "S2", "S3"]
+    lines = ["##fileformat=VCFv4.3"]
+    lines += [f"##contig=<ID={contig},length=100000000>" for contig in contigs]
+    lines += [
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        *extra_header,
+        "\t".join(
+            [
+                "#CHROM",
+                "POS",
+                "ID",
+                "REF",
+                "ALT",
+                "QUAL",
+                "FILTER",
+                "INFO",
+                "FORMAT",
+                *samples,
+            ]
+        ),
+        *records,
+    ]
+    plain = path.with_suffix("")
+    plain.write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    plain.unlink()
+    if index:
+        pysam.tabix_index(str(path), preset="vcf", force=True, csi=True)
+    return path
+
+
+def genotype_tally(vcf: pathlib.Path) -> list[dict]:
+    """Per-record counts computed naively from the GT strings bcftools prints.
+
+    bcftools (bundled in pysam) decodes the genotypes; the tally is plain Python.
+    """
+    out = pysam.bcftools.query("-f", "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n", str(vcf))
+    rows = []
+    for line in out.splitlines():
+        contig, position, reference, alternates, *calls = line.split("\t")
+        alleles = [reference, *([] if alternates == "." else alternates.split(","))]
+        allele_count = collections.Counter()
+        hom = collections.Counter()
+        het = collections.Counter()
+        called = 0
+        for call in calls:
+            parts = call.replace("|", "/").split("/")
+            present = [int(part) for part in parts if part != "."]
+            for allele in present:
+                allele_count[allele] += 1
+            if present and len(present) == len(parts):
+                called += 1
+                if len(parts) == 2:
+                    if parts[0] == parts[1]:
+                        hom[present[0]] += 2
+                    else:
+                        het[present[0]] += 1
+                        het[present[1]] += 1
+        rows.append(
+            {
+                "contig": contig,
+                "position": int(position),
+                "alleles": alleles,
+                "allele_count": [allele_count[index] for index in range(len(alleles))],
+                "allele_total": sum(allele_count.values()),
+                "allele_count_hom": [hom[index] for index in range(len(alleles))],
+                "allele_count_het": [het[index] for index in range(len(alleles))],
+                "num_called": called,
+            }
+        )
+    return rows

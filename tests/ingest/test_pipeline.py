@@ -1,0 +1,256 @@
+"""Ingest of real cohorts: counts against bcftools, metadata, encryption, idempotence."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pysam
+import pytest
+import zarr
+from sqlalchemy import func, select
+
+from genomenode.ingest import ingest
+from genomenode.node import open_node
+from genomenode.store.genotypes import GenotypeStore
+from genomenode.store.models import Disease, Individual, Measure, StoredFile
+
+from ..conftest import CINECA_INDIVIDUALS, DATA, genotype_tally, write_dataset_yaml
+
+
+def _stored(node, dataset_id):
+    root = zarr.open_group(node.datasets_dir / dataset_id / "genotypes.vcz", mode="r")
+    return {
+        name: root[name][:] for name in root.array_keys() if name != "call_genotype"
+    }
+
+
+def _assert_counts_match(node, dataset_id, vcf):
+    """Every variant's stored counts equal a naive tally of bcftools' genotypes."""
+    manifest = node.dataset_manifest(dataset_id)
+    store = GenotypeStore(
+        node.datasets_dir / dataset_id / "genotypes.vcz",
+        manifest["genotypes"]["contigs"],
+    )
+    expected = genotype_tally(vcf)
+    assert len(expected) == manifest["genotypes"]["num_variants"]
+    arrays = _stored(node, dataset_id)
+    for row, record in enumerate(expected):
+        alleles = len(record["alleles"])
+        stored_alleles = [str(a) for a in arrays["variant_allele"][row][:alleles]]
+        assert stored_alleles == record["alleles"]
+        for name in ("allele_count", "allele_count_hom", "allele_count_het"):
+            stored = list(arrays[f"variant_{name}"][row][:alleles])
+            assert stored == record[name], (name, record["contig"], record["position"])
+        assert arrays["variant_allele_total"][row] == record["allele_total"]
+        assert arrays["variant_num_called"][row] == record["num_called"]
+    # The position index finds every record by binary search; spot-check the reader.
+    for row, record in enumerate(expected):
+        assert row in store.rows_at(record["contig"], record["position"])
+    for row in range(0, len(expected), max(1, len(expected) // 20)):
+        counts = store.counts(row)
+        assert list(counts.allele_count) == expected[row]["allele_count"]
+        assert counts.position == expected[row]["position"]
+
+
+def _fill_tags(vcf):
+    """bcftools +fill-tags from Debian, the peer a user would run."""
+    out = subprocess.run(
+        f"bcftools +fill-tags {vcf} -- -t AC,AN,AC_Hom,AC_Het,NS | "
+        "bcftools query -f '%AC\\t%AN\\t%AC_Hom\\t%AC_Het\\t%NS\\n'",
+        shell=True,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_real_cohort_counts_equal_bcftools(node, cineca_dataset):
+    result = ingest(node, cineca_dataset)
+    assert result.status == "published"
+    assert (result.num_individuals, result.num_samples, result.num_variants) == (
+        2504,
+        2504,
+        1042,
+    )
+    vcf = cineca_dataset.parent / "cohort.vcf.gz"
+    _assert_counts_match(node, "cineca-1kg", vcf)
+
+    if shutil.which("bcftools"):
+        # The Debian bcftools and its +fill-tags plugin, as CI installs them.
+        root = _stored(node, "cineca-1kg")
+        allele_count = root["variant_allele_count"]
+        for row, (ac, an, ac_hom, ac_het, ns) in enumerate(_fill_tags(vcf)):
+            alternates = len(ac.split(","))
+            assert list(allele_count[row, 1 : 1 + alternates]) == [
+                int(value) for value in ac.split(",")
+            ]
+            assert root["variant_allele_total"][row] == int(an)
+            assert list(root["variant_allele_count_hom"][row, 1 : 1 + alternates]) == [
+                int(value) for value in ac_hom.split(",")
+            ]
+            assert list(root["variant_allele_count_het"][row, 1 : 1 + alternates]) == [
+                int(value) for value in ac_het.split(",")
+            ]
+            assert root["variant_num_called"][row] == int(ns)
+
+
+def test_real_cohort_metadata_and_encrypted_originals(
+    sqlite_node, cineca_dataset, tmp_path
+):
+    node = sqlite_node
+    ingest(node, cineca_dataset)
+    individuals = json.loads(CINECA_INDIVIDUALS.read_text())
+    with node.session() as session:
+        assert session.scalar(select(func.count()).select_from(Individual)) == 2504
+        num_diseases = session.scalar(select(func.count()).select_from(Disease))
+        assert num_diseases == sum(len(i.get("diseases", [])) for i in individuals)
+        bmi = session.scalars(
+            select(Measure.value).where(Measure.assay_id == "LOINC:35925-4")
+        ).all()
+        expected_bmi = [
+            m["measurementValue"]["value"]
+            for i in individuals
+            for m in i["measures"]
+            if m["assayCode"]["id"] == "LOINC:35925-4"
+        ]
+        assert sorted(bmi) == pytest.approx(sorted(expected_bmi))
+        males = session.scalar(
+            select(func.count()).where(Individual.sex_id == "NCIT:C20197")
+        )
+        assert males == sum(i["sex"]["id"] == "NCIT:C20197" for i in individuals)
+        files = session.scalars(select(StoredFile)).all()
+
+    roles = sorted(file.role for file in files)
+    assert roles == ["clinical", "description", "genotypes"]
+    crypt4gh = shutil.which("crypt4gh", path=str(sys.prefix + "/bin"))
+    for file in files:
+        stored = node.datasets_dir / "cineca-1kg" / file.stored_path
+        encrypted = stored.read_bytes()
+        assert hashlib.sha256(encrypted).hexdigest() == file.sha256_encrypted
+        assert encrypted[:8] == b"crypt4gh"
+        # The crypt4gh command line reads the node's key and recovers the original.
+        plain = subprocess.run(
+            [crypt4gh, "decrypt", "--sk", str(node.config.path("private_key"))],
+            input=encrypted,
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert hashlib.sha256(plain).hexdigest() == file.sha256_plain
+        assert len(plain) == file.size_plain
+        original = cineca_dataset.parent / file.original_name
+        assert plain == original.read_bytes()
+
+
+def test_reingest_is_a_no_op_and_staging_is_gone(sqlite_node, cineca_dataset):
+    first = ingest(sqlite_node, cineca_dataset)
+    listing = sorted(
+        p.name for p in (sqlite_node.datasets_dir / "cineca-1kg").rglob("*")
+    )
+    second = ingest(sqlite_node, cineca_dataset)
+    assert (first.status, second.status) == ("published", "unchanged")
+    assert second.num_variants == first.num_variants
+    assert sorted(
+        p.name for p in (sqlite_node.datasets_dir / "cineca-1kg").rglob("*")
+    ) == (listing)
+    assert not (sqlite_node.staging_dir / "cineca-1kg").exists()
+
+
+def test_haploid_and_partly_missing_calls(sqlite_node, tmp_path):
+    """Real chrX: males are written 0/. and 1/.; counts follow bcftools."""
+    directory = tmp_path / "chrx"
+    directory.mkdir()
+    vcf = directory / "cohort.vcf.gz"
+    # The file is plain gzip; nodes take BGZF, so recompress it as an operator would.
+    plain = directory / "cohort.vcf"
+    source = DATA / "realvcf" / "1KG_phase3_subset_chrX.vcf.gz"
+    plain.write_bytes(gzip.decompress(source.read_bytes()))
+    pysam.tabix_compress(str(plain), str(vcf))
+    samples = genotype_samples(vcf)
+    (directory / "clinical.csv").write_text(
+        "sample,sex\n" + "".join(f"{sample},unknown\n" for sample in samples)
+    )
+    dataset = write_dataset_yaml(
+        directory,
+        id="chrx",
+        clinical={
+            "format": "csv",
+            "path": "clinical.csv",
+            "columns": {"id": "sample", "sex": "sex"},
+        },
+    )
+    result = ingest(sqlite_node, dataset)
+    assert result.num_samples == 1126
+    _assert_counts_match(sqlite_node, "chrx", vcf)
+
+
+def genotype_samples(vcf):
+    with pysam.VariantFile(str(vcf)) as handle:
+        return list(handle.header.samples)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_store(tmp_path, cineca_dataset, monkeypatch):
+    from genomenode.node import init_node
+
+    stores = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", workers)
+        node = init_node(tmp_path / f"node{workers}", node_id="n", country="FI")
+        ingest(node, cineca_dataset)
+        stores[workers] = zarr.open_group(
+            node.datasets_dir / "cineca-1kg" / "genotypes.vcz"
+        )
+    names = sorted(stores["0"].array_keys())
+    assert names == sorted(stores["2"].array_keys())
+    for name in names:
+        np.testing.assert_array_equal(
+            stores["0"][name][:], stores["2"][name][:], err_msg=name
+        )
+
+
+def test_cli_init_ingest_datasets(tmp_path, cineca_dataset):
+    node_dir = tmp_path / "cli-node"
+    environment = {"GENOMENODE_WORKER_PROCESSES": "0", "PATH": "/usr/bin:/bin"}
+
+    def genomenode(*arguments, node=True):
+        extra = {"GENOMENODE_NODE": str(node_dir)} if node else {}
+        return subprocess.run(
+            [sys.executable, "-m", "genomenode", *arguments],
+            capture_output=True,
+            text=True,
+            env=environment | extra,
+        )
+
+    created = genomenode(
+        "init",
+        str(node_dir),
+        "--node-id",
+        "fi-node",
+        "--country",
+        "FI",
+        "--json",
+        node=False,
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["node_id"] == "fi-node"
+    published = genomenode("ingest", str(cineca_dataset), "--json")
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout)["status"] == "published"
+    listed = genomenode("datasets", "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["num_samples"], r["num_variants"]) for r in rows] == [
+        ("cineca-1kg", 2504, 1042)
+    ]
+    again = genomenode(
+        "init", str(node_dir), "--node-id", "x", "--country", "FI", node=False
+    )
+    assert again.returncode == 1
+    assert "is already a genomenode node" in again.stderr
+    assert open_node(node_dir).published()[0].id == "cineca-1kg"
