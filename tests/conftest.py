@@ -38,13 +38,13 @@ def _postgres_url() -> str:
     if os.environ.get("CI"):
         pytest.fail(f"CI must run the PostgreSQL tests: set {PG_URL_VARIABLE}")
     pytest.skip(
-        f"no PostgreSQL server configured for tests (set {PG_URL_VARIABLE}; .ci/run does)"
+        f"no PostgreSQL server configured (set {PG_URL_VARIABLE}; .ci/run does)"
     )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, monkeypatch):
-    """A database URL (None: the node's own SQLite file); PostgreSQL gets a fresh schema."""
+    """A database URL (None: the node's SQLite file); PostgreSQL in a fresh schema."""
     if request.param == "sqlite":
         yield None
         return
@@ -61,19 +61,21 @@ def database(request, monkeypatch):
 @pytest.fixture
 def node(tmp_path, database) -> Node:
     """A fresh node, on SQLite and on PostgreSQL."""
-    return init_node(
+    with init_node(
         tmp_path / "node", node_id="test-node", country="FI", db_url=database
-    )
+    ) as fresh:
+        yield fresh
 
 
 @pytest.fixture
 def sqlite_node(tmp_path) -> Node:
-    """A fresh node on SQLite only, for tests about something other than the database."""
-    return init_node(tmp_path / "node", node_id="test-node", country="FI")
+    """A fresh node on SQLite only, for tests not about the database."""
+    with init_node(tmp_path / "node", node_id="test-node", country="FI") as fresh:
+        yield fresh
 
 
 def write_dataset_yaml(directory: pathlib.Path, **fields) -> pathlib.Path:
-    """Write a valid dataset.yaml in ``directory``; ``fields`` override or (None) remove."""
+    """Write a valid dataset.yaml; ``fields`` override keys, or remove them (None)."""
     document = {
         "format_version": 1,
         "id": "test-dataset",
@@ -188,3 +190,73 @@ def genotype_tally(vcf: pathlib.Path) -> list[dict]:
             }
         )
     return rows
+
+
+def write_small_cohort(
+    directory: pathlib.Path,
+    *,
+    dataset_id: str = "small",
+    num_samples: int = 40,
+    num_variants: int = 400,
+    seed: int = 1,
+) -> pathlib.Path:
+    """A small random cohort over two contigs with Beacon individuals; its dataset.yaml.
+
+    For tests of the pipeline's mechanics (resume, atomicity); population-genetic
+    realism comes from ``genomenode simulate`` and the real 1000 Genomes files.
+    """
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    samples = [f"S{index:03d}" for index in range(num_samples)]
+    records = []
+    for index in range(num_variants):
+        contig = "1" if index < num_variants // 2 else "2"
+        position = 1000 + 37 * index
+        frequency = rng.uniform(0.01, 0.6)
+        alleles = rng.random((num_samples, 2)) < frequency
+        calls = [f"{int(a)}|{int(b)}" for a, b in alleles]
+        if index % 17 == 0:
+            calls[index % num_samples] = "./."
+        reference, alternate = rng.choice(list("ACGT"), size=2, replace=False)
+        records.append(
+            "\t".join(
+                [
+                    contig,
+                    str(position),
+                    ".",
+                    reference,
+                    alternate,
+                    ".",
+                    "PASS",
+                    ".",
+                    "GT",
+                    *calls,
+                ]
+            )
+        )
+    write_vcf(directory / "cohort.vcf.gz", records, samples=samples)
+    individuals = [
+        {
+            "id": sample,
+            "sex": {"id": "NCIT:C20197", "label": "male"}
+            if index % 2
+            else {"id": "NCIT:C16576", "label": "female"},
+            "diseases": [
+                {
+                    "diseaseCode": {
+                        "id": "ICD10:I25.1",
+                        "label": "Atherosclerotic heart disease",
+                    }
+                }
+            ]
+            if index % 5 == 0
+            else [],
+        }
+        for index, sample in enumerate(samples)
+    ]
+    (directory / "individuals.json").write_text(json.dumps(individuals))
+    return write_dataset_yaml(directory, id=dataset_id)

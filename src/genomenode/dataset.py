@@ -155,7 +155,7 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         raise DatasetDescriptionError("expected a YAML mapping", path=path)
 
     version = document.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise reader.fail(
             "format_version", f"{version!r} is not supported (this is {FORMAT_VERSION})"
         )

@@ -95,6 +95,18 @@ class Node:
     def engine(self) -> Engine:
         return open_database(self.config.database_url, self.config.db_schema)
 
+    def close(self) -> None:
+        """Release the database connections (the node can be used again after)."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
@@ -113,9 +125,15 @@ class Node:
             return list(session.scalars(query))
 
     def dataset_manifest(self, dataset_id: str) -> dict[str, Any]:
-        """``dataset.json`` of a published dataset."""
+        """``dataset.json`` of a published dataset.
+
+        A dataset is published when its database row says so *and* its directory is
+        in place; an ingest interrupted between the two shows neither.
+        """
+        with self.session() as session:
+            row = session.get(Dataset, dataset_id)
         path = self.datasets_dir / dataset_id / "dataset.json"
-        if not path.exists():
+        if row is None or row.status != STATUS_PUBLISHED or not path.exists():
             raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
         return read_versioned_json(path, DATASET_FORMAT_VERSION)
 

@@ -1,4 +1,4 @@
-"""Ingest of real cohorts: counts against bcftools, metadata, encryption, idempotence."""
+"""Ingest of real cohorts: counts against bcftools, metadata, encryption, no-ops."""
 
 from __future__ import annotations
 

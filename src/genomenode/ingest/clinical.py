@@ -106,6 +106,18 @@ class _Where:
             field=field,
         )
 
+    def objects(
+        self, document: dict[str, Any], key: str
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, item) of a list of JSON objects under ``key`` (may be absent)."""
+        items = document.get(key, [])
+        if not isinstance(items, list):
+            raise self.fail(key, "expected a list")
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.fail(f"{key}[{index}]", "expected an object")
+            yield index, item
+
     def term(self, value: Any, field: str) -> tuple[str, str]:
         """An ontology term {id, label} with a known prefix."""
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
@@ -210,17 +222,17 @@ def _read_beacon_individuals(path: pathlib.Path) -> Iterator[ClinicalRecord]:
         if sex is None:
             raise where.fail("sex.id", f"{sex_id!r} is not a sex term genomenode knows")
         features = []
-        for index, feature in enumerate(individual.get("phenotypicFeatures", [])):
+        for index, feature in where.objects(individual, "phenotypicFeatures"):
             term = where.term(
                 feature.get("featureType"), f"phenotypicFeatures[{index}].featureType"
             )
             features.append((*term, bool(feature.get("excluded", False))))
         diseases = [
             where.term(disease.get("diseaseCode"), f"diseases[{index}].diseaseCode")
-            for index, disease in enumerate(individual.get("diseases", []))
+            for index, disease in where.objects(individual, "diseases")
         ]
         measures = []
-        for index, measure in enumerate(individual.get("measures", [])):
+        for index, measure in where.objects(individual, "measures"):
             field = f"measures[{index}]"
             assay = where.term(measure.get("assayCode"), field + ".assayCode")
             quantity = measure.get("measurementValue", {})
@@ -273,6 +285,14 @@ def _read_csv(source: ClinicalSource) -> Iterator[ClinicalRecord]:
             )
         for row in reader:
             where = _Where(source.path, reader.line_num)
+            if None in row or None in row.values():
+                # DictReader files surplus cells under None, missing ones as None.
+                raise ClinicalDataError(
+                    "the row has a different number of cells than the header "
+                    f"({len(reader.fieldnames or [])})",
+                    path=source.path,
+                    line=reader.line_num,
+                )
             sample_id = row[columns["id"]].strip()
             if not sample_id:
                 raise where.fail(columns["id"], "empty id")

@@ -32,6 +32,11 @@ def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
     return VcfError(f"cannot convert: {type(error).__name__}: {error}", path=vcf)
 
 
+def _num_partitions(worker_processes: int) -> int:
+    # Several partitions even in-process: each is a unit of resumable work.
+    return max(4, worker_processes * 4)
+
+
 def _then_checkpoint(advance: Callable[[], None], name: str) -> Callable[[], None]:
     def advance_and_check() -> None:
         advance()
@@ -44,10 +49,15 @@ def explode(
     vcf: pathlib.Path,
     icf: pathlib.Path,
     *,
+    source: pathlib.Path,
     worker_processes: int,
     reporter: Reporter,
 ) -> None:
-    """VCF → ICF, skipping partitions a killed run already finished."""
+    """VCF → ICF, skipping partitions a killed run already finished.
+
+    ``vcf`` is the file to read (perhaps a link beside a fresh index), ``source``
+    the operator's file that errors name.
+    """
     if (icf / "metadata.json").exists() and not (icf / "wip").exists():
         return
     if not (icf / "wip" / "metadata.json").exists():
@@ -56,12 +66,12 @@ def explode(
             bio2zarr_vcf.explode_init(
                 icf,
                 [vcf],
-                target_num_partitions=max(1, worker_processes * 4),
+                target_num_partitions=_num_partitions(worker_processes),
                 worker_processes=0,
             )
         except (ValueError, OSError) as error:
             shutil.rmtree(icf, ignore_errors=True)
-            raise _bio2zarr_error(vcf, error) from None
+            raise _bio2zarr_error(source, error) from None
     num_partitions = len(
         json.loads((icf / "wip" / "metadata.json").read_text())["partitions"]
     )
@@ -80,12 +90,14 @@ def explode(
                 worker_processes=worker_processes,
                 advance=_then_checkpoint(advance, "explode:partition"),
             )
-        except (ValueError, OSError, RuntimeError) as error:
-            raise _bio2zarr_error(vcf, error) from None
+        # cyvcf2 raises a bare Exception on records htslib cannot parse.
+        except Exception as error:
+            raise _bio2zarr_error(source, error) from None
     try:
         bio2zarr_vcf.explode_finalise(icf)
     except (ValueError, OSError, AssertionError) as error:
-        raise _bio2zarr_error(vcf, error) from None
+        # bio2zarr asserts on partitions that overlap: records out of order.
+        raise _bio2zarr_error(source, error) from None
 
 
 def encode(
@@ -127,7 +139,7 @@ def encode(
         schema_path.write_text(schema.asjson())
         try:
             bio2zarr_vcf.encode_init(
-                icf, vcz, max(1, worker_processes * 4), schema_path=schema_path
+                icf, vcz, _num_partitions(worker_processes), schema_path=schema_path
             )
         except (ValueError, OSError) as error:
             shutil.rmtree(vcz, ignore_errors=True)

@@ -341,17 +341,28 @@ def _header(run: _Run) -> vcf.VcfHeader:
 
 
 def _index(run: _Run) -> None:
-    indexed = vcf.ensure_index(run.description.genotypes[0], run.work)
+    indexed = vcf.ensure_index(
+        run.description.genotypes[0],
+        run.work,
+        run.state["done"]["validate"]["num_samples"],
+    )
     run.finish("index", str(indexed))
 
 
 def _explode(run: _Run) -> None:
-    convert.explode(
-        pathlib.Path(run.state["done"]["index"]),
-        run.work / "icf",
-        worker_processes=run.node.config.worker_processes,
-        reporter=run.reporter,
-    )
+    source = run.description.genotypes[0]
+    try:
+        convert.explode(
+            pathlib.Path(run.state["done"]["index"]),
+            run.work / "icf",
+            source=source,
+            worker_processes=run.node.config.worker_processes,
+            reporter=run.reporter,
+        )
+    except vcf.VcfError:
+        # The converter's message rarely says where; find the line if we can.
+        vcf.find_record_error(source, run.state["done"]["validate"]["num_samples"])
+        raise
     run.finish("explode")
 
 

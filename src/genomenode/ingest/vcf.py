@@ -21,13 +21,20 @@ import pysam
 
 from ..errors import VcfError
 
-__all__ = ["VcfHeader", "check_bgzf", "check_records", "ensure_index", "read_header"]
+__all__ = [
+    "VcfHeader",
+    "check_bgzf",
+    "check_records",
+    "ensure_index",
+    "find_record_error",
+    "read_header",
+]
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _STRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=<(.*)>$")
 _UNSTRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=(.*)$")
-_KEY_VALUE = re.compile(r'\s*([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|[^,]*)\s*(,|$)')
+_KEY_VALUE = re.compile(r'\s*([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|[^,"]*)\s*(,|$)')
 _REQUIRED_KEYS = {
     "INFO": ("ID", "Number", "Type", "Description"),
     "FORMAT": ("ID", "Number", "Type", "Description"),
@@ -215,7 +222,9 @@ def _samples(line: str, path: pathlib.Path, number: int) -> tuple[str, ...]:
     return tuple(samples)
 
 
-def ensure_index(vcf: pathlib.Path, work_dir: pathlib.Path) -> pathlib.Path:
+def ensure_index(
+    vcf: pathlib.Path, work_dir: pathlib.Path, num_samples: int
+) -> pathlib.Path:
     """A path to the VCF beside which a current .tbi or .csi index exists.
 
     An index the operator supplied is used as it is; otherwise the VCF is linked
@@ -238,42 +247,74 @@ def ensure_index(vcf: pathlib.Path, work_dir: pathlib.Path) -> pathlib.Path:
             os.fspath(partial / vcf.name), preset="vcf", keep_original=True, csi=True
         )
     except (OSError, ValueError) as error:
-        _find_unsorted_line(vcf)
+        find_record_error(vcf, num_samples)
         raise VcfError(f"cannot index the VCF: {error}", path=vcf) from None
     os.replace(partial, indexed)
     return indexed / vcf.name
 
 
-def _find_unsorted_line(vcf: pathlib.Path) -> None:
-    """Raise naming the first record out of order; return if there is none."""
+_GENOTYPE = re.compile(r"^(\.|\d+)([/|](\.|\d+))*$")
+
+
+def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
+    """Raise a VcfError naming the first bad record line; return if none is found.
+
+    Runs only after a conversion or indexing failed (it reads the whole text), to
+    turn a library's terse complaint into the line and field an operator can fix.
+    """
     seen: set[str] = set()
     previous_contig, previous_position = None, 0
+    num_columns = 9 + num_samples
     with gzip.open(vcf, "rt") as lines:
         for number, line in enumerate(lines, 1):
             if line.startswith("#"):
                 continue
-            contig, position_text = line.split("\t", 2)[:2]
+            columns = line.rstrip("\n").split("\t")
+
+            def fail(message: str, field: str, number: int = number) -> VcfError:
+                return VcfError(message, path=vcf, line=number, field=field)
+
+            if len(columns) != num_columns:
+                raise fail(
+                    f"{len(columns)} columns where the header has {num_columns}",
+                    "#CHROM",
+                )
+            contig, position_text, reference = columns[0], columns[1], columns[3]
+            if not position_text.isdigit():
+                raise fail(f"POS {position_text!r} is not a positive number", "POS")
             position = int(position_text)
             if contig != previous_contig:
                 if contig in seen:
-                    raise VcfError(
+                    raise fail(
                         f"records are not sorted: contig {contig!r} appears again "
                         "after other contigs; sort with `bcftools sort`",
-                        path=vcf,
-                        line=number,
-                        field="CHROM",
+                        "CHROM",
                     )
                 seen.add(contig)
                 previous_contig, previous_position = contig, 0
             if position < previous_position:
-                raise VcfError(
+                raise fail(
                     f"records are not sorted: {contig}:{position} comes after "
                     f"{contig}:{previous_position}; sort with `bcftools sort`",
-                    path=vcf,
-                    line=number,
-                    field="POS",
+                    "POS",
                 )
             previous_position = position
+            if not _REF.match(reference):
+                raise fail(f"REF {reference!r} is not a DNA sequence", "REF")
+            for alternate in columns[4].split(","):
+                if alternate != "." and not _ALT.match(alternate):
+                    raise fail(f"ALT {alternate!r} is not a valid allele", "ALT")
+            keys = columns[8].split(":")
+            if "GT" in keys:
+                slot = keys.index("GT")
+                for sample, call in enumerate(columns[9:]):
+                    values = call.split(":")
+                    if slot < len(values) and not _GENOTYPE.match(values[slot]):
+                        raise fail(
+                            f"genotype {values[slot]!r} of sample {sample + 1} is "
+                            "not valid (e.g. 0/1, 1|1, ./.)",
+                            "GT",
+                        )
 
 
 def check_records(

@@ -1,0 +1,237 @@
+"""SIGKILL the ingest anywhere: nothing is visible, and a rerun ends identical."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+from sqlalchemy import select
+
+from genomenode.errors import NotFoundError
+from genomenode.ingest import ingest
+from genomenode.node import init_node, open_node
+from genomenode.store import models
+
+from ..conftest import write_small_cohort
+
+CHECKPOINTS = [
+    "after:validate",
+    "after:index",
+    "explode:partition",
+    "after:explode",
+    "encode:partition",
+    "after:encode",
+    "after:check_records",
+    "after:statistics",
+    "encrypt:file",
+    "after:encrypt",
+    "metadata:before-commit",
+    "after:metadata",
+    "publish:moved",
+    "after:publish",
+]
+
+
+def _run_ingest(node_dir, dataset_yaml, *, kill_at=None, workers="0"):
+    environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES=workers)
+    environment.pop("GENOMENODE_TEST_KILL_AT", None)
+    if kill_at:
+        environment["GENOMENODE_TEST_KILL_AT"] = kill_at
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genomenode",
+            "ingest",
+            "--node",
+            str(node_dir),
+            str(dataset_yaml),
+        ],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _snapshot(node_dir: pathlib.Path, dataset_id: str) -> dict:
+    """Everything a user of the dataset can see, minus timestamps and ciphertext."""
+    with open_node(node_dir) as node:
+        return _snapshot_of(node, dataset_id)
+
+
+def _snapshot_of(node, dataset_id: str) -> dict:
+    manifest = node.dataset_manifest(dataset_id)
+    root = zarr.open_group(node.datasets_dir / dataset_id / "genotypes.vcz", mode="r")
+    arrays = {name: root[name][:] for name in sorted(root.array_keys())}
+    files = sorted(
+        (file["stored_path"], file["role"], file["sha256_plain"], file["size_plain"])
+        for file in manifest["files"]
+    )
+    tables = {}
+    with node.session() as session:
+        for model in (
+            models.Individual,
+            models.Biosample,
+            models.PhenotypicFeature,
+            models.Disease,
+            models.Measure,
+            models.DataUseTerm,
+        ):
+            rows = session.scalars(select(model)).all()
+            tables[model.__tablename__] = sorted(
+                tuple(
+                    (column, getattr(row, column))
+                    for column in sorted(model.__table__.columns.keys())
+                    if column != "id" or model in (models.Individual, models.Biosample)
+                )
+                for row in rows
+            )
+        dataset = session.get(models.Dataset, dataset_id)
+        tables["datasets"] = (
+            dataset.status,
+            dataset.fingerprint,
+            dataset.num_individuals,
+            dataset.num_samples,
+            dataset.num_variants,
+        )
+    listing = sorted(
+        str(path.relative_to(node.datasets_dir))
+        for path in node.datasets_dir.rglob("*")
+        if "files" not in path.parts  # encrypted names are the same; bytes differ
+    )
+    manifest_stable = {
+        k: v for k, v in manifest.items() if k not in ("published", "files")
+    }
+    return {
+        "arrays": arrays,
+        "files": files,
+        "tables": tables,
+        "listing": listing,
+        "manifest": manifest_stable,
+    }
+
+
+def _assert_same(snapshot, reference):
+    assert snapshot["arrays"].keys() == reference["arrays"].keys()
+    for name, values in reference["arrays"].items():
+        np.testing.assert_array_equal(snapshot["arrays"][name], values, err_msg=name)
+    for key in ("files", "tables", "listing", "manifest"):
+        assert snapshot[key] == reference[key], key
+
+
+def _assert_nothing_visible(node_dir, dataset_id):
+    with open_node(node_dir) as node:
+        assert node.published() == []
+        with pytest.raises(NotFoundError):
+            node.dataset_manifest(dataset_id)
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genomenode",
+            "datasets",
+            "--node",
+            str(node_dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cohort")
+    return write_small_cohort(directory, dataset_id="resume")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cohort):
+    node_dir = tmp_path_factory.mktemp("reference") / "node"
+    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
+    try:
+        with init_node(node_dir, node_id="ref", country="FI") as node:
+            ingest(node, cohort)
+    finally:
+        del os.environ["GENOMENODE_WORKER_PROCESSES"]
+    return _snapshot(node_dir, "resume")
+
+
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+def test_killed_at_checkpoint_resumes_identically(
+    tmp_path, cohort, reference, checkpoint
+):
+    node_dir = tmp_path / "node"
+    init_node(node_dir, node_id="n", country="FI").close()
+    killed = _run_ingest(node_dir, cohort, kill_at=checkpoint)
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL, checkpoint
+    if checkpoint != "after:publish":
+        _assert_nothing_visible(node_dir, "resume")
+    with open_node(node_dir) as node:
+        resumed = ingest(node, cohort)
+        expected = "unchanged" if checkpoint == "after:publish" else "published"
+        assert resumed.status == expected
+        _assert_same(_snapshot_of(node, "resume"), reference)
+        assert not (node.staging_dir / "resume").exists()
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in pathlib.Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            text = (task / "children").read_text()
+        except OSError:
+            continue
+        children.update(int(child) for child in text.split())
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_killed_at_random_times_with_workers(tmp_path, cohort, reference):
+    """Real kills at arbitrary moments, with worker processes that must die too."""
+    node_dir = tmp_path / "node"
+    init_node(node_dir, node_id="n", country="FI").close()
+    generator = random.Random(20261128)
+    kills = 0
+    for _attempt in range(4):
+        process = _run_ingest(node_dir, cohort, workers="2")
+        deadline = time.monotonic() + generator.uniform(1.5, 4.0)
+        workers: set[int] = set()
+        while time.monotonic() < deadline and process.poll() is None:
+            workers |= _children(process.pid)
+            time.sleep(0.05)
+        if process.poll() is not None:
+            process.communicate()
+            break
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        kills += 1
+        _assert_nothing_visible(node_dir, "resume")
+        time.sleep(0.5)
+        orphans = [pid for pid in workers if _alive(pid)]
+        assert orphans == [], "worker processes outlived the killed ingest"
+    assert kills >= 1
+    result = _run_ingest(node_dir, cohort, workers="2")
+    _, errors = result.communicate(timeout=300)
+    assert result.returncode == 0, errors
+    _assert_same(_snapshot(node_dir, "resume"), reference)
