@@ -93,7 +93,8 @@ def read_private_key(path: pathlib.Path, passphrase: Secret | None = None) -> by
     secret = passphrase.reveal() if passphrase else ""
     try:
         return bytes(get_private_key(os.fspath(path), lambda: secret))
-    except (OSError, ValueError) as error:
+    # crypt4gh exits the process on a wrong passphrase; a node must not.
+    except (OSError, ValueError, SystemExit) as error:
         raise ConfigError(
             f"{path}: cannot read the node's private key (wrong passphrase? set "
             f"GENOMENODE_KEY_PASSPHRASE): {type(error).__name__}"

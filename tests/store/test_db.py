@@ -1,0 +1,61 @@
+"""The metadata database on SQLite and PostgreSQL: migrations and visibility."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy
+from sqlalchemy import select
+
+from genomenode.store.db import migrate
+from genomenode.store.models import STATUS_STAGING, Dataset, published_datasets
+
+
+def _dataset(dataset_id, status):
+    return Dataset(
+        id=dataset_id,
+        name="n",
+        description="d",
+        country="FI",
+        contact_name="c",
+        contact_email="c@example.org",
+        security_level="CONTROLLED",
+        assembly="GRCh38",
+        status=status,
+        fingerprint="0" * 64,
+        num_individuals=1,
+        num_samples=1,
+        num_variants=1,
+        description_document={"id": dataset_id},
+        created_at=dt.datetime.now(dt.UTC),
+    )
+
+
+def test_migrations_create_the_schema_and_are_idempotent(node):
+    tables = set(sqlalchemy.inspect(node.engine).get_table_names())
+    assert {
+        "datasets",
+        "individuals",
+        "biosamples",
+        "files",
+        "alembic_version",
+    } <= tables
+    migrate(node.engine)  # a second upgrade is a no-op
+    with node.engine.connect() as connection:
+        version = connection.execute(
+            sqlalchemy.text("SELECT version_num FROM alembic_version")
+        )
+        assert [row[0] for row in version] == ["0001"]
+
+
+def test_only_published_datasets_are_visible(node):
+    with node.session() as session, session.begin():
+        session.add(_dataset("staged", STATUS_STAGING))
+        session.add(_dataset("done", "published"))
+    with node.session() as session:
+        assert [row.id for row in session.scalars(published_datasets())] == ["done"]
+        assert (
+            session.scalar(select(Dataset).where(Dataset.id == "staged")).status
+            == "staging"
+        )
+    assert [row.id for row in node.published()] == ["done"]
