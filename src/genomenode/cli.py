@@ -192,19 +192,7 @@ def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
     from .node import open_node
 
     node = open_node(node_dir)
-    rows = [
-        {
-            "id": row.id,
-            "name": row.name,
-            "country": row.country,
-            "security_level": row.security_level,
-            "num_individuals": row.num_individuals,
-            "num_samples": row.num_samples,
-            "num_variants": row.num_variants,
-            "published_at": row.published_at.isoformat() if row.published_at else None,
-        }
-        for row in node.published()
-    ]
+    rows = node.dataset_summaries()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -212,21 +200,8 @@ def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
         click.echo("No published datasets.")
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"Datasets on {node.config.node_id}")
-    for column in ("id", "country", "security", "individuals", "samples", "variants"):
-        table.add_column(column, justify="right" if column[-1] == "s" else "left")
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["country"],
-            row["security_level"],
-            f"{row['num_individuals']:,}",
-            f"{row['num_samples']:,}",
-            f"{row['num_variants']:,}",
-        )
-    Console().print(table)
+    Console().print(datasets_table(rows, f"Datasets on {node.config.node_id}"))
 
 
 @cli.command()
@@ -244,6 +219,25 @@ def discard(node_dir: pathlib.Path, dataset_id: str) -> None:
         if found
         else f"No unpublished ingest of {dataset_id} to discard."
     )
+
+
+def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """A rich table of dataset summaries (``Node.dataset_summaries``)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("id", "country", "security", "individuals", "samples", "variants"):
+        table.add_column(column, justify="right" if column[-1] == "s" else "left")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            str(row["country"]),
+            str(row["security_level"]),
+            f"{row['num_individuals']:,}",
+            f"{row['num_samples']:,}",
+            f"{row['num_variants']:,}",
+        )
+    return table
 
 
 def main() -> None:

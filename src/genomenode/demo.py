@@ -12,8 +12,8 @@ import sys
 import time
 
 from rich.console import Console
-from rich.table import Table
 
+from .cli import datasets_table
 from .ingest import ingest
 from .node import init_node, open_node
 from .simulate import simulate_cohort
@@ -49,18 +49,11 @@ def run_demo(
         console.print(f"{result.dataset_id}: already published, nothing to do.")
     else:
         console.print(f"Ingested {result.dataset_id} in {result.seconds:.1f} s")
-    table = Table(title=f"Datasets published on {node.config.node_id}")
-    for column in ("id", "security", "individuals", "samples", "variants"):
-        table.add_column(column)
-    for row in node.published():
-        table.add_row(
-            row.id,
-            row.security_level,
-            f"{row.num_individuals:,}",
-            f"{row.num_samples:,}",
-            f"{row.num_variants:,}",
+    console.print(
+        datasets_table(
+            node.dataset_summaries(), f"Datasets published on {node.config.node_id}"
         )
-    console.print(table)
+    )
     console.print(
         f"Try: .venv/bin/genomenode datasets --node {node_dir} --json\n"
         f"     .venv/bin/crypt4gh decrypt --sk {node_dir}/keys/node.sec "

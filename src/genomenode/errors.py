@@ -92,7 +92,7 @@ class InputError(GenomenodeError):
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         # Errors cross process boundaries (ingest workers); keep the keywords.
         return (
             _rebuild_input_error,

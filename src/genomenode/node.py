@@ -124,6 +124,24 @@ class Node:
             )
             return list(session.scalars(query))
 
+    def dataset_summaries(self) -> list[dict[str, Any]]:
+        """One plain mapping per published dataset: what ``datasets`` prints."""
+        return [
+            {
+                "id": row.id,
+                "name": row.name,
+                "country": row.country,
+                "security_level": row.security_level,
+                "num_individuals": row.num_individuals,
+                "num_samples": row.num_samples,
+                "num_variants": row.num_variants,
+                "published_at": (
+                    row.published_at.isoformat() if row.published_at else None
+                ),
+            }
+            for row in self.published()
+        ]
+
     def dataset_manifest(self, dataset_id: str) -> dict[str, Any]:
         """``dataset.json`` of a published dataset.
 

@@ -158,7 +158,7 @@ def _lock(node: Node, dataset_id: str, wait_seconds: float = 30.0) -> Iterator[N
 
 def ingest(
     node: Node,
-    dataset_yaml: str | os.PathLike[str],
+    dataset_yaml: str | pathlib.Path,
     *,
     show_progress: bool = False,
 ) -> IngestResult:
@@ -383,8 +383,13 @@ def _encode(run: _Run) -> None:
     shutil.rmtree(run.work / "icf", ignore_errors=True)
 
 
+def _open_vcz(path: pathlib.Path) -> Any:
+    # zarr's types are exact per access; the pipeline reads them as plain arrays.
+    return zarr.open_group(path, mode="r")
+
+
 def _check_records(run: _Run) -> None:
-    root = zarr.open_group(run.vcz, mode="r")
+    root = _open_vcz(run.vcz)
     if root["call_genotype"].shape[2] > 2:
         raise vcf.VcfError(
             f"ploidy {root['call_genotype'].shape[2]} is not supported (1 or 2)",
@@ -463,7 +468,7 @@ def _file_format(path: pathlib.Path) -> str:
 
 def _metadata(run: _Run) -> None:
     records = _read_records(run)
-    root = zarr.open_group(run.vcz, mode="r")
+    root = _open_vcz(run.vcz)
     samples = [str(sample) for sample in root["sample_id"][:]]
     num_variants = run.state["done"]["check_records"]["num_variants"]
     files = [

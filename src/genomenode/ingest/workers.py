@@ -82,10 +82,10 @@ def run_tasks(
 ) -> list[Any]:
     """``function(*args)`` for each tuple, in workers if asked; results in order."""
     arguments = list(arguments)
+    results: list[Any] = [None] * len(arguments)
     if worker_processes == 0 or len(arguments) <= 1:
-        results = []
-        for args in arguments:
-            results.append(function(*args))
+        for index, args in enumerate(arguments):
+            results[index] = function(*args)
             advance()
         return results
     context = multiprocessing.get_context("spawn")
@@ -99,7 +99,6 @@ def run_tasks(
             executor.submit(function, *args): index
             for index, args in enumerate(arguments)
         }
-        results: list[Any] = [None] * len(arguments)
         try:
             for future in cf.as_completed(futures):
                 results[futures[future]] = future.result()

@@ -31,7 +31,7 @@ def create_engine(url: str, schema: str | None = None) -> Engine:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             # WAL lets readers go on while an ingest writes; FKs are off by default.
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -44,7 +44,7 @@ def create_engine(url: str, schema: str | None = None) -> Engine:
             raise ConfigError(f"db_schema: {schema!r} is not a plain lower-case name")
 
         @event.listens_for(engine, "connect")
-        def _search_path(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _search_path(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             cursor.execute(f"SET search_path TO {schema}")

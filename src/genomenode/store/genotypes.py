@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import zarr
@@ -50,7 +51,7 @@ def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
 
 def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.ndarray]:
     """Statistics of variants ``start:stop``, read one chunk of samples at a time."""
-    root = zarr.open_group(vcz_path, mode="r")
+    root: Any = zarr.open_group(vcz_path, mode="r")
     call_genotype = root["call_genotype"]
     num_alleles = root["variant_allele"].shape[1]
     sample_chunk = call_genotype.chunks[1]
@@ -63,9 +64,11 @@ def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.nd
     return statistics_from_table(table)
 
 
-def write_statistics(vcz_path: pathlib.Path, results: list[tuple[int, dict]]) -> None:
+def write_statistics(
+    vcz_path: pathlib.Path, results: list[tuple[int, dict[str, np.ndarray]]]
+) -> None:
     """Write per-variant statistics (from :func:`statistics_for_rows`) as arrays."""
-    root = zarr.open_group(vcz_path, mode="r+")
+    root: Any = zarr.open_group(vcz_path, mode="r+")
     num_variants = root["variant_position"].shape[0]
     variants_chunk = root["variant_position"].chunks[0]
     num_alleles = root["variant_allele"].shape[1]
@@ -85,14 +88,14 @@ def write_statistics(vcz_path: pathlib.Path, results: list[tuple[int, dict]]) ->
 
 def contig_ranges(vcz_path: pathlib.Path) -> dict[str, list[int]]:
     """Row range ``[start, stop)`` of each contig that has variants."""
-    root = zarr.open_group(vcz_path, mode="r")
+    root: Any = zarr.open_group(vcz_path, mode="r")
     contig_ids = list(root["contig_id"][:])
     variant_contig = root["variant_contig"][:]
     ranges: dict[str, list[int]] = {}
     if len(variant_contig) == 0:
         return ranges
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(variant_contig)) + 1))
-    stops = np.concatenate((starts[1:], [len(variant_contig)]))
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(variant_contig)) + 1])
+    stops = np.concatenate([starts[1:], [len(variant_contig)]])
     for start, stop in zip(starts, stops, strict=True):
         ranges[str(contig_ids[variant_contig[start]])] = [int(start), int(stop)]
     return ranges
@@ -133,7 +136,8 @@ class GenotypeStore:
         ):
             raise StoreError(f"{vcz_path}: not a VCF Zarr store")
         self.path = vcz_path
-        self.root = zarr.open_group(vcz_path, mode="r")
+        # zarr's types are exact per access; genotype code reads them as arrays.
+        self.root: Any = zarr.open_group(vcz_path, mode="r")
         self.contigs = contigs
 
     @functools.cached_property

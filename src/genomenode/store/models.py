@@ -167,6 +167,6 @@ class StoredFile(Base):
     sha256_encrypted: Mapped[str] = mapped_column(String(64))
 
 
-def published_datasets():  # type: ignore[no-untyped-def]
+def published_datasets():
     """A select of the datasets users may see: those fully published."""
     return select(Dataset).where(Dataset.status == STATUS_PUBLISHED)

@@ -1,0 +1,218 @@
+"""Ingest benchmark: genomenode ingest next to the peers a node operator would run.
+
+For each simulated cohort (msprime; cached in bench/cache/ between runs) this times,
+in the same run and on the same file:
+
+- ``genomenode ingest`` (validate, VCF Zarr, counts, encryption, metadata, publish);
+- ``bcftools view -Ob --write-index`` (VCF → indexed BCF), Debian's bcftools;
+- ``plink2 --make-pgen`` (VCF → PGEN), Debian's plink2;
+- ``vcf2zarr convert`` (bio2zarr alone, what genomenode builds on).
+
+It prints wall time, peak memory (the sum of the resident memory of the whole process
+tree, sampled every 20 ms) and the ratio to bcftools. A second table ingests cohorts of
+the same sample count and growing length, to show peak memory does not follow the
+number of variants.
+
+Usage: python bench/ingest.py [--samples 2000 20000] [--length 5000000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = pathlib.Path(__file__).parent
+CACHE = HERE / "cache"
+BIN = pathlib.Path(sys.executable).parent
+
+
+@dataclasses.dataclass
+class Measurement:
+    tool: str
+    seconds: float
+    peak_mb: float
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = pathlib.Path(f"/proc/{current}/status").read_text()
+            total += next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+        except (OSError, StopIteration):
+            continue
+        for task in pathlib.Path(f"/proc/{current}/task").glob("*"):
+            try:
+                stack.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return total
+
+
+def measure(tool: str, command: list[str], environment: dict | None = None) -> Measurement:
+    """Run ``command``; wall time and peak resident memory of its process tree."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=environment or os.environ.copy(),
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, errors = process.communicate()
+    done.set()
+    sampler.join()
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{tool} failed ({process.returncode}):\n{errors.decode()[-2000:]}")
+    return Measurement(tool, seconds, peak / 1024)
+
+
+def cohort(samples: int, length: int, seed: int = 7) -> pathlib.Path:
+    """dataset.yaml of a cached simulated cohort, simulating it the first time."""
+    directory = CACHE / f"cohort-{samples}-{length}-{seed}"
+    dataset_yaml = directory / "dataset.yaml"
+    if not dataset_yaml.exists():
+        partial = directory.with_name(directory.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        print(f"simulating {samples} samples × {length:,} bp (cached for next runs) ...")
+        started = time.monotonic()
+        subprocess.run(
+            [
+                str(BIN / "genomenode"),
+                "simulate",
+                str(partial),
+                "--samples",
+                str(samples),
+                "--length",
+                str(length),
+                "--seed",
+                str(seed),
+                "--dataset-id",
+                f"bench-{samples}-{length}",
+            ],
+            check=True,
+        )
+        partial.rename(directory)
+        print(f"  simulated in {time.monotonic() - started:.0f} s")
+    return dataset_yaml
+
+
+def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        node = pathlib.Path(scratch) / "node"
+        subprocess.run(
+            [str(BIN / "genomenode"), "init", str(node), "--node-id", "bench", "--country", "FI"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES=str(workers))
+        return measure(
+            "genomenode ingest",
+            [str(BIN / "genomenode"), "ingest", "--node", str(node), str(dataset_yaml)],
+            environment,
+        )
+
+
+def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
+    results = []
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        out = pathlib.Path(scratch)
+        if shutil.which("bcftools"):
+            results.append(
+                measure(
+                    "bcftools view -Ob --write-index",
+                    ["bcftools", "view", "-Ob", "--write-index", "-o", str(out / "x.bcf"), str(vcf)],
+                )
+            )
+        else:
+            print("bcftools not found: apt-get install bcftools")
+        if shutil.which("plink2"):
+            results.append(
+                measure(
+                    "plink2 --make-pgen",
+                    ["plink2", "--vcf", str(vcf), "--make-pgen", "--out", str(out / "x"), "--threads", str(workers)],
+                )
+            )
+        else:
+            print("plink2 not found: apt-get install plink2")
+        results.append(
+            measure(
+                f"vcf2zarr convert -p {workers}",
+                [str(BIN / "vcf2zarr"), "convert", "-p", str(workers), str(vcf), str(out / "x.vcz")],
+            )
+        )
+    return results
+
+
+def print_table(title: str, rows: list[Measurement], baseline: Measurement | None) -> None:
+    print(f"\n{title}")
+    print(f"  {'tool':<34} {'wall s':>8} {'peak MB':>9} {'× bcftools':>11}")
+    for row in rows:
+        ratio = f"{row.seconds / baseline.seconds:.2f}" if baseline else "-"
+        print(f"  {row.tool:<34} {row.seconds:>8.1f} {row.peak_mb:>9.0f} {ratio:>11}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--length", type=int, default=5_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--memory-lengths",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 5_000_000, 20_000_000],
+        help="lengths for the memory-scaling table (2,000 samples); none to skip",
+    )
+    arguments = parser.parse_args()
+    CACHE.mkdir(exist_ok=True)
+    print(f"genomenode ingest benchmark on {os.cpu_count()} cores, {arguments.workers} workers")
+    for samples in arguments.samples:
+        dataset_yaml = cohort(samples, arguments.length)
+        vcf = next(dataset_yaml.parent.glob("*.vcf.gz"))
+        size_mb = vcf.stat().st_size / 1e6
+        rows = [*peers(vcf, arguments.workers), ingest_once(dataset_yaml, arguments.workers)]
+        baseline = next((row for row in rows if row.tool.startswith("bcftools")), None)
+        print_table(
+            f"{samples:,} samples × {arguments.length:,} bp ({size_mb:.0f} MB VCF.gz)",
+            rows,
+            baseline,
+        )
+        ingest_row, plink = rows[-1], next((r for r in rows if r.tool.startswith("plink2")), None)
+        if plink:
+            print(f"  genomenode ingest / plink2: {ingest_row.seconds / plink.seconds:.2f}×")
+    if arguments.memory_lengths:
+        rows = []
+        for length in arguments.memory_lengths:
+            measurement = ingest_once(cohort(2000, length), arguments.workers)
+            measurement.tool = f"ingest 2,000 × {length / 1e6:g} Mb"
+            rows.append(measurement)
+        print_table("peak memory against the number of variants", rows, None)
+
+
+if __name__ == "__main__":
+    main()
