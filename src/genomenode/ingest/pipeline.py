@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import shutil
+import tarfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -423,7 +424,7 @@ def _encrypt(run: _Run) -> None:
     files_dir = run.publish_dir / "files"
     files_dir.mkdir(parents=True, exist_ok=True)
     done = run.state["done"].setdefault("encrypt_files", {})
-    inputs = input_files(run.description)
+    inputs = _stored_inputs(run)
     with run.reporter.step("Encrypt originals", len(inputs)) as advance:
         for number, (role, path) in enumerate(inputs):
             # Prefix keeps names unique when two inputs share a file name.
@@ -446,6 +447,36 @@ def _encrypt(run: _Run) -> None:
     run.finish("encrypt", sorted(done))
 
 
+def _stored_inputs(run: _Run) -> list[tuple[str, pathlib.Path]]:
+    """Inputs as stored: a clinical directory becomes one tar archive, not N files."""
+    clinical = run.description.clinical.path
+    if not clinical.is_dir():
+        return input_files(run.description)
+    archive = run.work / f"{clinical.name}.tar"
+    if not archive.exists():
+        partial = archive.with_name(archive.name + ".part")
+        members = [
+            path for role, path in input_files(run.description) if role == "clinical"
+        ]
+        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            for member in members:
+                info = tar.gettarinfo(member, arcname=f"{clinical.name}/{member.name}")
+                # Same content, same archive: no owners, times or modes of this host.
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                info.mode = 0o644
+                with open(member, "rb") as handle:
+                    tar.addfile(info, handle)
+        os.replace(partial, archive)
+    stored = [
+        (role, path)
+        for role, path in input_files(run.description)
+        if role != "clinical"
+    ]
+    return [*stored, ("clinical", archive)]
+
+
 def _file_format(path: pathlib.Path) -> str:
     name = path.name.lower()
     for suffix, kind in (
@@ -455,6 +486,7 @@ def _file_format(path: pathlib.Path) -> str:
         (".tbi", "TBI"),
         (".csi", "CSI"),
         (".jsonl", "JSONL"),
+        (".tar", "TAR"),
         (".json", "JSON"),
         (".csv", "CSV"),
         (".tsv", "TSV"),
