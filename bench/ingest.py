@@ -4,7 +4,7 @@ For each simulated cohort (msprime; cached in bench/cache/ between runs) this ti
 in the same run and on the same file:
 
 - ``genomenode ingest`` (validate, VCF Zarr, counts, encryption, metadata, publish);
-- ``bcftools view -Ob --write-index`` (VCF → indexed BCF), Debian's bcftools;
+- ``bcftools view -Ob + index`` (VCF → indexed BCF), Debian's bcftools;
 - ``plink2 --make-pgen`` (VCF → PGEN), Debian's plink2;
 - ``vcf2zarr convert`` (bio2zarr alone, what genomenode builds on).
 
@@ -19,6 +19,7 @@ Usage: python bench/ingest.py [--samples 2000 20000] [--length 5000000] [--worke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -50,19 +51,22 @@ def _tree_rss_kb(pid: int) -> int:
         try:
             status = pathlib.Path(f"/proc/{current}/status").read_text()
             total += next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+                int(line.split()[1])
+                for line in status.splitlines()
+                if line.startswith("VmRSS:")
             )
         except (OSError, StopIteration):
             continue
         for task in pathlib.Path(f"/proc/{current}/task").glob("*"):
-            try:
-                stack.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                children = (task / "children").read_text().split()
+                stack.extend(int(child) for child in children)
     return total
 
 
-def measure(tool: str, command: list[str], environment: dict | None = None) -> Measurement:
+def measure(
+    tool: str, command: list[str], environment: dict | None = None
+) -> Measurement:
     """Run ``command``; wall time and peak resident memory of its process tree."""
     started = time.monotonic()
     process = subprocess.Popen(
@@ -87,7 +91,9 @@ def measure(tool: str, command: list[str], environment: dict | None = None) -> M
     sampler.join()
     seconds = time.monotonic() - started
     if process.returncode != 0:
-        raise SystemExit(f"{tool} failed ({process.returncode}):\n{errors.decode()[-2000:]}")
+        raise SystemExit(
+            f"{tool} failed ({process.returncode}):\n{errors.decode()[-2000:]}"
+        )
     return Measurement(tool, seconds, peak / 1024)
 
 
@@ -98,7 +104,9 @@ def cohort(samples: int, length: int, seed: int = 7) -> pathlib.Path:
     if not dataset_yaml.exists():
         partial = directory.with_name(directory.name + ".part")
         shutil.rmtree(partial, ignore_errors=True)
-        print(f"simulating {samples} samples × {length:,} bp (cached for next runs) ...")
+        print(
+            f"simulating {samples} samples × {length:,} bp (cached for next runs) ..."
+        )
         started = time.monotonic()
         subprocess.run(
             [
@@ -125,7 +133,15 @@ def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         node = pathlib.Path(scratch) / "node"
         subprocess.run(
-            [str(BIN / "genomenode"), "init", str(node), "--node-id", "bench", "--country", "FI"],
+            [
+                str(BIN / "genomenode"),
+                "init",
+                str(node),
+                "--node-id",
+                "bench",
+                "--country",
+                "FI",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -144,8 +160,13 @@ def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
         if shutil.which("bcftools"):
             results.append(
                 measure(
-                    "bcftools view -Ob --write-index",
-                    ["bcftools", "view", "-Ob", "--write-index", "-o", str(out / "x.bcf"), str(vcf)],
+                    "bcftools view -Ob + index",
+                    [
+                        "sh",
+                        "-c",
+                        f"bcftools view -Ob -o {out / 'x.bcf'} {vcf} "
+                        f"&& bcftools index {out / 'x.bcf'}",
+                    ],
                 )
             )
         else:
@@ -154,7 +175,16 @@ def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
             results.append(
                 measure(
                     "plink2 --make-pgen",
-                    ["plink2", "--vcf", str(vcf), "--make-pgen", "--out", str(out / "x"), "--threads", str(workers)],
+                    [
+                        "plink2",
+                        "--vcf",
+                        str(vcf),
+                        "--make-pgen",
+                        "--out",
+                        str(out / "x"),
+                        "--threads",
+                        str(workers),
+                    ],
                 )
             )
         else:
@@ -162,13 +192,22 @@ def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
         results.append(
             measure(
                 f"vcf2zarr convert -p {workers}",
-                [str(BIN / "vcf2zarr"), "convert", "-p", str(workers), str(vcf), str(out / "x.vcz")],
+                [
+                    str(BIN / "vcf2zarr"),
+                    "convert",
+                    "-p",
+                    str(workers),
+                    str(vcf),
+                    str(out / "x.vcz"),
+                ],
             )
         )
     return results
 
 
-def print_table(title: str, rows: list[Measurement], baseline: Measurement | None) -> None:
+def print_table(
+    title: str, rows: list[Measurement], baseline: Measurement | None
+) -> None:
     print(f"\n{title}")
     print(f"  {'tool':<34} {'wall s':>8} {'peak MB':>9} {'× bcftools':>11}")
     for row in rows:
@@ -177,7 +216,9 @@ def print_table(title: str, rows: list[Measurement], baseline: Measurement | Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--length", type=int, default=5_000_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -190,21 +231,33 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
-    print(f"genomenode ingest benchmark on {os.cpu_count()} cores, {arguments.workers} workers")
+    print(
+        f"genomenode ingest benchmark: {os.cpu_count()} cores, "
+        f"{arguments.workers} workers"
+    )
     for samples in arguments.samples:
         dataset_yaml = cohort(samples, arguments.length)
         vcf = next(dataset_yaml.parent.glob("*.vcf.gz"))
         size_mb = vcf.stat().st_size / 1e6
-        rows = [*peers(vcf, arguments.workers), ingest_once(dataset_yaml, arguments.workers)]
+        rows = [
+            *peers(vcf, arguments.workers),
+            ingest_once(dataset_yaml, arguments.workers),
+        ]
         baseline = next((row for row in rows if row.tool.startswith("bcftools")), None)
         print_table(
             f"{samples:,} samples × {arguments.length:,} bp ({size_mb:.0f} MB VCF.gz)",
             rows,
             baseline,
         )
-        ingest_row, plink = rows[-1], next((r for r in rows if r.tool.startswith("plink2")), None)
+        ingest_row, plink = (
+            rows[-1],
+            next((r for r in rows if r.tool.startswith("plink2")), None),
+        )
         if plink:
-            print(f"  genomenode ingest / plink2: {ingest_row.seconds / plink.seconds:.2f}×")
+            print(
+                "  genomenode ingest / plink2: "
+                f"{ingest_row.seconds / plink.seconds:.2f}×"
+            )
     if arguments.memory_lengths:
         rows = []
         for length in arguments.memory_lengths:

@@ -62,6 +62,10 @@ def cli(verbose: int) -> None:
     """genomenode: a node of a federated European genome network."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # bio2zarr reports every array of every partition at INFO; keep that for -vv.
+    logging.getLogger("bio2zarr").setLevel(
+        max(level, logging.WARNING if verbose < 2 else level)
+    )
 
 
 @cli.command()
@@ -125,16 +129,19 @@ def simulate(
     """Simulate a realistic cohort (msprime) with clinical data and dataset.yaml."""
     from .simulate import simulate_cohort
 
-    result = simulate_cohort(
-        out_dir,
-        samples=samples,
-        seed=seed,
-        length=length,
-        country=country,
-        security_level=security_level,
-        dataset_id=dataset_id,
-        progress=not as_json and sys.stderr.isatty(),
-    )
+    try:
+        result = simulate_cohort(
+            out_dir,
+            samples=samples,
+            seed=seed,
+            length=length,
+            country=country,
+            security_level=security_level,
+            dataset_id=dataset_id,
+            progress=not as_json and sys.stderr.isatty(),
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     summary = {
         "dataset_id": result.dataset_id,
         "dataset_yaml": str(result.dataset_yaml),

@@ -11,16 +11,17 @@ real person is described.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pysam
 import tskit
 import yaml
 
@@ -154,7 +155,9 @@ def _clinical(
     dis["ICD10:E11"] = _bernoulli(rng, _logit(0.05) + 0.5 * z + 1.2 * dis["ICD10:E66"])
     dis["ICD10:I10"] = _bernoulli(rng, _logit(0.22) + 0.6 * z + 0.8 * dis["ICD10:E66"])
     dis["ICD10:E78.0"] = _bernoulli(rng, _logit(0.10) + 0.3 * z)
-    liability = _logit(0.045) + 0.3 * z + 0.5 * male
+    # Intercept: ~5% prevalence in non-carriers; 10-20% overall once the
+    # planted alleles (10-40% frequency, OR 3 and 2 per allele) are added.
+    liability = _logit(0.03) + 0.3 * z + 0.5 * male
     liability = liability + 0.4 * (dis["ICD10:E11"] + dis["ICD10:I10"])
     for odds_ratio, dosage in zip(CAUSAL_ODDS_RATIOS, dosages, strict=False):
         liability = liability + math.log(odds_ratio) * dosage
@@ -166,14 +169,15 @@ def _clinical(
     return male, age, {k: dis[k] for k in ICD10_TERMS}
 
 
-def _phenopackets(
+def _write_phenopackets(
+    pp_dir: Path,
     rng: np.random.Generator,
     sample_ids: list[str],
     dosages: list[np.ndarray],
-    created: str,
+    seed: int,
     dataset_id: str,
-) -> Iterator[tuple[str, dict]]:
-    """Yield ``(sample_id, phenopacket)`` JSON-ready dicts (protobuf camelCase)."""
+) -> int:
+    """Write one phenopacket JSON per sample; return the number of CAD cases."""
     male, age, diseases = _clinical(rng, dosages)
     n = len(sample_ids)
     # Onset somewhere in the adult years before the last encounter.
@@ -185,48 +189,52 @@ def _phenopackets(
         for term, prob in terms.items():
             present[:, hpo_order[term]] |= trigger & (rng.random(n) < prob)
     features = [{"type": {"id": t, "label": lab}} for t, lab in HPO_TERMS.items()]
+    created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=seed % 31_536_000)
     meta = {
-        "created": created,
+        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),  # from the seed: stable
         "createdBy": "genomenode simulate",
         "phenopacketSchemaVersion": "2.0",
         "resources": list(_RESOURCES),
     }
+    pp_dir.mkdir(exist_ok=True)
+    wanted = {f"{sid}.json" for sid in sample_ids}
+    for stale in pp_dir.glob("*.json"):  # left over from a larger cohort
+        if stale.name not in wanted:
+            stale.unlink()
     for i, sid in enumerate(sample_ids):
+        encounter = {"age": {"iso8601duration": f"P{age[i]}Y"}}
+        sex = "MALE" if male[i] else "FEMALE"
         packet: dict = {
             "id": f"{dataset_id}.{sid}",
-            "subject": {
-                "id": sid,
-                "timeAtLastEncounter": {"age": {"iso8601duration": f"P{age[i]}Y"}},
-                "sex": "MALE" if male[i] else "FEMALE",
-            },
+            "subject": {"id": sid, "timeAtLastEncounter": encounter, "sex": sex},
+            "phenotypicFeatures": [
+                f for f, on in zip(features, present[i], strict=True) if on
+            ],
+            "diseases": [
+                {
+                    "term": {"id": d, "label": ICD10_TERMS[d]},
+                    "onset": {"age": {"iso8601duration": f"P{onsets[d][i]}Y"}},
+                }
+                for d in ICD10_TERMS
+                if diseases[d][i]
+            ],
+            "metaData": meta,
         }
-        packet["phenotypicFeatures"] = [
-            f for f, on in zip(features, present[i], strict=True) if on
-        ]
-        packet["diseases"] = [
-            {
-                "term": {"id": d, "label": ICD10_TERMS[d]},
-                "onset": {"age": {"iso8601duration": f"P{onsets[d][i]}Y"}},
-            }
-            for d in ICD10_TERMS
-            if diseases[d][i]
-        ]
-        packet["metaData"] = meta
-        yield sid, {k: v for k, v in packet.items() if v != []}
+        packet = {k: v for k, v in packet.items() if v != []}
+        text = json.dumps(packet, indent=2, ensure_ascii=False) + "\n"
+        (pp_dir / f"{sid}.json").write_text(text, encoding="utf-8")
+    return int(diseases[CAUSAL_DISEASE].sum())
 
 
-def _genes(
-    rng: np.random.Generator, length: int, causal: list[int]
-) -> list[tuple[int, int]]:
-    """Synthetic gene intervals: one around each causal variant, others spread."""
+def _write_genes(
+    path: Path, rng: np.random.Generator, contig: str, length: int, causal: list[int]
+) -> None:
+    """Synthetic gene table: one gene around each causal variant, others spread
+    one per bin over the region (0-based half-open, like BED)."""
     genes = []
     for pos in causal:
-        genes.append(
-            (
-                max(0, pos - int(rng.integers(2_000, 20_000))),
-                min(length, pos + int(rng.integers(2_000, 20_000))),
-            ),
-        )
+        left, right = (int(x) for x in rng.integers(2_000, 20_000, size=2))
+        genes.append((max(0, pos - left), min(length, pos + right)))
     bins = min(50, max(3, length // 200_000))
     width = length // bins
     for b in range(bins):
@@ -234,16 +242,36 @@ def _genes(
         start = b * width + int(rng.integers(0, width - size + 1))
         if all(start >= e or start + size <= s for s, e in genes[: len(causal)]):
             genes.append((start, start + size))
-    return sorted(genes)
+    rows = ["gene_id\tsymbol\tcontig\tstart\tend"]
+    for i, (start, end) in enumerate(sorted(genes), start=1):
+        rows.append(f"SIMG{i:04d}\tSIMGENE{i}\t{contig}\t{start}\t{end}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def _progress(enabled: bool) -> contextlib.AbstractContextManager:
-    if not enabled:
-        return contextlib.nullcontext()
-    from rich.console import Console
-    from rich.progress import Progress
+class _Progress:
+    """Optional rich progress display on stderr; a no-op when disabled."""
 
-    return Progress(console=Console(stderr=True), transient=False)
+    def __init__(self, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True))
+            self._bar.start()
+            self._task = self._bar.add_task("simulating ancestry", total=None)
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        if self._bar is not None:
+            self._bar.reset(self._task, description=description, total=total)
+
+    def advance(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, steps)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def simulate_cohort(
@@ -311,27 +339,23 @@ def simulate_cohort(
     rng_order, rng_causal, rng_clinical, rng_vcf, rng_genes = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5)
     )
-    with _progress(progress) as bar:
-        task = (
-            bar.add_task("simulating ancestry", total=None) if bar is not None else None
-        )
+    bar = _Progress(progress)
+    try:
         ts = simulate_tree_sequence(
             samples=samples, seed=seed, length=length, country=country
         )
         columns = sample_columns(ts, rng_order)
         width = max(5, len(str(samples)))
         sample_ids = [f"{country}{i:0{width}d}" for i in range(1, samples + 1)]
-
         causal = choose_causal(ts, rng_causal)
         variant = tskit.Variant(ts)
         dosages = []
         for pos, _, _ in causal:
-            variant.decode(int(ts.site(position=pos).id))
+            variant.decode(ts.site(position=pos).id)
             dosages.append(variant.genotypes[columns].sum(axis=1))
 
+        bar.stage("writing VCF", total=ts.num_sites)
         vcf_path = out / f"{dataset_id}.vcf.gz"
-        if bar is not None:
-            bar.update(task, description="writing VCF", total=ts.num_sites)
         num_variants = write_vcf(
             ts,
             vcf_path,
@@ -339,40 +363,25 @@ def simulate_cohort(
             sample_ids=sample_ids,
             node_columns=columns,
             rng=rng_vcf,
-            on_sites=(lambda k: bar.advance(task, k)) if bar is not None else None,
+            on_sites=bar.advance,
+            index=False,
         )
-
-        if bar is not None:
-            bar.update(task, description="writing phenopackets", total=samples)
-        pp_dir = out / "phenopackets"
-        pp_dir.mkdir(exist_ok=True)
-        for stale in pp_dir.glob("*.json"):
-            stale.unlink()
-        created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(
-            seconds=seed % 31_536_000
-        )
-        packets = _phenopackets(
-            rng_clinical,
-            sample_ids,
-            dosages,
-            created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            dataset_id,
-        )
-        num_cases = 0
-        for sid, packet in packets:
-            num_cases += any(
-                d["term"]["id"] == CAUSAL_DISEASE for d in packet.get("diseases", [])
+        bar.stage("indexing VCF, writing phenopackets", total=1)
+        # Tabix re-reads the whole VCF without holding the GIL: overlap it.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            indexing = pool.submit(
+                pysam.tabix_index, str(vcf_path), preset="vcf", force=True
             )
-            text = json.dumps(packet, indent=2, ensure_ascii=False) + "\n"
-            (pp_dir / f"{sid}.json").write_text(text, encoding="utf-8")
-            if bar is not None:
-                bar.advance(task)
-
+            pp_dir = out / "phenopackets"
+            num_cases = _write_phenopackets(
+                pp_dir, rng_clinical, sample_ids, dosages, seed, dataset_id
+            )
+            indexing.result()
+            bar.advance(1)
+    finally:
+        bar.close()
     genes_path = out / "genes.tsv"
-    rows = ["gene_id\tsymbol\tcontig\tstart\tend"]
-    for i, (start, end) in enumerate(_genes(rng_genes, length, [c[0] for c in causal])):
-        rows.append(f"SIMG{i + 1:04d}\tSIMGENE{i + 1}\t{contig}\t{start}\t{end}")
-    genes_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    _write_genes(genes_path, rng_genes, contig, length, [c[0] for c in causal])
 
     causal_out = [(contig, pos + 1, ref, alt) for pos, ref, alt in causal]
     doc = {

@@ -4,35 +4,26 @@ The coalescent simulation uses a European-like demography so that allele
 frequencies, linkage disequilibrium and population structure look like real
 data.  A 20,000-sample cohort over 5 Mb has ~55,000 sites and ~11 GB of
 uncompressed VCF text, so per-genotype Python string formatting is far too
-slow: whole chunks of variants are formatted with numpy (a lookup table of
-precomputed ``GT:DP:GQ`` byte strings, gathered and compacted with a boolean
-mask) and BGZF blocks are compressed on a small thread pool, because zlib
-releases the GIL and compression dominates the run time.  Memory is bounded by
-one chunk of variants, never by the whole genotype matrix.
+slow: whole chunks of variants are formatted by one numpy gather from a table
+of precomputed fixed-width ``GT:DP:GQ`` fields, and BGZF blocks are compressed
+on a small thread pool (zlib releases the GIL; compression dominates the run
+time).  Memory is bounded by one chunk of variants, never by the whole
+genotype matrix.
 """
 
 from __future__ import annotations
 
-import collections
+import itertools
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msprime
 import numpy as np
 import pysam
 import tskit
-
-__all__ = [
-    "BgzfWriter",
-    "GenotypeFieldTable",
-    "choose_causal",
-    "sample_columns",
-    "simulate_tree_sequence",
-    "write_vcf",
-]
 
 RECOMBINATION_RATE = 1.2e-8
 MUTATION_RATE = 1.25e-8
@@ -69,21 +60,18 @@ def _demography() -> msprime.Demography:
     ):
         # All three sample from time 0, although NWE is the ancestor of FIN.
         dem.add_population(
-            name=name, description=description, initial_size=size,
-            growth_rate=growth, initially_active=True,
-        )  # fmt: skip
+            name=name,
+            description=description,
+            initial_size=size,
+            growth_rate=growth,
+            initially_active=True,
+        )
     dem.add_population(name="ANC", description="Ancestral", initial_size=7_300)
     dem.set_symmetric_migration_rate(["NWE", "SEU"], 1e-4)
     dem.set_symmetric_migration_rate(["FIN", "NWE"], 5e-5)
     dem.add_population_split(time=150, derived=["FIN"], ancestral="NWE")
     dem.add_population_split(time=1_000, derived=["NWE", "SEU"], ancestral="ANC")
     return dem
-
-
-def _home_population(country: str) -> str:
-    if country == "FI":
-        return "FIN"
-    return "SEU" if country in _SOUTHERN else "NWE"
 
 
 def simulate_tree_sequence(
@@ -113,19 +101,22 @@ def simulate_tree_sequence(
         Individuals ordered by population (see :func:`simulate_cohort` for the
         sample order of the VCF).
     """
-    home = _home_population(country.upper())
+    country = country.upper()
+    home = "FIN" if country == "FI" else "SEU" if country in _SOUTHERN else "NWE"
     others = [p for p in ("FIN", "NWE", "SEU") if p != home]
-    main = samples - 2 * ((samples // 10) if samples >= 10 else 0)
-    rest = samples - main
-    counts = {home: main, others[0]: (rest + 1) // 2, others[1]: rest // 2}
+    rest = samples // 5
+    counts = {home: samples - rest, others[0]: (rest + 1) // 2, others[1]: rest // 2}
     anc_seed, mut_seed = _msprime_seeds(seed)
     ts = msprime.sim_ancestry(
         samples=[msprime.SampleSet(n, population=p) for p, n in counts.items() if n],
         demography=_demography(),
         sequence_length=length,
         recombination_rate=RECOMBINATION_RATE,
+        discrete_genome=True,  # integer positions: unique, VCF-ready sites
         random_seed=anc_seed,
     )
+    # JC69 (the default) on a discrete genome: ACGT alleles; sites hit twice
+    # can be multiallelic and are skipped by write_vcf.
     return msprime.sim_mutations(ts, rate=MUTATION_RATE, random_seed=mut_seed)
 
 
@@ -163,7 +154,21 @@ def _msprime_seeds(seed: int) -> tuple[int, int]:
 def choose_causal(
     ts: tskit.TreeSequence, rng: np.random.Generator
 ) -> list[tuple[int, str, str]]:
-    """Pick 1-2 single-mutation sites with 10-40% allele frequency, far apart."""
+    """Pick the causal variants to plant.
+
+    Parameters
+    ----------
+    ts : tskit.TreeSequence
+        The simulated cohort.
+    rng : numpy.random.Generator
+        Draws the choice.
+
+    Returns
+    -------
+    list of tuple
+        One or two ``(position_0based, ref, alt)`` single-mutation sites with
+        10-40% allele frequency, at least a tenth of the sequence apart.
+    """
     candidates = []
     for tree in ts.trees():
         for site in tree.sites():
@@ -180,7 +185,7 @@ def choose_causal(
     return [(pos, ref, mut.derived_state) for pos, ref, mut in chosen]
 
 
-def _compress_blocks(data: bytes, level: int) -> bytes:
+def _compress_blocks(data: bytes | memoryview, level: int) -> bytes:
     """Compress ``data`` into consecutive BGZF blocks."""
     view = memoryview(data)
     out = []
@@ -198,10 +203,14 @@ def _compress_blocks(data: bytes, level: int) -> bytes:
 class BgzfWriter:
     """Write a BGZF file (tabix-indexable gzip) with parallel block compression.
 
-    Equivalent to ``pysam.BGZFile(path, "wb")`` for writing, but compresses on
-    ``threads`` worker threads and at a configurable zlib ``level`` (pysam's
-    writer is single-threaded and holds the GIL).  Blocks are written in order,
-    so the output is deterministic.
+    Equivalent to ``pysam.BGZFile(path, "wb")`` for writing, but compresses at
+    a configurable zlib ``level`` on ``threads`` threads (pysam's writer is
+    single-threaded).  Each :meth:`write` compresses its complete blocks
+    before returning, with the caller waiting (so without holding the GIL):
+    pipelining compression with the caller's Python work was slower, because
+    threads then queue for the GIL after every 64 KiB block.  Blocks are
+    written in order and gzip headers carry no timestamp, so the output is
+    deterministic.
 
     Parameters
     ----------
@@ -213,39 +222,46 @@ class BgzfWriter:
         Number of compression threads.
     """
 
-    _BATCH = _BLOCK_PAYLOAD * 64  # ~4 MiB handed to a worker at a time
-
     def __init__(self, path: str | Path, *, level: int = 1, threads: int = 2) -> None:
         self._fh = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._level = level
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
-        self._pending: collections.deque[Future[bytes]] = collections.deque()
-        self._max_pending = 2 * max(1, threads)
-        self._buffer = bytearray()
+        self._threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(max_workers=self._threads)
+        self._carry = bytearray()  # tail shorter than a block, awaiting more data
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data``; full batches are compressed in the background."""
-        self._buffer += data
-        if len(self._buffer) >= self._BATCH:
-            cut = len(self._buffer) - len(self._buffer) % _BLOCK_PAYLOAD
-            self._submit(bytes(self._buffer[:cut]))
-            del self._buffer[:cut]
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``, compressing and writing all complete blocks."""
+        view = memoryview(data).cast("B")
+        pieces: list[bytes | memoryview] = []
+        if self._carry:
+            need = _BLOCK_PAYLOAD - len(self._carry)
+            self._carry += view[:need]
+            view = view[need:]
+            if len(self._carry) < _BLOCK_PAYLOAD:
+                return
+            pieces.append(bytes(self._carry))
+            self._carry.clear()
+        blocks = len(view) // _BLOCK_PAYLOAD
+        self._carry += view[blocks * _BLOCK_PAYLOAD :]
+        # Split the complete blocks into one contiguous group per thread.
+        bounds = [
+            blocks * i // self._threads * _BLOCK_PAYLOAD
+            for i in range(self._threads + 1)
+        ]
+        pieces += [view[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+        self._compress(pieces)
 
-    def _submit(self, data: bytes) -> None:
-        self._pending.append(self._pool.submit(_compress_blocks, data, self._level))
-        # Bound memory: wait for the oldest batch once enough are in flight.
-        while len(self._pending) > self._max_pending:
-            self._fh.write(self._pending.popleft().result())
+    def _compress(self, pieces: list[bytes | memoryview]) -> None:
+        futures = [self._pool.submit(_compress_blocks, p, self._level) for p in pieces]
+        for future in futures:
+            self._fh.write(future.result())
 
     def close(self) -> None:
         """Flush remaining data, write the BGZF EOF marker and close the file."""
         if self._fh.closed:
             return
-        if self._buffer:
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
-        while self._pending:
-            self._fh.write(self._pending.popleft().result())
+        if self._carry:
+            self._compress([bytes(self._carry)])
         self._pool.shutdown()
         self._fh.write(_EOF)
         self._fh.close()
@@ -260,76 +276,79 @@ class BgzfWriter:
 class GenotypeFieldTable:
     """Precomputed ``GT:DP:GQ`` sample fields for vectorised VCF formatting.
 
-    Depths follow a negative binomial around 30x; genotype qualities grow with
-    depth (homozygous calls faster than heterozygous ones) plus noise and are
-    capped at 99, like a joint-called short-read cohort.  ``quantiles`` random
-    (DP, GQ-noise) draws are tabulated per phased genotype, and each genotype
-    of the output picks one uniformly at random, which is equivalent to drawing
-    DP and GQ per genotype but costs one small integer draw.
+    Mimics a QC-filtered ~30x short-read cohort: DP follows a negative
+    binomial around 30 truncated to [10, 99] (genotypes with DP < 10 are
+    usually set to missing), and GQ grows with depth like GATK's (about three
+    phred units per read for homozygous calls, less and noisier for
+    heterozygous ones), capped at 99 and floored at 10.  Keeping both values
+    two-digit makes every sample field exactly 10 bytes, so a chunk is
+    formatted by one gather from this table with no per-genotype string work.
+    Each genotype picks one of ``draws`` tabulated (DP, GQ) pairs for its
+    phased GT uniformly at random, which is equivalent to drawing them per
+    genotype.
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Source of randomness (determinism comes from its seed).
-    quantiles : int, optional
-        Number of tabulated (DP, GQ) draws per genotype.
     """
 
-    _WIDTH = 16  # bytes per table row: max 11 used, 16 makes the gather fast
-    _GT = (b"0|0", b"0|1", b"1|0", b"1|1")
+    WIDTH = 10  # bytes per sample field, e.g. b"0|1:31:57\t"
+    _DRAWS = 256  # tabulated (DP, GQ) pairs per genotype: one random byte each
 
-    def __init__(self, rng: np.random.Generator, quantiles: int = 1024) -> None:
-        self.quantiles = quantiles
-        mean, dispersion = 30.0, 8.0
-        depth = rng.negative_binomial(
-            dispersion, dispersion / (dispersion + mean), quantiles
-        )
-        depth = np.clip(depth, 2, 250)
-        noise = rng.normal(0.0, 6.0, quantiles)
-        table = np.zeros((len(self._GT) * quantiles, self._WIDTH), dtype=np.uint8)
-        lengths = np.zeros(len(table), dtype=np.uint8)
-        for code, gt in enumerate(self._GT):
-            slope = 2.0 if gt in (b"0|1", b"1|0") else 3.0
-            quality = np.clip(np.rint(slope * depth - 6.0 + noise), 0, 99).astype(int)
-            for q in range(quantiles):
-                field = b"%s:%d:%d\t" % (gt, depth[q], quality[q])
-                row = code * quantiles + q
-                table[row, : len(field)] = np.frombuffer(field, dtype=np.uint8)
-                lengths[row] = len(field)
-        self._rows = table.view(f"V{self._WIDTH}").ravel()
-        self._lengths = lengths
-        self._columns = np.arange(self._WIDTH, dtype=np.uint8)
+    def __init__(self, rng: np.random.Generator) -> None:
+        depth = rng.negative_binomial(8, 8 / (8 + 30), 8 * self._DRAWS)
+        depth = depth[(depth >= 10) & (depth <= 99)][: self._DRAWS]
+        het_noise = rng.normal(0.0, 8.0, self._DRAWS)
+        fields = []
+        for gt in (b"0|0", b"0|1", b"1|0", b"1|1"):
+            het = gt[0] != gt[2]
+            quality = 2.0 * depth + het_noise if het else 3.0 * depth - 3.0
+            quality = np.clip(np.rint(quality), 10, 99).astype(int)
+            fields += [
+                b"%s:%d:%d\t" % (gt, d, q) for d, q in zip(depth, quality, strict=True)
+            ]
+        table = np.frombuffer(b"".join(fields), dtype=f"V{self.WIDTH}")
+        assert len(table) == 4 * self._DRAWS  # all fields exactly WIDTH bytes
+        self._table = table
 
     def format(
-        self, hap0: np.ndarray, hap1: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Format a chunk of variants.
+        self,
+        genotypes: np.ndarray,
+        haplotypes: np.ndarray,
+        rng: np.random.Generator,
+        out: np.ndarray,
+    ) -> np.ndarray:
+        """Format the sample columns of a chunk of variants.
 
         Parameters
         ----------
-        hap0, hap1 : numpy.ndarray
-            ``(variants, samples)`` arrays of 0/1 alleles of each sample's first
-            and second haplotype.
+        genotypes : numpy.ndarray
+            ``(variants, haplotypes)`` int8 array of 0/1 alleles.
+        haplotypes : numpy.ndarray
+            Flattened ``(samples, 2)`` column indices of each sample's two
+            haplotypes in ``genotypes``.
         rng : numpy.random.Generator
             Draws the per-genotype DP/GQ.
+        out : numpy.ndarray
+            ``(variants, samples)`` array of dtype ``V10`` to fill (reused
+            between chunks so no memory is allocated per chunk).
 
         Returns
         -------
-        body : numpy.ndarray
-            uint8 text of all sample columns, rows ending in ``\\n``.
-        ends : numpy.ndarray
-            Offset one past the end of each row in ``body``.
+        numpy.ndarray
+            ``(variants, samples * 10)`` uint8 view of ``out``: the text of
+            each row's sample columns, tab-separated and ending in a newline.
         """
-        shape = hap0.shape
-        # C-ordered codes (fancy-indexed inputs may not be), as the view needs.
-        codes = rng.integers(0, self.quantiles, size=shape, dtype=np.uint16)
-        codes += (hap0 * 2 + hap1).astype(np.uint16) * np.uint16(self.quantiles)
-        gathered = self._rows[codes].view(np.uint8).reshape(*shape, self._WIDTH)
-        lengths = self._lengths[codes]
-        body = gathered[self._columns < lengths[..., None]]
-        ends = np.cumsum(lengths.sum(axis=1, dtype=np.int64))
-        body[ends - 1] = ord("\n")  # last sample of a row: newline, not tab
-        return body, ends
+        rows = len(genotypes)
+        pairs = np.take(genotypes, haplotypes, axis=1).reshape(rows, -1, 2)
+        codes = (pairs[..., 0] * 2 + pairs[..., 1]).astype(np.uint16) << 8
+        codes |= rng.integers(0, self._DRAWS, size=codes.shape, dtype=np.uint8)
+        # mode="clip" skips the bounds check and the buffered copy it implies.
+        np.take(self._table, codes, out=out, mode="clip")
+        text = out.view(np.uint8).reshape(rows, -1)
+        text[:, -1] = ord("\n")  # the last field of a row ends the line
+        return text
 
 
 def _header(contig: str, length: int, sample_ids: Sequence[str]) -> bytes:
@@ -362,6 +381,7 @@ def write_vcf(
     node_columns: np.ndarray,
     rng: np.random.Generator,
     on_sites: Callable[[int], None] | None = None,
+    index: bool = True,
 ) -> int:
     """Write the biallelic SNVs of ``ts`` as a BGZF VCF 4.3 and tabix-index it.
 
@@ -374,7 +394,7 @@ def write_vcf(
     ts : tskit.TreeSequence
         Tree sequence with mutations on a discrete genome.
     path : path-like
-        Output ``.vcf.gz``; the ``.tbi`` is written next to it.
+        Output ``.vcf.gz``.
     contig : str
         CHROM value; its length is ``ts.sequence_length``.
     sample_ids : sequence of str
@@ -386,6 +406,10 @@ def write_vcf(
         Source of the DP/GQ values.
     on_sites : callable, optional
         Called with the number of sites processed, for progress reporting.
+    index : bool, optional
+        Write the ``.tbi`` with ``pysam.tabix_index``.  It re-reads the whole
+        file, so callers with other work may do it themselves concurrently
+        (it releases the GIL).
 
     Returns
     -------
@@ -393,53 +417,45 @@ def write_vcf(
         Number of variant records written.
     """
     num_haps = ts.num_samples
+    haplotypes = np.ascontiguousarray(node_columns).ravel()
     table = GenotypeFieldTable(rng)
-    chunk = max(1, _CHUNK_BYTES // (len(sample_ids) * GenotypeFieldTable._WIDTH))
+    chunk = max(1, _CHUNK_BYTES // (len(sample_ids) * table.WIDTH))
     genotypes = np.empty((chunk, num_haps), dtype=np.int8)
+    fields = np.empty((chunk, len(sample_ids)), dtype=f"V{table.WIDTH}")
+    records: list[tuple[int, str, str]] = []
     written = 0
+
+    def flush(out: BgzfWriter) -> None:
+        nonlocal written
+        counts = genotypes[: len(records)].sum(axis=1, dtype=np.int64)
+        # Sites fixed among the samples (after back mutation) are not variants.
+        keep = np.flatnonzero((counts > 0) & (counts < num_haps))
+        if len(keep):
+            text = table.format(genotypes[keep], haplotypes, rng, fields[: len(keep)])
+            parts: list[bytes | memoryview] = []
+            for row, i in enumerate(keep.tolist()):
+                (pos, ref, alt), ac = records[i], int(counts[i])
+                info = f"AC={ac};AN={num_haps};AF={ac / num_haps:.6g}"
+                line = f"{contig}\t{pos}\t.\t{ref}\t{alt}\t.\tPASS\t{info}\tGT:DP:GQ\t"
+                parts += [line.encode(), text[row].data]
+            out.write(b"".join(parts))
+            written += len(keep)
+        records.clear()
 
     with BgzfWriter(path) as out:
         out.write(_header(contig, int(ts.sequence_length), sample_ids))
-        records: list[tuple[int, str, str]] = []
-
-        def flush() -> None:
-            nonlocal written
-            rows = genotypes[: len(records)]
-            counts = rows.sum(axis=1, dtype=np.int64)
-            keep = np.flatnonzero((counts > 0) & (counts < num_haps))
-            if len(keep):
-                rows = rows[keep]
-                hap0 = rows[:, node_columns[:, 0]]
-                hap1 = rows[:, node_columns[:, 1]]
-                body, ends = table.format(hap0, hap1, rng)
-                view = memoryview(body)
-                parts: list[bytes | memoryview] = []
-                start = 0
-                for i, end in zip(keep.tolist(), ends.tolist(), strict=True):
-                    pos, ref, alt = records[i]
-                    ac = int(counts[i])
-                    parts.append(
-                        f"{contig}\t{pos}\t.\t{ref}\t{alt}\t.\tPASS\tAC={ac};"
-                        f"AN={num_haps};AF={ac / num_haps:.6g}\tGT:DP:GQ\t".encode()
-                    )
-                    parts.append(view[start:end])
-                    start = end
-                out.write(b"".join(parts))
-                written += len(keep)
-            records.clear()
-
-        for index, variant in enumerate(ts.variants()):
+        for site, variant in enumerate(ts.variants(copy=False), start=1):
             alleles = variant.alleles
             if len(alleles) == 2 and all(a in _ACGT for a in alleles):
                 genotypes[len(records)] = variant.genotypes
                 records.append((int(variant.site.position) + 1, alleles[0], alleles[1]))
                 if len(records) == chunk:
-                    flush()
-            if on_sites is not None and index % 1000 == 999:
+                    flush(out)
+            if on_sites is not None and site % 1000 == 0:
                 on_sites(1000)
-        flush()
-        if on_sites is not None:
-            on_sites(ts.num_sites % 1000)
-
-    pysam.tabix_index(str(path), preset="vcf", force=True)
+        flush(out)
+    if on_sites is not None:
+        on_sites(ts.num_sites % 1000)
+    if index:
+        pysam.tabix_index(str(path), preset="vcf", force=True)
     return written

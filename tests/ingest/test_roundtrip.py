@@ -1,4 +1,4 @@
-"""Property: any small valid VCF round-trips to the store with exact per-variant counts."""
+"""Property: small valid VCFs round-trip to the store with exact per-variant counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crypt4GH keys and encryption: interoperable with the crypt4gh CLI, keys never logged."""
+"""Crypt4GH keys and encryption: readable by the crypt4gh CLI, keys never logged."""
 
 from __future__ import annotations
 

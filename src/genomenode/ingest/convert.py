@@ -16,6 +16,7 @@ import pathlib
 import shutil
 from collections.abc import Callable
 
+import numcodecs
 from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 
@@ -30,6 +31,13 @@ logger = logging.getLogger(__name__)
 
 def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
     return VcfError(f"cannot convert: {type(error).__name__}: {error}", path=vcf)
+
+
+# The intermediate format lives only until encode has read it: compress it fast.
+# bio2zarr's default (zstd level 7) spends more time compressing than parsing.
+_ICF_COMPRESSOR = numcodecs.Blosc(
+    cname="zstd", clevel=1, shuffle=numcodecs.Blosc.NOSHUFFLE
+)
 
 
 def _num_partitions(worker_processes: int) -> int:
@@ -68,6 +76,7 @@ def explode(
                 [vcf],
                 target_num_partitions=_num_partitions(worker_processes),
                 worker_processes=0,
+                compressor=_ICF_COMPRESSOR,
             )
         except (ValueError, OSError) as error:
             shutil.rmtree(icf, ignore_errors=True)

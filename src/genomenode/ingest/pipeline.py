@@ -208,7 +208,14 @@ def ingest(
             )
         for step in STEPS:
             if not run.done(step):
+                step_started = time.monotonic()
                 _STEP_FUNCTIONS[step](run)
+                logger.info(
+                    "%s: %s done in %.1f s",
+                    description.id,
+                    step,
+                    time.monotonic() - step_started,
+                )
         shutil.rmtree(run.work)
         summary = run.state["done"]["metadata"]
         return IngestResult(
