@@ -219,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--samples", type=int, nargs="*", default=[2000, 20000])
     parser.add_argument("--length", type=int, default=5_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(

@@ -44,6 +44,10 @@ STATISTICS = (
 )
 
 
+# Variant rows handed to the counting kernel at a time (see statistics_for_rows).
+_KERNEL_ROWS = 1_000
+
+
 def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
     for start in range(0, num_samples, block):
         yield slice(start, min(start + block, num_samples))
@@ -55,12 +59,15 @@ def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.nd
     call_genotype = root["call_genotype"]
     num_alleles = root["variant_allele"].shape[1]
     sample_chunk = call_genotype.chunks[1]
-    table = None
+    width = num_alleles + 2
+    table = np.zeros((stop - start, width, width), dtype=np.int64)
     for samples in _sample_blocks(call_genotype.shape[1], sample_chunk):
         block = call_genotype[start:stop, samples]
-        part = genotype_table(block, num_alleles)
-        table = part if table is None else table + part
-    assert table is not None
+        # The kernel's int32/int64 temporaries are ~12 times the int8 block: feed it
+        # slices so that memory stays near one stored chunk.
+        for first in range(0, len(block), _KERNEL_ROWS):
+            rows = block[first : first + _KERNEL_ROWS]
+            table[first : first + len(rows)] += genotype_table(rows, num_alleles)
     return statistics_from_table(table)
 
 
