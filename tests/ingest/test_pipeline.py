@@ -254,3 +254,26 @@ def test_cli_init_ingest_datasets(tmp_path, cineca_dataset):
     assert again.returncode == 1
     assert "is already a genomenode node" in again.stderr
     assert open_node(node_dir).published()[0].id == "cineca-1kg"
+
+
+def test_simulated_cohort_counts_equal_bcftools(node, tmp_path):
+    """A msprime cohort with Phenopackets: counts equal bcftools, phenotypes loaded."""
+    from genomenode.simulate import simulate_cohort
+
+    simulation = simulate_cohort(tmp_path / "sim", samples=120, seed=11, length=300_000)
+    result = ingest(node, simulation.dataset_yaml)
+    assert result.num_samples == 120
+    assert result.num_variants == simulation.num_variants
+    _assert_counts_match(node, simulation.dataset_id, simulation.vcf_path)
+    with node.session() as session:
+        cases = session.scalar(
+            select(func.count()).where(Disease.term_id == "ICD10:I25.1")
+        )
+        ages = session.scalars(select(Individual.age_years)).all()
+    assert cases == simulation.num_cases
+    assert all(18 <= age <= 90 for age in ages)
+    files = {
+        file["role"]: file
+        for file in node.dataset_manifest(simulation.dataset_id)["files"]
+    }
+    assert files["clinical"]["file_format"] == "TAR"
