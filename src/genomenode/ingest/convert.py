@@ -53,6 +53,35 @@ def _then_checkpoint(advance: Callable[[], None], name: str) -> Callable[[], Non
     return advance_and_check
 
 
+def _run_partitions(
+    title: str,
+    function: Callable[[pathlib.Path, int], None],
+    path: pathlib.Path,
+    num_partitions: int,
+    finished: Callable[[int], bool],
+    *,
+    checkpoint_name: str,
+    source: pathlib.Path,
+    worker_processes: int,
+    reporter: Reporter,
+) -> None:
+    """Run the partitions a killed run did not finish; errors name ``source``."""
+    pending = [(path, index) for index in range(num_partitions) if not finished(index)]
+    with reporter.step(title, num_partitions) as advance:
+        for _ in range(num_partitions - len(pending)):
+            advance()
+        try:
+            run_tasks(
+                function,
+                pending,
+                worker_processes=worker_processes,
+                advance=_then_checkpoint(advance, checkpoint_name),
+            )
+        # cyvcf2 raises a bare Exception on records htslib cannot parse.
+        except Exception as error:
+            raise _bio2zarr_error(source, error) from None
+
+
 def explode(
     vcf: pathlib.Path,
     icf: pathlib.Path,
@@ -84,24 +113,17 @@ def explode(
     num_partitions = len(
         json.loads((icf / "wip" / "metadata.json").read_text())["partitions"]
     )
-    pending = [
-        (icf, index)
-        for index in range(num_partitions)
-        if not (icf / "wip" / f"p{index}.json").exists()
-    ]
-    with reporter.step("Parse VCF", num_partitions) as advance:
-        for _ in range(num_partitions - len(pending)):
-            advance()
-        try:
-            run_tasks(
-                bio2zarr_vcf.explode_partition,
-                pending,
-                worker_processes=worker_processes,
-                advance=_then_checkpoint(advance, "explode:partition"),
-            )
-        # cyvcf2 raises a bare Exception on records htslib cannot parse.
-        except Exception as error:
-            raise _bio2zarr_error(source, error) from None
+    _run_partitions(
+        "Parse VCF",
+        bio2zarr_vcf.explode_partition,
+        icf,
+        num_partitions,
+        lambda index: (icf / "wip" / f"p{index}.json").exists(),
+        checkpoint_name="explode:partition",
+        source=source,
+        worker_processes=worker_processes,
+        reporter=reporter,
+    )
     try:
         bio2zarr_vcf.explode_finalise(icf)
     except (ValueError, OSError, AssertionError) as error:
@@ -155,24 +177,17 @@ def encode(
             raise _bio2zarr_error(vcf, error) from None
     writer = bio2zarr_vcz.VcfZarrWriter(bio2zarr_vcf.IntermediateColumnarFormat, vcz)
     writer.load_metadata()
-    num_partitions = writer.num_partitions
-    pending = [
-        (vcz, index)
-        for index in range(num_partitions)
-        if not writer.partition_path(index).exists()
-    ]
-    with reporter.step("Write genotypes", num_partitions) as advance:
-        for _ in range(num_partitions - len(pending)):
-            advance()
-        try:
-            run_tasks(
-                bio2zarr_vcf.encode_partition,
-                pending,
-                worker_processes=worker_processes,
-                advance=_then_checkpoint(advance, "encode:partition"),
-            )
-        except (ValueError, OSError, RuntimeError) as error:
-            raise _bio2zarr_error(vcf, error) from None
+    _run_partitions(
+        "Write genotypes",
+        bio2zarr_vcf.encode_partition,
+        vcz,
+        writer.num_partitions,
+        lambda index: writer.partition_path(index).exists(),
+        checkpoint_name="encode:partition",
+        source=vcf,
+        worker_processes=worker_processes,
+        reporter=reporter,
+    )
     bio2zarr_vcf.encode_finalise(vcz)
 
 
