@@ -214,17 +214,20 @@ def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
 @cli.command()
 @_node_option
 @click.argument("dataset_id")
+@_json_option
 @_errors_to_exit
-def discard(node_dir: pathlib.Path, dataset_id: str) -> None:
+def discard(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
     """Remove the partial work of an unpublished ingest."""
     from .ingest import discard as run_discard
     from .node import open_node
 
     found = run_discard(open_node(node_dir), dataset_id)
-    click.echo(
+    _print(
+        {"dataset_id": dataset_id, "discarded": found},
+        as_json,
         f"Discarded the unpublished ingest of {dataset_id}."
         if found
-        else f"No unpublished ingest of {dataset_id} to discard."
+        else f"No unpublished ingest of {dataset_id} to discard.",
     )
 
 

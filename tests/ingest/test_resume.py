@@ -235,3 +235,31 @@ def test_killed_at_random_times_with_workers(tmp_path, cohort, reference):
     _, errors = result.communicate(timeout=300)
     assert result.returncode == 0, errors
     _assert_same(_snapshot(node_dir, "resume"), reference)
+
+
+def test_discard_removes_an_interrupted_ingest(tmp_path, cohort):
+    node_dir = tmp_path / "node"
+    init_node(node_dir, node_id="n", country="FI").close()
+    killed = _run_ingest(node_dir, cohort, kill_at="after:metadata")
+    killed.communicate(timeout=120)
+
+    def discard():
+        finished = subprocess.run(
+            [sys.executable, "-m", "genomenode", "discard", "--node", str(node_dir)]
+            + ["resume", "--json"],
+            capture_output=True,
+            text=True,
+        )
+        assert finished.returncode == 0, finished.stderr
+        return finished.stdout
+
+    assert '"discarded": true' in discard()
+    with open_node(node_dir) as node:
+        assert not (node.staging_dir / "resume").exists()
+        with node.session() as session:
+            assert session.get(models.Dataset, "resume") is None
+        assert ingest(node, cohort).status == "published"
+    # A published dataset is not an interrupted ingest: discard leaves it alone.
+    assert '"discarded": false' in discard()
+    with open_node(node_dir) as node:
+        assert [row.id for row in node.published()] == ["resume"]
