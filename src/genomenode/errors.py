@@ -10,6 +10,8 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     │   └── DatasetDescriptionError dataset.yaml (names file and field)
     ├── StoreError                  the node store is damaged or another version (500)
     │   └── FormatVersionError      an on-disk file has an unsupported format_version
+    ├── BeaconSchemaError           a vendored Beacon schema is unknown or unreadable
+    ├── BeaconValidationError       a document breaks its Beacon schema (lists paths)
     ├── IngestError                 an ingest cannot go on (409): conflict or lock
     └── NotFoundError               a named dataset or node does not exist (404)
 
@@ -20,9 +22,12 @@ HTTP layer turns ``status`` into the response in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 __all__ = [
+    "BeaconSchemaError",
+    "BeaconValidationError",
     "ClinicalDataError",
     "ConfigError",
     "DatasetDescriptionError",
@@ -31,6 +36,7 @@ __all__ = [
     "IngestError",
     "InputError",
     "NotFoundError",
+    "SchemaViolation",
     "StoreError",
     "VcfError",
 ]
@@ -140,3 +146,53 @@ class NotFoundError(GenomenodeError):
     """A named dataset, file or node does not exist."""
 
     status = 404
+
+
+class BeaconSchemaError(GenomenodeError):
+    """A Beacon schema is unknown or cannot be loaded from the vendored files."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaViolation:
+    """One place where a document breaks its schema.
+
+    Parameters
+    ----------
+    path
+        JSONPath of the offending value in the document, e.g. ``$.meta.apiVersion``.
+    message
+        What the schema requires there.
+    schema_path
+        Path of the failing keyword in the schema, e.g. ``properties/meta/required``.
+    """
+
+    path: str
+    message: str
+    schema_path: str
+
+
+class BeaconValidationError(GenomenodeError):
+    """A document does not match its Beacon schema.
+
+    Parameters
+    ----------
+    schema
+        The schema name the document was validated against.
+    violations
+        Every violation found, sorted by document path.
+
+    Attributes
+    ----------
+    paths : list of str
+        The JSON paths of the failing values, in the order of ``violations``.
+    """
+
+    def __init__(self, schema: str, violations: list[SchemaViolation]) -> None:
+        self.schema = schema
+        self.violations = violations
+        self.paths = [violation.path for violation in violations]
+        lines = "\n".join(f"  {v.path}: {v.message}" for v in violations)
+        super().__init__(
+            f"document does not match Beacon schema {schema!r} "
+            f"({len(violations)} error(s)):\n{lines}"
+        )

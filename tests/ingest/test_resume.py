@@ -244,9 +244,9 @@ def test_discard_removes_an_interrupted_ingest(tmp_path, cohort):
     killed.communicate(timeout=120)
 
     def discard():
+        command = [sys.executable, "-m", "genomenode", "discard", "resume"]
         finished = subprocess.run(
-            [sys.executable, "-m", "genomenode", "discard", "--node", str(node_dir)]
-            + ["resume", "--json"],
+            [*command, "--json", "--node", str(node_dir)],
             capture_output=True,
             text=True,
         )
