@@ -277,3 +277,40 @@ def test_simulated_cohort_counts_equal_bcftools(node, tmp_path):
         for file in node.dataset_manifest(simulation.dataset_id)["files"]
     }
     assert files["clinical"]["file_format"] == "TAR"
+
+
+def test_number_g_info_fields_are_left_out_with_a_warning(
+    sqlite_node, tmp_path, caplog
+):
+    """DESIGN: bio2zarr 0.2.1 fails on a real gnomAD file's Number=G INFO field."""
+    from ..conftest import write_vcf
+
+    directory = tmp_path / "g"
+    directory.mkdir()
+    header = (
+        '##INFO=<ID=GLS,Number=G,Type=Float,Description="Per-genotype values">',
+        '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">',
+    )
+    records = [
+        "1\t10\t.\tA\tG\t.\tPASS\tGLS=0.1,0.2,0.3;DP=3\tGT\t0/1\t1/1\t0/0",
+        "1\t20\t.\tC\tT,G\t.\tPASS\tGLS=0.1,0.2,0.3,0.4,0.5,0.6;DP=4\tGT\t0/2\t./.\t1/2",
+    ]
+    write_vcf(directory / "cohort.vcf.gz", records, extra_header=header)
+    (directory / "individuals.json").write_text(
+        json.dumps(
+            [
+                {"id": s, "sex": {"id": "NCIT:C17998", "label": "unknown"}}
+                for s in ("S1", "S2", "S3")
+            ]
+        )
+    )
+    dataset = write_dataset_yaml(directory, id="number-g")
+    with caplog.at_level("WARNING"):
+        ingest(sqlite_node, dataset)
+    root = zarr.open_group(
+        sqlite_node.datasets_dir / "number-g" / "genotypes.vcz", mode="r"
+    )
+    assert "variant_GLS" not in root
+    assert root["variant_DP"][:].tolist() == [3, 4]
+    assert "GLS" in caplog.text and "Number=G" in caplog.text
+    _assert_counts_match(sqlite_node, "number-g", directory / "cohort.vcf.gz")
