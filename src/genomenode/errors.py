@@ -7,7 +7,8 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── InputError                  a user-supplied file or value is wrong (400)
     │   ├── VcfError                the genotype file (names file, line, field)
     │   ├── ClinicalDataError       a clinical record (names file, record, field)
-    │   └── DatasetDescriptionError dataset.yaml (names file and field)
+    │   ├── DatasetDescriptionError dataset.yaml (names file and field)
+    │   └── BeaconRequestError      a Beacon request parameter (names the parameter)
     ├── StoreError                  the node store is damaged or another version (500)
     │   └── FormatVersionError      an on-disk file has an unsupported format_version
     ├── BeaconSchemaError           a vendored Beacon schema is unknown or unreadable
@@ -26,6 +27,7 @@ import dataclasses
 import os
 
 __all__ = [
+    "BeaconRequestError",
     "BeaconSchemaError",
     "BeaconValidationError",
     "ClinicalDataError",
@@ -126,6 +128,18 @@ class ClinicalDataError(InputError):
 
 class DatasetDescriptionError(InputError):
     """dataset.yaml is malformed or has an invalid value."""
+
+
+class BeaconRequestError(InputError):
+    """A Beacon request is malformed; ``field`` names the offending parameter.
+
+    Attributes
+    ----------
+    error_code : int
+        The HTTP status (400) to put in the Beacon error response's ``errorCode``.
+    """
+
+    error_code: int = 400
 
 
 class StoreError(GenomenodeError):
