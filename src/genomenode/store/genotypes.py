@@ -146,6 +146,7 @@ class GenotypeStore:
         # zarr's types are exact per access; genotype code reads them as arrays.
         self.root: Any = zarr.open_group(vcz_path, mode="r")
         self.contigs = contigs
+        self._longest_reference: dict[str, int] = {}
 
     @functools.cached_property
     def samples(self) -> list[str]:
@@ -172,6 +173,20 @@ class GenotypeStore:
             )
         )
         return range(first + low, first + high)
+
+    def longest_reference(self, contig: str) -> int:
+        """Length of the longest REF allele on ``contig`` (read once, then cached).
+
+        A range query widens its binary search to the left by this much, so that
+        deletions starting before the range but reaching into it are found.
+        """
+        if contig not in self._longest_reference:
+            first, last = self.contigs[contig]
+            references = self.root["variant_allele"][first:last, 0]
+            self._longest_reference[contig] = max(
+                (len(str(allele)) for allele in references), default=1
+            )
+        return self._longest_reference[contig]
 
     def counts(self, row: int) -> VariantCounts:
         """Stored statistics of one variant row."""
