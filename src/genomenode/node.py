@@ -23,7 +23,6 @@ import pathlib
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -31,7 +30,7 @@ from .config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_co
 from .errors import ConfigError, FormatVersionError, NotFoundError, StoreError
 from .store import crypt
 from .store.db import open_database
-from .store.models import STATUS_PUBLISHED, Dataset
+from .store.models import STATUS_PUBLISHED, Dataset, published_datasets
 
 __all__ = [
     "DATASET_FORMAT_VERSION",
@@ -117,12 +116,7 @@ class Node:
     def published(self) -> list[Dataset]:
         """The published datasets, by id."""
         with self.session() as session:
-            query = (
-                select(Dataset)
-                .where(Dataset.status == STATUS_PUBLISHED)
-                .order_by(Dataset.id)
-            )
-            return list(session.scalars(query))
+            return list(session.scalars(published_datasets().order_by(Dataset.id)))
 
     def dataset_summaries(self) -> list[dict[str, Any]]:
         """One plain mapping per published dataset: what ``datasets`` prints."""

@@ -47,11 +47,16 @@ def load_metadata(
     num_variants: int,
     files: Sequence[dict[str, Any]],
     before_commit: Callable[[], None] = lambda: None,
-) -> None:
-    """Replace the staging rows of the dataset with these, in one transaction."""
+) -> int:
+    """Replace the staging rows of the dataset with these, in one transaction.
+
+    Returns the number of individuals: those with clinical records plus genotyped
+    samples without one.
+    """
     dataset_id = description.id
     sample_index = {sample: index for index, sample in enumerate(samples)}
     by_id = {record.id: record for record in records}
+    num_individuals = len(set(by_id) | set(samples))
     with session.begin():
         for table in _CHILD_TABLES:
             session.execute(delete(table).where(table.dataset_id == dataset_id))
@@ -68,7 +73,7 @@ def load_metadata(
                 assembly=description.assembly,
                 status=STATUS_STAGING,
                 fingerprint=fingerprint,
-                num_individuals=len(set(by_id) | set(samples)),
+                num_individuals=num_individuals,
                 num_samples=len(samples),
                 num_variants=num_variants,
                 description_document=dict(description.document),
@@ -174,6 +179,7 @@ def load_metadata(
             session, StoredFile, [{"dataset_id": dataset_id, **row} for row in files]
         )
         before_commit()
+    return num_individuals
 
 
 def mark_published(session: Session, dataset_id: str) -> None:

@@ -515,7 +515,7 @@ def _metadata(run: _Run) -> None:
         for name in run.state["done"]["encrypt"]
     ]
     with run.node.session() as session:
-        load_metadata(
+        num_individuals = load_metadata(
             session,
             run.description,
             fingerprint=run.state["fingerprint"],
@@ -528,7 +528,7 @@ def _metadata(run: _Run) -> None:
     run.finish(
         "metadata",
         {
-            "num_individuals": len({record.id for record in records} | set(samples)),
+            "num_individuals": num_individuals,
             "num_samples": len(samples),
             "num_variants": num_variants,
         },
