@@ -43,7 +43,7 @@ def _contig(store: GenotypeStore, reference_name: str | None) -> str | None:
 def _alleles_at(store: GenotypeStore, rows: range) -> np.ndarray:
     if len(rows) == 0:
         return np.empty((0, 0), dtype=object)
-    return np.asarray(store.root["variant_allele"][rows.start : rows.stop])
+    return store.alleles(rows.start, rows.stop)
 
 
 def _select(
@@ -105,7 +105,7 @@ def matching_variants(store: GenotypeStore, query: VariantQuery) -> list[Match]:
         rows = store.rows_at(contig, query.start[0] + 1 - widen, query.end[0] + 1)
     else:
         rows = store.rows_at(contig, query.start[0] + 1, query.start[1] + 2)
-    positions = store.root["variant_position"][rows.start : rows.stop]
+    positions = store.positions(rows.start, rows.stop)
     return _select(query, rows, positions, _alleles_at(store, rows))
 
 
@@ -115,5 +115,5 @@ def naive_matching_variants(store: GenotypeStore, query: VariantQuery) -> list[M
     if contig is None:
         return []
     rows = range(*store.contigs[contig])
-    positions = store.root["variant_position"][rows.start : rows.stop]
+    positions = store.positions(rows.start, rows.stop)
     return _select(query, rows, positions, _alleles_at(store, rows))

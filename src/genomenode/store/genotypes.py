@@ -11,6 +11,7 @@ module adds what the node's queries need and reads it back:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import pathlib
@@ -46,6 +47,8 @@ STATISTICS = (
 
 # Variant rows handed to the counting kernel at a time (see statistics_for_rows).
 _KERNEL_ROWS = 1_000
+# Decoded per-variant chunks a GenotypeStore keeps (each ~10,000 rows of one array).
+_CACHED_CHUNKS = 64
 
 
 def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
@@ -147,10 +150,55 @@ class GenotypeStore:
         self.root: Any = zarr.open_group(vcz_path, mode="r")
         self.contigs = contigs
         self._longest_reference: dict[str, int] = {}
+        self._chunks: collections.OrderedDict[tuple[str, int], np.ndarray] = (
+            collections.OrderedDict()
+        )
+
+    def _chunk(self, name: str, index: int) -> np.ndarray:
+        """One decoded variants-chunk of a per-variant array, from a small LRU.
+
+        A Beacon query reads a few rows; zarr's per-call overhead would dominate,
+        so whole chunks are decoded once and then indexed in memory.
+        """
+        key = (name, index)
+        chunk = self._chunks.get(key)
+        if chunk is not None:
+            self._chunks.move_to_end(key)
+            return chunk
+        array = self.root[name]
+        size = array.chunks[0]
+        chunk = np.asarray(array[index * size : (index + 1) * size])
+        self._chunks[key] = chunk
+        if len(self._chunks) > _CACHED_CHUNKS:
+            self._chunks.popitem(last=False)
+        return chunk
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the per-variant array ``name`` (chunk-cached)."""
+        if stop <= start:
+            return np.asarray(self.root[name][0:0])
+        size = self.root[name].chunks[0]
+        first, last = start // size, (stop - 1) // size
+        parts = [self._chunk(name, index) for index in range(first, last + 1)]
+        block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        offset = first * size
+        return block[start - offset : stop - offset]
+
+    def alleles(self, start: int, stop: int) -> np.ndarray:
+        """``variant_allele`` of rows ``start:stop`` (empty strings pad)."""
+        return self.read("variant_allele", start, stop)
+
+    def positions(self, start: int, stop: int) -> np.ndarray:
+        """1-based ``variant_position`` of rows ``start:stop``."""
+        return self._positions[start:stop]
 
     @functools.cached_property
     def samples(self) -> list[str]:
         return [str(sample) for sample in self.root["sample_id"][:]]
+
+    @functools.cached_property
+    def _contig_ids(self) -> list[str]:
+        return [str(contig) for contig in self.root["contig_id"][:]]
 
     @functools.cached_property
     def _positions(self) -> np.ndarray:
@@ -193,19 +241,25 @@ class GenotypeStore:
         if not 0 <= row < len(self._positions):
             raise NotFoundError(f"no variant row {row}")
         alleles = tuple(
-            str(allele) for allele in self.root["variant_allele"][row] if allele
+            str(allele)
+            for allele in self.read("variant_allele", row, row + 1)[0]
+            if allele
         )
-        allele_count = self.root["variant_allele_count"][row]
-        contig_index = int(self.root["variant_contig"][row])
+        allele_count = self.read("variant_allele_count", row, row + 1)[0]
+        contig_index = int(self.read("variant_contig", row, row + 1)[0])
+
+        def one(name: str) -> int:
+            return int(self.read(name, row, row + 1)[0])
+
         return VariantCounts(
             row=row,
-            contig=str(self.root["contig_id"][contig_index]),
+            contig=self._contig_ids[contig_index],
             position=int(self._positions[row]),
             alleles=alleles,
             allele_count=tuple(int(count) for count in allele_count[: len(alleles)]),
-            allele_total=int(self.root["variant_allele_total"][row]),
-            num_called=int(self.root["variant_num_called"][row]),
-            num_hom_ref=int(self.root["variant_num_hom_ref"][row]),
-            num_het=int(self.root["variant_num_het"][row]),
-            num_hom_alt=int(self.root["variant_num_hom_alt"][row]),
+            allele_total=one("variant_allele_total"),
+            num_called=one("variant_num_called"),
+            num_hom_ref=one("variant_num_hom_ref"),
+            num_het=one("variant_num_het"),
+            num_hom_alt=one("variant_num_hom_alt"),
         )
