@@ -21,7 +21,11 @@ from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 
 from ..errors import VcfError
-from ..store.genotypes import statistics_for_rows, write_statistics
+from ..store.genotypes import (
+    create_genotypes_by_variant,
+    statistics_for_rows,
+    write_statistics,
+)
 from .workers import Reporter, checkpoint, run_tasks
 
 __all__ = ["encode", "explode", "statistics"]
@@ -199,7 +203,14 @@ def statistics(
     worker_processes: int,
     reporter: Reporter,
 ) -> None:
-    """Compute and store per-variant allele and genotype counts."""
+    """Compute and store per-variant allele and genotype counts.
+
+    The same pass over ``call_genotype`` writes ``call_genotype_by_variant``: each
+    task owns one block of ``variants_chunk_size`` rows, whole chunks of the copy,
+    so tasks in concurrent workers never write the same chunk. A rerun (after a
+    kill) starts from an empty copy and so writes the same chunks.
+    """
+    create_genotypes_by_variant(vcz, variants_chunk_size)
     starts = list(range(0, num_variants, variants_chunk_size))
     arguments = [
         (str(vcz), start, min(start + variants_chunk_size, num_variants))

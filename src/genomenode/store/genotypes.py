@@ -4,9 +4,12 @@ Conversion from VCF is bio2zarr's (see :mod:`genomenode.ingest.pipeline`). This
 module adds what the node's queries need and reads it back:
 
 - per-variant allele and genotype counts (``variant_allele_count`` ...), computed
-  chunk by chunk so memory is bounded by one chunk, never by the cohort;
+  block by block so memory is bounded by one block of rows, never by the cohort;
 - the row range of each contig, so that a position lookup is a binary search on the
-  sorted ``variant_position`` of that contig, never a scan.
+  sorted ``variant_position`` of that contig, never a scan;
+- a copy of ``call_genotype`` chunked by variant (``call_genotype_by_variant``), so
+  that one variant's calls for all samples are one small chunk to decode, never a
+  column of ``variants_chunk_size`` × ``samples_chunk_size`` chunks.
 """
 
 from __future__ import annotations
@@ -15,22 +18,36 @@ import collections
 import dataclasses
 import functools
 import pathlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numcodecs
 import numpy as np
 import zarr
 
 from ..errors import NotFoundError, StoreError
 from .genotype_counts import genotype_table, statistics_from_table
+from .population_counts import (
+    CarrierCalls,
+    PopulationCounts,
+    carrier_calls,
+    population_counts,
+)
 
 __all__ = [
+    "BY_VARIANT",
     "STATISTICS",
     "GenotypeStore",
+    "by_variant_chunk_length",
     "contig_ranges",
+    "create_genotypes_by_variant",
     "statistics_for_rows",
     "write_statistics",
 ]
+
+# call_genotype again, chunked (a few dozen variants) x all samples x ploidy.
+BY_VARIANT = "call_genotype_by_variant"
 
 STATISTICS = (
     "variant_allele_count",
@@ -47,8 +64,23 @@ STATISTICS = (
 
 # Variant rows handed to the counting kernel at a time (see statistics_for_rows).
 _KERNEL_ROWS = 1_000
+# Most bytes of call_genotype a statistics task holds: one block of 10,000 variants
+# for up to 13,000 diploid samples, like bio2zarr's encode buffer. Larger cohorts
+# read their block in slabs, decoding each stored chunk once per slab.
+_SLAB_BYTES = 256 * 2**20
 # Decoded per-variant chunks a GenotypeStore keeps (each ~10,000 rows of one array).
 _CACHED_CHUNKS = 64
+# Longest chunk of call_genotype_by_variant: 64 variants of 10,000 diploid samples
+# are 1.3 MB, decoded in well under a millisecond.
+_BY_VARIANT_MAX_ROWS = 64
+# Bytes of decoded call_genotype_by_variant chunks a GenotypeStore keeps.
+_CACHED_GENOTYPE_BYTES = 64 * 2**20
+# Read latency matters more than size here: lz4 without shuffle decodes a chunk of
+# 64 x 10,000 diploid calls 4-5 times faster than with bit-shuffle or zstd, for
+# twice their size (measurements in docs/store-format.md).
+_BY_VARIANT_COMPRESSOR = numcodecs.Blosc(
+    cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE
+)
 
 
 def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
@@ -56,21 +88,122 @@ def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
         yield slice(start, min(start + block, num_samples))
 
 
-def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.ndarray]:
-    """Statistics of variants ``start:stop``, read one chunk of samples at a time."""
-    root: Any = zarr.open_group(vcz_path, mode="r")
+def by_variant_chunk_length(variants_chunk_size: int) -> int:
+    """Variants in a chunk of ``call_genotype_by_variant``.
+
+    The largest divisor of ``variants_chunk_size`` up to 64: each statistics task
+    owns one block of ``variants_chunk_size`` rows and so writes whole chunks that
+    no other task touches.
+    """
+    return max(
+        length
+        for length in range(1, min(_BY_VARIANT_MAX_ROWS, variants_chunk_size) + 1)
+        if variants_chunk_size % length == 0
+    )
+
+
+def create_genotypes_by_variant(
+    vcz_path: pathlib.Path, variants_chunk_size: int
+) -> None:
+    """Create the empty ``call_genotype_by_variant`` array (replacing any).
+
+    Statistics tasks (:func:`statistics_for_rows`) then fill it block by block.
+    """
+    root: Any = zarr.open_group(vcz_path, mode="r+")
     call_genotype = root["call_genotype"]
+    _num_variants, num_samples, ploidy = call_genotype.shape
+    array = root.create_array(
+        BY_VARIANT,
+        shape=call_genotype.shape,
+        chunks=(by_variant_chunk_length(variants_chunk_size), num_samples, ploidy),
+        dtype=np.int8,
+        # A chunk of missing calls only (-1) is not written at all.
+        fill_value=-1,
+        compressors=_BY_VARIANT_COMPRESSOR,
+        overwrite=True,
+    )
+    array.attrs["_ARRAY_DIMENSIONS"] = ["variants", "samples", "ploidy"]
+
+
+def _plain_chunks(array: Any) -> bool:
+    """Whether the array's chunks are Zarr v2 files of compressed C-order bytes."""
+    metadata = array.metadata
+    return (
+        getattr(metadata, "zarr_format", None) == 2
+        and not metadata.filters
+        and metadata.order == "C"
+        and metadata.compressor is not None
+    )
+
+
+def _chunk_path(vcz_path: pathlib.Path, array: Any, index: int) -> pathlib.Path:
+    """The file of chunk ``index`` (along variants) of a variants-only-chunked array."""
+    key = array.metadata.dimension_separator.join([str(index), "0", "0"])
+    return vcz_path / BY_VARIANT / key
+
+
+def _write_genotype_chunks(
+    vcz_path: pathlib.Path, array: Any, start: int, rows: np.ndarray
+) -> None:
+    """Write ``rows`` (whole chunks from ``start``) into ``call_genotype_by_variant``.
+
+    zarr's write path spends ~1.5 ms a chunk where encoding takes ~0.1 ms; for a
+    copy of every genotype that is most of its cost, so chunks are encoded and
+    written here, as zarr would (edge chunk padded with the fill value, chunks of
+    fill only not written).
+    """
+    if not _plain_chunks(array):
+        array[start : start + len(rows)] = rows
+        return
+    length = array.chunks[0]
+    codec = array.metadata.compressor
+    for first in range(0, len(rows), length):
+        chunk = rows[first : first + length]
+        if (chunk == -1).all():
+            continue
+        if len(chunk) < length:
+            padding = np.full((length - len(chunk), *chunk.shape[1:]), -1, np.int8)
+            chunk = np.concatenate([chunk, padding])
+        path = _chunk_path(vcz_path, array, (start + first) // length)
+        path.write_bytes(codec.encode(np.ascontiguousarray(chunk)))
+
+
+def statistics_for_rows(vcz_path: str, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Statistics of variants ``start:stop``; copies their calls to ``BY_VARIANT``.
+
+    ``start:stop`` must be whole chunks of ``call_genotype_by_variant`` (one block
+    of ``variants_chunk_size`` rows), so that concurrent tasks never write the same
+    chunk. Memory is at most ``_SLAB_BYTES`` of genotypes plus the kernel's
+    temporaries for about one stored chunk.
+    """
+    root: Any = zarr.open_group(vcz_path, mode="r+")
+    call_genotype = root["call_genotype"]
+    by_variant = root[BY_VARIANT]
+    length = by_variant.chunks[0]
+    if start % length or (stop % length and stop != call_genotype.shape[0]):
+        raise ValueError(f"rows {start}:{stop} are not whole chunks of {length}")
     num_alleles = root["variant_allele"].shape[1]
+    _num_variants, num_samples, ploidy = call_genotype.shape
     sample_chunk = call_genotype.chunks[1]
     width = num_alleles + 2
     table = np.zeros((stop - start, width, width), dtype=np.int64)
-    for samples in _sample_blocks(call_genotype.shape[1], sample_chunk):
-        block = call_genotype[start:stop, samples]
-        # The kernel's int32/int64 temporaries are ~12 times the int8 block: feed it
-        # slices so that memory stays near one stored chunk.
-        for first in range(0, len(block), _KERNEL_ROWS):
-            rows = block[first : first + _KERNEL_ROWS]
-            table[first : first + len(rows)] += genotype_table(rows, num_alleles)
+    # Slabs of whole copy chunks, all samples: a block that fits is one slab, and
+    # each stored chunk is decoded once for both the kernel and the copy.
+    slab_rows = max(1, _SLAB_BYTES // (num_samples * ploidy * length)) * length
+    for slab_start in range(start, stop, slab_rows):
+        slab_stop = min(slab_start + slab_rows, stop)
+        slab = np.empty((slab_stop - slab_start, num_samples, ploidy), np.int8)
+        for samples in _sample_blocks(num_samples, sample_chunk):
+            # One stored chunk's worth, contiguous: the kernel runs faster on it
+            # than on a strided view of the slab.
+            piece = call_genotype[slab_start:slab_stop, samples]
+            slab[:, samples] = piece
+            # The kernel's int32/int64 temporaries are ~12 times its int8 input.
+            for first in range(0, len(piece), _KERNEL_ROWS):
+                rows = piece[first : first + _KERNEL_ROWS]
+                low = slab_start - start + first
+                table[low : low + len(rows)] += genotype_table(rows, num_alleles)
+        _write_genotype_chunks(pathlib.Path(vcz_path), by_variant, slab_start, slab)
     return statistics_from_table(table)
 
 
@@ -150,9 +283,17 @@ class GenotypeStore:
         self.root: Any = zarr.open_group(vcz_path, mode="r")
         self.contigs = contigs
         self._longest_reference: dict[str, int] = {}
+        self._arrays: dict[str, Any] = {}
+        self._present: dict[str, bool] = {}
         self._chunks: collections.OrderedDict[tuple[str, int], np.ndarray] = (
             collections.OrderedDict()
         )
+        self._genotype_chunks: collections.OrderedDict[int, np.ndarray] = (
+            collections.OrderedDict()
+        )
+        self._genotype_bytes = 0
+        # A server may share the store between threads; the byte count must add up.
+        self._genotype_lock = threading.Lock()
 
     def _chunk(self, name: str, index: int) -> np.ndarray:
         """One decoded variants-chunk of a per-variant array, from a small LRU.
@@ -165,7 +306,7 @@ class GenotypeStore:
         if chunk is not None:
             self._chunks.move_to_end(key)
             return chunk
-        array = self.root[name]
+        array = self.array(name)
         size = array.chunks[0]
         chunk = np.asarray(array[index * size : (index + 1) * size])
         self._chunks[key] = chunk
@@ -173,11 +314,24 @@ class GenotypeStore:
             self._chunks.popitem(last=False)
         return chunk
 
+    def array(self, name: str) -> Any:
+        """The zarr array ``name``, opened once (a group lookup costs ~1 ms)."""
+        array = self._arrays.get(name)
+        if array is None:
+            array = self._arrays[name] = self.root[name]
+        return array
+
+    def has(self, name: str) -> bool:
+        """Whether the store has the array ``name`` (asked of zarr once)."""
+        if name not in self._present:
+            self._present[name] = name in self.root
+        return self._present[name]
+
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the per-variant array ``name`` (chunk-cached)."""
         if stop <= start:
-            return np.asarray(self.root[name][0:0])
-        size = self.root[name].chunks[0]
+            return np.asarray(self.array(name)[0:0])
+        size = self.array(name).chunks[0]
         first, last = start // size, (stop - 1) // size
         parts = [self._chunk(name, index) for index in range(first, last + 1)]
         block = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -262,4 +416,138 @@ class GenotypeStore:
             num_hom_ref=one("variant_num_hom_ref"),
             num_het=one("variant_num_het"),
             num_hom_alt=one("variant_num_hom_alt"),
+        )
+
+    @functools.cached_property
+    def _by_variant(self) -> Any:
+        if BY_VARIANT not in self.root:
+            raise StoreError(
+                f"{self.path}: no {BY_VARIANT} array (the dataset was ingested by an "
+                "older genomenode); re-ingest it to serve per-individual queries"
+            )
+        return self.root[BY_VARIANT]
+
+    def _read_genotype_chunk(self, index: int) -> np.ndarray:
+        array = self._by_variant
+        length, num_samples, ploidy = array.chunks
+        rows = min(length, array.shape[0] - index * length)
+        if not self._plain_chunks:
+            return np.asarray(array[index * length : index * length + rows])
+        # zarr's read path costs more than decoding a chunk this size (~2 ms
+        # against ~0.2 ms): read the chunk's file and decode it here.
+        try:
+            data = _chunk_path(self.path, array, index).read_bytes()
+        except FileNotFoundError:
+            # Chunks of the fill value only are not written.
+            return np.full((rows, num_samples, ploidy), -1, dtype=np.int8)
+        chunk = np.frombuffer(array.metadata.compressor.decode(data), dtype=np.int8)
+        return chunk.reshape(length, num_samples, ploidy)[:rows]
+
+    @functools.cached_property
+    def _plain_chunks(self) -> bool:
+        return _plain_chunks(self._by_variant)
+
+    def _genotype_chunk(self, index: int) -> np.ndarray:
+        """One decoded chunk of ``call_genotype_by_variant`` (LRU bounded in bytes)."""
+        with self._genotype_lock:
+            chunk = self._genotype_chunks.get(index)
+            if chunk is not None:
+                self._genotype_chunks.move_to_end(index)
+                return chunk
+        chunk = self._read_genotype_chunk(index)
+        # Callers get views: a caller writing into one would corrupt the cache.
+        chunk.flags.writeable = False
+        with self._genotype_lock:
+            if index not in self._genotype_chunks:
+                self._genotype_chunks[index] = chunk
+                self._genotype_bytes += chunk.nbytes
+            while (
+                self._genotype_bytes > _CACHED_GENOTYPE_BYTES
+                and len(self._genotype_chunks) > 1
+            ):
+                _, evicted = self._genotype_chunks.popitem(last=False)
+                self._genotype_bytes -= evicted.nbytes
+        return chunk
+
+    def genotypes(self, row: int) -> np.ndarray:
+        """Calls of variant ``row`` for every sample, shape ``(samples, ploidy)``.
+
+        int8 as in ``call_genotype``: allele indices, -1 for a missing allele, -2
+        for the fill of a haploid call in a diploid array. The array is a read-only
+        view into a cached chunk.
+
+        Raises
+        ------
+        NotFoundError
+            No such row.
+        StoreError
+            The store has no ``call_genotype_by_variant`` (ingested by an older
+            genomenode).
+        """
+        if not 0 <= row < len(self._positions):
+            raise NotFoundError(f"no variant row {row}")
+        size = self._by_variant.chunks[0]
+        return self._genotype_chunk(row // size)[row % size]
+
+    @functools.cached_property
+    def _max_alleles(self) -> int:
+        # Opening an array reads its metadata: ~1 ms, more than a whole query.
+        return int(self.root["variant_allele"].shape[1])
+
+    def _allele(self, row: int, allele: int) -> int:
+        if not 0 <= allele < self._max_alleles:
+            raise NotFoundError(f"variant row {row} has no allele {allele}")
+        return allele
+
+    def carrier_calls(self, row: int, allele: int) -> CarrierCalls:
+        """The samples carrying ``allele`` of variant ``row``, with their calls.
+
+        Parameters
+        ----------
+        row
+            Variant row.
+        allele
+            Allele index as in ``variant_allele``: 0 is REF, 1 the first ALT.
+
+        Returns
+        -------
+        CarrierCalls
+            Sample indices (ascending), copies of the allele, ploidy and called
+            alleles of each carrier's call; ``zygosity()`` names them for Beacon
+            case-level data.
+        """
+        genotypes = self.genotypes(row)
+        return carrier_calls(genotypes, self._allele(row, allele))
+
+    def carriers(self, row: int, allele: int) -> np.ndarray:
+        """Indices (ascending) of the samples with at least one copy of ``allele``."""
+        return self.carrier_calls(row, allele).samples
+
+    def population_counts(
+        self, row: int, allele: int, groups: np.ndarray, num_groups: int
+    ) -> PopulationCounts:
+        """Counts of ``allele`` of variant ``row`` in each group of samples.
+
+        Parameters
+        ----------
+        row
+            Variant row.
+        allele
+            Allele index as in ``variant_allele``: 0 is REF, 1 the first ALT.
+        groups
+            Group of each sample (``0 <= group < num_groups``; -1 leaves the
+            sample out), e.g. a country × sex code.
+        num_groups
+            Number of groups.
+
+        Returns
+        -------
+        PopulationCounts
+            Per group: allele count and number, copies in homozygous, heterozygous
+            and haploid calls, called samples. Summed over all samples they equal
+            the variant's stored ``variant_allele_count`` ... statistics.
+        """
+        genotypes = self.genotypes(row)
+        return population_counts(
+            genotypes, self._allele(row, allele), groups, num_groups
         )
