@@ -428,3 +428,59 @@ def test_unsupported_format_version(directory, version):
 
     assert_field(error, "format_version")
     assert f"{version!r} is not supported" in str(error)
+
+
+def test_beacon_granularity_defaults_are_filled_into_the_document(directory):
+    description = read_dataset_description(write_dataset_yaml(directory))
+
+    expected = {"anonymous": "boolean", "registered": "count", "granted": "record"}
+    assert dict(description.beacon_granularity) == expected
+    assert description.document["beacon"] == expected
+
+
+def test_beacon_granularity_partial_block_is_filled_upwards(directory):
+    # A missing level is never below the one under it: registered becomes record.
+    path = write_dataset_yaml(directory, beacon={"anonymous": "record"})
+
+    description = read_dataset_description(path)
+
+    assert dict(description.beacon_granularity) == {
+        "anonymous": "record",
+        "registered": "record",
+        "granted": "record",
+    }
+    assert description.document["beacon"] == description.beacon_granularity
+
+
+def test_beacon_granularity_above_the_security_level_is_allowed(directory):
+    path = write_dataset_yaml(
+        directory,
+        security_level="CONTROLLED",
+        beacon={"anonymous": "count", "registered": "record", "granted": "record"},
+    )
+
+    description = read_dataset_description(path)
+
+    assert description.beacon_granularity["anonymous"] == "count"
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "message"),
+    [
+        ("everything", "beacon", "must be a mapping"),
+        ({"anonymous": "records"}, "beacon.anonymous", "boolean, count, record"),
+        ({"anonymous": True}, "beacon.anonymous", "use one of"),
+        ({"public": "count"}, "beacon.public", "unknown access level"),
+        (
+            {"anonymous": "count", "registered": "boolean"},
+            "beacon.registered",
+            "must not see less",
+        ),
+        ({"registered": "record", "granted": "count"}, "beacon.granted", "less"),
+    ],
+)
+def test_bad_beacon_block_names_the_field(directory, block, field, message):
+    error = failure(write_dataset_yaml(directory, beacon=block))
+
+    assert_field(error, field)
+    assert message in str(error)

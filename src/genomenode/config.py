@@ -87,6 +87,20 @@ def _country(value: Any) -> str:
     return text
 
 
+def _url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    return text
+
+
+def _environment(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("dev", "test", "prod"):
+        raise ValueError(f"must be dev, test or prod, not {value!r}")
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One setting: its name, how to parse it, its default and what it does."""
@@ -161,6 +175,34 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative_int,
         2,
         "Worker processes for ingest conversion; 0 runs in the calling process.",
+    ),
+    Setting(
+        "gene_table",
+        _optional_str,
+        None,
+        "Gene table (TSV: gene_id symbol contig start end, 0-based half-open) for "
+        "Beacon geneId queries on datasets without their own genes: file; relative "
+        "to NODE_DIR or absolute.",
+    ),
+    Setting(
+        "public_url",
+        _url,
+        "http://localhost:8080",
+        "External URL the node is reached at (no trailing /api); the Beacon map "
+        "and identity publish URLs under it.",
+    ),
+    Setting(
+        "beacon_count_threshold",
+        _positive_int,
+        5,
+        "Counts of people below this are never disclosed below record granularity "
+        "(reported as the threshold).",
+    ),
+    Setting(
+        "beacon_environment",
+        _environment,
+        "dev",
+        "What the Beacon reports as its environment: dev, test or prod.",
     ),
 )
 

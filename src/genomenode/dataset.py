@@ -20,7 +20,10 @@ import yaml
 from .errors import DatasetDescriptionError
 
 __all__ = [
+    "BEACON_ACCESS_LEVELS",
+    "BEACON_GRANULARITIES",
     "CLINICAL_FORMATS",
+    "DEFAULT_BEACON_GRANULARITY",
     "FORMAT_VERSION",
     "SECURITY_LEVELS",
     "ClinicalSource",
@@ -43,6 +46,16 @@ CSV_COLUMNS = (
     "diseases",
     "ethnicity",
 )
+#: Beacon response granularities, least to most revealing.
+BEACON_GRANULARITIES = ("boolean", "count", "record")
+#: Who asks a Beacon query: no token, a registered researcher, a granted one.
+BEACON_ACCESS_LEVELS = ("anonymous", "registered", "granted")
+#: The ``beacon:`` block of a dataset.yaml that does not give one.
+DEFAULT_BEACON_GRANULARITY: Mapping[str, str] = {
+    "anonymous": "boolean",
+    "registered": "count",
+    "granted": "record",
+}
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DISEASE_TERM = re.compile(r"^(ICD10|ICD10CM|MONDO|OMIM|ORPHA|DOID|NCIT):\S+$")
@@ -70,7 +83,13 @@ class ClinicalSource:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetDescription:
-    """A validated dataset.yaml; paths are absolute."""
+    """A validated dataset.yaml; paths are absolute.
+
+    ``beacon_granularity`` maps each of :data:`BEACON_ACCESS_LEVELS` to the highest
+    granularity a caller at that level gets, defaults filled in; ``document`` is the
+    YAML document with that filled mapping under ``beacon`` (what the database keeps
+    as ``Dataset.description_document``).
+    """
 
     source: pathlib.Path
     id: str
@@ -87,6 +106,9 @@ class DatasetDescription:
     missing_clinical: str
     genes: pathlib.Path | None
     document: Mapping[str, Any]
+    beacon_granularity: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_BEACON_GRANULARITY)
+    )
 
 
 @functools.cache
@@ -189,6 +211,8 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
             f"{missing_clinical!r}: use one of {', '.join(MISSING_CLINICAL_POLICIES)}",
         )
     genes = document.get("genes")
+    beacon_granularity = _beacon_granularity(reader, document.get("beacon"))
+    document = {**document, "beacon": dict(beacon_granularity)}
     return DatasetDescription(
         source=path,
         id=dataset_id,
@@ -205,7 +229,58 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         missing_clinical=missing_clinical,
         genes=None if genes is None else reader.file(genes, "genes"),
         document=document,
+        beacon_granularity=beacon_granularity,
     )
+
+
+def _beacon_granularity(reader: _Reader, value: Any) -> dict[str, str]:
+    """The ``beacon:`` block, each missing level filled in.
+
+    A missing level gets its default, raised to the level below it if that is
+    higher: more trust never shows less.
+    """
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise reader.fail(
+            "beacon",
+            "must be a mapping such as {anonymous: boolean, registered: count, "
+            "granted: record}",
+        )
+    for key in value:
+        if key not in BEACON_ACCESS_LEVELS:
+            raise reader.fail(
+                f"beacon.{key}",
+                f"unknown access level; use {', '.join(BEACON_ACCESS_LEVELS)}",
+            )
+    filled: dict[str, str] = {}
+    below: str | None = None
+    for level in BEACON_ACCESS_LEVELS:
+        given = value.get(level)
+        if given is None:
+            chosen = DEFAULT_BEACON_GRANULARITY[level]
+            if below is not None and _rank(below) > _rank(chosen):
+                chosen = below
+        elif not isinstance(given, str) or given not in BEACON_GRANULARITIES:
+            raise reader.fail(
+                f"beacon.{level}",
+                f"{given!r}: use one of {', '.join(BEACON_GRANULARITIES)}",
+            )
+        else:
+            chosen = given
+            if below is not None and _rank(below) > _rank(chosen):
+                raise reader.fail(
+                    f"beacon.{level}",
+                    f"{chosen!r} is less than {below!r} for the level below it; "
+                    "a more trusted caller must not see less",
+                )
+        filled[level] = chosen
+        below = chosen
+    return filled
+
+
+def _rank(granularity: str) -> int:
+    return BEACON_GRANULARITIES.index(granularity)
 
 
 def _data_use(reader: _Reader, value: Any) -> tuple[DataUseTerm, ...]:

@@ -1,49 +1,204 @@
 """Find the variants a Beacon query asks for: binary search on sorted positions.
 
 Beacon coordinates are 0-based and half-open; VCF's ``POS`` is 1-based. A stored
-variant with ``POS`` p and reference allele ``REF`` covers the 0-based interval
-``[p - 1, p - 1 + len(REF))``. A Beacon variant is one alternate allele, so matches
-are ``(row, allele)`` pairs, ``allele`` counting from 1 as in ``variant_allele``.
+variant with ``POS`` p spans the 0-based interval ``[p - 1, p - 1 + length)``, where
+``length`` is the store's ``variant_length``: ``len(REF)``, or ``END - POS + 1`` for
+records with an ``END`` (symbolic structural variants). A Beacon variant is one
+alternate allele, so matches are ``(row, allele)`` pairs, ``allele`` counting from 1
+as in ``variant_allele``.
 
 - *sequence* (``start=[s]``, ``alternateBases``, optional ``referenceBases``): the
   variant starts at ``s`` and has that alternate (and reference) allele;
 - *range* (``start=[s]``, ``end=[e]``): the variant's interval overlaps ``[s, e)``;
   ``alternateBases``/``referenceBases`` narrow it when given;
 - *bracket* (``start=[s0, s1]``, ``end=[e0, e1]``): the variant starts in
-  ``[s0, s1]`` and ends in ``[e0, e1]`` (both inclusive).
+  ``[s0, s1]`` and ends in ``[e0, e1]`` (both inclusive);
+- *gene* (``geneId``): a range query over the gene's interval, from a
+  :class:`~genomenode.beacon.genes.GeneTable`;
+- *hgvs* (``genomicAlleleShortForm``): a substitution on a RefSeq chromosome,
+  answered as a sequence query (see :func:`resolve_hgvs`).
+
+Every kind is narrowed by ``variantType``, ``variantMinLength`` and
+``variantMaxLength``: :func:`allele_type` and :func:`allele_length` classify stored
+alleles, ``docs/beacon-variants.md`` explains the choices. ``assemblyId`` is
+compared by :func:`assembly_matches` (GRCh38 = hg38 = GRCh38.p14).
 
 Only rows near the query are read: a range is widened to the left by the longest
-reference allele of the contig, found once per store, so nothing is scanned.
+``variant_length`` of the contig, found once per store, so nothing is scanned.
 """
 
 from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import importlib.resources
+import re
+import weakref
+from collections.abc import Callable
 
 import numpy as np
 
 from ..errors import BeaconRequestError
 from ..store.genotypes import GenotypeStore
+from .genes import GeneTable, gene_queries
 from .requests import VariantQuery
 
-__all__ = ["matching_variants", "naive_matching_variants"]
+__all__ = [
+    "VARIANT_TYPES",
+    "allele_length",
+    "allele_type",
+    "assembly_matches",
+    "matching_variants",
+    "naive_matching_variants",
+    "normalise_assembly",
+    "refseq_accession",
+    "refseq_chromosome",
+    "resolve_hgvs",
+    "type_matches",
+]
 
 Match = tuple[int, int]
 
+#: The ``variantType`` values genomenode classifies its alleles into; a query may
+#: also use ``INDEL`` (DEL, INS or a length-changing substitution), ``SNV`` (= SNP),
+#: ``SV`` (any symbolic or breakend allele) and ``CNV`` (also ``<DEL>``/``<DUP>``).
+VARIANT_TYPES = ("SNP", "MNP", "DEL", "INS", "DELINS", "DUP", "INV", "CNV", "BND")
+
+# Query types that stand for several stored types; anything else matches its own
+# name and, for symbolic alleles, its subtypes (DEL matches <DEL:ME:ALU>).
+_QUERY_GROUPS: dict[str, Callable[[str], bool]] = {
+    "INDEL": lambda kind: kind in ("DEL", "INS", "DELINS"),
+    "SNV": lambda kind: kind == "SNP",
+    "SV": lambda kind: kind.startswith("<") or kind == "BND",
+    "CNV": lambda kind: re.match(r"^<(CNV|DEL|DUP|CN\d+)[:>]", kind) is not None,
+}
+
+_LONGEST: weakref.WeakKeyDictionary[GenotypeStore, dict[str, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _trim(reference: str, alternate: str) -> tuple[str, str]:
+    """Drop the bases REF and ALT share at the end, then at the start (as bcftools)."""
+    while reference and alternate and reference[-1] == alternate[-1]:
+        reference, alternate = reference[:-1], alternate[:-1]
+    while reference and alternate and reference[0] == alternate[0]:
+        reference, alternate = reference[1:], alternate[1:]
+    return reference, alternate
+
+
+def allele_type(reference: str, alternate: str) -> str | None:
+    """The ``variantType`` of one alternate allele, or None if it has none.
+
+    Sequence alleles are compared after trimming the bases REF and ALT share (as
+    bcftools does, so ``AC>AT`` is a SNP): ``SNP`` (one base substituted), ``MNP``
+    (several, same length), ``DEL`` / ``INS`` (bases only removed / only added) and
+    ``DELINS`` (both, a length change). Symbolic alleles keep their tag in angle
+    brackets (``<DEL>``, ``<DUP:TANDEM>``); breakends are ``BND``. ``*``, ``<*>``,
+    ``<NON_REF>``, ``.`` and an ALT equal to REF have no type.
+
+    Examples
+    --------
+    >>> allele_type("A", "G"), allele_type("ACGT", "A"), allele_type("A", "<DUP>")
+    ('SNP', 'DEL', '<DUP>')
+    """
+    reference, alternate = reference.upper(), alternate.upper()
+    if alternate in ("", "*", ".", "<*>", "<NON_REF>"):
+        return None
+    if alternate.startswith("<") and alternate.endswith(">"):
+        return alternate
+    if "[" in alternate or "]" in alternate or "." in (alternate[0], alternate[-1]):
+        return "BND"
+    reference, alternate = _trim(reference, alternate)
+    if len(reference) == len(alternate):
+        if not reference:
+            return None
+        return "SNP" if len(reference) == 1 else "MNP"
+    if not alternate:
+        return "DEL"
+    if not reference:
+        return "INS"
+    return "DELINS"
+
+
+def allele_length(reference: str, alternate: str, span: int) -> int | None:
+    """The length in bases of one alternate allele, for ``variantMin/MaxLength``.
+
+    Parameters
+    ----------
+    reference, alternate
+        The alleles as stored.
+    span
+        The record's ``variant_length`` (``END - POS + 1`` when ``END`` is given).
+
+    Returns
+    -------
+    int or None
+        SNP and MNP: the number of substituted bases (after trimming); DEL, INS and
+        DELINS: ``|len(ALT) - len(REF)|``; symbolic alleles: ``END - POS``, or
+        None when that is 0 (``<INS>``); breakends and alleles without a type:
+        None. An allele without a length never matches a length bound.
+    """
+    kind = allele_type(reference, alternate)
+    if kind is None or kind == "BND":
+        return None
+    if kind.startswith("<"):
+        # <INS> and the like have END = POS: their length is not in the record.
+        return span - 1 if span > 1 else None
+    if kind in ("SNP", "MNP"):
+        return len(_trim(reference.upper(), alternate.upper())[0])
+    return abs(len(alternate) - len(reference))
+
+
+def type_matches(query_type: str, kind: str | None) -> bool:
+    """Whether an allele of type ``kind`` answers ``variantType=query_type``.
+
+    Case-insensitive; angle brackets in the query are optional (``DUP`` and
+    ``<DUP>`` are the same). A type matches its symbolic subtypes (``DEL`` matches
+    ``<DEL:ME>``) and its sequence form (``DEL`` matches a 3-base deletion).
+    """
+    if kind is None:
+        return False
+    wanted = query_type.strip().upper().strip("<>")
+    group = _QUERY_GROUPS.get(wanted)
+    if group is not None and group(kind):
+        return True
+    tag = kind.strip("<>")
+    return tag == wanted or tag.startswith(wanted + ":")
+
 
 def _contig(store: GenotypeStore, reference_name: str | None) -> str | None:
-    """The store's name for a Beacon ``referenceName`` (with or without ``chr``)."""
+    """The store's name for a Beacon ``referenceName`` (``chr``-less or RefSeq)."""
     if reference_name is None:
         return None
+    wanted = refseq_chromosome(reference_name) or reference_name
     for name in store.contigs:
         stripped = name[3:] if name.lower().startswith("chr") else name
-        if stripped == reference_name:
+        if stripped == wanted:
             return name
     return None
 
 
-def _alleles_at(store: GenotypeStore, rows: range) -> np.ndarray:
+def _longest_span(store: GenotypeStore, contig: str) -> int:
+    """The longest ``variant_length`` on ``contig``, read once per store."""
+    found = _LONGEST.setdefault(store, {})
+    if contig not in found:
+        if store.has("variant_length"):
+            first, last = store.contigs[contig]
+            lengths = store.root["variant_length"][first:last]
+            found[contig] = int(lengths.max()) if len(lengths) else 1
+        else:
+            found[contig] = store.longest_reference(contig)
+    return found[contig]
+
+
+def _spans(store: GenotypeStore, rows: range, alleles: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
-        return np.empty((0, 0), dtype=object)
-    return store.alleles(rows.start, rows.stop)
+        return np.empty(0, dtype=np.int64)
+    if store.has("variant_length"):
+        return store.read("variant_length", rows.start, rows.stop)
+    return np.array([len(str(row[0])) for row in alleles])
 
 
 def _select(
@@ -51,15 +206,18 @@ def _select(
     rows: range,
     positions: np.ndarray,
     alleles: np.ndarray,
+    spans: np.ndarray,
 ) -> list[Match]:
     """The (row, allele) pairs of ``rows`` that satisfy ``query``, exactly."""
     matches: list[Match] = []
     reference_bases = (query.reference_bases or "").upper() or None
     alternate_bases = (query.alternate_bases or "").upper() or None
+    minimum, maximum = query.variant_min_length, query.variant_max_length
     for offset, row in enumerate(rows):
         reference = str(alleles[offset][0]).upper()
         begin = int(positions[offset]) - 1
-        end = begin + len(reference)
+        span = int(spans[offset])
+        end = begin + span
         if query.kind == "sequence":
             if begin != query.start[0]:
                 continue
@@ -76,24 +234,25 @@ def _select(
             allele = str(allele).upper()
             if not allele:
                 continue
-            if alternate_bases is None or allele == alternate_bases:
-                matches.append((row, index))
+            if alternate_bases is not None and allele != alternate_bases:
+                continue
+            if query.variant_type is not None and not type_matches(
+                query.variant_type, allele_type(reference, allele)
+            ):
+                continue
+            if minimum is not None or maximum is not None:
+                length = allele_length(reference, allele, span)
+                if length is None:
+                    continue
+                if (minimum is not None and length < minimum) or (
+                    maximum is not None and length > maximum
+                ):
+                    continue
+            matches.append((row, index))
     return matches
 
 
-def matching_variants(store: GenotypeStore, query: VariantQuery) -> list[Match]:
-    """The (row, allele) pairs that answer ``query``, found by binary search.
-
-    Raises
-    ------
-    BeaconRequestError
-        For query kinds this function does not answer (gene and HGVS queries are
-        translated to a range by the caller first).
-    """
-    if query.kind not in ("sequence", "range", "bracket"):
-        raise BeaconRequestError(
-            f"{query.kind} queries are not answered here", field="requestParameters"
-        )
+def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     contig = _contig(store, query.reference_name)
     if contig is None:
         return []
@@ -101,19 +260,219 @@ def matching_variants(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     if query.kind == "sequence":
         rows = store.rows_at(contig, query.start[0] + 1)
     elif query.kind == "range":
-        widen = store.longest_reference(contig) - 1
+        widen = _longest_span(store, contig) - 1
         rows = store.rows_at(contig, query.start[0] + 1 - widen, query.end[0] + 1)
     else:
         rows = store.rows_at(contig, query.start[0] + 1, query.start[1] + 2)
     positions = store.positions(rows.start, rows.stop)
-    return _select(query, rows, positions, _alleles_at(store, rows))
+    alleles = _alleles_at(store, rows)
+    return _select(query, rows, positions, alleles, _spans(store, rows, alleles))
 
 
-def naive_matching_variants(store: GenotypeStore, query: VariantQuery) -> list[Match]:
-    """The obviously correct twin of :func:`matching_variants`: scans the contig."""
+def _scan(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     contig = _contig(store, query.reference_name)
     if contig is None:
         return []
     rows = range(*store.contigs[contig])
     positions = store.positions(rows.start, rows.stop)
-    return _select(query, rows, positions, _alleles_at(store, rows))
+    alleles = _alleles_at(store, rows)
+    return _select(query, rows, positions, alleles, _spans(store, rows, alleles))
+
+
+def _alleles_at(store: GenotypeStore, rows: range) -> np.ndarray:
+    if len(rows) == 0:
+        return np.empty((0, 0), dtype=object)
+    return store.alleles(rows.start, rows.stop)
+
+
+def _answer(
+    store: GenotypeStore,
+    query: VariantQuery,
+    genes: GeneTable | None,
+    find: Callable[[GenotypeStore, VariantQuery], list[Match]],
+) -> list[Match]:
+    if query.kind == "hgvs":
+        return find(store, resolve_hgvs(query))
+    if query.kind != "gene":
+        return find(store, query)
+    if query.aminoacid_change is not None:
+        raise BeaconRequestError(
+            "is not supported (no transcript annotation on this node)",
+            field="aminoacidChange",
+        )
+    if genes is None:
+        return []
+    found: set[Match] = set()
+    for ranged in gene_queries(query, genes):
+        found.update(find(store, ranged))
+    return sorted(found)
+
+
+def matching_variants(
+    store: GenotypeStore, query: VariantQuery, *, genes: GeneTable | None = None
+) -> list[Match]:
+    """The (row, allele) pairs that answer ``query``, found by binary search.
+
+    Parameters
+    ----------
+    store
+        The dataset's genotypes.
+    query
+        Any kind of variant query; ``variantType`` and the length bounds narrow it.
+    genes
+        The dataset's gene table (:func:`~genomenode.beacon.genes.gene_table_for`),
+        for gene queries. Without one a gene query matches nothing; an unknown gene
+        matches nothing either.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(row, allele)`` in row order, each once.
+
+    Raises
+    ------
+    BeaconRequestError
+        For ``aminoacidChange`` and for HGVS descriptions other than a genomic
+        substitution on a GRCh37/GRCh38 RefSeq chromosome.
+    """
+    return _answer(store, query, genes, _search)
+
+
+def naive_matching_variants(
+    store: GenotypeStore, query: VariantQuery, *, genes: GeneTable | None = None
+) -> list[Match]:
+    """The obviously correct twin of :func:`matching_variants`: scans the contig."""
+    return _answer(store, query, genes, _scan)
+
+
+# ----------------------------------------------------------------------- assemblies
+
+# Names of one assembly, by family; patch releases (GRCh38.p14) and UCSC names
+# (hg38) describe the same coordinates on the primary chromosomes.
+_ASSEMBLY_FAMILIES = (
+    ("GRCh38", re.compile(r"^(grch38|hg38|hs38|hs38dh)$")),
+    ("GRCh37", re.compile(r"^(grch37|hg19|b37|hs37|hs37d5|grch37-lite)$")),
+    ("NCBI36", re.compile(r"^(ncbi36|hg18)$")),
+)
+_PATCH = re.compile(r"\.p\d+$")
+
+
+def normalise_assembly(name: str) -> str:
+    """The family name of an assembly: ``GRCh38``, ``GRCh37``, ``NCBI36``, or as given.
+
+    Case-insensitive; a patch suffix (``.p14``) is dropped; ``hg38`` is ``GRCh38``,
+    ``hg19``, ``b37`` and ``hs37d5`` are ``GRCh37``, ``hg18`` is ``NCBI36``. An
+    unknown name comes back stripped and upper-cased.
+
+    Examples
+    --------
+    >>> normalise_assembly("GRCh38.p14"), normalise_assembly("hg19")
+    ('GRCh38', 'GRCh37')
+    """
+    text = _PATCH.sub("", name.strip().lower())
+    for family, pattern in _ASSEMBLY_FAMILIES:
+        if pattern.match(text):
+            return family
+    return text.upper()
+
+
+def assembly_matches(query_assembly: str | None, dataset_assembly: str) -> bool:
+    """Whether a query's ``assemblyId`` selects a dataset of ``dataset_assembly``.
+
+    None (no ``assemblyId`` sent) matches every dataset; otherwise both names are
+    compared by :func:`normalise_assembly`.
+    """
+    if query_assembly is None or not query_assembly.strip():
+        return True
+    return normalise_assembly(query_assembly) == normalise_assembly(dataset_assembly)
+
+
+@functools.cache
+def _refseq_table() -> dict[str, tuple[str, str | None]]:
+    text = importlib.resources.files("genomenode.data").joinpath(
+        "refseq_chromosomes.tsv"
+    )
+    lines = [line for line in text.read_text().splitlines() if not line.startswith("#")]
+    return {
+        row["accession"].upper(): (row["chromosome"], row["assembly"] or None)
+        for row in csv.DictReader(lines, delimiter="\t")
+    }
+
+
+def refseq_chromosome(name: str) -> str | None:
+    """The chromosome (``17``) of a RefSeq accession (``NC_000017.11``), or None."""
+    found = _refseq_table().get(name.strip().upper())
+    return None if found is None else found[0]
+
+
+def refseq_accession(assembly: str, contig: str) -> str | None:
+    """The RefSeq accession of chromosome ``contig`` (``chr`` optional) in
+    ``assembly`` (any spelling :func:`normalise_assembly` knows), or None."""
+    chromosome = contig[3:] if contig.lower().startswith("chr") else contig
+    family = normalise_assembly(assembly)
+    for accession, (name, owner) in _refseq_table().items():
+        if name == chromosome and owner in (family, None):
+            return accession
+    return None
+
+
+_HGVS_SUBSTITUTION = re.compile(
+    r"^(?P<accession>NC_\d+\.\d+):g\.(?P<position>[1-9]\d*)"
+    r"(?P<reference>[ACGT])>(?P<alternate>[ACGT])$",
+    re.IGNORECASE,
+)
+
+
+def resolve_hgvs(query: VariantQuery) -> VariantQuery:
+    """The sequence query an HGVS ``genomicAlleleShortForm`` describes.
+
+    Only genomic substitutions on the RefSeq chromosomes of GRCh37 and GRCh38
+    (``NC_000022.11:g.16050075A>G``) are read: they need no reference sequence.
+    Deletions, insertions and duplications are 3'-shifted in HGVS but left-aligned
+    in VCF, so translating them needs the reference genome, which a node does not
+    hold; they are refused rather than answered wrongly.
+
+    Returns
+    -------
+    VariantQuery
+        ``kind="sequence"`` with ``referenceName``, 0-based ``start``, the bases
+        and ``assembly_id`` set from the accession (other parameters kept).
+
+    Raises
+    ------
+    BeaconRequestError
+        Naming ``genomicAlleleShortForm`` for anything else, or ``assemblyId``
+        when it contradicts the accession's assembly.
+    """
+    text = (query.genomic_allele_short_form or "").strip()
+    field = "genomicAlleleShortForm"
+    found = _HGVS_SUBSTITUTION.match(text)
+    if found is None:
+        raise BeaconRequestError(
+            f"{text!r}: only genomic substitutions on a GRCh37/GRCh38 RefSeq "
+            "chromosome are supported, e.g. NC_000022.11:g.16050075A>G",
+            field=field,
+        )
+    chromosome = _refseq_table().get(found["accession"].upper())
+    if chromosome is None:
+        raise BeaconRequestError(
+            f"{found['accession']!r} is not a GRCh37 or GRCh38 RefSeq chromosome",
+            field=field,
+        )
+    contig, assembly = chromosome
+    if assembly is not None and not assembly_matches(query.assembly_id, assembly):
+        raise BeaconRequestError(
+            f"{query.assembly_id!r} contradicts {found['accession']} ({assembly})",
+            field="assemblyId",
+        )
+    return dataclasses.replace(
+        query,
+        kind="sequence",
+        reference_name=contig,
+        reference_name_original=found["accession"],
+        assembly_id=query.assembly_id or assembly,
+        start=(int(found["position"]) - 1,),
+        end=(),
+        reference_bases=found["reference"].upper(),
+        alternate_bases=found["alternate"].upper(),
+    )

@@ -28,6 +28,7 @@ from typing import Any
 import zarr
 from sqlalchemy import select
 
+from ..beacon.genes import GeneTable
 from ..dataset import DatasetDescription, read_dataset_description
 from ..errors import ClinicalDataError, IngestError, StoreError
 from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
@@ -44,6 +45,7 @@ __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 logger = logging.getLogger(__name__)
 
 STAGING_FORMAT_VERSION = 1
+GENES_FILENAME = "genes.tsv"
 STEPS = (
     "validate",
     "index",
@@ -316,6 +318,8 @@ def _validate(run: _Run) -> None:
                 field="id",
             )
         seen.add(record.id)
+    if description.genes is not None:
+        _check_genes(description.genes, header.contigs)
     missing = [sample for sample in header.samples if sample not in seen]
     if missing and description.missing_clinical == "error":
         shown = ", ".join(repr(sample) for sample in missing[:5])
@@ -335,6 +339,55 @@ def _validate(run: _Run) -> None:
             "info_number_g": list(header.info_number_g),
         },
     )
+
+
+def _check_genes(path: pathlib.Path, contigs: tuple[str, ...]) -> None:
+    """Read the gene table (errors name file and line); warn of unknown contigs."""
+    table = GeneTable.read(path)
+    known = {
+        contig[3:] if contig.lower().startswith("chr") else contig for contig in contigs
+    }
+    unknown = sorted({gene.contig for gene in table} - known)
+    if unknown:
+        logger.warning(
+            "%s: %d gene contig(s) are not in the VCF header (%s); queries for "
+            "their genes will find nothing",
+            path,
+            len(unknown),
+            ", ".join(unknown[:5]),
+        )
+
+
+def _stage_genes(run: _Run) -> dict[str, Any] | None:
+    """Copy the gene table into the dataset being published, as ``genes.tsv``.
+
+    The copy must be the file that was fingerprinted and encrypted: compared with
+    the plaintext hash recorded by the encrypt step.
+    """
+    if run.description.genes is None:
+        return None
+    done = run.state["done"]
+    encrypted = [
+        done["encrypt_files"][name]
+        for name in done["encrypt"]
+        if done["encrypt_files"][name]["role"] == "genes"
+    ]
+    target = run.publish_dir / GENES_FILENAME
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(run.description.genes, partial)
+    digest = _sha256(partial)
+    if not encrypted or encrypted[0]["sha256_plain"] != digest:
+        partial.unlink()
+        raise IngestError(
+            f"{run.description.genes} changed during the ingest of "
+            f"{run.description.id!r}; run the ingest again"
+        )
+    os.replace(partial, target)
+    return {
+        "path": GENES_FILENAME,
+        "sha256": digest,
+        "num_genes": len(GeneTable.read(target)),
+    }
 
 
 def _header(run: _Run) -> vcf.VcfHeader:
@@ -540,6 +593,7 @@ def _publish(run: _Run) -> None:
     target = run.node.datasets_dir / dataset_id
     if run.publish_dir.exists():
         done = run.state["done"]
+        genes = _stage_genes(run)
         manifest = {
             "format_version": DATASET_FORMAT_VERSION,
             "id": dataset_id,
@@ -552,6 +606,7 @@ def _publish(run: _Run) -> None:
                 "assembly": run.description.assembly,
             },
             "files": [done["encrypt_files"][name] for name in done["encrypt"]],
+            "genes": genes,
             "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         write_json_atomic(run.publish_dir / "dataset.json", manifest)
