@@ -1,0 +1,451 @@
+"""Evaluate Beacon v2 filters: which individuals of a dataset satisfy them all.
+
+Every filtering term of this node describes an **individual**; a query for another
+entry type (biosamples, genomic variants, runs, analyses) is restricted to the
+records linked to the matching individuals. Filters are combined with AND.
+
+* **Ontology filters** match an individual that has the term, or (by default,
+  ``includeDescendantTerms``) a term below it (see :mod:`.ontology`), as its sex,
+  ethnicity, geographic origin, a disease, a phenotypic feature that is not
+  excluded, or the assay of a measure. ``similarity`` widens the term to its
+  ancestors up to 1 (``high``), 2 (``medium``) or 3 (``low``) levels up, in
+  hierarchical vocabularies; flat vocabularies match exactly whatever it says.
+* **Alphanumeric filters** compare a field (:data:`ALPHANUMERIC_FIELDS`, or the id
+  of a measure's assay such as ``LOINC:35925-4``) with a value. Numeric fields
+  take every operator; text fields take ``=`` and ``!`` and ``%`` wildcards (SQL
+  ``LIKE``, case-insensitive). An individual without the field never matches.
+* **Custom filters** are rejected: this node has no custom terms.
+
+Unknown terms, fields, scopes and misuse raise
+:class:`~genomenode.errors.BeaconRequestError` (HTTP 400) naming the filter; a known
+term that no individual has simply matches nobody. ``docs/beacon-filters.md`` is
+the user-facing description.
+
+The set logic runs in SQL; the hierarchy is expanded in Python against the distinct
+codes present in the dataset, so a query is a handful of indexed selects.
+:func:`naive_individuals_matching` computes the same over JSON documents, slowly and
+obviously, for the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from genomenode.errors import BeaconRequestError, NotFoundError
+from genomenode.store.models import (
+    Dataset,
+    Disease,
+    Individual,
+    Measure,
+    PhenotypicFeature,
+    published_datasets,
+)
+
+from . import ontology
+from .requests import Filter
+
+__all__ = [
+    "ALPHANUMERIC_FIELDS",
+    "ENTRY_TYPES",
+    "SIMILARITY_LEVELS",
+    "individuals_matching",
+    "naive_individuals_matching",
+]
+
+#: The entry types (endpoint names) a query may be for.
+ENTRY_TYPES: tuple[str, ...] = (
+    "individuals",
+    "biosamples",
+    "g_variants",
+    "runs",
+    "analyses",
+)
+#: ``scope`` spellings meaning "individuals": the endpoint and the entry type id.
+_INDIVIDUAL_SCOPES = frozenset({"individuals", "individual"})
+_OTHER_SCOPES = frozenset(
+    {
+        *ENTRY_TYPES[1:],
+        *("biosample", "run", "analysis"),
+        *("genomicVariation", "genomicVariations"),
+    }
+)
+#: How many levels ``similarity`` goes up a hierarchy before expanding descendants.
+SIMILARITY_LEVELS: dict[str, int] = {"exact": 0, "high": 1, "medium": 2, "low": 3}
+
+#: Alphanumeric fields of individuals (besides measure assay ids), and what they are.
+ALPHANUMERIC_FIELDS: dict[str, str] = {
+    "age": "age in years (a number or an ISO 8601 duration such as P45Y)",
+    "sex": "sex: male, female, intersex, unknown, or an NCIT id",
+    "countryOfBirth": "country of birth, ISO 3166-1 alpha-2 code",
+    "ethnicity": "ethnicity, label or ontology id",
+    "geographicOrigin": "geographic origin, label or ontology id",
+}
+_NUMERIC_FIELDS = frozenset({"age"})
+_ISO_AGE = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+)W)?(?:(\d+)D)?$"
+)
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _fail(index: int, item: Filter, message: str) -> BeaconRequestError:
+    return BeaconRequestError(
+        f"filter {item.id!r}: {message}", field=f"filters[{index}]"
+    )
+
+
+# ----------------------------------------------------------------- shared checks
+
+
+def _check_scope(index: int, item: Filter) -> None:
+    if item.scope is None or item.scope in _INDIVIDUAL_SCOPES:
+        return
+    if item.scope in _OTHER_SCOPES:
+        raise _fail(
+            index,
+            item,
+            f"scope {item.scope!r} has no filtering terms on this node; "
+            "all terms describe individuals (scope 'individuals')",
+        )
+    raise _fail(index, item, f"scope {item.scope!r} is not an entry type of this node")
+
+
+def _ontology_terms(index: int, item: Filter) -> frozenset[str]:
+    """The filter's term and the ancestors its ``similarity`` adds; checks the term."""
+    found = ontology.vocabulary(item.id)
+    if found is None:
+        known = ", ".join(sorted(ontology.VOCABULARIES))
+        raise _fail(index, item, f"unknown vocabulary prefix (this node knows {known})")
+    if not ontology.is_known(item.id):
+        if found.hierarchy == "hpo":
+            raise _fail(index, item, f"not a term of HPO {ontology.HPO_VERSION}")
+        raise _fail(index, item, f"not a well-formed {found.prefix} code")
+    levels = SIMILARITY_LEVELS[item.similarity]
+    return frozenset({item.id}) | ontology.ancestors(item.id, levels)
+
+
+def _code_matcher(index: int, item: Filter) -> Callable[[str], bool]:
+    """A predicate: does an annotation's code satisfy this ontology filter?"""
+    terms = _ontology_terms(index, item)
+    related = (
+        ontology.is_descendant
+        if item.include_descendant_terms
+        else (ontology.same_term)
+    )
+    return lambda code: any(related(code, term) for term in terms)
+
+
+def _number(index: int, item: Filter, age: bool) -> float:
+    value = (item.value or "").strip()
+    if _NUMBER.match(value):
+        return float(value)
+    match = _ISO_AGE.match(value.upper()) if age else None
+    if match is not None and any(match.groups()):
+        years, months, weeks, days = (float(part or 0) for part in match.groups())
+        return years + months / 12 + (weeks * 7 + days) / 365.25
+    wanted = "a number or an ISO 8601 duration (P45Y)" if age else "a number"
+    raise _fail(index, item, f"value {item.value!r} is not {wanted}")
+
+
+def _alphanumeric_kind(index: int, item: Filter, assays: Iterable[str]) -> str:
+    """``"numeric"``, ``"measure"`` or ``"text"``; checks field, operator, value."""
+    if item.id in ALPHANUMERIC_FIELDS:
+        kind = "numeric" if item.id in _NUMERIC_FIELDS else "text"
+    elif ontology.prefix(item.id) == "LOINC" or item.id in set(assays):
+        kind = "measure"
+    else:
+        fields = ", ".join(ALPHANUMERIC_FIELDS)
+        raise _fail(
+            index,
+            item,
+            f"not an alphanumeric field of this node ({fields}, or a measure's "
+            "assay id such as LOINC:35925-4)",
+        )
+    if kind == "text" and item.operator not in ("=", "!"):
+        raise _fail(index, item, f"operator {item.operator!r} needs a numeric field")
+    if kind != "text" and item.has_wildcard:
+        raise _fail(index, item, "% wildcards apply to text fields only")
+    return kind
+
+
+def _check_kind(index: int, item: Filter) -> None:
+    if item.kind == "custom":
+        raise _fail(
+            index,
+            item,
+            "custom filters are not supported: this node has no custom terms; use "
+            "an ontology term or an alphanumeric field (see /filtering_terms)",
+        )
+
+
+# ---------------------------------------------------------------------- SQL path
+
+
+@dataclasses.dataclass
+class _DatasetCodes:
+    """The distinct codes of one dataset, per place a term can be; read lazily."""
+
+    session: Session
+    dataset_id: str
+    cache: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+
+    def get(self, column: InstrumentedAttribute[Any]) -> frozenset[str]:
+        key = str(column)
+        if key not in self.cache:
+            table = column.class_
+            query = select(column).where(table.dataset_id == self.dataset_id)
+            if table is PhenotypicFeature:
+                query = query.where(PhenotypicFeature.excluded.is_(False))
+            rows = self.session.scalars(query.distinct())
+            self.cache[key] = frozenset(code for code in rows if code is not None)
+        return self.cache[key]
+
+
+_INDIVIDUAL_COLUMNS = (
+    Individual.sex_id,
+    Individual.ethnicity_id,
+    Individual.geographic_origin_id,
+)
+_LINKED_COLUMNS = (Disease.term_id, PhenotypicFeature.term_id, Measure.assay_id)
+_TEXT_COLUMNS: dict[str, tuple[InstrumentedAttribute[Any], ...]] = {
+    "sex": (Individual.sex_id, Individual.sex_label),
+    "countryOfBirth": (Individual.country_of_birth,),
+    "ethnicity": (Individual.ethnicity_id, Individual.ethnicity_label),
+    "geographicOrigin": (
+        Individual.geographic_origin_id,
+        Individual.geographic_origin_label,
+    ),
+}
+
+
+def _linked(dataset_id: str, column: InstrumentedAttribute[Any], *where: Any) -> Any:
+    table = column.class_
+    linked = select(table.individual_id).where(table.dataset_id == dataset_id, *where)
+    if table is PhenotypicFeature:
+        linked = linked.where(PhenotypicFeature.excluded.is_(False))
+    return Individual.id.in_(linked)
+
+
+def _compare(column: Any, operator: str, number: float) -> ColumnElement[bool]:
+    comparisons: dict[str, Callable[[], ColumnElement[bool]]] = {
+        "=": lambda: column == number,
+        "!": lambda: column != number,
+        "<": lambda: column < number,
+        ">": lambda: column > number,
+        "<=": lambda: column <= number,
+        ">=": lambda: column >= number,
+    }
+    return comparisons[operator]()
+
+
+def _like_pattern(value: str) -> str:
+    # Only % is a Beacon wildcard: _ and the escape character are literal.
+    escaped = value.lower().replace("\\", "\\\\").replace("_", "\\_")
+    return escaped
+
+
+def _text_condition(item: Filter) -> ColumnElement[bool]:
+    columns = _TEXT_COLUMNS[item.id]
+    value = (item.value or "").strip()
+    matches = [
+        func.lower(column).like(_like_pattern(value), escape="\\")
+        if item.has_wildcard
+        else func.lower(column) == value.lower()
+        for column in columns
+    ]
+    if item.operator == "=":
+        return or_(*matches)
+    return and_(columns[0].is_not(None), not_(or_(*matches)))
+
+
+def individuals_matching(
+    session: Session,
+    dataset_id: str,
+    filters: Sequence[Filter],
+    *,
+    entry_type: str,
+) -> frozenset[str] | None:
+    """The ids of a dataset's individuals that satisfy every filter.
+
+    Parameters
+    ----------
+    session
+        A session on the node's metadata database.
+    dataset_id
+        A published dataset.
+    filters
+        The request's filters (combined with AND).
+    entry_type
+        The entry type queried, one of :data:`ENTRY_TYPES`; for types other than
+        ``individuals`` the caller keeps the records linked to the ids returned.
+
+    Returns
+    -------
+    frozenset of str or None
+        None when there are no filters (no restriction), else the matching ids,
+        possibly none.
+
+    Raises
+    ------
+    BeaconRequestError
+        For a filter this node does not understand: a custom filter, an unknown
+        vocabulary, HP term, alphanumeric field or scope, a wrong operator or value.
+    NotFoundError
+        If the dataset is not published.
+    ValueError
+        If ``entry_type`` is not one of :data:`ENTRY_TYPES`.
+    """
+    if entry_type not in ENTRY_TYPES:
+        raise ValueError(f"unknown entry type {entry_type!r}")
+    if not filters:
+        return None
+    for index, item in enumerate(filters):
+        _check_kind(index, item)
+        _check_scope(index, item)
+    published = published_datasets().where(Dataset.id == dataset_id)
+    if session.scalars(published).first() is None:
+        raise NotFoundError(f"dataset {dataset_id!r} is not published")
+    codes = _DatasetCodes(session, dataset_id)
+    conditions: list[ColumnElement[bool]] = []
+    for index, item in enumerate(filters):
+        if item.kind == "ontology":
+            matches = _code_matcher(index, item)
+            options = []
+            for column in (*_INDIVIDUAL_COLUMNS, *_LINKED_COLUMNS):
+                found = sorted(filter(matches, codes.get(column)))
+                if not found:
+                    continue
+                if column.class_ is Individual:
+                    options.append(column.in_(found))
+                else:
+                    options.append(_linked(dataset_id, column, column.in_(found)))
+            if not options:
+                # A known term no one here has: nothing can match.
+                return frozenset()
+            conditions.append(or_(*options))
+            continue
+        kind = _alphanumeric_kind(index, item, codes.get(Measure.assay_id))
+        operator = item.operator or "="
+        if kind == "text":
+            conditions.append(_text_condition(item))
+        elif kind == "numeric":
+            number = _number(index, item, age=True)
+            conditions.append(_compare(Individual.age_years, operator, number))
+        else:
+            number = _number(index, item, age=False)
+            conditions.append(
+                _linked(
+                    dataset_id,
+                    Measure.assay_id,
+                    Measure.assay_id == item.id,
+                    _compare(Measure.value, operator, number),
+                )
+            )
+    query = select(Individual.id).where(Individual.dataset_id == dataset_id)
+    return frozenset(session.scalars(query.where(*conditions)))
+
+
+# -------------------------------------------------------------------- naive twin
+
+
+def _term_ids(record: dict[str, Any]) -> list[str]:
+    """Every ontology id an individual document carries, where filters look."""
+    ids = [record.get(key, {}).get("id") for key in ("sex", "ethnicity")]
+    ids.append(record.get("geographicOrigin", {}).get("id"))
+    ids += [d["diseaseCode"]["id"] for d in record.get("diseases", [])]
+    ids += [
+        f["featureType"]["id"]
+        for f in record.get("phenotypicFeatures", [])
+        if not f.get("excluded", False)
+    ]
+    ids += [m["assayCode"]["id"] for m in record.get("measures", [])]
+    return [term for term in ids if term is not None]
+
+
+def _naive_text(item: Filter, record: dict[str, Any]) -> bool:
+    if item.id == "countryOfBirth":
+        values = [record.get("country_of_birth")]
+    else:
+        key = {"sex": "sex", "ethnicity": "ethnicity"}.get(item.id, "geographicOrigin")
+        term = record.get(key)
+        values = [term.get("id"), term.get("label")] if term else [None]
+    if values[0] is None:
+        return False
+    wanted = (item.value or "").strip().lower()
+    if item.has_wildcard:
+        pattern = ".*".join(re.escape(part) for part in wanted.split("%"))
+        found = any(re.fullmatch(pattern, v.lower(), re.S) for v in values if v)
+    else:
+        found = any(v.lower() == wanted for v in values if v)
+    return found if item.operator == "=" else not found
+
+
+def _naive_compare(value: float | None, operator: str, number: float) -> bool:
+    if value is None:
+        return False
+    return {
+        "=": value == number,
+        "!": value != number,
+        "<": value < number,
+        ">": value > number,
+        "<=": value <= number,
+        ">=": value >= number,
+    }[operator]
+
+
+def _naive_test(
+    index: int, item: Filter, assays: set[str]
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether one document satisfies one filter."""
+    if item.kind == "ontology":
+        matches = _code_matcher(index, item)
+        return lambda record: any(map(matches, _term_ids(record)))
+    kind = _alphanumeric_kind(index, item, assays)
+    operator = item.operator or "="
+    if kind == "text":
+        return lambda record: _naive_text(item, record)
+    number = _number(index, item, age=kind == "numeric")
+    if kind == "numeric":
+        return lambda record: _naive_compare(record.get("age_years"), operator, number)
+    return lambda record: any(
+        _naive_compare(measure["measurementValue"].get("value"), operator, number)
+        for measure in record.get("measures", [])
+        if measure["assayCode"]["id"] == item.id
+    )
+
+
+def naive_individuals_matching(
+    records: list[dict[str, Any]], filters: Sequence[Filter]
+) -> frozenset[str] | None:
+    """:func:`individuals_matching`, computed by reading every document.
+
+    Parameters
+    ----------
+    records
+        Beacon v2 individual documents (as in ``tests/data/cineca/individuals.json``).
+        Age and country of birth are not in the Beacon v2 individual model; they are
+        read from the optional keys ``age_years`` (a number) and
+        ``country_of_birth``, which mirror the node's columns.
+    filters
+        The filters, combined with AND.
+
+    Returns
+    -------
+    frozenset of str or None
+        As :func:`individuals_matching`.
+    """
+    if not filters:
+        return None
+    for index, item in enumerate(filters):
+        _check_kind(index, item)
+        _check_scope(index, item)
+    assays = {m["assayCode"]["id"] for r in records for m in r.get("measures", [])}
+    tests = [_naive_test(index, item, assays) for index, item in enumerate(filters)]
+    return frozenset(
+        record["id"] for record in records if all(test(record) for test in tests)
+    )
