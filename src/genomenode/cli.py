@@ -231,6 +231,36 @@ def discard(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@_node_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes (each answers requests on its own).",
+)
+@_errors_to_exit
+def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
+    """Serve the node's APIs (Beacon v2 under /api) with uvicorn."""
+    import uvicorn
+
+    from .node import open_node
+
+    open_node(node_dir).close()  # fail here, clearly, on a bad node directory
+    os.environ["GENOMENODE_NODE"] = str(node_dir.resolve())
+    uvicorn.run(
+        "genomenode.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:
     """A rich table of dataset summaries (``Node.dataset_summaries``)."""
     from rich.table import Table

@@ -1,0 +1,72 @@
+"""The node's one ASGI application: every service of the node under one app.
+
+For now the Beacon v2 API under ``/api``; htsget, DRS, access and analysis join
+it as their issues land. OpenAPI is published at ``/api/openapi.json`` (browsable
+at ``/api/docs``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from . import __version__
+from .beacon.http import BeaconService, beacon_router, install_error_handlers
+from .errors import ConfigError
+from .node import Node, open_node
+
+__all__ = ["app_from_environment", "create_app"]
+
+
+def create_app(
+    node: Node,
+    *,
+    base_url: str = "http://localhost:8080",
+    count_threshold: int = 5,
+    environment: str = "dev",
+) -> FastAPI:
+    """The ASGI app serving ``node``.
+
+    Parameters
+    ----------
+    node
+        An opened node (stays open for the app's lifetime).
+    base_url
+        The external URL the node is reached at (no trailing ``/api``); used in
+        the Beacon map and identity.
+    count_threshold
+        Counts of people below this are never disclosed below record granularity.
+    environment
+        ``dev``, ``test`` or ``prod``, as the Beacon configuration reports it.
+    """
+    app = FastAPI(
+        title=f"genomenode {node.config.node_id}",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.beacon = BeaconService(
+        node,
+        base_url=base_url.rstrip("/") + "/api",
+        count_threshold=count_threshold,
+        environment=environment,
+    )
+    app.include_router(beacon_router(), prefix="/api")
+    install_error_handlers(app)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the node in ``$GENOMENODE_NODE`` (uvicorn factory, per worker)."""
+    node_dir = os.environ.get("GENOMENODE_NODE")
+    if not node_dir:
+        raise ConfigError("GENOMENODE_NODE is not set: which node should be served?")
+    node = open_node(node_dir)
+    return create_app(
+        node,
+        base_url=node.config.public_url,
+        count_threshold=node.config.beacon_count_threshold,
+        environment=node.config.beacon_environment,
+    )

@@ -1,0 +1,302 @@
+"""The published datasets as the Beacon sees them, opened once and cached.
+
+A published dataset never changes (a new version is a new id), so its genotype
+store, its sample → individual map and its manifest are opened once per process.
+The *list* of published datasets is re-read from the database at most every
+``refresh_seconds``, so a dataset published while the server runs appears within
+that time without a restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from ..access import DatasetAccess
+from ..access.decision import DEFAULT_GRANULARITY
+from ..node import Node
+from ..store.genotypes import GenotypeStore
+from ..store.models import (
+    Biosample,
+    Dataset,
+    DataUseTerm,
+    Individual,
+    published_datasets,
+)
+from . import filters as beacon_filters
+from .requests import Filter
+from .variants import refseq_accession
+
+__all__ = ["Catalog", "DatasetHandle"]
+
+_SEX_LETTER = {"NCIT:C20197": "M", "NCIT:C16576": "F"}
+# Filter answers kept per dataset (each a set of individual ids).
+_MATCHED_CACHE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFacts:
+    """The plain columns of a published dataset row (detached from any session)."""
+
+    id: str
+    name: str
+    description: str
+    country: str
+    security_level: str
+    assembly: str
+    num_individuals: int
+    num_samples: int
+    num_variants: int
+    created_at: Any
+    published_at: Any
+    description_document: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, row: Dataset) -> DatasetFacts:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            country=row.country,
+            security_level=row.security_level,
+            assembly=row.assembly,
+            num_individuals=row.num_individuals,
+            num_samples=row.num_samples,
+            num_variants=row.num_variants,
+            created_at=row.created_at,
+            published_at=row.published_at,
+            description_document=dict(row.description_document or {}),
+        )
+
+
+class DatasetHandle:
+    """One published dataset: its facts, access settings and opened stores."""
+
+    def __init__(self, node: Node, facts: DatasetFacts) -> None:
+        self.node = node
+        self.facts = facts
+        self.id = facts.id
+        self._matched: collections.OrderedDict[
+            tuple[tuple[Filter, ...], str], frozenset[str] | None
+        ] = collections.OrderedDict()
+
+    def individuals_matching(
+        self, filters: Sequence[Filter], entry_type: str
+    ) -> frozenset[str] | None:
+        """:func:`.filters.individuals_matching`, memoised.
+
+        A published dataset never changes, so the individuals a set of filters
+        selects can be kept; the most recent ``_MATCHED_CACHE`` answers are.
+        """
+        if not filters:
+            return None
+        key = (tuple(filters), entry_type)
+        if key in self._matched:
+            self._matched.move_to_end(key)
+            return self._matched[key]
+        with self.node.session() as session:
+            found = beacon_filters.individuals_matching(
+                session, self.id, filters, entry_type=entry_type
+            )
+        self._matched[key] = found
+        if len(self._matched) > _MATCHED_CACHE:
+            self._matched.popitem(last=False)
+        return found
+
+    @functools.cached_property
+    def access(self) -> DatasetAccess:
+        granularity: dict[str, str] = {**DEFAULT_GRANULARITY}
+        configured = self.facts.description_document.get("beacon") or {}
+        if isinstance(configured, Mapping):
+            granularity.update({str(k): str(v) for k, v in configured.items()})
+        return DatasetAccess(
+            id=self.id,
+            security_level=self.facts.security_level,
+            granularity=granularity,
+        )
+
+    @functools.cached_property
+    def manifest(self) -> dict[str, Any]:
+        return self.node.dataset_manifest(self.id)
+
+    @functools.cached_property
+    def store(self) -> GenotypeStore:
+        genotypes = self.manifest["genotypes"]
+        return GenotypeStore(
+            self.node.datasets_dir / self.id / genotypes["path"],
+            genotypes["contigs"],
+        )
+
+    @functools.cached_property
+    def _samples(self) -> tuple[np.ndarray, dict[str, int]]:
+        with self.node.session() as session:
+            rows = session.execute(
+                select(Biosample.sample_index, Biosample.individual_id).where(
+                    Biosample.dataset_id == self.id
+                )
+            ).all()
+        individuals = np.empty(self.facts.num_samples, dtype=object)
+        for index, individual in rows:
+            individuals[index] = individual
+        return individuals, {str(individual): index for index, individual in rows}
+
+    @property
+    def sample_individuals(self) -> np.ndarray:
+        """Individual id of each genotype column (object array)."""
+        return self._samples[0]
+
+    @property
+    def individual_samples(self) -> dict[str, int]:
+        """Genotype column of each genotyped individual."""
+        return self._samples[1]
+
+    @functools.cached_property
+    def all_individual_ids(self) -> list[str]:
+        """Every individual of the dataset (genotyped or not), sorted."""
+        with self.node.session() as session:
+            return sorted(
+                session.scalars(
+                    select(Individual.id).where(Individual.dataset_id == self.id)
+                )
+            )
+
+    @functools.cached_property
+    def individual_id_set(self) -> frozenset[str]:
+        return frozenset(self.all_individual_ids)
+
+    @functools.cached_property
+    def _alternate_offsets(self) -> np.ndarray:
+        """Cumulative count of ALT alleles before each row (length rows + 1)."""
+        store = self.store
+        total = self.facts.num_variants
+        counts = np.zeros(total, dtype=np.int64)
+        step = store.root["variant_allele"].chunks[0]
+        for start in range(0, total, step):
+            alleles = store.read("variant_allele", start, min(start + step, total))
+            counts[start : start + len(alleles)] = (alleles[:, 1:] != "").sum(axis=1)
+        return np.concatenate([[0], np.cumsum(counts)])
+
+    @property
+    def num_alleles(self) -> int:
+        """Number of (variant, ALT allele) pairs: the dataset's Beacon variants."""
+        return int(self._alternate_offsets[-1])
+
+    def allele_keys(self, skip: int, limit: int) -> Iterator[tuple[int, int]]:
+        """(row, allele) pairs ``skip`` to ``skip + limit`` in genome order."""
+        offsets = self._alternate_offsets
+        position = skip
+        stop = min(skip + limit, int(offsets[-1]))
+        while position < stop:
+            row = int(np.searchsorted(offsets, position, side="right")) - 1
+            yield row, position - int(offsets[row]) + 1
+            position += 1
+
+    def sample_variants(self, sample: int) -> Iterator[tuple[int, int]]:
+        """Every (row, allele) one genotype column carries, in genome order.
+
+        A scan of one column of ``call_genotype`` (one chunk of samples per block
+        of variants): seconds for a whole genome, so callers stop early when they
+        can.
+        """
+        call_genotype = self.store.root["call_genotype"]
+        step = call_genotype.chunks[0]
+        total = call_genotype.shape[0]
+        for start in range(0, total, step):
+            block = np.asarray(call_genotype[start : start + step, sample])
+            rows, _ = np.nonzero(block > 0)
+            for row in np.unique(rows):
+                for allele in np.unique(block[row][block[row] > 0]):
+                    yield start + int(row), int(allele)
+
+    @functools.cached_property
+    def population_groups(self) -> tuple[np.ndarray, list[str]]:
+        """Country × sex group of each genotype column, and the group names.
+
+        Names are ``<country>_<M|F|U>``; a sample's country is its individual's
+        country of birth, else the dataset's country.
+        """
+        with self.node.session() as session:
+            rows = session.execute(
+                select(
+                    Individual.sample_index,
+                    Individual.country_of_birth,
+                    Individual.sex_id,
+                ).where(
+                    Individual.dataset_id == self.id,
+                    Individual.sample_index.is_not(None),
+                )
+            ).all()
+        groups = np.full(self.facts.num_samples, -1, dtype=np.int32)
+        names: dict[str, int] = {}
+        for index, country, sex in rows:
+            letter = _SEX_LETTER.get(sex, "U")
+            name = f"{(country or self.facts.country).upper()}_{letter}"
+            groups[index] = names.setdefault(name, len(names))
+        return groups, list(names)
+
+    def sequence_id(self, contig: str) -> str:
+        """A CURIE for the reference sequence of ``contig`` (RefSeq when known)."""
+        accession = refseq_accession(self.facts.assembly, contig)
+        if accession is not None:
+            return f"refseq:{accession}"
+        return f"{self.facts.assembly}:{contig}"
+
+    def hgvs_id(
+        self, contig: str, position: int, reference: str, alternate: str
+    ) -> str | None:
+        """Genomic HGVS of a simple substitution on a RefSeq chromosome, else None."""
+        accession = refseq_accession(self.facts.assembly, contig)
+        if accession is None or len(reference) != 1 or len(alternate) != 1:
+            return None
+        return f"{accession}:g.{position}{reference}>{alternate}"
+
+    @functools.cached_property
+    def data_use(self) -> list[dict[str, Any]]:
+        with self.node.session() as session:
+            rows = session.scalars(
+                select(DataUseTerm)
+                .where(DataUseTerm.dataset_id == self.id)
+                .order_by(DataUseTerm.id)
+            ).all()
+        return [
+            {"id": row.term_id, "label": row.label, "disease": row.disease_id}
+            for row in rows
+        ]
+
+
+class Catalog:
+    """The node's published datasets, refreshed from the database now and then."""
+
+    def __init__(self, node: Node, *, refresh_seconds: float = 2.0) -> None:
+        self.node = node
+        self.refresh_seconds = refresh_seconds
+        self._handles: dict[str, DatasetHandle] = {}
+        self._read_at = -float("inf")
+
+    def datasets(self) -> list[DatasetHandle]:
+        """Every published dataset, by id."""
+        now = time.monotonic()
+        if now - self._read_at > self.refresh_seconds:
+            with self.node.session() as session:
+                rows = session.scalars(published_datasets().order_by(Dataset.id)).all()
+                facts = [DatasetFacts.of(row) for row in rows]
+            self._handles = {
+                item.id: self._handles.get(item.id) or DatasetHandle(self.node, item)
+                for item in facts
+            }
+            self._read_at = now
+        return list(self._handles.values())
+
+    def get(self, dataset_id: str) -> DatasetHandle | None:
+        """One published dataset, or None."""
+        for handle in self.datasets():
+            if handle.id == dataset_id:
+                return handle
+        return None

@@ -1,0 +1,482 @@
+"""Answer one Beacon request: which datasets, which entries, how much to show.
+
+The engine works per dataset. For each published dataset it asks the access
+decision (:func:`genomenode.access.allowed_granularity`) how much the caller may
+see; a dataset the caller may not query is skipped before anything is read. It then
+finds the matching entries:
+
+- *individuals* are selected by the filters (SQL, :mod:`.filters`), by a variant
+  query (the carriers of the matching alleles, from the by-variant genotype rows),
+  and by the path (``/individuals/{id}``, ``/g_variants/{id}/individuals`` ...);
+  the selections are intersected (filters combine with AND);
+- *biosamples*, *runs* and *analyses* follow their individual (one biosample per
+  genotyped individual, one run and one analysis per biosample: the node holds a
+  joint-called VCF, not per-sample run records);
+- *g_variants* are (row, allele) pairs found by binary search on the sorted
+  positions (:mod:`.variants`), kept only if a selected individual carries them
+  when individuals are restricted;
+- *datasets* and *cohorts* are collections: each dataset is one of each.
+
+The result is a :class:`Answer` of per-dataset counts and, at record granularity,
+one page of matching keys; :mod:`.responses` turns it into the Beacon document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..access import Caller, allowed_granularity
+from ..access.decision import GRANULARITY_ORDER, lower_granularity
+from ..errors import BeaconRequestError, NotFoundError
+from . import genes as beacon_genes
+from . import variants as beacon_variants
+from .catalog import Catalog, DatasetHandle
+from .requests import BeaconRequest, Granularity, VariantQuery
+
+__all__ = [
+    "COLLECTIONS",
+    "ENTRY_TYPES",
+    "Answer",
+    "DatasetAnswer",
+    "PathScope",
+    "answer",
+    "parse_variant_id",
+    "variant_id",
+]
+
+ENTRY_TYPES = (
+    "g_variants",
+    "individuals",
+    "biosamples",
+    "runs",
+    "analyses",
+    "datasets",
+    "cohorts",
+)
+COLLECTIONS = ("datasets", "cohorts")
+# Entry types whose entries hang off one biosample (and so one individual).
+_PER_BIOSAMPLE = ("biosamples", "runs", "analyses")
+_RUN_SUFFIX = "-run"
+_ANALYSIS_SUFFIX = "-analysis"
+
+VariantKey = tuple[int, int]  # (row, allele index)
+
+
+@dataclasses.dataclass(frozen=True)
+class PathScope:
+    """What the URL path says: ``/{entry}/{entry_id}`` or a nested path.
+
+    ``/g_variants/{id}/individuals`` is ``PathScope("individuals", parent_type=
+    "g_variants", parent_id=id)``; ``/individuals/{id}`` is ``PathScope(
+    "individuals", entry_id=id)``.
+    """
+
+    entry_type: str
+    entry_id: str | None = None
+    parent_type: str | None = None
+    parent_id: str | None = None
+
+
+@dataclasses.dataclass
+class DatasetAnswer:
+    """One dataset's part of an answer."""
+
+    dataset: DatasetHandle
+    granularity: Granularity
+    count: int
+    keys: list[object] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Answer:
+    """What the engine found, before it becomes a Beacon document."""
+
+    scope: PathScope
+    request: BeaconRequest
+    granularity: Granularity
+    datasets: list[DatasetAnswer]
+    # Visible datasets that answer below the returned granularity (left out).
+    lower_datasets: list[str] = dataclasses.field(default_factory=list)
+    # Datasets left out because the answer would single out fewer people than
+    # the small-count threshold (see _singles_out).
+    suppressed_datasets: list[str] = dataclasses.field(default_factory=list)
+
+
+def variant_id(handle: DatasetHandle, row: int, allele: int) -> str:
+    """The node's id of a variant: ``<contig>-<POS>-<REF>-<ALT>`` (gnomAD style)."""
+    store = handle.store
+    alleles = store.alleles(row, row + 1)[0]
+    contig = _contig_of_row(handle, row)
+    position = int(store.positions(row, row + 1)[0])
+    return f"{contig}-{position}-{alleles[0]}-{alleles[allele]}"
+
+
+def parse_variant_id(text: str) -> tuple[str, int, str, str]:
+    """Split a variant id into (contig, POS, REF, ALT); contigs may contain ``-``."""
+    parts = text.rsplit("-", 3)
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[2] or not parts[3]:
+        raise NotFoundError(f"no variant {text!r}: ids look like 22-16050075-A-G")
+    return parts[0], int(parts[1]), parts[2], parts[3]
+
+
+def _contig_of_row(handle: DatasetHandle, row: int) -> str:
+    for name, (first, last) in handle.store.contigs.items():
+        if first <= row < last:
+            return name
+    raise NotFoundError(f"no variant row {row} in dataset {handle.id!r}")
+
+
+def _find_variant(handle: DatasetHandle, text: str) -> list[VariantKey]:
+    contig, position, reference, alternate = parse_variant_id(text)
+    store = handle.store
+    if contig not in store.contigs:
+        return []
+    rows = store.rows_at(contig, position)
+    found: list[VariantKey] = []
+    for offset, row in enumerate(rows):
+        alleles = store.alleles(rows.start, rows.stop)[offset]
+        if str(alleles[0]) != reference:
+            continue
+        for index, allele in enumerate(alleles[1:], start=1):
+            if str(allele) == alternate:
+                found.append((row, index))
+    return found
+
+
+def _variant_matches(
+    handle: DatasetHandle, query: VariantQuery
+) -> list[VariantKey] | None:
+    """Matches of a variant query in one dataset; None if the dataset cannot answer."""
+    if query.kind == "hgvs":
+        # The accession's version names the assembly: resolve before matching it.
+        query = beacon_variants.resolve_hgvs(query)
+    if not beacon_variants.assembly_matches(query.assembly_id, handle.facts.assembly):
+        return None
+    table = None
+    if query.kind == "gene":
+        table = beacon_genes.gene_table_for(handle.node, handle.id)
+    return beacon_variants.matching_variants(handle.store, query, genes=table)
+
+
+def _carriers(handle: DatasetHandle, keys: Sequence[VariantKey]) -> set[str]:
+    """Individuals carrying at least one copy of any of the alleles."""
+    individuals: set[str] = set()
+    names = handle.sample_individuals
+    for row, allele in keys:
+        samples = handle.store.carriers(row, allele)
+        individuals.update(str(name) for name in names[samples] if name is not None)
+    return individuals
+
+
+def _intersect(first: set[str] | None, second: set[str] | None) -> set[str] | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return first & second
+
+
+def _biosample_of(entry_type: str, entry_id: str) -> str:
+    suffix = {"runs": _RUN_SUFFIX, "analyses": _ANALYSIS_SUFFIX}.get(entry_type, "")
+    if suffix and entry_id.endswith(suffix):
+        return entry_id[: -len(suffix)]
+    return entry_id if not suffix else "\0no such biosample"
+
+
+def per_biosample_id(entry_type: str, biosample_id: str) -> str:
+    """Id of the run or analysis of a biosample (the biosample id for biosamples)."""
+    suffix = {"runs": _RUN_SUFFIX, "analyses": _ANALYSIS_SUFFIX}.get(entry_type, "")
+    return f"{biosample_id}{suffix}"
+
+
+class _DatasetQuery:
+    """The selections of one dataset for one request."""
+
+    def __init__(
+        self, handle: DatasetHandle, request: BeaconRequest, scope: PathScope
+    ) -> None:
+        self.handle = handle
+        self.request = request
+        self.scope = scope
+
+    def individuals(self) -> set[str] | None:
+        """Individuals selected by filters, variant query and path; None: all."""
+        selected: set[str] | None = None
+        matched = self.handle.individuals_matching(
+            self.request.filters, self.scope.entry_type
+        )
+        if matched is not None:
+            selected = set(matched)
+        scope = self.scope
+        if scope.entry_type == "individuals" and scope.entry_id is not None:
+            selected = _intersect(selected, {scope.entry_id})
+        if scope.entry_type in _PER_BIOSAMPLE and scope.entry_id is not None:
+            biosample = _biosample_of(scope.entry_type, scope.entry_id)
+            selected = _intersect(selected, self._individual_of_biosample(biosample))
+        if scope.parent_type == "individuals":
+            selected = _intersect(selected, {scope.parent_id or ""})
+        elif scope.parent_type in _PER_BIOSAMPLE:
+            biosample = _biosample_of(scope.parent_type, scope.parent_id or "")
+            selected = _intersect(selected, self._individual_of_biosample(biosample))
+        if scope.entry_type != "g_variants":
+            keys = self.variant_keys()
+            if keys is not None:
+                selected = _intersect(selected, _carriers(self.handle, keys))
+        return selected
+
+    def _individual_of_biosample(self, biosample: str) -> set[str]:
+        index = self.handle.individual_samples.get(biosample)
+        if index is None:
+            return set()
+        return {str(self.handle.sample_individuals[index])}
+
+    def variant_keys(self) -> list[VariantKey] | None:
+        """Variants selected by the query and the path; None: not restricted."""
+        keys: list[VariantKey] | None = None
+        scope = self.scope
+        if self.request.variant is not None:
+            found = _variant_matches(self.handle, self.request.variant)
+            keys = [] if found is None else found
+        variant_ids = [
+            identifier
+            for kind, identifier in (
+                (
+                    "g_variants" if scope.entry_type == "g_variants" else "",
+                    scope.entry_id,
+                ),
+                (scope.parent_type, scope.parent_id),
+            )
+            if kind == "g_variants" and identifier is not None
+        ]
+        for identifier in variant_ids:
+            found = _find_variant(self.handle, identifier)
+            keys = found if keys is None else [key for key in keys if key in found]
+        return keys
+
+
+def _page(items: Sequence[object], request: BeaconRequest) -> list[object]:
+    return list(items[request.skip : request.skip + request.limit])
+
+
+def _sample_variants(handle: DatasetHandle, sample: int) -> Iterator[VariantKey]:
+    """Every (row, allele) the sample carries, in row order (a column scan)."""
+    yield from handle.sample_variants(sample)
+
+
+def _answer_dataset(
+    handle: DatasetHandle,
+    request: BeaconRequest,
+    scope: PathScope,
+    granularity: Granularity,
+) -> DatasetAnswer:
+    query = _DatasetQuery(handle, request, scope)
+    record = granularity == "record"
+    entry = scope.entry_type
+    if entry in COLLECTIONS:
+        wanted = scope.entry_id is None or scope.entry_id == handle.id
+        selected = query.individuals() if request.filters else None
+        matches = wanted and (selected is None or bool(selected))
+        return DatasetAnswer(
+            handle, granularity, int(matches), [handle.id] if matches else []
+        )
+    if entry == "g_variants":
+        return _answer_variants(query, granularity)
+    individuals = query.individuals()
+    if entry == "individuals":
+        if individuals is None:
+            count = handle.facts.num_individuals
+            keys = _page(_all_individuals(handle), request) if record else []
+        else:
+            known = handle.individual_id_set
+            ordered = sorted(name for name in individuals if name in known)
+            count = len(ordered)
+            keys = _page(ordered, request) if record else []
+        return DatasetAnswer(handle, granularity, count, keys)
+    # biosamples, runs, analyses: one per genotyped individual's sample.
+    samples = handle.individual_samples
+    if individuals is None:
+        biosamples = sorted(samples)
+    else:
+        biosamples = sorted(name for name in individuals if name in samples)
+    if scope.entry_id is not None:
+        biosample = _biosample_of(entry, scope.entry_id)
+        biosamples = [name for name in biosamples if name == biosample]
+    keys = _page(biosamples, request) if record else []
+    return DatasetAnswer(handle, granularity, len(biosamples), keys)
+
+
+def _all_individuals(handle: DatasetHandle) -> list[str]:
+    return sorted(handle.all_individual_ids)
+
+
+def _answer_variants(query: _DatasetQuery, granularity: Granularity) -> DatasetAnswer:
+    handle, request, scope = query.handle, query.request, query.scope
+    keys = query.variant_keys()
+    matched = handle.individuals_matching(request.filters, "g_variants")
+    restriction: set[str] | None = set(matched) if matched is not None else None
+    owner: str | None = None
+    if scope.parent_type == "individuals":
+        owner = scope.parent_id
+    elif scope.parent_type in _PER_BIOSAMPLE:
+        biosample = _biosample_of(scope.parent_type, scope.parent_id or "")
+        found = query._individual_of_biosample(biosample)
+        owner = next(iter(found)) if found else "\0nobody"
+    if owner is not None:
+        restriction = _intersect(restriction, {owner})
+    if keys is None:
+        if restriction is None:
+            return _all_variants(handle, request, granularity)
+        if owner is None:
+            raise BeaconRequestError(
+                "g_variants with individual filters needs a variant query "
+                "(referenceName with start/end, or geneId)",
+                field="requestParameters",
+            )
+        return _owner_variants(handle, request, granularity, owner, restriction)
+    if restriction is not None:
+        keys = _carried_by(handle, keys, restriction)
+    record = granularity == "record"
+    return DatasetAnswer(
+        handle, granularity, len(keys), _page(keys, request) if record else []
+    )
+
+
+def _carried_by(
+    handle: DatasetHandle, keys: Sequence[VariantKey], individuals: set[str]
+) -> list[VariantKey]:
+    samples = np.array(
+        sorted(
+            handle.individual_samples[name]
+            for name in individuals
+            if name in handle.individual_samples
+        ),
+        dtype=np.int64,
+    )
+    kept: list[VariantKey] = []
+    if len(samples) == 0:
+        return kept
+    for row, allele in keys:
+        carriers = handle.store.carriers(row, allele)
+        if np.intersect1d(carriers, samples, assume_unique=True).size:
+            kept.append((row, allele))
+    return kept
+
+
+def _all_variants(
+    handle: DatasetHandle, request: BeaconRequest, granularity: Granularity
+) -> DatasetAnswer:
+    """A non-filtered g_variants query: every (row, ALT) of the dataset."""
+    count = handle.num_alleles
+    keys: list[object] = []
+    if granularity == "record":
+        keys = list(handle.allele_keys(request.skip, request.limit))
+    return DatasetAnswer(handle, granularity, count, keys)
+
+
+def _owner_variants(
+    handle: DatasetHandle,
+    request: BeaconRequest,
+    granularity: Granularity,
+    owner: str,
+    restriction: set[str] | None,
+) -> DatasetAnswer:
+    """Variants one individual carries: a scan of its genotype column."""
+    sample = handle.individual_samples.get(owner)
+    if sample is None or (restriction is not None and owner not in restriction):
+        return DatasetAnswer(handle, granularity, 0, [])
+    keys: list[object] = []
+    count = 0
+    stop = request.skip + request.limit
+    for key in _sample_variants(handle, sample):
+        if granularity == "record" and request.skip <= count < stop:
+            keys.append(key)
+        count += 1
+        if granularity == "boolean":
+            break
+    return DatasetAnswer(handle, granularity, count, keys)
+
+
+_PER_INDIVIDUAL = ("individuals", *_PER_BIOSAMPLE)
+
+
+def _names_one_person(scope: PathScope) -> bool:
+    """True when the path addresses one individual (or its sample, run, analysis)."""
+    return (scope.entry_type in _PER_INDIVIDUAL and scope.entry_id is not None) or (
+        scope.parent_type in _PER_INDIVIDUAL
+    )
+
+
+def _singles_out(handle: DatasetHandle, request: BeaconRequest, threshold: int) -> bool:
+    """True when individual filters on a variant query select too few people.
+
+    "Does anyone with this rare phenotype carry this variant?" answered for one or
+    two people is their genotype; below record level such a dataset is left out.
+    """
+    if not request.filters:
+        return False
+    matched = handle.individuals_matching(request.filters, "g_variants")
+    return matched is not None and 0 < len(matched) < threshold
+
+
+def answer(
+    catalog: Catalog,
+    request: BeaconRequest,
+    scope: PathScope,
+    caller: Caller,
+    *,
+    threshold: int = 5,
+) -> Answer:
+    """Answer ``request`` for the datasets ``caller`` may query.
+
+    The returned granularity is the lower of the requested one and the highest any
+    visible dataset allows; datasets that allow less are left out of the answer
+    and named in :attr:`Answer.lower_datasets` (their ids are already visible to
+    this caller in ``/api/datasets``). A path that names one person
+    (``/individuals/{id}/g_variants``...) is answered only by datasets that give
+    this caller records: anything less would still disclose that person's data.
+    """
+    visible: list[tuple[DatasetHandle, Granularity]] = []
+    for handle in catalog.datasets():
+        allowed = allowed_granularity(caller, handle.access)
+        if allowed is None:
+            continue
+        if _dataset_restricted_away(handle, scope):
+            continue
+        if _names_one_person(scope) and allowed != "record":
+            continue
+        visible.append((handle, allowed))
+    if not visible:
+        granularity: Granularity = "boolean"
+    else:
+        best = max(GRANULARITY_ORDER.index(allowed) for _, allowed in visible)
+        granularity = lower_granularity(request.granularity, GRANULARITY_ORDER[best])
+    answers: list[DatasetAnswer] = []
+    lower: list[str] = []
+    suppressed: list[str] = []
+    for handle, allowed in visible:
+        if GRANULARITY_ORDER.index(allowed) < GRANULARITY_ORDER.index(granularity):
+            lower.append(handle.id)
+            continue
+        if (
+            granularity != "record"
+            and scope.entry_type == "g_variants"
+            and _singles_out(handle, request, threshold)
+        ):
+            suppressed.append(handle.id)
+            continue
+        answers.append(_answer_dataset(handle, request, scope, granularity))
+    return Answer(scope, request, granularity, answers, lower, suppressed)
+
+
+def _dataset_restricted_away(handle: DatasetHandle, scope: PathScope) -> bool:
+    """True when the path names another dataset (or cohort) than this one."""
+    for kind, identifier in (
+        (scope.parent_type, scope.parent_id),
+        (scope.entry_type, scope.entry_id),
+    ):
+        if kind in COLLECTIONS and identifier is not None and identifier != handle.id:
+            return True
+    return False

@@ -1,0 +1,308 @@
+"""The Beacon v2 HTTP API: routes under ``/api``, GET and POST for every endpoint.
+
+Each route is declared explicitly (one per entry type and nesting) so that the
+published OpenAPI (``/api/openapi.json``) lists every endpoint. All routes are
+``async`` and do their (short) work on the event loop: the genotype stores keep
+in-process caches that are not shared across threads, and a request is a few
+milliseconds of numpy and SQL. Scale out with ``genomenode serve --workers``.
+
+Errors are turned into Beacon error documents in exactly one place,
+:func:`install_error_handlers`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..access import ANONYMOUS, Caller, allowed_granularity
+from ..errors import BeaconRequestError, GenomenodeError
+from ..node import Node
+from . import framework, ontology
+from .catalog import Catalog
+from .engine import ENTRY_TYPES, PathScope, answer
+from .filtering_terms import filtering_terms
+from .requests import BeaconRequest, parse_get, parse_post
+from .responses import result_response
+
+__all__ = ["BeaconService", "beacon_router", "caller_of", "install_error_handlers"]
+
+_log = logging.getLogger(__name__)
+_JSON = "application/json"
+
+
+def caller_of(request: Request) -> Caller:
+    """Who is asking. Until passports are verified (the access issue) every
+    caller is anonymous: an unverified token must never raise anyone's rights."""
+    return ANONYMOUS
+
+
+class BeaconService:
+    """What the routes share: the node, its catalog, identity and settings."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        base_url: str,
+        count_threshold: int = 5,
+        environment: str = "dev",
+    ) -> None:
+        self.node = node
+        self.catalog = Catalog(node)
+        self.identity = framework.identity_from_node(
+            node, base_url, environment=environment
+        )
+        self.count_threshold = count_threshold
+        # Load HPO now (about 1.5 s) rather than in the first request with a filter.
+        ontology.is_known("HP:0000118")
+
+    def visible(self, caller: Caller) -> list[Any]:
+        """Datasets the caller may query at all (others are never mentioned)."""
+        return [
+            handle
+            for handle in self.catalog.datasets()
+            if allowed_granularity(caller, handle.access) is not None
+        ]
+
+    def summaries(self, caller: Caller) -> list[framework.DatasetSummary]:
+        return [
+            framework.DatasetSummary(
+                id=handle.facts.id,
+                name=handle.facts.name,
+                description=handle.facts.description,
+                security_level=handle.facts.security_level,
+                created_at=handle.facts.created_at,
+                published_at=handle.facts.published_at,
+                num_individuals=handle.facts.num_individuals,
+                num_variants=handle.facts.num_variants,
+            )
+            for handle in self.visible(caller)
+        ]
+
+
+def _service(request: Request) -> BeaconService:
+    service: BeaconService = request.app.state.beacon
+    return service
+
+
+async def _beacon_request(request: Request) -> BeaconRequest:
+    if request.method == "POST":
+        raw = await request.body()
+        if not raw.strip():
+            body: object = {}
+        else:
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise BeaconRequestError(
+                    f"request body is not JSON: {error.msg} at line {error.lineno}",
+                    field="body",
+                ) from None
+        return parse_post(body)
+    params: dict[str, str | list[str]] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        params[key] = values if len(values) > 1 else values[0]
+    return parse_get(params)
+
+
+def _json(document: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(document, status_code=status, media_type=_JSON)
+
+
+def _entry_handler(
+    entry: str, *, with_id: bool, nested: str | None = None
+) -> Callable[..., Awaitable[JSONResponse]]:
+    target = nested or entry
+
+    async def handler(request: Request) -> JSONResponse:
+        service = _service(request)
+        beacon_request = await _beacon_request(request)
+        entry_id = request.path_params.get("entry_id")
+        if nested is not None:
+            scope = PathScope(target, parent_type=entry, parent_id=entry_id)
+        else:
+            scope = PathScope(target, entry_id=entry_id if with_id else None)
+        caller = caller_of(request)
+        found = answer(
+            service.catalog,
+            beacon_request,
+            scope,
+            caller,
+            threshold=service.count_threshold,
+        )
+        meta = framework.informational_meta(service.identity)
+        return _json(
+            result_response(
+                found,
+                caller=caller,
+                meta=meta,
+                threshold=service.count_threshold,
+            )
+        )
+
+    name = f"{entry}_{'one' if with_id else 'all'}{'_' + nested if nested else ''}"
+    handler.__name__ = name
+    return handler
+
+
+def _filtering_terms_handler(
+    entry: str | None, *, with_id: bool
+) -> Callable[..., Awaitable[JSONResponse]]:
+    async def handler(request: Request) -> JSONResponse:
+        service = _service(request)
+        await _beacon_request(request)  # rejects unknown parameters
+        caller = caller_of(request)
+        ids = [handle.id for handle in service.visible(caller)]
+        if with_id:
+            wanted = request.path_params["entry_id"]
+            ids = [identifier for identifier in ids if identifier == wanted]
+        with service.node.session() as session:
+            terms, resources = filtering_terms(session, ids)
+        meta = framework.informational_meta(service.identity)
+        return _json(
+            {
+                "meta": meta,
+                "response": {"filteringTerms": terms, "resources": resources},
+            }
+        )
+
+    handler.__name__ = f"{entry or 'all'}_filtering_terms{'_one' if with_id else ''}"
+    return handler
+
+
+def _query_route(
+    router: APIRouter,
+    path: str,
+    endpoint: Callable[..., Awaitable[JSONResponse]],
+    summary: str,
+) -> None:
+    """A route answering GET and POST (one OpenAPI operation each)."""
+    for method in ("GET", "POST"):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            summary=summary,
+            operation_id=f"{endpoint.__name__}_{method.lower()}",
+        )
+
+
+def beacon_router() -> APIRouter:
+    """Every Beacon v2 route, relative to the API root."""
+    router = APIRouter()
+
+    async def info(request: Request) -> JSONResponse:
+        service = _service(request)
+        return _json(
+            framework.info_response(
+                service.identity, service.summaries(caller_of(request))
+            )
+        )
+
+    async def service_info(request: Request) -> JSONResponse:
+        return _json(framework.service_info_response(_service(request).identity))
+
+    async def configuration(request: Request) -> JSONResponse:
+        service = _service(request)
+        levels = sorted(
+            {handle.facts.security_level for handle in service.catalog.datasets()}
+        )
+        return _json(framework.configuration_response(service.identity, levels))
+
+    async def beacon_map(request: Request) -> JSONResponse:
+        return _json(framework.map_response(_service(request).identity))
+
+    async def entry_types(request: Request) -> JSONResponse:
+        return _json(framework.entry_types_response(_service(request).identity))
+
+    router.add_api_route("", info, methods=["GET"], summary="Beacon information")
+    router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
+    router.add_api_route("/info", info, methods=["GET"], summary="Beacon information")
+    router.add_api_route(
+        "/service-info", service_info, methods=["GET"], summary="GA4GH service-info"
+    )
+    router.add_api_route(
+        "/configuration", configuration, methods=["GET"], summary="Configuration"
+    )
+    router.add_api_route("/map", beacon_map, methods=["GET"], summary="Beacon map")
+    router.add_api_route(
+        "/entry_types", entry_types, methods=["GET"], summary="Entry types"
+    )
+    _query_route(
+        router,
+        "/filtering_terms",
+        _filtering_terms_handler(None, with_id=False),
+        "Filtering terms of every dataset",
+    )
+    for entry in ENTRY_TYPES:
+        _query_route(
+            router,
+            f"/{entry}",
+            _entry_handler(entry, with_id=False),
+            f"Query {entry}",
+        )
+        _query_route(
+            router,
+            f"/{entry}/filtering_terms",
+            _filtering_terms_handler(entry, with_id=False),
+            f"Filtering terms for {entry}",
+        )
+        _query_route(
+            router,
+            f"/{entry}/{{entry_id}}",
+            _entry_handler(entry, with_id=True),
+            f"One of {entry} by id",
+        )
+        for nested in framework.NESTED.get(entry, ()):
+            _query_route(
+                router,
+                f"/{entry}/{{entry_id}}/{nested}",
+                _entry_handler(entry, with_id=True, nested=nested),
+                f"{nested} of one of {entry}",
+            )
+        if entry in ("datasets", "cohorts"):
+            _query_route(
+                router,
+                f"/{entry}/{{entry_id}}/filtering_terms",
+                _filtering_terms_handler(entry, with_id=True),
+                f"Filtering terms of one of {entry}",
+            )
+    return router
+
+
+def install_error_handlers(app: FastAPI, prefix: str = "/api") -> None:
+    """Turn every error under ``prefix`` into a Beacon error document (one place)."""
+
+    def identity(request: Request) -> framework.BeaconIdentity | None:
+        service = getattr(request.app.state, "beacon", None)
+        return service.identity if service is not None else None
+
+    def error(request: Request, status: int, message: str) -> JSONResponse:
+        who = identity(request)
+        if who is None or not request.url.path.startswith(prefix):
+            return _json({"detail": message}, status)
+        return _json(framework.error_response(who, status, message), status)
+
+    @app.exception_handler(GenomenodeError)
+    async def genomenode_error(request: Request, exc: GenomenodeError) -> JSONResponse:
+        if exc.status >= 500:
+            _log.exception("error answering %s", request.url.path)
+            return error(request, exc.status, "internal error")
+        return error(request, exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unexpected error answering %s", request.url.path)
+        return error(request, 500, "internal error")

@@ -1,0 +1,192 @@
+"""Turn an engine :class:`~.engine.Answer` into the Beacon v2 response document.
+
+Shapes (all validated against the official schemas in the tests):
+
+- *boolean*: ``beaconBooleanResponse`` — ``meta`` + ``responseSummary.exists``;
+- *count*: ``beaconCountResponse`` plus ``response.resultSets``, one per dataset
+  with ``resultsCount`` and empty ``results`` (what the GDI portal reads);
+- *record*: ``beaconResultsetsResponse`` (``beaconCollectionsResponse`` for
+  datasets and cohorts) with one page of records per dataset.
+
+Small counts: below record granularity a count of people (individuals,
+biosamples, runs, analyses) ``c`` with ``0 < c < threshold`` is reported as
+``threshold`` and the result set says so in ``info``
+(``countAdjustedTo``, ``countPrecision: "fewer-or-equal"``), so the answer reveals
+only "between 1 and threshold". Totals add the reported values, never the true
+ones. Zero stays zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..access import Caller
+from .engine import COLLECTIONS, Answer, DatasetAnswer
+from .framework import ENTRY_TYPES_BY_ENDPOINT
+from .records import build_records
+from .requests import BeaconRequest, VariantQuery
+
+__all__ = ["received_request_summary", "result_response"]
+
+
+def _request_parameters(variant: VariantQuery | None) -> dict[str, Any]:
+    if variant is None:
+        return {}
+    fields = {
+        "assemblyId": variant.assembly_id,
+        "referenceName": variant.reference_name_original or variant.reference_name,
+        "start": list(variant.start) or None,
+        "end": list(variant.end) or None,
+        "referenceBases": variant.reference_bases,
+        "alternateBases": variant.alternate_bases,
+        "variantType": variant.variant_type,
+        "variantMinLength": variant.variant_min_length,
+        "variantMaxLength": variant.variant_max_length,
+        "geneId": variant.gene_id,
+        "aminoacidChange": variant.aminoacid_change,
+        "genomicAlleleShortForm": variant.genomic_allele_short_form,
+        "mateName": variant.mate_name,
+    }
+    return {"g_variant": {k: v for k, v in fields.items() if v is not None}}
+
+
+def received_request_summary(
+    request: BeaconRequest, api_version: str
+) -> dict[str, Any]:
+    """``meta.receivedRequestSummary``: the request as the node understood it."""
+    summary: dict[str, Any] = {
+        "apiVersion": request.api_version or api_version,
+        "requestedSchemas": [
+            {
+                key: value
+                for key, value in (
+                    ("entityType", schema.entity_type),
+                    ("schema", schema.schema),
+                )
+                if value is not None
+            }
+            for schema in request.requested_schemas
+        ],
+        "pagination": {"skip": request.skip, "limit": request.limit},
+        "requestedGranularity": request.granularity,
+        "includeResultsetResponses": request.include_resultset_responses,
+        "testMode": request.test_mode,
+    }
+    if request.filters:
+        summary["filters"] = [item.id for item in request.filters]
+    parameters = _request_parameters(request.variant)
+    if parameters:
+        summary["requestParameters"] = parameters
+    return summary
+
+
+def _reported_count(
+    count: int, granularity: str, threshold: int, entry: str
+) -> tuple[int, bool]:
+    # Counts of datasets, cohorts or variants are not counts of people: not
+    # thresholded. (Variant answers that could single people out are handled by
+    # the engine: one-person paths need records, and filters selecting fewer
+    # people than the threshold leave the dataset out.)
+    if entry in COLLECTIONS or entry == "g_variants":
+        return count, False
+    if granularity != "record" and 0 < count < threshold:
+        return threshold, True
+    return count, False
+
+
+def _included(item: DatasetAnswer, include: str) -> bool:
+    hit = item.count > 0
+    return {"HIT": hit, "MISS": not hit, "ALL": True, "NONE": False}[include]
+
+
+def _result_set(
+    answer: Answer,
+    item: DatasetAnswer,
+    caller: Caller,
+    threshold: int,
+) -> dict[str, Any]:
+    entry = answer.scope.entry_type
+    count, adjusted = _reported_count(item.count, answer.granularity, threshold, entry)
+    result_set: dict[str, Any] = {
+        "id": item.dataset.id,
+        "setType": "cohort" if entry == "cohorts" else "dataset",
+        "exists": item.count > 0,
+        "resultsCount": count,
+        "results": (
+            build_records(entry, item.dataset, item.keys, caller)
+            if answer.granularity == "record"
+            else []
+        ),
+    }
+    if adjusted:
+        result_set["info"] = {
+            "countAdjustedTo": threshold,
+            "countPrecision": "fewer-or-equal",
+        }
+    return result_set
+
+
+def result_response(
+    answer: Answer,
+    *,
+    caller: Caller,
+    meta: dict[str, Any],
+    threshold: int,
+) -> dict[str, Any]:
+    """The whole response document of an entry-type query.
+
+    ``meta`` comes from the framework (beaconId, apiVersion); this adds
+    ``returnedGranularity``, ``returnedSchemas`` and ``receivedRequestSummary``.
+    """
+    entry = answer.scope.entry_type
+    request = answer.request
+    document: dict[str, Any] = {
+        "meta": {
+            **meta,
+            "returnedGranularity": answer.granularity,
+            "returnedSchemas": [ENTRY_TYPES_BY_ENDPOINT[entry].returned_schema()],
+            "receivedRequestSummary": received_request_summary(
+                request, meta["apiVersion"]
+            ),
+            "testMode": request.test_mode,
+        },
+    }
+    reported = [
+        _reported_count(item.count, answer.granularity, threshold, entry)
+        for item in answer.datasets
+    ]
+    exists = any(item.count > 0 for item in answer.datasets)
+    summary: dict[str, Any] = {"exists": exists}
+    if answer.granularity != "boolean":
+        summary["numTotalResults"] = sum(count for count, _ in reported)
+    document["responseSummary"] = summary
+    info: dict[str, Any] = {}
+    if answer.lower_datasets:
+        info["datasetsAtLowerGranularity"] = list(answer.lower_datasets)
+    if answer.suppressed_datasets:
+        info["datasetsSuppressed"] = list(answer.suppressed_datasets)
+    if info:
+        document["info"] = info
+    if answer.granularity == "boolean":
+        return document
+    included = [
+        item
+        for item in answer.datasets
+        if _included(item, request.include_resultset_responses)
+    ]
+    if entry in COLLECTIONS:
+        collections: list[dict[str, Any]] = []
+        if answer.granularity == "record":
+            for item in included:
+                if item.count:
+                    collections.extend(
+                        build_records(entry, item.dataset, item.keys, caller)
+                    )
+        document["response"] = {"collections": collections}
+        return document
+    document["response"] = {
+        "resultSets": [
+            _result_set(answer, item, caller, threshold) for item in included
+        ]
+    }
+    return document

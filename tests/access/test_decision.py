@@ -1,0 +1,63 @@
+"""The one access decision: who may query which dataset, at what granularity."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from genomenode.access import ANONYMOUS, Caller, DatasetAccess, allowed_granularity
+
+REGISTERED = Caller(subject="r", registered=True)
+GRANTED = Caller(subject="g", registered=True, granted_datasets=frozenset({"d"}))
+GRANTED_ELSEWHERE = Caller(
+    subject="o", registered=True, granted_datasets=frozenset({"x"})
+)
+
+
+@pytest.mark.parametrize(
+    ("level", "caller", "expected"),
+    [
+        ("PUBLIC", ANONYMOUS, "boolean"),
+        ("PUBLIC", REGISTERED, "count"),
+        ("PUBLIC", GRANTED, "record"),
+        ("REGISTERED", ANONYMOUS, None),
+        ("REGISTERED", REGISTERED, "count"),
+        ("REGISTERED", GRANTED, "record"),
+        ("CONTROLLED", ANONYMOUS, None),
+        ("CONTROLLED", REGISTERED, None),
+        ("CONTROLLED", GRANTED_ELSEWHERE, None),
+        ("CONTROLLED", GRANTED, "record"),
+        ("controlled", GRANTED, "record"),
+        ("SECRET", GRANTED, None),  # unknown level: deny
+        ("", ANONYMOUS, None),
+    ],
+)
+def test_default_granularities(level, caller, expected):
+    assert allowed_granularity(caller, DatasetAccess("d", level)) == expected
+
+
+def test_dataset_settings_cap_each_kind_of_caller():
+    access = DatasetAccess(
+        "d",
+        "PUBLIC",
+        {"anonymous": "count", "registered": "record", "granted": "record"},
+    )
+    assert allowed_granularity(ANONYMOUS, access) == "count"
+    assert allowed_granularity(REGISTERED, access) == "record"
+
+
+def test_an_unknown_configured_granularity_denies():
+    access = DatasetAccess("d", "PUBLIC", {"anonymous": "everything"})
+    assert allowed_granularity(ANONYMOUS, access) is None
+
+
+def test_every_decision_is_logged_without_secrets(caplog):
+    with caplog.at_level(logging.DEBUG, logger="genomenode.audit"):
+        allowed_granularity(GRANTED, DatasetAccess("d", "CONTROLLED"))
+        allowed_granularity(ANONYMOUS, DatasetAccess("d", "CONTROLLED"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "beacon access subject=g dataset=d kind=granted decision=record",
+        "beacon access subject=- dataset=d kind=anonymous decision=deny",
+    ]

@@ -1,0 +1,261 @@
+"""Every Beacon endpoint over HTTP (in-process), checked by the official schemas."""
+
+from __future__ import annotations
+
+import pytest
+
+from genomenode.beacon.schemas import validate
+
+ENTITY_SCHEMA = {
+    "g_variants": "genomicVariations",
+    "individuals": "individuals",
+    "biosamples": "biosamples",
+    "runs": "runs",
+    "analyses": "analyses",
+    "datasets": "datasets",
+    "cohorts": "cohorts",
+}
+ENTRIES = tuple(ENTITY_SCHEMA)
+# One entry of each type in the public CINECA dataset.
+KNOWN_IDS = {
+    "g_variants": "1-10177-A-AC",
+    "individuals": "HG00096",
+    "biosamples": "HG00096",
+    "runs": "HG00096-run",
+    "analyses": "HG00096-analysis",
+    "datasets": "cineca-1kg",
+    "cohorts": "cineca-1kg",
+}
+NESTED = {
+    "individuals": ("g_variants", "biosamples"),
+    "g_variants": ("individuals", "biosamples"),
+    "biosamples": ("g_variants", "analyses", "runs"),
+    "runs": ("g_variants", "analyses"),
+    "analyses": ("g_variants",),
+    "datasets": ("g_variants", "individuals", "biosamples"),
+    "cohorts": ("individuals",),
+}
+
+
+def check(document: dict, entry: str) -> None:
+    """Validate a result document: its response schema, then every record."""
+    granularity = document["meta"]["returnedGranularity"]
+    if granularity == "boolean":
+        validate(document, "beaconBooleanResponse")
+        assert "numTotalResults" not in document["responseSummary"]
+        return
+    if granularity == "count":
+        validate(document, "beaconCountResponse")
+    collections = entry in ("datasets", "cohorts")
+    if "response" in document:
+        if collections:
+            validate(document, "beaconCollectionsResponse")
+        else:
+            validate(document, "beaconResultsetsResponse")
+    records = (
+        document["response"].get("collections", [])
+        if collections
+        else [
+            record
+            for result_set in document["response"]["resultSets"]
+            for record in result_set["results"]
+        ]
+    )
+    if granularity == "count":
+        assert records == []
+    for record in records:
+        validate(record, ENTITY_SCHEMA[entry])
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [
+        ("/api", "beaconInfoResponse"),
+        ("/api/info", "beaconInfoResponse"),
+        ("/api/service-info", "ga4gh-service-info-1-0-0-schema"),
+        ("/api/configuration", "beaconConfigurationResponse"),
+        ("/api/map", "beaconMapResponse"),
+        ("/api/entry_types", "beaconEntryTypesResponse"),
+        ("/api/filtering_terms", "beaconFilteringTermsResponse"),
+        *[
+            (f"/api/{entry}/filtering_terms", "beaconFilteringTermsResponse")
+            for entry in ENTRIES
+        ],
+        ("/api/datasets/cineca-1kg/filtering_terms", "beaconFilteringTermsResponse"),
+        ("/api/cohorts/cineca-1kg/filtering_terms", "beaconFilteringTermsResponse"),
+    ],
+)
+def test_framework_endpoints_validate(client, path, schema):
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    validate(response.json(), schema)
+
+
+def test_info_lists_only_what_an_anonymous_caller_may_query(client):
+    datasets = client.get("/api/info").json()["response"]["datasets"]
+    assert sorted(item["id"] for item in datasets) == ["cineca-1kg", "sim-public"]
+
+
+def test_filtering_terms_come_from_visible_data(client):
+    terms = client.get("/api/filtering_terms").json()["response"]["filteringTerms"]
+    ids = {term["id"] for term in terms}
+    assert "NCIT:C20197" in ids and "LOINC:35925-4" in ids
+    assert "ICD10:E10" in ids
+    own = client.get("/api/datasets/cineca-1kg/filtering_terms").json()
+    assert {term["id"] for term in own["response"]["filteringTerms"]} <= ids
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("granularity", ["boolean", "count", "record"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_every_entry_type_at_every_granularity(client, entry, granularity, method):
+    if method == "GET":
+        response = client.get(
+            f"/api/{entry}", params={"requestedGranularity": granularity}
+        )
+    else:
+        body = {
+            "meta": {"apiVersion": "v2.0"},
+            "query": {"requestedGranularity": granularity},
+        }
+        response = client.post(f"/api/{entry}", json=body)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    check(document, entry)
+    assert document["meta"]["returnedGranularity"] == granularity
+    assert (
+        document["meta"]["receivedRequestSummary"]["requestedGranularity"]
+        == granularity
+    )
+    assert document["responseSummary"]["exists"] is True
+    if granularity != "boolean":
+        # Only the dataset that gives anonymous callers records answers above boolean.
+        assert document["info"]["datasetsAtLowerGranularity"] == ["sim-public"]
+        if entry not in ("datasets", "cohorts"):
+            ids = [item["id"] for item in document["response"]["resultSets"]]
+            assert ids == ["cineca-1kg"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("granularity", ["boolean", "count", "record"])
+def test_one_entry_by_id(client, entry, granularity):
+    response = client.get(
+        f"/api/{entry}/{KNOWN_IDS[entry]}", params={"requestedGranularity": granularity}
+    )
+    assert response.status_code == 200, response.text
+    document = response.json()
+    check(document, entry)
+    assert document["responseSummary"]["exists"] is True
+    if granularity == "record":
+        if entry in ("datasets", "cohorts"):
+            records = document["response"]["collections"]
+        else:
+            records = document["response"]["resultSets"][0]["results"]
+        key = "variantInternalId" if entry == "g_variants" else "id"
+        assert [record[key] for record in records] == [KNOWN_IDS[entry]]
+
+
+@pytest.mark.parametrize(
+    ("entry", "nested"),
+    [(entry, nested) for entry, children in NESTED.items() for nested in children],
+)
+@pytest.mark.parametrize("granularity", ["count", "record"])
+def test_nested_paths(client, entry, nested, granularity):
+    response = client.post(
+        f"/api/{entry}/{KNOWN_IDS[entry]}/{nested}",
+        json={
+            "query": {"requestedGranularity": granularity, "pagination": {"limit": 3}}
+        },
+    )
+    assert response.status_code == 200, response.text
+    document = response.json()
+    check(document, nested)
+    assert document["responseSummary"]["exists"] is True
+    if granularity == "record":
+        results = document["response"]["resultSets"][0]["results"]
+        assert 1 <= len(results) <= 3
+
+
+def test_unknown_id_is_an_empty_answer(client):
+    document = client.get(
+        "/api/individuals/NOBODY", params={"requestedGranularity": "count"}
+    ).json()
+    check(document, "individuals")
+    assert document["responseSummary"] == {"exists": False, "numTotalResults": 0}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "words"),
+    [
+        ("GET", "/api/individuals", {"params": {"bogus": "1"}}, 400, "bogus"),
+        (
+            "GET",
+            "/api/g_variants",
+            {"params": {"start": "x", "referenceName": "1"}},
+            400,
+            "start",
+        ),
+        ("POST", "/api/individuals", {"content": b"{not json"}, 400, "not JSON"),
+        (
+            "POST",
+            "/api/individuals",
+            {"json": {"query": {"filters": [{"id": "XYZ:1"}]}}},
+            400,
+            "XYZ:1",
+        ),
+        (
+            "POST",
+            "/api/individuals",
+            {"json": {"query": {"requestedGranularity": "all"}}},
+            400,
+            "requestedGranularity",
+        ),
+        (
+            "GET",
+            "/api/individuals",
+            {"params": {"filters": "HP:9999999"}},
+            400,
+            "HP:9999999",
+        ),
+        ("GET", "/api/nothing", {}, 404, "Not Found"),
+        ("GET", "/api/g_variants/not-a-variant", {}, 404, "variant"),
+        ("DELETE", "/api/individuals", {}, 405, "Method Not Allowed"),
+    ],
+)
+def test_errors_are_beacon_error_responses(client, method, path, kwargs, status, words):
+    response = client.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    document = response.json()
+    validate(document, "beaconErrorResponse")
+    assert document["error"]["errorCode"] == status
+    assert words in document["error"]["errorMessage"]
+
+
+def test_openapi_describes_every_endpoint(client):
+    spec = client.get("/api/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/api",
+        "/api/info",
+        "/api/service-info",
+        "/api/configuration",
+        "/api/map",
+        "/api/entry_types",
+        "/api/filtering_terms",
+    ):
+        assert path in paths
+    for entry in ENTRIES:
+        assert set(paths[f"/api/{entry}"]) == {"get", "post"}
+        assert f"/api/{entry}/{{entry_id}}" in paths
+        for nested in NESTED[entry]:
+            assert f"/api/{entry}/{{entry_id}}/{nested}" in paths
+
+
+def test_controlled_dataset_is_never_mentioned_to_anonymous(client):
+    for path in (
+        "/api/datasets/sim-controlled",
+        "/api/cohorts/sim-controlled/individuals",
+    ):
+        document = client.get(path, params={"requestedGranularity": "record"}).json()
+        assert document["responseSummary"]["exists"] is False
+        assert "sim-controlled" not in str(document)
