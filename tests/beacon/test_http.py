@@ -176,6 +176,23 @@ def test_nested_paths(client, entry, nested, granularity):
         assert 1 <= len(results) <= 3
 
 
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_filters_on_every_entry_type(client, entry):
+    body = {
+        "query": {"filters": [{"id": "NCIT:C16576"}], "requestedGranularity": "record"}
+    }
+    if entry == "g_variants":
+        body["query"]["requestParameters"] = {
+            "referenceName": "1",
+            "start": [10000],
+            "end": [20000],
+        }
+    response = client.post(f"/api/{entry}", json=body)
+    assert response.status_code == 200, response.text
+    check(response.json(), entry)
+    assert response.json()["responseSummary"]["exists"] is True
+
+
 def test_unknown_id_is_an_empty_answer(client):
     document = client.get(
         "/api/individuals/NOBODY", params={"requestedGranularity": "count"}

@@ -205,8 +205,10 @@ class _DatasetQuery:
     def individuals(self) -> set[str] | None:
         """Individuals selected by filters, variant query and path; None: all."""
         selected: set[str] | None = None
+        # Filters on a collection select the individuals it must contain.
+        entry = self.scope.entry_type
         matched = self.handle.individuals_matching(
-            self.request.filters, self.scope.entry_type
+            self.request.filters, "individuals" if entry in COLLECTIONS else entry
         )
         if matched is not None:
             selected = set(matched)
@@ -409,6 +411,15 @@ def _names_one_person(scope: PathScope) -> bool:
     )
 
 
+def _involves_genotypes(request: BeaconRequest, scope: PathScope) -> bool:
+    """True when the answer depends on who carries which variant."""
+    return (
+        request.variant is not None
+        or scope.entry_type == "g_variants"
+        or scope.parent_type == "g_variants"
+    )
+
+
 def _singles_out(handle: DatasetHandle, request: BeaconRequest, threshold: int) -> bool:
     """True when individual filters on a variant query select too few people.
 
@@ -462,7 +473,7 @@ def answer(
             continue
         if (
             granularity != "record"
-            and scope.entry_type == "g_variants"
+            and _involves_genotypes(request, scope)
             and _singles_out(handle, request, threshold)
         ):
             suppressed.append(handle.id)
