@@ -481,3 +481,157 @@ def _first_individual(node, dataset_id: str) -> str:
         return session.scalars(
             select(Individual.id).where(Individual.dataset_id == dataset_id).limit(1)
         ).one()
+
+
+# -- every query kind, end to end -----------------------------------------------
+
+
+def _count_for(beacon_node, caller, body) -> dict[str, int]:
+    document = _engine_response(
+        beacon_node,
+        caller,
+        "g_variants",
+        {
+            "query": {
+                **body,
+                "requestedGranularity": "count",
+                "includeResultsetResponses": "ALL",
+            }
+        },
+    )
+    return {
+        item["id"]: item["resultsCount"] for item in document["response"]["resultSets"]
+    }
+
+
+def _pysam_alleles(vcf_path, contig, start, end, keep=lambda record, alt: True) -> int:
+    """ALT alleles of records whose REF overlaps [start, end) (0-based), by htslib."""
+    with pysam.VariantFile(str(vcf_path)) as vcf:
+        return sum(
+            1
+            for record in vcf.fetch(contig, start, end)
+            for alternate in record.alts or ()
+            if keep(record, alternate)
+        )
+
+
+REGISTERED = Caller(subject="r", registered=True)
+
+
+def test_gene_query_equals_the_gene_interval(beacon_node):
+    simulation = beacon_node.simulations["sim-public"]
+    lines = [
+        line.split("\t")
+        for line in (simulation.genes_path.read_text().splitlines())
+        if line and not line.startswith(("#", "gene_id"))
+    ]
+    gene_id, symbol, contig, start, end = lines[len(lines) // 2][:5]
+    expected = _pysam_alleles(simulation.vcf_path, contig, int(start), int(end))
+    assert expected > 0
+    for name in (gene_id, symbol, symbol.lower()):
+        counts = _count_for(
+            beacon_node, REGISTERED, {"requestParameters": {"geneId": name}}
+        )
+        assert counts["sim-public"] == expected
+        assert counts["cineca-1kg"] == 0  # no gene table: no match, not an error
+
+
+def test_bracket_query_equals_a_filter_on_pysam(beacon_node):
+    simulation = beacon_node.simulations["sim-public"]
+    with pysam.VariantFile(str(simulation.vcf_path)) as vcf:
+        positions = [record.pos for record in vcf.fetch()]
+    low, high = positions[10] - 1, positions[40] - 1  # 0-based starts
+    expected = _pysam_alleles(
+        simulation.vcf_path,
+        "1",
+        low,
+        high + 1,
+        keep=lambda record, alt: low <= record.pos - 1 <= high,
+    )
+    body = {
+        "requestParameters": {
+            "referenceName": "1",
+            "start": [low, high],
+            "end": [low + 1, high + 1],
+        }
+    }
+    assert _count_for(beacon_node, REGISTERED, body)["sim-public"] == expected
+
+
+def test_hgvs_and_sequence_queries_agree(client):
+    contig, position, reference, alternate = next(
+        variant
+        for variant in _first_variants(200)
+        if len(variant[2]) == len(variant[3]) == 1
+    )
+    change = f"{reference}>{alternate}"
+    by_sequence = count(
+        client,
+        "g_variants",
+        {
+            "requestParameters": {
+                "referenceName": contig,
+                "start": [position - 1],
+                "referenceBases": reference,
+                "alternateBases": alternate,
+            }
+        },
+    )
+    # The dataset is GRCh37: chromosome 1 is NC_000001.10.
+    by_hgvs = count(
+        client,
+        "g_variants",
+        {
+            "requestParameters": {
+                "genomicAlleleShortForm": f"NC_000001.10:g.{position}{change}"
+            }
+        },
+    )
+    assert by_sequence == by_hgvs == 1
+    other_assembly = count(
+        client,
+        "g_variants",
+        {
+            "requestParameters": {
+                "genomicAlleleShortForm": f"NC_000001.11:g.{position}{change}"
+            }
+        },
+    )
+    assert other_assembly == 0
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"g_variant": {"referenceName": "1", "start": [10000], "end": [60000]}},
+        {"referenceName": "1", "start": [10000], "end": [60000]},
+        {"referenceName": "chr1", "start": "10000", "end": "60000"},
+        {"referenceName": "1", "start": ["10000"], "end": "60000"},
+    ],
+)
+def test_request_shapes_peers_send(client, parameters):
+    expected = count(
+        client,
+        "g_variants",
+        {"requestParameters": {"referenceName": "1", "start": [10000], "end": [60000]}},
+    )
+    if isinstance(parameters.get("start"), str) and "," in parameters["start"]:
+        # A bracket query: variants starting in [10000, 60000], ending in
+        # [10001, 60001]; on this slice of SNVs and short indels it is the same set
+        # minus variants overlapping only partly.
+        assert (
+            count(client, "g_variants", {"requestParameters": parameters}) <= expected
+        )
+        return
+    assert count(client, "g_variants", {"requestParameters": parameters}) == expected
+
+
+def test_assembly_id_leaves_out_other_assemblies(client):
+    query = {
+        "requestParameters": {"referenceName": "1", "start": [10000], "end": [60000]}
+    }
+    both = count(client, "g_variants", query)
+    query["requestParameters"]["assemblyId"] = "hg19"
+    assert count(client, "g_variants", query) == both > 0
+    query["requestParameters"]["assemblyId"] = "GRCh38"
+    assert count(client, "g_variants", query) in (0, None)

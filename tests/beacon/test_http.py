@@ -159,7 +159,7 @@ def test_one_entry_by_id(client, entry, granularity):
     ("entry", "nested"),
     [(entry, nested) for entry, children in NESTED.items() for nested in children],
 )
-@pytest.mark.parametrize("granularity", ["count", "record"])
+@pytest.mark.parametrize("granularity", ["boolean", "count", "record"])
 def test_nested_paths(client, entry, nested, granularity):
     response = client.post(
         f"/api/{entry}/{KNOWN_IDS[entry]}/{nested}",
