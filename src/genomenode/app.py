@@ -7,16 +7,38 @@ at ``/api/docs``).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
 from .beacon.http import BeaconService, beacon_router, install_error_handlers
 from .errors import ConfigError
 from .node import Node, open_node
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["NoDelayH11Protocol", "app_from_environment", "create_app"]
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+
+    With ``--workers`` uvicorn hands the listening socket to spawned processes,
+    which lose asyncio's TCP_NODELAY on accepted connections; a keep-alive
+    response (headers and body written separately) then waits ~40 ms for the
+    client's delayed ACK.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        connection = transport.get_extra_info("socket")
+        if connection is not None and connection.family in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def create_app(

@@ -257,6 +257,7 @@ def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
+        http="genomenode.app:NoDelayH11Protocol",
         log_level="warning",
     )
 
