@@ -39,10 +39,12 @@ from .requests import BeaconRequest, Granularity, VariantQuery
 __all__ = [
     "COLLECTIONS",
     "ENTRY_TYPES",
+    "MAX_PAGE_SIZE",
     "Answer",
     "DatasetAnswer",
     "PathScope",
     "answer",
+    "page_bounds",
     "parse_variant_id",
     "variant_id",
 ]
@@ -59,6 +61,8 @@ ENTRY_TYPES = (
 COLLECTIONS = ("datasets", "cohorts")
 # Entry types whose entries hang off one biosample (and so one individual).
 _PER_BIOSAMPLE = ("biosamples", "runs", "analyses")
+#: The most records one result set returns (``limit`` 0 or above asks for more).
+MAX_PAGE_SIZE = 10_000
 _RUN_SUFFIX = "-run"
 _ANALYSIS_SUFFIX = "-analysis"
 
@@ -259,8 +263,20 @@ class _DatasetQuery:
         return keys
 
 
+def page_bounds(request: BeaconRequest) -> tuple[int, int]:
+    """Records ``[first, stop)`` of the requested page of one result set.
+
+    Beacon's ``skip`` counts pages, not records; ``limit`` 0 asks for everything,
+    which is capped, like any larger limit, at :data:`MAX_PAGE_SIZE`.
+    """
+    size = MAX_PAGE_SIZE if request.limit == 0 else min(request.limit, MAX_PAGE_SIZE)
+    first = request.skip * size
+    return first, first + size
+
+
 def _page(items: Sequence[object], request: BeaconRequest) -> list[object]:
-    return list(items[request.skip : request.skip + request.limit])
+    first, stop = page_bounds(request)
+    return list(items[first:stop])
 
 
 def _sample_variants(handle: DatasetHandle, sample: int) -> Iterator[VariantKey]:
@@ -374,7 +390,8 @@ def _all_variants(
     count = handle.num_alleles
     keys: list[object] = []
     if granularity == "record":
-        keys = list(handle.allele_keys(request.skip, request.limit))
+        first, stop = page_bounds(request)
+        keys = list(handle.allele_keys(first, stop - first))
     return DatasetAnswer(handle, granularity, count, keys)
 
 
@@ -391,9 +408,9 @@ def _owner_variants(
         return DatasetAnswer(handle, granularity, 0, [])
     keys: list[object] = []
     count = 0
-    stop = request.skip + request.limit
+    first, stop = page_bounds(request)
     for key in _sample_variants(handle, sample):
-        if granularity == "record" and request.skip <= count < stop:
+        if granularity == "record" and first <= count < stop:
             keys.append(key)
         count += 1
         if granularity == "boolean":
