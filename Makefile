@@ -32,9 +32,10 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest benchmarks against bcftools and plink2 (Debian packages)
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam
 bench: venv
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/beacon.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

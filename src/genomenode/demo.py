@@ -11,11 +11,16 @@ import pathlib
 import sys
 import time
 
+import yaml
 from rich.console import Console
 
+from .access import ANONYMOUS, Caller
+from .beacon.catalog import Catalog
+from .beacon.engine import PathScope, answer
+from .beacon.requests import parse_post
 from .cli import datasets_table
 from .ingest import ingest
-from .node import init_node, open_node
+from .node import Node, init_node, open_node
 from .simulate import simulate_cohort
 
 __all__ = ["run_demo"]
@@ -54,10 +59,62 @@ def run_demo(
             node.dataset_summaries(), f"Datasets published on {node.config.node_id}"
         )
     )
+    _ask_the_beacon(console, node, result.dataset_id, dataset_yaml)
     console.print(
         f"Try: .venv/bin/genomenode datasets --node {node_dir} --json\n"
+        f"     .venv/bin/genomenode serve --node {node_dir} --port 8080   "
+        "# then http://localhost:8080/api/docs\n"
         f"     .venv/bin/crypt4gh decrypt --sk {node_dir}/keys/node.sec "
         f"< {node.datasets_dir}/{result.dataset_id}/files/0000-dataset.yaml.c4gh"
+    )
+
+
+def _ask_the_beacon(
+    console: Console, node: Node, dataset_id: str, dataset_yaml: pathlib.Path
+) -> None:
+    """Put the planted causal variant to the Beacon, as two kinds of caller."""
+    document = yaml.safe_load(dataset_yaml.read_text())
+    causal = (document.get("simulation") or {}).get("causal_variants") or []
+    if not causal:
+        return
+    variant = causal[0]
+    catalog = Catalog(node)
+
+    def individuals(caller: Caller, filters: list[dict[str, str]]) -> int | None:
+        body = {
+            "query": {
+                "requestParameters": {
+                    "referenceName": variant["contig"],
+                    "start": [variant["position"] - 1],
+                    "referenceBases": variant["ref"],
+                    "alternateBases": variant["alt"],
+                },
+                "filters": filters,
+                "requestedGranularity": "count",
+            }
+        }
+        found = answer(catalog, parse_post(body), PathScope("individuals"), caller)
+        counts = [
+            item.count for item in found.datasets if item.dataset.id == dataset_id
+        ]
+        return counts[0] if counts else None
+
+    where = (
+        f"{variant['contig']}:{variant['position']} {variant['ref']}>{variant['alt']}"
+    )
+    anonymous = individuals(ANONYMOUS, [])
+    console.print(
+        f"Beacon, anonymous caller, carriers of {where}: "
+        + ("dataset not visible (CONTROLLED)" if anonymous is None else str(anonymous))
+    )
+    researcher = Caller(
+        subject="demo-researcher", granted_datasets=frozenset({dataset_id})
+    )
+    carriers = individuals(researcher, [])
+    cases = individuals(researcher, [{"id": "ICD10:I25.1"}])
+    console.print(
+        f"Beacon, researcher granted {dataset_id}: {carriers} carriers, {cases} of "
+        "them with coronary artery disease (ICD10:I25.1, the planted association)"
     )
 
 
