@@ -96,6 +96,14 @@ def _reported(true_count: int) -> int:
                 and r["sex"]["id"] == "NCIT:C16576"
             ),
         ),
+        # Custom terms: as a CURIE-like id and with a space in the value.
+        ([{"id": "sex:female"}], lambda r: r["sex"]["id"] == "NCIT:C16576"),
+        (
+            [{"id": "ethnicity:Any other Asian background"}],
+            lambda r: (
+                r.get("ethnicity", {}).get("label") == "Any other Asian background"
+            ),
+        ),
         (
             [{"id": "ethnicity", "operator": "=", "value": "%Afric%"}],
             lambda r: "afric" in r.get("ethnicity", {}).get("label", "").lower(),

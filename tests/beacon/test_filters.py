@@ -18,7 +18,7 @@ from genomenode.beacon.filters import (
     individuals_matching,
     naive_individuals_matching,
 )
-from genomenode.beacon.requests import Filter, parse_post
+from genomenode.beacon.requests import Filter, parse_get, parse_post
 from genomenode.errors import BeaconRequestError, NotFoundError
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
@@ -215,6 +215,26 @@ CINECA_CASES = [
     ("HP:0001627",),
     ("LOINC:1234-5",),
     ({"id": "LOINC:1234-5", "operator": ">", "value": "1"},),
+    # Custom terms: CURIE-like ones arrive as ontology filters, others as custom.
+    ("sex:female",),
+    ("sex:MALE",),
+    ({"id": "sex:female", "similarity": "low", "includeDescendantTerms": False},),
+    ("sex:NCIT:C20197",),
+    ("ethnicity:African",),
+    ("ethnicity:White and Black Caribbean",),
+    ("ethnicity:white_and_black_caribbean",),
+    ({"id": "ethnicity: Any other Asian background ", "scope": "individuals"},),
+    ("ethnicity:%frican",),  # % is literal in a custom term
+    ("ethnicity:South Asian",),  # no one
+    ("geographicOrigin:Wales",),
+    ("geographicOrigin:Northern Ireland",),
+    ("countryOfBirth:FI",),  # the CINECA individuals have no country of birth
+    ("sex:female", "ICD10:E10"),
+    ("ethnicity:Pakistani", {"id": "LOINC:35925-4", "operator": ">", "value": 25}),
+    ("geographicOrigin:Republic of Ireland", {"id": "sex", "value": "male"}),
+    ("sex:male", "ethnicity:Irish", "geographicOrigin:Scotland"),
+    ("sex:female", "sex:male"),
+    ("ethnicity:Indian", "NCIT:C67109", {"id": "ethnicity", "value": "%ind%"}),
 ]
 
 
@@ -248,6 +268,89 @@ def test_cineca_against_a_direct_count():
     )
     bmi_filter = {"id": "LOINC:35925-4", "operator": ">", "value": "30"}
     assert naive(CINECA_RECORDS, _filters(bmi_filter)) == obese
+
+
+def _custom_counts() -> dict[str, set[str]]:
+    """Custom terms counted by hand over the raw CINECA JSON."""
+
+    def labelled(key, label):
+        return {r["id"] for r in CINECA_RECORDS if r.get(key, {}).get("label") == label}
+
+    return {
+        "sex:female": labelled("sex", "female"),
+        "ethnicity:Any other Asian background": labelled(
+            "ethnicity", "Any other Asian background"
+        ),
+        "geographicOrigin:Northern Ireland": labelled(
+            "geographicOrigin", "Northern Ireland"
+        ),
+        "ethnicity:Pakistani": labelled("ethnicity", "Pakistani"),
+    }
+
+
+def test_custom_terms_against_a_direct_count(loaded_node):
+    counts = _custom_counts()
+    assert [len(ids) for ids in counts.values()] == [1271, 120, 317, 115]
+    bipolar = {
+        r["id"]
+        for r in CINECA_RECORDS
+        for d in r.get("diseases", [])
+        if d["diseaseCode"]["id"].startswith("ICD10:F31")
+    }
+    tall = {
+        r["id"]
+        for r in CINECA_RECORDS
+        for m in r["measures"]
+        if m["assayCode"]["id"] == "LOINC:8308-9"
+        and m["measurementValue"]["value"] > 170
+    }
+    cases = [((term,), ids) for term, ids in counts.items()]
+    cases += [
+        (("sex:female", "ICD10:F31"), counts["sex:female"] & bipolar),
+        (
+            (
+                "geographicOrigin:Northern Ireland",
+                {"id": "LOINC:8308-9", "operator": ">", "value": "170"},
+                "sex:female",
+            ),
+            counts["geographicOrigin:Northern Ireland"] & tall & counts["sex:female"],
+        ),
+        (("ethnicity:Pakistani", "ethnicity:Any other Asian background"), set()),
+    ]
+    for items, expected in cases:
+        filters = _filters(*items)
+        assert naive_individuals_matching(CINECA_RECORDS, filters) == expected
+        assert _both(loaded_node, CINECA, CINECA_RECORDS, filters) == expected
+
+
+def test_custom_terms_through_get_and_post(loaded_node):
+    counts = _custom_counts()
+    text = "sex:female, ethnicity:Any other Asian background"
+    got = parse_get({"filters": text}).filters
+    assert [(item.id, item.kind) for item in got] == [
+        ("sex:female", "ontology"),
+        ("ethnicity:Any other Asian background", "custom"),
+    ]
+    expected = counts["sex:female"] & counts["ethnicity:Any other Asian background"]
+    assert expected and _both(loaded_node, CINECA, CINECA_RECORDS, got) == expected
+    posted = parse_post(
+        {
+            "query": {
+                "filters": [
+                    "geographicOrigin:Northern_Ireland",
+                    {"id": "geographicOrigin:northern ireland", "scope": "individual"},
+                    {"id": "sex:female", "includeDescendantTerms": False},
+                ]
+            }
+        }
+    ).filters
+    assert [item.kind for item in posted] == ["ontology", "custom", "ontology"]
+    expected = counts["geographicOrigin:Northern Ireland"] & counts["sex:female"]
+    assert _both(loaded_node, CINECA, CINECA_RECORDS, posted) == expected
+    # Variants and other entry types are restricted by the same individuals.
+    with loaded_node.session() as session:
+        found = individuals_matching(session, CINECA, posted, entry_type="g_variants")
+    assert found == expected
 
 
 def test_cineca_sql_against_a_direct_count(loaded_node):
@@ -290,6 +393,12 @@ SMALL_CASES = [
     ({"id": "countryOfBirth", "value": "fi"},),
     ({"id": "countryOfBirth", "operator": "!", "value": "FI"},),
     ({"id": "countryOfBirth", "value": "%E%"},),
+    ("countryOfBirth:FI",),
+    ("countryOfBirth:se",),
+    ({"id": "countryOfBirth: ee "},),
+    ("countryOfBirth:DK",),
+    ("countryOfBirth:FI", "HP:0001626", "sex:female"),
+    ("countryOfBirth:SE", {"id": "age", "operator": "<", "value": "P40Y"}),
     (
         "HP:0001626",
         {"id": "LOINC:35925-4", "operator": "<", "value": "25"},
@@ -358,7 +467,14 @@ ERROR_CASES = [
     ("FOO:123", "unknown vocabulary prefix"),
     ("HP:9999999", "not a term of HPO"),
     ("ICD10:Q", "not a well-formed ICD10 code"),
-    ("someCustomTerm", "custom filters are not supported"),
+    ("someCustomTerm", "not a custom term of this node"),
+    ("shoeSize:42", "unknown vocabulary prefix"),
+    ("shoeSize:42", "and not a custom term"),
+    ("Sex:female", "not a custom term"),
+    ("demographic.ethnicity:asian", "unknown custom field 'demographic.ethnicity'"),
+    ({"id": "shoe size:42"}, "unknown custom field 'shoe size'"),
+    ({"id": "ethnicity: "}, "custom term needs a value after 'ethnicity:'"),
+    ({"id": "sex:female", "scope": "runs"}, "all terms describe individuals"),
     ({"id": "NCIT:C20197", "scope": "biosamples"}, "all terms describe individuals"),
     ({"id": "NCIT:C20197", "scope": "cohortz"}, "is not an entry type"),
     ({"id": "weight", "operator": ">", "value": "3"}, "not an alphanumeric field"),

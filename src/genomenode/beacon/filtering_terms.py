@@ -4,10 +4,14 @@ Terms are derived from the data actually ingested, so a client sees exactly what
 can match: every sex, ethnicity, geographic origin, disease, (non-excluded)
 phenotypic feature and measure assay of the datasets, as ``ontologyTerm`` s; every
 measure assay again, and the individual fields present (see
-:data:`~genomenode.beacon.filters.ALPHANUMERIC_FIELDS`), as ``alphanumeric``.
-Ancestors of the terms are valid filters too (descendant expansion) but are not
-listed. The node has no custom terms. ``resources`` describes each vocabulary the
-listed terms come from (see :data:`~genomenode.beacon.ontology.VOCABULARIES`).
+:data:`~genomenode.beacon.filters.ALPHANUMERIC_FIELDS`), as ``alphanumeric``; and
+every ``<field>:<value>`` of the custom fields
+(:data:`~genomenode.beacon.filters.CUSTOM_FIELDS`) as ``custom``, one per value as
+the data spells it (``sex:female``, ``ethnicity:South Asian``, ``countryOfBirth:FI``;
+values that differ only in case or ``_`` / space are listed once). Ancestors of the
+terms are valid filters too (descendant expansion) but are not listed.
+``resources`` describes each vocabulary the listed terms come from (see
+:data:`~genomenode.beacon.ontology.VOCABULARIES`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from genomenode.store.models import (
 )
 
 from . import ontology
-from .filters import ALPHANUMERIC_FIELDS
+from .filters import ALPHANUMERIC_FIELDS, CUSTOM_FIELDS, normalise_custom_value
 
 __all__ = ["TERM_SCOPES", "filtering_terms"]
 
@@ -41,6 +45,22 @@ _FIELD_LABELS = {
     "countryOfBirth": "Country of birth (ISO 3166-1 alpha-2)",
     "ethnicity": "Ethnicity",
     "geographicOrigin": "Geographic origin",
+}
+#: Custom terms are labelled "<field label>: <value>", e.g. "Country of birth: FI".
+_CUSTOM_LABELS = {
+    "sex": "Sex",
+    "countryOfBirth": "Country of birth",
+    "ethnicity": "Ethnicity",
+    "geographicOrigin": "Geographic origin",
+}
+#: The column each individual field's values are listed from: for text fields, the
+#: label people query by (ids are listed as ontology terms).
+_FIELD_COLUMNS = {
+    "age": Individual.age_years,
+    "sex": Individual.sex_label,
+    "countryOfBirth": Individual.country_of_birth,
+    "ethnicity": Individual.ethnicity_label,
+    "geographicOrigin": Individual.geographic_origin_label,
 }
 
 
@@ -68,8 +88,9 @@ def filtering_terms(
     Returns
     -------
     tuple of (list of dict, list of dict)
-        ``filteringTerms`` (``type``, ``id``, ``label`` when known, ``scopes``, and
-        ``values`` for text fields) sorted by type and id, and ``resources`` (one per
+        ``filteringTerms`` (``type`` ``ontologyTerm``, ``alphanumeric`` or
+        ``custom``, ``id``, ``label`` when known, ``scopes``, and ``values`` for
+        text fields) sorted by type and id, and ``resources`` (one per
         vocabulary used, sorted by prefix), as Beacon v2 ``filteringTermsSchema``
         defines them.
     """
@@ -124,17 +145,10 @@ def filtering_terms(
 
 
 def _individual_fields(session: Session, visible: Any) -> list[dict[str, Any]]:
-    """The alphanumeric individual fields that at least one individual has."""
-    columns = {
-        "age": Individual.age_years,
-        "sex": Individual.sex_label,
-        "countryOfBirth": Individual.country_of_birth,
-        "ethnicity": Individual.ethnicity_label,
-        "geographicOrigin": Individual.geographic_origin_label,
-    }
+    """The individual fields some individual has, and the custom terms they give."""
     fields = []
     for name in ALPHANUMERIC_FIELDS:
-        column = columns[name]
+        column = _FIELD_COLUMNS[name]
         query = select(column).where(
             Individual.dataset_id.in_(visible), column.is_not(None)
         )
@@ -148,4 +162,21 @@ def _individual_fields(session: Session, visible: Any) -> list[dict[str, Any]]:
         if name != "age":
             field["values"] = present
         fields.append(field)
+        if name in CUSTOM_FIELDS:
+            fields += _custom_terms(name, present)
     return fields
+
+
+def _custom_terms(field: str, values: list[str]) -> list[dict[str, Any]]:
+    """One ``custom`` term per distinct value (as the filter compares them)."""
+    terms = []
+    seen = set()
+    for value in values:
+        key = normalise_custom_value(value)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        value = value.strip()
+        label = f"{_CUSTOM_LABELS[field]}: {value}"
+        terms.append(_term("custom", f"{field}:{value}", label))
+    return terms

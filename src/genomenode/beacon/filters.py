@@ -14,7 +14,15 @@ records linked to the matching individuals. Filters are combined with AND.
   of a measure's assay such as ``LOINC:35925-4``) with a value. Numeric fields
   take every operator; text fields take ``=`` and ``!`` and ``%`` wildcards (SQL
   ``LIKE``, case-insensitive). An individual without the field never matches.
-* **Custom filters** are rejected: this node has no custom terms.
+* **Custom filters** are terms ``<field>:<value>`` (:data:`CUSTOM_FIELDS`:
+  ``sex:female``, ``countryOfBirth:FI``, ``ethnicity:South Asian``,
+  ``geographicOrigin:Wales``) for the individual fields people query by label. A
+  custom term is the alphanumeric text filter ``<field> = <value>`` (same columns,
+  label or id) with ``%`` literal, and ``_`` read as a space on both sides
+  (``ethnicity:South_Asian`` is ``ethnicity:South Asian``). :mod:`.requests` reads
+  a CURIE-like id as an ontology term, so an "ontology" filter whose prefix is a
+  custom field (never a vocabulary prefix) is taken as the custom term;
+  ``similarity`` and ``includeDescendantTerms`` change nothing for it.
 
 Unknown terms, fields, scopes and misuse raise
 :class:`~genomenode.errors.BeaconRequestError` (HTTP 400) naming the filter; a known
@@ -52,10 +60,12 @@ from .requests import Filter
 
 __all__ = [
     "ALPHANUMERIC_FIELDS",
+    "CUSTOM_FIELDS",
     "ENTRY_TYPES",
     "SIMILARITY_LEVELS",
     "individuals_matching",
     "naive_individuals_matching",
+    "normalise_custom_value",
 ]
 
 #: The entry types (endpoint names) a query may be for.
@@ -87,6 +97,13 @@ ALPHANUMERIC_FIELDS: dict[str, str] = {
     "geographicOrigin": "geographic origin, label or ontology id",
 }
 _NUMERIC_FIELDS = frozenset({"age"})
+#: The fields a custom term ``<field>:<value>`` can name: the text fields above.
+CUSTOM_FIELDS: tuple[str, ...] = (
+    "sex",
+    "countryOfBirth",
+    "ethnicity",
+    "geographicOrigin",
+)
 _ISO_AGE = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+)W)?(?:(\d+)D)?$"
 )
@@ -97,6 +114,37 @@ def _fail(index: int, item: Filter, message: str) -> BeaconRequestError:
     return BeaconRequestError(
         f"filter {item.id!r}: {message}", field=f"filters[{index}]"
     )
+
+
+def normalise_custom_value(value: str) -> str:
+    """The form in which custom-term values are compared: ``"South asian"``.
+
+    ``_`` becomes a space, surrounding spaces are dropped and case is ignored, so
+    ``South_Asian`` and ``south asian`` name the same term.
+    """
+    # The SQL side does the same: trim(replace(lower(column), '_', ' ')).
+    return value.lower().replace("_", " ").strip(" ")
+
+
+@dataclasses.dataclass(frozen=True)
+class _TextTest:
+    """A text field compared with a value, case-insensitively; ``=`` or ``!``.
+
+    Alphanumeric text filters and custom terms are both read into one of these,
+    so the two share their SQL and their naive twin.
+    """
+
+    field: str
+    operator: str
+    value: str
+    wildcard: bool = False
+    underscore_is_space: bool = False
+
+    def fold(self, text: str) -> str:
+        """A value of the field as this test compares it."""
+        if self.underscore_is_space:
+            return normalise_custom_value(text)
+        return text.lower()
 
 
 # ----------------------------------------------------------------- shared checks
@@ -120,7 +168,13 @@ def _ontology_terms(index: int, item: Filter) -> frozenset[str]:
     found = ontology.vocabulary(item.id)
     if found is None:
         known = ", ".join(sorted(ontology.VOCABULARIES))
-        raise _fail(index, item, f"unknown vocabulary prefix (this node knows {known})")
+        fields = ", ".join(f"{field}:" for field in CUSTOM_FIELDS)
+        raise _fail(
+            index,
+            item,
+            f"unknown vocabulary prefix (this node knows {known}) and not a custom "
+            f"term ({fields})",
+        )
     if not ontology.is_known(item.id):
         if found.hierarchy == "hpo":
             raise _fail(index, item, f"not a term of HPO {ontology.HPO_VERSION}")
@@ -173,14 +227,48 @@ def _alphanumeric_kind(index: int, item: Filter, assays: Iterable[str]) -> str:
     return kind
 
 
-def _check_kind(index: int, item: Filter) -> None:
-    if item.kind == "custom":
+def _alphanumeric_text(item: Filter) -> _TextTest:
+    return _TextTest(
+        field=item.id,
+        operator=item.operator or "=",
+        value=(item.value or "").strip(),
+        wildcard=item.has_wildcard,
+    )
+
+
+def _custom_term(index: int, item: Filter) -> _TextTest | None:
+    """The test a custom term stands for (None for other filters); checks it."""
+    if item.kind == "alphanumeric":
+        return None
+    field, colon, value = item.id.partition(":")
+    # requests.py reads every CURIE-like id as an ontology term, `sex:female`
+    # included; a vocabulary prefix keeps its meaning.
+    if item.kind == "ontology" and (
+        field not in CUSTOM_FIELDS or field in ontology.VOCABULARIES
+    ):
+        return None
+    fields = ", ".join(CUSTOM_FIELDS)
+    if not colon:
         raise _fail(
             index,
             item,
-            "custom filters are not supported: this node has no custom terms; use "
-            "an ontology term or an alphanumeric field (see /filtering_terms)",
+            "not a custom term of this node: custom terms are <field>:<value>, "
+            f"<field> one of {fields} (see /filtering_terms)",
         )
+    if field not in CUSTOM_FIELDS:
+        raise _fail(
+            index, item, f"unknown custom field {field!r} (this node has {fields})"
+        )
+    if not normalise_custom_value(value):
+        raise _fail(index, item, f"custom term needs a value after '{field}:'")
+    return _TextTest(field=field, operator="=", value=value, underscore_is_space=True)
+
+
+def _check_filters(filters: Sequence[Filter]) -> list[_TextTest | None]:
+    """Checks scopes and custom terms; the custom term of each filter, if it is one."""
+    for index, item in enumerate(filters):
+        _check_scope(index, item)
+    return [_custom_term(index, item) for index, item in enumerate(filters)]
 
 
 # ---------------------------------------------------------------------- SQL path
@@ -249,16 +337,20 @@ def _like_pattern(value: str) -> str:
     return escaped
 
 
-def _text_condition(item: Filter) -> ColumnElement[bool]:
-    columns = _TEXT_COLUMNS[item.id]
-    value = (item.value or "").strip()
-    matches = [
-        func.lower(column).like(_like_pattern(value), escape="\\")
-        if item.has_wildcard
-        else func.lower(column) == value.lower()
-        for column in columns
-    ]
-    if item.operator == "=":
+def _text_condition(test: _TextTest) -> ColumnElement[bool]:
+    columns = _TEXT_COLUMNS[test.field]
+    value = test.fold(test.value)
+    matches = []
+    for column in columns:
+        folded: Any = func.lower(column)
+        if test.underscore_is_space:
+            folded = func.trim(func.replace(folded, "_", " "))
+        matches.append(
+            folded.like(_like_pattern(value), escape="\\")
+            if test.wildcard
+            else folded == value
+        )
+    if test.operator == "=":
         return or_(*matches)
     return and_(columns[0].is_not(None), not_(or_(*matches)))
 
@@ -293,8 +385,9 @@ def individuals_matching(
     Raises
     ------
     BeaconRequestError
-        For a filter this node does not understand: a custom filter, an unknown
-        vocabulary, HP term, alphanumeric field or scope, a wrong operator or value.
+        For a filter this node does not understand: an unknown vocabulary, HP
+        term, alphanumeric or custom field or scope, a custom filter that is not
+        ``<field>:<value>``, a wrong operator or value.
     NotFoundError
         If the dataset is not published.
     ValueError
@@ -304,15 +397,16 @@ def individuals_matching(
         raise ValueError(f"unknown entry type {entry_type!r}")
     if not filters:
         return None
-    for index, item in enumerate(filters):
-        _check_kind(index, item)
-        _check_scope(index, item)
+    custom_terms = _check_filters(filters)
     published = published_datasets().where(Dataset.id == dataset_id)
     if session.scalars(published).first() is None:
         raise NotFoundError(f"dataset {dataset_id!r} is not published")
     codes = _DatasetCodes(session, dataset_id)
     conditions: list[ColumnElement[bool]] = []
-    for index, item in enumerate(filters):
+    for index, (item, custom) in enumerate(zip(filters, custom_terms, strict=True)):
+        if custom is not None:
+            conditions.append(_text_condition(custom))
+            continue
         if item.kind == "ontology":
             matches = _code_matcher(index, item)
             options = []
@@ -332,7 +426,7 @@ def individuals_matching(
         kind = _alphanumeric_kind(index, item, codes.get(Measure.assay_id))
         operator = item.operator or "="
         if kind == "text":
-            conditions.append(_text_condition(item))
+            conditions.append(_text_condition(_alphanumeric_text(item)))
         elif kind == "numeric":
             number = _number(index, item, age=True)
             conditions.append(_compare(Individual.age_years, operator, number))
@@ -367,22 +461,21 @@ def _term_ids(record: dict[str, Any]) -> list[str]:
     return [term for term in ids if term is not None]
 
 
-def _naive_text(item: Filter, record: dict[str, Any]) -> bool:
-    if item.id == "countryOfBirth":
+def _naive_text(test: _TextTest, record: dict[str, Any]) -> bool:
+    if test.field == "countryOfBirth":
         values = [record.get("country_of_birth")]
     else:
-        key = {"sex": "sex", "ethnicity": "ethnicity"}.get(item.id, "geographicOrigin")
-        term = record.get(key)
+        term = record.get(test.field)
         values = [term.get("id"), term.get("label")] if term else [None]
     if values[0] is None:
         return False
-    wanted = (item.value or "").strip().lower()
-    if item.has_wildcard:
+    wanted = test.fold(test.value)
+    if test.wildcard:
         pattern = ".*".join(re.escape(part) for part in wanted.split("%"))
-        found = any(re.fullmatch(pattern, v.lower(), re.S) for v in values if v)
+        found = any(re.fullmatch(pattern, test.fold(v), re.S) for v in values if v)
     else:
-        found = any(v.lower() == wanted for v in values if v)
-    return found if item.operator == "=" else not found
+        found = any(test.fold(v) == wanted for v in values if v)
+    return found if test.operator == "=" else not found
 
 
 def _naive_compare(value: float | None, operator: str, number: float) -> bool:
@@ -399,16 +492,19 @@ def _naive_compare(value: float | None, operator: str, number: float) -> bool:
 
 
 def _naive_test(
-    index: int, item: Filter, assays: set[str]
+    index: int, item: Filter, custom: _TextTest | None, assays: set[str]
 ) -> Callable[[dict[str, Any]], bool]:
     """Whether one document satisfies one filter."""
+    if custom is not None:
+        return lambda record: _naive_text(custom, record)
     if item.kind == "ontology":
         matches = _code_matcher(index, item)
         return lambda record: any(map(matches, _term_ids(record)))
     kind = _alphanumeric_kind(index, item, assays)
     operator = item.operator or "="
     if kind == "text":
-        return lambda record: _naive_text(item, record)
+        text = _alphanumeric_text(item)
+        return lambda record: _naive_text(text, record)
     number = _number(index, item, age=kind == "numeric")
     if kind == "numeric":
         return lambda record: _naive_compare(record.get("age_years"), operator, number)
@@ -441,11 +537,12 @@ def naive_individuals_matching(
     """
     if not filters:
         return None
-    for index, item in enumerate(filters):
-        _check_kind(index, item)
-        _check_scope(index, item)
+    custom_terms = _check_filters(filters)
     assays = {m["assayCode"]["id"] for r in records for m in r.get("measures", [])}
-    tests = [_naive_test(index, item, assays) for index, item in enumerate(filters)]
+    tests = [
+        _naive_test(index, item, custom, assays)
+        for index, (item, custom) in enumerate(zip(filters, custom_terms, strict=True))
+    ]
     return frozenset(
         record["id"] for record in records if all(test(record) for test in tests)
     )
