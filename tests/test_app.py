@@ -10,7 +10,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from genomenode.app import NoDelayH11Protocol
+from genomenode.app import NoDelayH11Protocol, NoDelayHttpToolsProtocol
 
 
 async def _nodelay_of_accepted(protocol_class) -> int:
@@ -46,7 +46,8 @@ async def _nodelay_of_accepted(protocol_class) -> int:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "expected"), [(H11Protocol, 0), (NoDelayH11Protocol, 1)]
+    ("protocol", "expected"),
+    [(H11Protocol, 0), (NoDelayH11Protocol, 1), (NoDelayHttpToolsProtocol, 1)],
 )
 def test_connections_have_nagle_off(protocol, expected):
     # The stock protocol shows the problem exists, so that the check can fail.

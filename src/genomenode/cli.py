@@ -257,7 +257,10 @@ def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        http="genomenode.app:NoDelayH11Protocol",
+        # httptools and uvloop: about twice the requests per second of h11 on
+        # asyncio's loop (docs/benchmarks.md).
+        http="genomenode.app:NoDelayHttpToolsProtocol",
+        loop="auto",  # uvloop where installed (not on Windows)
         log_level="warning",
     )
 

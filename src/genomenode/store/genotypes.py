@@ -68,8 +68,10 @@ _KERNEL_ROWS = 1_000
 # for up to 13,000 diploid samples, like bio2zarr's encode buffer. Larger cohorts
 # read their block in slabs, decoding each stored chunk once per slab.
 _SLAB_BYTES = 256 * 2**20
-# Decoded per-variant chunks a GenotypeStore keeps (each ~10,000 rows of one array).
-_CACHED_CHUNKS = 64
+# Memory for decoded per-variant chunks (alleles, lengths, statistics) per store:
+# random single-variant queries touch every chunk of the arrays they read, and a
+# miss costs ~1.5 ms (a 10,000-row chunk of strings), more than a whole query.
+_CACHED_CHUNK_BYTES = 256 * 2**20
 # Longest chunk of call_genotype_by_variant: 64 variants of 10,000 diploid samples
 # are 1.3 MB, decoded in well under a millisecond.
 _BY_VARIANT_MAX_ROWS = 64
@@ -260,6 +262,13 @@ class VariantCounts:
     num_hom_alt: int
 
 
+def _footprint(chunk: np.ndarray) -> int:
+    """Bytes a decoded chunk holds; strings (object arrays) count ~64 B each."""
+    if chunk.dtype == object:
+        return chunk.size * 64
+    return chunk.nbytes
+
+
 class GenotypeStore:
     """Read access to one dataset's ``genotypes.vcz``.
 
@@ -288,6 +297,7 @@ class GenotypeStore:
         self._chunks: collections.OrderedDict[tuple[str, int], np.ndarray] = (
             collections.OrderedDict()
         )
+        self._chunk_bytes = 0
         self._genotype_chunks: collections.OrderedDict[int, np.ndarray] = (
             collections.OrderedDict()
         )
@@ -310,8 +320,10 @@ class GenotypeStore:
         size = array.chunks[0]
         chunk = np.asarray(array[index * size : (index + 1) * size])
         self._chunks[key] = chunk
-        if len(self._chunks) > _CACHED_CHUNKS:
-            self._chunks.popitem(last=False)
+        self._chunk_bytes += _footprint(chunk)
+        while self._chunk_bytes > _CACHED_CHUNK_BYTES and len(self._chunks) > 1:
+            _, evicted = self._chunks.popitem(last=False)
+            self._chunk_bytes -= _footprint(evicted)
         return chunk
 
     def array(self, name: str) -> Any:
@@ -368,12 +380,14 @@ class GenotypeStore:
             return range(0)
         first, last = self.contigs[contig]
         positions = self._positions[first:last]
-        low = int(np.searchsorted(positions, start, side="left"))
-        high = int(
-            np.searchsorted(
-                positions, start if stop is None else stop - 1, side="right"
-            )
-        )
+        # Search with the array's own dtype: a Python int would make numpy cast
+        # (copy) the whole int32 array to int64 first, ~0.1 ms per search.
+        kind = positions.dtype.type
+        limits = np.clip([start, start if stop is None else stop - 1], 0, None)
+        bounds = np.iinfo(positions.dtype)
+        low_value, high_value = (kind(min(int(v), bounds.max)) for v in limits)
+        low = int(np.searchsorted(positions, low_value, side="left"))
+        high = int(np.searchsorted(positions, high_value, side="right"))
         return range(first + low, first + high)
 
     def longest_reference(self, contig: str) -> int:
