@@ -496,3 +496,38 @@ def test_refseq_reference_name(store):
         }
     ).variant
     assert (3, 1) in matching_variants(store, query)
+
+
+def test_n_in_bases_is_a_wildcard(store):
+    """``N`` matches any base, position by position (Beacon's wildcard)."""
+    with pysam.VariantFile(str(CINECA_VCF)) as vcf:
+        snvs = [
+            (record.pos, record.ref, alternate)
+            for record in vcf
+            for alternate in record.alts or ()
+            if len(record.ref) == 1 and len(alternate) == 1
+        ]
+    position, _reference, _alternate = snvs[0]
+    request = parse_get(
+        {"referenceName": "1", "start": str(position - 1), "alternateBases": "N"}
+    )
+    found = matching_variants(store, request.variant)
+    expected = [snv for snv in snvs if snv[0] == position]
+    assert len(found) == len(expected) >= 1
+    request = parse_get(
+        {
+            "referenceName": "1",
+            "start": str(position - 1),
+            "referenceBases": "N",
+            "alternateBases": "NN",
+        }
+    )
+    assert matching_variants(store, request.variant) == []
+
+
+def test_mate_name_is_refused_not_ignored(store):
+    request = parse_get(
+        {"referenceName": "1", "start": "10000", "end": "20000", "mateName": "2"}
+    )
+    with pytest.raises(BeaconRequestError, match="mateName"):
+        matching_variants(store, request.variant)

@@ -201,6 +201,15 @@ def _spans(store: GenotypeStore, rows: range, alleles: np.ndarray) -> np.ndarray
     return np.array([len(str(row[0])) for row in alleles])
 
 
+def _bases_match(pattern: str, bases: str) -> bool:
+    """``bases`` equals ``pattern``, where ``N`` in the pattern stands for any base."""
+    if "N" not in pattern:
+        return bases == pattern
+    return len(bases) == len(pattern) and all(
+        wanted in ("N", found) for wanted, found in zip(pattern, bases, strict=True)
+    )
+
+
 def _select(
     query: VariantQuery,
     rows: range,
@@ -228,13 +237,14 @@ def _select(
             inside = query.start[0] <= begin <= query.start[1]
             if not (inside and query.end[0] <= end <= query.end[1]):
                 continue
-        if reference_bases is not None and reference != reference_bases:
+        if reference_bases is not None and not _bases_match(reference_bases, reference):
             continue
         for index, allele in enumerate(alleles[offset][1:], start=1):
             allele = str(allele).upper()
             if not allele:
                 continue
-            if alternate_bases is not None and allele != alternate_bases:
+            wanted = alternate_bases
+            if wanted is not None and not _bases_match(wanted, allele):
                 continue
             if query.variant_type is not None and not type_matches(
                 query.variant_type, allele_type(reference, allele)
@@ -291,6 +301,13 @@ def _answer(
     genes: GeneTable | None,
     find: Callable[[GenotypeStore, VariantQuery], list[Match]],
 ) -> list[Match]:
+    if query.mate_name is not None:
+        # Refused rather than ignored: a breakend query answered as if its mate
+        # did not matter would return variants the caller did not ask for.
+        raise BeaconRequestError(
+            "is not supported (breakend mates are not indexed on this node)",
+            field="mateName",
+        )
     if query.kind == "hgvs":
         return find(store, resolve_hgvs(query))
     if query.kind != "gene":
