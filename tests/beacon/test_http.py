@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from genomenode.beacon import framework
 from genomenode.beacon.schemas import validate
 
 ENTITY_SCHEMA = {
@@ -26,15 +27,9 @@ KNOWN_IDS = {
     "datasets": "cineca-1kg",
     "cohorts": "cineca-1kg",
 }
-NESTED = {
-    "individuals": ("g_variants", "biosamples"),
-    "g_variants": ("individuals", "biosamples"),
-    "biosamples": ("g_variants", "analyses", "runs"),
-    "runs": ("g_variants", "analyses"),
-    "analyses": ("g_variants",),
-    "datasets": ("g_variants", "individuals", "biosamples"),
-    "cohorts": ("individuals",),
-}
+# The nested endpoints, as the framework declares them (checked against the
+# official OpenAPI in test_framework.py).
+NESTED = framework.NESTED
 
 
 def check(document: dict, entry: str) -> None:
