@@ -14,6 +14,8 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── BeaconSchemaError           a vendored Beacon schema is unknown or unreadable
     ├── BeaconValidationError       a document breaks its Beacon schema (lists paths)
     ├── IngestError                 an ingest cannot go on (409): conflict or lock
+    ├── TokenError                  a token claims to be from a trusted issuer but
+    │                               fails verification (401); never holds the token
     └── NotFoundError               a named dataset or node does not exist (404)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
@@ -40,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "SchemaViolation",
     "StoreError",
+    "TokenError",
     "VcfError",
 ]
 
@@ -154,6 +157,16 @@ class IngestError(GenomenodeError):
     """An ingest cannot proceed: a conflicting published dataset, or a lock."""
 
     status = 409
+
+
+class TokenError(GenomenodeError):
+    """A passport or visa from a trusted issuer that does not verify.
+
+    The message says why (expired, bad signature, untrusted ``jku``...) and never
+    contains the token itself.
+    """
+
+    status = 401
 
 
 class NotFoundError(GenomenodeError):

@@ -1,4 +1,4 @@
-"""Who may see what: callers, access decisions (passports and the DAC come later)."""
+"""Who may see what: callers, access decisions, passport and visa verification."""
 
 from .decision import (
     ANONYMOUS,
@@ -8,12 +8,18 @@ from .decision import (
     allowed_granularity,
     caller_kind,
 )
+from .tokens import Identity, JwksCache, TokenVerifier, TrustedIssuer, Visa
 
 __all__ = [
     "ANONYMOUS",
     "Caller",
     "CallerKind",
     "DatasetAccess",
+    "Identity",
+    "JwksCache",
+    "TokenVerifier",
+    "TrustedIssuer",
+    "Visa",
     "allowed_granularity",
     "caller_kind",
 ]

@@ -1,0 +1,285 @@
+"""Passport and visa verification: every way a token must be refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
+from genomenode.errors import TokenError
+
+BROKER = TrustedIssuer("https://broker.example", "https://broker.example/jwks")
+VISAS = TrustedIssuer("https://rems.example", "https://rems.example/jwks")
+STRANGER = TrustedIssuer("https://stranger.example", "https://stranger.example/jwks")
+
+
+def _rsa():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _jwk(private_key, kid: str) -> dict:
+    algorithm = (
+        RSAAlgorithm if isinstance(private_key, rsa.RSAPrivateKey) else ECAlgorithm
+    )
+    document = json.loads(algorithm.to_jwk(private_key.public_key()))
+    document["kid"] = kid
+    return document
+
+
+class Keys:
+    """Issuers' key pairs and the JWKS documents a fetch would return."""
+
+    def __init__(self) -> None:
+        self.private = {
+            BROKER.jku: {"b1": _rsa()},
+            VISAS.jku: {"v1": ec.generate_private_key(ec.SECP256R1())},
+            STRANGER.jku: {"s1": _rsa()},
+        }
+        self.fetches: list[str] = []
+
+    def fetch(self, jku: str) -> dict:
+        self.fetches.append(jku)
+        return {"keys": [_jwk(key, kid) for kid, key in self.private[jku].items()]}
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys()
+
+
+@pytest.fixture
+def verifier(keys) -> TokenVerifier:
+    return TokenVerifier([BROKER], [VISAS], JwksCache(keys.fetch))
+
+
+def _sign(
+    keys: Keys, trusted: TrustedIssuer, key_id: str, claims: dict, **header
+) -> str:
+    """Sign with the issuer's key ``key_id``; ``header`` overrides (even ``kid``)."""
+    key = keys.private[trusted.jku][key_id]
+    algorithm = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+    headers = {"kid": key_id, "jku": trusted.jku, **header}
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+
+
+def _visa(keys, *, issuer=VISAS, kid="v1", subject="alice", **changes) -> str:
+    now = int(time.time())
+    body = {
+        "type": "ControlledAccessGrants",
+        "value": "https://node.example/datasets/d1",
+        "source": "https://node.example/dac",
+        "by": "dac",
+        "asserted": now - 60,
+    }
+    body.update(changes.pop("body", {}))
+    claims = {
+        "iss": issuer.issuer,
+        "sub": subject,
+        "iat": now - 10,
+        "exp": now + 3600,
+        "ga4gh_visa_v1": body,
+        **changes,
+    }
+    return _sign(keys, issuer, kid, claims)
+
+
+def _passport(keys, visas=(), *, kid="b1", **changes) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": BROKER.issuer,
+        "sub": "alice",
+        "iat": now - 10,
+        "exp": now + 3600,
+        "ga4gh_passport_v1": list(visas),
+        **changes,
+    }
+    return _sign(keys, BROKER, kid, claims)
+
+
+def test_a_valid_passport_with_a_valid_visa(verifier, keys):
+    identity = verifier.verify(_passport(keys, [_visa(keys)]))
+    assert identity is not None
+    assert identity.subject == "alice"
+    (visa,) = identity.visas_of("ControlledAccessGrants")
+    assert visa.value == "https://node.example/datasets/d1"
+    assert visa.issuer == VISAS.issuer
+    assert identity.rejected_visas == ()
+
+
+def test_a_passport_from_an_untrusted_broker_is_not_mine(verifier, keys):
+    now = int(time.time())
+    token = _sign(
+        keys,
+        STRANGER,
+        "s1",
+        {"iss": STRANGER.issuer, "sub": "x", "iat": now, "exp": now + 60},
+    )
+    assert verifier.verify(token) is None
+    assert verifier.verify("not a token at all") is None
+
+
+def _tamper_payload(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["sub"] = "mallory"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def _tamper_signature(token: str) -> str:
+    header, payload, signature = token.split(".")
+    flipped = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
+    return f"{header}.{payload}.{flipped}"
+
+
+def _unsigned(claims: dict) -> str:
+    return f"{_part({'alg': 'none', 'typ': 'JWT'})}.{_part(claims)}."
+
+
+def _part(document: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+
+def _hmac_with_public_key(keys: Keys, claims: dict) -> str:
+    """The classic key confusion: HS256 "signed" with the broker's public key."""
+    public = keys.private[BROKER.jku]["b1"].public_key()
+    secret = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = (
+        f"{_part({'alg': 'HS256', 'typ': 'JWT', 'kid': 'b1'})}.{_part(claims)}"
+    )
+    digest = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+
+
+def _claims(**changes) -> dict:
+    now = int(time.time())
+    return {
+        "iss": BROKER.issuer,
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 3600,
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda k: _passport(k, exp=int(time.time()) - 3600), "expired"),
+        (lambda k: _passport(k, nbf=int(time.time()) + 3600), "not valid yet"),
+        (
+            lambda k: _sign(
+                k, BROKER, "b1", _claims(), jku="https://evil.example/jwks"
+            ),
+            "jku",
+        ),
+        (lambda k: _sign(k, BROKER, "b1", _claims(), kid="nope"), "unknown key id"),
+        (lambda k: _tamper_payload(_passport(k)), "signature"),
+        (lambda k: _tamper_signature(_passport(k)), "signature"),
+        (lambda k: _unsigned(_claims()), "algorithm 'none'"),
+        (lambda k: _hmac_with_public_key(k, _claims()), "algorithm 'HS256'"),
+        (
+            lambda k: _sign(
+                k, BROKER, "b1", {k2: v for k2, v in _claims().items() if k2 != "exp"}
+            ),
+            "exp",
+        ),
+    ],
+    ids=[
+        "expired",
+        "not-yet-valid",
+        "untrusted-jku",
+        "unknown-kid",
+        "tampered-payload",
+        "tampered-signature",
+        "alg-none",
+        "hs256-with-public-key",
+        "no-exp",
+    ],
+)
+def test_rejections(verifier, keys, make, reason):
+    token = make(keys)
+    with pytest.raises(TokenError, match=reason):
+        verifier.verify(token)
+
+
+def test_a_key_for_another_algorithm_is_refused(keys):
+    # The broker's JWKS URL serves an EC key under the kid an RS256 token names.
+    keys.private[BROKER.jku] = {"b1": ec.generate_private_key(ec.SECP256R1())}
+    rsa_key = _rsa()
+    token = jwt.encode(
+        _claims(), rsa_key, algorithm="RS256", headers={"kid": "b1", "jku": BROKER.jku}
+    )
+    verifier = TokenVerifier([BROKER], [VISAS], JwksCache(keys.fetch))
+    with pytest.raises(TokenError, match="not a key for RS256"):
+        verifier.verify(token)
+
+
+def test_audience_is_checked_when_configured(keys):
+    verifier = TokenVerifier([BROKER], [VISAS], JwksCache(keys.fetch), audience="node")
+    with pytest.raises(TokenError, match="aud"):
+        verifier.verify(_passport(keys))
+    assert verifier.verify(_passport(keys, aud="node")) is not None
+
+
+@pytest.mark.parametrize(
+    ("visa", "reason"),
+    [
+        (lambda k: _visa(k, issuer=STRANGER, kid="s1"), "not a trusted visa issuer"),
+        (lambda k: _visa(k, exp=int(time.time()) - 3600), "expired"),
+        (lambda k: _visa(k, subject="bob"), "another subject"),
+        (
+            lambda k: _visa(k, body={"conditions": [[{"type": "AffiliationAndRole"}]]}),
+            "conditions",
+        ),
+        (lambda k: _tamper_signature(_visa(k)), "signature"),
+        (lambda k: _visa(k), None),
+    ],
+    ids=[
+        "untrusted-issuer",
+        "expired",
+        "other-subject",
+        "conditions",
+        "tampered",
+        "valid",
+    ],
+)
+def test_bad_visas_are_left_out_with_their_reason(verifier, keys, visa, reason):
+    identity = verifier.verify(_passport(keys, [visa(keys), _visa(keys)]))
+    assert identity is not None
+    if reason is None:
+        assert len(identity.visas) == 2
+        return
+    assert len(identity.visas) == 1  # the good one stays
+    (rejected,) = identity.rejected_visas
+    assert reason in rejected
+
+
+def test_key_rotation_refreshes_once_then_caches(keys):
+    clock = [1000.0]
+    cache = JwksCache(keys.fetch, clock=lambda: clock[0])
+    verifier = TokenVerifier([BROKER], [VISAS], cache)
+    assert verifier.verify(_passport(keys)) is not None
+    assert verifier.verify(_passport(keys)) is not None
+    assert keys.fetches.count(BROKER.jku) == 1
+    # The broker rotates: a new kid appears; the first token with it triggers one fetch.
+    keys.private[BROKER.jku]["b2"] = _rsa()
+    clock[0] += 60
+    assert verifier.verify(_passport(keys, kid="b2")) is not None
+    assert keys.fetches.count(BROKER.jku) == 2
+    # Made-up kids do not make the node fetch again within min_refresh_seconds.
+    for _ in range(5):
+        with pytest.raises(TokenError, match="unknown key id"):
+            verifier.verify(_sign(keys, BROKER, "b1", _claims(), kid="made-up"))
+    assert keys.fetches.count(BROKER.jku) == 2
