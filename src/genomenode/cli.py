@@ -265,6 +265,40 @@ def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
     )
 
 
+@cli.group()
+def audit() -> None:
+    """The node's hash-chained audit log."""
+
+
+@audit.command("verify")
+@_node_option
+@_json_option
+@_errors_to_exit
+def audit_verify(node_dir: pathlib.Path, as_json: bool) -> None:
+    """Check every entry of the audit log; name the first tampered one."""
+    from .access.audit import verify
+    from .node import open_node
+
+    with open_node(node_dir) as node, node.session() as session:
+        check = verify(session)
+    result = {
+        "num_entries": check.num_entries,
+        "intact": check.intact,
+        "first_bad_id": check.first_bad_id,
+        "problem": check.problem,
+    }
+    if check.intact:
+        text = f"Audit log intact: {check.num_entries} entries verified."
+    else:
+        text = (
+            f"Audit log TAMPERED at entry {check.first_bad_id}: {check.problem} "
+            f"({check.num_entries} entries before it verified)."
+        )
+    _print(result, as_json, text)
+    if not check.intact:
+        sys.exit(1)
+
+
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:
     """A rich table of dataset summaries (``Node.dataset_summaries``)."""
     from rich.table import Table

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "Biosample",
     "DataUseTerm",
@@ -165,6 +166,30 @@ class StoredFile(Base):
     size_encrypted: Mapped[int] = mapped_column(BigInteger)
     sha256_plain: Mapped[str] = mapped_column(String(64))
     sha256_encrypted: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One entry of the hash-chained audit log (see :mod:`genomenode.access.audit`).
+
+    ``at`` is an ISO 8601 string, not a DateTime, so that the hashed text is
+    exactly what the database returns on every backend.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_dataset", "dataset_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 def published_datasets():

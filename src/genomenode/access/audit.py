@@ -1,0 +1,162 @@
+"""A tamper-evident audit log: every entry carries the hash of the one before.
+
+Entries live in the node's database (table ``audit_log``). Entry ``n`` stores
+``sha256`` of its own canonical JSON, which includes the hash of entry ``n - 1``
+(64 zeros for the first). Changing, inserting or deleting any entry breaks the
+chain at that point, and :func:`verify` names the first entry that does not
+check out. (Removing entries from the *end* leaves a shorter valid chain; anchoring
+the head outside the database is the next step, see docs/audit.md.)
+
+Appends are serialised by the primary key: an entry's id is the previous id plus
+one, so two writers racing for the same id cannot both commit; the loser reads the
+new head and tries again. This holds on SQLite and PostgreSQL alike.
+
+The log never holds tokens, keys or genotypes: :func:`append` refuses details
+whose keys name secrets or whose values look like JWTs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from ..store.models import AuditEntry
+
+__all__ = ["GENESIS", "AuditCheck", "append", "entry_hash", "verify"]
+
+GENESIS = "0" * 64
+_ATTEMPTS = 50
+_SECRET_KEYS = re.compile(r"token|authorization|password|secret|passphrase|key$", re.I)
+_JWT = re.compile(r"^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*$")
+
+
+def entry_hash(fields: Mapping[str, Any]) -> str:
+    """The hash of one entry's fields (everything but ``hash`` itself)."""
+    document = {key: fields[key] for key in sorted(fields) if key != "hash"}
+    text = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "dataset_id": entry.dataset_id,
+        "outcome": entry.outcome,
+        "reason": entry.reason,
+        "details": entry.details,
+        "previous_hash": entry.previous_hash,
+    }
+
+
+def _check_no_secrets(value: Any, path: str = "details") -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _SECRET_KEYS.search(str(key)):
+                raise ValueError(f"{path}.{key}: secrets never go into the audit log")
+            _check_no_secrets(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            _check_no_secrets(item, f"{path}[{number}]")
+    elif isinstance(value, str) and _JWT.match(value):
+        raise ValueError(f"{path}: looks like a token; tokens never go into the log")
+
+
+def append(
+    engine: Engine,
+    *,
+    actor: str,
+    action: str,
+    outcome: str,
+    reason: str,
+    dataset_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> AuditEntry:
+    """Append one entry, chained to the current head; returns it (committed)."""
+    payload = dict(details or {})
+    _check_no_secrets(payload)
+    moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    stamp = moment.isoformat(timespec="microseconds")
+    for _attempt in range(_ATTEMPTS):
+        try:
+            with Session(engine) as session, session.begin():
+                head = session.execute(
+                    select(AuditEntry.id, AuditEntry.hash)
+                    .order_by(AuditEntry.id.desc())
+                    .limit(1)
+                ).first()
+                entry = AuditEntry(
+                    id=(head[0] + 1) if head else 1,
+                    at=stamp,
+                    actor=actor,
+                    action=action,
+                    dataset_id=dataset_id,
+                    outcome=outcome,
+                    reason=reason,
+                    details=payload,
+                    previous_hash=head[1] if head else GENESIS,
+                )
+                entry.hash = entry_hash(_fields(entry))
+                session.add(entry)
+            return entry
+        except (IntegrityError, OperationalError):
+            # Another writer took this id first (or SQLite was busy): re-read the
+            # head and chain to it.
+            continue
+    raise RuntimeError(f"audit log: no append after {_ATTEMPTS} attempts")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditCheck:
+    """What :func:`verify` found."""
+
+    num_entries: int
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_id is None
+
+
+def verify(session: Session, *, batch: int = 10_000) -> AuditCheck:
+    """Walk the whole chain; the first entry that does not check out, if any."""
+    previous_hash, expected_id, count = GENESIS, 1, 0
+    last_id = 0
+    while True:
+        entries = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.id > last_id)
+            .order_by(AuditEntry.id)
+            .limit(batch)
+        ).all()
+        if not entries:
+            return AuditCheck(count)
+        for entry in entries:
+            if entry.id != expected_id:
+                return AuditCheck(
+                    count, entry.id, f"entry {expected_id} is missing before it"
+                )
+            if entry.previous_hash != previous_hash:
+                return AuditCheck(
+                    count, entry.id, "does not chain to the entry before it"
+                )
+            if entry_hash(_fields(entry)) != entry.hash:
+                return AuditCheck(count, entry.id, "its content was changed")
+            previous_hash, expected_id = entry.hash, entry.id + 1
+            count += 1
+        last_id = entries[-1].id
