@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,7 +92,7 @@ def append(
     _check_no_secrets(payload)
     moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     stamp = moment.isoformat(timespec="microseconds")
-    for _attempt in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
         try:
             with Session(engine) as session, session.begin():
                 head = session.execute(
@@ -115,7 +116,8 @@ def append(
             return entry
         except (IntegrityError, OperationalError):
             # Another writer took this id first (or SQLite was busy): re-read the
-            # head and chain to it.
+            # head and chain to it, backing off a little more each time.
+            time.sleep(0.002 * attempt)
             continue
     raise RuntimeError(f"audit log: no append after {_ATTEMPTS} attempts")
 
