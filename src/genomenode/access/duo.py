@@ -1,0 +1,209 @@
+"""Match a research purpose against a dataset's data-use conditions (DUO).
+
+The data access committee decides; this gives it a recommendation with the rules
+applied: ``approve`` (every condition is met), ``deny`` (a condition is broken) or
+``abstain`` (a condition needs a person: an ethics approval, a collaboration, a
+geographic or institutional restriction, or a disease the node cannot place in a
+hierarchy). Any deny wins over abstain, any abstain over approve.
+
+The purpose is described the way the dataset is: one DUO permission term for what
+the research is (GRU, HMB, DS with its disease, POA), plus facts the conditions ask
+about (commercial, for-profit organisation, methods development, genetic study)
+and the conditions the applicant accepts (publication, return of results...).
+
+Permission rules (the dataset's term → purposes it admits):
+
+===========  ==============================================================
+NRES, GRU    any research purpose
+HMB          HMB, or DS (disease research is health research)
+DS(disease)  DS whose disease is that disease or below it in its hierarchy
+POA          POA only
+===========  ==============================================================
+
+Modifier rules: NCU and NPUNCU deny commercial use, NPU and NPUNCU deny for-profit
+organisations, NPOA denies POA purposes, NMDS denies methods development, GSO denies
+purposes that are not genetic studies; CC allows clinical care use, which is denied
+without it; PUB, RTN, MOR
+and TS must be accepted by the applicant; IRB, COL, GS, US, PS, IS and RS need the
+committee (abstain).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+from ..beacon import ontology
+
+__all__ = ["DataUseCondition", "Recommendation", "ResearchPurpose", "match"]
+
+Outcome = Literal["approve", "deny", "abstain"]
+
+_GRU, _NRES, _HMB, _DS, _POA = (
+    "DUO:0000042",
+    "DUO:0000004",
+    "DUO:0000006",
+    "DUO:0000007",
+    "DUO:0000011",
+)
+_PERMISSIONS = {_GRU, _NRES, _HMB, _DS, _POA}
+_ACCEPTED_BY_APPLICANT = {
+    "DUO:0000019": "publication required",
+    "DUO:0000029": "return to database or resource",
+    "DUO:0000024": "publication moratorium",
+    "DUO:0000025": "time limit on use",
+}
+# Modifiers checked against the purpose's facts (denials are handled one by one).
+_CHECKED_MODIFIERS = {
+    "DUO:0000046",
+    "DUO:0000045",
+    "DUO:0000018",
+    "DUO:0000015",
+    "DUO:0000016",
+}
+_FOR_THE_COMMITTEE = {
+    "DUO:0000021": "ethics approval required",
+    "DUO:0000020": "collaboration required",
+    "DUO:0000022": "geographical restriction",
+    "DUO:0000026": "user specific restriction",
+    "DUO:0000027": "project specific restriction",
+    "DUO:0000028": "institution specific restriction",
+    "DUO:0000012": "research specific restrictions",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataUseCondition:
+    """One DUO term of a dataset, with its disease for DS."""
+
+    term: str
+    disease: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResearchPurpose:
+    """What an application says it will do."""
+
+    term: str
+    disease: str | None = None
+    commercial: bool = False
+    for_profit: bool = False
+    methods_development: bool = False
+    genetic_study: bool = True
+    clinical_care: bool = False
+    accepted: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """The outcome and, for each condition, the rule that decided it."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...]
+
+
+def _disease_covers(dataset_disease: str, purpose_disease: str) -> bool | None:
+    """True/False when the hierarchy answers; None when the node cannot tell."""
+    if ontology.same_term(dataset_disease, purpose_disease):
+        return True
+    if ontology.prefix(dataset_disease) != ontology.prefix(purpose_disease):
+        return None
+    vocabulary = ontology.vocabulary(dataset_disease)
+    if vocabulary is None or vocabulary.hierarchy == "flat":
+        return None
+    return ontology.is_descendant(purpose_disease, dataset_disease)
+
+
+def _permission(
+    condition: DataUseCondition, purpose: ResearchPurpose
+) -> tuple[Outcome, str]:
+    term = condition.term
+    if term in (_NRES, _GRU):
+        return "approve", f"{term}: any research purpose is allowed"
+    if term == _HMB:
+        if purpose.term in (_HMB, _DS):
+            return "approve", f"{term}: the purpose is health or medical research"
+        return "deny", f"{term}: only health, medical or biomedical research"
+    if term == _POA:
+        if purpose.term == _POA:
+            return "approve", f"{term}: the purpose is population or ancestry research"
+        return "deny", f"{term}: only population origins or ancestry research"
+    # DS: disease-specific research.
+    if condition.disease is None:
+        return "abstain", f"{term}: the dataset names no disease"
+    if purpose.term != _DS or purpose.disease is None:
+        return "deny", f"{term}: only research on {condition.disease}"
+    covered = _disease_covers(condition.disease, purpose.disease)
+    if covered is None:
+        return "abstain", (
+            f"{term}: cannot tell whether {purpose.disease} is a kind of "
+            f"{condition.disease} (no hierarchy for it on this node)"
+        )
+    if covered:
+        return "approve", f"{term}: {purpose.disease} is within {condition.disease}"
+    return "deny", f"{term}: {purpose.disease} is not within {condition.disease}"
+
+
+def _modifier(term: str, purpose: ResearchPurpose) -> tuple[Outcome, str]:
+    if term in ("DUO:0000046", "DUO:0000018") and purpose.commercial:
+        return "deny", f"{term}: non-commercial use only"
+    if term in ("DUO:0000045", "DUO:0000018") and purpose.for_profit:
+        return "deny", f"{term}: not-for-profit organisations only"
+    if term == "DUO:0000044":
+        if purpose.term == _POA:
+            return "deny", f"{term}: population origins or ancestry research prohibited"
+        return "approve", f"{term}: the purpose is not ancestry research"
+    if term == "DUO:0000015" and purpose.methods_development:
+        return "deny", f"{term}: no general methods research"
+    if term == "DUO:0000016" and not purpose.genetic_study:
+        return "deny", f"{term}: genetic studies only"
+    if term == "DUO:0000043":
+        # CC widens what is allowed (clinical care as well as research).
+        return "approve", f"{term}: clinical care use is also allowed"
+    if term in _ACCEPTED_BY_APPLICANT:
+        label = _ACCEPTED_BY_APPLICANT[term]
+        if term in purpose.accepted:
+            return "approve", f"{term}: the applicant accepted '{label}'"
+        return "abstain", f"{term}: the applicant has not accepted '{label}'"
+    if term in _FOR_THE_COMMITTEE:
+        return "abstain", f"{term}: {_FOR_THE_COMMITTEE[term]}: for the committee"
+    if term in _CHECKED_MODIFIERS:
+        return "approve", f"{term}: met by the purpose"
+    return "abstain", f"{term}: not a condition this node knows how to check"
+
+
+def match(
+    purpose: ResearchPurpose, conditions: Sequence[DataUseCondition]
+) -> Recommendation:
+    """The recommendation for ``purpose`` against a dataset's ``conditions``.
+
+    A dataset without a permission term gets ``abstain`` (nothing says what is
+    allowed); a purpose term that is not a DUO permission is a ``deny``.
+    """
+    if purpose.term not in _PERMISSIONS:
+        return Recommendation(
+            "deny", (f"{purpose.term}: not a DUO research purpose term",)
+        )
+    results: list[tuple[Outcome, str]] = []
+    permissions = [item for item in conditions if item.term in _PERMISSIONS]
+    if not permissions:
+        results.append(("abstain", "the dataset has no DUO permission term"))
+    for condition in permissions:
+        results.append(_permission(condition, purpose))
+    for condition in conditions:
+        if condition.term not in _PERMISSIONS:
+            results.append(_modifier(condition.term, purpose))
+    if purpose.clinical_care and all(item.term != "DUO:0000043" for item in conditions):
+        results.append(
+            ("deny", "clinical care use needs DUO:0000043 (clinical care use)")
+        )
+    outcomes = {outcome for outcome, _ in results}
+    outcome: Outcome = (
+        "deny"
+        if "deny" in outcomes
+        else "abstain"
+        if "abstain" in outcomes
+        else "approve"
+    )
+    return Recommendation(outcome, tuple(reason for _, reason in results))
