@@ -1,0 +1,117 @@
+"""The node's own ControlledAccessGrants visas, signed with rotatable node keys.
+
+Signing keys (EC P-256, ES256) live in ``NODE_DIR/keys/visas/<kid>.pem``, written
+with mode 0600. The newest key signs; older keys stay published in the JWKS
+(``/.well-known/jwks.json``) so that visas issued before a rotation keep verifying
+until they expire; an operator retires a key by deleting its file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import pathlib
+import uuid
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from ..errors import ConfigError
+
+__all__ = ["GrantVisa", "SigningKeys", "issue_grant_visa"]
+
+
+class SigningKeys:
+    """The node's visa signing keys in ``directory`` (created on first use)."""
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.directory = directory
+
+    def _paths(self) -> list[pathlib.Path]:
+        if not self.directory.exists():
+            return []
+        # kids start with a UTC timestamp, so name order is age order.
+        return sorted(self.directory.glob("*.pem"))
+
+    def rotate(self, now: dt.datetime | None = None) -> str:
+        """Create a new signing key; it signs from now on. Returns its kid."""
+        moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        kid = f"{moment:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{kid}.pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        return kid
+
+    def _load(self, path: pathlib.Path) -> ec.EllipticCurvePrivateKey:
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{path}: not a readable signing key ({error})") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ConfigError(f"{path}: visa signing keys must be EC P-256")
+        return key
+
+    def active(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        """The kid and key that sign new visas (a first key is created if none)."""
+        paths = self._paths()
+        if not paths:
+            self.rotate()
+            paths = self._paths()
+        newest = paths[-1]
+        return newest.stem, self._load(newest)
+
+    def jwks(self) -> dict[str, Any]:
+        """Public keys of every key on disk, newest first (the JWKS document)."""
+        keys = []
+        for path in reversed(self._paths()):
+            public = json.loads(ECAlgorithm.to_jwk(self._load(path).public_key()))
+            keys.append({**public, "kid": path.stem, "use": "sig", "alg": "ES256"})
+        return {"keys": keys}
+
+
+@dataclasses.dataclass(frozen=True)
+class GrantVisa:
+    """What a ControlledAccessGrants visa asserts."""
+
+    subject: str
+    dataset: str
+    source: str
+    asserted: dt.datetime
+    expires: dt.datetime
+
+
+def issue_grant_visa(
+    keys: SigningKeys, grant: GrantVisa, *, issuer: str, jku: str
+) -> str:
+    """A signed visa JWT for ``grant`` (``by: dac``), valid until ``grant.expires``."""
+    kid, key = keys.active()
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "iss": issuer,
+        "sub": grant.subject,
+        "iat": int(now.timestamp()),
+        "exp": int(grant.expires.timestamp()),
+        "jti": uuid.uuid4().hex,
+        "ga4gh_visa_v1": {
+            "type": "ControlledAccessGrants",
+            "value": grant.dataset,
+            "source": grant.source,
+            "by": "dac",
+            "asserted": int(grant.asserted.timestamp()),
+        },
+    }
+    headers = {"kid": kid, "jku": jku, "typ": "JWT"}
+    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
