@@ -31,7 +31,8 @@ def _in_process_workers(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def _postgres_url() -> str:
+def postgres_url() -> str:
+    """The test PostgreSQL URL; skips locally without one, fails in CI."""
     url = os.environ.get(PG_URL_VARIABLE)
     if url:
         return url
@@ -48,10 +49,19 @@ def database(request, monkeypatch):
     if request.param == "sqlite":
         yield None
         return
-    url = _postgres_url()
-    schema = f"gn_test_{uuid.uuid4().hex[:12]}"
+    url = postgres_url()
+    schema = fresh_schema_name()
     monkeypatch.setenv("GENOMENODE_DB_SCHEMA", schema)
     yield url
+    drop_schema(url, schema)
+
+
+def fresh_schema_name() -> str:
+    return f"gn_test_{uuid.uuid4().hex[:12]}"
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Remove a test's PostgreSQL schema and everything in it."""
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
-import uuid
 
 import pytest
-import sqlalchemy
 from sqlalchemy import insert, update
 
 from genomenode.beacon import ontology
@@ -32,7 +29,9 @@ from genomenode.store.models import (
 from tests.conftest import (
     CINECA_INDIVIDUALS,
     CINECA_VCF,
-    PG_URL_VARIABLE,
+    drop_schema,
+    fresh_schema_name,
+    postgres_url,
     write_dataset_yaml,
     write_small_cohort,
 )
@@ -130,10 +129,8 @@ def loaded_node(request, tmp_path_factory):
         url = None
         schema = None
         if request.param == "postgresql":
-            url = os.environ.get(PG_URL_VARIABLE)
-            if not url:
-                pytest.skip(f"no PostgreSQL server configured (set {PG_URL_VARIABLE})")
-            schema = f"gn_test_{uuid.uuid4().hex[:12]}"
+            url = postgres_url()  # in CI a missing server fails, never skips
+            schema = fresh_schema_name()
             patch.setenv("GENOMENODE_DB_SCHEMA", schema)
         tmp = tmp_path_factory.mktemp(f"filters-{request.param}")
         cineca = tmp / "cineca"
@@ -167,11 +164,8 @@ def loaded_node(request, tmp_path_factory):
                         .values(country_of_birth=record["country_of_birth"])
                     )
             yield node
-        if schema is not None:
-            engine = sqlalchemy.create_engine(url)
-            with engine.begin() as connection:
-                connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-            engine.dispose()
+        if url is not None and schema is not None:
+            drop_schema(url, schema)
 
 
 def _filters(*items: dict | str) -> tuple[Filter, ...]:
