@@ -24,7 +24,7 @@ one page of matching keys; :mod:`.responses` turns it into the Beacon document.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,8 +63,8 @@ COLLECTIONS = ("datasets", "cohorts")
 _PER_BIOSAMPLE = ("biosamples", "runs", "analyses")
 #: The most records one result set returns (``limit`` 0 or above asks for more).
 MAX_PAGE_SIZE = 10_000
-_RUN_SUFFIX = "-run"
-_ANALYSIS_SUFFIX = "-analysis"
+# The run and the analysis of a biosample are named after it.
+_ID_SUFFIX = {"runs": "-run", "analyses": "-analysis"}
 
 VariantKey = tuple[int, int]  # (row, allele index)
 
@@ -184,7 +184,7 @@ def _intersect(first: set[str] | None, second: set[str] | None) -> set[str] | No
 
 
 def _biosample_of(entry_type: str, entry_id: str) -> str:
-    suffix = {"runs": _RUN_SUFFIX, "analyses": _ANALYSIS_SUFFIX}.get(entry_type, "")
+    suffix = _ID_SUFFIX.get(entry_type, "")
     if suffix and entry_id.endswith(suffix):
         return entry_id[: -len(suffix)]
     return entry_id if not suffix else "\0no such biosample"
@@ -192,7 +192,7 @@ def _biosample_of(entry_type: str, entry_id: str) -> str:
 
 def per_biosample_id(entry_type: str, biosample_id: str) -> str:
     """Id of the run or analysis of a biosample (the biosample id for biosamples)."""
-    suffix = {"runs": _RUN_SUFFIX, "analyses": _ANALYSIS_SUFFIX}.get(entry_type, "")
+    suffix = _ID_SUFFIX.get(entry_type, "")
     return f"{biosample_id}{suffix}"
 
 
@@ -277,11 +277,6 @@ def page_bounds(request: BeaconRequest) -> tuple[int, int]:
 def _page(items: Sequence[object], request: BeaconRequest) -> list[object]:
     first, stop = page_bounds(request)
     return list(items[first:stop])
-
-
-def _sample_variants(handle: DatasetHandle, sample: int) -> Iterator[VariantKey]:
-    """Every (row, allele) the sample carries, in row order (a column scan)."""
-    yield from handle.sample_variants(sample)
 
 
 def _answer_dataset(
@@ -409,7 +404,7 @@ def _owner_variants(
     keys: list[object] = []
     count = 0
     first, stop = page_bounds(request)
-    for key in _sample_variants(handle, sample):
+    for key in handle.sample_variants(sample):
         if granularity == "record" and first <= count < stop:
             keys.append(key)
         count += 1

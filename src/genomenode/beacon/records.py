@@ -22,9 +22,9 @@ from sqlalchemy import select
 from ..access import Caller, caller_kind
 from ..store.models import Individual
 from .catalog import DatasetHandle
-from .engine import per_biosample_id, variant_id
+from .engine import parse_variant_id, per_biosample_id, variant_id
 
-__all__ = ["DUO_VERSION", "build_records", "frequency_populations"]
+__all__ = ["DUO_VERSION", "build_records"]
 
 DUO_VERSION = "genomenode data/duo.csv"
 _UNKNOWN = {"id": "NCIT:C17998", "label": "Unknown"}
@@ -140,19 +140,9 @@ def _cohort(handle: DatasetHandle) -> dict[str, Any]:
     }
 
 
-def frequency_populations(handle: DatasetHandle) -> tuple[np.ndarray, list[str]]:
-    """Fine groups of samples (country × sex) and their names ``FI_M``, ``FI_F``...
-
-    A sample's country is its individual's country of birth, else the dataset's
-    country (Phenopackets carry no country of birth). Sex other than male or
-    female forms its own group (``FI_U``), which counts towards the country but
-    towards neither ``M`` nor ``F``.
-    """
-    return handle.population_groups
-
-
 def _frequencies(handle: DatasetHandle, row: int, allele: int) -> list[dict[str, Any]]:
-    groups, names = frequency_populations(handle)
+    # A sex other than male or female (``FI_U``) counts towards its country only.
+    groups, names = handle.population_groups
     counts = handle.store.population_counts(row, allele, groups, len(names))
     totals: dict[str, np.ndarray] = {}
 
@@ -192,12 +182,9 @@ def _frequencies(handle: DatasetHandle, row: int, allele: int) -> list[dict[str,
     return frequencies
 
 
-def _variation(handle: DatasetHandle, row: int, allele: int) -> dict[str, Any]:
-    store = handle.store
-    alleles = store.alleles(row, row + 1)[0]
-    reference, alternate = str(alleles[0]), str(alleles[allele])
-    position = int(store.positions(row, row + 1)[0])
-    contig = variant_id(handle, row, allele).rsplit("-", 3)[0]
+def _variation(
+    handle: DatasetHandle, contig: str, position: int, reference: str, alternate: str
+) -> dict[str, Any]:
     sequence = handle.sequence_id(contig)
     return {
         "type": "Allele",
@@ -219,10 +206,10 @@ def _variant(
 ) -> dict[str, Any]:
     row, allele = key
     identifier = variant_id(handle, row, allele)
-    contig, position, reference, alternate = identifier.rsplit("-", 3)
+    contig, position, reference, alternate = parse_variant_id(identifier)
     record: dict[str, Any] = {
         "variantInternalId": identifier,
-        "variation": _variation(handle, row, allele),
+        "variation": _variation(handle, contig, position, reference, alternate),
         "identifiers": {"variantAlternativeIds": [{"id": f"gnomad:{identifier}"}]},
         "frequencyInPopulations": [
             {
@@ -233,7 +220,7 @@ def _variant(
             }
         ],
     }
-    hgvs = handle.hgvs_id(contig, int(position), reference, alternate)
+    hgvs = handle.hgvs_id(contig, position, reference, alternate)
     if hgvs is not None:
         record["identifiers"]["genomicHGVSId"] = hgvs
     if caller_kind(caller, handle.id) == "granted":
