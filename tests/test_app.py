@@ -7,10 +7,10 @@ import socket
 
 import pytest
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from genomenode.app import NoDelayH11Protocol, NoDelayHttpToolsProtocol
+from genomenode.app import NoDelayHttpToolsProtocol
 
 
 async def _nodelay_of_accepted(protocol_class) -> int:
@@ -21,7 +21,7 @@ async def _nodelay_of_accepted(protocol_class) -> int:
     listener.listen()
     config = uvicorn.Config(app=None)
     state = ServerState()
-    made: list[H11Protocol] = []
+    made: list[HttpToolsProtocol] = []
 
     def factory():
         protocol = protocol_class(config=config, server_state=state, app_state={})
@@ -47,7 +47,7 @@ async def _nodelay_of_accepted(protocol_class) -> int:
 
 @pytest.mark.parametrize(
     ("protocol", "expected"),
-    [(H11Protocol, 0), (NoDelayH11Protocol, 1), (NoDelayHttpToolsProtocol, 1)],
+    [(HttpToolsProtocol, 0), (NoDelayHttpToolsProtocol, 1)],
 )
 def test_connections_have_nagle_off(protocol, expected):
     # The stock protocol shows the problem exists, so that the check can fail.

@@ -12,7 +12,6 @@ import os
 import socket
 
 from fastapi import FastAPI
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import __version__
@@ -21,24 +20,14 @@ from .errors import ConfigError
 from .node import Node, open_node
 
 __all__ = [
-    "NoDelayH11Protocol",
     "NoDelayHttpToolsProtocol",
     "app_from_environment",
     "create_app",
 ]
 
 
-def _no_delay(transport: asyncio.BaseTransport) -> None:
-    connection = transport.get_extra_info("socket")
-    if connection is not None and connection.family in (
-        socket.AF_INET,
-        socket.AF_INET6,
-    ):
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with Nagle's algorithm off on every connection.
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with Nagle's algorithm off on every connection.
 
     With ``--workers`` uvicorn hands the listening socket to spawned processes,
     which lose asyncio's TCP_NODELAY on accepted connections; a keep-alive
@@ -47,15 +36,12 @@ class NoDelayH11Protocol(H11Protocol):
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        _no_delay(transport)
-        super().connection_made(transport)
-
-
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """The same for uvicorn's httptools protocol (what ``serve`` uses)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        _no_delay(transport)
+        connection = transport.get_extra_info("socket")
+        if connection is not None and connection.family in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
 
 
