@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import importlib.resources
 import re
-import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -73,10 +72,6 @@ _QUERY_GROUPS: dict[str, Callable[[str], bool]] = {
     "SV": lambda kind: kind.startswith("<") or kind == "BND",
     "CNV": lambda kind: re.match(r"^<(CNV|DEL|DUP|CN\d+)[:>]", kind) is not None,
 }
-
-_LONGEST: weakref.WeakKeyDictionary[GenotypeStore, dict[str, int]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _trim(reference: str, alternate: str) -> tuple[str, str]:
@@ -180,19 +175,6 @@ def _contig(store: GenotypeStore, reference_name: str | None) -> str | None:
     return None
 
 
-def _longest_span(store: GenotypeStore, contig: str) -> int:
-    """The longest ``variant_length`` on ``contig``, read once per store."""
-    found = _LONGEST.setdefault(store, {})
-    if contig not in found:
-        if store.has("variant_length"):
-            first, last = store.contigs[contig]
-            lengths = store.root["variant_length"][first:last]
-            found[contig] = int(lengths.max()) if len(lengths) else 1
-        else:
-            found[contig] = store.longest_reference(contig)
-    return found[contig]
-
-
 def _spans(store: GenotypeStore, rows: range, alleles: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64)
@@ -270,7 +252,7 @@ def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     if query.kind == "sequence":
         rows = store.rows_at(contig, query.start[0] + 1)
     elif query.kind == "range":
-        widen = _longest_span(store, contig) - 1
+        widen = store.longest_span(contig) - 1
         rows = store.rows_at(contig, query.start[0] + 1 - widen, query.end[0] + 1)
     else:
         rows = store.rows_at(contig, query.start[0] + 1, query.start[1] + 2)

@@ -291,7 +291,7 @@ class GenotypeStore:
         # zarr's types are exact per access; genotype code reads them as arrays.
         self.root: Any = zarr.open_group(vcz_path, mode="r")
         self.contigs = contigs
-        self._longest_reference: dict[str, int] = {}
+        self._longest_span: dict[str, int] = {}
         self._arrays: dict[str, Any] = {}
         self._present: dict[str, bool] = {}
         self._chunks: collections.OrderedDict[tuple[str, int], np.ndarray] = (
@@ -390,19 +390,24 @@ class GenotypeStore:
         high = int(np.searchsorted(positions, high_value, side="right"))
         return range(first + low, first + high)
 
-    def longest_reference(self, contig: str) -> int:
-        """Length of the longest REF allele on ``contig`` (read once, then cached).
+    def longest_span(self, contig: str) -> int:
+        """Bases covered by the longest variant on ``contig`` (read once, cached).
 
-        A range query widens its binary search to the left by this much, so that
-        deletions starting before the range but reaching into it are found.
+        ``variant_length`` (END-aware, so structural variants count in full) where
+        the store has it, else the longest REF allele. A range query widens its
+        binary search to the left by this much, so that variants starting before
+        the range but reaching into it are found.
         """
-        if contig not in self._longest_reference:
+        if contig not in self._longest_span:
             first, last = self.contigs[contig]
-            references = self.root["variant_allele"][first:last, 0]
-            self._longest_reference[contig] = max(
-                (len(str(allele)) for allele in references), default=1
-            )
-        return self._longest_reference[contig]
+            if self.has("variant_length"):
+                lengths = self.array("variant_length")[first:last]
+                longest = int(lengths.max()) if len(lengths) else 1
+            else:
+                references = self.array("variant_allele")[first:last, 0]
+                longest = max((len(str(allele)) for allele in references), default=1)
+            self._longest_span[contig] = longest
+        return self._longest_span[contig]
 
     def counts(self, row: int) -> VariantCounts:
         """Stored statistics of one variant row."""
