@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from ..store.models import AuditEntry
 
-__all__ = ["GENESIS", "AuditCheck", "append", "entry_hash", "verify"]
+__all__ = ["GENESIS", "AuditCheck", "add_entry", "append", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
 _ATTEMPTS = 50
@@ -76,6 +76,47 @@ def _check_no_secrets(value: Any, path: str = "details") -> None:
         raise ValueError(f"{path}: looks like a token; tokens never go into the log")
 
 
+def add_entry(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    outcome: str,
+    reason: str,
+    dataset_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> AuditEntry:
+    """Add one entry chained to the current head, inside ``session``'s transaction.
+
+    For callers that want the entry and their own change to commit together (a
+    DAC decision and its audit entry). If another writer takes the same id first,
+    the commit raises :class:`~sqlalchemy.exc.IntegrityError`; roll back and run
+    the whole transaction again.
+    """
+    payload = dict(details or {})
+    _check_no_secrets(payload)
+    moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    head = session.execute(
+        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
+    entry = AuditEntry(
+        id=(head[0] + 1) if head else 1,
+        at=moment.isoformat(timespec="microseconds"),
+        actor=actor,
+        action=action,
+        dataset_id=dataset_id,
+        outcome=outcome,
+        reason=reason,
+        details=payload,
+        previous_hash=head[1] if head else GENESIS,
+    )
+    entry.hash = entry_hash(_fields(entry))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 def append(
     engine: Engine,
     *,
@@ -88,31 +129,21 @@ def append(
     at: dt.datetime | None = None,
 ) -> AuditEntry:
     """Append one entry, chained to the current head; returns it (committed)."""
-    payload = dict(details or {})
-    _check_no_secrets(payload)
-    moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    stamp = moment.isoformat(timespec="microseconds")
+    _check_no_secrets(dict(details or {}))
+    moment = at or dt.datetime.now(dt.UTC)
     for attempt in range(_ATTEMPTS):
         try:
-            with Session(engine) as session, session.begin():
-                head = session.execute(
-                    select(AuditEntry.id, AuditEntry.hash)
-                    .order_by(AuditEntry.id.desc())
-                    .limit(1)
-                ).first()
-                entry = AuditEntry(
-                    id=(head[0] + 1) if head else 1,
-                    at=stamp,
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                entry = add_entry(
+                    session,
                     actor=actor,
                     action=action,
-                    dataset_id=dataset_id,
                     outcome=outcome,
                     reason=reason,
-                    details=payload,
-                    previous_hash=head[1] if head else GENESIS,
+                    dataset_id=dataset_id,
+                    details=details,
+                    at=moment,
                 )
-                entry.hash = entry_hash(_fields(entry))
-                session.add(entry)
             return entry
         except (IntegrityError, OperationalError):
             # Another writer took this id first (or SQLite was busy): re-read the
