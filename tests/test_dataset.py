@@ -484,3 +484,39 @@ def test_bad_beacon_block_names_the_field(directory, block, field, message):
 
     assert_field(error, field)
     assert message in str(error)
+
+
+def test_dac_members_are_kept_in_the_document(directory):
+    path = write_dataset_yaml(
+        directory, dac={"members": [" dac-carol ", "dac-dan", "dac-carol"]}
+    )
+
+    description = read_dataset_description(path)
+
+    assert description.dac_members == ("dac-carol", "dac-dan")
+    assert description.document["dac"] == {"members": ["dac-carol", "dac-dan"]}
+
+
+def test_no_dac_block(directory):
+    description = read_dataset_description(write_dataset_yaml(directory))
+
+    assert description.dac_members == ()
+    assert "dac" not in description.document
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "message"),
+    [
+        (["dac-carol"], "dac", "must be a mapping"),
+        ({}, "dac.members", "is required"),
+        ({"members": "dac-carol"}, "dac.members", "a list"),
+        ({"members": ["dac-carol", ""]}, "dac.members[1]", "non-empty subject"),
+        ({"members": [7]}, "dac.members[0]", "non-empty subject"),
+        ({"members": [], "chair": "x"}, "dac.chair", "unknown key"),
+    ],
+)
+def test_bad_dac_block_names_the_field(directory, block, field, message):
+    error = failure(write_dataset_yaml(directory, dac=block))
+
+    assert_field(error, field)
+    assert message in str(error)

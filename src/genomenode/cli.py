@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import getpass
 import json
 import logging
 import os
@@ -15,7 +17,7 @@ import click
 
 from . import __version__
 from .config import Secret
-from .errors import GenomenodeError, InputError
+from .errors import GenomenodeError, InputError, NotFoundError
 
 __all__ = ["main"]
 
@@ -297,6 +299,322 @@ def audit_verify(node_dir: pathlib.Path, as_json: bool) -> None:
     _print(result, as_json, text)
     if not check.intact:
         sys.exit(1)
+
+
+@cli.group()
+def access() -> None:
+    """The data access committee workflow: applications, decisions, grants."""
+
+
+_comment_option = click.option(
+    "--comment", default=None, help="Shown in the application's history."
+)
+
+
+def _operator() -> str:
+    """The actor of an operator's decision: ``operator:`` and the login name."""
+    return f"operator:{getpass.getuser()}"
+
+
+def _application_line(application: Any) -> str:
+    return (
+        f"{application.id:>5}  {application.state:<9}  {application.dataset_id}  "
+        f"{application.applicant}  DUO says {application.recommendation.outcome}  "
+        f"{application.project_title!r}"
+    )
+
+
+def _application_text(application: Any) -> str:
+    purpose = application.purpose
+    recommendation = application.recommendation
+    lines = [
+        f"Application {application.id}: {application.project_title}",
+        f"  dataset:    {application.dataset_id}",
+        f"  applicant:  {application.applicant}",
+        f"  members:    {', '.join(application.members) or '-'}",
+        f"  state:      {application.state} (version {application.version})",
+        f"  purpose:    {purpose.term} {purpose.disease or ''}".rstrip(),
+    ]
+    if application.purpose_text:
+        lines.append(f"              {application.purpose_text}")
+    lines.append(f"  DUO recommendation: {recommendation.outcome}")
+    lines += [f"    - {reason}" for reason in recommendation.reasons]
+    if application.grant is not None:
+        lines.append(f"  grant:      {_grant_text(application.grant)}")
+    lines.append("  events:")
+    for event in application.events:
+        lines.append(
+            f"    {event.at.isoformat(timespec='seconds')}  {event.actor}  "
+            f"{event.action}: {event.from_state or '-'} -> {event.to_state}"
+            + (f"  ({event.comment})" if event.comment else "")
+        )
+    return "\n".join(lines)
+
+
+def _grant_text(grant: Any) -> str:
+    if grant.revoked_at is not None:
+        status = f"revoked {grant.revoked_at.isoformat()} by {grant.revoked_by}"
+    elif grant.active(dt.datetime.now(dt.UTC)):
+        status = "active"
+    else:
+        status = "ended"
+    return (
+        f"{grant.subject} on {grant.dataset_id} "
+        f"from {grant.starts_at.isoformat(timespec='seconds')} "
+        f"until {grant.ends_at.isoformat(timespec='seconds')} ({status})"
+    )
+
+
+@access.command("applications")
+@_node_option
+@click.option("--dataset", "dataset_id", default=None, help="Only this dataset's.")
+@click.option(
+    "--state",
+    default=None,
+    type=click.Choice(
+        ["draft", "submitted", "returned", "approved", "rejected", "revoked", "expired"]
+    ),
+    help="Only applications in this state.",
+)
+@_json_option
+@_errors_to_exit
+def access_applications(
+    node_dir: pathlib.Path, dataset_id: str | None, state: str | None, as_json: bool
+) -> None:
+    """List applications (all of them: the operator's view); records expiries first."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        workflow.expire_due(node.engine)
+        found = workflow.list_applications(
+            node.engine, as_operator=True, dataset_id=dataset_id, state=state
+        )
+    if as_json:
+        click.echo(json.dumps([item.to_json() for item in found], indent=2))
+    elif not found:
+        click.echo("No applications.")
+    else:
+        click.echo("\n".join(_application_line(item) for item in found))
+
+
+@access.command("show")
+@_node_option
+@click.argument("application_id", type=int)
+@_json_option
+@_errors_to_exit
+def access_show(node_dir: pathlib.Path, application_id: int, as_json: bool) -> None:
+    """Show one application: purpose, DUO recommendation, grant and history."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        application = workflow.get_application(
+            node.engine, application_id, as_operator=True
+        )
+    _print(application.to_json(), as_json, _application_text(application))
+
+
+@access.command("approve")
+@_node_option
+@click.argument("application_id", type=int)
+@click.option(
+    "--until",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last day of access (YYYY-MM-DD); access ends at 00:00 UTC the day after.",
+)
+@_comment_option
+@_json_option
+@_errors_to_exit
+def access_approve(
+    node_dir: pathlib.Path,
+    application_id: int,
+    until: dt.datetime,
+    comment: str | None,
+    as_json: bool,
+) -> None:
+    """Approve a submitted application: grant its applicant the dataset."""
+    from .access import workflow
+    from .node import open_node
+
+    ends_at = (until + dt.timedelta(days=1)).replace(tzinfo=dt.UTC)
+    with open_node(node_dir) as node:
+        application = workflow.approve(
+            node.engine,
+            application_id,
+            actor=_operator(),
+            ends_at=ends_at,
+            comment=comment,
+            as_operator=True,
+        )
+    _print(
+        application.to_json(),
+        as_json,
+        f"Approved application {application.id}: {application.applicant} may access "
+        f"{application.dataset_id} until {ends_at.isoformat()}.",
+    )
+
+
+def _decided(application: Any, verb: str, as_json: bool) -> None:
+    _print(
+        application.to_json(),
+        as_json,
+        f"{verb} application {application.id} ({application.dataset_id}, "
+        f"{application.applicant}): now {application.state}.",
+    )
+
+
+@access.command("reject")
+@_node_option
+@click.argument("application_id", type=int)
+@_comment_option
+@_json_option
+@_errors_to_exit
+def access_reject(
+    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
+) -> None:
+    """Reject a submitted application."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        application = workflow.reject(
+            node.engine,
+            application_id,
+            actor=_operator(),
+            comment=comment,
+            as_operator=True,
+        )
+    _decided(application, "Rejected", as_json)
+
+
+@access.command("return")
+@_node_option
+@click.argument("application_id", type=int)
+@_comment_option
+@_json_option
+@_errors_to_exit
+def access_return(
+    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
+) -> None:
+    """Return a submitted application to its applicant for changes."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        application = workflow.return_for_changes(
+            node.engine,
+            application_id,
+            actor=_operator(),
+            comment=comment,
+            as_operator=True,
+        )
+    _decided(application, "Returned", as_json)
+
+
+@access.command("revoke")
+@_node_option
+@click.argument("application_id", type=int)
+@_comment_option
+@_json_option
+@_errors_to_exit
+def access_revoke(
+    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
+) -> None:
+    """Revoke an approved application: its grant ends at once."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        application = workflow.revoke(
+            node.engine,
+            application_id,
+            actor=_operator(),
+            comment=comment,
+            as_operator=True,
+        )
+    _decided(application, "Revoked", as_json)
+
+
+@access.command("grants")
+@_node_option
+@click.option("--user", "subject", default=None, help="Only this subject's grants.")
+@click.option("--dataset", "dataset_id", default=None, help="Only this dataset's.")
+@click.option(
+    "--all", "include_inactive", is_flag=True, help="Revoked and ended grants too."
+)
+@_json_option
+@_errors_to_exit
+def access_grants(
+    node_dir: pathlib.Path,
+    subject: str | None,
+    dataset_id: str | None,
+    include_inactive: bool,
+    as_json: bool,
+) -> None:
+    """List the grants (entitlements) in force, or all of them with --all."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node, node.session() as session:
+        found = workflow.grants(
+            session,
+            subject=subject,
+            dataset_id=dataset_id,
+            include_inactive=include_inactive,
+        )
+    if as_json:
+        click.echo(json.dumps([item.to_json() for item in found], indent=2))
+    elif not found:
+        click.echo("No grants.")
+    else:
+        click.echo(
+            "\n".join(
+                f"{item.id:>5}  application {item.application_id}: {_grant_text(item)}"
+                for item in found
+            )
+        )
+
+
+@access.command("members")
+@_node_option
+@click.argument("dataset_id")
+@click.option("--add", "added", multiple=True, help="Put this subject on the DAC.")
+@click.option("--remove", "removed", multiple=True, help="Take this subject off.")
+@_json_option
+@_errors_to_exit
+def access_members(
+    node_dir: pathlib.Path,
+    dataset_id: str,
+    added: tuple[str, ...],
+    removed: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show a dataset's data access committee; add or remove members."""
+    from .access import workflow
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        with node.session() as session:
+            published = {item.dataset_id for item in workflow.catalogue_items(session)}
+        if dataset_id not in published:
+            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+        for subject in added:
+            workflow.add_dac_member(
+                node.engine, dataset_id=dataset_id, subject=subject, actor=_operator()
+            )
+        for subject in removed:
+            workflow.remove_dac_member(
+                node.engine, dataset_id=dataset_id, subject=subject, actor=_operator()
+            )
+        with node.session() as session:
+            members = sorted(workflow.dac_members(session, dataset_id))
+    _print(
+        {"dataset_id": dataset_id, "members": members},
+        as_json,
+        f"Data access committee of {dataset_id}: {', '.join(members) or 'nobody'}",
+    )
 
 
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:

@@ -88,7 +88,8 @@ class DatasetDescription:
     ``beacon_granularity`` maps each of :data:`BEACON_ACCESS_LEVELS` to the highest
     granularity a caller at that level gets, defaults filled in; ``document`` is the
     YAML document with that filled mapping under ``beacon`` (what the database keeps
-    as ``Dataset.description_document``).
+    as ``Dataset.description_document``). ``dac_members`` are the subjects of the
+    optional ``dac: {members: [...]}`` block, kept in ``document`` as ``dac``.
     """
 
     source: pathlib.Path
@@ -109,6 +110,7 @@ class DatasetDescription:
     beacon_granularity: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_BEACON_GRANULARITY)
     )
+    dac_members: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -213,6 +215,9 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
     genes = document.get("genes")
     beacon_granularity = _beacon_granularity(reader, document.get("beacon"))
     document = {**document, "beacon": dict(beacon_granularity)}
+    dac_members = _dac_members(reader, document.get("dac"))
+    if "dac" in document:
+        document["dac"] = {"members": list(dac_members)}
     return DatasetDescription(
         source=path,
         id=dataset_id,
@@ -230,6 +235,7 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         genes=None if genes is None else reader.file(genes, "genes"),
         document=document,
         beacon_granularity=beacon_granularity,
+        dac_members=dac_members,
     )
 
 
@@ -277,6 +283,31 @@ def _beacon_granularity(reader: _Reader, value: Any) -> dict[str, str]:
         filled[level] = chosen
         below = chosen
     return filled
+
+
+def _dac_members(reader: _Reader, value: Any) -> tuple[str, ...]:
+    """The subjects of the ``dac:`` block, stripped, each once, in file order."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise reader.fail("dac", "must be a mapping such as {members: [subject, ...]}")
+    for key in value:
+        if key != "members":
+            raise reader.fail(f"dac.{key}", "unknown key; use members")
+    members = value.get("members")
+    if not isinstance(members, list):
+        raise reader.fail(
+            "dac.members",
+            "is required: a list of the committee's subjects (passport 'sub' values)",
+        )
+    subjects: dict[str, None] = {}
+    for index, member in enumerate(members):
+        if not isinstance(member, str) or not member.strip():
+            raise reader.fail(
+                f"dac.members[{index}]", f"{member!r} is not a non-empty subject"
+            )
+        subjects[member.strip()] = None
+    return tuple(subjects)
 
 
 def _rank(granularity: str) -> int:

@@ -16,6 +16,10 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── IngestError                 an ingest cannot go on (409): conflict or lock
     ├── TokenError                  a token claims to be from a trusted issuer but
     │                               fails verification (401); never holds the token
+    ├── AuthenticationRequired      the action needs a verified identity (401)
+    ├── PermissionDenied            a verified identity may not do this (403)
+    ├── ConflictError               an action does not fit the current state of an
+    │                               application or grant, or lost a race (409)
     └── NotFoundError               a named dataset or node does not exist (404)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
@@ -29,17 +33,20 @@ import dataclasses
 import os
 
 __all__ = [
+    "AuthenticationRequired",
     "BeaconRequestError",
     "BeaconSchemaError",
     "BeaconValidationError",
     "ClinicalDataError",
     "ConfigError",
+    "ConflictError",
     "DatasetDescriptionError",
     "FormatVersionError",
     "GenomenodeError",
     "IngestError",
     "InputError",
     "NotFoundError",
+    "PermissionDenied",
     "SchemaViolation",
     "StoreError",
     "TokenError",
@@ -167,6 +174,25 @@ class TokenError(GenomenodeError):
     """
 
     status = 401
+
+
+class AuthenticationRequired(GenomenodeError):
+    """The action needs a verified identity and the request carried none."""
+
+    status = 401
+
+
+class PermissionDenied(GenomenodeError):
+    """A verified identity may not do this (not a DAC member, not the applicant...)."""
+
+    status = 403
+
+
+class ConflictError(GenomenodeError):
+    """The action does not fit the current state (approving a rejected application,
+    editing a submitted one), or a concurrent change got there first."""
+
+    status = 409
 
 
 class NotFoundError(GenomenodeError):

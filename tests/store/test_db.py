@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from genomenode.store.db import migrate
-from genomenode.store.models import STATUS_STAGING, Dataset, published_datasets
+from genomenode.store.models import (
+    STATUS_STAGING,
+    Base,
+    Dataset,
+    published_datasets,
+)
 
 
 def _dataset(dataset_id, status):
@@ -39,6 +46,10 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         "biosamples",
         "files",
         "audit_log",
+        "dac_members",
+        "applications",
+        "application_events",
+        "entitlements",
         "alembic_version",
     } <= tables
     migrate(node.engine)  # a second upgrade is a no-op
@@ -46,7 +57,15 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         version = connection.execute(
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
-        assert [row[0] for row in version] == ["0002"]
+        assert [row[0] for row in version] == ["0003"]
+
+
+def test_migrations_build_the_schema_the_models_declare(node):
+    with node.engine.connect() as connection:
+        differences = compare_metadata(
+            MigrationContext.configure(connection), Base.metadata
+        )
+    assert differences == []
 
 
 def test_only_published_datasets_are_visible(node):

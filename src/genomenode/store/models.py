@@ -8,6 +8,7 @@ through :func:`published_datasets` or joins on it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -20,21 +21,28 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AccessApplication",
+    "AccessApplicationEvent",
     "AuditEntry",
     "Base",
     "Biosample",
+    "DacMember",
     "DataUseTerm",
     "Dataset",
     "Disease",
+    "Entitlement",
     "Individual",
     "Measure",
     "PhenotypicFeature",
     "StoredFile",
+    "UTCDateTime",
     "published_datasets",
 ]
 
@@ -195,3 +203,119 @@ class AuditEntry(Base):
 def published_datasets():
     """A select of the datasets users may see: those fully published."""
     return select(Dataset).where(Dataset.status == STATUS_PUBLISHED)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware ``DateTime`` that is UTC on every backend.
+
+    SQLite keeps no offset, so values are stored as UTC and read back with it: SQL
+    comparisons (``ends_at > :now``) and Python ones then agree on both databases.
+    A naive datetime is refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: give a timezone")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class DacMember(Base):
+    """A member of a dataset's data access committee, added by an operator.
+
+    The subjects listed under ``dac.members`` in dataset.yaml are members too; the
+    committee is the union (:func:`genomenode.access.workflow.dac_members`).
+    """
+
+    __tablename__ = "dac_members"
+
+    dataset_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    added_by: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AccessApplication(Base):
+    """An application for access to one dataset (see docs/access.md, DAC workflow).
+
+    ``version`` grows by one with every change: a transition updates the row only
+    where both ``version`` and ``state`` are still what it read.
+    """
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # No cascade: a dataset with applications is not deleted by accident.
+    dataset_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("datasets.id"), index=True
+    )
+    applicant: Mapped[str] = mapped_column(String(255), index=True)
+    members: Mapped[list[str]] = mapped_column(JSON)
+    project_title: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[dict[str, Any]] = mapped_column(JSON)
+    purpose_text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AccessApplicationEvent(Base):
+    """One step in the life of an application: who did what, from which state."""
+
+    __tablename__ = "application_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Entitlement(Base):
+    """Access to a dataset granted by an approved application.
+
+    Active while not revoked and ``starts_at <= now < ends_at``; the access check
+    reads only this table, so it does not wait for expiry to be recorded.
+    """
+
+    __tablename__ = "entitlements"
+    # (subject, dataset_id) serves the per-request lookup by subject as well.
+    __table_args__ = (
+        Index("ix_entitlements_subject_dataset", "subject", "dataset_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id"), unique=True
+    )
+    subject: Mapped[str] = mapped_column(String(255))
+    dataset_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("datasets.id"), index=True
+    )
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(Text, nullable=True)
