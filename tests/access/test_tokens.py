@@ -241,7 +241,7 @@ def test_audience_is_checked_when_configured(keys):
         (lambda k: _visa(k, subject="bob"), "another subject"),
         (
             lambda k: _visa(k, body={"conditions": [[{"type": "AffiliationAndRole"}]]}),
-            "conditions",
+            "refused: it has conditions",
         ),
         (lambda k: _tamper_signature(_visa(k)), "signature"),
         (lambda k: _visa(k), None),
@@ -283,3 +283,250 @@ def test_key_rotation_refreshes_once_then_caches(keys):
         with pytest.raises(TokenError, match="unknown key id"):
             verifier.verify(_sign(keys, BROKER, "b1", _claims(), kid="made-up"))
     assert keys.fetches.count(BROKER.jku) == 2
+
+
+# OIDC userinfo: brokers whose access tokens carry no visas (LS-AAI).
+
+USERINFO_URL = "https://broker.example/userinfo"
+BROKER_WITH_USERINFO = TrustedIssuer(BROKER.issuer, BROKER.jku, USERINFO_URL)
+
+
+def _access_token(keys, **changes) -> str:
+    """A broker token without the ga4gh_passport_v1 claim."""
+    return _sign(keys, BROKER, "b1", _claims(**changes))
+
+
+class Userinfo:
+    """A broker's userinfo endpoint: the document it answers, and who asked."""
+
+    def __init__(self, document: dict) -> None:
+        self.document = document
+        self.calls: list[str] = []
+
+    def fetch(self, url: str, token: str) -> dict:
+        assert url == USERINFO_URL
+        self.calls.append(hashlib.sha256(token.encode()).hexdigest())
+        return self.document
+
+
+def _userinfo_verifier(keys, userinfo, **options) -> TokenVerifier:
+    return TokenVerifier(
+        [BROKER_WITH_USERINFO],
+        [VISAS],
+        JwksCache(keys.fetch),
+        userinfo_fetch=userinfo.fetch,
+        **options,
+    )
+
+
+def test_visas_come_from_userinfo_when_the_token_has_none(keys):
+    userinfo = Userinfo({"sub": "alice", "ga4gh_passport_v1": [_visa(keys)]})
+    verifier = _userinfo_verifier(keys, userinfo)
+    identity = verifier.verify(_access_token(keys))
+    assert identity is not None
+    assert identity.subject == "alice"
+    (visa,) = identity.visas_of("ControlledAccessGrants")
+    assert visa.issuer == VISAS.issuer
+    assert identity.rejected_visas == ()
+    assert len(userinfo.calls) == 1
+
+
+def test_userinfo_is_not_asked_when_the_token_carries_visas(keys):
+    userinfo = Userinfo({"sub": "alice", "ga4gh_passport_v1": []})
+    verifier = _userinfo_verifier(keys, userinfo)
+    identity = verifier.verify(_passport(keys, [_visa(keys)]))
+    assert identity is not None
+    assert len(identity.visas) == 1
+    assert userinfo.calls == []
+
+
+def test_without_a_userinfo_url_or_fetch_a_token_without_visas_has_none(keys):
+    userinfo = Userinfo({"sub": "alice", "ga4gh_passport_v1": [_visa(keys)]})
+    no_url = TokenVerifier(
+        [BROKER], [VISAS], JwksCache(keys.fetch), userinfo_fetch=userinfo.fetch
+    )
+    no_fetch = TokenVerifier([BROKER_WITH_USERINFO], [VISAS], JwksCache(keys.fetch))
+    for verifier in (no_url, no_fetch):
+        identity = verifier.verify(_access_token(keys))
+        assert identity is not None
+        assert identity.visas == ()
+    assert userinfo.calls == []
+
+
+def test_userinfo_for_another_subject_is_refused(keys):
+    userinfo = Userinfo({"sub": "mallory", "ga4gh_passport_v1": [_visa(keys)]})
+    verifier = _userinfo_verifier(keys, userinfo)
+    with pytest.raises(TokenError, match="another subject"):
+        verifier.verify(_access_token(keys))
+
+
+def test_unreadable_userinfo_is_a_token_error_without_the_token(keys):
+    token = _access_token(keys)
+
+    def failing_fetch(url: str, bearer: str) -> dict:
+        raise ConnectionError(f"connection refused while sending {bearer}")
+
+    verifier = TokenVerifier(
+        [BROKER_WITH_USERINFO],
+        [VISAS],
+        JwksCache(keys.fetch),
+        userinfo_fetch=failing_fetch,
+    )
+    with pytest.raises(TokenError, match="cannot be read") as info:
+        verifier.verify(token)
+    assert str(info.value).startswith("userinfo of https://broker.example ")
+    assert token not in str(info.value)
+
+
+def test_userinfo_visas_from_an_untrusted_issuer_are_rejected(keys):
+    document = {
+        "sub": "alice",
+        "ga4gh_passport_v1": [_visa(keys, issuer=STRANGER, kid="s1"), _visa(keys)],
+    }
+    verifier = _userinfo_verifier(keys, Userinfo(document))
+    identity = verifier.verify(_access_token(keys))
+    assert identity is not None
+    assert len(identity.visas) == 1
+    (rejected,) = identity.rejected_visas
+    assert "not a trusted visa issuer" in rejected
+
+
+def test_userinfo_is_fetched_once_per_token(keys):
+    clock = [time.time()]
+    visa = _visa(keys, exp=int(clock[0]) + 600)
+    userinfo = Userinfo({"sub": "alice", "ga4gh_passport_v1": [visa]})
+    verifier = _userinfo_verifier(keys, userinfo, clock=lambda: clock[0])
+    token = _access_token(keys)
+    assert verifier.verify(token) is not None
+    assert verifier.verify(token) is not None
+    assert len(userinfo.calls) == 1
+    # The visa expires: the passport is verified again, its visas still come
+    # from the cached userinfo answer.
+    clock[0] += 1200
+    identity = verifier.verify(token)
+    assert identity is not None
+    assert identity.visas == ()
+    assert "expired" in identity.rejected_visas[0]
+    assert len(userinfo.calls) == 1
+
+
+# The verified-passport cache.
+
+
+class CountingJwksCache(JwksCache):
+    """A JwksCache that counts key look-ups (one per signature verified)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookups = 0
+
+    def key(self, jku: str, kid: str | None) -> jwt.PyJWK:
+        self.lookups += 1
+        return super().key(jku, kid)
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [time.time()]
+
+
+@pytest.fixture
+def counting(keys) -> CountingJwksCache:
+    return CountingJwksCache(keys.fetch)
+
+
+@pytest.fixture
+def cached_verifier(counting, clock) -> TokenVerifier:
+    return TokenVerifier([BROKER], [VISAS], counting, clock=lambda: clock[0])
+
+
+def test_a_passport_verified_again_comes_from_the_cache(
+    cached_verifier, counting, keys
+):
+    token = _passport(keys, [_visa(keys)])
+    first = cached_verifier.verify(token)
+    assert counting.lookups == 2  # passport and visa
+    second = cached_verifier.verify(token)
+    assert second == first
+    assert counting.lookups == 2
+
+
+def test_the_cache_is_keyed_by_the_hash_of_the_token(cached_verifier, keys):
+    token = _passport(keys)
+    cached_verifier.verify(token)
+    entries = cached_verifier._passports._entries
+    assert list(entries) == [hashlib.sha256(token.encode()).digest()]
+
+
+def test_a_rotated_key_does_not_revoke_a_cached_passport(keys, clock):
+    cache = JwksCache(keys.fetch, ttl_seconds=0.0, min_refresh_seconds=0.0)
+    verifier = TokenVerifier([BROKER], [VISAS], cache, clock=lambda: clock[0])
+    token = _passport(keys)
+    assert verifier.verify(token) is not None
+    keys.private[BROKER.jku] = {"b2": _rsa()}  # b1 is gone from the JWKS
+    assert verifier.verify(token) is not None
+    assert verifier.verify(_passport(keys, kid="b2")) is not None
+
+
+def test_an_expired_passport_is_never_served_from_the_cache(
+    cached_verifier, counting, keys, clock
+):
+    token = _passport(keys, exp=int(clock[0]) + 600)
+    assert cached_verifier.verify(token) is not None
+    clock[0] += 600 + 31  # past exp and the 30 s leeway
+    with pytest.raises(TokenError, match="has expired"):
+        cached_verifier.verify(token)
+    with pytest.raises(TokenError, match="has expired"):
+        cached_verifier.verify(token)  # and not cached as good again
+
+
+def test_within_the_leeway_a_cached_passport_is_still_served(
+    cached_verifier, counting, keys, clock
+):
+    token = _passport(keys, exp=int(clock[0]) + 600)
+    assert cached_verifier.verify(token) is not None
+    clock[0] = int(clock[0]) + 600 + 29
+    assert cached_verifier.verify(token) is not None
+    assert counting.lookups == 1
+
+
+def test_a_visa_expiring_first_ends_the_cache_entry(
+    cached_verifier, counting, keys, clock
+):
+    visa = _visa(keys, exp=int(clock[0]) + 60)
+    token = _passport(keys, [visa], exp=int(clock[0]) + 3600)
+    identity = cached_verifier.verify(token)
+    assert identity is not None
+    assert len(identity.visas) == 1
+    clock[0] += 120
+    identity = cached_verifier.verify(token)
+    assert identity is not None
+    assert identity.visas == ()
+    (rejected,) = identity.rejected_visas
+    assert "has expired" in rejected
+    assert counting.lookups == 4  # verified again, both signatures
+    assert cached_verifier.verify(token) == identity
+    assert counting.lookups == 4  # and cached again, without the visa
+
+
+def test_the_cache_is_bounded_and_drops_the_oldest(keys, counting, clock):
+    verifier = TokenVerifier(
+        [BROKER], [VISAS], counting, clock=lambda: clock[0], max_cached_tokens=2
+    )
+    tokens = [_passport(keys, jti=str(number)) for number in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    assert counting.lookups == 3
+    verifier.verify(tokens[2])
+    verifier.verify(tokens[1])
+    assert counting.lookups == 3
+    verifier.verify(tokens[0])  # dropped: verified again
+    assert counting.lookups == 4
+
+
+def test_a_rejected_token_is_not_cached(cached_verifier, counting, keys):
+    token = _tamper_signature(_passport(keys))
+    for _ in range(2):
+        with pytest.raises(TokenError, match="signature"):
+            cached_verifier.verify(token)
+    assert counting.lookups == 2

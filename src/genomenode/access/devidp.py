@@ -1,0 +1,442 @@
+"""A development identity provider: passports for demos and tests. NOT FOR PRODUCTION.
+
+**It hands a signed passport to anyone who asks, for any subject they name, with no
+login at all.** It exists so that the demo and the tests can play researchers and
+DAC members without an account at a real broker (LS-AAI). ``genomenode serve``
+never mounts it unless the setting ``dev_identity_provider`` is true, and a node
+that trusts it as a broker or visa issuer trusts everyone.
+
+What it serves, mounted by the node under ``/dev-idp`` (so its issuer is
+``<public URL>/dev-idp``), through :func:`dev_idp_router`:
+
+- ``GET /.well-known/jwks.json`` and ``GET /.well-known/openid-configuration``;
+- ``POST /token`` with ``{"subject": ..., "visas": [...], "lifetime": seconds,
+  "embed_visas": true}`` (JSON or form), answering ``{"access_token": ...}``;
+- ``GET /userinfo`` with ``Authorization: Bearer <token>``, answering the visas;
+- ``GET /`` listing the demo identities and how to get a token.
+
+Passports and visas are ES256, signed with P-256 keys kept in a directory as the
+node keeps its own visa keys (:class:`~genomenode.access.visas.SigningKeys`). The
+provider signs both the passport and its ResearcherStatus and
+AcceptedTermsAndPolicies visas, asserting Registered Access (Passport v1.2,
+"Registered Access": both visas with the value of the publication that defines
+it), so :meth:`DevIdentityProvider.trusted` is meant to be trusted as a broker and
+as a visa issuer at once.
+
+It keeps no state besides its keys. Each token records which visa types it was
+issued with; ``/userinfo`` signs those visas anew for the token's subject
+(asserted at the token's ``iat``, expiring with the token), so any worker of the
+node can answer it, also after a restart. Visas signed by someone else (the
+node's ControlledAccessGrants) can be embedded in a passport but are never
+returned by ``/userinfo``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import time
+import types
+import urllib.parse
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import fastapi
+import jwt
+from fastapi.responses import JSONResponse
+
+from ..errors import TokenError
+from .tokens import TrustedIssuer
+from .visas import SigningKeys
+
+__all__ = [
+    "DEFAULT_VISA_TYPES",
+    "DEMO_IDENTITIES",
+    "MAX_LIFETIME_SECONDS",
+    "REGISTERED_ACCESS",
+    "VISA_TYPES",
+    "DevIdentityProvider",
+    "dev_idp_router",
+]
+
+#: The Registered Access publication; the ``value`` of both visas asserting it.
+REGISTERED_ACCESS = "https://doi.org/10.1038/s41431-018-0219-y"
+
+#: The visa types the provider issues, with their ``value`` and ``by``.
+VISA_TYPES: Mapping[str, tuple[str, str]] = types.MappingProxyType(
+    {
+        "ResearcherStatus": (REGISTERED_ACCESS, "so"),
+        "AcceptedTermsAndPolicies": (REGISTERED_ACCESS, "self"),
+    }
+)
+#: The visa types a passport carries unless told otherwise.
+DEFAULT_VISA_TYPES = ("ResearcherStatus", "AcceptedTermsAndPolicies")
+
+#: The longest a passport from this provider may live (one day).
+MAX_LIFETIME_SECONDS = 86_400
+
+#: Subjects the demo uses, and who they play.
+DEMO_IDENTITIES: Mapping[str, str] = types.MappingProxyType(
+    {
+        "researcher@demo.genomenode": "a researcher, who applies for datasets",
+        "dac@demo.genomenode": "a member of the data access committee",
+        "visitor@demo.genomenode": "a registered researcher without grants",
+    }
+)
+
+_SCOPE = "openid ga4gh_passport_v1"
+# Which visa types a token was issued with, so that userinfo can answer
+# without remembering tokens.
+_VISA_TYPES_CLAIM = "genomenode_dev_visa_types"
+_SUBJECT = re.compile(r"[A-Za-z0-9@._:-]{1,200}")
+
+
+class DevIdentityProvider:
+    """Issues passports and visas for any subject; for demos and tests only.
+
+    Parameters
+    ----------
+    directory
+        Where its signing keys live (one is created on first use).
+    issuer
+        Its ``iss``: the URL the router is mounted at, without a trailing slash
+        (e.g. ``https://node.example/dev-idp``).
+    """
+
+    def __init__(self, directory: pathlib.Path, issuer: str) -> None:
+        self.issuer = issuer.rstrip("/")
+        self._keys = SigningKeys(directory)
+        self._keys.active()  # so that the JWKS is never empty
+
+    @property
+    def jku(self) -> str:
+        """The URL of its JWKS."""
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def userinfo_url(self) -> str:
+        """The URL of its userinfo endpoint."""
+        return f"{self.issuer}/userinfo"
+
+    @property
+    def token_url(self) -> str:
+        """The URL of its token endpoint."""
+        return f"{self.issuer}/token"
+
+    def trusted(self) -> TrustedIssuer:
+        """This provider as a broker and visa issuer a node may trust (demo only)."""
+        return TrustedIssuer(self.issuer, self.jku, self.userinfo_url)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys its tokens are signed with (a JWKS document)."""
+        return self._keys.jwks()
+
+    def passport(
+        self,
+        subject: str,
+        *,
+        visa_types: Sequence[str] = DEFAULT_VISA_TYPES,
+        lifetime_seconds: int = 3600,
+        extra_visas: Sequence[str] = (),
+        embed_visas: bool = True,
+    ) -> str:
+        """A signed passport for ``subject`` carrying visas of ``visa_types``.
+
+        Parameters
+        ----------
+        subject
+            The ``sub`` of the passport and its visas.
+        visa_types
+            Which of :data:`VISA_TYPES` to issue.
+        lifetime_seconds
+            How long the passport and its visas are valid (1 to
+            :data:`MAX_LIFETIME_SECONDS`).
+        extra_visas
+            Already-signed visa JWTs to carry as well (e.g. the node's own
+            ControlledAccessGrants visas); only with ``embed_visas``.
+        embed_visas
+            False: an access token without ``ga4gh_passport_v1``, whose visas
+            come from :meth:`userinfo` (as LS-AAI does).
+
+        Raises
+        ------
+        ValueError
+            An unknown visa type, a lifetime out of range, or ``extra_visas``
+            without ``embed_visas`` (userinfo could not return them).
+        """
+        unknown = sorted(set(visa_types) - set(VISA_TYPES))
+        if unknown:
+            raise ValueError(
+                f"unknown visa types {unknown}; known: {', '.join(VISA_TYPES)}"
+            )
+        if not 1 <= lifetime_seconds <= MAX_LIFETIME_SECONDS:
+            raise ValueError(
+                f"lifetime must be 1 to {MAX_LIFETIME_SECONDS} seconds, "
+                f"not {lifetime_seconds}"
+            )
+        if extra_visas and not embed_visas:
+            raise ValueError(
+                "extra_visas need embed_visas: userinfo cannot return them"
+            )
+        issued_at = int(time.time())
+        expires = issued_at + lifetime_seconds
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": issued_at,
+            "exp": expires,
+            "jti": uuid.uuid4().hex,
+            "scope": _SCOPE,
+            _VISA_TYPES_CLAIM: list(dict.fromkeys(visa_types)),
+        }
+        if embed_visas:
+            visas = self._visas(subject, visa_types, issued_at, expires)
+            claims["ga4gh_passport_v1"] = [*visas, *extra_visas]
+        return self._sign(claims)
+
+    def userinfo(self, token: str) -> dict[str, Any]:
+        """The userinfo document for an access token this provider issued.
+
+        The visas are signed anew for the token's subject, of the types the token
+        was issued with, asserted at its ``iat`` and expiring with it.
+
+        Raises
+        ------
+        TokenError
+            The token is not a live access token of this provider.
+        """
+        claims = self._verified_claims(token)
+        subject = str(claims["sub"])
+        visa_types = claims.get(_VISA_TYPES_CLAIM)
+        if not isinstance(visa_types, list) or not set(visa_types) <= set(VISA_TYPES):
+            raise TokenError(f"{_VISA_TYPES_CLAIM} is not a list of known visa types")
+        visas = self._visas(subject, visa_types, int(claims["iat"]), int(claims["exp"]))
+        return {"sub": subject, "ga4gh_passport_v1": visas}
+
+    def _visas(
+        self, subject: str, visa_types: Sequence[str], asserted: int, expires: int
+    ) -> list[str]:
+        issued_at = int(time.time())
+        visas: list[str] = []
+        for visa_type in dict.fromkeys(visa_types):
+            value, by = VISA_TYPES[visa_type]
+            claims = {
+                "iss": self.issuer,
+                "sub": subject,
+                "iat": issued_at,
+                "exp": expires,
+                "jti": uuid.uuid4().hex,
+                "ga4gh_visa_v1": {
+                    "type": visa_type,
+                    "asserted": asserted,
+                    "value": value,
+                    "source": self.issuer,
+                    "by": by,
+                },
+            }
+            visas.append(self._sign(claims))
+        return visas
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        kid, key = self._keys.active()
+        headers = {"kid": kid, "jku": self.jku, "typ": "JWT"}
+        return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise TokenError("is not a well-formed JWT") from None
+        published = {key["kid"]: key for key in self.jwks()["keys"]}
+        if header.get("alg") != "ES256" or header.get("kid") not in published:
+            raise TokenError("was not signed by this identity provider")
+        key = jwt.PyJWK.from_dict(published[header["kid"]])
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=["ES256"],
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "iss", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("has expired") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError("signature does not verify") from None
+        except jwt.PyJWTError as error:
+            raise TokenError(f"is invalid: {error}") from None
+        # Its visas are signed with the same key by the same issuer: only a
+        # token issued as an access token may ask for userinfo.
+        if "ga4gh_passport_v1" not in str(claims.get("scope", "")).split():
+            raise TokenError("is not an access token of this identity provider")
+        return claims
+
+
+def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
+    """The HTTP endpoints of ``provider``, to mount under ``/dev-idp`` (demo only)."""
+    router = fastapi.APIRouter(tags=["development identity provider"])
+    no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+    @router.get("/")
+    def about() -> dict[str, Any]:
+        example = json.dumps({"subject": next(iter(DEMO_IDENTITIES))})
+        return {
+            "description": (
+                "Development identity provider: issues GA4GH passports to anyone, "
+                "without login. For demos and tests only, never production."
+            ),
+            "issuer": provider.issuer,
+            "identities": [
+                {"subject": subject, "plays": plays}
+                for subject, plays in DEMO_IDENTITIES.items()
+            ],
+            "visa_types": list(VISA_TYPES),
+            "get_a_token": (
+                f"curl -s -X POST {provider.token_url} "
+                f"-H 'Content-Type: application/json' -d '{example}'"
+            ),
+        }
+
+    @router.get("/.well-known/jwks.json")
+    def jwks() -> dict[str, Any]:
+        return provider.jwks()
+
+    @router.get("/.well-known/openid-configuration")
+    def openid_configuration() -> dict[str, Any]:
+        return {
+            "issuer": provider.issuer,
+            "jwks_uri": provider.jku,
+            "token_endpoint": provider.token_url,
+            "userinfo_endpoint": provider.userinfo_url,
+            "scopes_supported": _SCOPE.split(),
+            "claims_supported": ["sub", "ga4gh_passport_v1"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "development_only": True,
+        }
+
+    @router.post("/token")
+    async def token(request: fastapi.Request) -> JSONResponse:
+        request_body = await _token_request(request)
+        subject, visa_types, lifetime, embed_visas = _token_parameters(request_body)
+        try:
+            passport = provider.passport(
+                subject,
+                visa_types=visa_types,
+                lifetime_seconds=lifetime,
+                embed_visas=embed_visas,
+            )
+        except ValueError as error:
+            raise fastapi.HTTPException(400, str(error)) from None
+        answer = {
+            "access_token": passport,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": _SCOPE,
+        }
+        return JSONResponse(answer, headers=no_store)
+
+    @router.get("/userinfo")
+    def userinfo(request: fastapi.Request) -> JSONResponse:
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise fastapi.HTTPException(
+                401, "a bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            document = provider.userinfo(bearer.strip())
+        except TokenError as error:
+            raise fastapi.HTTPException(
+                401, f"token {error}", {"WWW-Authenticate": "Bearer"}
+            ) from None
+        return JSONResponse(document, headers=no_store)
+
+    return router
+
+
+async def _token_request(request: fastapi.Request) -> dict[str, Any]:
+    """The token request's parameters, from a JSON or a form body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    body = await request.body()
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            form = urllib.parse.parse_qs(body.decode(), strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError):
+            raise fastapi.HTTPException(400, "the form body cannot be read") from None
+        # "visas" may repeat or be comma-separated; everything else is single.
+        parameters: dict[str, Any] = {
+            name: values[-1] for name, values in form.items() if name != "visas"
+        }
+        if "visas" in form:
+            parameters["visas"] = [
+                visa_type.strip()
+                for values in form["visas"]
+                for visa_type in values.split(",")
+                if visa_type.strip()
+            ]
+        for name, parse in (("lifetime", int), ("embed_visas", _form_boolean)):
+            if name in parameters:
+                try:
+                    parameters[name] = parse(parameters[name])
+                except ValueError:
+                    raise fastapi.HTTPException(
+                        400, f"{name} {parameters[name]!r} is not valid"
+                    ) from None
+        return parameters
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise fastapi.HTTPException(
+            400, "the body must be a JSON object or a form"
+        ) from None
+    if not isinstance(document, dict):
+        raise fastapi.HTTPException(400, "the body must be a JSON object")
+    return document
+
+
+def _form_boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _token_parameters(
+    request_body: Mapping[str, Any],
+) -> tuple[str, list[str], int, bool]:
+    """Subject, visa types, lifetime and embed_visas of a token request, checked."""
+    subject = request_body.get("subject")
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        raise fastapi.HTTPException(
+            400,
+            "subject must be 1 to 200 characters of letters, digits and @._:-",
+        )
+    visa_types = request_body.get("visas", list(DEFAULT_VISA_TYPES))
+    if not isinstance(visa_types, list) or not all(
+        isinstance(visa_type, str) for visa_type in visa_types
+    ):
+        raise fastapi.HTTPException(400, "visas must be a list of visa types")
+    unknown = sorted(set(visa_types) - set(VISA_TYPES))
+    if unknown:
+        raise fastapi.HTTPException(
+            400,
+            f"unknown visa types {unknown}; known: {', '.join(VISA_TYPES)}",
+        )
+    lifetime = request_body.get("lifetime", 3600)
+    if (
+        not isinstance(lifetime, int)
+        or isinstance(lifetime, bool)
+        or not 1 <= lifetime <= MAX_LIFETIME_SECONDS
+    ):
+        raise fastapi.HTTPException(
+            400, f"lifetime must be 1 to {MAX_LIFETIME_SECONDS} seconds"
+        )
+    embed_visas = request_body.get("embed_visas", True)
+    if not isinstance(embed_visas, bool):
+        raise fastapi.HTTPException(400, "embed_visas must be true or false")
+    return subject, visa_types, lifetime, embed_visas
