@@ -1,20 +1,26 @@
 """The node's one ASGI application: every service of the node under one app.
 
-For now the Beacon v2 API under ``/api``; htsget, DRS, access and analysis join
-it as their issues land. OpenAPI is published at ``/api/openapi.json`` (browsable
-at ``/api/docs``).
+The Beacon v2 API under ``/api``, the DAC workflow under ``/access`` and the
+node's visa keys at ``/.well-known/jwks.json``; htsget, DRS and analysis join it as
+their issues land. With the ``dev_identity_provider`` setting (never in ``prod``)
+the development identity provider answers under ``/dev-idp``. OpenAPI is
+published at ``/api/openapi.json`` (browsable at ``/api/docs``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import __version__
+from .access.devidp import DevIdentityProvider, dev_idp_router
+from .access.http import access_router, build_access_service, jwks_router
 from .beacon.http import BeaconService, beacon_router, install_error_handlers
 from .errors import ConfigError
 from .node import Node, open_node
@@ -51,6 +57,7 @@ def create_app(
     base_url: str = "http://localhost:8080",
     count_threshold: int = 5,
     environment: str = "dev",
+    dev_identity_provider: bool = False,
 ) -> FastAPI:
     """The ASGI app serving ``node``.
 
@@ -65,8 +72,32 @@ def create_app(
         Counts of people below this are never disclosed below record granularity.
     environment
         ``dev``, ``test`` or ``prod``, as the Beacon configuration reports it.
+    dev_identity_provider
+        Serve and trust the development identity provider (demo and tests only;
+        refused in ``prod``).
     """
+    base_url = base_url.rstrip("/")
+    provider = None
+    if dev_identity_provider:
+        if environment == "prod":
+            raise ConfigError(
+                "dev_identity_provider: the development identity provider issues "
+                "passports to anyone and is refused when beacon_environment is prod"
+            )
+        provider = DevIdentityProvider(
+            node.config.node_dir / "keys" / "dev-idp", issuer=f"{base_url}/dev-idp"
+        )
+    access = build_access_service(node, public_url=base_url, dev_provider=provider)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            access.audit.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"genomenode {node.config.node_id}",
         version=__version__,
         openapi_url="/api/openapi.json",
@@ -79,7 +110,12 @@ def create_app(
         count_threshold=count_threshold,
         environment=environment,
     )
+    app.state.access = access
     app.include_router(beacon_router(), prefix="/api")
+    app.include_router(access_router(), prefix="/access")
+    app.include_router(jwks_router())
+    if provider is not None:
+        app.include_router(dev_idp_router(provider), prefix="/dev-idp")
     install_error_handlers(app)
     return app
 
@@ -95,4 +131,5 @@ def app_from_environment() -> FastAPI:
         base_url=node.config.public_url,
         count_threshold=node.config.beacon_count_threshold,
         environment=node.config.beacon_environment,
+        dev_identity_provider=node.config.dev_identity_provider,
     )

@@ -9,6 +9,7 @@ documents every one of them; a test fails when one is missing there.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -99,6 +100,54 @@ def _environment(value: Any) -> str:
     if text not in ("dev", "test", "prod"):
         raise ValueError(f"must be dev, test or prod, not {value!r}")
     return text
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) and item for item in value
+    ):
+        raise ValueError(f"must be a list of names, not {value!r}")
+    return tuple(value)
+
+
+def _trusted_issuers(value: Any) -> tuple[Mapping[str, str], ...]:
+    """A list of ``{issuer, jku[, userinfo]}``; from the environment as JSON."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"must be a JSON list of {{issuer, jku}}: {error}"
+            ) from None
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a list of {issuer, jku[, userinfo]} mappings")
+    issuers = []
+    for number, item in enumerate(value):
+        if not isinstance(item, Mapping) or set(item) - {"issuer", "jku", "userinfo"}:
+            raise ValueError(
+                f"entry {number} must be a mapping of issuer, jku and optionally "
+                f"userinfo, not {item!r}"
+            )
+        if not item.get("issuer") or not item.get("jku"):
+            raise ValueError(f"entry {number} needs both issuer and jku")
+        entry = {"issuer": str(item["issuer"]), "jku": _url(item["jku"])}
+        if item.get("userinfo"):
+            entry["userinfo"] = _url(item["userinfo"])
+        issuers.append(entry)
+    return tuple(issuers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +252,39 @@ SETTINGS: tuple[Setting, ...] = (
         _environment,
         "dev",
         "What the Beacon reports as its environment: dev, test or prod.",
+    ),
+    Setting(
+        "trusted_brokers",
+        _trusted_issuers,
+        (),
+        "Passport brokers the node trusts: a list of {issuer, jku[, userinfo]} "
+        "(environment: JSON). Keys come only from each jku.",
+    ),
+    Setting(
+        "trusted_visa_issuers",
+        _trusted_issuers,
+        (),
+        "Visa issuers the node trusts besides itself: a list of {issuer, jku} "
+        "(environment: JSON).",
+    ),
+    Setting(
+        "passport_audience",
+        _optional_str,
+        None,
+        "When set, passports must name it in aud.",
+    ),
+    Setting(
+        "registered_visa_types",
+        _string_list,
+        ("ResearcherStatus", "AcceptedTermsAndPolicies"),
+        "Visa types that make a caller registered (REGISTERED datasets).",
+    ),
+    Setting(
+        "dev_identity_provider",
+        _bool,
+        False,
+        "Run the development identity provider under /dev-idp and trust it (demo "
+        "and tests only; refused when beacon_environment is prod).",
     ),
 )
 

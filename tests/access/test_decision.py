@@ -58,6 +58,6 @@ def test_every_decision_is_logged_without_secrets(caplog):
         allowed_granularity(ANONYMOUS, DatasetAccess("d", "CONTROLLED"))
     messages = [record.getMessage() for record in caplog.records]
     assert messages == [
-        "beacon access subject=g dataset=d kind=granted decision=record",
-        "beacon access subject=- dataset=d kind=anonymous decision=deny",
+        "access subject=g dataset=d kind=granted decision=record",
+        "access subject=- dataset=d kind=anonymous decision=deny",
     ]

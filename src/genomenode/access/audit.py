@@ -21,7 +21,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,12 +33,22 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from ..errors import StoreError
 from ..store.models import AuditEntry
 
-__all__ = ["GENESIS", "AuditCheck", "add_entry", "append", "entry_hash", "verify"]
+__all__ = [
+    "GENESIS",
+    "AuditCheck",
+    "AuditWriter",
+    "add_entry",
+    "append",
+    "entry_hash",
+    "verify",
+]
 
 GENESIS = "0" * 64
 _ATTEMPTS = 50
+_log = logging.getLogger(__name__)
 _SECRET_KEYS = re.compile(r"token|authorization|password|secret|passphrase|key$", re.I)
 _JWT = re.compile(r"^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*$")
 
@@ -151,6 +164,150 @@ def append(
             time.sleep(0.002 * attempt)
             continue
     raise RuntimeError(f"audit log: no append after {_ATTEMPTS} attempts")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    actor: str
+    action: str
+    outcome: str
+    reason: str
+    dataset_id: str | None
+    details: dict[str, Any]
+    at: dt.datetime
+
+
+class AuditWriter:
+    """Appends entries from one background thread, many per transaction.
+
+    For decisions on the request path (every Beacon query), where a commit per
+    request would cost more than the query itself. :meth:`record` checks the
+    entry (no secrets) and queues it; the thread writes what is queued every
+    ``max_delay_seconds`` (or ``max_batch`` at a time), chaining the batch to the
+    head in one transaction. A process killed between the two loses at most that
+    interval of query entries; decisions that change rights (DAC actions) use
+    :func:`add_entry` in their own transaction instead.
+
+    Fail closed: when the database cannot take entries and ``max_pending`` are
+    waiting, :meth:`record` raises :class:`~genomenode.errors.StoreError`, so the
+    request fails rather than goes unaudited.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 1000,
+        max_delay_seconds: float = 0.05,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._max_delay = max_delay_seconds
+        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_pending)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        reason: str,
+        dataset_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue one entry (written within ``max_delay_seconds``)."""
+        payload = dict(details or {})
+        _check_no_secrets(payload)
+        pending = _Pending(
+            actor, action, outcome, reason, dataset_id, payload, dt.datetime.now(dt.UTC)
+        )
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            raise StoreError(
+                "the audit log cannot be written (too many entries waiting); "
+                "refusing to answer unaudited"
+            ) from None
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything recorded so far is committed."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise StoreError("the audit log did not take its entries in time")
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread."""
+        self.flush()
+        self._closed = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._closed = False
+                self._thread = threading.Thread(
+                    target=self._run, name="genomenode-audit", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + self._max_delay
+            while len(batch) < self._max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for _ in batch:
+                self._queue.task_done()
+
+    def _write(self, batch: list[_Pending]) -> None:
+        attempt = 0
+        while True:
+            try:
+                with Session(self._engine) as session, session.begin():
+                    for item in batch:
+                        add_entry(
+                            session,
+                            actor=item.actor,
+                            action=item.action,
+                            outcome=item.outcome,
+                            reason=item.reason,
+                            dataset_id=item.dataset_id,
+                            details=item.details,
+                            at=item.at,
+                        )
+                return
+            except (IntegrityError, OperationalError):
+                # Another process took the head first (or the DB is busy/down):
+                # chain again to the new head; keep the entries, never drop them.
+                attempt += 1
+                time.sleep(min(0.002 * attempt, 1.0))
+                if attempt % 500 == 0:
+                    _log.error(
+                        "audit log: %d entries wait for the database", len(batch)
+                    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,27 +17,42 @@ and granted callers, CONTROLLED only callers granted that dataset. The dataset's
 ``beacon`` block in ``dataset.yaml`` then caps the granularity per kind of caller
 (defaults: anonymous boolean, registered count, granted record).
 
-Until passports are verified (the access issue), the HTTP layer only ever builds
-:data:`ANONYMOUS`; a bearer token it cannot verify never raises a caller's rights.
+The HTTP layer builds callers in one place (:mod:`genomenode.access.authorize`):
+from a verified passport, with grants read from the node's entitlements on every
+request. :func:`authorize` answers "may this caller do this action on this dataset
+at this granularity" for every service (Beacon, downloads, analyses) on top of
+:func:`allowed_granularity`.
+
+Decisions are also collected per request (:func:`collecting_decisions`) so that
+the request's audit entry names each dataset and what was decided for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 __all__ = [
+    "ACTIONS",
     "ANONYMOUS",
     "DEFAULT_GRANULARITY",
     "GRANULARITY_ORDER",
     "Caller",
     "CallerKind",
     "DatasetAccess",
+    "Decision",
+    "DecisionRecord",
     "allowed_granularity",
+    "authorize",
     "caller_kind",
+    "collecting_decisions",
     "lower_granularity",
+    "start_collecting",
+    "stop_collecting",
 ]
 
 CallerKind = Literal["anonymous", "registered", "granted"]
@@ -56,6 +71,57 @@ _ADMITTED: Mapping[str, frozenset[CallerKind]] = {
 }
 
 _audit = logging.getLogger("genomenode.audit")
+
+Action = Literal["discover", "download", "analyse"]
+#: What each action needs at least: discovery the granularity asked for, a
+#: download the records themselves, an analysis aggregates (counts).
+ACTIONS: Mapping[str, Granularity | None] = {
+    "discover": None,
+    "download": "record",
+    "analyse": "count",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionRecord:
+    """One decision, as the request's audit entry reports it."""
+
+    dataset_id: str
+    kind: CallerKind
+    granularity: Granularity | None
+
+
+_collected: contextvars.ContextVar[list[DecisionRecord] | None] = (
+    contextvars.ContextVar("genomenode_decisions", default=None)
+)
+
+
+def start_collecting() -> list[DecisionRecord]:
+    """Collect the decisions made from now on in this context (one request).
+
+    Each request runs in its own task with its own copy of the context, so the
+    collection ends with the request; :func:`stop_collecting` ends it earlier.
+    """
+    decisions: list[DecisionRecord] = []
+    _collected.set(decisions)
+    return decisions
+
+
+def stop_collecting() -> None:
+    """Stop collecting decisions in this context."""
+    _collected.set(None)
+
+
+@contextlib.contextmanager
+def collecting_decisions() -> Iterator[list[DecisionRecord]]:
+    """Collect every decision made inside the block."""
+    token = _collected.set([])
+    try:
+        decisions = _collected.get()
+        assert decisions is not None
+        yield decisions
+    finally:
+        _collected.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +186,62 @@ def allowed_granularity(caller: Caller, dataset: DatasetAccess) -> Granularity |
         for known in GRANULARITY_ORDER:
             if configured == known:
                 decision = known
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(DecisionRecord(dataset.id, kind, decision))
     _audit.debug(
-        "beacon access subject=%s dataset=%s kind=%s decision=%s",
+        "access subject=%s dataset=%s kind=%s decision=%s",
         caller.subject or "-",
         dataset.id,
         kind,
         decision or "deny",
     )
     return decision
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The answer of :func:`authorize`, with the reason for the audit log."""
+
+    allowed: bool
+    granularity: Granularity | None
+    reason: str
+
+
+def authorize(
+    caller: Caller,
+    action: Action,
+    dataset: DatasetAccess,
+    granularity: Granularity | None = None,
+) -> Decision:
+    """May ``caller`` do ``action`` on ``dataset`` at ``granularity``?
+
+    The one authorisation question of the node. ``discover`` needs the
+    granularity asked for (default boolean), ``download`` record granularity,
+    ``analyse`` count granularity; everything else is denied.
+    """
+    if action not in ACTIONS:
+        return Decision(False, None, f"unknown action {action!r}")
+    allowed = allowed_granularity(caller, dataset)
+    kind = caller_kind(caller, dataset.id)
+    needed = ACTIONS[action] or granularity or "boolean"
+    if granularity is not None and granularity not in GRANULARITY_ORDER:
+        return Decision(False, allowed, f"unknown granularity {granularity!r}")
+    if granularity is not None:
+        needed = GRANULARITY_ORDER[
+            max(GRANULARITY_ORDER.index(needed), GRANULARITY_ORDER.index(granularity))
+        ]
+    if allowed is None:
+        return Decision(
+            False,
+            None,
+            f"{dataset.security_level} dataset {dataset.id} does not admit {kind} "
+            "callers",
+        )
+    if GRANULARITY_ORDER.index(allowed) < GRANULARITY_ORDER.index(needed):
+        return Decision(
+            False,
+            allowed,
+            f"{action} needs {needed} granularity; {kind} callers get {allowed}",
+        )
+    return Decision(True, allowed, f"{kind} caller, {allowed} granularity allowed")

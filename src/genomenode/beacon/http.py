@@ -17,11 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..access import ANONYMOUS, Caller, allowed_granularity
+from ..access import Caller, allowed_granularity
+from ..access.http import audited, caller_of
 from ..errors import BeaconRequestError, GenomenodeError
 from ..node import Node
 from . import framework, ontology
@@ -35,12 +36,6 @@ __all__ = ["BeaconService", "beacon_router", "caller_of", "install_error_handler
 
 _log = logging.getLogger(__name__)
 _JSON = "application/json"
-
-
-def caller_of(request: Request) -> Caller:
-    """Who is asking. Until passports are verified (the access issue) every
-    caller is anonymous: an unverified token must never raise anyone's rights."""
-    return ANONYMOUS
 
 
 class BeaconService:
@@ -197,7 +192,7 @@ def _query_route(
 
 def beacon_router() -> APIRouter:
     """Every Beacon v2 route, relative to the API root."""
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(audited)])
 
     async def info(request: Request) -> JSONResponse:
         service = _service(request)

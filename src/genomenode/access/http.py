@@ -1,0 +1,541 @@
+"""The access API: the DAC workflow under ``/access``, the node's JWKS, and callers.
+
+Routes (JSON in and out; every route but the catalogue and the JWKS needs a
+passport):
+
+=======================================  ==========================================
+``GET  /access/catalogue``               datasets one can apply for, their DUO terms
+``POST /access/applications``            apply (``submit: true`` to submit at once)
+``GET  /access/applications``            mine, and those of datasets I am DAC for
+``GET  /access/applications/{id}``       one, with the DUO recommendation
+``PUT  /access/applications/{id}``       edit a draft or returned application
+``POST /access/applications/{id}/{act}`` ``submit`` (applicant); ``approve``
+                                         (``ends_at``), ``reject``, ``return``,
+                                         ``revoke`` (DAC members)
+``GET  /access/grants``                  my grants
+``GET  /access/permissions/{user}``      REMS-compatible: ``{"ga4gh_passport_v1":
+                                         [visa, ...]}`` of the user's active grants
+``GET  /.well-known/jwks.json``          the node's visa signing keys
+=======================================  ==========================================
+
+:func:`caller_of` is how every service of the node learns who is asking; it
+verifies the passport once per request. Each request that reached an access
+decision is audited once (:meth:`AccessService.record_request`), through the
+batched :class:`~genomenode.access.audit.AuditWriter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import AuthenticationRequired, InputError, PermissionDenied, TokenError
+from ..node import Node
+from ..store.models import STATUS_PUBLISHED, Dataset
+from . import workflow
+from .audit import AuditWriter
+from .authorize import Authoriser, fetch_json, rejected_visas
+from .decision import (
+    ANONYMOUS,
+    Caller,
+    DecisionRecord,
+    start_collecting,
+    stop_collecting,
+)
+from .devidp import DevIdentityProvider
+from .tokens import Identity, JwksCache, TokenVerifier, TrustedIssuer
+from .visas import GrantVisa, SigningKeys, issue_grant_visa
+
+__all__ = [
+    "AccessService",
+    "access_router",
+    "audited",
+    "build_access_service",
+    "caller_of",
+    "identity_of",
+    "jwks_router",
+]
+
+
+@dataclasses.dataclass
+class AccessService:
+    """What the access routes and :func:`caller_of` share (one per process)."""
+
+    authoriser: Authoriser
+    audit: AuditWriter
+    signing_keys: SigningKeys
+    issuer: str
+    jku: str
+
+    def authenticate(self, authorization: str | None) -> tuple[Identity | None, Caller]:
+        """Identity and caller of a request; a bad token is audited, then raised."""
+        try:
+            return self.authoriser.caller_for(authorization)
+        except TokenError as error:
+            self.audit.record(
+                actor="unknown",
+                action="auth.passport",
+                outcome="deny",
+                reason=str(error),
+            )
+            raise
+
+    def record_request(
+        self,
+        *,
+        path: str,
+        method: str,
+        identity: Identity | None,
+        caller: Caller,
+        decisions: list[DecisionRecord],
+        failed: bool,
+    ) -> None:
+        """One audit entry for a request: each dataset and what was decided."""
+        per_dataset: dict[str, str] = {}
+        for record in decisions:
+            per_dataset[record.dataset_id] = record.granularity or "deny"
+        allowed = [name for name, outcome in per_dataset.items() if outcome != "deny"]
+        if failed:
+            outcome, reason = "error", "the request failed"
+        elif allowed:
+            outcome = "allow"
+            reason = f"{len(allowed)} of {len(per_dataset)} datasets visible"
+        else:
+            outcome, reason = "deny", "no dataset visible to this caller"
+        self.audit.record(
+            actor=caller.subject or "anonymous",
+            action=f"{method} {path}",
+            outcome=outcome,
+            reason=reason,
+            details={
+                "datasets": per_dataset,
+                "registered": caller.registered,
+                **rejected_visas(identity),
+            },
+        )
+
+    def grant_visas(self, subject: str) -> list[str]:
+        """Newly signed ControlledAccessGrants visas of ``subject``'s active grants."""
+        now = dt.datetime.now(dt.UTC)
+        with self.authoriser.session() as session:
+            grants = workflow.grants(session, subject=subject, now=now)
+        return [
+            issue_grant_visa(
+                self.signing_keys,
+                GrantVisa(
+                    subject=grant.subject,
+                    dataset=grant.dataset_id,
+                    source=self.issuer,
+                    asserted=grant.starts_at,
+                    expires=grant.ends_at,
+                ),
+                issuer=self.issuer,
+                jku=self.jku,
+            )
+            for grant in grants
+            if grant.active(now)
+        ]
+
+
+def _service(request: Request) -> AccessService | None:
+    service: AccessService | None = getattr(request.app.state, "access", None)
+    return service
+
+
+def caller_of(request: Request) -> Caller:
+    """Who is asking, verified once per request (anonymous without a passport).
+
+    Raises
+    ------
+    TokenError
+        A token was sent that does not verify (HTTP 401).
+    """
+    cached: Caller | None = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
+    service = _service(request)
+    if service is None:
+        identity, caller = None, ANONYMOUS
+    else:
+        identity, caller = service.authenticate(request.headers.get("authorization"))
+    request.state.identity = identity
+    request.state.caller = caller
+    return caller
+
+
+def identity_of(request: Request) -> Identity:
+    """The verified identity of a request that needs one.
+
+    Raises
+    ------
+    AuthenticationRequired
+        No passport was sent.
+    """
+    caller_of(request)
+    identity: Identity | None = request.state.identity
+    if identity is None:
+        raise AuthenticationRequired("this needs a passport: Authorization: Bearer ...")
+    return identity
+
+
+async def audited(request: Request) -> AsyncIterator[None]:
+    """Router dependency: audit the request's access decisions once it is answered."""
+    decisions = start_collecting()
+    failed = False
+    try:
+        yield
+    except Exception:
+        failed = True
+        raise
+    finally:
+        stop_collecting()
+        service = _service(request)
+        caller: Caller | None = getattr(request.state, "caller", None)
+        if service is not None and caller is not None:
+            service.record_request(
+                path=request.url.path,
+                method=request.method,
+                identity=getattr(request.state, "identity", None),
+                caller=caller,
+                decisions=decisions,
+                failed=failed,
+            )
+
+
+async def _body(request: Request) -> Mapping[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"request body is not JSON: {error.msg} at line {error.lineno}",
+            field="body",
+        ) from None
+    if not isinstance(document, dict):
+        raise InputError("request body must be a JSON object", field="body")
+    return document
+
+
+def _text(body: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
+    value = body.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{name} must be a string", field=name)
+    return value
+
+
+def _members(body: Mapping[str, Any]) -> tuple[str, ...] | None:
+    value = body.get("members")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and item for item in value
+    ):
+        raise InputError("members must be a list of user ids", field="members")
+    return tuple(value)
+
+
+def _ends_at(body: Mapping[str, Any]) -> dt.datetime:
+    value = body.get("ends_at")
+    if not isinstance(value, str):
+        raise InputError(
+            "ends_at (ISO 8601 date or date-time) is required to approve",
+            field="ends_at",
+        )
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"ends_at {value!r} is not an ISO 8601 date", field="ends_at"
+        ) from None
+    if moment.tzinfo is None:
+        raise InputError("ends_at needs a time zone (e.g. Z)", field="ends_at")
+    return moment
+
+
+def _json(document: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(document, status_code=status)
+
+
+def access_router() -> APIRouter:
+    """The ``/access`` routes (mount with ``prefix="/access"``)."""
+    # DAC actions audit themselves (in their own transaction); no request entry.
+    router = APIRouter(tags=["access"])
+
+    def service_of(request: Request) -> AccessService:
+        service = _service(request)
+        if service is None:
+            raise PermissionDenied("access control is not configured on this node")
+        return service
+
+    async def catalogue(request: Request) -> JSONResponse:
+        service = service_of(request)
+        with service.authoriser.session() as session:
+            items = workflow.catalogue_items(session)
+        return _json({"items": [_public_item(item.to_json()) for item in items]})
+
+    async def create(request: Request) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        body = await _body(request)
+        dataset_id = _text(body, "dataset")
+        if not dataset_id:
+            raise InputError("dataset (the dataset id) is required", field="dataset")
+        purpose_document = body.get("purpose")
+        if not isinstance(purpose_document, dict):
+            raise InputError(
+                "purpose must be an object with a DUO term", field="purpose"
+            )
+        application = workflow.create_application(
+            service.authoriser.engine,
+            dataset_id=dataset_id,
+            applicant=identity.subject,
+            project_title=_text(body, "project_title", "") or "",
+            purpose=workflow.purpose_from_json(purpose_document),
+            purpose_text=_text(body, "purpose_text", "") or "",
+            members=_members(body) or (),
+            submit=bool(body.get("submit", False)),
+        )
+        return _json(application.to_json(), 201)
+
+    async def listing(request: Request) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        workflow.expire_due(service.authoriser.engine)
+        applications = workflow.list_applications(
+            service.authoriser.engine,
+            viewer=identity.subject,
+            dataset_id=request.query_params.get("dataset"),
+            state=request.query_params.get("state"),
+        )
+        return _json({"applications": [item.to_json() for item in applications]})
+
+    async def show(request: Request, application_id: int) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        workflow.expire_due(service.authoriser.engine)
+        application = workflow.get_application(
+            service.authoriser.engine, application_id, viewer=identity.subject
+        )
+        return _json(application.to_json())
+
+    async def edit(request: Request, application_id: int) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        body = await _body(request)
+        purpose_document = body.get("purpose")
+        application = workflow.edit_application(
+            service.authoriser.engine,
+            application_id,
+            actor=identity.subject,
+            project_title=_text(body, "project_title"),
+            purpose=(
+                workflow.purpose_from_json(purpose_document)
+                if isinstance(purpose_document, dict)
+                else None
+            ),
+            purpose_text=_text(body, "purpose_text"),
+            members=_members(body),
+        )
+        return _json(application.to_json())
+
+    actions: Mapping[str, Callable[..., workflow.Application]] = {
+        "submit": workflow.submit,
+        "approve": workflow.approve,
+        "reject": workflow.reject,
+        "return": workflow.return_for_changes,
+        "revoke": workflow.revoke,
+    }
+
+    async def act(request: Request, application_id: int, action: str) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        function = actions.get(action)
+        if function is None:
+            raise InputError(
+                f"unknown action {action!r} (one of {', '.join(actions)})",
+                field="action",
+            )
+        body = await _body(request)
+        keywords: dict[str, Any] = {"actor": identity.subject}
+        if action != "submit":
+            keywords["comment"] = _text(body, "comment")
+        if action == "approve":
+            keywords["ends_at"] = _ends_at(body)
+        application = function(service.authoriser.engine, application_id, **keywords)
+        return _json(application.to_json())
+
+    async def my_grants(request: Request) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        with service.authoriser.session() as session:
+            found = workflow.grants(
+                session,
+                subject=identity.subject,
+                include_inactive=request.query_params.get("all") == "true",
+            )
+        return _json({"grants": [grant.to_json() for grant in found]})
+
+    async def permissions(request: Request, user: str) -> JSONResponse:
+        service = service_of(request)
+        identity = identity_of(request)
+        if identity.subject != user:
+            service.audit.record(
+                actor=identity.subject,
+                action="access.permissions",
+                outcome="deny",
+                reason="permissions of another user",
+                details={"user": user},
+            )
+            raise PermissionDenied(
+                "only the user themselves may read their permissions"
+            )
+        visas = service.grant_visas(user)
+        service.audit.record(
+            actor=identity.subject,
+            action="access.permissions",
+            outcome="allow",
+            reason=f"{len(visas)} ControlledAccessGrants visas issued",
+        )
+        return _json({"ga4gh_passport_v1": visas})
+
+    router.add_api_route("/catalogue", catalogue, methods=["GET"], summary="Catalogue")
+    router.add_api_route(
+        "/applications", create, methods=["POST"], summary="Apply for a dataset"
+    )
+    router.add_api_route(
+        "/applications", listing, methods=["GET"], summary="Applications I may see"
+    )
+    router.add_api_route(
+        "/applications/{application_id}",
+        show,
+        methods=["GET"],
+        summary="One application",
+    )
+    router.add_api_route(
+        "/applications/{application_id}",
+        edit,
+        methods=["PUT"],
+        summary="Edit a draft or returned application",
+    )
+    router.add_api_route(
+        "/applications/{application_id}/{action}",
+        act,
+        methods=["POST"],
+        summary="submit, approve, reject, return or revoke",
+    )
+    router.add_api_route("/grants", my_grants, methods=["GET"], summary="My grants")
+    router.add_api_route(
+        "/permissions/{user}",
+        permissions,
+        methods=["GET"],
+        summary="REMS-compatible: the user's grants as signed visas",
+    )
+    return router
+
+
+def _public_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A catalogue item without the DAC members' user ids."""
+    public = {key: value for key, value in item.items() if key != "dac_members"}
+    members = item.get("dac_members")
+    if isinstance(members, list):
+        public["num_dac_members"] = len(members)
+    return public
+
+
+def jwks_router() -> APIRouter:
+    """``/.well-known/jwks.json``: the public keys of the node's visas."""
+    router = APIRouter(tags=["access"])
+
+    async def jwks(request: Request) -> JSONResponse:
+        service = _service(request)
+        if service is None:
+            return _json({"keys": []})
+        return _json(service.signing_keys.jwks())
+
+    router.add_api_route(
+        "/.well-known/jwks.json", jwks, methods=["GET"], summary="Visa signing keys"
+    )
+    return router
+
+
+def build_access_service(
+    node: Node, *, public_url: str, dev_provider: DevIdentityProvider | None = None
+) -> AccessService:
+    """The access service of ``node`` from its settings.
+
+    The node trusts its configured brokers and visa issuers, itself (visas signed
+    with ``NODE_DIR/keys/visas``, keys published at
+    ``<public_url>/.well-known/jwks.json``) and, when given, the development
+    identity provider. Keys of the node and of the development provider are read
+    locally, never fetched over HTTP from the node itself.
+    """
+    config = node.config
+    issuer = public_url.rstrip("/")
+    jku = f"{issuer}/.well-known/jwks.json"
+    signing_keys = SigningKeys(config.node_dir / "keys" / "visas")
+    local: dict[str, Callable[[], Mapping[str, Any]]] = {jku: signing_keys.jwks}
+    brokers = [TrustedIssuer(**item) for item in config.trusted_brokers]
+    visa_issuers = [TrustedIssuer(**item) for item in config.trusted_visa_issuers]
+    visa_issuers.append(TrustedIssuer(issuer, jku))
+    if dev_provider is not None:
+        brokers.append(dev_provider.trusted())
+        visa_issuers.append(dev_provider.trusted())
+        local[dev_provider.jku] = dev_provider.jwks
+
+    def fetch_keys(url: str) -> Mapping[str, Any]:
+        if url in local:
+            return local[url]()
+        document: Mapping[str, Any] = fetch_json(url)
+        return document
+
+    def fetch_userinfo(url: str, token: str) -> Mapping[str, Any]:
+        if dev_provider is not None and url == dev_provider.userinfo_url:
+            return dev_provider.userinfo(token)
+        document: Mapping[str, Any] = fetch_json(url, token)
+        return document
+
+    verifier = TokenVerifier(
+        brokers,
+        visa_issuers,
+        JwksCache(fetch_keys),
+        audience=config.passport_audience,
+        userinfo_fetch=fetch_userinfo,
+    )
+    engine = node.engine
+
+    def published_ids() -> frozenset[str]:
+        with Session(engine) as session:
+            return frozenset(
+                session.scalars(
+                    select(Dataset.id).where(Dataset.status == STATUS_PUBLISHED)
+                ).all()
+            )
+
+    authoriser = Authoriser(
+        engine=engine,
+        verifier=verifier,
+        node_issuer=issuer,
+        registered_visa_types=frozenset(config.registered_visa_types),
+        dataset_ids=published_ids,
+        dataset_urls=f"{issuer}/api/datasets/",
+    )
+    return AccessService(
+        authoriser=authoriser,
+        audit=AuditWriter(engine),
+        signing_keys=signing_keys,
+        issuer=issuer,
+        jku=jku,
+    )
