@@ -32,10 +32,11 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passport verification against bare PyJWT
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
+	$(BIN)/python bench/access.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
