@@ -209,13 +209,22 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_killed_at_random_times_with_workers(tmp_path, cohort, reference):
     """Real kills at arbitrary moments, with worker processes that must die too."""
+    # Kill times are drawn within how long a whole ingest takes on this machine
+    # (a fixed window would let a fast machine finish before the first kill).
+    timing_dir = tmp_path / "timing"
+    init_node(timing_dir, node_id="n", country="FI").close()
+    started = time.monotonic()
+    timed = _run_ingest(timing_dir, cohort, workers="2")
+    _, errors = timed.communicate(timeout=300)
+    assert timed.returncode == 0, errors
+    duration = time.monotonic() - started
     node_dir = tmp_path / "node"
     init_node(node_dir, node_id="n", country="FI").close()
     generator = random.Random(20261128)
     kills = 0
     for _attempt in range(4):
         process = _run_ingest(node_dir, cohort, workers="2")
-        deadline = time.monotonic() + generator.uniform(1.5, 4.0)
+        deadline = time.monotonic() + generator.uniform(0.15, 0.85) * duration
         workers: set[int] = set()
         while time.monotonic() < deadline and process.poll() is None:
             workers |= _children(process.pid)
