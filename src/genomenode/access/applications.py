@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from ..dataset import duo_terms
@@ -587,7 +587,7 @@ def catalogue_items(session: Session) -> list[CatalogueItem]:
 
 
 def active_grants(
-    session: Session, subject: str, *, now: dt.datetime | None = None
+    session: Session | Connection, subject: str, *, now: dt.datetime | None = None
 ) -> frozenset[str]:
     """The ids of the datasets ``subject`` is granted at ``now`` (default: now).
 

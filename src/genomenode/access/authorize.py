@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ..errors import TokenError
-from . import workflow
+from . import applications
 from .decision import ANONYMOUS, Caller
 from .tokens import Identity, TokenVerifier
 
@@ -128,15 +128,20 @@ class Authoriser:
         registered = any(
             visa.type in self.registered_visa_types for visa in identity.visas
         )
-        with Session(self.engine) as session:
-            granted = set(workflow.active_grants(session, identity.subject, now=now))
-        known = self.dataset_ids()
-        for visa in identity.visas_of(_GRANT):
-            if visa.issuer == self.node_issuer:
-                continue  # only through an active entitlement (read above)
-            dataset_id = self._dataset_of(visa.value)
-            if dataset_id in known:
-                granted.add(dataset_id)
+        # A plain connection, not an ORM session: this runs on every request.
+        with self.engine.connect() as connection:
+            granted = set(
+                applications.active_grants(connection, identity.subject, now=now)
+            )
+        foreign = [
+            self._dataset_of(visa.value)
+            for visa in identity.visas_of(_GRANT)
+            # the node's own visas count only through an active entitlement (above)
+            if visa.issuer != self.node_issuer
+        ]
+        if foreign:
+            known = self.dataset_ids()
+            granted.update(dataset_id for dataset_id in foreign if dataset_id in known)
         return Caller(
             subject=identity.subject,
             registered=registered,
