@@ -617,6 +617,27 @@ def access_members(
     )
 
 
+@access.command("rotate-key")
+@_node_option
+@_json_option
+@_errors_to_exit
+def access_rotate_key(node_dir: pathlib.Path, as_json: bool) -> None:
+    """Start signing visas with a new key; visas signed before keep verifying."""
+    from .access.visas import SigningKeys
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        keys = SigningKeys(node.config.node_dir / "keys" / "visas")
+        kid = keys.rotate()
+        published = [key["kid"] for key in keys.jwks()["keys"]]
+    _print(
+        {"kid": kid, "published": published},
+        as_json,
+        f"New visa signing key {kid}; {len(published)} keys published in the JWKS "
+        "(delete a key file in keys/visas/ to retire it and its visas).",
+    )
+
+
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:
     """A rich table of dataset summaries (``Node.dataset_summaries``)."""
     from rich.table import Table

@@ -390,3 +390,38 @@ def test_bad_application_bodies_name_the_field(client):
         },
     )
     assert missing.status_code == 404
+
+
+def test_rotating_the_visa_key_keeps_earlier_visas_valid(client, node, provider):
+    keys = SigningKeys(node.config.node_dir / "keys" / "visas")
+    now = dt.datetime.now(dt.UTC)
+    grant = GrantVisa(RESEARCHER, CONTROLLED, BASE, now, now + dt.timedelta(days=1))
+    node_issuer = TrustedIssuer(BASE, f"{BASE}/.well-known/jwks.json")
+    before = issue_grant_visa(keys, grant, issuer=BASE, jku=node_issuer.jku)
+    result = CliRunner().invoke(
+        cli,
+        ["access", "rotate-key", "--node", str(node.config.node_dir), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rotated = json.loads(result.output)
+    after = issue_grant_visa(keys, grant, issuer=BASE, jku=node_issuer.jku)
+    assert jwt.get_unverified_header(after)["kid"] == rotated["kid"]
+    assert jwt.get_unverified_header(before)["kid"] != rotated["kid"]
+    jwks = client.get("/.well-known/jwks.json").json()
+    assert {key["kid"] for key in jwks["keys"]} >= {
+        jwt.get_unverified_header(before)["kid"],
+        rotated["kid"],
+    }
+    verifier = TokenVerifier(
+        [provider.trusted()],
+        [provider.trusted(), node_issuer],
+        JwksCache(lambda url: jwks if url == node_issuer.jku else provider.jwks()),
+    )
+    identity = verifier.verify(
+        provider.passport(RESEARCHER, extra_visas=[before, after])
+    )
+    assert [visa.value for visa in identity.visas_of("ControlledAccessGrants")] == [
+        CONTROLLED,
+        CONTROLLED,
+    ]
+    assert identity.rejected_visas == ()
