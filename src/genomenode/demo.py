@@ -7,6 +7,7 @@ published dataset (a re-ingest of the same inputs is a no-op).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pathlib
 import sys
 import time
@@ -14,7 +15,11 @@ import time
 import yaml
 from rich.console import Console
 
-from .access import ANONYMOUS, Caller
+from .access import ANONYMOUS, Caller, workflow
+from .access.audit import verify
+from .access.devidp import DevIdentityProvider
+from .access.duo import ResearchPurpose
+from .access.http import build_access_service
 from .beacon.catalog import Catalog
 from .beacon.engine import PathScope, answer
 from .beacon.requests import parse_post
@@ -24,6 +29,8 @@ from .node import Node, init_node, open_node
 from .simulate import simulate_cohort
 
 __all__ = ["run_demo"]
+
+DEMO_RESEARCHER = "researcher@demo.genomenode"
 
 
 def run_demo(
@@ -62,8 +69,10 @@ def run_demo(
     _ask_the_beacon(console, node, result.dataset_id, dataset_yaml)
     console.print(
         f"Try: .venv/bin/genomenode datasets --node {node_dir} --json\n"
-        f"     .venv/bin/genomenode serve --node {node_dir} --port 8080   "
-        "# then http://localhost:8080/api/docs\n"
+        f"     GENOMENODE_DEV_IDENTITY_PROVIDER=true .venv/bin/genomenode serve "
+        f"--node {node_dir} --port 8080\n"
+        "       # then http://localhost:8080/api/docs, and passports from "
+        "http://localhost:8080/dev-idp/ (README: Access)\n"
         f"     .venv/bin/crypt4gh decrypt --sk {node_dir}/keys/node.sec "
         f"< {node.datasets_dir}/{result.dataset_id}/files/0000-dataset.yaml.c4gh"
     )
@@ -107,14 +116,69 @@ def _ask_the_beacon(
         f"Beacon, anonymous caller, carriers of {where}: "
         + ("dataset not visible (CONTROLLED)" if anonymous is None else str(anonymous))
     )
-    researcher = Caller(
-        subject="demo-researcher", granted_datasets=frozenset({dataset_id})
+    # The access workflow, as a researcher and the node's operator would go through it;
+    # the development identity provider stands in for LS-AAI.
+    public_url = node.config.public_url
+    provider = DevIdentityProvider(
+        node.config.node_dir / "keys" / "dev-idp", issuer=f"{public_url}/dev-idp"
     )
-    carriers = individuals(researcher, [])
-    cases = individuals(researcher, [{"id": "ICD10:I25.1"}])
+    access = build_access_service(node, public_url=public_url, dev_provider=provider)
+    try:
+        header = f"Bearer {provider.passport(DEMO_RESEARCHER)}"
+        _, researcher = access.authenticate(header)
+        if dataset_id not in researcher.granted_datasets:
+            seen = individuals(researcher, [])
+            console.print(
+                f"Beacon, registered researcher {DEMO_RESEARCHER} (passport): "
+                + ("dataset not visible" if seen is None else f"{seen} carriers")
+            )
+            application = workflow.create_application(
+                node.engine,
+                dataset_id=dataset_id,
+                applicant=DEMO_RESEARCHER,
+                project_title="Rare variants in coronary artery disease",
+                purpose=ResearchPurpose(
+                    "DUO:0000007",
+                    disease="ICD10:I25.1",
+                    accepted=frozenset({"DUO:0000019"}),  # will publish
+                ),
+                purpose_text="Carriers of candidate variants among CAD cases.",
+                submit=True,
+            )
+            recommendation = application.recommendation
+            reasons = "; ".join(recommendation.reasons)
+            console.print(
+                f"Application {application.id} submitted; DUO match: "
+                f"[bold]{recommendation.outcome}[/] ({reasons})"
+            )
+            approved = workflow.approve(
+                node.engine,
+                application.id,
+                actor="operator:demo",
+                ends_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+                as_operator=True,
+            )
+            assert approved.grant is not None
+            console.print(
+                f"Approved by the DAC until {approved.grant.ends_at:%Y-%m-%d}: "
+                f"genomenode access grants --node {node.config.node_dir}"
+            )
+        _, researcher = access.authenticate(header)
+        carriers = individuals(researcher, [])
+        cases = individuals(researcher, [{"id": "ICD10:I25.1"}])
+        console.print(
+            f"Beacon, {DEMO_RESEARCHER} granted {dataset_id}: {carriers} carriers, "
+            f"{cases} of them with coronary artery disease (ICD10:I25.1, the planted "
+            "association)"
+        )
+    finally:
+        access.audit.close()
+    with node.session() as session:
+        check = verify(session)
     console.print(
-        f"Beacon, researcher granted {dataset_id}: {carriers} carriers, {cases} of "
-        "them with coronary artery disease (ICD10:I25.1, the planted association)"
+        f"Audit log: {check.num_entries} entries, "
+        + ("intact" if check.intact else f"TAMPERED at entry {check.first_bad_id}")
+        + f" (genomenode audit verify --node {node.config.node_dir})"
     )
 
 
