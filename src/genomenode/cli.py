@@ -465,76 +465,51 @@ def _decided(application: Any, verb: str, as_json: bool) -> None:
     )
 
 
-@access.command("reject")
-@_node_option
-@click.argument("application_id", type=int)
-@_comment_option
-@_json_option
-@_errors_to_exit
-def access_reject(
-    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
+def _committee_decision(
+    name: str, function_name: str, verb: str, help_text: str
 ) -> None:
-    """Reject a submitted application."""
-    from .access import workflow
-    from .node import open_node
+    """Register ``genomenode access NAME ID [--comment C]``: one DAC decision."""
 
-    with open_node(node_dir) as node:
-        application = workflow.reject(
-            node.engine,
-            application_id,
-            actor=_operator(),
-            comment=comment,
-            as_operator=True,
-        )
-    _decided(application, "Rejected", as_json)
+    @access.command(name, help=help_text)
+    @_node_option
+    @click.argument("application_id", type=int)
+    @_comment_option
+    @_json_option
+    @_errors_to_exit
+    def command(
+        node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
+    ) -> None:
+        from .access import workflow
+        from .node import open_node
 
-
-@access.command("return")
-@_node_option
-@click.argument("application_id", type=int)
-@_comment_option
-@_json_option
-@_errors_to_exit
-def access_return(
-    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
-) -> None:
-    """Return a submitted application to its applicant for changes."""
-    from .access import workflow
-    from .node import open_node
-
-    with open_node(node_dir) as node:
-        application = workflow.return_for_changes(
-            node.engine,
-            application_id,
-            actor=_operator(),
-            comment=comment,
-            as_operator=True,
-        )
-    _decided(application, "Returned", as_json)
+        decide = getattr(workflow, function_name)
+        with open_node(node_dir) as node:
+            application = decide(
+                node.engine,
+                application_id,
+                actor=_operator(),
+                comment=comment,
+                as_operator=True,
+            )
+        _decided(application, verb, as_json)
 
 
-@access.command("revoke")
-@_node_option
-@click.argument("application_id", type=int)
-@_comment_option
-@_json_option
-@_errors_to_exit
-def access_revoke(
-    node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
-) -> None:
-    """Revoke an approved application: its grant ends at once."""
-    from .access import workflow
-    from .node import open_node
-
-    with open_node(node_dir) as node:
-        application = workflow.revoke(
-            node.engine,
-            application_id,
-            actor=_operator(),
-            comment=comment,
-            as_operator=True,
-        )
-    _decided(application, "Revoked", as_json)
+for _name, _function, _verb, _help in (
+    ("reject", "reject", "Rejected", "Reject a submitted application."),
+    (
+        "return",
+        "return_for_changes",
+        "Returned",
+        "Return a submitted application to its applicant for changes.",
+    ),
+    (
+        "revoke",
+        "revoke",
+        "Revoked",
+        "Revoke an approved application: its grant ends at once.",
+    ),
+):
+    _committee_decision(_name, _function, _verb, _help)
 
 
 @access.command("grants")
