@@ -74,3 +74,51 @@ def test_public_surface_is_pinned():
     ]
     for name in genomenode.__all__:
         assert hasattr(genomenode, name)
+
+
+def test_trusted_issuers_from_file_and_environment(tmp_path, monkeypatch):
+    init_node(tmp_path / "n", node_id="fi-node", country="FI").close()
+    config_path = tmp_path / "n" / "genomenode.yaml"
+    config_path.write_text(
+        config_path.read_text()
+        + "trusted_brokers:\n"
+        + "  - issuer: https://login.example.org/oidc/\n"
+        + "    jku: https://login.example.org/oidc/jwk/\n"
+        + "    userinfo: https://login.example.org/oidc/userinfo\n"
+        + "registered_visa_types: [ResearcherStatus]\n"
+    )
+    monkeypatch.setenv(
+        "GENOMENODE_TRUSTED_VISA_ISSUERS",
+        '[{"issuer": "https://rems.example.org/", "jku": "https://rems.example.org/jwk"}]',
+    )
+    monkeypatch.setenv("GENOMENODE_DEV_IDENTITY_PROVIDER", "yes")
+    config = load_config(tmp_path / "n")
+    assert config.trusted_brokers == (
+        {
+            "issuer": "https://login.example.org/oidc/",
+            "jku": "https://login.example.org/oidc/jwk",
+            "userinfo": "https://login.example.org/oidc/userinfo",
+        },
+    )
+    assert config.trusted_visa_issuers[0]["issuer"] == "https://rems.example.org/"
+    assert config.registered_visa_types == ("ResearcherStatus",)
+    assert config.dev_identity_provider is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TRUSTED_BROKERS", '[{"issuer": "https://a"}]', "needs both issuer and jku"),
+        ("TRUSTED_BROKERS", '[{"issuer": "a", "jku": "ftp://a"}]', "http"),
+        ("TRUSTED_BROKERS", '[{"issuer": "a", "jku": "https://a", "x": 1}]', "mapping"),
+        ("TRUSTED_VISA_ISSUERS", "{not json", "JSON"),
+        ("DEV_IDENTITY_PROVIDER", "maybe", "true or false"),
+    ],
+)
+def test_bad_trust_settings_name_the_setting(
+    tmp_path, monkeypatch, name, value, message
+):
+    init_node(tmp_path / "n", node_id="fi-node", country="FI").close()
+    monkeypatch.setenv(f"GENOMENODE_{name}", value)
+    with pytest.raises(ConfigError, match=f"{name.lower()}.*{message}"):
+        load_config(tmp_path / "n")
