@@ -8,7 +8,9 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     │   ├── VcfError                the genotype file (names file, line, field)
     │   ├── ClinicalDataError       a clinical record (names file, record, field)
     │   ├── DatasetDescriptionError dataset.yaml (names file and field)
-    │   └── BeaconRequestError      a Beacon request parameter (names the parameter)
+    │   ├── BeaconRequestError      a Beacon request parameter (names the parameter)
+    │   ├── UnsupportedFormatError  a file format the server does not serve (htsget)
+    │   └── InvalidRangeError       a genomic range that cannot be (start > end...)
     ├── StoreError                  the node store is damaged or another version (500)
     │   └── FormatVersionError      an on-disk file has an unsupported format_version
     ├── BeaconSchemaError           a vendored Beacon schema is unknown or unreadable
@@ -20,6 +22,8 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── PermissionDenied            a verified identity may not do this (403)
     ├── ConflictError               an action does not fit the current state of an
     │                               application or grant, or lost a race (409)
+    ├── PayloadTooLargeError        a request for more data than one answer may hold
+    │                               (413)
     └── NotFoundError               a named dataset or node does not exist (404)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
@@ -45,11 +49,14 @@ __all__ = [
     "GenomenodeError",
     "IngestError",
     "InputError",
+    "InvalidRangeError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDenied",
     "SchemaViolation",
     "StoreError",
     "TokenError",
+    "UnsupportedFormatError",
     "VcfError",
 ]
 
@@ -150,6 +157,22 @@ class BeaconRequestError(InputError):
     """
 
     error_code: int = 400
+
+
+class UnsupportedFormatError(InputError):
+    """A file format the server does not serve for this data (htsget
+    ``UnsupportedFormat``)."""
+
+
+class InvalidRangeError(InputError):
+    """A genomic range that cannot be: start after end, negative, or not on the
+    reference (htsget ``InvalidRange``)."""
+
+
+class PayloadTooLargeError(GenomenodeError):
+    """More data than one answer may hold (htsget ``PayloadTooLarge``)."""
+
+    status = 413
 
 
 class StoreError(GenomenodeError):
