@@ -21,8 +21,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from . import __version__
 from .access.devidp import DevIdentityProvider, dev_idp_router
 from .access.http import access_router, build_access_service, jwks_router
-from .beacon.http import BeaconService, beacon_router, install_error_handlers
+from .beacon.http import BeaconService, beacon_router
 from .errors import ConfigError
+from .http_errors import install_error_handlers
 from .node import Node, open_node
 
 __all__ = [

@@ -6,8 +6,8 @@ published OpenAPI (``/api/openapi.json``) lists every endpoint. All routes are
 in-process caches that are not shared across threads, and a request is a few
 milliseconds of numpy and SQL. Scale out with ``genomenode serve --workers``.
 
-Errors are turned into Beacon error documents in exactly one place,
-:func:`install_error_handlers`.
+Errors become Beacon error documents in the node's one error handler
+(:mod:`genomenode.http_errors`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..access import Caller, allowed_granularity
 from ..access.http import audited, caller_of
-from ..errors import BeaconRequestError, GenomenodeError
+from ..errors import BeaconRequestError
 from ..node import Node
 from . import framework, ontology
 from .catalog import Catalog
@@ -32,7 +31,7 @@ from .filtering_terms import filtering_terms
 from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
-__all__ = ["BeaconService", "beacon_router", "caller_of", "install_error_handlers"]
+__all__ = ["BeaconService", "beacon_router", "caller_of"]
 
 _log = logging.getLogger(__name__)
 _JSON = "application/json"
@@ -271,33 +270,3 @@ def beacon_router() -> APIRouter:
                 f"Filtering terms of one of {entry}",
             )
     return router
-
-
-def install_error_handlers(app: FastAPI, prefix: str = "/api") -> None:
-    """Turn every error under ``prefix`` into a Beacon error document (one place)."""
-
-    def identity(request: Request) -> framework.BeaconIdentity | None:
-        service = getattr(request.app.state, "beacon", None)
-        return service.identity if service is not None else None
-
-    def error(request: Request, status: int, message: str) -> JSONResponse:
-        who = identity(request)
-        if who is None or not request.url.path.startswith(prefix):
-            return _json({"detail": message}, status)
-        return _json(framework.error_response(who, status, message), status)
-
-    @app.exception_handler(GenomenodeError)
-    async def genomenode_error(request: Request, exc: GenomenodeError) -> JSONResponse:
-        if exc.status >= 500:
-            _log.exception("error answering %s", request.url.path)
-            return error(request, exc.status, "internal error")
-        return error(request, exc.status, str(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(request, exc.status_code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _log.exception("unexpected error answering %s", request.url.path)
-        return error(request, 500, "internal error")
