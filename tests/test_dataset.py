@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pathlib
 
+import pysam
 import pytest
 
 from genomenode.dataset import (
     SECURITY_LEVELS,
+    AlignmentSource,
     ClinicalSource,
     DataUseTerm,
     read_dataset_description,
@@ -517,6 +519,100 @@ def test_no_dac_block(directory):
 )
 def test_bad_dac_block_names_the_field(directory, block, field, message):
     error = failure(write_dataset_yaml(directory, dac=block))
+
+    assert_field(error, field)
+    assert message in str(error)
+
+
+def write_alignment_files(directory: pathlib.Path) -> None:
+    """reads.bam with reads.bam.bai, lane.bam with lane.bai, reads.cram, a FASTA."""
+    header = {"SQ": [{"SN": "1", "LN": 1000}], "RG": [{"ID": "a", "SM": "S1"}]}
+    for name in ("reads.bam", "lane.bam"):
+        with pysam.AlignmentFile(str(directory / name), "wb", header=header):
+            pass
+    (directory / "reads.bam.bai").write_bytes(b"BAI\x01")
+    (directory / "lane.bai").write_bytes(b"BAI\x01")
+    (directory / "reads.cram").write_bytes(b"CRAM\x03\x01" + bytes(20))
+    (directory / "ref.fa").write_text(">1\nACGT\n")
+
+
+def test_alignments_parse(directory):
+    write_alignment_files(directory)
+    path = write_dataset_yaml(
+        directory,
+        alignments=[
+            {"path": "reads.bam", "sample": "S1"},
+            "lane.bam",
+            {"path": "reads.cram", "reference": "ref.fa"},
+        ],
+    )
+
+    description = read_dataset_description(path)
+
+    assert description.alignments == (
+        AlignmentSource(
+            path=directory.resolve() / "reads.bam",
+            format="BAM",
+            index=directory.resolve() / "reads.bam.bai",
+            sample="S1",
+        ),
+        AlignmentSource(
+            path=directory.resolve() / "lane.bam",
+            format="BAM",
+            index=directory.resolve() / "lane.bai",
+        ),
+        AlignmentSource(
+            path=directory.resolve() / "reads.cram",
+            format="CRAM",
+            reference=directory.resolve() / "ref.fa",
+        ),
+    )
+
+
+def test_no_alignments(directory):
+    assert read_dataset_description(write_dataset_yaml(directory)).alignments == ()
+
+
+@pytest.mark.parametrize(
+    ("alignments", "field", "message"),
+    [
+        ({"path": "reads.bam"}, "alignments", "must be a list"),
+        ([7], "alignments[0]", "must be a mapping"),
+        ([{"sample": "S1"}], "alignments[0].path", "must be a path"),
+        ([{"path": "missing.bam"}], "alignments[0].path", "does not exist"),
+        (
+            ["reads.bam", {"path": "ref.fa"}],
+            "alignments[1].path",
+            "not a BAM or CRAM file",
+        ),
+        (
+            ["reads.bam", {"path": "cohort.vcf.gz"}],
+            "alignments[1].path",
+            "not a BAM or CRAM file",
+        ),
+        (["reads.bam", "reads.bam"], "alignments[1].path", "listed twice"),
+        ([{"path": "reads.bam", "bai": "x"}], "alignments[0]", "unknown keys"),
+        ([{"path": "reads.bam", "sample": ""}], "alignments[0].sample", "required"),
+        (
+            [{"path": "reads.bam", "reference": "ref.fa"}],
+            "alignments[0].reference",
+            "only a CRAM",
+        ),
+        (
+            [{"path": "reads.cram", "reference": "missing.fa"}],
+            "alignments[0].reference",
+            "does not exist",
+        ),
+    ],
+)
+def test_bad_alignments_name_the_field(directory, alignments, field, message):
+    write_alignment_files(directory)
+    # A BGZF VCF: gzip with the BGZF extra field, but not BAM inside.
+    pysam.tabix_compress(
+        str(directory / "ref.fa"), str(directory / "cohort.vcf.gz"), force=True
+    )
+
+    error = failure(write_dataset_yaml(directory, alignments=alignments))
 
     assert_field(error, field)
     assert message in str(error)

@@ -12,6 +12,7 @@ import functools
 import importlib.resources
 import pathlib
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,12 +21,14 @@ import yaml
 from .errors import DatasetDescriptionError
 
 __all__ = [
+    "ALIGNMENT_INDEX_SUFFIXES",
     "BEACON_ACCESS_LEVELS",
     "BEACON_GRANULARITIES",
     "CLINICAL_FORMATS",
     "DEFAULT_BEACON_GRANULARITY",
     "FORMAT_VERSION",
     "SECURITY_LEVELS",
+    "AlignmentSource",
     "ClinicalSource",
     "DataUseTerm",
     "DatasetDescription",
@@ -59,6 +62,13 @@ DEFAULT_BEACON_GRANULARITY: Mapping[str, str] = {
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DISEASE_TERM = re.compile(r"^(ICD10|ICD10CM|MONDO|OMIM|ORPHA|DOID|NCIT):\S+$")
+#: Where an alignment file's index may lie beside it, by format, in order of
+#: preference (``{name}`` is the file's name, ``{stem}`` the name less its suffix).
+ALIGNMENT_INDEX_SUFFIXES: Mapping[str, tuple[str, ...]] = {
+    "BAM": ("{name}.bai", "{stem}.bai", "{name}.csi"),
+    "CRAM": ("{name}.crai", "{stem}.crai"),
+}
+_ALIGNMENT_KEYS = frozenset({"path", "sample", "reference"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +92,22 @@ class ClinicalSource:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlignmentSource:
+    """One aligned-reads file of the dataset (``alignments:`` in dataset.yaml).
+
+    ``index`` is the index found beside the file, if any; ``sample`` the VCF sample
+    the reads are of, if given (else the ingest takes the read groups' SM tag);
+    ``reference`` the FASTA a CRAM was compressed against, if given.
+    """
+
+    path: pathlib.Path
+    format: str  # "BAM" or "CRAM"
+    index: pathlib.Path | None = None
+    sample: str | None = None
+    reference: pathlib.Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetDescription:
     """A validated dataset.yaml; paths are absolute.
 
@@ -90,6 +116,7 @@ class DatasetDescription:
     YAML document with that filled mapping under ``beacon`` (what the database keeps
     as ``Dataset.description_document``). ``dac_members`` are the subjects of the
     optional ``dac: {members: [...]}`` block, kept in ``document`` as ``dac``.
+    ``alignments`` are the optional BAM and CRAM files, in file order.
     """
 
     source: pathlib.Path
@@ -111,6 +138,7 @@ class DatasetDescription:
         default_factory=lambda: dict(DEFAULT_BEACON_GRANULARITY)
     )
     dac_members: tuple[str, ...] = ()
+    alignments: tuple[AlignmentSource, ...] = ()
 
 
 @functools.cache
@@ -236,6 +264,7 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         document=document,
         beacon_granularity=beacon_granularity,
         dac_members=dac_members,
+        alignments=_alignments(reader, document.get("alignments")),
     )
 
 
@@ -406,3 +435,79 @@ def _clinical(reader: _Reader, value: Any) -> ClinicalSource:
         columns=columns,
         list_separator=str(value.get("list_separator", ";")),
     )
+
+
+def _alignments(reader: _Reader, value: Any) -> tuple[AlignmentSource, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise reader.fail(
+            "alignments", "must be a list of {path: FILE.bam, sample: ...} entries"
+        )
+    sources: list[AlignmentSource] = []
+    for number, entry in enumerate(value):
+        field = f"alignments[{number}]"
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict):
+            raise reader.fail(field, "must be a mapping {path: FILE.bam, ...}")
+        unknown = set(entry) - _ALIGNMENT_KEYS
+        if unknown:
+            raise reader.fail(
+                field,
+                f"unknown keys {sorted(unknown)}; use path, sample, reference",
+            )
+        path = reader.file(entry.get("path"), field + ".path")
+        if any(source.path == path for source in sources):
+            raise reader.fail(field + ".path", f"{path.name!r} is listed twice")
+        file_format = _alignment_format(path)
+        if file_format is None:
+            raise reader.fail(
+                field + ".path",
+                f"{path.name!r} is not a BAM or CRAM file (by its first bytes)",
+            )
+        sample = entry.get("sample")
+        if sample is not None:
+            sample = reader.text(entry, "sample", field + ".")
+        reference = entry.get("reference")
+        if reference is not None:
+            if file_format != "CRAM":
+                raise reader.fail(
+                    field + ".reference", "only a CRAM file needs its reference"
+                )
+            reference = reader.file(reference, field + ".reference")
+        sources.append(
+            AlignmentSource(
+                path=path,
+                format=file_format,
+                index=_alignment_index(path, file_format),
+                sample=sample,
+                reference=reference,
+            )
+        )
+    return tuple(sources)
+
+
+def _alignment_format(path: pathlib.Path) -> str | None:
+    """The format, BAM or CRAM, told by the file's first bytes; ``None`` if neither."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if head.startswith(b"CRAM"):
+        return "CRAM"
+    # A BAM is BGZF: a gzip member whose inflated bytes start with BAM\1.
+    if not head.startswith(b"\x1f\x8b\x08\x04"):
+        return None
+    try:
+        inflated = zlib.decompressobj(wbits=31).decompress(head, 4)
+    except zlib.error:
+        return None
+    return "BAM" if inflated == b"BAM\x01" else None
+
+
+def _alignment_index(path: pathlib.Path, file_format: str) -> pathlib.Path | None:
+    stem = path.name.rsplit(".", 1)[0]
+    for pattern in ALIGNMENT_INDEX_SUFFIXES[file_format]:
+        index = path.with_name(pattern.format(name=path.name, stem=stem))
+        if index.is_file():
+            return index
+    return None

@@ -128,7 +128,8 @@ def test_real_cohort_metadata_and_encrypted_originals(
         files = session.scalars(select(StoredFile)).all()
 
     roles = sorted(file.role for file in files)
-    assert roles == ["clinical", "description", "genotypes"]
+    # The VCF came without an index: the one the node made is stored too.
+    assert roles == ["clinical", "description", "genotypes", "genotypes-index"]
     crypt4gh = shutil.which("crypt4gh", path=str(sys.prefix + "/bin"))
     for file in files:
         stored = node.datasets_dir / "cineca-1kg" / file.stored_path
@@ -144,6 +145,19 @@ def test_real_cohort_metadata_and_encrypted_originals(
         ).stdout
         assert hashlib.sha256(plain).hexdigest() == file.sha256_plain
         assert len(plain) == file.size_plain
+        if file.role == "genotypes-index":
+            # Made by the node, so there is no original: it must index the VCF.
+            assert (file.original_name, file.file_format) == (
+                "cohort.vcf.gz.csi",
+                "CSI",
+            )
+            vcf = tmp_path / "indexed" / "cohort.vcf.gz"
+            vcf.parent.mkdir(exist_ok=True)
+            shutil.copy(cineca_dataset.parent / "cohort.vcf.gz", vcf)
+            vcf.with_name("cohort.vcf.gz.csi").write_bytes(plain)
+            with pysam.VariantFile(str(vcf)) as variants:
+                assert sum(1 for _ in variants.fetch("1")) == 1042
+            continue
         original = cineca_dataset.parent / file.original_name
         assert plain == original.read_bytes()
 

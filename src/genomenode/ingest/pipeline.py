@@ -1,4 +1,4 @@
-"""The ingest pipeline: validate → convert → count → encrypt → load → publish.
+"""The ingest pipeline: validate → index → convert → count → encrypt → load → publish.
 
 Every step writes under ``store/staging/<id>/`` and records its completion in
 ``ingest.json``; a step is redone only if it had not finished, and each is idempotent,
@@ -29,13 +29,19 @@ import zarr
 from sqlalchemy import select
 
 from ..beacon.genes import GeneTable
-from ..dataset import DatasetDescription, read_dataset_description
+from ..dataset import AlignmentSource, DatasetDescription, read_dataset_description
 from ..errors import ClinicalDataError, IngestError, StoreError
 from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store import crypt
 from ..store.genotypes import contig_ranges
 from ..store.models import STATUS_PUBLISHED, Dataset
 from . import convert, vcf
+from .alignments import (
+    alignment_sample,
+    check_alignment_reference,
+    ensure_alignment_index,
+    stage_reference,
+)
 from .clinical import ClinicalRecord, read_clinical
 from .metadata import load_metadata, mark_published
 from .workers import Reporter, checkpoint
@@ -46,9 +52,12 @@ logger = logging.getLogger(__name__)
 
 STAGING_FORMAT_VERSION = 1
 GENES_FILENAME = "genes.tsv"
+#: Where the reference FASTA of each CRAM lies in a dataset directory.
+REFERENCES_DIRECTORY = "references"
 STEPS = (
     "validate",
     "index",
+    "index_alignments",
     "explode",
     "encode",
     "check_records",
@@ -99,6 +108,10 @@ def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path
         files.append(("clinical", clinical))
     if description.genes is not None:
         files.append(("genes", description.genes))
+    for alignment in description.alignments:
+        files.append(("alignments", alignment.path))
+        if alignment.index is not None:
+            files.append(("alignments-index", alignment.index))
     return files
 
 
@@ -330,6 +343,12 @@ def _validate(run: _Run) -> None:
             "Add their records, or set `missing_clinical: allow` in dataset.yaml",
             path=description.clinical.path,
         )
+    for number, alignment in enumerate(description.alignments):
+        check_alignment_reference(alignment, number, description.source)
+    alignment_samples = [
+        alignment_sample(alignment, number, header.samples, description.source)
+        for number, alignment in enumerate(description.alignments)
+    ]
     run.finish(
         "validate",
         {
@@ -337,6 +356,7 @@ def _validate(run: _Run) -> None:
             "contigs": list(header.contigs),
             "num_samples": len(header.samples),
             "info_number_g": list(header.info_number_g),
+            "alignment_samples": alignment_samples,
         },
     )
 
@@ -408,6 +428,16 @@ def _index(run: _Run) -> None:
         run.state["done"]["validate"]["num_samples"],
     )
     run.finish("index", str(indexed))
+
+
+def _index_alignments(run: _Run) -> None:
+    indexes = []
+    for number, alignment in enumerate(run.description.alignments):
+        index, made = ensure_alignment_index(
+            alignment, number, run.work / "alignments" / f"{number:04d}"
+        )
+        indexes.append({"index": str(index), "made_by_node": made})
+    run.finish("index_alignments", indexes)
 
 
 def _explode(run: _Run) -> None:
@@ -485,10 +515,12 @@ def _encrypt(run: _Run) -> None:
     files_dir.mkdir(parents=True, exist_ok=True)
     done = run.state["done"].setdefault("encrypt_files", {})
     inputs = _stored_inputs(run)
+    stored_ids: dict[pathlib.Path, str] = {}
     with run.reporter.step("Encrypt originals", len(inputs)) as advance:
         for number, (role, path) in enumerate(inputs):
             # Prefix keeps names unique when two inputs share a file name.
             stored_name = f"{number:04d}-{path.name}.c4gh"
+            stored_ids[path] = f"{run.description.id}:{stored_name[:-5]}"
             if stored_name not in done:
                 result = crypt.encrypt_file(
                     path, files_dir / stored_name, [run.node.public_key]
@@ -504,11 +536,105 @@ def _encrypt(run: _Run) -> None:
                 write_json_atomic(run.work / "ingest.json", run.state)
                 checkpoint("encrypt:file")
             advance()
+    references = _stage_references(run)
+    run.state["done"]["encrypt_alignments"] = _alignment_manifest(
+        run, stored_ids, references
+    )
     run.finish("encrypt", sorted(done))
 
 
+def _stage_references(run: _Run) -> dict[pathlib.Path, str]:
+    """Store the reference FASTA of each CRAM, indexed, under ``references/``.
+
+    A reference genome is public data, so it is stored as a plain file (a CRAM is
+    decoded against it); it is not an input of the fingerprint, which stays that
+    of the dataset's own files. Returns each FASTA's path in the dataset
+    directory. Staged whole in ``references.part`` and renamed: a rerun finds it
+    done.
+    """
+    users: dict[pathlib.Path, list[tuple[int, AlignmentSource]]] = {}
+    for number, alignment in enumerate(run.description.alignments):
+        if alignment.reference is not None:
+            users.setdefault(alignment.reference, []).append((number, alignment))
+    names: dict[pathlib.Path, str] = {}
+    for fasta, sources in users.items():
+        name = fasta.name
+        if name in names.values():
+            # Two FASTAs of one name: the later one takes its first CRAM's number.
+            name = f"{sources[0][0]:04d}-{name}"
+        names[fasta] = name
+    target = run.publish_dir / REFERENCES_DIRECTORY
+    if names and not target.exists():
+        partial = target.with_name(target.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for fasta, name in names.items():
+            stage_reference(fasta, partial / name, users[fasta])
+        os.replace(partial, target)
+    return {fasta: f"{REFERENCES_DIRECTORY}/{name}" for fasta, name in names.items()}
+
+
+def _alignment_manifest(
+    run: _Run,
+    stored_ids: dict[pathlib.Path, str],
+    references: dict[pathlib.Path, str],
+) -> list[dict[str, Any]]:
+    """Each alignment file's stored file, its index's, the sample of its reads and
+    (a CRAM) its reference FASTA in the dataset directory."""
+    samples = run.state["done"]["validate"].get("alignment_samples", [])
+    indexes = run.state["done"].get("index_alignments", [])
+    return [
+        {
+            "file": stored_ids[alignment.path],
+            "index": stored_ids[pathlib.Path(index["index"])],
+            "format": alignment.format,
+            "sample": sample,
+            "reference": None
+            if alignment.reference is None
+            else references[alignment.reference],
+        }
+        for alignment, sample, index in zip(
+            run.description.alignments, samples, indexes, strict=True
+        )
+    ]
+
+
 def _stored_inputs(run: _Run) -> list[tuple[str, pathlib.Path]]:
-    """Inputs as stored: a clinical directory becomes one tar archive, not N files."""
+    """Inputs as stored, with every index the node made.
+
+    An index the node made (for a VCF or alignment file without a current one)
+    is stored like the operator's, in place of a stale one beside the input; it is
+    not an input, so the dataset's fingerprint does not change.
+    """
+    stored = _inputs_with_clinical_archive(run)
+    made: list[tuple[str, pathlib.Path]] = []
+    stale: set[pathlib.Path] = set()
+    vcf_index = _vcf_index_made_by_node(run)
+    if vcf_index is not None:
+        made.append(("genotypes-index", vcf_index))
+        stale |= {path for role, path in stored if role == "genotypes-index"}
+    indexes = run.state["done"].get("index_alignments", [])
+    for alignment, index in zip(run.description.alignments, indexes, strict=True):
+        if index["made_by_node"]:
+            made.append(("alignments-index", pathlib.Path(index["index"])))
+            if alignment.index is not None:
+                stale.add(alignment.index)
+    return [(role, path) for role, path in stored if path not in stale] + made
+
+
+def _vcf_index_made_by_node(run: _Run) -> pathlib.Path | None:
+    indexed = pathlib.Path(run.state["done"]["index"])
+    if indexed == run.description.genotypes[0]:
+        return None
+    for suffix in (".csi", ".tbi"):
+        index = indexed.with_name(indexed.name + suffix)
+        if index.exists():
+            return index
+    raise StoreError(f"ingest staging damaged: no index beside {indexed}")
+
+
+def _inputs_with_clinical_archive(run: _Run) -> list[tuple[str, pathlib.Path]]:
+    """Inputs, a clinical directory made one tar archive, not N files."""
     clinical = run.description.clinical.path
     if not clinical.is_dir():
         return input_files(run.description)
@@ -545,6 +671,10 @@ def _file_format(path: pathlib.Path) -> str:
         (".bcf", "BCF"),
         (".tbi", "TBI"),
         (".csi", "CSI"),
+        (".bam", "BAM"),
+        (".bai", "BAI"),
+        (".cram", "CRAM"),
+        (".crai", "CRAI"),
         (".jsonl", "JSONL"),
         (".tar", "TAR"),
         (".json", "JSON"),
@@ -606,6 +736,7 @@ def _publish(run: _Run) -> None:
                 "assembly": run.description.assembly,
             },
             "files": [done["encrypt_files"][name] for name in done["encrypt"]],
+            "alignments": done.get("encrypt_alignments", []),
             "genes": genes,
             "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
@@ -635,6 +766,7 @@ def _publish(run: _Run) -> None:
 _STEP_FUNCTIONS = {
     "validate": _validate,
     "index": _index,
+    "index_alignments": _index_alignments,
     "explode": _explode,
     "encode": _encode,
     "check_records": _check_records,
