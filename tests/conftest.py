@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import datetime as dt
 import os
 import pathlib
 import shutil
@@ -270,3 +272,52 @@ def write_small_cohort(
     ]
     (directory / "individuals.json").write_text(json.dumps(individuals))
     return write_dataset_yaml(directory, id=dataset_id)
+
+
+@contextlib.contextmanager
+def in_process_workers():
+    """Ingest without worker processes inside the block (module-scoped fixtures,
+    which cannot use the per-test monkeypatch)."""
+    previous = os.environ.get("GENOMENODE_WORKER_PROCESSES")
+    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["GENOMENODE_WORKER_PROCESSES"]
+        else:
+            os.environ["GENOMENODE_WORKER_PROCESSES"] = previous
+
+
+def grant_access(
+    node: Node,
+    dataset_id: str,
+    subject: str,
+    *,
+    actor: str = "operator:test",
+    ends_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """``subject`` applies for ``dataset_id`` (GRU) and an operator approves it;
+    returns the application id. ``now`` backdates both steps."""
+    from genomenode.access import workflow
+
+    moment = now or dt.datetime.now(dt.UTC)
+    application = workflow.create_application(
+        node.engine,
+        dataset_id=dataset_id,
+        applicant=subject,
+        project_title=f"Access for {subject}",
+        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        submit=True,
+        now=now,
+    )
+    workflow.approve(
+        node.engine,
+        application.id,
+        actor=actor,
+        ends_at=ends_at or moment + dt.timedelta(days=1),
+        as_operator=actor.startswith("operator:"),
+        now=now,
+    )
+    return application.id

@@ -1,10 +1,11 @@
 """The node's one ASGI application: every service of the node under one app.
 
-The Beacon v2 API under ``/api``, the DAC workflow under ``/access`` and the
-node's visa keys at ``/.well-known/jwks.json``; htsget, DRS and analysis join it as
-their issues land. With the ``dev_identity_provider`` setting (never in ``prod``)
-the development identity provider answers under ``/dev-idp``. OpenAPI is
-published at ``/api/openapi.json`` (browsable at ``/api/docs``).
+The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
+visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
+under ``/ga4gh/drs/v1``; analysis joins it with its issue. With the
+``dev_identity_provider`` setting (never in ``prod``) the development identity
+provider answers under ``/dev-idp``. OpenAPI is published at ``/api/openapi.json``
+(browsable at ``/api/docs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .beacon.http import BeaconService, beacon_router
 from .errors import ConfigError
 from .http_errors import install_error_handlers
 from .node import Node, open_node
+from .transfer.drs import drs_router
+from .transfer.htsget import htsget_router
+from .transfer.service import TransferService
 
 __all__ = [
     "NoDelayHttpToolsProtocol",
@@ -112,8 +116,11 @@ def create_app(
         environment=environment,
     )
     app.state.access = access
+    app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
     app.include_router(beacon_router(), prefix="/api")
     app.include_router(access_router(), prefix="/access")
+    app.include_router(htsget_router(), prefix="/htsget")
+    app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
     app.include_router(jwks_router())
     if provider is not None:
         app.include_router(dev_idp_router(provider), prefix="/dev-idp")

@@ -613,6 +613,106 @@ def access_rotate_key(node_dir: pathlib.Path, as_json: bool) -> None:
     )
 
 
+@cli.group()
+def keys() -> None:
+    """Crypt4GH keys of a researcher (to receive data encrypted to them)."""
+
+
+@keys.command("generate")
+@click.argument("prefix", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option(
+    "--passphrase",
+    envvar="GENOMENODE_KEY_PASSPHRASE",
+    default="",
+    help="Protect the secret key (or set GENOMENODE_KEY_PASSPHRASE); empty: none.",
+)
+@_json_option
+@_errors_to_exit
+def keys_generate(prefix: pathlib.Path, passphrase: str, as_json: bool) -> None:
+    """Write PREFIX.sec and PREFIX.pub, readable by the crypt4gh tools."""
+    from .transfer.crypt4gh import generate_user_keypair
+
+    secret, public = prefix.with_suffix(".sec"), prefix.with_suffix(".pub")
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    generate_user_keypair(secret, public, passphrase or None)
+    _print(
+        {"secret_key": str(secret), "public_key": str(public)},
+        as_json,
+        f"Wrote {secret} (keep it) and {public} (send it: Crypt4GH-Public-Key).",
+    )
+
+
+@cli.command()
+@click.option(
+    "--server", required=True, help="The node's URL, e.g. http://localhost:8080"
+)
+@click.option("--dataset", "dataset_id", required=True, help="Dataset or file id.")
+@click.option("--region", default=None, help="NAME[:START-END], 1-based inclusive.")
+@click.option(
+    "--format",
+    "output_format",
+    default="VCF",
+    show_default=True,
+    type=click.Choice(["VCF", "BCF", "BAM"], case_sensitive=False),
+)
+@click.option(
+    "--token",
+    envvar="GENOMENODE_TOKEN",
+    default=None,
+    help="Your passport (or set GENOMENODE_TOKEN); never printed.",
+)
+@click.option(
+    "--encrypt-to",
+    "public_key",
+    type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
+    default=None,
+    help="Keep the slice Crypt4GH-encrypted to this public key.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path)
+)
+@_json_option
+@_errors_to_exit
+def fetch(
+    server: str,
+    dataset_id: str,
+    region: str | None,
+    output_format: str,
+    token: str | None,
+    public_key: pathlib.Path | None,
+    out: pathlib.Path,
+    as_json: bool,
+) -> None:
+    """Fetch a slice of a dataset over htsget, verified, to --out."""
+    from .transfer.client import fetch as fetch_slice
+    from .transfer.crypt4gh import public_key_from_text
+
+    result = fetch_slice(
+        server,
+        dataset_id,
+        out,
+        region=region,
+        output_format=output_format.upper(),
+        token=token,
+        recipient_public_key=(
+            public_key_from_text(public_key.read_bytes()) if public_key else None
+        ),
+        kind="reads" if output_format.upper() == "BAM" else "variants",
+    )
+    _print(
+        {
+            "path": str(result.path),
+            "bytes": result.num_bytes,
+            "urls": result.num_urls,
+            "encrypted": result.encrypted,
+        },
+        as_json,
+        f"Wrote {result.path} ({result.num_bytes:,} bytes from {result.num_urls} URLs"
+        + (", Crypt4GH-encrypted" if result.encrypted else "")
+        + ").",
+    )
+
+
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:
     """A rich table of dataset summaries (``Node.dataset_summaries``)."""
     from rich.table import Table
