@@ -150,6 +150,17 @@ def _trusted_issuers(value: Any) -> tuple[Mapping[str, str], ...]:
     return tuple(issuers)
 
 
+def _trusted_networks(value: Any) -> tuple[Mapping[str, str], ...]:
+    """A list of ``{issuer, jku}``; from the environment as JSON."""
+    networks = _trusted_issuers(value)
+    for number, item in enumerate(networks):
+        if "userinfo" in item:
+            raise ValueError(
+                f"entry {number}: a network has no userinfo, only issuer and jku"
+            )
+    return networks
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One setting: its name, how to parse it, its default and what it does."""
@@ -278,6 +289,21 @@ SETTINGS: tuple[Setting, ...] = (
         _string_list,
         ("ResearcherStatus", "AcceptedTermsAndPolicies"),
         "Visa types that make a caller registered (REGISTERED datasets).",
+    ),
+    Setting(
+        "trusted_networks",
+        _trusted_networks,
+        (),
+        "Network aggregators the node trusts to relay queries: a list of {issuer, "
+        "jku} (environment: JSON). A request's GA4GH-Network-Assertion is verified "
+        "with keys from that jku only; the network never grants rights.",
+    ),
+    Setting(
+        "require_network_assertion",
+        _bool,
+        False,
+        "Answer Beacon queries (/api) only when a trusted network relays them with "
+        "a valid GA4GH-Network-Assertion; direct queries get 401.",
     ),
     Setting(
         "dev_identity_provider",

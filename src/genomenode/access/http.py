@@ -21,7 +21,10 @@ passport):
 :func:`caller_of` is how every service of the node learns who is asking; it
 verifies the passport once per request. Each request that reached an access
 decision is audited once (:meth:`AccessService.record_request`), through the
-batched :class:`~genomenode.access.audit.AuditWriter`.
+batched :class:`~genomenode.access.audit.AuditWriter`. A Beacon request relayed by
+a trusted network carries a ``GA4GH-Network-Assertion``, verified by
+:func:`network_of` before the route runs and named in the request's audit entry;
+it never adds rights (see ``docs/network-trust.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -37,7 +41,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import AuthenticationRequired, InputError, PermissionDenied, TokenError
+from ..errors import (
+    AuthenticationRequired,
+    ConfigError,
+    InputError,
+    PermissionDenied,
+    TokenError,
+)
 from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
 from . import workflow
@@ -51,6 +61,7 @@ from .decision import (
     stop_collecting,
 )
 from .devidp import DevIdentityProvider
+from .network_trust import ASSERTION_HEADER, NetworkCaller, NetworkVerifier
 from .tokens import Identity, JwksCache, TokenVerifier, TrustedIssuer
 from .visas import GrantVisa, SigningKeys, issue_grant_visa
 
@@ -62,6 +73,7 @@ __all__ = [
     "caller_of",
     "identity_of",
     "jwks_router",
+    "network_of",
 ]
 
 
@@ -74,6 +86,9 @@ class AccessService:
     signing_keys: SigningKeys
     issuer: str
     jku: str
+    network_verifier: NetworkVerifier | None = None
+    network_audiences: tuple[str, ...] = ()
+    require_network_assertion: bool = False
 
     def authenticate(self, authorization: str | None) -> tuple[Identity | None, Caller]:
         """Identity and caller of a request; a bad token is audited, then raised."""
@@ -88,6 +103,31 @@ class AccessService:
             )
             raise
 
+    def verify_network(
+        self, assertion: str, *, method: str, path_and_query: str, body: bytes
+    ) -> NetworkCaller | None:
+        """The trusted network that relayed a request (None: no trusted network
+        signed it, or none is trusted); a bad assertion is audited, then raised."""
+        if self.network_verifier is None:
+            return None
+        try:
+            return self.network_verifier.verify(
+                assertion,
+                audience=self.network_audiences,
+                method=method,
+                path_and_query=path_and_query,
+                body=body,
+            )
+        except TokenError as error:
+            self.audit.record(
+                actor="unknown",
+                action="auth.network",
+                outcome="deny",
+                reason=str(error),
+                details={"path": path_and_query, "method": method},
+            )
+            raise
+
     def record_request(
         self,
         *,
@@ -97,6 +137,7 @@ class AccessService:
         caller: Caller,
         decisions: list[DecisionRecord],
         failed: bool,
+        network: NetworkCaller | None = None,
     ) -> None:
         """One audit entry for a request: each dataset and what was decided."""
         per_dataset: dict[str, str] = {}
@@ -119,6 +160,11 @@ class AccessService:
                 "datasets": per_dataset,
                 "registered": caller.registered,
                 **rejected_visas(identity),
+                **(
+                    {"network": network.network, "network_jti": network.jti}
+                    if network is not None
+                    else {}
+                ),
             },
         )
 
@@ -186,8 +232,73 @@ def identity_of(request: Request) -> Identity:
     return identity
 
 
+async def network_of(request: Request) -> NetworkCaller | None:
+    """The trusted network that relayed a request, verified once per request.
+
+    None without an assertion, without trusted networks, or for an assertion no
+    trusted network signed: the request is then a direct one.
+
+    Raises
+    ------
+    TokenError
+        The assertion names a trusted network but does not verify (HTTP 401).
+    """
+    if hasattr(request.state, "network"):
+        cached: NetworkCaller | None = request.state.network
+        return cached
+    service = _service(request)
+    assertion = request.headers.get(ASSERTION_HEADER)
+    network = None
+    if service is not None and assertion is not None:
+        # The body is read (and kept by Starlette) only when an assertion binds it.
+        network = service.verify_network(
+            assertion,
+            method=request.method,
+            path_and_query=_received_path_and_query(request, service.issuer),
+            body=await request.body(),
+        )
+    request.state.network = network
+    return network
+
+
+def _received_path_and_query(request: Request, public_url: str) -> str:
+    """The path and query of a request as addressed to the node's public URL.
+
+    A proxy that strips the public URL's path prefix hands the app the rest; the
+    network signed the whole path it sent to.
+    """
+    prefix = urllib.parse.urlsplit(public_url).path.rstrip("/")
+    path = request.url.path
+    if prefix and not path.startswith(prefix + "/"):
+        path = prefix + path
+    query = request.url.query
+    return f"{path}?{query}" if query else path
+
+
 async def audited(request: Request) -> AsyncIterator[None]:
-    """Router dependency: audit the request's access decisions once it is answered."""
+    """Router dependency: verify a relaying network's assertion, then audit the
+    request's access decisions once it is answered.
+
+    Raises
+    ------
+    TokenError
+        A network assertion does not verify (HTTP 401).
+    AuthenticationRequired
+        The node requires a trusted network's assertion and the request has none.
+    """
+    network = await network_of(request)
+    service = _service(request)
+    if service is not None and service.require_network_assertion and network is None:
+        service.audit.record(
+            actor="unknown",
+            action=f"{request.method} {request.url.path}",
+            outcome="deny",
+            reason="direct query: this node answers only through a trusted network",
+        )
+        raise AuthenticationRequired(
+            "this node answers Beacon queries only when a trusted network relays "
+            f"them ({ASSERTION_HEADER})"
+        )
     decisions = start_collecting()
     failed = False
     try:
@@ -207,6 +318,7 @@ async def audited(request: Request) -> AsyncIterator[None]:
                 caller=caller,
                 decisions=decisions,
                 failed=failed,
+                network=network,
             )
 
 
@@ -479,10 +591,17 @@ def build_access_service(
     The node trusts its configured brokers and visa issuers, itself (visas signed
     with ``NODE_DIR/keys/visas``, keys published at
     ``<public_url>/.well-known/jwks.json``) and, when given, the development
-    identity provider. Keys of the node and of the development provider are read
+    identity provider. Requests relayed by its ``trusted_networks`` are verified
+    with the same key cache; their assertions must name the node's public URL or
+    its node id in ``aud``. Keys of the node and of the development provider are read
     locally, never fetched over HTTP from the node itself.
     """
     config = node.config
+    if config.require_network_assertion and not config.trusted_networks:
+        raise ConfigError(
+            "require_network_assertion: no trusted_networks are configured, so "
+            "every Beacon query would be refused"
+        )
     issuer = public_url.rstrip("/")
     jku = f"{issuer}/.well-known/jwks.json"
     signing_keys = SigningKeys(config.node_dir / "keys" / "visas")
@@ -507,10 +626,11 @@ def build_access_service(
         document: Mapping[str, Any] = fetch_json(url, token)
         return document
 
+    keys = JwksCache(fetch_keys)
     verifier = TokenVerifier(
         brokers,
         visa_issuers,
-        JwksCache(fetch_keys),
+        keys,
         audience=config.passport_audience,
         userinfo_fetch=fetch_userinfo,
     )
@@ -538,4 +658,15 @@ def build_access_service(
         signing_keys=signing_keys,
         issuer=issuer,
         jku=jku,
+        network_verifier=(
+            NetworkVerifier(
+                [TrustedIssuer(**item) for item in config.trusted_networks], keys
+            )
+            if config.trusted_networks
+            else None
+        ),
+        network_audiences=tuple(
+            audience for audience in (issuer, config.node_id) if audience
+        ),
+        require_network_assertion=config.require_network_assertion,
     )

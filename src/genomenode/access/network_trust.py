@@ -1,0 +1,358 @@
+"""Trust between a network aggregator and its nodes: signed request assertions.
+
+A network forwards each Beacon query to the nodes in its registry and signs every
+forwarded request with a short-lived JWT, sent as the ``GA4GH-Network-Assertion``
+header (in the spirit of OAuth DPoP proofs and client assertions)::
+
+    header  {"alg": "ES256", "typ": "network-assertion+jwt", "kid": ...}
+    claims  {"iss": <network id URL>, "aud": <node base URL or node id>,
+             "iat": ..., "exp": iat + 60, "jti": <random>,
+             "htm": "POST", "htu": "/api/g_variants?...",
+             "bdh": base64url(sha256(body))}
+
+The assertion binds one request: the method (``htm``), the path and query the node
+receives (``htu``) and the body (``bdh``), so that a captured assertion cannot be
+moved to another request, another node, or used after it expires; a node remembers
+the ``jti`` of the assertions it accepted until they expire, so one cannot be
+replayed either.
+
+:class:`NetworkSigner` is the network's side (keys in a directory, rotated as the
+node's visa keys are, see :class:`~genomenode.access.visas.SigningKeys`);
+:class:`NetworkVerifier` is the node's, a pluggable verifier: ``None`` for an
+assertion that no trusted network issued ("not mine") and
+:class:`~genomenode.errors.TokenError` for one that claims a trusted network but
+does not verify ("mine, but bad").
+
+An assertion says which network relayed a request, nothing about who asks: the
+passport (``Authorization``) still decides the caller's rights. See
+``docs/network-trust.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import hashlib
+import hmac
+import pathlib
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import jwt
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from ..errors import TokenError
+from .tokens import ALGORITHMS, JwksCache, TrustedIssuer
+from .visas import SigningKeys
+
+__all__ = [
+    "ASSERTION_HEADER",
+    "ASSERTION_TYPE",
+    "NetworkCaller",
+    "NetworkSigner",
+    "NetworkVerifier",
+    "body_digest",
+    "canonical_path_and_query",
+]
+
+#: The HTTP header a forwarded request carries its assertion in.
+ASSERTION_HEADER = "GA4GH-Network-Assertion"
+#: The ``typ`` of an assertion's JOSE header (explicit typing, RFC 8725 §3.11),
+#: so that another JWT signed with a network's key (a visa, say) is never taken
+#: for an assertion.
+ASSERTION_TYPE = "network-assertion+jwt"
+_KEY_TYPES: dict[str, type] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm}
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def body_digest(body: bytes) -> str:
+    """The ``bdh`` of a request body: its SHA-256, base64url without padding."""
+    digest = hashlib.sha256(body).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def canonical_path_and_query(path_and_query: str) -> str:
+    """A path and query in one spelling, so that both sides compare the same text.
+
+    The path is percent-decoded and the query re-encoded pair by pair, in the
+    order sent (a repeated parameter's order may matter), so that ``%2C`` and
+    ``,`` or ``+`` and ``%20`` do not make a valid assertion fail.
+    """
+    path, _, query = path_and_query.partition("?")
+    canonical = urllib.parse.unquote(path) or "/"
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    if pairs:
+        canonical += "?" + urllib.parse.urlencode(pairs)
+    return canonical
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkCaller:
+    """The trusted network that relayed a request, from its verified assertion.
+
+    Attributes
+    ----------
+    network
+        The network's id (the assertion's ``iss``).
+    jti
+        The assertion's id, for matching the node's audit log with the
+        network's.
+    """
+
+    network: str
+    jti: str
+
+
+class NetworkSigner:
+    """Signs the requests a network forwards to its nodes (ES256).
+
+    Parameters
+    ----------
+    keys_directory
+        The network's signing keys (EC P-256 PEM files, created on first use; the
+        newest signs, all are published by :meth:`jwks`).
+    issuer
+        The network's id URL, the ``iss`` of its assertions; nodes trust it with
+        the URL its :meth:`jwks` is served at.
+    lifetime_seconds
+        How long an assertion is valid (``exp - iat``).
+    """
+
+    def __init__(
+        self, keys_directory: pathlib.Path, issuer: str, *, lifetime_seconds: int = 60
+    ) -> None:
+        self.keys = SigningKeys(keys_directory)
+        self.issuer = issuer
+        self.lifetime_seconds = lifetime_seconds
+
+    def assertion(
+        self, *, audience: str, method: str, path_and_query: str, body: bytes = b""
+    ) -> str:
+        """A signed assertion for one request to one node.
+
+        Parameters
+        ----------
+        audience
+            The node's base URL as the registry lists it (or its node id).
+        method
+            The HTTP method of the request.
+        path_and_query
+            The path and query exactly as the request will carry them (build the
+            URL first, then sign its path and query, e.g. ``httpx.URL.raw_path``).
+        body
+            The request body as sent (empty for GET).
+        """
+        kid, key = self.keys.active()
+        issued_at = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": issued_at,
+            "exp": issued_at + self.lifetime_seconds,
+            "jti": uuid.uuid4().hex,
+            "htm": method.upper(),
+            "htu": path_and_query,
+            "bdh": body_digest(body),
+        }
+        headers = {"kid": kid, "typ": ASSERTION_TYPE}
+        return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+
+    def jwks(self) -> dict[str, Any]:
+        """The network's public keys (a key is created if there is none yet)."""
+        # A node fetching an empty JWKS would refuse the first assertions until
+        # its cache may refresh; make sure there is a key to publish.
+        self.keys.active()
+        return self.keys.jwks()
+
+
+class _SeenAssertions:
+    """``(issuer, jti)`` of accepted assertions until they expire, at most
+    ``max_entries`` (the soonest to expire go first when full)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._expiry: collections.OrderedDict[tuple[str, str], float] = (
+            collections.OrderedDict()
+        )
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def add(self, key: tuple[str, str], expires: float, now: float) -> bool:
+        """Remember ``key``; False when it is remembered already (a replay)."""
+        with self._lock:
+            while self._expiry:
+                oldest_key, oldest_expiry = next(iter(self._expiry.items()))
+                if oldest_expiry > now:
+                    break
+                del self._expiry[oldest_key]
+            if key in self._expiry:
+                return False
+            self._expiry[key] = expires
+            # Lifetimes are short and alike, so insertion order is close to
+            # expiry order; dropping the first entries drops the oldest.
+            while len(self._expiry) > self._max_entries:
+                self._expiry.popitem(last=False)
+            return True
+
+
+class NetworkVerifier:
+    """Verifies the assertions of trusted networks on the requests a node receives.
+
+    Parameters
+    ----------
+    trusted
+        The networks the node trusts, each with the one JWKS URL its keys come
+        from.
+    keys
+        Where public keys come from (shared with the passport verifier).
+    leeway_seconds
+        Clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+    replay_window
+        How many accepted ``jti`` are remembered (until each expires). More
+        assertions than that within one lifetime push the oldest out, which may
+        then be replayed until it expires; size it above the node's peak number
+        of forwarded requests per assertion lifetime.
+    max_lifetime_seconds
+        Assertions valid for longer (``exp - iat``) are refused, so that a
+        remembered ``jti`` always outlives its assertion's use.
+    clock
+        The current time in seconds since the epoch (expiry of remembered
+        ``jti``; PyJWT checks ``exp``, ``nbf`` and ``iat`` against the system
+        clock).
+    """
+
+    def __init__(
+        self,
+        trusted: Sequence[TrustedIssuer],
+        keys: JwksCache,
+        *,
+        leeway_seconds: int = 30,
+        replay_window: int = 10_000,
+        max_lifetime_seconds: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._trusted = {network.issuer: network for network in trusted}
+        self._keys = keys
+        self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
+        self._clock = clock
+        self._seen = _SeenAssertions(replay_window)
+
+    def verify(
+        self,
+        assertion: str,
+        *,
+        audience: str | Collection[str],
+        method: str,
+        path_and_query: str,
+        body: bytes,
+    ) -> NetworkCaller | None:
+        """The network that relayed a request; None if no trusted network signed.
+
+        Parameters
+        ----------
+        assertion
+            The ``GA4GH-Network-Assertion`` header.
+        audience
+            What the node answers to in ``aud``: its base URL, its node id (any
+            one of several matches).
+        method, path_and_query, body
+            The request as the node received it.
+
+        Raises
+        ------
+        TokenError
+            The assertion names a trusted network but does not verify: bad
+            signature, expired or not yet valid, for another node, for another
+            method, path or body, or already used.
+        """
+        issuer = _unverified_issuer(assertion)
+        network = self._trusted.get(issuer) if issuer is not None else None
+        if network is None:
+            return None
+        claims = self._decode(assertion, network, audience)
+        prefix = f"network assertion of {network.issuer}"
+        if str(claims["htm"]).upper() != method.upper():
+            raise TokenError(f"{prefix} is for another HTTP method")
+        signed_target = canonical_path_and_query(str(claims["htu"]))
+        if signed_target != canonical_path_and_query(path_and_query):
+            raise TokenError(f"{prefix} is for another path or query")
+        digest = claims.get("bdh")
+        if digest is None:
+            if body or method.upper() in _METHODS_WITH_BODY:
+                raise TokenError(f"{prefix} has no bdh (body digest)")
+        elif not hmac.compare_digest(str(digest), body_digest(body)):
+            raise TokenError(f"{prefix} is for another request body")
+        issued_at, expires = int(claims["iat"]), int(claims["exp"])
+        if expires - issued_at > self._max_lifetime:
+            raise TokenError(
+                f"{prefix} is valid for longer than {self._max_lifetime} seconds"
+            )
+        jti = str(claims["jti"])
+        # Remembered past exp by the leeway, as long as PyJWT would accept it.
+        if not self._seen.add(
+            (network.issuer, jti), expires + self._leeway, self._clock()
+        ):
+            raise TokenError(f"{prefix} has been used already (jti {jti!r})")
+        return NetworkCaller(network=network.issuer, jti=jti)
+
+    def _decode(
+        self,
+        assertion: str,
+        network: TrustedIssuer,
+        audience: str | Collection[str],
+    ) -> dict[str, Any]:
+        prefix = f"network assertion of {network.issuer}"
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.DecodeError:
+            raise TokenError(f"{prefix} is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise TokenError(
+                f"{prefix}: algorithm {algorithm!r} is not accepted (RS256, ES256)"
+            )
+        if header.get("typ") != ASSERTION_TYPE:
+            raise TokenError(f"{prefix}: typ must be {ASSERTION_TYPE!r}")
+        jku = header.get("jku")
+        if jku is not None and jku != network.jku:
+            raise TokenError(f"{prefix}: jku {jku!r} is not the key URL trusted")
+        key = self._keys.key(network.jku, header.get("kid"))
+        if not isinstance(key.Algorithm, _KEY_TYPES[str(algorithm)]):
+            raise TokenError(f"{prefix}: key {key.key_id!r} is not for {algorithm}")
+        audiences = [audience] if isinstance(audience, str) else list(audience)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                assertion,
+                key=key.key,
+                algorithms=[str(algorithm)],
+                issuer=network.issuer,
+                audience=audiences,
+                leeway=self._leeway,
+                options={"require": ["iss", "aud", "iat", "exp", "jti", "htm", "htu"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError(f"{prefix} has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise TokenError(f"{prefix} is not valid yet") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError(f"{prefix}: signature does not verify") from None
+        except jwt.InvalidAudienceError:
+            raise TokenError(f"{prefix} is for another node") from None
+        except jwt.PyJWTError as error:
+            raise TokenError(f"{prefix} is invalid: {error}") from None
+        return claims
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """The ``iss`` an assertion claims, read without verifying (to pick its keys)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
