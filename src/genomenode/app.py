@@ -23,6 +23,7 @@ from . import __version__
 from .access.devidp import DevIdentityProvider, dev_idp_router
 from .access.http import access_router, build_access_service, jwks_router
 from .beacon.http import BeaconService, beacon_router
+from .catalogue.http import catalogue_router
 from .errors import ConfigError
 from .http_errors import install_error_handlers
 from .node import Node, open_node
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(access_router(), prefix="/access")
     app.include_router(htsget_router(), prefix="/htsget")
     app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
+    app.include_router(catalogue_router(), prefix="/catalogue")
     app.include_router(jwks_router())
     if provider is not None:
         app.include_router(dev_idp_router(provider), prefix="/dev-idp")
