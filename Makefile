@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
-## demo: init a node, simulate a cohort, ingest it, print what is published
+## demo: three national nodes and the network, live on localhost (Ctrl-C stops)
 demo: venv
-	$(BIN)/python -m genomenode.demo --dir $(DEMO_DIR)
+	$(BIN)/genomenode demo --dir $(DEMO_DIR)
 
 ## test: the full test suite (PostgreSQL tests run when GENOMENODE_TEST_PG_URL is set)
 test: venv

@@ -1,28 +1,71 @@
-"""``make demo`` end to end on a small cohort: ingest, then the access workflow."""
+"""``make demo``: three national nodes and the network, live, as separate processes."""
 
 from __future__ import annotations
 
-import re
+import time
 
-from genomenode.access import workflow
+import pytest
+from sqlalchemy import select
+
+from genomenode.beacon.schemas import validate
 from genomenode.demo import DEMO_RESEARCHER, run_demo
 from genomenode.node import open_node
+from genomenode.store.models import AuditEntry
 
 
-def test_the_demo_applies_is_approved_and_then_sees_carriers(tmp_path, capsys):
-    run_demo(tmp_path, samples=200, length=300_000)
-    first = capsys.readouterr().out
-    assert "anonymous caller" in first and "dataset not visible" in first
-    assert re.search(r"Application 1 submitted; DUO match: approve", first)
-    carriers = re.search(r"granted fi-sim-7: (\d+) carriers", first)
-    assert carriers is not None and int(carriers.group(1)) > 0
-    assert "intact" in first
-    # Run again: the grant is in force, so no second application.
-    run_demo(tmp_path, samples=200, length=300_000)
-    second = capsys.readouterr().out
-    assert "submitted" not in second
-    assert f"granted fi-sim-7: {carriers.group(1)} carriers" in second
-    with open_node(tmp_path / "fi-node") as node:
-        applications = workflow.list_applications(node.engine, as_operator=True)
-        assert [item.applicant for item in applications] == [DEMO_RESEARCHER]
-        assert applications[0].state == "approved"
+def _visible(document: dict) -> set[str]:
+    """Dataset ids with result sets in a merged network answer."""
+    return {
+        str(item.get("id")).rpartition(":")[2].rpartition("/")[2]
+        for item in document.get("response", {}).get("resultSets", [])
+    }
+
+
+@pytest.mark.slow
+def test_the_demo_network_shows_each_kind_of_caller(tmp_path):
+    started = time.monotonic()
+    shown = run_demo(
+        tmp_path,
+        scale=0.1,
+        length=300_000,
+        wait=False,
+        ports=(None, None, None),
+        network_port=None,
+    )
+    elapsed = time.monotonic() - started
+    for name in ("anonymous", "registered", "granted"):
+        statuses = {item["id"]: item["status"] for item in shown[name]["info"]["nodes"]}
+        assert statuses == {"fi-node": "ok", "it-node": "ok", "pt-node": "ok"}
+    assert shown["anonymous"]["responseSummary"]["exists"] is True
+    assert "pt-cohort" not in _visible(shown["anonymous"])
+    assert _visible(shown["registered"]) == {"fi-cohort", "it-cohort"}
+    assert _visible(shown["granted"]) == {"fi-cohort", "it-cohort", "pt-cohort"}
+    validate(shown["granted"], "beaconCountResponse")
+    records = shown["records"]
+    assert records["meta"]["returnedGranularity"] == "record"
+    validate(records, "beaconResultsetsResponse")
+    (result_set,) = records["response"]["resultSets"]
+    assert result_set["id"] == "pt-cohort" and result_set["results"]
+    assert shown["application"]["state"] == "approved"
+    assert shown["application"]["applicant"] == DEMO_RESEARCHER
+    assert {item["country"] for item in shown["search"]} == {"FI", "IT", "PT"}
+    assert elapsed < 120
+    # Run again: everything is reused, and the grant is still in force.
+    again = run_demo(
+        tmp_path,
+        scale=0.1,
+        length=300_000,
+        wait=False,
+        ports=(None, None, None),
+        network_port=None,
+    )
+    assert "application" not in again
+    assert _visible(again["granted"]) == {"fi-cohort", "it-cohort", "pt-cohort"}
+    # Each node verified the network's signed assertion and names it in its log.
+    for node_id in ("fi-node", "it-node", "pt-node"):
+        with open_node(tmp_path / node_id) as node, node.session() as session:
+            networks = {
+                (entry.details or {}).get("network")
+                for entry in session.scalars(select(AuditEntry))
+            }
+        assert any(str(name).startswith("http://127.0.0.1:") for name in networks)

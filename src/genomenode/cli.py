@@ -267,6 +267,25 @@ def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
     )
 
 
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    default="demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="Where the demo keeps its nodes and cohorts (reused when run again).",
+)
+@click.option("--scale", default=1.0, show_default=True, help="Cohort size factor.")
+@click.option("--no-wait", is_flag=True, help="Stop after the examples.")
+@_errors_to_exit
+def demo(directory: pathlib.Path, scale: float, no_wait: bool) -> None:
+    """A live three-country network on localhost (demo identities; Ctrl-C stops)."""
+    from .demo import run_demo
+
+    run_demo(directory, scale=scale, wait=not no_wait)
+
+
 @cli.group()
 def audit() -> None:
     """The node's hash-chained audit log."""
@@ -710,6 +729,69 @@ def fetch(
         f"Wrote {result.path} ({result.num_bytes:,} bytes from {result.num_urls} URLs"
         + (", Crypt4GH-encrypted" if result.encrypted else "")
         + ").",
+    )
+
+
+@cli.group()
+def network() -> None:
+    """Run or inspect a Beacon network over the nodes of a NETWORK.yaml."""
+
+
+_network_file = click.argument(
+    "network_yaml", type=click.Path(dir_okay=False, path_type=pathlib.Path)
+)
+
+
+@network.command("serve")
+@_network_file
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8090, show_default=True, type=int, help="Port to bind.")
+@_errors_to_exit
+def network_serve(network_yaml: pathlib.Path, host: str, port: int) -> None:
+    """Serve the network's Beacon v2 API (under /api) with uvicorn."""
+    import uvicorn
+
+    from .network.app import NETWORK_ENVIRONMENT_VARIABLE
+    from .network.registry import load_registry
+
+    load_registry(network_yaml)  # fail here, clearly, on a bad NETWORK.yaml
+    os.environ[NETWORK_ENVIRONMENT_VARIABLE] = str(network_yaml.resolve())
+    uvicorn.run(
+        "genomenode.network.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        http="genomenode.app:NoDelayHttpToolsProtocol",
+        loop="auto",
+        log_level="warning",
+    )
+
+
+@network.command("status")
+@_network_file
+@_json_option
+@_errors_to_exit
+def network_status(network_yaml: pathlib.Path, as_json: bool) -> None:
+    """Ask every node of NETWORK.yaml how it is: reachable, latency, datasets."""
+    import asyncio
+
+    from .network.app import network_status
+    from .network.registry import load_registry
+
+    registry = load_registry(network_yaml)
+    rows = asyncio.run(network_status(registry))
+    lines = [f"Network {registry.network_id} ({len(rows)} nodes)"]
+    for row in rows:
+        state = "up" if row["reachable"] else "DOWN"
+        lines.append(
+            f"  {row['id']:<16} {row['country']}  {state:<4} {row['status']:<7} "
+            f"{row['latencyMs']:>8.1f} ms  version {row['version'] or '-'}  "
+            f"last seen {row['lastSeen'] or 'never'}  "
+            f"datasets: {', '.join(row['datasets']) or '-'}"
+            + (f"  ({row['reason']})" if row.get("reason") else "")
+        )
+    _print(
+        {"network_id": registry.network_id, "nodes": rows}, as_json, "\n".join(lines)
     )
 
 

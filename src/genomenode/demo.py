@@ -1,96 +1,326 @@
-"""``make demo``: a node, a simulated cohort, its ingest and what is published.
+"""``make demo``: a live three-country network on this machine.
 
-Run again, it reuses what exists: the node, the (deterministic) cohort, and the
-published dataset (a re-ingest of the same inputs is a no-op).
+Simulates three national cohorts (FI, IT, PT: different sizes and seeds), one
+PUBLIC, one REGISTERED and one CONTROLLED, so that each kind of caller sees
+something different; initialises and ingests three nodes; starts them and the
+network aggregator as separate processes on localhost; then shows, as real HTTP
+requests, what an anonymous, a registered and a granted caller get from the
+network, a catalogue search, and the access workflow (apply → the DAC approves →
+record-level answers across the network). Ctrl-C stops everything.
+
+The FI node runs the development identity provider (demo only, never on by
+default); the other nodes trust it as their broker, so one demo passport works on
+the whole network. Run again, it reuses the nodes and cohorts it made.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import contextlib
+import dataclasses
+import os
 import pathlib
+import signal
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import httpx2
 import yaml
 from rich.console import Console
 
-from .access import ANONYMOUS, Caller, workflow
-from .access.audit import verify
-from .access.devidp import DevIdentityProvider
-from .access.duo import ResearchPurpose
-from .access.http import build_access_service
-from .beacon.catalog import Catalog
-from .beacon.engine import PathScope, answer
-from .beacon.requests import parse_post
-from .cli import datasets_table
 from .ingest import ingest
-from .node import Node, init_node, open_node
+from .node import init_node, open_node
 from .simulate import simulate_cohort
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_DAC", "DEMO_RESEARCHER", "DemoNode", "run_demo"]
 
 DEMO_RESEARCHER = "researcher@demo.genomenode"
+DEMO_DAC = "dac@demo.genomenode"
+_READY_SECONDS = 60
 
 
-def run_demo(
-    directory: pathlib.Path, *, samples: int = 1000, length: int = 2_000_000
+@dataclasses.dataclass(frozen=True)
+class DemoNode:
+    """One national node of the demo."""
+
+    country: str
+    security_level: str
+    samples: int
+    seed: int
+    port: int
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.country.lower()}-node"
+
+    @property
+    def dataset_id(self) -> str:
+        return f"{self.country.lower()}-cohort"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _free_port(preferred: int | None) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _nodes(scale: float, ports: Sequence[int | None]) -> list[DemoNode]:
+    plan = [
+        ("FI", "PUBLIC", 600, 11),
+        ("IT", "REGISTERED", 400, 12),
+        ("PT", "CONTROLLED", 300, 13),
+    ]
+    return [
+        DemoNode(country, level, max(20, int(samples * scale)), seed, _free_port(port))
+        for (country, level, samples, seed), port in zip(plan, ports, strict=True)
+    ]
+
+
+def _prepare(
+    console: Console,
+    directory: pathlib.Path,
+    node: DemoNode,
+    *,
+    length: int,
+    broker: str,
+    network: str,
 ) -> None:
-    """Set up (or reuse) a demo node in ``directory`` and print its datasets."""
-    console = Console()
-    node_dir = directory / "fi-node"
-    cohort_dir = directory / "fi-cohort"
-    if (node_dir / "genomenode.yaml").exists():
-        node = open_node(node_dir)
-        console.print(f"Node [bold]{node_dir}[/] exists; reusing it.")
-    else:
-        node = init_node(node_dir, node_id="fi-node", country="FI")
-        console.print(f"Initialised node [bold]fi-node[/] in {node_dir}")
+    """Simulate, initialise and ingest one node (each step reused when done)."""
+    node_dir = directory / node.node_id
+    cohort_dir = directory / f"{node.country.lower()}-cohort"
     dataset_yaml = cohort_dir / "dataset.yaml"
     if not dataset_yaml.exists():
-        started = time.monotonic()
-        simulation = simulate_cohort(
-            cohort_dir, samples=samples, seed=7, length=length, country="FI"
+        simulate_cohort(
+            cohort_dir,
+            samples=node.samples,
+            seed=node.seed,
+            length=length,
+            country=node.country,
+            security_level=node.security_level,
+            dataset_id=node.dataset_id,
         )
-        console.print(
-            f"Simulated {simulation.num_samples} samples × {simulation.num_variants} "
-            f"variants (msprime) in {time.monotonic() - started:.1f} s: {dataset_yaml}"
-        )
-    result = ingest(node, dataset_yaml, show_progress=sys.stderr.isatty())
-    if result.status == "unchanged":
-        console.print(f"{result.dataset_id}: already published, nothing to do.")
+        document = yaml.safe_load(dataset_yaml.read_text())
+        document["dac"] = {"members": [DEMO_DAC]}
+        dataset_yaml.write_text(yaml.safe_dump(document, sort_keys=False))
+    if not (node_dir / "genomenode.yaml").exists():
+        init_node(node_dir, node_id=node.node_id, country=node.country).close()
+    # Settings change with the ports chosen for this run.
+    config_path = node_dir / "genomenode.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["public_url"] = node.url
+    trusted = {
+        "issuer": broker,
+        "jku": f"{broker}/.well-known/jwks.json",
+        "userinfo": f"{broker}/userinfo",
+    }
+    # Requests through the network carry its signed assertion; the node checks
+    # it and names the network in its audit log (docs/network-trust.md).
+    config["trusted_networks"] = [
+        {"issuer": network, "jku": f"{network}/.well-known/jwks.json"}
+    ]
+    if node.country == "FI":
+        config["dev_identity_provider"] = True
+        config.pop("trusted_brokers", None)
+        config.pop("trusted_visa_issuers", None)
     else:
-        console.print(f"Ingested {result.dataset_id} in {result.seconds:.1f} s")
+        config["trusted_brokers"] = [trusted]
+        config["trusted_visa_issuers"] = [{"issuer": broker, "jku": trusted["jku"]}]
+    config_path.write_text(
+        "# genomenode node settings; see docs/settings.md\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    with open_node(node_dir) as opened:
+        result = ingest(opened, dataset_yaml, show_progress=False)
     console.print(
-        datasets_table(
-            node.dataset_summaries(), f"Datasets published on {node.config.node_id}"
+        f"{node.node_id}: {node.dataset_id} ({node.security_level}, {node.samples} "
+        f"samples) {'published' if result.status != 'unchanged' else 'ready'}"
+    )
+
+
+def _write_network(
+    directory: pathlib.Path, nodes: Sequence[DemoNode], port: int
+) -> pathlib.Path:
+    path = directory / "NETWORK.yaml"
+    document = {
+        "format_version": 1,
+        "network_id": "demo",
+        "public_url": f"http://127.0.0.1:{port}",
+        "timeout_seconds": 5,
+        "nodes": [
+            {"id": node.node_id, "country": node.country, "url": node.url}
+            for node in nodes
+        ],
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def _processes(
+    commands: Sequence[tuple[list[str], dict[str, str]]],
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for command, environment in commands:
+            started.append(
+                subprocess.Popen(
+                    command,
+                    env={**os.environ, **environment},
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        yield started
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            try:
+                process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    while True:
+        try:
+            httpx2.get(url, timeout=2)
+            return
+        except httpx2.TransportError:
+            if process.poll() is not None:
+                error = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"{url} did not start:\n{error}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{url} did not start in {_READY_SECONDS} s"
+                ) from None
+            time.sleep(0.2)
+
+
+def _count_query(network: str, headers: dict[str, str]) -> dict[str, Any]:
+    body = {
+        "meta": {"apiVersion": "2.0"},
+        "query": {
+            "requestParameters": {"referenceName": "1", "start": [0], "end": [100_000]},
+            "requestedGranularity": "count",
+            "includeResultsetResponses": "ALL",
+        },
+    }
+    response = httpx2.post(
+        f"{network}/api/g_variants", json=body, headers=headers, timeout=30
+    )
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _summary(document: dict[str, Any]) -> str:
+    sets = document.get("response", {}).get("resultSets", [])
+    seen = ", ".join(
+        f"{item.get('id')}: {item.get('resultsCount', 0)}" for item in sets
+    )
+    statuses = ", ".join(
+        f"{item.get('id')} {item.get('status')}"
+        for item in (document.get("info") or {}).get("nodes", [])
+    )
+    granularity = document.get("meta", {}).get("returnedGranularity")
+    # Parentheses, not brackets: rich would read "[...]" as markup.
+    return f"{granularity}; datasets ({seen or 'none listed'}); nodes ({statuses})"
+
+
+def _token(broker: str, subject: str) -> dict[str, str]:
+    response = httpx2.post(f"{broker}/token", json={"subject": subject}, timeout=10)
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _show(
+    console: Console,
+    directory: pathlib.Path,
+    nodes: Sequence[DemoNode],
+    network: str,
+    broker: str,
+) -> dict[str, Any]:
+    """The examples the demo prints, each a real request; their answers."""
+    shown: dict[str, Any] = {}
+    anonymous = shown["anonymous"] = _count_query(network, {})
+    console.print(f"\n[bold]1. Network Beacon, anonymous[/]: {_summary(anonymous)}")
+    researcher = _token(broker, DEMO_RESEARCHER)
+    registered = shown["registered"] = _count_query(network, researcher)
+    console.print(f"[bold]2. ... as a registered researcher[/]: {_summary(registered)}")
+    httpx2.post(f"{network}/catalogue/harvest", timeout=30)  # now, not in 5 minutes
+    search = httpx2.get(
+        f"{network}/catalogue/datasets", params={"q": "cohort"}, timeout=30
+    )
+    if search.status_code == 200:
+        found = search.json()
+        items = found if isinstance(found, list) else found.get("datasets", [])
+        shown["search"] = items
+        console.print(
+            "[bold]3. Catalogue search 'cohort'[/]: "
+            + ", ".join(f"{item.get('id')} ({item.get('country')})" for item in items)
         )
+    controlled = next(node for node in nodes if node.security_level == "CONTROLLED")
+    grants = httpx2.get(
+        f"{controlled.url}/access/grants", headers=researcher, timeout=10
     )
-    _ask_the_beacon(console, node, result.dataset_id, dataset_yaml)
-    console.print(
-        f"Try: .venv/bin/genomenode datasets --node {node_dir} --json\n"
-        f"     GENOMENODE_DEV_IDENTITY_PROVIDER=true .venv/bin/genomenode serve "
-        f"--node {node_dir} --port 8080\n"
-        "       # then http://localhost:8080/api/docs, and passports from "
-        "http://localhost:8080/dev-idp/ (README: Access)\n"
-        f"     .venv/bin/crypt4gh decrypt --sk {node_dir}/keys/node.sec "
-        f"< {node.datasets_dir}/{result.dataset_id}/files/0000-dataset.yaml.c4gh"
-    )
-
-
-def _ask_the_beacon(
-    console: Console, node: Node, dataset_id: str, dataset_yaml: pathlib.Path
-) -> None:
-    """Put the planted causal variant to the Beacon, as two kinds of caller."""
-    document = yaml.safe_load(dataset_yaml.read_text())
-    causal = (document.get("simulation") or {}).get("causal_variants") or []
-    if not causal:
-        return
-    variant = causal[0]
-    catalog = Catalog(node)
-
-    def individuals(caller: Caller, filters: list[dict[str, str]]) -> int | None:
+    if not grants.json().get("grants"):
+        applied = httpx2.post(
+            f"{controlled.url}/access/applications",
+            headers=researcher,
+            json={
+                "dataset": controlled.dataset_id,
+                "project_title": "Rare variants in coronary artery disease",
+                "purpose": {
+                    "term": "DUO:0000007",
+                    "disease": "ICD10:I25.1",
+                    "accepted": ["DUO:0000019"],
+                },
+                "submit": True,
+            },
+            timeout=10,
+        ).json()
+        console.print(
+            f"[bold]4. Apply[/] to {controlled.dataset_id} on {controlled.node_id}: "
+            f"application {applied['id']}, DUO match "
+            f"{applied['recommendation']['outcome']}"
+        )
+        dac = _token(broker, DEMO_DAC)
+        approved = httpx2.post(
+            f"{controlled.url}/access/applications/{applied['id']}/approve",
+            headers=dac,
+            json={
+                "ends_at": time.strftime(
+                    "%Y-%m-%d", time.gmtime(time.time() + 30 * 86400)
+                )
+            },
+            timeout=10,
+        ).json()
+        console.print(f"   the DAC ({DEMO_DAC}) approves: {approved['state']}")
+        shown["application"] = approved
+    granted = shown["granted"] = _count_query(network, researcher)
+    console.print(f"[bold]5. ... the same researcher, granted[/]: {_summary(granted)}")
+    # Records: a variant planted in the PT cohort only, so that no node answering
+    # at count granularity lowers the network's answer.
+    document = yaml.safe_load((directory / "pt-cohort" / "dataset.yaml").read_text())
+    variant = (document.get("simulation") or {}).get("causal_variants", [{}])[0]
+    if variant:
         body = {
+            "meta": {"apiVersion": "2.0"},
             "query": {
                 "requestParameters": {
                     "referenceName": variant["contig"],
@@ -98,97 +328,115 @@ def _ask_the_beacon(
                     "referenceBases": variant["ref"],
                     "alternateBases": variant["alt"],
                 },
-                "filters": filters,
-                "requestedGranularity": "count",
-            }
+                "requestedGranularity": "record",
+            },
         }
-        found = answer(catalog, parse_post(body), PathScope("individuals"), caller)
-        counts = [
-            item.count for item in found.datasets if item.dataset.id == dataset_id
+        records = shown["records"] = httpx2.post(
+            f"{network}/api/g_variants", json=body, headers=researcher, timeout=30
+        ).json()
+        found = [
+            f"{item.get('id')} ({len(item.get('results', []))} record(s))"
+            for item in records.get("response", {}).get("resultSets", [])
         ]
-        return counts[0] if counts else None
-
-    where = (
-        f"{variant['contig']}:{variant['position']} {variant['ref']}>{variant['alt']}"
-    )
-    anonymous = individuals(ANONYMOUS, [])
-    console.print(
-        f"Beacon, anonymous caller, carriers of {where}: "
-        + ("dataset not visible (CONTROLLED)" if anonymous is None else str(anonymous))
-    )
-    # The access workflow, as a researcher and the node's operator would go through it;
-    # the development identity provider stands in for LS-AAI.
-    public_url = node.config.public_url
-    provider = DevIdentityProvider(
-        node.config.node_dir / "keys" / "dev-idp", issuer=f"{public_url}/dev-idp"
-    )
-    access = build_access_service(node, public_url=public_url, dev_provider=provider)
-    try:
-        header = f"Bearer {provider.passport(DEMO_RESEARCHER)}"
-        _, researcher = access.authenticate(header)
-        if dataset_id not in researcher.granted_datasets:
-            seen = individuals(researcher, [])
-            console.print(
-                f"Beacon, registered researcher {DEMO_RESEARCHER} (passport): "
-                + ("dataset not visible" if seen is None else f"{seen} carriers")
-            )
-            application = workflow.create_application(
-                node.engine,
-                dataset_id=dataset_id,
-                applicant=DEMO_RESEARCHER,
-                project_title="Rare variants in coronary artery disease",
-                purpose=ResearchPurpose(
-                    "DUO:0000007",
-                    disease="ICD10:I25.1",
-                    accepted=frozenset({"DUO:0000019"}),  # will publish
-                ),
-                purpose_text="Carriers of candidate variants among CAD cases.",
-                submit=True,
-            )
-            recommendation = application.recommendation
-            reasons = "; ".join(recommendation.reasons)
-            console.print(
-                f"Application {application.id} submitted; DUO match: "
-                f"[bold]{recommendation.outcome}[/] ({reasons})"
-            )
-            approved = workflow.approve(
-                node.engine,
-                application.id,
-                actor="operator:demo",
-                ends_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
-                as_operator=True,
-            )
-            assert approved.grant is not None
-            console.print(
-                f"Approved by the DAC until {approved.grant.ends_at:%Y-%m-%d}: "
-                f"genomenode access grants --node {node.config.node_dir}"
-            )
-        _, researcher = access.authenticate(header)
-        carriers = individuals(researcher, [])
-        cases = individuals(researcher, [{"id": "ICD10:I25.1"}])
         console.print(
-            f"Beacon, {DEMO_RESEARCHER} granted {dataset_id}: {carriers} carriers, "
-            f"{cases} of them with coronary artery disease (ICD10:I25.1, the planted "
-            "association)"
+            f"[bold]6. Records across the network[/] for "
+            f"{variant['contig']}:{variant['position']} {variant['ref']}>"
+            f"{variant['alt']}: {records.get('meta', {}).get('returnedGranularity')}; "
+            + (", ".join(found) or "none")
         )
-    finally:
-        access.audit.close()
-    with node.session() as session:
-        check = verify(session)
-    console.print(
-        f"Audit log: {check.num_entries} entries, "
-        + ("intact" if check.intact else f"TAMPERED at entry {check.first_bad_id}")
-        + f" (genomenode audit verify --node {node.config.node_dir})"
+    return shown
+
+
+def run_demo(
+    directory: pathlib.Path,
+    *,
+    scale: float = 1.0,
+    length: int = 1_000_000,
+    wait: bool = True,
+    ports: Sequence[int | None] = (8081, 8082, 8083),
+    network_port: int | None = 9000,
+) -> dict[str, Any]:
+    """Set up (or reuse) the demo network in ``directory``, start it, show it.
+
+    With ``wait`` it runs until Ctrl-C; without, it stops after the examples.
+    Returns the examples' answers (for tests).
+    """
+    console = Console()
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    nodes = _nodes(scale, ports)
+    broker = f"{nodes[0].url}/dev-idp"
+    port = _free_port(network_port)
+    network = f"http://127.0.0.1:{port}"
+    for node in nodes:
+        _prepare(
+            console, directory, node, length=length, broker=broker, network=network
+        )
+    registry = _write_network(directory, nodes, port)
+    executable = [sys.executable, "-m", "genomenode"]
+    commands = [
+        (
+            [
+                *executable,
+                "serve",
+                "--node",
+                str(directory / node.node_id),
+                "--port",
+                str(node.port),
+            ],
+            {"GENOMENODE_WORKER_PROCESSES": "0"},
+        )
+        for node in nodes
+    ]
+    commands.append(
+        ([*executable, "network", "serve", str(registry), "--port", str(port)], {})
     )
+    with _processes(commands) as processes:
+        for node, process in zip(nodes, processes, strict=False):
+            _wait_ready(f"{node.url}/api/service-info", process)
+        _wait_ready(f"{network}/api/service-info", processes[-1])
+        console.print(f"\nNetwork ready in {time.monotonic() - started:.0f} s:")
+        for node in nodes:
+            console.print(
+                f"  {node.node_id:8} {node.url}   "
+                f"({node.dataset_id}, {node.security_level})"
+            )
+        console.print(f"  network  {network}   (registry {registry})")
+        console.print(
+            f"  identities: {DEMO_RESEARCHER} (researcher), {DEMO_DAC} (DAC member); "
+            f"passports from POST {broker}/token"
+        )
+        shown = _show(console, directory, nodes, network, broker)
+        console.print(
+            "\nTry:\n"
+            f"  curl '{network}/api/g_variants?referenceName=1&start=0&end=100000"
+            "&requestedGranularity=count'\n"
+            f"  curl '{network}/catalogue/datasets?q=cohort'\n"
+            f"  TOKEN=$(curl -s {broker}/token -H 'content-type: application/json' "
+            f'-d \'{{"subject": "{DEMO_RESEARCHER}"}}\' | '
+            "python3 -c 'import json,sys; "
+            'print(json.load(sys.stdin)["access_token"])\')\n'
+            f'  curl -H "Authorization: Bearer $TOKEN" \'{network}/api/g_variants?'
+            "referenceName=1&start=0&end=100000&requestedGranularity=record'"
+        )
+        if wait:
+            console.print("\nRunning; Ctrl-C stops the nodes and the network.")
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(process.poll() is None for process in processes):
+                    time.sleep(0.5)
+    console.print("Stopped.")
+    return shown
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=pathlib.Path, default=pathlib.Path("demo"))
-    parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--length", type=int, default=2_000_000)
+    parser.add_argument("--scale", type=float, default=1.0, help="Cohort size factor.")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="Stop after the examples."
+    )
     arguments = parser.parse_args()
-    run_demo(arguments.dir, samples=arguments.samples, length=arguments.length)
+    run_demo(arguments.dir, scale=arguments.scale, wait=not arguments.no_wait)
 
 
 if __name__ == "__main__":

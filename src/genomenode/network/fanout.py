@@ -1,0 +1,395 @@
+"""Ask every node of the network the same Beacon request, at once.
+
+:func:`fan_out` sends one request per node concurrently over one shared
+:class:`httpx2.AsyncClient` (its connection pool is what keeps the network's
+overhead small) and returns one :class:`NodeAnswer` per node, in registry order.
+Nothing a node does can make it raise: every outcome becomes a status.
+
+========== =================================================================
+status     meaning
+========== =================================================================
+``ok``     2xx with JSON valid against the expected Beacon response schema
+``error``  no answer (connection refused, reset...), a 5xx, or a 4xx carrying
+           a valid ``beaconErrorResponse`` (kept in ``document``: the node
+           understood the request and refused it, e.g. a bad passport)
+``invalid`` the body is not JSON, or breaks the Beacon response schema
+``timeout`` no complete answer within the timeout; the request was cancelled,
+           which closes its connection (the node sees the client go away)
+``skipped`` not asked (the caller said so)
+========== =================================================================
+
+Only the caller's ``Authorization`` header (the GA4GH passport) is forwarded,
+unchanged: each node decides on its own what the caller may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx2
+
+from genomenode.access.network_trust import ASSERTION_HEADER, NetworkSigner
+from genomenode.beacon.schemas import validate
+from genomenode.errors import BeaconValidationError
+
+from .registry import RegisteredNode
+
+__all__ = [
+    "NodeAnswer",
+    "NodeStatus",
+    "expected_schema",
+    "fan_out",
+]
+
+NodeStatus = Literal["ok", "timeout", "error", "invalid", "skipped"]
+
+#: Headers of the caller passed on to the nodes; everything else stays here.
+FORWARDED_HEADERS = ("authorization",)
+_MAX_REASON = 300
+_FRAMEWORK_SCHEMAS = {
+    "": "beaconInfoResponse",
+    "info": "beaconInfoResponse",
+    "service-info": "ga4gh-service-info-1-0-0-schema",
+    "configuration": "beaconConfigurationResponse",
+    "map": "beaconMapResponse",
+    "entry_types": "beaconEntryTypesResponse",
+}
+_COLLECTIONS = ("datasets", "cohorts")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeAnswer:
+    """What one node answered (or did not).
+
+    Attributes
+    ----------
+    node
+        The registered node asked.
+    status
+        ``ok``, ``timeout``, ``error``, ``invalid`` or ``skipped`` (module docs).
+    latency_ms
+        Wall time from sending to the decoded answer (or to giving up).
+    document
+        The decoded, schema-valid JSON for ``ok`` (and for a Beacon error document
+        of a 4xx), else ``None``.
+    reason
+        Why the answer is not ``ok``, in a line a network operator understands.
+    http_status
+        The node's HTTP status, when it answered at all.
+    """
+
+    node: RegisteredNode
+    status: NodeStatus
+    latency_ms: float
+    document: dict[str, Any] | None = None
+    reason: str | None = None
+    http_status: int | None = None
+
+
+def expected_schema(path: str, document: Mapping[str, Any]) -> str:
+    """The Beacon schema a node's answer to ``path`` must match.
+
+    Parameters
+    ----------
+    path
+        The path under the API root, without leading slash (``"individuals"``,
+        ``"g_variants/1-1000-A-C/individuals"``, ``"info"``).
+    document
+        The decoded answer: result responses pick their schema by
+        ``meta.returnedGranularity`` (and collections by path).
+
+    Returns
+    -------
+    str
+        A name for :func:`genomenode.beacon.schemas.validate`.
+    """
+    path = path.strip("/")
+    if "error" in document:
+        return "beaconErrorResponse"
+    if path in _FRAMEWORK_SCHEMAS:
+        return _FRAMEWORK_SCHEMAS[path]
+    parts = path.split("/")
+    if parts[-1] == "filtering_terms":
+        return "beaconFilteringTermsResponse"
+    meta = document.get("meta")
+    granularity = meta.get("returnedGranularity") if isinstance(meta, dict) else None
+    if granularity == "boolean":
+        return "beaconBooleanResponse"
+    if granularity == "count":
+        return "beaconCountResponse"
+    # The entry type returned is the last endpoint of the path.
+    returned = parts[-1] if len(parts) != 2 else parts[0]
+    if returned in _COLLECTIONS:
+        return "beaconCollectionsResponse"
+    return "beaconResultsetsResponse"
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def _error_message(document: Mapping[str, Any]) -> str:
+    error = document.get("error")
+    if isinstance(error, dict):
+        return str(error.get("errorMessage", ""))
+    return ""
+
+
+async def _ask(
+    node: RegisteredNode,
+    client: httpx2.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    params: Sequence[tuple[str, str]] | None,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    schema_for: Callable[[str, Mapping[str, Any]], str],
+    signer: NetworkSigner | None = None,
+) -> NodeAnswer:
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    url = f"{node.api_url}/{path.lstrip('/')}" if path.strip("/") else node.api_url
+    try:
+        request = client.build_request(
+            method,
+            url,
+            params=list(params) if params else None,
+            content=body,
+            headers=headers,
+        )
+        if signer is not None:
+            # Signed over exactly what the node receives: method, path and query
+            # as sent, and the body (docs/network-trust.md).
+            request.headers[ASSERTION_HEADER] = signer.assertion(
+                audience=node.url,
+                method=method,
+                path_and_query=request.url.raw_path.decode("ascii"),
+                body=body or b"",
+            )
+        response = await client.send(request)
+    except httpx2.TimeoutException:
+        return NodeAnswer(node, "timeout", elapsed(), reason="no answer in time")
+    except httpx2.HTTPError as error:
+        return NodeAnswer(
+            node, "error", elapsed(), reason=_short(f"{type(error).__name__}: {error}")
+        )
+    status = response.status_code
+    if status >= 500:
+        return NodeAnswer(
+            node, "error", elapsed(), reason=f"HTTP {status}", http_status=status
+        )
+    try:
+        document = json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return NodeAnswer(
+            node,
+            "invalid",
+            elapsed(),
+            reason=_short(f"HTTP {status}, body is not JSON: {error}"),
+            http_status=status,
+        )
+    if not isinstance(document, dict):
+        return NodeAnswer(
+            node,
+            "invalid",
+            elapsed(),
+            reason=f"HTTP {status}, body is JSON {type(document).__name__}, "
+            "not an object",
+            http_status=status,
+        )
+    if status >= 300 and "error" not in document:
+        return NodeAnswer(
+            node,
+            "invalid",
+            elapsed(),
+            reason=f"HTTP {status} without a Beacon error document",
+            http_status=status,
+        )
+    schema = schema_for(path, document)
+    try:
+        validate(document, schema)
+    except BeaconValidationError as error:
+        where = ", ".join(list(dict.fromkeys(error.paths))[:3])
+        return NodeAnswer(
+            node,
+            "invalid",
+            elapsed(),
+            reason=_short(f"HTTP {status}, breaks {schema} at {where}"),
+            http_status=status,
+        )
+    if schema == "beaconErrorResponse":
+        return NodeAnswer(
+            node,
+            "error",
+            elapsed(),
+            document=document,
+            reason=_short(f"HTTP {status}: {_error_message(document)}"),
+            http_status=status,
+        )
+    return NodeAnswer(node, "ok", elapsed(), document=document, http_status=status)
+
+
+async def _bounded(
+    node: RegisteredNode, timeout_seconds: float, asking: Any
+) -> NodeAnswer:
+    started = time.perf_counter()
+    try:
+        # wait_for cancels the request task at the deadline; httpx then closes the
+        # connection instead of returning it to the pool, so the node sees the
+        # client disconnect and nothing keeps running on our side.
+        answer: NodeAnswer = await asyncio.wait_for(asking, timeout_seconds)
+    except TimeoutError:
+        return NodeAnswer(
+            node,
+            "timeout",
+            (time.perf_counter() - started) * 1000,
+            reason=f"no answer within {timeout_seconds:g} s (request cancelled)",
+        )
+    except Exception as error:
+        return NodeAnswer(
+            node,
+            "error",
+            (time.perf_counter() - started) * 1000,
+            reason=_short(f"{type(error).__name__}: {error}"),
+        )
+    return answer
+
+
+async def fan_out(
+    nodes: Sequence[RegisteredNode],
+    method: str,
+    path: str,
+    *,
+    params: Sequence[tuple[str, str]] | None = None,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_seconds: float,
+    client: httpx2.AsyncClient,
+    skip: Mapping[str, str] | None = None,
+    schema_for: Callable[[str, Mapping[str, Any]], str] = expected_schema,
+    signer: NetworkSigner | None = None,
+) -> list[NodeAnswer]:
+    """Send one request to every node concurrently; one answer per node.
+
+    With ``signer``, each request carries the network's signed assertion for
+    that node (``GA4GH-Network-Assertion``).
+
+    Parameters
+    ----------
+    nodes
+        The nodes to ask (answers come back in this order).
+    method
+        ``GET`` or ``POST``.
+    path
+        Path under each node's API root (``"individuals"``, ``"info"``).
+    params
+        Query parameters, as ``(name, value)`` pairs (repeats kept).
+    body
+        The raw POST body (sent as ``application/json``), or ``None``.
+    headers
+        The caller's headers; only ``Authorization`` is forwarded, unchanged.
+    timeout_seconds
+        Per node: after this the request is cancelled and reported ``timeout``.
+    client
+        The shared client (its pool is reused across requests).
+    skip
+        Node id → reason for nodes not to ask (reported ``skipped``).
+    schema_for
+        Picks the schema a node's answer is validated against; see
+        :func:`expected_schema`.
+
+    Returns
+    -------
+    list of NodeAnswer
+        One per node, in the order of ``nodes``; never raises for a node's fault.
+    """
+    forwarded = {
+        name: value
+        for name, value in (headers or {}).items()
+        if name.lower() in FORWARDED_HEADERS
+    }
+    if body is not None:
+        forwarded["content-type"] = "application/json"
+    skip = skip or {}
+
+    async def one(node: RegisteredNode) -> NodeAnswer:
+        if node.id in skip:
+            return NodeAnswer(node, "skipped", 0.0, reason=skip[node.id])
+        asking = _ask(
+            node,
+            client,
+            method,
+            path,
+            params=params,
+            body=body,
+            headers=forwarded,
+            schema_for=schema_for,
+            signer=signer,
+        )
+        return await _bounded(node, timeout_seconds, asking)
+
+    return list(await asyncio.gather(*(one(node) for node in nodes)))
+
+
+async def probe_nodes(
+    nodes: Sequence[RegisteredNode],
+    *,
+    timeout_seconds: float,
+    client: httpx2.AsyncClient,
+) -> list[dict[str, Any]]:
+    """How each node is doing: reachable, latency, version and datasets.
+
+    Asks every node's ``/api/service-info`` and ``/api/info`` (anonymously, so the
+    datasets are those anyone may list).
+
+    Returns
+    -------
+    list of dict
+        Per node, in order: ``id``, ``country``, ``url``, ``reachable``,
+        ``status`` (of ``/api/info``), ``latencyMs``, ``version`` (the node's
+        software, from service-info), ``datasets`` (ids, from info) and
+        ``reason`` when not ok.
+    """
+    service, info = await asyncio.gather(
+        fan_out(
+            nodes,
+            "GET",
+            "service-info",
+            timeout_seconds=timeout_seconds,
+            client=client,
+        ),
+        fan_out(nodes, "GET", "info", timeout_seconds=timeout_seconds, client=client),
+    )
+    rows: list[dict[str, Any]] = []
+    for node, service_answer, info_answer in zip(nodes, service, info, strict=True):
+        version = (service_answer.document or {}).get("version")
+        response = (info_answer.document or {}).get("response")
+        datasets = response.get("datasets") if isinstance(response, dict) else None
+        row: dict[str, Any] = {
+            "id": node.id,
+            "country": node.country,
+            "url": node.url,
+            "reachable": info_answer.http_status is not None,
+            "status": info_answer.status,
+            "latencyMs": round(info_answer.latency_ms, 1),
+            "version": version if isinstance(version, str) else None,
+            "datasets": [
+                str(item.get("id"))
+                for item in (datasets if isinstance(datasets, list) else [])
+                if isinstance(item, dict)
+            ],
+        }
+        if info_answer.reason:
+            row["reason"] = info_answer.reason
+        rows.append(row)
+    return rows

@@ -1,0 +1,302 @@
+"""NETWORK.yaml: the nodes a network aggregator asks, validated.
+
+The file (documented in ``docs/network.md``)::
+
+    format_version: 1
+    network_id: gdi-demo
+    public_url: https://network.example.org     # the network's own URL, no /api
+    timeout_seconds: 5                          # per node, optional (default 5)
+    environment: prod                           # prod, test or dev (default dev)
+    nodes:
+      - id: fi-node
+        country: FI                             # ISO 3166-1 alpha-2
+        url: https://fi.node.example.org        # the node's base URL, no /api
+        jwks: https://fi.node.example.org/.well-known/jwks.json   # optional
+
+Every error is a :class:`~genomenode.errors.ConfigError` naming the file and the
+field (``nodes[1].url``). The registry's node ids are the network's truth: what a
+node says about itself never renames it.
+
+Examples
+--------
+>>> registry = load_registry("NETWORK.yaml")  # doctest: +SKIP
+>>> [node.id for node in registry.nodes]  # doctest: +SKIP
+['fi-node', 'se-node']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from genomenode.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "FORMAT_VERSION",
+    "RegisteredNode",
+    "Registry",
+    "load_registry",
+    "parse_registry",
+]
+
+#: The NETWORK.yaml format this genomenode reads.
+FORMAT_VERSION = 1
+#: How long the network waits for one node, when the file does not say.
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_NODE_KEYS = frozenset({"id", "country", "url", "jwks"})
+_TOP_KEYS = frozenset(
+    {
+        "format_version",
+        "network_id",
+        "public_url",
+        "timeout_seconds",
+        "environment",
+        "nodes",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredNode:
+    """One node of the network, as the registry declares it.
+
+    Attributes
+    ----------
+    id
+        The node's id in the network; result sets are tagged with it.
+    country
+        ISO 3166-1 alpha-2 code (upper case).
+    url
+        The node's base URL without ``/api`` and without a trailing slash.
+    jwks
+        URL of the node's public keys (its visas), if given.
+    """
+
+    id: str
+    country: str
+    url: str
+    jwks: str | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The node's Beacon API root, ``<url>/api``."""
+        return f"{self.url}/api"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registry:
+    """A validated NETWORK.yaml.
+
+    Attributes
+    ----------
+    network_id
+        The network's id; its Beacon id is ``org.genomenode.network.<network_id>``.
+    public_url
+        The network's own external URL, without ``/api`` or trailing slash.
+    nodes
+        The registered nodes, in file order (the order of ``info.nodes``).
+    timeout_seconds
+        How long one node may take to answer before it is reported ``timeout``.
+    environment
+        ``prod``, ``test`` or ``dev``, as the network's Beacon info reports it.
+    source
+        The file it was read from, if any (for messages).
+    """
+
+    network_id: str
+    public_url: str
+    nodes: tuple[RegisteredNode, ...]
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    environment: str = "dev"
+    source: str | None = None
+
+    @property
+    def beacon_id(self) -> str:
+        """The network's Beacon id, ``org.genomenode.network.<network_id>``."""
+        return f"org.genomenode.network.{self.network_id}"
+
+    @property
+    def api_url(self) -> str:
+        """The network's Beacon API root, ``<public_url>/api``."""
+        return f"{self.public_url}/api"
+
+    def node(self, node_id: str) -> RegisteredNode:
+        """The registered node with this id.
+
+        Raises
+        ------
+        KeyError
+            If no node has that id.
+        """
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+
+class _Reader:
+    """Builds errors that name the file and the field."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def fail(self, field: str | None, message: str) -> ConfigError:
+        where = [part for part in (self.source, field and f"field {field!r}") if part]
+        prefix = ", ".join(where)
+        return ConfigError(f"{prefix}: {message}" if prefix else message)
+
+    def string(self, document: Mapping[str, Any], key: str, field: str) -> str:
+        if key not in document or document[key] is None:
+            raise self.fail(field, "is required")
+        value = document[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(field, f"must be a non-empty string, not {value!r}")
+        return value.strip()
+
+    def url(self, document: Mapping[str, Any], key: str, field: str) -> str:
+        value = self.string(document, key, field)
+        if not value.startswith(("http://", "https://")):
+            raise self.fail(field, f"{value!r} must be an absolute http(s) URL")
+        value = value.rstrip("/")
+        if value.endswith("/api"):
+            raise self.fail(field, f"{value!r}: give the base URL, without /api")
+        return value
+
+
+def parse_registry(document: object, *, source: str | None = None) -> Registry:
+    """Validate a decoded NETWORK.yaml document.
+
+    Parameters
+    ----------
+    document
+        The decoded YAML (a mapping).
+    source
+        Where it came from, named in error messages.
+
+    Returns
+    -------
+    Registry
+
+    Raises
+    ------
+    ConfigError
+        If a field is missing or wrong; the message names the file and field.
+    """
+    reader = _Reader(source)
+    if not isinstance(document, Mapping):
+        raise reader.fail(None, "must be a mapping with format_version, nodes, ...")
+    unknown = sorted(set(document) - _TOP_KEYS)
+    if unknown:
+        raise reader.fail(unknown[0], "is not a NETWORK.yaml field")
+    if "format_version" not in document:
+        raise reader.fail("format_version", "is required (this is 1)")
+    version = document["format_version"]
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise reader.fail(
+            "format_version",
+            f"{version!r} is not supported (this genomenode reads {FORMAT_VERSION})",
+        )
+    network_id = reader.string(document, "network_id", "network_id")
+    if not _ID.match(network_id):
+        raise reader.fail(
+            "network_id", f"{network_id!r}: use letters, digits, '.', '_' and '-'"
+        )
+    public_url = reader.url(document, "public_url", "public_url")
+    timeout = document.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= 600
+    ):
+        raise reader.fail(
+            "timeout_seconds", f"{timeout!r} must be a number of seconds in (0, 600]"
+        )
+    environment = document.get("environment", "dev")
+    if environment not in ("prod", "test", "dev"):
+        raise reader.fail("environment", f"{environment!r}: use prod, test or dev")
+    raw_nodes = document.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise reader.fail("nodes", "must be a non-empty list of nodes")
+    nodes: list[RegisteredNode] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_nodes):
+        where = f"nodes[{index}]"
+        if not isinstance(raw, Mapping):
+            raise reader.fail(where, "must be a mapping with id, country and url")
+        extra = sorted(set(raw) - _NODE_KEYS)
+        if extra:
+            raise reader.fail(f"{where}.{extra[0]}", "is not a node field")
+        node_id = reader.string(raw, "id", f"{where}.id")
+        if not _ID.match(node_id):
+            raise reader.fail(
+                f"{where}.id", f"{node_id!r}: use letters, digits, '.', '_' and '-'"
+            )
+        if node_id in seen:
+            raise reader.fail(f"{where}.id", f"{node_id!r} is registered twice")
+        seen.add(node_id)
+        if isinstance(raw.get("country"), bool):
+            # YAML 1.1 reads an unquoted NO (Norway) as false.
+            raise reader.fail(
+                f"{where}.country", "is a boolean: quote the code, e.g. 'NO'"
+            )
+        country = reader.string(raw, "country", f"{where}.country")
+        if not _COUNTRY.match(country):
+            raise reader.fail(
+                f"{where}.country",
+                f"{country!r} must be an ISO 3166-1 alpha-2 code such as FI",
+            )
+        url = reader.url(raw, "url", f"{where}.url")
+        jwks = (
+            reader.url(raw, "jwks", f"{where}.jwks")
+            if raw.get("jwks") is not None
+            else None
+        )
+        nodes.append(RegisteredNode(id=node_id, country=country, url=url, jwks=jwks))
+    return Registry(
+        network_id=network_id,
+        public_url=public_url,
+        nodes=tuple(nodes),
+        timeout_seconds=float(timeout),
+        environment=str(environment),
+        source=source,
+    )
+
+
+def load_registry(path: str | os.PathLike[str]) -> Registry:
+    """Read and validate a NETWORK.yaml.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    Registry
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read, is not YAML, or a field is wrong (the message
+        names the file and the field).
+    """
+    source = os.fspath(path)
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read: {error.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    return parse_registry(document, source=source)
