@@ -32,13 +32,14 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
 	$(BIN)/python bench/access.py
 	$(BIN)/python bench/crypt4gh_stream.py
 	$(BIN)/python bench/htsget.py
+	$(BIN)/python bench/network.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
