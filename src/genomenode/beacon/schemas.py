@@ -206,7 +206,12 @@ def registry() -> referencing.Registry[Any]:
         :data:`BASE_URI` (with the upstream ``info.json`` alias) and refuses every
         other URI with :class:`referencing.exceptions.NoSuchResource`.
     """
-    return referencing.Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+    # Every vendored file is loaded and crawled up front: validation then finds
+    # each $ref in the registry instead of retrieving it anew on every call
+    # (about twice as fast; the network validates every node's answer).
+    resources = [(BASE_URI + relative, _load(relative)) for relative in schema_files()]
+    lazy = referencing.Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+    return lazy.with_resources(resources).crawl()
 
 
 @functools.cache
