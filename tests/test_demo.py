@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -69,3 +73,38 @@ def test_the_demo_network_shows_each_kind_of_caller(tmp_path):
                 for entry in session.scalars(select(AuditEntry))
             }
         assert any(str(name).startswith("http://127.0.0.1:") for name in networks)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_whole_network(tmp_path):
+    demo = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "genomenode", "demo"),
+            *("--dir", str(tmp_path), "--scale", "0.1"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in demo.stdout:
+        lines.append(line)
+        if "Ctrl-C stops" in line or time.monotonic() > deadline:
+            break
+    assert any("Ctrl-C stops" in line for line in lines), "".join(lines)
+    registry = tmp_path / "NETWORK.yaml"
+    children = subprocess.run(
+        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) >= 4  # three nodes and the network
+    demo.send_signal(signal.SIGINT)
+    rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, rest
+    assert "Stopped." in rest
+    left = subprocess.run(
+        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+    ).stdout.split()
+    assert left == [], f"processes left running: {left}"
+    assert registry.exists()
