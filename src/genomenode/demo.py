@@ -169,22 +169,30 @@ def _write_network(
 
 @contextlib.contextmanager
 def _processes(
-    commands: Sequence[tuple[list[str], dict[str, str]]],
+    commands: Sequence[tuple[list[str], dict[str, str], pathlib.Path]],
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start each command in its own session (Ctrl-C reaches only the demo, which
+    stops them), its output going to its log file (a pipe could fill and block it)."""
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for command, environment in commands:
-            started.append(
-                subprocess.Popen(
-                    command,
-                    env={**os.environ, **environment},
-                    start_new_session=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+        for command, environment, log in commands:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "wb") as output:
+                started.append(
+                    subprocess.Popen(
+                        command,
+                        env={**os.environ, **environment},
+                        start_new_session=True,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
         yield started
     finally:
+        # A second Ctrl-C (or SIGTERM) during the clean-up must not leave
+        # servers behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for process in started:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -194,9 +202,15 @@ def _processes(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.communicate()
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: pathlib.Path) -> None:
     deadline = time.monotonic() + _READY_SECONDS
     while True:
         try:
@@ -204,8 +218,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
             return
         except httpx2.TransportError:
             if process.poll() is not None:
-                error = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"{url} did not start:\n{error}") from None
+                error = log.read_text(errors="replace")[-4000:]
+                raise RuntimeError(f"{url} did not start ({log}):\n{error}") from None
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"{url} did not start in {_READY_SECONDS} s"
@@ -385,16 +399,22 @@ def run_demo(
                 str(node.port),
             ],
             {"GENOMENODE_WORKER_PROCESSES": "0"},
+            directory / "logs" / f"{node.node_id}.log",
         )
         for node in nodes
     ]
     commands.append(
-        ([*executable, "network", "serve", str(registry), "--port", str(port)], {})
+        (
+            [*executable, "network", "serve", str(registry), "--port", str(port)],
+            {},
+            directory / "logs" / "network.log",
+        )
     )
+    urls = [f"{node.url}/api/service-info" for node in nodes]
+    urls.append(f"{network}/api/service-info")
     with _processes(commands) as processes:
-        for node, process in zip(nodes, processes, strict=False):
-            _wait_ready(f"{node.url}/api/service-info", process)
-        _wait_ready(f"{network}/api/service-info", processes[-1])
+        for url, process, (_, _, log) in zip(urls, processes, commands, strict=True):
+            _wait_ready(url, process, log)
         console.print(f"\nNetwork ready in {time.monotonic() - started:.0f} s:")
         for node in nodes:
             console.print(
@@ -402,6 +422,7 @@ def run_demo(
                 f"({node.dataset_id}, {node.security_level})"
             )
         console.print(f"  network  {network}   (registry {registry})")
+        console.print(f"  logs in {directory / 'logs'}")
         console.print(
             f"  identities: {DEMO_RESEARCHER} (researcher), {DEMO_DAC} (DAC member); "
             f"passports from POST {broker}/token"
@@ -421,6 +442,8 @@ def run_demo(
         )
         if wait:
             console.print("\nRunning; Ctrl-C stops the nodes and the network.")
+            # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl-C.
+            signal.signal(signal.SIGTERM, _interrupt)
             with contextlib.suppress(KeyboardInterrupt):
                 while all(process.poll() is None for process in processes):
                     time.sleep(0.5)
