@@ -47,7 +47,7 @@ import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from ..errors import TokenError
-from .tokens import ALGORITHMS, JwksCache, TrustedIssuer
+from .tokens import ALGORITHMS, JwksCache, TrustedIssuer, unverified_issuer
 from .visas import SigningKeys
 
 __all__ = [
@@ -270,7 +270,7 @@ class NetworkVerifier:
             signature, expired or not yet valid, for another node, for another
             method, path or body, or already used.
         """
-        issuer = _unverified_issuer(assertion)
+        issuer = unverified_issuer(assertion)
         network = self._trusted.get(issuer) if issuer is not None else None
         if network is None:
             return None
@@ -346,13 +346,3 @@ class NetworkVerifier:
         except jwt.PyJWTError as error:
             raise TokenError(f"{prefix} is invalid: {error}") from None
         return claims
-
-
-def _unverified_issuer(token: str) -> str | None:
-    """The ``iss`` an assertion claims, read without verifying (to pick its keys)."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    issuer = claims.get("iss")
-    return issuer if isinstance(issuer, str) else None

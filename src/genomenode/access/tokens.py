@@ -49,6 +49,7 @@ __all__ = [
     "TokenVerifier",
     "TrustedIssuer",
     "Visa",
+    "unverified_issuer",
 ]
 
 #: The signature algorithms accepted, as the GA4GH AAI profile allows.
@@ -297,7 +298,7 @@ class TokenVerifier:
                 return cached.identity
             # A visa has expired since: verify again, so it is rejected.
             self._passports.drop(digest)
-        issuer = _unverified_issuer(token)
+        issuer = unverified_issuer(token)
         broker = self._brokers.get(issuer) if issuer is not None else None
         if broker is None:
             return None
@@ -366,7 +367,7 @@ class TokenVerifier:
     def _visa(self, raw: object, subject: str) -> Visa:
         if not isinstance(raw, str):
             raise TokenError("is not a JWT")
-        issuer = _unverified_issuer(raw)
+        issuer = unverified_issuer(raw)
         trusted = self._visa_issuers.get(issuer) if issuer is not None else None
         if trusted is None:
             raise TokenError(f"issuer {issuer!r} is not a trusted visa issuer")
@@ -442,7 +443,7 @@ class TokenVerifier:
         return claims
 
 
-def _unverified_issuer(token: str) -> str | None:
+def unverified_issuer(token: str) -> str | None:
     """The ``iss`` a token claims, read without verifying (to pick its keys)."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
