@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import pathlib
 
 import jwt
@@ -30,7 +29,7 @@ from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
 from genomenode.store.models import AuditEntry
 
-from ..conftest import write_dataset_yaml, write_small_cohort
+from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 
 BASE = "http://testserver"
 RESEARCHER = "researcher@demo.genomenode"
@@ -45,9 +44,7 @@ QUERY = {"referenceName": "1", "start": "999", "end": "1000"}
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     root = tmp_path_factory.mktemp("access")
-    previous = os.environ.get("GENOMENODE_WORKER_PROCESSES")
-    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
-    try:
+    with in_process_workers():
         write_small_cohort(root / "controlled", dataset_id=CONTROLLED)
         controlled = write_dataset_yaml(
             root / "controlled",
@@ -63,11 +60,6 @@ def node(tmp_path_factory):
         fresh = init_node(root / "node", node_id="fi-node", country="FI")
         ingest(fresh, controlled)
         ingest(fresh, registered)
-    finally:
-        if previous is None:
-            del os.environ["GENOMENODE_WORKER_PROCESSES"]
-        else:
-            os.environ["GENOMENODE_WORKER_PROCESSES"] = previous
     yield fresh
     fresh.close()
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
 
@@ -26,7 +25,12 @@ from genomenode.ingest.pipeline import ingest
 from genomenode.node import Node, init_node
 from genomenode.simulate import simulate_cohort
 
-from ..conftest import CINECA_INDIVIDUALS, CINECA_VCF, write_dataset_yaml
+from ..conftest import (
+    CINECA_INDIVIDUALS,
+    CINECA_VCF,
+    in_process_workers,
+    write_dataset_yaml,
+)
 
 
 def _simulated(directory: pathlib.Path, dataset_id: str, level: str, seed: int):
@@ -45,9 +49,7 @@ def _simulated(directory: pathlib.Path, dataset_id: str, level: str, seed: int):
 @pytest.fixture(scope="session")
 def beacon_node(tmp_path_factory) -> Node:
     root = tmp_path_factory.mktemp("beacon")
-    previous = os.environ.get("GENOMENODE_WORKER_PROCESSES")
-    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
-    try:
+    with in_process_workers():
         cineca = root / "cineca"
         cineca.mkdir()
         shutil.copy(CINECA_VCF, cineca / "cohort.vcf.gz")
@@ -65,11 +67,6 @@ def beacon_node(tmp_path_factory) -> Node:
         node = init_node(root / "node", node_id="fi-node", country="FI")
         for description in (cineca_yaml, public.dataset_yaml, controlled.dataset_yaml):
             ingest(node, description)
-    finally:
-        if previous is None:
-            del os.environ["GENOMENODE_WORKER_PROCESSES"]
-        else:
-            os.environ["GENOMENODE_WORKER_PROCESSES"] = previous
     node.simulations = {"sim-public": public, "sim-controlled": controlled}  # type: ignore[attr-defined]
     yield node
     node.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +21,7 @@ from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
 from genomenode.store.models import Dataset
 
-from ..conftest import write_dataset_yaml, write_small_cohort
+from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 
 BASE = "http://fi.example.org"
 CONTROLLED = "fi-controlled"
@@ -36,9 +35,7 @@ DUO = "http://purl.obolibrary.org/obo/DUO_"
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     root = tmp_path_factory.mktemp("catalogue")
-    previous = os.environ.get("GENOMENODE_WORKER_PROCESSES")
-    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
-    try:
+    with in_process_workers():
         write_small_cohort(root / "controlled", dataset_id=CONTROLLED)
         controlled = write_dataset_yaml(
             root / "controlled",
@@ -57,11 +54,6 @@ def node(tmp_path_factory):
         fresh = init_node(root / "node", node_id="fi-node", country="FI")
         ingest(fresh, controlled)
         ingest(fresh, public)
-    finally:
-        if previous is None:
-            del os.environ["GENOMENODE_WORKER_PROCESSES"]
-        else:
-            os.environ["GENOMENODE_WORKER_PROCESSES"] = previous
     with fresh.session() as session, session.begin():
         session.add(
             Dataset(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import httpx2
 import pytest
@@ -28,7 +27,7 @@ from genomenode.catalogue.harvest import (
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
 
-from ..conftest import write_dataset_yaml, write_small_cohort
+from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 
 FI = "http://fi.node.test"
 SE = "http://se.node.test"
@@ -50,9 +49,7 @@ def _ingested_node(root, node_id, country, datasets):
 @pytest.fixture(scope="module")
 def node_apps(tmp_path_factory):
     root = tmp_path_factory.mktemp("harvest")
-    previous = os.environ.get("GENOMENODE_WORKER_PROCESSES")
-    os.environ["GENOMENODE_WORKER_PROCESSES"] = "0"
-    try:
+    with in_process_workers():
         finland = _ingested_node(
             root,
             "fi-node",
@@ -90,11 +87,6 @@ def node_apps(tmp_path_factory):
                 )
             ],
         )
-    finally:
-        if previous is None:
-            del os.environ["GENOMENODE_WORKER_PROCESSES"]
-        else:
-            os.environ["GENOMENODE_WORKER_PROCESSES"] = previous
     yield {
         "fi.node.test": create_app(finland, base_url=FI),
         "se.node.test": create_app(sweden, base_url=SE),
