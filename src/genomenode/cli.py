@@ -746,8 +746,17 @@ _network_file = click.argument(
 @_network_file
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8090, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes (each fans out and merges on its own).",
+)
 @_errors_to_exit
-def network_serve(network_yaml: pathlib.Path, host: str, port: int) -> None:
+def network_serve(
+    network_yaml: pathlib.Path, host: str, port: int, workers: int
+) -> None:
     """Serve the network's Beacon v2 API (under /api) with uvicorn."""
     import uvicorn
 
@@ -761,6 +770,7 @@ def network_serve(network_yaml: pathlib.Path, host: str, port: int) -> None:
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         http="genomenode.app:NoDelayHttpToolsProtocol",
         loop="auto",
         log_level="warning",
