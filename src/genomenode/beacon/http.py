@@ -31,7 +31,7 @@ from .filtering_terms import filtering_terms
 from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
-__all__ = ["BeaconService", "beacon_router", "caller_of"]
+__all__ = ["BeaconService", "add_beacon_routes", "beacon_router", "caller_of"]
 
 _log = logging.getLogger(__name__)
 _JSON = "application/json"
@@ -142,8 +142,6 @@ def _entry_handler(
             )
         )
 
-    name = f"{entry}_{'one' if with_id else 'all'}{'_' + nested if nested else ''}"
-    handler.__name__ = name
     return handler
 
 
@@ -168,15 +166,14 @@ def _filtering_terms_handler(
             }
         )
 
-    handler.__name__ = f"{entry or 'all'}_filtering_terms{'_one' if with_id else ''}"
     return handler
 
 
+Handler = Callable[..., Awaitable[JSONResponse]]
+
+
 def _query_route(
-    router: APIRouter,
-    path: str,
-    endpoint: Callable[..., Awaitable[JSONResponse]],
-    summary: str,
+    router: APIRouter, path: str, endpoint: Handler, name: str, summary: str
 ) -> None:
     """A route answering GET and POST (one OpenAPI operation each)."""
     for method in ("GET", "POST"):
@@ -185,8 +182,88 @@ def _query_route(
             endpoint,
             methods=[method],
             summary=summary,
-            operation_id=f"{endpoint.__name__}_{method.lower()}",
+            operation_id=f"{name}_{method.lower()}",
         )
+
+
+def add_beacon_routes(
+    router: APIRouter,
+    *,
+    info: Handler,
+    service_info: Handler,
+    configuration: Handler,
+    beacon_map: Handler,
+    entry_types: Handler,
+    entry_handler: Callable[[str, bool, str | None], Handler],
+    filtering_terms_handler: Callable[[str | None, bool], Handler],
+    who: str = "Beacon",
+    scope: str = "",
+) -> None:
+    """Declare every Beacon v2 route on ``router``: the one route table of a node
+    (:func:`beacon_router`) and of the network, which answers the same API.
+
+    ``entry_handler(entry, with_id, nested)`` and
+    ``filtering_terms_handler(entry, with_id)`` make the query handlers; ``who``
+    and ``scope`` only word the OpenAPI summaries.
+    """
+    router.add_api_route("", info, methods=["GET"], summary=f"{who} information")
+    router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
+    router.add_api_route("/info", info, methods=["GET"], summary=f"{who} information")
+    router.add_api_route(
+        "/service-info", service_info, methods=["GET"], summary="GA4GH service-info"
+    )
+    router.add_api_route(
+        "/configuration", configuration, methods=["GET"], summary="Configuration"
+    )
+    router.add_api_route("/map", beacon_map, methods=["GET"], summary="Beacon map")
+    router.add_api_route(
+        "/entry_types", entry_types, methods=["GET"], summary="Entry types"
+    )
+    _query_route(
+        router,
+        "/filtering_terms",
+        filtering_terms_handler(None, False),
+        "all_filtering_terms",
+        f"Filtering terms of every dataset{scope}",
+    )
+    for entry in ENTRY_TYPES:
+        _query_route(
+            router,
+            f"/{entry}",
+            entry_handler(entry, False, None),
+            f"{entry}_all",
+            f"Query {entry}{scope}",
+        )
+        _query_route(
+            router,
+            f"/{entry}/filtering_terms",
+            filtering_terms_handler(entry, False),
+            f"{entry}_filtering_terms",
+            f"Filtering terms for {entry}{scope}",
+        )
+        _query_route(
+            router,
+            f"/{entry}/{{entry_id}}",
+            entry_handler(entry, True, None),
+            f"{entry}_one",
+            f"One of {entry} by id{scope}",
+        )
+        for nested in framework.NESTED.get(entry, ()):
+            _query_route(
+                router,
+                f"/{entry}/{{entry_id}}/{nested}",
+                entry_handler(entry, True, nested),
+                f"{entry}_one_{nested}",
+                f"{nested} of one of {entry}{scope}",
+            )
+        if entry in ("datasets", "cohorts"):
+            _query_route(
+                router,
+                f"/{entry}/{{entry_id}}/filtering_terms",
+                filtering_terms_handler(entry, True),
+                f"{entry}_filtering_terms_one",
+                f"Filtering terms of one of {entry}{scope}",
+            )
 
 
 def beacon_router() -> APIRouter:
@@ -217,56 +294,18 @@ def beacon_router() -> APIRouter:
     async def entry_types(request: Request) -> JSONResponse:
         return _json(framework.entry_types_response(_service(request).identity))
 
-    router.add_api_route("", info, methods=["GET"], summary="Beacon information")
-    router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
-    router.add_api_route("/info", info, methods=["GET"], summary="Beacon information")
-    router.add_api_route(
-        "/service-info", service_info, methods=["GET"], summary="GA4GH service-info"
-    )
-    router.add_api_route(
-        "/configuration", configuration, methods=["GET"], summary="Configuration"
-    )
-    router.add_api_route("/map", beacon_map, methods=["GET"], summary="Beacon map")
-    router.add_api_route(
-        "/entry_types", entry_types, methods=["GET"], summary="Entry types"
-    )
-    _query_route(
+    add_beacon_routes(
         router,
-        "/filtering_terms",
-        _filtering_terms_handler(None, with_id=False),
-        "Filtering terms of every dataset",
+        info=info,
+        service_info=service_info,
+        configuration=configuration,
+        beacon_map=beacon_map,
+        entry_types=entry_types,
+        entry_handler=lambda entry, with_id, nested: _entry_handler(
+            entry, with_id=with_id, nested=nested
+        ),
+        filtering_terms_handler=lambda entry, with_id: _filtering_terms_handler(
+            entry, with_id=with_id
+        ),
     )
-    for entry in ENTRY_TYPES:
-        _query_route(
-            router,
-            f"/{entry}",
-            _entry_handler(entry, with_id=False),
-            f"Query {entry}",
-        )
-        _query_route(
-            router,
-            f"/{entry}/filtering_terms",
-            _filtering_terms_handler(entry, with_id=False),
-            f"Filtering terms for {entry}",
-        )
-        _query_route(
-            router,
-            f"/{entry}/{{entry_id}}",
-            _entry_handler(entry, with_id=True),
-            f"One of {entry} by id",
-        )
-        for nested in framework.NESTED.get(entry, ()):
-            _query_route(
-                router,
-                f"/{entry}/{{entry_id}}/{nested}",
-                _entry_handler(entry, with_id=True, nested=nested),
-                f"{nested} of one of {entry}",
-            )
-        if entry in ("datasets", "cohorts"):
-            _query_route(
-                router,
-                f"/{entry}/{{entry_id}}/filtering_terms",
-                _filtering_terms_handler(entry, with_id=True),
-                f"Filtering terms of one of {entry}",
-            )
     return router

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 
 from genomenode import __version__
 from genomenode.beacon import framework
+from genomenode.beacon.http import add_beacon_routes
 from genomenode.beacon.query import BeaconRequest
 from genomenode.beacon.requests import parse_get, parse_post
 from genomenode.beacon.responses import received_request_summary
@@ -158,23 +159,6 @@ async def _filtering_terms(request: Request) -> JSONResponse:
     return _json(merge.merge_filtering_terms(request.app.state.registry, answers))
 
 
-def _query_route(
-    router: APIRouter,
-    path: str,
-    endpoint: Callable[[Request], Awaitable[JSONResponse]],
-    name: str,
-    summary: str,
-) -> None:
-    for method in ("GET", "POST"):
-        router.add_api_route(
-            path,
-            endpoint,
-            methods=[method],
-            summary=summary,
-            operation_id=f"{name}_{method.lower()}",
-        )
-
-
 def network_beacon_router() -> APIRouter:
     """Every Beacon v2 route of a node, answered by the network."""
     router = APIRouter()
@@ -197,64 +181,19 @@ def network_beacon_router() -> APIRouter:
     async def entry_types(request: Request) -> JSONResponse:
         return _json(framework.entry_types_response(request.app.state.beacon.identity))
 
-    router.add_api_route("", info, methods=["GET"], summary="Network information")
-    router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
-    router.add_api_route("/info", info, methods=["GET"], summary="Network information")
-    router.add_api_route(
-        "/service-info", service_info, methods=["GET"], summary="GA4GH service-info"
-    )
-    router.add_api_route(
-        "/configuration", configuration, methods=["GET"], summary="Configuration"
-    )
-    router.add_api_route("/map", beacon_map, methods=["GET"], summary="Beacon map")
-    router.add_api_route(
-        "/entry_types", entry_types, methods=["GET"], summary="Entry types"
-    )
-    _query_route(
+    add_beacon_routes(
         router,
-        "/filtering_terms",
-        _filtering_terms,
-        "all_filtering_terms",
-        "Filtering terms of every node",
+        info=info,
+        service_info=service_info,
+        configuration=configuration,
+        beacon_map=beacon_map,
+        entry_types=entry_types,
+        # A nested path asks for the nested entry type, merged as such.
+        entry_handler=lambda entry, _with_id, nested: _entry_handler(nested or entry),
+        filtering_terms_handler=lambda _entry, _with_id: _filtering_terms,
+        who="Network",
+        scope=", on every node",
     )
-    for endpoint in framework.ENTRY_TYPES_BY_ENDPOINT:
-        _query_route(
-            router,
-            f"/{endpoint}",
-            _entry_handler(endpoint),
-            f"{endpoint}_all",
-            f"Query {endpoint} on every node",
-        )
-        _query_route(
-            router,
-            f"/{endpoint}/filtering_terms",
-            _filtering_terms,
-            f"{endpoint}_filtering_terms",
-            f"Filtering terms for {endpoint}",
-        )
-        _query_route(
-            router,
-            f"/{endpoint}/{{entry_id}}",
-            _entry_handler(endpoint),
-            f"{endpoint}_one",
-            f"One of {endpoint} by id, on every node",
-        )
-        for nested in framework.NESTED.get(endpoint, ()):
-            _query_route(
-                router,
-                f"/{endpoint}/{{entry_id}}/{nested}",
-                _entry_handler(nested),
-                f"{endpoint}_one_{nested}",
-                f"{nested} of one of {endpoint}, on every node",
-            )
-        if endpoint in ("datasets", "cohorts"):
-            _query_route(
-                router,
-                f"/{endpoint}/{{entry_id}}/filtering_terms",
-                _filtering_terms,
-                f"{endpoint}_filtering_terms_one",
-                f"Filtering terms of one of {endpoint}",
-            )
     return router
 
 
