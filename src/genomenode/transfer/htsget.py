@@ -263,6 +263,9 @@ class _Files:
 
     def __init__(self, service: TransferService) -> None:
         self.service = service
+        # Published files never change: one slicer (and its parsed index) each.
+        self._variants: dict[str, StoredVariants] = {}
+        self._reads: dict[str, StoredReads | StoredCram] = {}
 
     def variants_object(self, identifier: str) -> StoredObject:
         if ":" not in identifier:
@@ -281,34 +284,33 @@ class _Files:
             raise NotFoundError(f"{identifier!r} is not a reads file")
         return stored
 
-    def _index(self, stored: StoredObject, role: str) -> tuple[bytes | None, Any]:
-        for candidate in self.service.objects(stored.dataset_id, role=role):
-            base = candidate.name.rsplit(".", 1)[0]
-            if base == stored.name:
-                kind = candidate.name.rsplit(".", 1)[1].lower()
-                reader = self.service.reader(candidate)
-                return reader.read(0, reader.plaintext_size), kind
+    def _read_index(self, index_object: StoredObject) -> tuple[bytes, str]:
+        """An index file's bytes (decrypted in memory) and its kind (suffix)."""
+        reader = self.service.reader(index_object)
+        kind = index_object.name.rsplit(".", 1)[-1].lower()
+        return reader.read(0, reader.plaintext_size), kind
+
+    def _vcf_index(self, stored: StoredObject) -> tuple[bytes | None, Any]:
+        for candidate in self.service.objects(
+            stored.dataset_id, role="genotypes-index"
+        ):
+            if candidate.name.rsplit(".", 1)[0] == stored.name:
+                return self._read_index(candidate)
         return None, None
 
     def variants(self, stored: StoredObject) -> StoredVariants:
-        cached = getattr(self, "_variants", {})
-        if stored.id not in cached:
-            index, kind = self._index(stored, "genotypes-index")
+        if stored.id not in self._variants:
+            index, kind = self._vcf_index(stored)
             reader = self.service.reader(stored)
-            cached[stored.id] = StoredVariants(
+            self._variants[stored.id] = StoredVariants(
                 reader.read, reader.plaintext_size, index=index, index_kind=kind
             )
-            self._variants = cached
-        found: StoredVariants = cached[stored.id]
-        return found
+        return self._variants[stored.id]
 
     def reads(self, stored: StoredObject) -> StoredReads | StoredCram:
-        cached = getattr(self, "_reads", {})
-        if stored.id not in cached:
-            cached[stored.id] = self._open_reads(stored)
-            self._reads = cached
-        found: StoredReads | StoredCram = cached[stored.id]
-        return found
+        if stored.id not in self._reads:
+            self._reads[stored.id] = self._open_reads(stored)
+        return self._reads[stored.id]
 
     def _open_reads(self, stored: StoredObject) -> StoredReads | StoredCram:
         # dataset.json ties each alignment file to its index and (CRAM) reference.
@@ -324,10 +326,7 @@ class _Files:
         index: bytes | None = None
         kind: str | None = None
         if entry.get("index"):
-            index_object = self.service.object(str(entry["index"]))
-            index_reader = self.service.reader(index_object)
-            index = index_reader.read(0, index_reader.plaintext_size)
-            kind = index_object.name.rsplit(".", 1)[-1].lower()
+            index, kind = self._read_index(self.service.object(str(entry["index"])))
         reader = self.service.reader(stored)
         if stored.file_format.upper() == "CRAM":
             if not entry.get("reference"):
