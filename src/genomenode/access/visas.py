@@ -31,6 +31,9 @@ class SigningKeys:
 
     def __init__(self, directory: pathlib.Path) -> None:
         self.directory = directory
+        # Parsed keys by file: the directory is listed on every use (a rotation by
+        # another process shows at once), a key file is parsed only once.
+        self._parsed: dict[pathlib.Path, ec.EllipticCurvePrivateKey] = {}
 
     def _paths(self) -> list[pathlib.Path]:
         if not self.directory.exists():
@@ -56,6 +59,12 @@ class SigningKeys:
         return kid
 
     def _load(self, path: pathlib.Path) -> ec.EllipticCurvePrivateKey:
+        parsed = self._parsed.get(path)
+        if parsed is None:
+            parsed = self._parsed[path] = self._parse(path)
+        return parsed
+
+    def _parse(self, path: pathlib.Path) -> ec.EllipticCurvePrivateKey:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except (OSError, ValueError) as error:
