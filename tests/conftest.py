@@ -8,6 +8,9 @@ import datetime as dt
 import os
 import pathlib
 import shutil
+import socket
+import subprocess
+import time
 import uuid
 
 import pysam
@@ -321,3 +324,31 @@ def grant_access(
         now=now,
     )
     return application.id
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_up(
+    process: subprocess.Popen, url: str, *, deadline: float | None = None
+) -> None:
+    """Wait until ``url`` answers (any status); fail with the server's stderr if
+    ``process`` exits, or when ``deadline`` (monotonic; default 60 s) passes."""
+    import httpx2
+
+    deadline = deadline if deadline is not None else time.monotonic() + 60
+    while True:
+        try:
+            httpx2.get(url, timeout=2.0)
+            return
+        except httpx2.TransportError:
+            if process.poll() is not None:
+                error = process.stderr.read().decode() if process.stderr else ""
+                raise AssertionError(f"{url}: the server exited\n{error}") from None
+            assert time.monotonic() < deadline, f"{url} did not start"
+            time.sleep(0.2)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx2
 import yaml
@@ -23,13 +21,12 @@ from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node, open_node
 from genomenode.store.models import AuditEntry
 
-from ..conftest import write_dataset_yaml, write_small_cohort
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from ..conftest import (
+    free_port,
+    wait_until_up,
+    write_dataset_yaml,
+    write_small_cohort,
+)
 
 
 def _serve(node_dir, port: int, *extra: str, **environment: str) -> subprocess.Popen:
@@ -55,18 +52,6 @@ def _serve(node_dir, port: int, *extra: str, **environment: str) -> subprocess.P
     )
 
 
-def _wait(server: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx2.get(url)
-            return
-        except httpx2.TransportError:
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-
-
 def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
     monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", "0")
     write_small_cohort(tmp_path / "cohort", dataset_id="fi-registered")
@@ -77,7 +62,7 @@ def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
     ingest(node_a, description)
     node_a.close()
     init_node(tmp_path / "b", node_id="b", country="FI").close()
-    port_a, port_b = _free_port(), _free_port()
+    port_a, port_b = free_port(), free_port()
     broker = f"http://127.0.0.1:{port_b}/dev-idp"
     config_path = tmp_path / "a" / "genomenode.yaml"
     config = yaml.safe_load(config_path.read_text())
@@ -94,8 +79,8 @@ def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
     server_a = _serve(tmp_path / "a", port_a, "--workers", "2")
     query = {"referenceName": "1", "start": "999", "end": "1000"}
     try:
-        _wait(server_b, f"{broker}/")
-        _wait(server_a, f"http://127.0.0.1:{port_a}/api/info")
+        wait_until_up(server_b, f"{broker}/")
+        wait_until_up(server_a, f"http://127.0.0.1:{port_a}/api/info")
         # An access token without visas: A must fetch them from B's userinfo.
         token = httpx2.post(
             f"{broker}/token",

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx2
 
 from genomenode.beacon.schemas import validate
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from ..conftest import free_port, wait_until_up
 
 
 def test_serve_answers_over_http(beacon_node):
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ, "GENOMENODE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
         [
@@ -40,15 +34,8 @@ def test_serve_answers_over_http(beacon_node):
     )
     base = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                info = httpx2.get(f"{base}/info")
-                break
-            except httpx2.TransportError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+        wait_until_up(server, f"{base}/info")
+        info = httpx2.get(f"{base}/info")
         validate(info.json(), "beaconInfoResponse")
         beacon_map = httpx2.get(f"{base}/map").json()
         root = beacon_map["response"]["endpointSets"]["individual"]["rootUrl"]

@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,13 @@ from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
 
-from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
+from ..conftest import (
+    free_port,
+    in_process_workers,
+    wait_until_up,
+    write_dataset_yaml,
+    write_small_cohort,
+)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 1.5
@@ -52,12 +57,6 @@ VARIANT_QUERY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start(arguments: list[str], environment: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *arguments],
@@ -67,18 +66,6 @@ def _start(arguments: list[str], environment: dict[str, str]) -> subprocess.Pope
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, deadline: float) -> None:
-    while True:
-        try:
-            httpx2.get(url, timeout=2.0)
-            return
-        except httpx2.TransportError:
-            if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode()) from None
-            assert time.monotonic() < deadline, f"{url} did not start"
-            time.sleep(0.1)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -120,7 +107,7 @@ def network(tmp_path_factory):
                 ) as node:
                     ingest(node, dataset_yaml)
         for node_id in REAL:
-            port = _free_port()
+            port = free_port()
             urls[node_id] = f"http://127.0.0.1:{port}"
             processes[node_id] = _start(
                 [
@@ -135,7 +122,7 @@ def network(tmp_path_factory):
                 {"GENOMENODE_PUBLIC_URL": urls[node_id]},
             )
         for node_id, mode in FAKES.items():
-            port = _free_port()
+            port = free_port()
             urls[node_id] = f"http://127.0.0.1:{port}"
             processes[node_id] = _start(
                 [
@@ -154,7 +141,7 @@ def network(tmp_path_factory):
                     "FAKE_NODE_SLEEP": "30",
                 },
             )
-        network_port = _free_port()
+        network_port = free_port()
         network_url = f"http://127.0.0.1:{network_port}"
         registry = {
             "format_version": 1,
@@ -187,8 +174,12 @@ def network(tmp_path_factory):
         deadline = time.monotonic() + 60
         for node_id in [*REAL, *FAKES]:
             if node_id != "slow-node":
-                _wait_until_up(processes[node_id], f"{urls[node_id]}/api", deadline)
-        _wait_until_up(processes["network"], f"{network_url}/network/status", deadline)
+                wait_until_up(
+                    processes[node_id], f"{urls[node_id]}/api", deadline=deadline
+                )
+        wait_until_up(
+            processes["network"], f"{network_url}/network/status", deadline=deadline
+        )
         yield {
             "url": network_url,
             "urls": urls,

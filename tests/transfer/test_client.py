@@ -6,10 +6,8 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx2
 import pysam
@@ -20,8 +18,10 @@ from genomenode.node import init_node
 from genomenode.transfer.client import parse_region
 
 from ..conftest import (
+    free_port,
     grant_access,
     in_process_workers,
+    wait_until_up,
     write_dataset_yaml,
     write_small_cohort,
 )
@@ -29,12 +29,6 @@ from ..conftest import (
 DATASET = "fetch-controlled"
 RESEARCHER = "researcher@demo.genomenode"
 BIN = pathlib.Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _genomenode(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
@@ -62,7 +56,7 @@ def server(tmp_path_factory):
     indexed = root / "indexed.vcf.gz"
     shutil.copy(root / "cohort" / "cohort.vcf.gz", indexed)
     pysam.tabix_index(str(indexed), preset="vcf", force=True)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
@@ -77,15 +71,7 @@ def server(tmp_path_factory):
         start_new_session=True,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx2.get(f"{url}/api/info")
-            break
-        except httpx2.TransportError:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    wait_until_up(process, f"{url}/api/info")
     token = httpx2.post(f"{url}/dev-idp/token", json={"subject": RESEARCHER}).json()
     yield {"url": url, "token": token["access_token"], "vcf": indexed}
     os.killpg(process.pid, signal.SIGTERM)
