@@ -141,8 +141,11 @@ def append(
     details: Mapping[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> AuditEntry:
-    """Append one entry, chained to the current head; returns it (committed)."""
-    _check_no_secrets(dict(details or {}))
+    """Append one entry, chained to the current head; returns it (committed).
+
+    Details holding secrets are refused by :func:`add_entry` (``ValueError``,
+    raised on the first attempt, never retried).
+    """
     moment = at or dt.datetime.now(dt.UTC)
     for attempt in range(_ATTEMPTS):
         try:
