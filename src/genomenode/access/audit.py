@@ -26,7 +26,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -89,6 +89,17 @@ def _check_no_secrets(value: Any, path: str = "details") -> None:
         raise ValueError(f"{path}: looks like a token; tokens never go into the log")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    actor: str
+    action: str
+    outcome: str
+    reason: str
+    dataset_id: str | None
+    details: dict[str, Any]
+    at: dt.datetime
+
+
 def add_entry(
     session: Session,
     *,
@@ -109,25 +120,36 @@ def add_entry(
     """
     payload = dict(details or {})
     _check_no_secrets(payload)
-    moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    moment = at or dt.datetime.now(dt.UTC)
+    pending = _Pending(actor, action, outcome, reason, dataset_id, payload, moment)
+    return _chain(session, [pending])[0]
+
+
+def _chain(session: Session, batch: Sequence[_Pending]) -> list[AuditEntry]:
+    """Add checked entries in order, chained to the head read once, and flush."""
     head = session.execute(
         select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
     ).first()
-    entry = AuditEntry(
-        id=(head[0] + 1) if head else 1,
-        at=moment.isoformat(timespec="microseconds"),
-        actor=actor,
-        action=action,
-        dataset_id=dataset_id,
-        outcome=outcome,
-        reason=reason,
-        details=payload,
-        previous_hash=head[1] if head else GENESIS,
-    )
-    entry.hash = entry_hash(_fields(entry))
-    session.add(entry)
+    last_id, last_hash = (head[0], head[1]) if head else (0, GENESIS)
+    entries = []
+    for item in batch:
+        entry = AuditEntry(
+            id=last_id + 1,
+            at=item.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+            actor=item.actor,
+            action=item.action,
+            dataset_id=item.dataset_id,
+            outcome=item.outcome,
+            reason=item.reason,
+            details=item.details,
+            previous_hash=last_hash,
+        )
+        entry.hash = entry_hash(_fields(entry))
+        session.add(entry)
+        entries.append(entry)
+        last_id, last_hash = entry.id, entry.hash
     session.flush()
-    return entry
+    return entries
 
 
 def append(
@@ -167,17 +189,6 @@ def append(
             time.sleep(0.002 * attempt)
             continue
     raise RuntimeError(f"audit log: no append after {_ATTEMPTS} attempts")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Pending:
-    actor: str
-    action: str
-    outcome: str
-    reason: str
-    dataset_id: str | None
-    details: dict[str, Any]
-    at: dt.datetime
 
 
 class AuditWriter:
@@ -289,18 +300,9 @@ class AuditWriter:
         attempt = 0
         while True:
             try:
+                # Checked by record(); chained to the head read once per batch.
                 with Session(self._engine) as session, session.begin():
-                    for item in batch:
-                        add_entry(
-                            session,
-                            actor=item.actor,
-                            action=item.action,
-                            outcome=item.outcome,
-                            reason=item.reason,
-                            dataset_id=item.dataset_id,
-                            details=item.details,
-                            at=item.at,
-                        )
+                    _chain(session, batch)
                 return
             except (IntegrityError, OperationalError):
                 # Another process took the head first (or the DB is busy/down):
