@@ -208,6 +208,16 @@ def _server(app: FastAPI, header_timeout: float = 0.5, max_header_bytes: int = 4
         ServerProtocol.header_timeout_seconds, ServerProtocol.max_header_bytes = saved
 
 
+@contextlib.contextmanager
+def _connected(app: FastAPI):
+    """One raw connection to ``app`` served by a real server."""
+    with (
+        _server(app) as (_url, port),
+        socket.create_connection(("127.0.0.1", port)) as connection,
+    ):
+        yield connection
+
+
 def _read_all(connection: socket.socket, timeout: float) -> bytes:
     connection.settimeout(timeout)
     received = b""
@@ -241,39 +251,36 @@ def test_slow_headers_get_408_and_the_connection_closes():
 
 def test_too_large_headers_get_431():
     app, _ = _app()
-    with _server(app) as (_url, port):
-        with socket.create_connection(("127.0.0.1", port)) as connection:
-            connection.sendall(
-                b"GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
-            )
-            assert _read_all(connection, timeout=5).startswith(b"HTTP/1.1 431")
+    with _connected(app) as connection:
+        connection.sendall(
+            b"GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
+        )
+        assert _read_all(connection, timeout=5).startswith(b"HTTP/1.1 431")
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit():
     app, _ = _app()
-    with _server(app) as (_url, port):
-        with socket.create_connection(("127.0.0.1", port)) as connection:
-            connection.sendall(
-                b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json"
-                b"\r\ntransfer-encoding: chunked\r\n\r\n"
-            )
-            # 2 kB of an announced endless body; the server answers without
-            # waiting for the rest.
-            connection.sendall(b"800\r\n" + b" " * 2048 + b"\r\n")
-            answer = _read_all(connection, timeout=5)
-            assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    with _connected(app) as connection:
+        connection.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json"
+            b"\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        # 2 kB of an announced endless body; the server answers without
+        # waiting for the rest.
+        connection.sendall(b"800\r\n" + b" " * 2048 + b"\r\n")
+        answer = _read_all(connection, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
 
 
 def test_a_slow_body_gets_408():
     app, _ = _app()
-    with _server(app) as (_url, port):
-        with socket.create_connection(("127.0.0.1", port)) as connection:
-            connection.sendall(
-                b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json"
-                b"\r\ncontent-length: 100\r\n\r\n[1,"
-            )
-            answer = _read_all(connection, timeout=5)
-            assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    with _connected(app) as connection:
+        connection.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json"
+            b"\r\ncontent-length: 100\r\n\r\n[1,"
+        )
+        answer = _read_all(connection, timeout=5)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
 
 
 def test_blocking_work_does_not_hold_up_other_requests():
