@@ -283,8 +283,13 @@ def beacon_router() -> APIRouter:
 
     async def configuration(request: Request) -> JSONResponse:
         service = _service(request)
+        # Only the levels of datasets this caller may query: listing CONTROLLED to
+        # anyone would tell them that controlled data is here.
         levels = sorted(
-            {handle.facts.security_level for handle in service.catalog.datasets()}
+            {
+                handle.facts.security_level
+                for handle in service.visible(caller_of(request))
+            }
         )
         return _json(framework.configuration_response(service.identity, levels))
 
