@@ -121,6 +121,44 @@ def _audit(app, node) -> list[AuditEntry]:
         return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
+def _assert_hidden(client, app, node, number: int, headers) -> None:
+    """Application ``number`` exists, yet reads to ``headers``' subject exactly
+    as a missing one does on every route, and each refusal is audited."""
+    missing = number + 1000
+    for method, suffix, body in (
+        ("GET", "", None),
+        ("PUT", "", {"project_title": "Mine now"}),
+        ("POST", "/approve", {"ends_at": "2099-01-01"}),
+        ("POST", "/submit", {}),
+    ):
+        answers = []
+        for probed in (number, missing):
+            response = client.request(
+                method,
+                f"/access/applications/{probed}{suffix}",
+                headers=headers,
+                json=body,
+            )
+            assert response.status_code == 404, (method, suffix, response.text)
+            answers.append(response.json()["detail"].replace(str(probed), "ID"))
+        assert answers[0] == answers[1]
+        assert CONTROLLED not in answers[0] and DAC not in answers[0]
+    refused = [
+        entry
+        for entry in _audit(app, node)
+        if entry.outcome == "deny" and entry.details.get("application") == number
+    ]
+    assert [entry.action for entry in refused][-4:] == [
+        "access.read",
+        "access.edit",
+        "access.approve",
+        "access.submit",
+    ]
+    read = refused[-4]
+    assert read.actor == VISITOR and read.dataset_id == CONTROLLED
+    assert "neither an applicant" in read.reason
+
+
 def test_the_whole_workflow(client, app, node, provider):
     researcher = _passport(client, RESEARCHER)
     dac = _passport(client, DAC)
@@ -164,9 +202,7 @@ def test_the_whole_workflow(client, app, node, provider):
         == 403
     )
     visitor = _passport(client, VISITOR)
-    assert (
-        client.get(f"/access/applications/{number}", headers=visitor).status_code == 403
-    )
+    _assert_hidden(client, app, node, number, visitor)
 
     # The DAC sees it, with the DUO match and its reasons, and approves.
     seen = client.get("/access/applications", headers=dac).json()["applications"]
