@@ -249,9 +249,22 @@ def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
     """Serve the node's APIs (Beacon v2 under /api) with uvicorn."""
     import uvicorn
 
+    from .config import check_production_trust, public_url_for
     from .node import open_node
 
-    open_node(node_dir).close()  # fail here, clearly, on a bad node directory
+    # Fail here, clearly, on a bad node directory or an unsafe prod setting.
+    with open_node(node_dir) as node:
+        check_production_trust(node.config)
+    if "public_url" not in node.config.configured:
+        # Self-links (DRS, the dev provider's token URL...) must name the port
+        # actually served; every worker reads this from its environment.
+        public_url = public_url_for(host, port)
+        os.environ["GENOMENODE_PUBLIC_URL"] = public_url
+        click.echo(
+            f"public_url is not set: publishing URLs under {public_url} "
+            "(set public_url to the address clients reach this node at)",
+            err=True,
+        )
     os.environ["GENOMENODE_NODE"] = str(node_dir.resolve())
     uvicorn.run(
         "genomenode.app:app_from_environment",
