@@ -175,3 +175,27 @@ def test_a_prod_node_trusting_a_development_provider_refuses_to_start(
     assert result.exit_code == 1 and app is None
     assert "trusted_brokers: entry 0" in result.stderr
     assert "development identity provider" in result.stderr
+
+
+def test_keys_made_while_serving_are_private(tmp_path, permissive_umask):
+    from fastapi.testclient import TestClient
+
+    from genomenode.app import create_app
+    from genomenode.node import init_node
+
+    from .conftest import assert_private
+
+    node = init_node(tmp_path / "node", node_id="n", country="FI")
+    app = create_app(node, dev_identity_provider=True)  # the links secret, dev keys
+    app.state.access.signing_keys.active()  # the first visa key, as a grant makes it
+    with TestClient(app) as client:
+        assert client.get("/.well-known/jwks.json").json()["keys"]
+        assert client.get("/dev-idp/.well-known/jwks.json").json()["keys"]
+    node.close()
+    files = {
+        path.relative_to(tmp_path / "node")
+        for path in assert_private(tmp_path / "node")
+    }
+    assert {"links.key", "visas", "dev-idp"} <= {
+        path.parts[1] for path in files if path.parts[0] == "keys"
+    }

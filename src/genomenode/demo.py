@@ -38,6 +38,7 @@ from rich.console import Console
 from .ingest import ingest
 from .node import init_node, open_node
 from .simulate import simulate_cohort
+from .store.private import private_files
 
 __all__ = ["DEMO_DAC", "DEMO_RESEARCHER", "DemoNode", "run_demo"]
 
@@ -364,6 +365,8 @@ def _show(
     return shown
 
 
+# Cohorts, nodes, logs, and the servers it starts (which inherit the umask).
+@private_files()
 def run_demo(
     directory: pathlib.Path,
     *,
