@@ -352,3 +352,30 @@ def wait_until_up(
                 raise AssertionError(f"{url}: the server exited\n{error}") from None
             assert time.monotonic() < deadline, f"{url} did not start"
             time.sleep(0.2)
+
+
+@pytest.fixture
+def permissive_umask():
+    """The common umask 022 during the test, so that a file genomenode fails to
+    make private would show as group- and world-readable."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def assert_private(root: pathlib.Path) -> list[pathlib.Path]:
+    """Every directory under ``root`` (and ``root``) is 0700 and every file 0600
+    (or stricter); returns the files, for the caller to check what was walked."""
+    import stat
+
+    opened = []
+    for path in [root, *sorted(root.rglob("*"))]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            assert mode == 0o700, f"{path}: directory mode {mode:o}, not 700"
+        else:
+            assert mode & 0o077 == 0, f"{path}: mode {mode:o}, not 600"
+            opened.append(path)
+    return opened

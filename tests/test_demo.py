@@ -16,6 +16,8 @@ from genomenode.demo import DEMO_RESEARCHER, run_demo
 from genomenode.node import open_node
 from genomenode.store.models import AuditEntry
 
+from .conftest import assert_private
+
 
 def _visible(document: dict) -> set[str]:
     """Dataset ids with result sets in a merged network answer."""
@@ -26,7 +28,7 @@ def _visible(document: dict) -> set[str]:
 
 
 @pytest.mark.slow
-def test_the_demo_network_shows_each_kind_of_caller(tmp_path):
+def test_the_demo_network_shows_each_kind_of_caller(tmp_path, permissive_umask):
     started = time.monotonic()
     shown = run_demo(
         tmp_path,
@@ -73,6 +75,33 @@ def test_the_demo_network_shows_each_kind_of_caller(tmp_path):
                 for entry in session.scalars(select(AuditEntry))
             }
         assert any(str(name).startswith("http://127.0.0.1:") for name in networks)
+    # Cohorts, nodes, logs and what the servers wrote (keys, links secret): private.
+    names = {path.name for path in assert_private(tmp_path)}
+    assert {"NETWORK.yaml", "links.key", "genomenode.db", "fi-node.log"} <= names
+    assert os.umask(0o022) == 0o022
+
+
+def test_the_demo_set_up_writes_private_files(tmp_path, permissive_umask):
+    from rich.console import Console
+
+    from genomenode.demo import DemoNode, _prepare
+
+    node = DemoNode("PT", "CONTROLLED", samples=20, seed=13, port=8083)
+    broker = "http://127.0.0.1:8081/dev-idp"
+    _prepare(
+        Console(quiet=True),
+        tmp_path,
+        node,
+        length=30_000,
+        broker=broker,
+        network="http://127.0.0.1:9000",
+    )
+    files = {path.relative_to(tmp_path).as_posix() for path in assert_private(tmp_path)}
+    # The simulated genotypes and phenopackets, and the node's store and keys.
+    assert {"pt-cohort/pt-cohort.vcf.gz", "pt-cohort/dataset.yaml"} <= files
+    assert any(name.startswith("pt-cohort/phenopackets/") for name in files)
+    assert {"pt-node/keys/node.sec", "pt-node/genomenode.db"} <= files
+    assert any(name.endswith(".c4gh") for name in files)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from genomenode.simulate import (
     simulate_tree_sequence,
 )
 from genomenode.simulate_vcf import BgzfWriter
+
+from .conftest import assert_private
 
 SMALL = {"samples": 120, "length": 300_000, "seed": 11}
 
@@ -254,3 +257,21 @@ def test_bgzf_writer_round_trip(tmp_path: Path) -> None:
     )
     with pysam.BGZFile(str(path), "rb") as bgzf:
         assert bgzf.read() == data
+
+
+def test_simulate_writes_private_files(tmp_path: Path, permissive_umask) -> None:
+    from click.testing import CliRunner
+
+    from genomenode.cli import cli
+
+    out = tmp_path / "cohort"
+    result = CliRunner().invoke(
+        cli, ["simulate", str(out), "--samples", "20", "--length", "20000"]
+    )
+    assert result.exit_code == 0, result.output
+    files = {path.relative_to(out).as_posix() for path in assert_private(out)}
+    # Genotypes, their index, phenopackets, genes and the description were walked.
+    assert {"fi-sim-7.vcf.gz", "fi-sim-7.vcf.gz.tbi", "dataset.yaml"} <= files
+    assert any(name.startswith("phenopackets/") for name in files)
+    # The umask is the caller's again afterwards.
+    assert os.umask(0o022) == 0o022

@@ -22,6 +22,7 @@ from .access.http import access_router, build_access_service, jwks_router
 from .beacon.framework import error_response
 from .beacon.http import BeaconService, beacon_router
 from .catalogue.http import catalogue_router
+from .config import check_production_trust
 from .errors import ConfigError
 from .node import Node, open_node
 from .transfer.drs import drs_router
@@ -59,15 +60,21 @@ def create_app(
     dev_identity_provider
         Serve and trust the development identity provider (demo and tests only;
         refused in ``prod``).
+
+    Raises
+    ------
+    ConfigError
+        In ``prod``, when the node would trust a development identity provider
+        (:func:`~genomenode.config.check_production_trust`).
     """
     base_url = base_url.rstrip("/")
+    check_production_trust(
+        node.config,
+        environment=environment,
+        dev_identity_provider=dev_identity_provider,
+    )
     provider = None
     if dev_identity_provider:
-        if environment == "prod":
-            raise ConfigError(
-                "dev_identity_provider: the development identity provider issues "
-                "passports to anyone and is refused when beacon_environment is prod"
-            )
         provider = DevIdentityProvider(
             node.config.node_dir / "keys" / "dev-idp", issuer=f"{base_url}/dev-idp"
         )

@@ -247,12 +247,24 @@ def discard(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
 @_errors_to_exit
 def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
     """Serve the node's APIs (Beacon v2 under /api) with uvicorn."""
+    from .config import check_production_trust, public_url_for
     from .node import open_node
     from .web import HttpLimits, serve
 
-    node = open_node(node_dir)  # fail here, clearly, on a bad node directory
-    limits = HttpLimits.from_settings(node.config.values)
-    node.close()
+    # Fail here, clearly, on a bad node directory or an unsafe prod setting.
+    with open_node(node_dir) as node:
+        check_production_trust(node.config)
+        limits = HttpLimits.from_settings(node.config.values)
+    if "public_url" not in node.config.configured:
+        # Self-links (DRS, the dev provider's token URL...) must name the port
+        # actually served; every worker reads this from its environment.
+        public_url = public_url_for(host, port)
+        os.environ["GENOMENODE_PUBLIC_URL"] = public_url
+        click.echo(
+            f"public_url is not set: publishing URLs under {public_url} "
+            "(set public_url to the address clients reach this node at)",
+            err=True,
+        )
     os.environ["GENOMENODE_NODE"] = str(node_dir.resolve())
     serve(
         "genomenode.app:app_from_environment",

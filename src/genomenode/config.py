@@ -9,9 +9,11 @@ documents every one of them; a test fails when one is missing there.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import pathlib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +27,10 @@ __all__ = [
     "NodeConfig",
     "Secret",
     "Setting",
+    "check_production_trust",
+    "is_development_identity_provider",
     "load_config",
+    "public_url_for",
     "resolve_config",
 ]
 
@@ -390,6 +395,8 @@ class NodeConfig:
 
     node_dir: pathlib.Path
     values: Mapping[str, Any]
+    #: The names given in the config file or the environment (not defaults).
+    configured: frozenset[str] = frozenset()
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -476,4 +483,88 @@ def resolve_config(
     values = {setting.name: setting.default for setting in SETTINGS}
     values.update(parse_settings(from_file, source))
     values.update(parse_settings(from_env, "environment"))
-    return NodeConfig(node_dir=node_dir, values=values)
+    return NodeConfig(
+        node_dir=node_dir,
+        values=values,
+        configured=frozenset(from_file) | set(from_env),
+    )
+
+
+def public_url_for(host: str, port: int) -> str:
+    """The URL a node bound to ``host``:``port`` is reached at, when no
+    ``public_url`` is configured: ``localhost`` for the loopback and wildcard
+    addresses, the address itself otherwise."""
+    name = host.strip().strip("[]")
+    if name in ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost"):
+        return f"http://localhost:{port}"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return f"http://{name}:{port}"
+    if address.version == 6:
+        return f"http://[{name}]:{port}"
+    return f"http://{name}:{port}"
+
+
+#: The path segment under which a node serves the development identity provider.
+DEV_IDENTITY_PROVIDER_SEGMENT = "dev-idp"
+
+
+def is_development_identity_provider(url: str) -> bool:
+    """Whether ``url`` (an issuer, jku or userinfo URL) is under a genomenode
+    development identity provider: a ``dev-idp`` segment in its path.
+
+    Limits: a provider reached under another path (a proxy rewriting it) is not
+    recognised here; its tokens carry a marker claim that the verifier refuses.
+    """
+    path = urllib.parse.urlsplit(str(url)).path
+    segments = (
+        urllib.parse.unquote(segment).strip().lower() for segment in path.split("/")
+    )
+    return DEV_IDENTITY_PROVIDER_SEGMENT in segments
+
+
+def check_production_trust(
+    config: NodeConfig,
+    *,
+    environment: str | None = None,
+    dev_identity_provider: bool | None = None,
+) -> None:
+    """Refuse to serve a ``prod`` node that trusts the development identity provider.
+
+    That provider hands a passport to anyone for any subject, DAC members included,
+    so a node trusting it lets anyone approve their own application. ``environment``
+    and ``dev_identity_provider`` default to the node's settings.
+
+    Raises
+    ------
+    ConfigError
+        In ``prod``: ``dev_identity_provider`` is on, or an entry of
+        ``trusted_brokers`` or ``trusted_visa_issuers`` is a development identity
+        provider (:func:`is_development_identity_provider`); the error names the
+        setting and the entry.
+    """
+    # .get: tests build partial configs; the defaults are those of SETTINGS.
+    environment = environment or config.values.get("beacon_environment", "dev")
+    if environment != "prod":
+        return
+    if dev_identity_provider is None:
+        dev_identity_provider = bool(config.values.get("dev_identity_provider"))
+    if dev_identity_provider:
+        raise ConfigError(
+            "dev_identity_provider: the development identity provider issues "
+            "passports to anyone and is refused when beacon_environment is prod"
+        )
+    for name in ("trusted_brokers", "trusted_visa_issuers"):
+        for number, entry in enumerate(config.values.get(name, ())):
+            if any(
+                is_development_identity_provider(url)
+                for key, url in entry.items()
+                if key in ("issuer", "jku", "userinfo")
+            ):
+                raise ConfigError(
+                    f"{name}: entry {number} ({entry['issuer']}) is a genomenode "
+                    "development identity provider (its URL has a /dev-idp path), "
+                    "which issues passports to anyone, DAC members included; a node "
+                    "whose beacon_environment is prod refuses to trust it"
+                )

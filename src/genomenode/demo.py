@@ -10,7 +10,10 @@ record-level answers across the network). Ctrl-C stops everything.
 
 The FI node runs the development identity provider (demo only, never on by
 default); the other nodes trust it as their broker, so one demo passport works on
-the whole network. Run again, it reuses the nodes and cohorts it made.
+the whole network. **That provider gives anyone a passport for any subject, the DAC
+member's included: anyone who reaches the demo can approve their own application.**
+It binds 127.0.0.1 only; never expose it. Run again, it reuses the nodes and cohorts
+it made.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rich.console import Console
 from .ingest import ingest
 from .node import init_node, open_node
 from .simulate import simulate_cohort
+from .store.private import private_files
 
 __all__ = ["DEMO_DAC", "DEMO_RESEARCHER", "DemoNode", "run_demo"]
 
@@ -361,6 +365,8 @@ def _show(
     return shown
 
 
+# Cohorts, nodes, logs, and the servers it starts (which inherit the umask).
+@private_files()
 def run_demo(
     directory: pathlib.Path,
     *,
@@ -426,6 +432,11 @@ def run_demo(
         console.print(
             f"  identities: {DEMO_RESEARCHER} (researcher), {DEMO_DAC} (DAC member); "
             f"passports from POST {broker}/token"
+        )
+        console.print(
+            "  [bold red]NOT SECURE:[/] the development identity provider gives "
+            "anyone a passport for any subject, the DAC member's included; demo "
+            "only, never expose it"
         )
         shown = _show(console, directory, nodes, network, broker)
         console.print(

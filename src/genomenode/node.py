@@ -31,6 +31,7 @@ from .errors import ConfigError, FormatVersionError, NotFoundError, StoreError
 from .store import crypt
 from .store.db import open_database
 from .store.models import STATUS_PUBLISHED, Dataset, published_datasets
+from .store.private import private_files
 
 __all__ = [
     "DATASET_FORMAT_VERSION",
@@ -161,6 +162,8 @@ def open_node(node_dir: str | os.PathLike[str]) -> Node:
     return node
 
 
+# Keys, the database and the store: 0600 files, 0700 directories.
+@private_files()
 def init_node(
     node_dir: str | os.PathLike[str],
     *,

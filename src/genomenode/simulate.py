@@ -31,6 +31,7 @@ from genomenode.simulate_vcf import (
     simulate_tree_sequence,
     write_vcf,
 )
+from genomenode.store.private import private_files
 
 __all__ = ["SimulationResult", "simulate_cohort", "simulate_tree_sequence"]
 
@@ -274,6 +275,8 @@ class _Progress:
             self._bar.stop()
 
 
+# Genotypes and phenopackets of (simulated) people: 0600 files, 0700 directories.
+@private_files()
 def simulate_cohort(
     out_dir: str | Path,
     *,

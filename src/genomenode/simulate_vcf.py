@@ -25,6 +25,8 @@ import numpy as np
 import pysam
 import tskit
 
+from .store.private import private_files
+
 RECOMBINATION_RATE = 1.2e-8
 MUTATION_RATE = 1.25e-8
 _SOUTHERN = frozenset({"BG", "CY", "ES", "GR", "HR", "IT", "MT", "PT", "RO", "SI"})
@@ -372,6 +374,7 @@ def _header(contig: str, length: int, sample_ids: Sequence[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@private_files()  # genotypes: the VCF and its index are 0600
 def write_vcf(
     ts: tskit.TreeSequence,
     path: str | Path,

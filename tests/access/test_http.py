@@ -24,12 +24,18 @@ from genomenode.access.devidp import DevIdentityProvider
 from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.access.visas import GrantVisa, SigningKeys, issue_grant_visa
 from genomenode.app import create_app
+from genomenode.beacon.schemas import validate
 from genomenode.cli import cli
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
-from genomenode.store.models import AuditEntry
+from genomenode.store.models import AuditEntry, StoredFile
 
-from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
+from ..conftest import (
+    grant_access,
+    in_process_workers,
+    write_dataset_yaml,
+    write_small_cohort,
+)
 
 BASE = "http://testserver"
 RESEARCHER = "researcher@demo.genomenode"
@@ -115,6 +121,44 @@ def _audit(app, node) -> list[AuditEntry]:
         return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
+def _assert_hidden(client, app, node, number: int, headers) -> None:
+    """Application ``number`` exists, yet reads to ``headers``' subject exactly
+    as a missing one does on every route, and each refusal is audited."""
+    missing = number + 1000
+    for method, suffix, body in (
+        ("GET", "", None),
+        ("PUT", "", {"project_title": "Mine now"}),
+        ("POST", "/approve", {"ends_at": "2099-01-01"}),
+        ("POST", "/submit", {}),
+    ):
+        answers = []
+        for probed in (number, missing):
+            response = client.request(
+                method,
+                f"/access/applications/{probed}{suffix}",
+                headers=headers,
+                json=body,
+            )
+            assert response.status_code == 404, (method, suffix, response.text)
+            answers.append(response.json()["detail"].replace(str(probed), "ID"))
+        assert answers[0] == answers[1]
+        assert CONTROLLED not in answers[0] and DAC not in answers[0]
+    refused = [
+        entry
+        for entry in _audit(app, node)
+        if entry.outcome == "deny" and entry.details.get("application") == number
+    ]
+    assert [entry.action for entry in refused][-4:] == [
+        "access.read",
+        "access.edit",
+        "access.approve",
+        "access.submit",
+    ]
+    read = refused[-4]
+    assert read.actor == VISITOR and read.dataset_id == CONTROLLED
+    assert "neither an applicant" in read.reason
+
+
 def test_the_whole_workflow(client, app, node, provider):
     researcher = _passport(client, RESEARCHER)
     dac = _passport(client, DAC)
@@ -158,9 +202,7 @@ def test_the_whole_workflow(client, app, node, provider):
         == 403
     )
     visitor = _passport(client, VISITOR)
-    assert (
-        client.get(f"/access/applications/{number}", headers=visitor).status_code == 403
-    )
+    _assert_hidden(client, app, node, number, visitor)
 
     # The DAC sees it, with the DUO match and its reasons, and approves.
     seen = client.get("/access/applications", headers=dac).json()["applications"]
@@ -417,3 +459,42 @@ def test_rotating_the_visa_key_keeps_earlier_visas_valid(client, node, provider)
         CONTROLLED,
     ]
     assert identity.rejected_visas == ()
+
+
+def test_configuration_and_drs_service_info_tell_only_what_the_caller_may_see(
+    client, node
+):
+    subject = "configuration@demo.genomenode"
+    grant_access(node, CONTROLLED, subject, actor=DAC)
+    with node.session() as session:
+        controlled_sizes = list(
+            session.scalars(
+                select(StoredFile.size_plain).where(StoredFile.dataset_id == CONTROLLED)
+            )
+        )
+    assert controlled_sizes
+    expected = {
+        # Anonymous callers may see neither dataset: no level, no file.
+        "anonymous": ({}, [], 0, 0),
+        # Registered: the REGISTERED dataset at count granularity, nothing to fetch.
+        "registered": (_passport(client, VISITOR), ["REGISTERED"], 0, 0),
+        "granted": (
+            _passport(client, subject),
+            ["REGISTERED", "CONTROLLED"],
+            len(controlled_sizes),
+            sum(controlled_sizes),
+        ),
+    }
+    for who, (headers, levels, num_objects, size) in expected.items():
+        configuration = client.get("/api/configuration", headers=headers)
+        assert configuration.status_code == 200, configuration.text
+        validate(configuration.json(), "beaconConfigurationResponse")
+        security = configuration.json()["response"]["securityAttributes"]
+        assert security["securityLevels"] == levels, who
+        info = client.get("/ga4gh/drs/v1/service-info", headers=headers)
+        assert info.status_code == 200, info.text
+        statistics = info.json()["drs"]
+        assert (statistics["objectCount"], statistics["totalObjectSize"]) == (
+            num_objects,
+            size,
+        ), who

@@ -33,6 +33,7 @@ from genomenode.errors import (
     PermissionDenied,
 )
 from genomenode.store.models import (
+    AccessApplication,
     AccessApplicationEvent,
     AuditEntry,
     Dataset,
@@ -344,21 +345,33 @@ def test_every_action_on_an_unknown_application_is_not_found(node, action):
         ACTIONS[action](node.engine, 99)
 
 
+def _add_member(node, application_id: int, member: str) -> None:
+    """Make ``member`` a co-applicant of an application (a co-applicant sees it)."""
+    with node.session() as session, session.begin():
+        row = session.get(AccessApplication, application_id)
+        row.members = [*row.members, member]
+
+
 @pytest.mark.parametrize(
     ("state", "action", "actor", "message"),
     [
-        (DRAFT, "edit", "mallory", "only the applicant may edit"),
+        # Each actor may see the application (applicant, member or committee)
+        # but not take the action: 403, naming why.
+        (DRAFT, "edit", COMMITTEE, "only the applicant may edit"),
+        (DRAFT, "edit", "bob", "only the applicant may edit"),
         (DRAFT, "submit", COMMITTEE, "only the applicant may submit"),
-        (SUBMITTED, "approve", "mallory", "not on the data access committee of d1"),
+        (SUBMITTED, "approve", "bob", "not on the data access committee of d1"),
         (SUBMITTED, "approve", "alice", "may not approve their own application"),
         (SUBMITTED, "reject", "alice", "not on the data access committee"),
-        (SUBMITTED, "return", "mallory", "not on the data access committee"),
+        (SUBMITTED, "return", "bob", "not on the data access committee"),
         (APPROVED, "revoke", "alice", "not on the data access committee"),
     ],
 )
 def test_refusals_change_nothing_and_are_audited(node, state, action, actor, message):
     add_dataset(node)
     application_id = reach(node, state)
+    if actor == "bob":
+        _add_member(node, application_id, "bob")
     before = workflow.get_application(node.engine, application_id, as_operator=True)
     num_entries = len(audit_entries(node))
     calls = {
@@ -417,13 +430,73 @@ def test_the_applicant_on_the_committee_still_cannot_approve(node):
     assert approved.state == APPROVED
 
 
-def test_committee_of_another_dataset_may_not_decide(node):
+def test_committee_of_another_dataset_may_not_decide_nor_learn_of_it(node):
     add_dataset(node, "d1", dac=(COMMITTEE,))
     add_dataset(node, "d2", dac=("dac-dan",))
     application_id = apply(node, submit=True).id
 
-    with pytest.raises(PermissionDenied, match="d1"):
+    with pytest.raises(NotFoundError) as caught:
         workflow.reject(node.engine, application_id, actor="dac-dan", now=NOW)
+    assert "d1" not in str(caught.value)
+
+
+def _hidden_calls(engine, application_id: int, actor: str) -> dict[str, Callable]:
+    return {
+        "read": lambda: workflow.get_application(engine, application_id, viewer=actor),
+        "edit": lambda: workflow.edit_application(
+            engine, application_id, actor=actor, project_title="x", now=NOW
+        ),
+        "submit": lambda: workflow.submit(engine, application_id, actor=actor, now=NOW),
+        "approve": lambda: workflow.approve(
+            engine, application_id, actor=actor, ends_at=LATER, now=NOW
+        ),
+        "reject": lambda: workflow.reject(engine, application_id, actor=actor, now=NOW),
+        "return": lambda: workflow.return_for_changes(
+            engine, application_id, actor=actor, now=NOW
+        ),
+        "revoke": lambda: workflow.revoke(engine, application_id, actor=actor, now=NOW),
+    }
+
+
+@pytest.mark.parametrize(
+    "action", ["read", "edit", "submit", "approve", "reject", "return", "revoke"]
+)
+def test_an_application_one_may_not_see_reads_as_a_missing_one(node, action):
+    add_dataset(node, "d1", dac=(COMMITTEE,))
+    add_dataset(node, "d2", dac=("dac-dan",))
+    state = {"edit": DRAFT, "submit": DRAFT, "revoke": APPROVED}.get(action, SUBMITTED)
+    application_id = reach(node, state)
+    missing_id = application_id + 1000
+    before = workflow.get_application(node.engine, application_id, as_operator=True)
+    num_entries = len(audit_entries(node))
+
+    answers = []
+    for probed in (application_id, missing_id):
+        for actor in ("mallory", "dac-dan"):
+            with pytest.raises(NotFoundError) as caught:
+                _hidden_calls(node.engine, probed, actor)[action]()
+            assert caught.value.status == 404
+            answers.append(str(caught.value).replace(str(probed), "ID"))
+
+    # One answer, which names neither the dataset nor its committee.
+    assert len(set(answers)) == 1, answers
+    assert "d1" not in answers[0] and COMMITTEE not in answers[0]
+    after = workflow.get_application(node.engine, application_id, as_operator=True)
+    assert after == before
+    # Every refusal is in the audit log: who, which application, why.
+    entries = audit_entries(node)[num_entries:]
+    assert [
+        (entry.actor, entry.action, entry.outcome, entry.details["application"])
+        for entry in entries
+    ] == [
+        (actor, f"access.{action}", "deny", probed)
+        for probed in (application_id, missing_id)
+        for actor in ("mallory", "dac-dan")
+    ]
+    assert [entry.dataset_id for entry in entries] == ["d1", "d1", None, None]
+    assert "neither an applicant" in entries[0].reason
+    assert entries[2].reason == f"no application {missing_id}"
+    assert_audit_intact(node)
 
 
 @pytest.mark.parametrize(
@@ -716,7 +789,7 @@ def test_who_may_see_an_application(node):
         seen = workflow.get_application(node.engine, application_id, viewer=viewer)
         assert seen.id == application_id
     assert workflow.get_application(node.engine, application_id, as_operator=True)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotFoundError):
         workflow.get_application(node.engine, application_id, viewer="mallory")
     with pytest.raises(AuthenticationRequired):
         workflow.get_application(node.engine, application_id)

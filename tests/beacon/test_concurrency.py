@@ -21,7 +21,7 @@ import uvicorn
 
 from genomenode.app import create_app
 from genomenode.beacon.catalog import DatasetHandle
-from genomenode.web import ServerProtocol
+from genomenode.web import ServerProtocol, check_cancelled
 
 from ..conftest import free_port
 
@@ -42,13 +42,10 @@ def slow_scans(monkeypatch):
 
     def slow(self, sample):
         try:
-            for item in original(self, sample):
-                yield item
+            yield from original(self, sample)
             for _ in range(100):  # 5 s more of "scanning" after the real blocks
                 state["blocks"] += 1
                 time.sleep(0.05)
-                from genomenode.web import check_cancelled
-
                 check_cancelled()
         except BaseException:
             state["stopped"].set()

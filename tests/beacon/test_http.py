@@ -271,3 +271,10 @@ def test_controlled_dataset_is_never_mentioned_to_anonymous(client):
         document = client.get(path, params={"requestedGranularity": "record"}).json()
         assert document["responseSummary"]["exists"] is False
         assert "sim-controlled" not in str(document)
+
+
+def test_configuration_lists_only_levels_an_anonymous_caller_may_see(client):
+    # The node holds a CONTROLLED dataset (sim-controlled); anonymous callers
+    # must not learn that from the configuration either.
+    security = client.get("/api/configuration").json()["response"]["securityAttributes"]
+    assert security["securityLevels"] == ["PUBLIC"]

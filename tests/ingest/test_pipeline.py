@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -328,3 +329,38 @@ def test_number_g_info_fields_are_left_out_with_a_warning(
     assert root["variant_DP"][:].tolist() == [3, 4]
     assert "GLS" in caplog.text and "Number=G" in caplog.text
     _assert_counts_match(sqlite_node, "number-g", directory / "cohort.vcf.gz")
+
+
+def test_init_and_ingest_leave_only_private_files(
+    tmp_path, monkeypatch, permissive_umask
+):
+    """Keys, database, store and staging: 0600 files in 0700 directories, also
+    what bio2zarr's worker processes write."""
+    from genomenode.ingest import pipeline
+    from genomenode.node import init_node
+    from genomenode.simulate import simulate_cohort
+
+    from ..conftest import assert_private
+
+    monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", "2")
+    simulation = simulate_cohort(tmp_path / "sim", samples=30, seed=3, length=50_000)
+    node = init_node(tmp_path / "node", node_id="n", country="FI")
+
+    # An ingest stopped before publishing leaves its staging area: private too.
+    def stop(run):
+        raise RuntimeError("stopped before publishing")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(pipeline._STEP_FUNCTIONS, "publish", stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            ingest(node, simulation.dataset_yaml)
+    staged = assert_private(node.staging_dir)
+    assert any("genotypes.vcz" in path.parts for path in staged)
+    assert any(path.name.endswith(".c4gh") for path in staged)
+    ingest(node, simulation.dataset_yaml)
+    files = assert_private(tmp_path / "node")
+    names = {path.name for path in files}
+    assert {"node.sec", "node.pub", "genomenode.db", "dataset.json"} <= names
+    assert any(name.endswith(".c4gh") for name in names)
+    assert any("genotypes.vcz" in path.parts for path in files)
+    assert os.umask(0o022) == 0o022

@@ -312,8 +312,10 @@ def _download_path(object_id: str) -> str:
 # -- service-info -------------------------------------------------------------------
 
 
-def test_service_info_describes_drs_1_4_and_counts_every_object(client, stored):
-    response = client.get(f"{DRS}/service-info")
+def test_service_info_describes_drs_1_4_and_counts_what_the_caller_may_fetch(
+    client, stored, granted
+):
+    response = client.get(f"{DRS}/service-info", headers=granted)
     assert response.status_code == 200
     info = _valid(response.json(), "service-info")
     assert info["type"] == {"group": "org.ga4gh", "artifact": "drs", "version": "1.4.0"}
@@ -323,6 +325,12 @@ def test_service_info_describes_drs_1_4_and_counts_every_object(client, stored):
     assert info["drs"]["totalObjectSize"] == sum(
         row.size_plain for row in stored.values()
     )
+    # Nobody else learns that the CONTROLLED dataset's files exist.
+    for headers in ({}, _bearer(client, STRANGER)):
+        other = _valid(
+            client.get(f"{DRS}/service-info", headers=headers).json(), "service-info"
+        )
+        assert (other["drs"]["objectCount"], other["drs"]["totalObjectSize"]) == (0, 0)
 
 
 # -- without a grant ----------------------------------------------------------------

@@ -441,3 +441,36 @@ def test_cram_header_only(client, granted, cohort, tmp_path):
     with pysam.AlignmentFile(str(path), reference_filename=reference) as reads:
         assert list(reads.references) == ["1", "2"]
         assert list(reads) == []
+
+
+def test_ticket_urls_are_on_public_url_whatever_the_host_header(node, granted):
+    # Behind a proxy at a path prefix; the caller sends a Host of their choosing.
+    public = "https://genomes.example.org/fi"
+    with TestClient(
+        create_app(node, base_url=public, dev_identity_provider=True)
+    ) as other:
+        headers = {**_passport(other, RESEARCHER), "Host": "evil.example"}
+        alignments = other.app.state.transfer.objects(DATASET, role="alignments")
+        tickets = [
+            _ticket(other, headers, referenceName="1", start=0, end=100_000),
+            _ticket(other, headers),
+            *(
+                _ticket(other, headers, identifier=stored.id, kind="reads")
+                for stored in alignments
+            ),
+        ]
+        urls = []
+        for ticket in tickets:
+            assert ticket.status_code == 200, ticket.text
+            urls += [
+                item
+                for item in ticket.json()["htsget"]["urls"]
+                if not item["url"].startswith("data:")
+            ]
+        assert len(urls) >= 4
+        for item in urls:
+            assert item["url"].startswith(f"{public}/htsget/blocks/"), item["url"]
+            assert "evil.example" not in item["url"]
+            # The link still opens its block (the proxy strips the prefix).
+            path = item["url"][len(public) :]
+            assert other.get(path, headers=item["headers"]).status_code == 200

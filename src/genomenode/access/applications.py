@@ -25,7 +25,6 @@ from ..errors import (
     AuthenticationRequired,
     InputError,
     NotFoundError,
-    PermissionDenied,
 )
 from ..store.models import (
     STATUS_PUBLISHED,
@@ -36,6 +35,7 @@ from ..store.models import (
     DataUseTerm,
     Entitlement,
 )
+from .audit import append
 from .duo import DataUseCondition, Recommendation, ResearchPurpose, match
 
 __all__ = [
@@ -432,11 +432,28 @@ def _rows(session: Session, *where: Any) -> list[AccessApplication]:
     )
 
 
+def _not_found(application_id: int) -> NotFoundError:
+    """The one answer for an application that is missing *or* hidden from the
+    caller: the same status and words, so that ids cannot be probed."""
+    return NotFoundError(
+        f"no application {application_id} on this node that you may see"
+    )
+
+
 def _row(session: Session, application_id: int) -> AccessApplication:
     found = _rows(session, AccessApplication.id == application_id)
     if not found:
-        raise NotFoundError(f"no application {application_id} on this node")
+        raise _not_found(application_id)
     return found[0]
+
+
+def _may_see(session: Session, row: AccessApplication, viewer: str) -> bool:
+    """Whether ``viewer`` is its applicant, a listed member or on the committee."""
+    return (
+        viewer == row.applicant
+        or viewer in row.members
+        or viewer in dac_members(session, row.dataset_id)
+    )
 
 
 def _build(session: Session, rows: Sequence[AccessApplication]) -> list[Application]:
@@ -502,30 +519,42 @@ def get_application(
 ) -> Application:
     """One application, for its applicant, a listed member, the committee or operators.
 
+    A viewer who may not see it is answered as if it did not exist, and the
+    refusal is audited (``access.read``, outcome ``deny``), as is a viewer's
+    request for a missing one: both cost the same and read the same.
+
     Raises
     ------
     NotFoundError
-        No such application.
+        No such application, or ``viewer`` is none of the above.
     AuthenticationRequired
         No ``viewer`` and not ``as_operator``.
-    PermissionDenied
-        ``viewer`` is none of the above.
     """
+    if not as_operator and viewer is None:
+        raise AuthenticationRequired("seeing an application needs an identity")
     with Session(engine) as session:
-        row = _row(session, application_id)
-        if not as_operator:
-            if viewer is None:
-                raise AuthenticationRequired("seeing an application needs an identity")
-            if (
-                viewer != row.applicant
-                and viewer not in row.members
-                and viewer not in dac_members(session, row.dataset_id)
-            ):
-                raise PermissionDenied(
-                    f"{viewer} is neither an applicant of application "
-                    f"{application_id} nor on the committee of {row.dataset_id}"
-                )
-        return _build(session, [row])[0]
+        found = _rows(session, AccessApplication.id == application_id)
+        row = found[0] if found else None
+        if row is not None and (as_operator or _may_see(session, row, str(viewer))):
+            return _build(session, [row])[0]
+    if row is None:
+        reason = f"no application {application_id}"
+    else:
+        reason = (
+            f"{viewer} is neither an applicant of application {application_id} "
+            f"nor on the committee of {row.dataset_id}"
+        )
+    if not as_operator:
+        append(
+            engine,
+            actor=str(viewer),
+            action="access.read",
+            outcome="deny",
+            reason=reason,
+            dataset_id=None if row is None else row.dataset_id,
+            details={"application": application_id},
+        )
+    raise _not_found(application_id)
 
 
 def list_applications(

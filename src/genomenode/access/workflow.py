@@ -21,7 +21,11 @@ Every change is one transaction: the application row is updated only where its
 the entitlement change and the audit entry commit with it. A writer that loses a
 race reads again: if the state moved it gets :class:`~genomenode.errors.ConflictError`,
 if only the audit chain's head moved it tries again. Refusals for want of permission
-are audited too (outcome ``deny``), each in its own transaction.
+are audited too (outcome ``deny``), each in its own transaction. An actor who may not
+even see the application (not its applicant, a member or on its committee) gets
+:class:`~genomenode.errors.NotFoundError` in the same words as for a missing one,
+so that ids cannot be probed; one who may see it but not act gets
+:class:`~genomenode.errors.PermissionDenied`.
 
 :func:`active_grants` is the per-request access check: one indexed query on the
 entitlements, which is right at any moment whether or not :func:`expire_due` has
@@ -72,9 +76,12 @@ from .applications import (
     _build,
     _checked_purpose,
     _is_published,
+    _may_see,
     _members,
+    _not_found,
     _now,
     _row,
+    _rows,
     _subject,
     _title,
     active_grants,
@@ -189,9 +196,12 @@ def _refusal(
 
 @dataclasses.dataclass(frozen=True)
 class _Refused:
-    dataset_id: str
-    state: str
+    dataset_id: str | None
+    state: str | None
     reason: str
+    # Missing, or not the actor's to see: answered 404, never 403, so that
+    # application ids cannot be probed.
+    hidden: bool = False
 
 
 def _transition(
@@ -215,8 +225,24 @@ def _transition(
     sources, target = TRANSITIONS[action]
     first_seen: list[str] = []
 
+    # The node's own steps (expiry) and operators see every application.
+    sees_all = as_operator or _ROLES[action] == "node"
+
     def work(session: Session) -> Application | _Refused:
-        row = _row(session, application_id)
+        found = _rows(session, AccessApplication.id == application_id)
+        if not found:
+            if sees_all:
+                raise _not_found(application_id)
+            return _Refused(None, None, f"no application {application_id}", True)
+        row = found[0]
+        if not sees_all and not _may_see(session, row, actor):
+            return _Refused(
+                row.dataset_id,
+                row.state,
+                f"{actor} is neither an applicant of application {application_id} "
+                f"nor on the committee of {row.dataset_id}",
+                True,
+            )
         committee = (
             dac_members(session, row.dataset_id)
             if _ROLES[action] == "committee"
@@ -295,6 +321,9 @@ def _transition(
     result = _in_transaction(engine, work)
     if isinstance(result, _Refused):
         # Every decision is audited, refusals too; the refusal changed nothing else.
+        details: dict[str, Any] = {"application": application_id}
+        if result.state is not None:
+            details["state"] = result.state
         append(
             engine,
             actor=actor,
@@ -302,9 +331,11 @@ def _transition(
             outcome="deny",
             reason=result.reason,
             dataset_id=result.dataset_id,
-            details={"application": application_id, "state": result.state},
+            details=details,
             at=now,
         )
+        if result.hidden:
+            raise _not_found(application_id)
         raise PermissionDenied(result.reason)
     return result
 
@@ -408,8 +439,10 @@ def edit_application(
 
     Raises
     ------
+    NotFoundError
+        No such application, or ``actor`` may not see it (audited).
     PermissionDenied
-        ``actor`` is not the applicant (audited).
+        ``actor`` sees it but is not the applicant (audited).
     ConflictError
         The application is not a draft or returned.
     """
@@ -468,9 +501,11 @@ def approve(
     ------
     InputError
         ``ends_at`` is naive or not after ``now``.
+    NotFoundError
+        No such application, or ``actor`` may not see it (audited).
     PermissionDenied
-        ``actor`` is not on the dataset's committee (and not ``as_operator``), or is
-        the applicant (audited).
+        ``actor`` sees it but is not on the dataset's committee (and not
+        ``as_operator``), or is the applicant (audited).
     ConflictError
         The application is not submitted (or another decision got there first).
     """

@@ -301,9 +301,10 @@ def beacon_router() -> APIRouter:
         service = _service(request)
 
         def document() -> dict[str, Any]:
-            levels = sorted(
-                {handle.facts.security_level for handle in service.catalog.datasets()}
-            )
+            # Only the levels of datasets this caller may query: listing
+            # CONTROLLED to anyone would tell them that controlled data is here.
+            visible = service.visible(caller_of(request))
+            levels = sorted({handle.facts.security_level for handle in visible})
             return framework.configuration_response(service.identity, levels)
 
         return json_response(await run_blocking(request, document))

@@ -35,6 +35,7 @@ from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store import crypt
 from ..store.genotypes import contig_ranges
 from ..store.models import STATUS_PUBLISHED, Dataset
+from ..store.private import private_files
 from . import convert, vcf
 from .alignments import (
     alignment_sample,
@@ -172,6 +173,9 @@ def _lock(node: Node, dataset_id: str, wait_seconds: float = 30.0) -> Iterator[N
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Staging, VCF Zarr, Crypt4GH files, indexes: 0600 files, 0700 directories (worker
+# processes inherit the umask).
+@private_files()
 def ingest(
     node: Node,
     dataset_yaml: str | pathlib.Path,

@@ -5,6 +5,8 @@ Routes (mount with ``prefix="/ga4gh/drs/v1"``):
 ===============================================  ==================================
 ``GET  /service-info``                           service-info, type ``drs`` 1.4.0,
                                                  with the ``drs`` statistics block
+                                                 (of the objects the caller may
+                                                 fetch only)
 ``GET|POST /objects/{object_id}``                a stored file (a blob) or, for a
                                                  dataset id, the dataset (a bundle)
 ``POST /objects``                                several objects at once (bulk)
@@ -44,7 +46,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import __version__
-from ..access.http import AccessService
+from ..access.decision import authorize
+from ..access.http import AccessService, caller_of
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -283,6 +286,22 @@ def _object_document(request: Request, object_id: str) -> dict[str, Any]:
     return _blob_document(stored, origin)
 
 
+def _fetchable_objects(request: Request) -> list[StoredObject]:
+    """The stored files the caller could fetch: what service-info may count.
+
+    Counting every file would tell anyone that (and how much) data the caller
+    may not even see exists, CONTROLLED datasets included.
+    """
+    transfer = _transfer(request)
+    caller = caller_of(request)
+    return [
+        stored
+        for handle in transfer.catalog.datasets()
+        if authorize(caller, "download", handle.access).allowed
+        for stored in transfer.objects(handle.facts.id)
+    ]
+
+
 def _access_url(request: Request, object_id: str, access_id: str) -> dict[str, Any]:
     """The AccessURL of one object, if the caller may download it."""
     transfer = _transfer(request)
@@ -472,13 +491,8 @@ def drs_router() -> APIRouter:
     router = APIRouter(tags=["drs"])
 
     async def service_info(request: Request) -> JSONResponse:
-        transfer = _transfer(request)
         origin = _origin(request)
-        members = [
-            stored
-            for handle in transfer.catalog.datasets()
-            for stored in transfer.objects(handle.facts.id)
-        ]
+        members = _fetchable_objects(request)
         beacon = getattr(request.app.state, "beacon", None)
         identity = getattr(beacon, "identity", None)
         organisation_name = getattr(

@@ -16,6 +16,8 @@ records overlapping the regions. Each URL carries a short-lived signed link in i
 ``Authorization`` header (the caller's passport never travels in a ticket), and each
 block request is authorised again, so a grant revoked after the ticket stops the
 blocks requested after it.
+Ticket URLs are absolute under the node's ``public_url`` setting, never under the
+request's ``Host``.
 
 Parameters follow the spec: ``start`` is 0-based inclusive, ``end`` 0-based
 exclusive; ``class=header`` asks for the header only. Errors are htsget error
@@ -357,6 +359,15 @@ class _Files:
         )
 
 
+def _public_base(files: _Files) -> str:
+    """Where ticket URLs point: the node's configured ``public_url``.
+
+    Never the request's ``Host`` (or ``base_url``): a caller choosing the Host
+    header would otherwise get signed links aimed at a server of their choice.
+    """
+    return files.service.access.issuer.rstrip("/")
+
+
 def _files(request: Request) -> _Files:
     files: _Files | None = getattr(request.app.state, "htsget_files", None)
     if files is None:
@@ -394,7 +405,7 @@ def _whole_file_ticket(
         caller, stored.dataset_id, _resource("reads", stored.id, block)
     )
     address = (
-        f"{str(request.base_url).rstrip('/')}/htsget/blocks/reads/"
+        f"{_public_base(files)}/htsget/blocks/reads/"
         f"{urllib.parse.quote(stored.id, safe='')}?" + urllib.parse.urlencode(block)
     )
     url = {"url": address, "headers": {"Authorization": f"Bearer {link}"}}
@@ -437,7 +448,7 @@ def htsget_router() -> APIRouter:
             caller = files.service.require(
                 request, stored.dataset_id, what=f"htsget.{kind}"
             )
-            base = str(request.base_url).rstrip("/")
+            base = _public_base(files)
             media = _MEDIA[query.format]
             if kind == "variants":
                 slicer_v = files.variants(stored)
