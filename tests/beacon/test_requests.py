@@ -701,3 +701,12 @@ def test_error_message_names_parameter_for_api() -> None:
     error = rejects("limit", parse_get, {"limit": "-5"})
     assert str(error).startswith("field 'limit'")
     assert "at least 0" in str(error)
+
+
+@pytest.mark.parametrize("name", ["limit", "skip", "start", "end"])
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_huge_numbers_are_refused_by_name(name, digits):
+    params = {"referenceName": "1", "start": "1", "end": "2", name: "9" * digits}
+    with pytest.raises(InputError, match="too large") as caught:
+        parse_get(params)
+    assert caught.value.field == name

@@ -474,3 +474,19 @@ def test_ticket_urls_are_on_public_url_whatever_the_host_header(node, granted):
             # The link still opens its block (the proxy strips the prefix).
             path = item["url"][len(public) :]
             assert other.get(path, headers=item["headers"]).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "9" * 21, 10**30])
+def test_huge_positions_are_invalid_input_not_errors(value):
+    from genomenode.errors import InputError
+    from genomenode.transfer.htsget import parse_query
+
+    with pytest.raises(InputError) as caught:
+        parse_query("variants", {"referenceName": "1", "start": value}, post=False)
+    assert caught.value.field == "start"
+    with pytest.raises(InputError):
+        parse_query(
+            "variants",
+            {"regions": [{"referenceName": "1", "end": value}]},
+            post=True,
+        )

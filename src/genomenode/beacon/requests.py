@@ -161,6 +161,9 @@ def _integer(value: object, field: str, minimum: int) -> int:
         raise _fail(field, f"must be an integer, got {_type_name(value)}")
     if isinstance(value, str):
         text = value.strip()
+        if len(text.lstrip("-")) > 19 and _DIGITS.match(text.lstrip("-")):
+            # Past 64 bits either way; int() would refuse past 4,300 digits.
+            raise _fail(field, f"is too large ({text[:20]}...)")
         if text.startswith("-") and _DIGITS.match(text[1:]):
             number = -int(text[1:])
         elif _DIGITS.match(text):

@@ -88,15 +88,23 @@ class HtsgetQuery:
 def _integer(value: object, name: str) -> int:
     if isinstance(value, bool):
         raise InputError(f"{name} must be an integer", field=name)
+    if isinstance(value, str) and len(value.strip()) > 20:
+        raise InputError(f"{name} is too long to be a position", field=name)
     try:
         number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(
-            f"{name} must be an integer, not {value!r}", field=name
+            f"{name} must be an integer, not {str(value)[:40]!r}", field=name
         ) from None
     if number < 0:
         raise InvalidRangeError(f"{name} must not be negative", field=name)
+    if number > _MAX_POSITION:
+        raise InvalidRangeError(f"{name} is past any reference ({number})", field=name)
     return number
+
+
+#: Positions are 64-bit in htsget and every index format.
+_MAX_POSITION = 2**63 - 1
 
 
 def _region(kind: Kind, document: Mapping[str, Any], where: str) -> ReadRegion:
