@@ -41,11 +41,11 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import __version__
-from ..access.http import AccessService
+from ..access.http import AccessService, prepared
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -245,7 +245,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return document
 
 
-def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
+async def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
     """Make the body's first passport the request's caller (DRS ``PassportAuth``).
 
     It is verified (and a bad one audited) exactly as a bearer token would be;
@@ -263,7 +263,10 @@ def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
             "passports must be a non-empty list of passport JWTs", field="passports"
         )
     access: AccessService = request.app.state.access
-    identity, caller = access.authenticate("Bearer " + passports[0].strip())
+    authorization = "Bearer " + passports[0].strip()
+    # Its keys are fetched first, without blocking (see access.http.prepared).
+    await access.authoriser.prepare(authorization)
+    identity, caller = access.authenticate(authorization)
     # caller_of reads these first: every later decision sees this caller.
     request.state.identity = identity
     request.state.caller = caller
@@ -482,7 +485,7 @@ def _download_response(
 
 def drs_router() -> APIRouter:
     """The DRS routes (mount with ``prefix="/ga4gh/drs/v1"``)."""
-    router = APIRouter(tags=["drs"])
+    router = APIRouter(tags=["drs"], dependencies=[Depends(prepared)])
 
     async def service_info(request: Request) -> JSONResponse:
         transfer = _transfer(request)
@@ -528,7 +531,7 @@ def drs_router() -> APIRouter:
     async def post_object(request: Request, object_id: str) -> JSONResponse:
         body = await _body(request)
         _expand(body.get("expand", request.query_params.get("expand")))
-        _use_passports(request, body)
+        await _use_passports(request, body)
         return JSONResponse(_object_document(request, object_id))
 
     async def bulk_objects(request: Request) -> JSONResponse:
@@ -539,7 +542,7 @@ def drs_router() -> APIRouter:
             raise InputError(
                 "bulk_object_ids must be object ids", field="bulk_object_ids"
             )
-        _use_passports(request, body)
+        await _use_passports(request, body)
         resolved: list[dict[str, Any]] = []
         failed: dict[int, list[str]] = {}
         for object_id in identifiers:
@@ -559,13 +562,13 @@ def drs_router() -> APIRouter:
     async def post_access(
         request: Request, object_id: str, access_id: str
     ) -> JSONResponse:
-        _use_passports(request, await _body(request))
+        await _use_passports(request, await _body(request))
         return JSONResponse(_access_url(request, object_id, access_id))
 
     async def bulk_access(request: Request) -> JSONResponse:
         body = await _body(request)
         wanted = _access_requests(_bulk_ids(body, "bulk_object_access_ids"))
-        _use_passports(request, body)
+        await _use_passports(request, body)
         resolved: list[dict[str, Any]] = []
         failed: dict[int, list[str]] = {}
         for object_id, access_id in wanted:
