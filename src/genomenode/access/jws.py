@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 from collections.abc import Callable, Collection
 from typing import Any
@@ -131,7 +130,9 @@ def is_numeric_date(value: object) -> bool:
     """True for a JWT NumericDate: a JSON number of seconds, 1970 to 9999."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return math.isfinite(value) and 0 <= value <= _LATEST_TIME
+    # Compared before anything converts it: a huge integer (10**400) does not
+    # fit a float, and infinity not an integer.
+    return 0 <= value <= _LATEST_TIME
 
 
 def _shown(value: object) -> str:
