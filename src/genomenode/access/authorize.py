@@ -171,7 +171,9 @@ class JsonFetcher:
         if status != 200:
             # A userinfo 4xx speaks of one token, not of the server.
             self._failed(
-                url, f"HTTP {status}", remember=bearer is None or status >= 500
+                url,
+                f"HTTP {status}",
+                remember=bearer is None or not 400 <= status < 500,
             )
             return None
         try:
