@@ -104,7 +104,7 @@ class JsonFetcher:
     def __init__(
         self,
         *,
-        timeout_seconds: float = 2.0,
+        timeout_seconds: float = 3.0,
         retry_after_seconds: float = 10.0,
         max_bytes: int = 1_048_576,
         transport: httpx2.AsyncBaseTransport | None = None,
