@@ -10,51 +10,29 @@ provider answers under ``/dev-idp``. OpenAPI is published at ``/api/openapi.json
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import __version__
 from .access.devidp import DevIdentityProvider, dev_idp_router
 from .access.http import access_router, build_access_service, jwks_router
+from .beacon.framework import error_response
 from .beacon.http import BeaconService, beacon_router
 from .catalogue.http import catalogue_router
 from .errors import ConfigError
-from .http_errors import install_error_handlers
 from .node import Node, open_node
 from .transfer.drs import drs_router
 from .transfer.htsget import htsget_router
 from .transfer.service import TransferService
+from .web import HttpLimits, install_error_handlers
 
 __all__ = [
-    "NoDelayHttpToolsProtocol",
     "app_from_environment",
     "create_app",
 ]
-
-
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with Nagle's algorithm off on every connection.
-
-    With ``--workers`` uvicorn hands the listening socket to spawned processes,
-    which lose asyncio's TCP_NODELAY on accepted connections; a keep-alive
-    response (headers and body written separately) then waits ~40 ms for the
-    client's delayed ACK.
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        connection = transport.get_extra_info("socket")
-        if connection is not None and connection.family in (
-            socket.AF_INET,
-            socket.AF_INET6,
-        ):
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 def create_app(
@@ -115,6 +93,8 @@ def create_app(
         base_url=base_url.rstrip("/") + "/api",
         count_threshold=count_threshold,
         environment=environment,
+        max_filters=node.config.beacon_max_filters,
+        filter_cpu_seconds=node.config.beacon_filter_cpu_seconds,
     )
     app.state.access = access
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
@@ -126,7 +106,13 @@ def create_app(
     app.include_router(jwks_router())
     if provider is not None:
         app.include_router(dev_idp_router(provider), prefix="/dev-idp")
-    install_error_handlers(app)
+    app.state.http_limits = HttpLimits.from_settings(node.config.values)
+    app.state.htsget_max_regions = node.config.htsget_max_regions
+    identity = app.state.beacon.identity
+    install_error_handlers(
+        app,
+        {"/api": lambda status, message: error_response(identity, status, message)},
+    )
     return app
 
 

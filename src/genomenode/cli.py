@@ -247,23 +247,19 @@ def discard(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
 @_errors_to_exit
 def serve(node_dir: pathlib.Path, host: str, port: int, workers: int) -> None:
     """Serve the node's APIs (Beacon v2 under /api) with uvicorn."""
-    import uvicorn
-
     from .node import open_node
+    from .web import HttpLimits, serve
 
-    open_node(node_dir).close()  # fail here, clearly, on a bad node directory
+    node = open_node(node_dir)  # fail here, clearly, on a bad node directory
+    limits = HttpLimits.from_settings(node.config.values)
+    node.close()
     os.environ["GENOMENODE_NODE"] = str(node_dir.resolve())
-    uvicorn.run(
+    serve(
         "genomenode.app:app_from_environment",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        # httptools and uvloop: about twice the requests per second of h11 on
-        # asyncio's loop (docs/benchmarks.md).
-        http="genomenode.app:NoDelayHttpToolsProtocol",
-        loop="auto",  # uvloop where installed (not on Windows)
-        log_level="warning",
+        limits=limits,
     )
 
 
@@ -758,22 +754,17 @@ def network_serve(
     network_yaml: pathlib.Path, host: str, port: int, workers: int
 ) -> None:
     """Serve the network's Beacon v2 API (under /api) with uvicorn."""
-    import uvicorn
-
     from .network.app import NETWORK_ENVIRONMENT_VARIABLE
     from .network.registry import load_registry
+    from .web import serve
 
     load_registry(network_yaml)  # fail here, clearly, on a bad NETWORK.yaml
     os.environ[NETWORK_ENVIRONMENT_VARIABLE] = str(network_yaml.resolve())
-    uvicorn.run(
+    serve(
         "genomenode.network.app:app_from_environment",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        http="genomenode.app:NoDelayHttpToolsProtocol",
-        loop="auto",
-        log_level="warning",
     )
 
 

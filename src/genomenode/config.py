@@ -73,6 +73,15 @@ def _non_negative_int(value: Any) -> int:
     return number
 
 
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a positive number, not {value!r}")
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"must be a positive number, not {value!r}")
+    return number
+
+
 def _secret(value: Any) -> Secret:
     return value if isinstance(value, Secret) else Secret(str(value))
 
@@ -311,6 +320,64 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Run the development identity provider under /dev-idp and trust it (demo "
         "and tests only; refused when beacon_environment is prod).",
+    ),
+    Setting(
+        "http_max_body_bytes",
+        _positive_int,
+        1_048_576,
+        "Largest request body the node reads (bytes); a larger one gets 413 and "
+        "is not read.",
+    ),
+    Setting(
+        "http_max_json_depth",
+        _positive_int,
+        64,
+        "Deepest nesting of arrays and objects in a JSON request body (400).",
+    ),
+    Setting(
+        "http_max_integer_digits",
+        _positive_int,
+        100,
+        "Most digits of an integer in a JSON body (400).",
+    ),
+    Setting(
+        "http_body_timeout_seconds",
+        _positive_float,
+        30.0,
+        "Longest a client may take to send a request body (408).",
+    ),
+    Setting(
+        "http_header_timeout_seconds",
+        _positive_float,
+        10.0,
+        "Longest a client may take to send its request line and headers (408, "
+        "connection closed).",
+    ),
+    Setting(
+        "http_max_header_bytes",
+        _positive_int,
+        65_536,
+        "Largest request line plus headers (431, connection closed).",
+    ),
+    Setting(
+        "beacon_max_filters",
+        _positive_int,
+        100,
+        "Most filters in one Beacon request (400).",
+    ),
+    Setting(
+        "beacon_filter_cpu_seconds",
+        _positive_float,
+        1.0,
+        "CPU time one Beacon request may spend expanding and matching its "
+        "filters (ontology descendants, clinical matches) before it is refused "
+        "with 400.",
+    ),
+    Setting(
+        "htsget_max_regions",
+        _positive_int,
+        100,
+        "Most regions in one htsget POST request (400).",
     ),
 )
 

@@ -22,8 +22,9 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── PermissionDenied            a verified identity may not do this (403)
     ├── ConflictError               an action does not fit the current state of an
     │                               application or grant, or lost a race (409)
-    ├── PayloadTooLargeError        a request for more data than one answer may hold
-    │                               (413)
+    ├── PayloadTooLargeError        a request for more data than one answer may hold,
+    │                               or a body over the size limit (413)
+    ├── RequestTimeoutError         a client too slow to send its request (408)
     └── NotFoundError               a named dataset or node does not exist (404)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
@@ -53,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDenied",
+    "RequestTimeoutError",
     "SchemaViolation",
     "StoreError",
     "TokenError",
@@ -173,6 +175,12 @@ class PayloadTooLargeError(GenomenodeError):
     """More data than one answer may hold (htsget ``PayloadTooLarge``)."""
 
     status = 413
+
+
+class RequestTimeoutError(GenomenodeError):
+    """A client took longer than the server allows to send its request."""
+
+    status = 408
 
 
 class StoreError(GenomenodeError):

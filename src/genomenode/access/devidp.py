@@ -52,7 +52,8 @@ import fastapi
 import jwt
 from fastapi.responses import JSONResponse
 
-from ..errors import TokenError
+from ..errors import InputError, TokenError
+from ..web import read_body, read_json, run_blocking
 from . import jws
 from .tokens import TrustedIssuer
 from .visas import SigningKeys
@@ -325,7 +326,9 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
         request_body = await _token_request(request)
         subject, visa_types, lifetime, embed_visas = _token_parameters(request_body)
         try:
-            passport = provider.passport(
+            passport = await run_blocking(
+                request,
+                provider.passport,
                 subject,
                 visa_types=visa_types,
                 lifetime_seconds=lifetime,
@@ -362,41 +365,39 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
 async def _token_request(request: fastapi.Request) -> dict[str, Any]:
     """The token request's parameters, from a JSON or a form body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    body = await request.body()
-    if content_type == "application/x-www-form-urlencoded":
+    if content_type != "application/x-www-form-urlencoded":
         try:
-            form = urllib.parse.parse_qs(body.decode(), strict_parsing=bool(body))
-        except (UnicodeDecodeError, ValueError):
-            raise fastapi.HTTPException(400, "the form body cannot be read") from None
-        # "visas" may repeat or be comma-separated; everything else is single.
-        parameters: dict[str, Any] = {
-            name: values[-1] for name, values in form.items() if name != "visas"
-        }
-        if "visas" in form:
-            parameters["visas"] = [
-                visa_type.strip()
-                for values in form["visas"]
-                for visa_type in values.split(",")
-                if visa_type.strip()
-            ]
-        for name, parse in (("lifetime", int), ("embed_visas", _form_boolean)):
-            if name in parameters:
-                try:
-                    parameters[name] = parse(parameters[name])
-                except ValueError:
-                    raise fastapi.HTTPException(
-                        400, f"{name} {parameters[name]!r} is not valid"
-                    ) from None
-        return parameters
+            document = await read_json(request)
+        except InputError as error:
+            raise fastapi.HTTPException(error.status, error.message) from None
+        if not isinstance(document, dict):
+            raise fastapi.HTTPException(400, "the body must be a JSON object or a form")
+        return document
+    body = await read_body(request)
     try:
-        document = json.loads(body)
+        form = urllib.parse.parse_qs(body.decode(), strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError):
-        raise fastapi.HTTPException(
-            400, "the body must be a JSON object or a form"
-        ) from None
-    if not isinstance(document, dict):
-        raise fastapi.HTTPException(400, "the body must be a JSON object")
-    return document
+        raise fastapi.HTTPException(400, "the form body cannot be read") from None
+    # "visas" may repeat or be comma-separated; everything else is single.
+    parameters: dict[str, Any] = {
+        name: values[-1] for name, values in form.items() if name != "visas"
+    }
+    if "visas" in form:
+        parameters["visas"] = [
+            visa_type.strip()
+            for values in form["visas"]
+            for visa_type in values.split(",")
+            if visa_type.strip()
+        ]
+    for name, parse in (("lifetime", int), ("embed_visas", _form_boolean)):
+        if name in parameters:
+            try:
+                parameters[name] = parse(parameters[name])
+            except ValueError:
+                raise fastapi.HTTPException(
+                    400, f"{name} {parameters[name]!r} is not valid"
+                ) from None
+    return parameters
 
 
 def _form_boolean(text: str) -> bool:

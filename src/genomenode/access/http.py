@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +49,7 @@ from ..errors import (
 )
 from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
+from ..web import json_response, read_body, read_json, run_blocking
 from . import workflow
 from .audit import AuditWriter
 from .authorize import Authoriser, JsonFetcher, rejected_visas
@@ -262,7 +262,7 @@ async def network_of(request: Request) -> NetworkCaller | None:
             assertion,
             method=request.method,
             path_and_query=_received_path_and_query(request, service.issuer),
-            body=await request.body(),
+            body=await read_body(request),
         )
     request.state.network = network
     return network
@@ -343,16 +343,7 @@ async def audited(request: Request) -> AsyncIterator[None]:
 
 
 async def _body(request: Request) -> Mapping[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"request body is not JSON: {error.msg} at line {error.lineno}",
-            field="body",
-        ) from None
+    document = await read_json(request, empty={})
     if not isinstance(document, dict):
         raise InputError("request body must be a JSON object", field="body")
     return document
@@ -386,23 +377,36 @@ def _ends_at(body: Mapping[str, Any]) -> dt.datetime:
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
-            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
+            moment = dt.datetime.combine(day, dt.time(), dt.UTC)
+            moment += dt.timedelta(days=1)  # the whole day named
+        else:
+            moment = dt.datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
         raise InputError(
-            f"ends_at {value!r} is not an ISO 8601 date", field="ends_at"
+            f"ends_at {value[:40]!r} is not an ISO 8601 date before 9999-12-31",
+            field="ends_at",
         ) from None
     if moment.tzinfo is None:
         raise InputError("ends_at needs a time zone (e.g. Z)", field="ends_at")
+    if moment.year > _LAST_GRANT_YEAR:
+        raise InputError(
+            f"ends_at must be before {_LAST_GRANT_YEAR + 1}", field="ends_at"
+        )
     return moment
 
 
-def _json(document: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(document, status_code=status)
+#: Grants end before this year ends; later dates overflow date arithmetic.
+_LAST_GRANT_YEAR = 9000
+#: Application ids are 64-bit database keys.
+_APPLICATION_ID = Path(ge=1, le=2**63 - 1, description="application id")
 
 
 def access_router() -> APIRouter:
-    """The ``/access`` routes (mount with ``prefix="/access"``)."""
+    """The ``/access`` routes (mount with ``prefix="/access"``).
+
+    Each handler reads its body (with the node's limits) on the event loop and
+    does its database work in the thread pool (:func:`genomenode.web.run_blocking`).
+    """
     # DAC actions audit themselves (in their own transaction); no request entry.
     router = APIRouter(tags=["access"], dependencies=[Depends(prepared)])
 
@@ -414,13 +418,17 @@ def access_router() -> APIRouter:
 
     async def catalogue(request: Request) -> JSONResponse:
         service = service_of(request)
-        with service.authoriser.session() as session:
-            items = workflow.catalogue_items(session)
-        return _json({"items": [_public_item(item.to_json()) for item in items]})
+
+        def items() -> list[dict[str, Any]]:
+            with service.authoriser.session() as session:
+                found = workflow.catalogue_items(session)
+            return [_public_item(item.to_json()) for item in found]
+
+        return json_response({"items": await run_blocking(request, items)})
 
     async def create(request: Request) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
+        identity = await run_blocking(request, identity_of, request)
         body = await _body(request)
         dataset_id = _text(body, "dataset")
         if not dataset_id:
@@ -430,58 +438,80 @@ def access_router() -> APIRouter:
             raise InputError(
                 "purpose must be an object with a DUO term", field="purpose"
             )
-        application = workflow.create_application(
-            service.authoriser.engine,
-            dataset_id=dataset_id,
-            applicant=identity.subject,
-            project_title=_text(body, "project_title", "") or "",
-            purpose=workflow.purpose_from_json(purpose_document),
-            purpose_text=_text(body, "purpose_text", "") or "",
-            members=_members(body) or (),
-            submit=bool(body.get("submit", False)),
-        )
-        return _json(application.to_json(), 201)
+
+        def apply() -> dict[str, Any]:
+            application = workflow.create_application(
+                service.authoriser.engine,
+                dataset_id=dataset_id,
+                applicant=identity.subject,
+                project_title=_text(body, "project_title", "") or "",
+                purpose=workflow.purpose_from_json(purpose_document),
+                purpose_text=_text(body, "purpose_text", "") or "",
+                members=_members(body) or (),
+                submit=bool(body.get("submit", False)),
+            )
+            return application.to_json()
+
+        return json_response(await run_blocking(request, apply), 201)
 
     async def listing(request: Request) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
-        workflow.expire_due(service.authoriser.engine)
-        applications = workflow.list_applications(
-            service.authoriser.engine,
-            viewer=identity.subject,
-            dataset_id=request.query_params.get("dataset"),
-            state=request.query_params.get("state"),
-        )
-        return _json({"applications": [item.to_json() for item in applications]})
 
-    async def show(request: Request, application_id: int) -> JSONResponse:
-        service = service_of(request)
-        identity = identity_of(request)
-        workflow.expire_due(service.authoriser.engine)
-        application = workflow.get_application(
-            service.authoriser.engine, application_id, viewer=identity.subject
-        )
-        return _json(application.to_json())
+        def applications() -> list[dict[str, Any]]:
+            identity = identity_of(request)
+            workflow.expire_due(service.authoriser.engine)
+            found = workflow.list_applications(
+                service.authoriser.engine,
+                viewer=identity.subject,
+                dataset_id=request.query_params.get("dataset"),
+                state=request.query_params.get("state"),
+            )
+            return [item.to_json() for item in found]
 
-    async def edit(request: Request, application_id: int) -> JSONResponse:
+        return json_response(
+            {"applications": await run_blocking(request, applications)}
+        )
+
+    async def show(
+        request: Request, application_id: int = _APPLICATION_ID
+    ) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
+
+        def one() -> dict[str, Any]:
+            identity = identity_of(request)
+            workflow.expire_due(service.authoriser.engine)
+            application = workflow.get_application(
+                service.authoriser.engine, application_id, viewer=identity.subject
+            )
+            return application.to_json()
+
+        return json_response(await run_blocking(request, one))
+
+    async def edit(
+        request: Request, application_id: int = _APPLICATION_ID
+    ) -> JSONResponse:
+        service = service_of(request)
+        identity = await run_blocking(request, identity_of, request)
         body = await _body(request)
         purpose_document = body.get("purpose")
-        application = workflow.edit_application(
-            service.authoriser.engine,
-            application_id,
-            actor=identity.subject,
-            project_title=_text(body, "project_title"),
-            purpose=(
-                workflow.purpose_from_json(purpose_document)
-                if isinstance(purpose_document, dict)
-                else None
-            ),
-            purpose_text=_text(body, "purpose_text"),
-            members=_members(body),
-        )
-        return _json(application.to_json())
+
+        def change() -> dict[str, Any]:
+            application = workflow.edit_application(
+                service.authoriser.engine,
+                application_id,
+                actor=identity.subject,
+                project_title=_text(body, "project_title"),
+                purpose=(
+                    workflow.purpose_from_json(purpose_document)
+                    if isinstance(purpose_document, dict)
+                    else None
+                ),
+                purpose_text=_text(body, "purpose_text"),
+                members=_members(body),
+            )
+            return application.to_json()
+
+        return json_response(await run_blocking(request, change))
 
     actions: Mapping[str, Callable[..., workflow.Application]] = {
         "submit": workflow.submit,
@@ -491,57 +521,86 @@ def access_router() -> APIRouter:
         "revoke": workflow.revoke,
     }
 
-    async def act(request: Request, application_id: int, action: str) -> JSONResponse:
+    async def act(
+        request: Request, action: str, application_id: int = _APPLICATION_ID
+    ) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
+        identity = await run_blocking(request, identity_of, request)
         function = actions.get(action)
         if function is None:
             raise InputError(
-                f"unknown action {action!r} (one of {', '.join(actions)})",
+                f"unknown action {action[:40]!r} (one of {', '.join(actions)})",
                 field="action",
             )
         body = await _body(request)
-        keywords: dict[str, Any] = {"actor": identity.subject}
-        if action != "submit":
-            keywords["comment"] = _text(body, "comment")
-        if action == "approve":
-            keywords["ends_at"] = _ends_at(body)
-        application = function(service.authoriser.engine, application_id, **keywords)
-        return _json(application.to_json())
+
+        def perform() -> dict[str, Any]:
+            keywords: dict[str, Any] = {"actor": identity.subject}
+            try:
+                if action != "submit":
+                    keywords["comment"] = _text(body, "comment")
+                if action == "approve":
+                    keywords["ends_at"] = _ends_at(body)
+            except InputError as error:
+                # A refused DAC step is an access decision too: audit it.
+                service.audit.record(
+                    actor=identity.subject,
+                    action=f"application.{action}",
+                    outcome="deny",
+                    reason=str(error),
+                    details={"application": application_id},
+                )
+                request.state.audited = True
+                raise
+            application = function(
+                service.authoriser.engine, application_id, **keywords
+            )
+            return application.to_json()
+
+        return json_response(await run_blocking(request, perform))
 
     async def my_grants(request: Request) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
-        with service.authoriser.session() as session:
-            found = workflow.grants(
-                session,
-                subject=identity.subject,
-                include_inactive=request.query_params.get("all") == "true",
-            )
-        return _json({"grants": [grant.to_json() for grant in found]})
+
+        def found() -> list[dict[str, Any]]:
+            identity = identity_of(request)
+            with service.authoriser.session() as session:
+                grants = workflow.grants(
+                    session,
+                    subject=identity.subject,
+                    include_inactive=request.query_params.get("all") == "true",
+                )
+            return [grant.to_json() for grant in grants]
+
+        return json_response({"grants": await run_blocking(request, found)})
 
     async def permissions(request: Request, user: str) -> JSONResponse:
         service = service_of(request)
-        identity = identity_of(request)
-        if identity.subject != user:
+
+        def visas() -> list[str]:
+            identity = identity_of(request)
+            if identity.subject != user:
+                service.audit.record(
+                    actor=identity.subject,
+                    action="access.permissions",
+                    outcome="deny",
+                    reason="permissions of another user",
+                    details={"user": user[:200]},
+                )
+                request.state.audited = True
+                raise PermissionDenied(
+                    "only the user themselves may read their permissions"
+                )
+            signed = service.grant_visas(user)
             service.audit.record(
                 actor=identity.subject,
                 action="access.permissions",
-                outcome="deny",
-                reason="permissions of another user",
-                details={"user": user},
+                outcome="allow",
+                reason=f"{len(signed)} ControlledAccessGrants visas issued",
             )
-            raise PermissionDenied(
-                "only the user themselves may read their permissions"
-            )
-        visas = service.grant_visas(user)
-        service.audit.record(
-            actor=identity.subject,
-            action="access.permissions",
-            outcome="allow",
-            reason=f"{len(visas)} ControlledAccessGrants visas issued",
-        )
-        return _json({"ga4gh_passport_v1": visas})
+            return signed
+
+        return json_response({"ga4gh_passport_v1": await run_blocking(request, visas)})
 
     router.add_api_route("/catalogue", catalogue, methods=["GET"], summary="Catalogue")
     router.add_api_route(
@@ -594,8 +653,8 @@ def jwks_router() -> APIRouter:
     async def jwks(request: Request) -> JSONResponse:
         service = _service(request)
         if service is None:
-            return _json({"keys": []})
-        return _json(service.signing_keys.jwks())
+            return json_response({"keys": []})
+        return json_response(service.signing_keys.jwks())
 
     router.add_api_route(
         "/.well-known/jwks.json", jwks, methods=["GET"], summary="Visa signing keys"

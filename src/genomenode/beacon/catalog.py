@@ -30,6 +30,7 @@ from ..store.models import (
     Individual,
     published_datasets,
 )
+from ..web import check_cancelled
 from . import filters as beacon_filters
 from .requests import Filter
 from .variants import refseq_accession
@@ -209,6 +210,7 @@ class DatasetHandle:
         step = call_genotype.chunks[0]
         total = call_genotype.shape[0]
         for start in range(0, total, step):
+            check_cancelled()  # seconds of work: stop when the client has gone
             block = np.asarray(call_genotype[start : start + step, sample])
             rows, _ = np.nonzero(block > 0)
             for row in np.unique(rows):

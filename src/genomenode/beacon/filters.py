@@ -37,9 +37,12 @@ obviously, for the tests.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
@@ -54,6 +57,7 @@ from genomenode.store.models import (
     PhenotypicFeature,
     published_datasets,
 )
+from genomenode.web import check_cancelled
 
 from . import ontology
 from .requests import Filter
@@ -63,6 +67,7 @@ __all__ = [
     "CUSTOM_FIELDS",
     "ENTRY_TYPES",
     "SIMILARITY_LEVELS",
+    "cpu_budget",
     "individuals_matching",
     "naive_individuals_matching",
     "normalise_custom_value",
@@ -108,6 +113,40 @@ _ISO_AGE = re.compile(
     r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+)W)?(?:(\d+)D)?$"
 )
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+# (thread CPU time at the start, seconds allowed) of the request being answered.
+_budget: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "genomenode_filter_budget", default=None
+)
+
+
+@contextlib.contextmanager
+def cpu_budget(seconds: float) -> Iterator[None]:
+    """Limit the CPU time filters may take in this thread (the whole request).
+
+    Ontology filters expand to subtrees and are matched against every code of a
+    dataset; hundreds of them cost seconds. Inside this block,
+    :func:`individuals_matching` refuses to go on past ``seconds`` of the
+    thread's CPU time (:class:`~genomenode.errors.BeaconRequestError`).
+    """
+    token = _budget.set((time.thread_time(), seconds))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def _spend() -> None:
+    """Stop here if the request is abandoned or its filters cost too much."""
+    check_cancelled()
+    budget = _budget.get()
+    if budget is not None and time.thread_time() - budget[0] > budget[1]:
+        raise BeaconRequestError(
+            f"the filters cost more than {budget[1]:g} s of CPU to evaluate "
+            "(beacon_filter_cpu_seconds); ask with fewer or narrower terms",
+            field="filters",
+        )
 
 
 def _fail(index: int, item: Filter, message: str) -> BeaconRequestError:
@@ -404,6 +443,7 @@ def individuals_matching(
     codes = _DatasetCodes(session, dataset_id)
     conditions: list[ColumnElement[bool]] = []
     for index, (item, custom) in enumerate(zip(filters, custom_terms, strict=True)):
+        _spend()
         if custom is not None:
             conditions.append(_text_condition(custom))
             continue
@@ -411,6 +451,7 @@ def individuals_matching(
             matches = _code_matcher(index, item)
             options = []
             for column in (*_INDIVIDUAL_COLUMNS, *_LINKED_COLUMNS):
+                _spend()
                 found = sorted(filter(matches, codes.get(column)))
                 if not found:
                     continue

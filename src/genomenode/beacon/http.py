@@ -1,18 +1,21 @@
 """The Beacon v2 HTTP API: routes under ``/api``, GET and POST for every endpoint.
 
 Each route is declared explicitly (one per entry type and nesting) so that the
-published OpenAPI (``/api/openapi.json``) lists every endpoint. All routes are
-``async`` and do their (short) work on the event loop: the genotype stores keep
-in-process caches that are not shared across threads, and a request is a few
-milliseconds of numpy and SQL. Scale out with ``genomenode serve --workers``.
+published OpenAPI (``/api/openapi.json``) lists every endpoint. Routes are
+``async`` only to read the request (:func:`genomenode.web.read_json`, with the
+node's limits); the query itself (SQL, Zarr, numpy, the passport check) runs in
+the thread pool (:func:`genomenode.web.run_blocking`), so a slow per-person scan
+never holds up a count query, and it stops when its client goes away. A request
+may carry at most ``beacon_max_filters`` filters and spend
+``beacon_filter_cpu_seconds`` expanding them. Scale out with
+``genomenode serve --workers``.
 
 Errors become Beacon error documents in the node's one error handler
-(:mod:`genomenode.http_errors`).
+(:mod:`genomenode.web`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +27,8 @@ from ..access import Caller, allowed_granularity
 from ..access.http import audited, caller_of
 from ..errors import BeaconRequestError
 from ..node import Node
-from . import framework, ontology
+from ..web import json_response, read_json, run_blocking
+from . import filters, framework, ontology
 from .catalog import Catalog
 from .engine import ENTRY_TYPES, PathScope, answer
 from .filtering_terms import filtering_terms
@@ -34,7 +38,6 @@ from .responses import result_response
 __all__ = ["BeaconService", "add_beacon_routes", "beacon_router", "caller_of"]
 
 _log = logging.getLogger(__name__)
-_JSON = "application/json"
 
 
 class BeaconService:
@@ -47,8 +50,12 @@ class BeaconService:
         base_url: str,
         count_threshold: int = 5,
         environment: str = "dev",
+        max_filters: int = 100,
+        filter_cpu_seconds: float = 1.0,
     ) -> None:
         self.node = node
+        self.max_filters = max_filters
+        self.filter_cpu_seconds = filter_cpu_seconds
         self.catalog = Catalog(node)
         self.identity = framework.identity_from_node(
             node, base_url, environment=environment
@@ -87,28 +94,45 @@ def _service(request: Request) -> BeaconService:
 
 
 async def _beacon_request(request: Request) -> BeaconRequest:
+    """The request's Beacon query (body or parameters), within the node's limits."""
     if request.method == "POST":
-        raw = await request.body()
-        if not raw.strip():
-            body: object = {}
-        else:
-            try:
-                body = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise BeaconRequestError(
-                    f"request body is not JSON: {error.msg} at line {error.lineno}",
-                    field="body",
-                ) from None
-        return parse_post(body)
-    params: dict[str, str | list[str]] = {}
-    for key in request.query_params:
-        values = request.query_params.getlist(key)
-        params[key] = values if len(values) > 1 else values[0]
-    return parse_get(params)
+        parsed = parse_post(await read_json(request, empty={}))
+    else:
+        params: dict[str, str | list[str]] = {}
+        for key in request.query_params:
+            values = request.query_params.getlist(key)
+            params[key] = values if len(values) > 1 else values[0]
+        parsed = parse_get(params)
+    limit = _service(request).max_filters
+    if len(parsed.filters) > limit:
+        raise BeaconRequestError(
+            f"{len(parsed.filters)} filters; at most {limit} in one request "
+            "(beacon_max_filters)",
+            field="filters",
+        )
+    return parsed
 
 
-def _json(document: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(document, status_code=status, media_type=_JSON)
+def _answer_document(
+    request: Request, beacon_request: BeaconRequest, scope: PathScope
+) -> dict[str, Any]:
+    """The whole answer of an entry-type query (blocking: SQL, Zarr, numpy)."""
+    service = _service(request)
+    caller = caller_of(request)
+    with filters.cpu_budget(service.filter_cpu_seconds):
+        found = answer(
+            service.catalog,
+            beacon_request,
+            scope,
+            caller,
+            threshold=service.count_threshold,
+        )
+    return result_response(
+        found,
+        caller=caller,
+        meta=framework.informational_meta(service.identity),
+        threshold=service.count_threshold,
+    )
 
 
 def _entry_handler(
@@ -117,54 +141,43 @@ def _entry_handler(
     target = nested or entry
 
     async def handler(request: Request) -> JSONResponse:
-        service = _service(request)
         beacon_request = await _beacon_request(request)
         entry_id = request.path_params.get("entry_id")
         if nested is not None:
             scope = PathScope(target, parent_type=entry, parent_id=entry_id)
         else:
             scope = PathScope(target, entry_id=entry_id if with_id else None)
-        caller = caller_of(request)
-        found = answer(
-            service.catalog,
-            beacon_request,
-            scope,
-            caller,
-            threshold=service.count_threshold,
+        document = await run_blocking(
+            request, _answer_document, request, beacon_request, scope
         )
-        meta = framework.informational_meta(service.identity)
-        return _json(
-            result_response(
-                found,
-                caller=caller,
-                meta=meta,
-                threshold=service.count_threshold,
-            )
-        )
+        return json_response(document)
 
     return handler
+
+
+def _filtering_terms_document(request: Request, with_id: bool) -> dict[str, Any]:
+    service = _service(request)
+    ids = [handle.id for handle in service.visible(caller_of(request))]
+    if with_id:
+        wanted = request.path_params["entry_id"]
+        ids = [identifier for identifier in ids if identifier == wanted]
+    with service.node.session() as session:
+        terms, resources = filtering_terms(session, ids)
+    return {
+        "meta": framework.informational_meta(service.identity),
+        "response": {"filteringTerms": terms, "resources": resources},
+    }
 
 
 def _filtering_terms_handler(
     entry: str | None, *, with_id: bool
 ) -> Callable[..., Awaitable[JSONResponse]]:
     async def handler(request: Request) -> JSONResponse:
-        service = _service(request)
         await _beacon_request(request)  # rejects unknown parameters
-        caller = caller_of(request)
-        ids = [handle.id for handle in service.visible(caller)]
-        if with_id:
-            wanted = request.path_params["entry_id"]
-            ids = [identifier for identifier in ids if identifier == wanted]
-        with service.node.session() as session:
-            terms, resources = filtering_terms(session, ids)
-        meta = framework.informational_meta(service.identity)
-        return _json(
-            {
-                "meta": meta,
-                "response": {"filteringTerms": terms, "resources": resources},
-            }
+        document = await run_blocking(
+            request, _filtering_terms_document, request, with_id
         )
+        return json_response(document)
 
     return handler
 
@@ -272,27 +285,34 @@ def beacon_router() -> APIRouter:
 
     async def info(request: Request) -> JSONResponse:
         service = _service(request)
-        return _json(
-            framework.info_response(
-                service.identity, service.summaries(caller_of(request))
-            )
-        )
+
+        def document() -> dict[str, Any]:
+            summaries = service.summaries(caller_of(request))
+            return framework.info_response(service.identity, summaries)
+
+        return json_response(await run_blocking(request, document))
 
     async def service_info(request: Request) -> JSONResponse:
-        return _json(framework.service_info_response(_service(request).identity))
+        return json_response(
+            framework.service_info_response(_service(request).identity)
+        )
 
     async def configuration(request: Request) -> JSONResponse:
         service = _service(request)
-        levels = sorted(
-            {handle.facts.security_level for handle in service.catalog.datasets()}
-        )
-        return _json(framework.configuration_response(service.identity, levels))
+
+        def document() -> dict[str, Any]:
+            levels = sorted(
+                {handle.facts.security_level for handle in service.catalog.datasets()}
+            )
+            return framework.configuration_response(service.identity, levels)
+
+        return json_response(await run_blocking(request, document))
 
     async def beacon_map(request: Request) -> JSONResponse:
-        return _json(framework.map_response(_service(request).identity))
+        return json_response(framework.map_response(_service(request).identity))
 
     async def entry_types(request: Request) -> JSONResponse:
-        return _json(framework.entry_types_response(_service(request).identity))
+        return json_response(framework.entry_types_response(_service(request).identity))
 
     add_beacon_routes(
         router,

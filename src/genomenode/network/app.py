@@ -10,8 +10,7 @@ network itself. ``GET /network/status`` reports when each node last answered, an
 (:mod:`genomenode.catalogue.harvest`).
 
 Errors raised by routes become Beacon error documents in the node's one error
-handler (:mod:`genomenode.http_errors`), which reads the identity of the Beacon
-answering from ``app.state.beacon``.
+handler (:mod:`genomenode.web`), as documents of the network's Beacon identity.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,8 +39,8 @@ from genomenode.catalogue.harvest import (
     Harvester,
     catalogue_network_router,
 )
-from genomenode.errors import BeaconRequestError, ConfigError
-from genomenode.http_errors import install_error_handlers
+from genomenode.errors import ConfigError
+from genomenode.web import install_error_handlers, read_json
 
 from ..access.network_trust import NetworkSigner
 from . import merge
@@ -93,17 +91,8 @@ def _json(document: dict[str, Any], status: int = 200) -> JSONResponse:
 
 async def _parsed(request: Request) -> tuple[BeaconRequest, bytes | None]:
     if request.method == "POST":
-        raw = await request.body()
-        if not raw.strip():
-            return parse_post({}), raw
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise BeaconRequestError(
-                f"request body is not JSON: {error.msg} at line {error.lineno}",
-                field="body",
-            ) from None
-        return parse_post(body), raw
+        body = await read_json(request, empty={})
+        return parse_post(body), request.state.body_bytes
     params: dict[str, str | list[str]] = {}
     for key in request.query_params:
         values = request.query_params.getlist(key)
@@ -302,7 +291,15 @@ def create_network_app(
     app.add_api_route(
         "/.well-known/jwks.json", jwks, methods=["GET"], summary="Network signing keys"
     )
-    install_error_handlers(app)
+    identity = app.state.beacon.identity
+    install_error_handlers(
+        app,
+        {
+            "/api": lambda status, message: framework.error_response(
+                identity, status, message
+            )
+        },
+    )
     return app
 
 

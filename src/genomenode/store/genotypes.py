@@ -302,8 +302,10 @@ class GenotypeStore:
             collections.OrderedDict()
         )
         self._genotype_bytes = 0
-        # A server may share the store between threads; the byte count must add up.
+        # The server answers from a thread pool; the caches and their byte counts
+        # must add up.
         self._genotype_lock = threading.Lock()
+        self._chunk_lock = threading.Lock()
 
     def _chunk(self, name: str, index: int) -> np.ndarray:
         """One decoded variants-chunk of a per-variant array, from a small LRU.
@@ -312,18 +314,24 @@ class GenotypeStore:
         so whole chunks are decoded once and then indexed in memory.
         """
         key = (name, index)
-        chunk = self._chunks.get(key)
-        if chunk is not None:
-            self._chunks.move_to_end(key)
-            return chunk
+        with self._chunk_lock:
+            chunk = self._chunks.get(key)
+            if chunk is not None:
+                self._chunks.move_to_end(key)
+                return chunk
+        # Decoded outside the lock: two threads may decode the same chunk once
+        # each, which is cheaper than making every reader wait.
         array = self.array(name)
         size = array.chunks[0]
         chunk = np.asarray(array[index * size : (index + 1) * size])
-        self._chunks[key] = chunk
-        self._chunk_bytes += _footprint(chunk)
-        while self._chunk_bytes > _CACHED_CHUNK_BYTES and len(self._chunks) > 1:
-            _, evicted = self._chunks.popitem(last=False)
-            self._chunk_bytes -= _footprint(evicted)
+        with self._chunk_lock:
+            if key in self._chunks:
+                return self._chunks[key]
+            self._chunks[key] = chunk
+            self._chunk_bytes += _footprint(chunk)
+            while self._chunk_bytes > _CACHED_CHUNK_BYTES and len(self._chunks) > 1:
+                _, evicted = self._chunks.popitem(last=False)
+                self._chunk_bytes -= _footprint(evicted)
         return chunk
 
     def array(self, name: str) -> Any:

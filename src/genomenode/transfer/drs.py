@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -53,6 +52,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
+from ..web import json_response, read_json, run_blocking
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
 from .service import StoredObject, TransferService
 
@@ -226,26 +226,22 @@ def _bundle_document(
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(
-            f"request body of {len(raw)} bytes (at most {MAX_BODY_BYTES})"
-        )
-    if not raw.strip():
-        return {}
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"request body is not JSON: {error.msg} at line {error.lineno}",
-            field="body",
-        ) from None
+    document = await read_json(request, empty={})
     if not isinstance(document, dict):
         raise InputError("request body must be a JSON object", field="body")
     return document
 
 
-async def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
+async def _prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
+    """Fetch, without blocking, what verifying the body's passport will need
+    (its keys; see :func:`~genomenode.access.http.prepared`)."""
+    passports = body.get("passports")
+    if isinstance(passports, list) and passports and isinstance(passports[0], str):
+        access: AccessService = request.app.state.access
+        await access.authoriser.prepare("Bearer " + passports[0].strip())
+
+
+def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
     """Make the body's first passport the request's caller (DRS ``PassportAuth``).
 
     It is verified (and a bad one audited) exactly as a bearer token would be;
@@ -263,10 +259,7 @@ async def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
             "passports must be a non-empty list of passport JWTs", field="passports"
         )
     access: AccessService = request.app.state.access
-    authorization = "Bearer " + passports[0].strip()
-    # Its keys are fetched first, without blocking (see access.http.prepared).
-    await access.authoriser.prepare(authorization)
-    identity, caller = access.authenticate(authorization)
+    identity, caller = access.authenticate("Bearer " + passports[0].strip())
     # caller_of reads these first: every later decision sees this caller.
     request.state.identity = identity
     request.state.caller = caller
@@ -521,28 +514,41 @@ def drs_router() -> APIRouter:
                 "totalObjectSize": sum(stored.size for stored in members),
             },
         }
-        return JSONResponse(document)
+        return json_response(document)
 
     async def get_object(request: Request, object_id: str) -> JSONResponse:
         # A dataset bundle holds only blobs: expand is validated, nothing nests.
         _expand(request.query_params.get("expand"))
-        return JSONResponse(_object_document(request, object_id))
+        return json_response(
+            await run_blocking(request, _object_document, request, object_id)
+        )
 
     async def post_object(request: Request, object_id: str) -> JSONResponse:
         body = await _body(request)
         _expand(body.get("expand", request.query_params.get("expand")))
-        await _use_passports(request, body)
-        return JSONResponse(_object_document(request, object_id))
+        await _prepare_passports(request, body)
+
+        def document() -> dict[str, Any]:
+            _use_passports(request, body)
+            return _object_document(request, object_id)
+
+        return json_response(await run_blocking(request, document))
 
     async def bulk_objects(request: Request) -> JSONResponse:
         body = await _body(request)
+        await _prepare_passports(request, body)
+        return json_response(
+            await run_blocking(request, bulk_objects_of, request, body)
+        )
+
+    def bulk_objects_of(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         _expand(body.get("expand"))
         identifiers = _bulk_ids(body, "bulk_object_ids")
         if not all(isinstance(item, str) for item in identifiers):
             raise InputError(
                 "bulk_object_ids must be object ids", field="bulk_object_ids"
             )
-        await _use_passports(request, body)
+        _use_passports(request, body)
         resolved: list[dict[str, Any]] = []
         failed: dict[int, list[str]] = {}
         for object_id in identifiers:
@@ -552,23 +558,35 @@ def drs_router() -> APIRouter:
                 if error.status >= 500 or error.status == 401:
                     raise
                 failed.setdefault(error.status, []).append(object_id)
-        return JSONResponse(_bulk_answer("resolved_drs_object", resolved, failed))
+        return _bulk_answer("resolved_drs_object", resolved, failed)
 
     async def get_access(
         request: Request, object_id: str, access_id: str
     ) -> JSONResponse:
-        return JSONResponse(_access_url(request, object_id, access_id))
+        return json_response(
+            await run_blocking(request, _access_url, request, object_id, access_id)
+        )
 
     async def post_access(
         request: Request, object_id: str, access_id: str
     ) -> JSONResponse:
-        await _use_passports(request, await _body(request))
-        return JSONResponse(_access_url(request, object_id, access_id))
+        body = await _body(request)
+        await _prepare_passports(request, body)
+
+        def document() -> dict[str, Any]:
+            _use_passports(request, body)
+            return _access_url(request, object_id, access_id)
+
+        return json_response(await run_blocking(request, document))
 
     async def bulk_access(request: Request) -> JSONResponse:
         body = await _body(request)
+        await _prepare_passports(request, body)
+        return json_response(await run_blocking(request, bulk_access_of, request, body))
+
+    def bulk_access_of(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         wanted = _access_requests(_bulk_ids(body, "bulk_object_access_ids"))
-        await _use_passports(request, body)
+        _use_passports(request, body)
         resolved: list[dict[str, Any]] = []
         failed: dict[int, list[str]] = {}
         for object_id, access_id in wanted:
@@ -582,11 +600,14 @@ def drs_router() -> APIRouter:
             resolved.append(
                 {"drs_object_id": object_id, "drs_access_id": access_id, **found}
             )
-        return JSONResponse(
-            _bulk_answer("resolved_drs_object_access_urls", resolved, failed)
-        )
+        return _bulk_answer("resolved_drs_object_access_urls", resolved, failed)
 
     async def download(request: Request, object_id: str) -> Response:
+        # Checking the link and opening the file are blocking; the body is
+        # streamed from the thread pool.
+        return await run_blocking(request, download_response, request, object_id)
+
+    def download_response(request: Request, object_id: str) -> Response:
         transfer = _transfer(request)
         # The key is checked first: an allowed download in the audit log is one
         # whose bytes went out.

@@ -44,6 +44,7 @@ from ..errors import (
     TokenError,
     UnsupportedFormatError,
 )
+from ..web import read_json, run_blocking
 from .cram import StoredCram
 from .reads import ReadRegion, StoredReads
 from .service import StoredObject, TransferService
@@ -52,10 +53,9 @@ from .variants import Region, StoredVariants
 __all__ = ["HTSGET_MEDIA_TYPE", "HtsgetQuery", "htsget_router", "parse_query"]
 
 HTSGET_MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
-#: More regions than this in one POST is a PayloadTooLarge.
-MAX_REGIONS = 1000
-#: A POST body larger than this is a PayloadTooLarge.
-MAX_BODY_BYTES = 1 << 20
+#: More regions than this in one POST is a PayloadTooLarge (the default of the
+#: ``htsget_max_regions`` setting).
+MAX_REGIONS = 100
 _FORMATS = {"variants": ("VCF", "BCF"), "reads": ("BAM", "CRAM")}
 _READ_FIELDS = frozenset(
     {"QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR", "RNEXT", "PNEXT", "TLEN"}
@@ -138,9 +138,16 @@ def _names(value: object, name: str) -> frozenset[str] | None:
 
 
 def parse_query(
-    kind: Kind, parameters: Mapping[str, Any], *, post: bool
+    kind: Kind,
+    parameters: Mapping[str, Any],
+    *,
+    post: bool,
+    max_regions: int = MAX_REGIONS,
 ) -> HtsgetQuery:
     """Validate a GET query string or POST body into an :class:`HtsgetQuery`.
+
+    A POST may name at most ``max_regions`` regions (the ``htsget_max_regions``
+    setting).
 
     Raises
     ------
@@ -182,9 +189,10 @@ def parse_query(
             isinstance(item, dict) for item in raw_regions
         ):
             raise InputError("regions must be a list of objects", field="regions")
-        elif len(raw_regions) > MAX_REGIONS:
+        elif len(raw_regions) > max_regions:
             raise PayloadTooLargeError(
-                f"{len(raw_regions)} regions in one request (at most {MAX_REGIONS})"
+                f"{len(raw_regions)} regions in one request (at most {max_regions}, "
+                "htsget_max_regions)"
             )
         else:
             regions = tuple(
@@ -401,17 +409,7 @@ def htsget_router() -> APIRouter:
 
     async def parameters_of(request: Request) -> tuple[dict[str, Any], bool]:
         if request.method == "POST":
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise PayloadTooLargeError(
-                    f"request body of {len(raw)} bytes (at most {MAX_BODY_BYTES})"
-                )
-            try:
-                body = json.loads(raw) if raw.strip() else {}
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    f"request body is not JSON: {error.msg}", field="body"
-                ) from None
+            body = await read_json(request, empty={})
             if not isinstance(body, dict):
                 raise InputError("request body must be a JSON object", field="body")
             for name in ("format", "class", "fields", "tags", "notags"):
@@ -422,9 +420,17 @@ def htsget_router() -> APIRouter:
 
     def ticket(kind: Kind) -> Any:
         async def handler(request: Request, object_id: str) -> JSONResponse:
-            files = _files(request)
             parameters, post = await parameters_of(request)
-            query = parse_query(kind, parameters, post=post)
+            return await run_blocking(
+                request, answer, request, object_id, parameters, post
+            )
+
+        def answer(
+            request: Request, object_id: str, parameters: dict[str, Any], post: bool
+        ) -> JSONResponse:
+            files = _files(request)
+            max_regions = getattr(request.app.state, "htsget_max_regions", MAX_REGIONS)
+            query = parse_query(kind, parameters, post=post, max_regions=max_regions)
             if kind == "variants":
                 stored = files.variants_object(object_id)
             else:
@@ -494,6 +500,11 @@ def htsget_router() -> APIRouter:
         return handler
 
     async def block(request: Request, kind: str, object_id: str) -> StreamingResponse:
+        # Checking the link and opening the slicer are blocking; the stream itself
+        # is iterated in the thread pool by StreamingResponse.
+        return await run_blocking(request, block_stream, request, kind, object_id)
+
+    def block_stream(request: Request, kind: str, object_id: str) -> StreamingResponse:
         if kind not in _FORMATS:
             raise NotFoundError(f"no {kind!r} blocks")
         files = _files(request)
