@@ -7,18 +7,26 @@ served by the real app with the development identity provider switched on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import pathlib
+import socket
+import statistics
+import threading
+import time
+import uuid
 
+import httpx2
 import jwt
 import pytest
+import uvicorn
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from genomenode.access import workflow
+from genomenode.access import authorize, workflow
 from genomenode.access.audit import verify
 from genomenode.access.devidp import DevIdentityProvider
 from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
@@ -26,11 +34,13 @@ from genomenode.access.visas import GrantVisa, SigningKeys, issue_grant_visa
 from genomenode.app import create_app
 from genomenode.beacon.schemas import validate
 from genomenode.cli import cli
+from genomenode.config import NodeConfig
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
+from genomenode.node import Node, init_node
 from genomenode.store.models import AuditEntry, StoredFile
 
 from ..conftest import (
+    free_port,
     grant_access,
     in_process_workers,
     write_dataset_yaml,
@@ -498,3 +508,207 @@ def test_configuration_and_drs_service_info_tell_only_what_the_caller_may_see(
             num_objects,
             size,
         ), who
+
+
+# --- key fetches never stall the node (real HTTP, uvicorn in a thread) ---------
+
+
+class SilentServer:
+    """A broker host that accepts connections and never answers a byte."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.socket.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return  # closed
+            self.connections.append(connection)
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+        self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _serving(app):
+    """``app`` served by uvicorn on a free loopback port, in a thread."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "no server"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _forged(issuer: str, jku: str) -> str:
+    """A token claiming ``issuer``, signed by nobody it knows (a made-up kid)."""
+    now = int(time.time())
+    claims = {"iss": issuer, "sub": "mallory", "iat": now, "exp": now + 600}
+    headers = {"kid": f"made-up-{uuid.uuid4().hex}", "jku": jku}
+    key = ec.generate_private_key(ec.SECP256R1())
+    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+
+
+def _timed(client, url: str, **options) -> tuple[float, httpx2.Response]:
+    started = time.perf_counter()
+    response = client.get(url, **options)
+    return time.perf_counter() - started, response
+
+
+def test_a_silent_or_closed_broker_never_stalls_other_requests(node):
+    silent = SilentServer()
+    closed_port = free_port()  # nothing listens there
+    silent_broker = {
+        "issuer": "https://silent.example",
+        "jku": f"http://127.0.0.1:{silent.port}/jwks",
+    }
+    closed_broker = {
+        "issuer": "https://closed.example",
+        "jku": f"http://127.0.0.1:{closed_port}/jwks",
+    }
+    config = node.config
+    trusting = Node(
+        NodeConfig(
+            config.node_dir,
+            {**config.values, "trusted_brokers": (silent_broker, closed_broker)},
+        )
+    )
+    app = create_app(trusting, base_url=BASE)
+    fetcher = app.state.access.authoriser.verifier._remote
+    count_query = {**QUERY, "requestedGranularity": "count"}
+    try:
+        with _serving(app) as base, httpx2.Client(base_url=base, timeout=30) as client:
+            _timed(client, "/api/g_variants", params=count_query)  # warm up
+            baseline = [
+                _timed(client, "/api/g_variants", params=count_query)[0]
+                for _ in range(15)
+            ]
+
+            forged_answers: dict[str, tuple[float, httpx2.Response]] = {}
+
+            def forge(name: str, broker: dict[str, str]) -> None:
+                token = _forged(broker["issuer"], broker["jku"])
+                with httpx2.Client(base_url=base, timeout=30) as own:
+                    forged_answers[name] = _timed(
+                        own,
+                        "/api/g_variants",
+                        params=count_query,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+
+            forgers = [
+                threading.Thread(target=forge, args=(name, broker))
+                for name, broker in (
+                    ("silent", silent_broker),
+                    ("closed", closed_broker),
+                )
+            ]
+            for forger in forgers:
+                forger.start()
+            time.sleep(0.2)  # the silent broker's fetch is under way
+            during = []
+            while forgers[0].is_alive() and len(during) < 40:
+                seconds, response = _timed(
+                    client, "/api/g_variants", params=count_query
+                )
+                assert response.status_code == 200, response.text
+                during.append(seconds)
+            for forger in forgers:
+                forger.join(timeout=30)
+
+            # The forged tokens waited for their fetch (the silent one for the
+            # fetch's timeout) and were refused naming their issuer...
+            silent_seconds, silent_answer = forged_answers["silent"]
+            assert silent_answer.status_code == 401
+            assert (
+                "keys of https://silent.example are unavailable" in silent_answer.text
+            )
+            assert 1.0 < silent_seconds < fetcher.timeout_seconds + 1.0
+            assert forged_answers["closed"][1].status_code == 401
+            assert "keys of https://closed.example" in forged_answers["closed"][1].text
+            # ... while the anonymous queries on the same server went on as before
+            # (a fetch on the event loop would hold one of them for seconds; the
+            # machine's own noise is tens of milliseconds).
+            assert len(during) >= 10
+            typical = statistics.median(baseline)
+            assert statistics.median(during) < typical + 0.03, (baseline, during)
+            assert max(during) < 0.5, (baseline, during)
+            assert len(silent.connections) == 1
+            assert fetcher.num_requests == 2
+
+            # Within the negative-cache interval, more forged tokens cost no fetch.
+            for broker in (silent_broker, closed_broker):
+                token = _forged(broker["issuer"], broker["jku"])
+                seconds, response = _timed(
+                    client,
+                    "/api/g_variants",
+                    params=count_query,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert response.status_code == 401
+                assert "unavailable" in response.text
+                assert seconds < 0.5
+            assert len(silent.connections) == 1
+            assert fetcher.num_requests == 2
+    finally:
+        silent.close()
+        trusting.close()
+
+
+@pytest.mark.parametrize("environment", ["prod", "test"])
+def test_in_prod_the_development_provider_is_refused_whatever_is_trusted(
+    node, tmp_path, monkeypatch, environment
+):
+    # An operator lists a development provider as a broker and visa issuer.
+    idp = DevIdentityProvider(tmp_path / "idp", "https://idp.example/dev-idp")
+    trusted = {"issuer": idp.issuer, "jku": idp.jku}
+
+    async def get(self, url, *, bearer=None):
+        assert url == idp.jku, url
+        return idp.jwks()
+
+    monkeypatch.setattr(authorize.JsonFetcher, "get", get)
+    config = node.config
+    configured = Node(
+        NodeConfig(
+            config.node_dir,
+            {
+                **config.values,
+                "beacon_environment": environment,
+                "trusted_brokers": (trusted,),
+                "trusted_visa_issuers": (trusted,),
+            },
+        )
+    )
+    try:
+        with TestClient(create_app(configured, base_url=BASE)) as client:
+            headers = {"Authorization": f"Bearer {idp.passport(RESEARCHER)}"}
+            response = client.get("/api/g_variants", params=QUERY, headers=headers)
+            if environment == "prod":
+                assert response.status_code == 401
+                assert "development identity provider" in response.text
+            else:
+                assert response.status_code == 200, response.text
+                entry = _audit(client.app, configured)[-1]
+                assert entry.actor == RESEARCHER
+                assert entry.details["registered"] is True
+    finally:
+        configured.close()

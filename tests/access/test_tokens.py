@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -530,3 +531,185 @@ def test_a_rejected_token_is_not_cached(cached_verifier, counting, keys):
         with pytest.raises(TokenError, match="signature"):
             cached_verifier.verify(token)
     assert counting.lookups == 2
+
+
+# Keys and userinfo of other servers: fetched by prepare, never by verify.
+
+
+class Remote:
+    """A remote JSON source (RemoteJson): documents by URL, and who asked."""
+
+    def __init__(self, documents: dict) -> None:
+        self.documents = documents
+        self.calls: list[tuple[str, str | None]] = []
+
+    async def get(self, url: str, *, bearer: str | None = None):
+        self.calls.append((url, bearer))
+        answer = self.documents.get(url)
+        return answer(bearer) if callable(answer) else answer
+
+
+def _remote_keys(keys: Keys) -> dict:
+    return {jku: keys.fetch(jku) for jku in (BROKER.jku, VISAS.jku)}
+
+
+def test_verify_reads_no_network_and_prepare_fetches_the_keys(keys):
+    remote = Remote(_remote_keys(keys))
+    verifier = TokenVerifier([BROKER], [VISAS], JwksCache(remote=remote))
+    token = _passport(keys, [_visa(keys)])
+    with pytest.raises(
+        TokenError, match=r"keys of https://broker\.example are unavailable"
+    ):
+        verifier.verify(token)
+    assert remote.calls == []
+    asyncio.run(verifier.prepare(token))
+    assert sorted(remote.calls) == [(BROKER.jku, None), (VISAS.jku, None)]
+    identity = verifier.verify(token)
+    assert identity is not None
+    assert len(identity.visas) == 1
+    # Another token of the same issuers: the keys are at hand, nothing is fetched.
+    asyncio.run(verifier.prepare(_passport(keys, [_visa(keys)], jti="2")))
+    assert len(remote.calls) == 2
+
+
+def test_prepare_fetches_nothing_for_an_untrusted_issuer_or_garbage(keys):
+    remote = Remote(_remote_keys(keys))
+    verifier = TokenVerifier([BROKER], [VISAS], JwksCache(remote=remote))
+    now = int(time.time())
+    stranger = _sign(
+        keys, STRANGER, "s1", {"iss": STRANGER.issuer, "sub": "x", "exp": now + 60}
+    )
+    untrusted_visa = _visa(keys, issuer=STRANGER, kid="s1")
+    for token in (stranger, "garbage", "a.b.c", "x" * 200_000):
+        asyncio.run(verifier.prepare(token))
+    assert remote.calls == []
+    asyncio.run(verifier.prepare(_passport(keys, [untrusted_visa])))
+    assert remote.calls == [(BROKER.jku, None)]
+
+
+def test_a_visa_of_an_unavailable_issuer_is_rejected_with_its_reason(keys):
+    documents = _remote_keys(keys)
+    documents[VISAS.jku] = None  # the visa issuer is down
+    verifier = TokenVerifier([BROKER], [VISAS], JwksCache(remote=Remote(documents)))
+    token = _passport(keys, [_visa(keys)])
+    asyncio.run(verifier.prepare(token))
+    identity = verifier.verify(token)
+    assert identity is not None
+    assert identity.visas == ()
+    (reason,) = identity.rejected_visas
+    assert "keys of https://rems.example are unavailable" in reason
+
+
+def test_unknown_kids_refresh_a_jwks_at_most_once_per_interval(keys):
+    clock = [1000.0]
+    remote = Remote(_remote_keys(keys))
+    cache = JwksCache(remote=remote, clock=lambda: clock[0])
+    verifier = TokenVerifier([BROKER], [VISAS], cache)
+    asyncio.run(verifier.prepare(_passport(keys)))
+    assert len(remote.calls) == 1
+    forged = [
+        _sign(keys, BROKER, "b1", _claims(), kid=f"made-up-{n}") for n in range(5)
+    ]
+    clock[0] += 5
+    for token in forged:
+        asyncio.run(verifier.prepare(token))
+        with pytest.raises(TokenError, match="unknown key id"):
+            verifier.verify(token)
+    assert len(remote.calls) == 1  # within min_refresh_seconds: no refresh
+    clock[0] += 6
+    for token in forged:
+        asyncio.run(verifier.prepare(token))
+    assert len(remote.calls) == 2  # one refresh for all of them
+    # The broker rotates: a new kid is found by the next refresh.
+    keys.private[BROKER.jku]["b2"] = _rsa()
+    remote.documents[BROKER.jku] = keys.fetch(BROKER.jku)
+    rotated = _passport(keys, kid="b2")
+    asyncio.run(verifier.prepare(rotated))
+    assert len(remote.calls) == 2
+    clock[0] += 11
+    asyncio.run(verifier.prepare(rotated))
+    assert len(remote.calls) == 3
+    assert verifier.verify(rotated) is not None
+
+
+def test_a_failed_key_fetch_is_not_repeated_within_the_interval(keys):
+    clock = [1000.0]
+    remote = Remote({})  # every fetch fails
+    verifier = TokenVerifier(
+        [BROKER], [VISAS], JwksCache(remote=remote, clock=lambda: clock[0])
+    )
+    token = _passport(keys)
+    for _ in range(3):
+        asyncio.run(verifier.prepare(token))
+        with pytest.raises(TokenError, match="unavailable"):
+            verifier.verify(token)
+    assert len(remote.calls) == 1
+    clock[0] += 11
+    remote.documents.update(_remote_keys(keys))
+    asyncio.run(verifier.prepare(token))
+    assert len(remote.calls) == 2
+    assert verifier.verify(token) is not None
+
+
+def test_keys_that_cannot_be_refreshed_are_kept(keys):
+    clock = [1000.0]
+    remote = Remote(_remote_keys(keys))
+    cache = JwksCache(remote=remote, ttl_seconds=60, clock=lambda: clock[0])
+    verifier = TokenVerifier([BROKER], [VISAS], cache)
+    asyncio.run(verifier.prepare(_passport(keys)))
+    remote.documents.clear()  # the broker goes down
+    clock[0] += 120  # past the ttl: a refresh is tried, and fails
+    token = _passport(keys, jti="later")
+    asyncio.run(verifier.prepare(token))
+    assert len(remote.calls) == 2
+    assert verifier.verify(token) is not None
+
+
+def test_userinfo_is_fetched_by_prepare_for_a_token_that_verifies(keys):
+    forged_calls = []
+
+    def userinfo(bearer):
+        forged_calls.append(bearer)
+        return {"sub": "alice", "ga4gh_passport_v1": [_visa(keys)]}
+
+    documents = {**_remote_keys(keys), USERINFO_URL: userinfo}
+    remote = Remote(documents)
+    verifier = TokenVerifier(
+        [BROKER_WITH_USERINFO], [VISAS], JwksCache(remote=remote), remote=remote
+    )
+    token = _access_token(keys)
+    # A forged token is never sent to the broker.
+    asyncio.run(verifier.prepare(_tamper_signature(token)))
+    assert forged_calls == []
+    with pytest.raises(TokenError, match="signature"):
+        verifier.verify(_tamper_signature(token))
+    # Unprepared, the userinfo is unavailable: verify does not fetch it.
+    with pytest.raises(
+        TokenError, match=r"userinfo of https://broker\.example is unavailable"
+    ):
+        verifier.verify(token)
+    asyncio.run(verifier.prepare(token))
+    assert forged_calls == [token]
+    assert (USERINFO_URL, token) in remote.calls
+    assert (VISAS.jku, None) in remote.calls  # the visa's keys, too
+    identity = verifier.verify(token)
+    assert identity is not None
+    assert len(identity.visas_of("ControlledAccessGrants")) == 1
+    # Verified and cached: prepare fetches nothing more.
+    calls = len(remote.calls)
+    asyncio.run(verifier.prepare(token))
+    assert len(remote.calls) == calls
+
+
+def test_unavailable_userinfo_is_a_token_error_naming_the_broker(keys):
+    remote = Remote(_remote_keys(keys))  # no document at the userinfo URL
+    verifier = TokenVerifier(
+        [BROKER_WITH_USERINFO], [VISAS], JwksCache(remote=remote), remote=remote
+    )
+    token = _access_token(keys)
+    asyncio.run(verifier.prepare(token))
+    with pytest.raises(
+        TokenError, match=r"userinfo of https://broker\.example"
+    ) as info:
+        verifier.verify(token)
+    assert token not in str(info.value)

@@ -15,6 +15,11 @@ What it serves, mounted by the node under ``/dev-idp`` (so its issuer is
 - ``GET /userinfo`` with ``Authorization: Bearer <token>``, answering the visas;
 - ``GET /`` listing the demo identities and how to get a token.
 
+Every passport and visa it signs carries the claim ``"genomenode_dev_idp": true``
+(:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`), and a node whose
+``beacon_environment`` is ``prod`` refuses any token carrying it, whatever issuers
+it trusts.
+
 Passports and visas are ES256, signed with P-256 keys kept in a directory as the
 node keeps its own visa keys (:class:`~genomenode.access.visas.SigningKeys`). The
 provider signs both the passport and its ResearcherStatus and
@@ -49,6 +54,7 @@ from fastapi.responses import JSONResponse
 
 from ..errors import InputError, TokenError
 from ..web import read_body, read_json, run_blocking
+from . import jws
 from .tokens import TrustedIssuer
 from .visas import SigningKeys
 
@@ -191,6 +197,7 @@ class DevIdentityProvider:
             "jti": uuid.uuid4().hex,
             "scope": _SCOPE,
             _VISA_TYPES_CLAIM: list(dict.fromkeys(visa_types)),
+            jws.DEVELOPMENT_CLAIM: True,
         }
         if embed_visas:
             visas = self._visas(subject, visa_types, issued_at, expires)
@@ -211,7 +218,10 @@ class DevIdentityProvider:
         claims = self._verified_claims(token)
         subject = str(claims["sub"])
         visa_types = claims.get(_VISA_TYPES_CLAIM)
-        if not isinstance(visa_types, list) or not set(visa_types) <= set(VISA_TYPES):
+        if not isinstance(visa_types, list) or not all(
+            isinstance(visa_type, str) and visa_type in VISA_TYPES
+            for visa_type in visa_types
+        ):
             raise TokenError(f"{_VISA_TYPES_CLAIM} is not a list of known visa types")
         visas = self._visas(subject, visa_types, int(claims["iat"]), int(claims["exp"]))
         return {"sub": subject, "ga4gh_passport_v1": visas}
@@ -229,6 +239,7 @@ class DevIdentityProvider:
                 "iat": issued_at,
                 "exp": expires,
                 "jti": uuid.uuid4().hex,
+                jws.DEVELOPMENT_CLAIM: True,
                 "ga4gh_visa_v1": {
                     "type": visa_type,
                     "asserted": asserted,
@@ -245,32 +256,23 @@ class DevIdentityProvider:
         headers = {"kid": kid, "jku": self.jku, "typ": "JWT"}
         return jwt.encode(claims, key, algorithm="ES256", headers=headers)
 
-    def _verified_claims(self, token: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise TokenError("is not a well-formed JWT") from None
+    def _key(self, jku: str, kid: str | None) -> jwt.PyJWK:
+        """One of its own keys (no network: they are in its directory)."""
         published = {key["kid"]: key for key in self.jwks()["keys"]}
-        if header.get("alg") != "ES256" or header.get("kid") not in published:
-            raise TokenError("was not signed by this identity provider")
-        key = jwt.PyJWK.from_dict(published[header["kid"]])
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key.key,
-                algorithms=["ES256"],
-                issuer=self.issuer,
-                options={"require": ["exp", "iat", "iss", "sub"]},
+        if kid not in published:
+            raise TokenError(
+                f"was not signed by this identity provider (unknown key id {kid!r})"
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenError("has expired") from None
-        except jwt.InvalidSignatureError:
-            raise TokenError("signature does not verify") from None
-        except jwt.PyJWTError as error:
-            raise TokenError(f"is invalid: {error}") from None
+        return jwt.PyJWK.from_dict(published[kid])
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        claims = jws.verify(
+            token, issuer=self.issuer, jku=self.jku, keys=self._key, now=time.time()
+        )
         # Its visas are signed with the same key by the same issuer: only a
         # token issued as an access token may ask for userinfo.
-        if "ga4gh_passport_v1" not in str(claims.get("scope", "")).split():
+        scope = claims.get("scope")
+        if not isinstance(scope, str) or "ga4gh_passport_v1" not in scope.split():
             raise TokenError("is not an access token of this identity provider")
         return claims
 

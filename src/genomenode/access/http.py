@@ -35,7 +35,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,7 +52,7 @@ from ..store.models import STATUS_PUBLISHED, Dataset
 from ..web import json_response, read_body, read_json, run_blocking
 from . import workflow
 from .audit import AuditWriter
-from .authorize import Authoriser, fetch_json, rejected_visas
+from .authorize import Authoriser, JsonFetcher, rejected_visas
 from .decision import (
     ANONYMOUS,
     Caller,
@@ -74,6 +74,7 @@ __all__ = [
     "identity_of",
     "jwks_router",
     "network_of",
+    "prepared",
 ]
 
 
@@ -199,6 +200,10 @@ def _service(request: Request) -> AccessService | None:
 def caller_of(request: Request) -> Caller:
     """Who is asking, verified once per request (anonymous without a passport).
 
+    It reads no network: the keys and userinfo a passport needs were fetched by
+    the route's async dependency (:func:`prepared`, or :func:`audited`); a key
+    missing then makes the passport fail with "keys unavailable".
+
     Raises
     ------
     TokenError
@@ -250,6 +255,8 @@ async def network_of(request: Request) -> NetworkCaller | None:
     assertion = request.headers.get(ASSERTION_HEADER)
     network = None
     if service is not None and assertion is not None:
+        if service.network_verifier is not None:
+            await service.network_verifier.prepare(assertion)
         # The body is read (and kept by Starlette) only when an assertion binds it.
         network = service.verify_network(
             assertion,
@@ -275,9 +282,21 @@ def _received_path_and_query(request: Request, public_url: str) -> str:
     return f"{path}?{query}" if query else path
 
 
+async def prepared(request: Request) -> None:
+    """Router dependency: fetch what the request's passport needs before the
+    handler runs (keys, userinfo; asynchronously, see
+    :meth:`~genomenode.access.authorize.Authoriser.prepare`), so that
+    :func:`caller_of` never waits on the network. Never raises.
+    """
+    service = _service(request)
+    if service is not None:
+        await service.authoriser.prepare(request.headers.get("authorization"))
+
+
 async def audited(request: Request) -> AsyncIterator[None]:
-    """Router dependency: verify a relaying network's assertion, then audit the
-    request's access decisions once it is answered.
+    """Router dependency: verify a relaying network's assertion, fetch what the
+    passport needs (:func:`prepared`), then audit the request's access decisions
+    once it is answered.
 
     Raises
     ------
@@ -299,6 +318,7 @@ async def audited(request: Request) -> AsyncIterator[None]:
             "this node answers Beacon queries only when a trusted network relays "
             f"them ({ASSERTION_HEADER})"
         )
+    await prepared(request)
     decisions = start_collecting()
     failed = False
     try:
@@ -388,7 +408,7 @@ def access_router() -> APIRouter:
     does its database work in the thread pool (:func:`genomenode.web.run_blocking`).
     """
     # DAC actions audit themselves (in their own transaction); no request entry.
-    router = APIRouter(tags=["access"])
+    router = APIRouter(tags=["access"], dependencies=[Depends(prepared)])
 
     def service_of(request: Request) -> AccessService:
         service = _service(request)
@@ -653,7 +673,11 @@ def build_access_service(
     identity provider. Requests relayed by its ``trusted_networks`` are verified
     with the same key cache; their assertions must name the node's public URL or
     its node id in ``aud``. Keys of the node and of the development provider are read
-    locally, never fetched over HTTP from the node itself.
+    locally, never fetched over HTTP from the node itself; other keys and userinfo
+    documents are fetched asynchronously by the verifiers' ``prepare`` (one
+    :class:`~genomenode.access.authorize.JsonFetcher` shared by all). With
+    ``beacon_environment: prod``, tokens and visas of the development identity
+    provider are refused whatever the node trusts.
     """
     config = node.config
     if config.require_network_assertion and not config.trusted_networks:
@@ -673,25 +697,26 @@ def build_access_service(
         visa_issuers.append(dev_provider.trusted())
         local[dev_provider.jku] = dev_provider.jwks
 
-    def fetch_keys(url: str) -> Mapping[str, Any]:
-        if url in local:
-            return local[url]()
-        document: Mapping[str, Any] = fetch_json(url)
-        return document
+    def local_keys(url: str) -> Mapping[str, Any] | None:
+        source = local.get(url)
+        return source() if source is not None else None
 
-    def fetch_userinfo(url: str, token: str) -> Mapping[str, Any]:
+    def local_userinfo(url: str, token: str) -> Mapping[str, Any] | None:
         if dev_provider is not None and url == dev_provider.userinfo_url:
             return dev_provider.userinfo(token)
-        document: Mapping[str, Any] = fetch_json(url, token)
-        return document
+        return None
 
-    keys = JwksCache(fetch_keys)
+    remote = JsonFetcher()
+    keys = JwksCache(local_keys, remote=remote)
+    refuse_development = config.beacon_environment == "prod"
     verifier = TokenVerifier(
         brokers,
         visa_issuers,
         keys,
         audience=config.passport_audience,
-        userinfo_fetch=fetch_userinfo,
+        userinfo_fetch=local_userinfo,
+        remote=remote,
+        refuse_development=refuse_development,
     )
     engine = node.engine
 
@@ -719,7 +744,9 @@ def build_access_service(
         jku=jku,
         network_verifier=(
             NetworkVerifier(
-                [TrustedIssuer(**item) for item in config.trusted_networks], keys
+                [TrustedIssuer(**item) for item in config.trusted_networks],
+                keys,
+                refuse_development=refuse_development,
             )
             if config.trusted_networks
             else None

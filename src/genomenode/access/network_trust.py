@@ -23,6 +23,11 @@ assertion that no trusted network issued ("not mine") and
 :class:`~genomenode.errors.TokenError` for one that claims a trusted network but
 does not verify ("mine, but bad").
 
+Assertions are checked by the node's one token routine,
+:func:`genomenode.access.jws.verify` (RS256/ES256, the key trusted for the network,
+``typ``, times, ``aud``); the network's keys are fetched beforehand by
+:meth:`NetworkVerifier.prepare`, never while verifying.
+
 An assertion says which network relayed a request, nothing about who asks: the
 passport (``Authorization``) still decides the caller's rights. See
 ``docs/network-trust.md``.
@@ -44,10 +49,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import jwt
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from ..errors import TokenError
-from .tokens import ALGORITHMS, JwksCache, TrustedIssuer, unverified_issuer
+from . import jws
+from .tokens import JwksCache, TrustedIssuer, unverified_issuer
 from .visas import SigningKeys
 
 __all__ = [
@@ -66,7 +71,6 @@ ASSERTION_HEADER = "GA4GH-Network-Assertion"
 #: so that another JWT signed with a network's key (a visa, say) is never taken
 #: for an assertion.
 ASSERTION_TYPE = "network-assertion+jwt"
-_KEY_TYPES: dict[str, type] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm}
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -202,6 +206,9 @@ class _SeenAssertions:
 class NetworkVerifier:
     """Verifies the assertions of trusted networks on the requests a node receives.
 
+    :meth:`verify` reads no network: the keys of a network are fetched by
+    :meth:`prepare`, which the node awaits first.
+
     Parameters
     ----------
     trusted
@@ -220,9 +227,11 @@ class NetworkVerifier:
         Assertions valid for longer (``exp - iat``) are refused, so that a
         remembered ``jti`` always outlives its assertion's use.
     clock
-        The current time in seconds since the epoch (expiry of remembered
-        ``jti``; PyJWT checks ``exp``, ``nbf`` and ``iat`` against the system
-        clock).
+        The current time in seconds since the epoch: checks ``exp``, ``nbf`` and
+        ``iat`` and expires remembered ``jti``.
+    refuse_development
+        Refuse assertions carrying the development identity provider's claim
+        (:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`): a node in ``prod``.
     """
 
     def __init__(
@@ -234,13 +243,32 @@ class NetworkVerifier:
         replay_window: int = 10_000,
         max_lifetime_seconds: int = 300,
         clock: Callable[[], float] = time.time,
+        refuse_development: bool = False,
     ) -> None:
         self._trusted = {network.issuer: network for network in trusted}
         self._keys = keys
         self._leeway = leeway_seconds
         self._max_lifetime = max_lifetime_seconds
         self._clock = clock
+        self._refuse_development = refuse_development
         self._seen = _SeenAssertions(replay_window)
+
+    async def prepare(self, assertion: str) -> None:
+        """Fetch the keys :meth:`verify` will need for ``assertion``, if missing.
+
+        Read from the assertion's unverified header and claims; nothing is
+        fetched for an untrusted network. Never raises.
+        """
+        peeked = jws.peek(assertion)
+        network = self._network_of(assertion)
+        if peeked is None or network is None:
+            return
+        kid = peeked[0].get("kid")
+        await self._keys.prepare(network.jku, kid if isinstance(kid, str) else None)
+
+    def _network_of(self, assertion: str) -> TrustedIssuer | None:
+        issuer = unverified_issuer(assertion)
+        return self._trusted.get(issuer) if issuer is not None else None
 
     def verify(
         self,
@@ -266,83 +294,60 @@ class NetworkVerifier:
         Raises
         ------
         TokenError
-            The assertion names a trusted network but does not verify: bad
-            signature, expired or not yet valid, for another node, for another
-            method, path or body, or already used.
+            The assertion is too long to read, or names a trusted network but
+            does not verify: bad signature, keys unavailable, expired or not yet
+            valid, for another node, for another method, path or body, or
+            already used.
         """
-        issuer = unverified_issuer(assertion)
-        network = self._trusted.get(issuer) if issuer is not None else None
+        if len(assertion) > jws.MAX_TOKEN_LENGTH:
+            raise TokenError(
+                f"the network assertion is too long (more than "
+                f"{jws.MAX_TOKEN_LENGTH} characters)"
+            )
+        network = self._network_of(assertion)
         if network is None:
             return None
-        claims = self._decode(assertion, network, audience)
         prefix = f"network assertion of {network.issuer}"
-        if str(claims["htm"]).upper() != method.upper():
+        try:
+            claims = jws.verify(
+                assertion,
+                issuer=network.issuer,
+                jku=network.jku,
+                keys=self._keys.key,
+                now=self._clock(),
+                required=("iss", "aud", "iat", "exp", "jti", "htm", "htu"),
+                audience=[audience] if isinstance(audience, str) else list(audience),
+                token_type=ASSERTION_TYPE,
+                leeway_seconds=self._leeway,
+                refuse_development=self._refuse_development,
+            )
+        except TokenError as error:
+            raise TokenError(f"{prefix} {error}") from None
+        for name in ("jti", "htm", "htu"):
+            if not isinstance(claims[name], str):
+                raise TokenError(f"{prefix} has a {name} that is not a string")
+        if claims["htm"].upper() != method.upper():
             raise TokenError(f"{prefix} is for another HTTP method")
-        signed_target = canonical_path_and_query(str(claims["htu"]))
+        signed_target = canonical_path_and_query(claims["htu"])
         if signed_target != canonical_path_and_query(path_and_query):
             raise TokenError(f"{prefix} is for another path or query")
         digest = claims.get("bdh")
         if digest is None:
             if body or method.upper() in _METHODS_WITH_BODY:
                 raise TokenError(f"{prefix} has no bdh (body digest)")
-        elif not hmac.compare_digest(str(digest), body_digest(body)):
+        elif not isinstance(digest, str) or not hmac.compare_digest(
+            digest.encode(), body_digest(body).encode()
+        ):
             raise TokenError(f"{prefix} is for another request body")
         issued_at, expires = int(claims["iat"]), int(claims["exp"])
         if expires - issued_at > self._max_lifetime:
             raise TokenError(
                 f"{prefix} is valid for longer than {self._max_lifetime} seconds"
             )
-        jti = str(claims["jti"])
-        # Remembered past exp by the leeway, as long as PyJWT would accept it.
+        jti = claims["jti"]
+        # Remembered past exp by the leeway, as long as verification accepts it.
         if not self._seen.add(
             (network.issuer, jti), expires + self._leeway, self._clock()
         ):
             raise TokenError(f"{prefix} has been used already (jti {jti!r})")
         return NetworkCaller(network=network.issuer, jti=jti)
-
-    def _decode(
-        self,
-        assertion: str,
-        network: TrustedIssuer,
-        audience: str | Collection[str],
-    ) -> dict[str, Any]:
-        prefix = f"network assertion of {network.issuer}"
-        try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.DecodeError:
-            raise TokenError(f"{prefix} is not a well-formed JWT") from None
-        algorithm = header.get("alg")
-        if algorithm not in ALGORITHMS:
-            raise TokenError(
-                f"{prefix}: algorithm {algorithm!r} is not accepted (RS256, ES256)"
-            )
-        if header.get("typ") != ASSERTION_TYPE:
-            raise TokenError(f"{prefix}: typ must be {ASSERTION_TYPE!r}")
-        jku = header.get("jku")
-        if jku is not None and jku != network.jku:
-            raise TokenError(f"{prefix}: jku {jku!r} is not the key URL trusted")
-        key = self._keys.key(network.jku, header.get("kid"))
-        if not isinstance(key.Algorithm, _KEY_TYPES[str(algorithm)]):
-            raise TokenError(f"{prefix}: key {key.key_id!r} is not for {algorithm}")
-        audiences = [audience] if isinstance(audience, str) else list(audience)
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                assertion,
-                key=key.key,
-                algorithms=[str(algorithm)],
-                issuer=network.issuer,
-                audience=audiences,
-                leeway=self._leeway,
-                options={"require": ["iss", "aud", "iat", "exp", "jti", "htm", "htu"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenError(f"{prefix} has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise TokenError(f"{prefix} is not valid yet") from None
-        except jwt.InvalidSignatureError:
-            raise TokenError(f"{prefix}: signature does not verify") from None
-        except jwt.InvalidAudienceError:
-            raise TokenError(f"{prefix} is for another node") from None
-        except jwt.PyJWTError as error:
-            raise TokenError(f"{prefix} is invalid: {error}") from None
-        return claims

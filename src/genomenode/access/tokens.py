@@ -2,9 +2,16 @@
 
 Only issuers the node trusts count, each configured as an ``(issuer, jku)`` pair:
 the issuer's keys are fetched from that JWKS URL and from nowhere else (a token's
-own ``jku`` header must name the same URL). Only RS256 and ES256 are accepted, and
-the key's type must match the algorithm, so ``alg: none``, HMAC tokens signed with a
-public key and other key confusions fail.
+own ``jku`` header must name the same URL). Every token is checked by the node's one
+routine, :func:`genomenode.access.jws.verify` (RS256 and ES256 only, the key's type
+must match the algorithm, so ``alg: none``, HMAC tokens signed with a public key and
+other key confusions fail; then the claims).
+
+Verification reads no network. Keys and userinfo documents of other servers are
+fetched beforehand, asynchronously, by :meth:`TokenVerifier.prepare` (which the
+node awaits before a request's handler runs, see
+:func:`genomenode.access.http.prepared`); a failed fetch is not repeated for a
+while, and a token whose keys are unavailable is refused saying so.
 
 A :class:`TokenVerifier` follows the pluggable-verifier habit: ``verify`` returns
 ``None`` for a token that is not from a trusted broker ("not mine", so another
@@ -29,32 +36,31 @@ of a token, never by the token.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import jwt
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from ..errors import TokenError
+from . import jws
 
 __all__ = [
-    "ALGORITHMS",
     "Identity",
     "JwksCache",
+    "RemoteJson",
     "TokenVerifier",
     "TrustedIssuer",
     "Visa",
     "unverified_issuer",
 ]
 
-#: The signature algorithms accepted, as the GA4GH AAI profile allows.
-ALGORITHMS = ("RS256", "ES256")
-_KEY_TYPES: Mapping[str, type] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm}
 _PASSPORT_CLAIM = "ga4gh_passport_v1"
 
 
@@ -78,66 +84,201 @@ class TrustedIssuer:
     userinfo: str | None = None
 
 
-class JwksCache:
-    """Keys by JWKS URL, fetched once and kept for ``ttl_seconds``.
+class RemoteJson(Protocol):
+    """Where JSON documents of other servers come from, without blocking.
 
-    A ``kid`` that is not in the cached set triggers one refresh (the issuer may
-    have rotated its keys), at most once per ``min_refresh_seconds`` per URL so that
-    tokens with made-up ``kid`` s cannot make the node hammer an issuer.
+    :class:`~genomenode.access.authorize.JsonFetcher` is the node's.
+    """
+
+    async def get(self, url: str, *, bearer: str | None = None) -> object | None:
+        """The JSON document at ``url`` (``bearer``: sent as a bearer token);
+        None when it cannot be had. Never raises for a network failure."""
+        ...
+
+
+@dataclasses.dataclass
+class _KeySet:
+    """The keys of one JWKS URL: when they were loaded and last asked for."""
+
+    keys: dict[str, jwt.PyJWK]
+    loaded_at: float | None
+    attempted_at: float
+
+
+def _parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
+    """The keys of a JWKS document by kid (``""`` for a lone key without one).
+
+    Raises
+    ------
+    ValueError
+        The document is not a JWKS with at least one usable key.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise ValueError('not a JWKS document ({"keys": [...]})')
+    try:
+        found = jwt.PyJWKSet.from_dict(dict(document)).keys
+    except jwt.PyJWTError as error:
+        raise ValueError(str(error)) from None
+    keys = {str(key.key_id): key for key in found if isinstance(key.key_id, str)}
+    if not keys and len(found) == 1:
+        keys = {"": found[0]}
+    return keys
+
+
+def _holds(keys: Mapping[str, jwt.PyJWK], kid: str | None) -> bool:
+    return len(keys) == 1 if kid is None else kid in keys
+
+
+class JwksCache:
+    """Keys by JWKS URL, loaded once and kept for ``ttl_seconds``.
+
+    Keys come from two places. ``fetch`` answers synchronously, for the keys the
+    node holds itself (its own, the development provider's; tests pass a
+    dictionary lookup); it must not read the network. ``remote`` fetches the
+    others over HTTP, only in :meth:`prepare`, which the node awaits before a
+    request's handler runs; :meth:`key`, called while verifying, never waits on
+    the network: keys it does not hold are unavailable.
+
+    A ``kid`` that is not among a URL's keys triggers one reload (the issuer may
+    have rotated its keys), at most once per ``min_refresh_seconds`` per URL, so
+    that tokens with made-up ``kid`` s cannot make the node hammer an issuer; a
+    failed fetch is not repeated within that interval either. Keys that could
+    not be refreshed are kept until a refresh succeeds.
 
     Parameters
     ----------
     fetch
-        Returns the JWKS document (``{"keys": [...]}``) at a URL; the node passes an
-        HTTP GET, tests a dictionary lookup.
+        ``fetch(url)`` returns the JWKS document (``{"keys": [...]}``) the node
+        holds for ``url``, or None when it holds none (then ``remote`` is asked).
+    remote
+        Fetches the JWKS of other URLs (None: only ``fetch`` is asked).
+    ttl_seconds
+        How long loaded keys are used before they are loaded again.
+    min_refresh_seconds
+        The least time between two loads of one URL for an unknown ``kid``, and
+        after a failed fetch.
+    clock
+        Monotonic seconds.
     """
 
     def __init__(
         self,
-        fetch: Callable[[str], Mapping[str, Any]],
+        fetch: Callable[[str], Mapping[str, Any] | None] | None = None,
         *,
+        remote: RemoteJson | None = None,
         ttl_seconds: float = 3600.0,
         min_refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._remote = remote
         self._ttl = ttl_seconds
         self._min_refresh = min_refresh_seconds
         self._clock = clock
-        self._keys: dict[str, tuple[float, dict[str, jwt.PyJWK]]] = {}
+        self._sets: dict[str, _KeySet] = {}
         self._lock = threading.Lock()
 
-    def _load(self, jku: str) -> dict[str, jwt.PyJWK]:
+    def _needs_load(self, jku: str, kid: str | None, now: float) -> bool:
+        with self._lock:
+            held = self._sets.get(jku)
+        if held is None:
+            return True
+        if now - held.attempted_at < self._min_refresh:
+            return False
+        if held.loaded_at is None or now - held.loaded_at > self._ttl:
+            return True
+        return not _holds(held.keys, kid)
+
+    def _store(self, jku: str, document: object | None, now: float) -> None:
+        """Record a load attempt; keep the keys of ``document`` if it has any.
+
+        Raises
+        ------
+        ValueError
+            ``document`` is not a usable JWKS (the attempt is still recorded).
+        """
+        try:
+            keys = _parse_jwks(document) if document is not None else None
+        finally:
+            with self._lock:
+                held = self._sets.setdefault(jku, _KeySet({}, None, now))
+                held.attempted_at = now
+        if keys is not None:
+            with self._lock:
+                held.keys, held.loaded_at = keys, now
+
+    def _load_local(self, jku: str, now: float) -> bool:
+        """Load the keys the node holds for ``jku``; False when it holds none.
+
+        Raises
+        ------
+        TokenError
+            The local source fails or gives no usable JWKS.
+        """
+        assert self._fetch is not None
         try:
             document = self._fetch(jku)
-            found = jwt.PyJWKSet.from_dict(dict(document)).keys
-        except (jwt.PyJWKSetError, jwt.InvalidKeyError, KeyError, TypeError) as error:
-            raise TokenError(f"keys at {jku} cannot be read: {error}") from None
-        keys = {str(key.key_id): key for key in found if key.key_id is not None}
-        if not keys and len(found) == 1:
-            keys = {"": found[0]}
-        with self._lock:
-            self._keys[jku] = (self._clock(), keys)
-        return keys
+            if document is None:
+                return False
+            self._store(jku, document, now)
+        except (KeyError, TypeError, ValueError) as error:
+            raise TokenError(
+                f"cannot be verified: the keys at {jku} cannot be read ({error})"
+            ) from None
+        return True
 
-    def key(self, jku: str, kid: str | None) -> jwt.PyJWK:
-        """The key ``kid`` of the JWKS at ``jku`` (one refresh on a miss)."""
-        with self._lock:
-            cached = self._keys.get(jku)
+    def key(self, jku: str, kid: str | None) -> jwt.PyJWK | None:
+        """The key ``kid`` of the JWKS at ``jku``; None when no keys of ``jku`` are
+        at hand (never fetched, or every fetch failed).
+
+        Local keys are (re)loaded here as needed; remote ones only by
+        :meth:`prepare`.
+
+        Raises
+        ------
+        TokenError
+            The keys are at hand and ``kid`` is not among them, or the local
+            source fails.
+        """
         now = self._clock()
-        if cached is None or now - cached[0] > self._ttl:
-            keys = self._load(jku)
-        else:
-            keys = cached[1]
-            if (kid or "") not in keys and now - cached[0] > self._min_refresh:
-                keys = self._load(jku)
+        if self._fetch is not None and self._needs_load(jku, kid, now):
+            self._load_local(jku, now)
+        with self._lock:
+            held = self._sets.get(jku)
+            keys = dict(held.keys) if held is not None else None
+            loaded = held is not None and held.loaded_at is not None
+        if keys is None or not loaded:
+            return None
         if kid is None:
             if len(keys) == 1:
                 return next(iter(keys.values()))
-            raise TokenError("token has no kid and its issuer publishes several keys")
+            raise TokenError("has no kid, and its issuer publishes several keys")
         if kid not in keys:
-            raise TokenError(f"unknown key id {kid!r} for {jku}")
+            raise TokenError(f"has an unknown key id {kid!r} (not among {jku})")
         return keys[kid]
+
+    async def prepare(self, jku: str, kid: str | None) -> None:
+        """Fetch the keys of ``jku`` if :meth:`key` would need them for ``kid``.
+
+        Never raises: a failure leaves the keys unavailable (or as they were),
+        which verification then reports.
+        """
+        now = self._clock()
+        if not self._needs_load(jku, kid, now):
+            return
+        if self._fetch is not None:
+            try:
+                if self._load_local(jku, now):
+                    return
+            except TokenError:
+                return  # reported by key(), which tries again
+        if self._remote is None:
+            return
+        document = await self._remote.get(jku)
+        # On a bad document the attempt is still recorded; key() then reports
+        # what is missing.
+        with contextlib.suppress(ValueError):
+            self._store(jku, document, self._clock())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +368,10 @@ class TokenVerifier:
     lifetime. An expired passport is never answered from the cache: each hit
     checks ``exp`` against ``clock`` with the same leeway as verification.
 
+    :meth:`verify` reads no network. Keys and userinfo documents of other
+    servers are fetched by :meth:`prepare`, which the node awaits first; what
+    it could not fetch is unavailable, and the token is refused saying so.
+
     Parameters
     ----------
     brokers
@@ -242,17 +387,24 @@ class TokenVerifier:
     leeway_seconds
         Clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     userinfo_fetch
-        ``fetch(url, token)`` returns the JSON document of a broker's userinfo
-        endpoint for an access token (the node passes an HTTP GET with
-        ``Authorization: Bearer``); without it, userinfo is never asked.
+        ``fetch(url, token)`` returns the JSON document of a userinfo endpoint
+        the node answers itself (the development provider's), or None for
+        another; called while verifying, it must not read the network. Tests
+        pass a function.
+    remote
+        Fetches the userinfo of other brokers in :meth:`prepare`, with the token
+        as bearer. Without ``userinfo_fetch`` and ``remote``, userinfo is never
+        asked.
     clock
-        The current time in seconds since the epoch. It decides when cached
-        passports and userinfo answers expire and also checks ``exp`` on every
-        token (PyJWT checks ``exp``, ``nbf`` and ``iat`` against the system
-        clock in addition).
+        The current time in seconds since the epoch: checks ``exp``, ``nbf``
+        and ``iat`` and decides when cached passports and userinfo answers
+        expire.
     max_cached_tokens
         How many verified passports, and how many userinfo answers, are kept;
         the oldest are dropped first.
+    refuse_development
+        Refuse passports and visas of the development identity provider
+        (:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`): a node in ``prod``.
     """
 
     def __init__(
@@ -263,9 +415,11 @@ class TokenVerifier:
         *,
         audience: str | None = None,
         leeway_seconds: int = 30,
-        userinfo_fetch: Callable[[str, str], Mapping[str, Any]] | None = None,
+        userinfo_fetch: Callable[[str, str], Mapping[str, Any] | None] | None = None,
+        remote: RemoteJson | None = None,
         clock: Callable[[], float] = time.time,
         max_cached_tokens: int = 10_000,
+        refuse_development: bool = False,
     ) -> None:
         self._brokers = {trusted.issuer: trusted for trusted in brokers}
         self._visa_issuers = {trusted.issuer: trusted for trusted in visa_issuers}
@@ -273,11 +427,15 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._userinfo_fetch = userinfo_fetch
+        self._remote = remote
         self._clock = clock
+        self._refuse_development = refuse_development
         self._passports: _TokenCache[_VerifiedPassport] = _TokenCache(max_cached_tokens)
         self._userinfo: _TokenCache[tuple[int, list[object]]] = _TokenCache(
             max_cached_tokens
         )
+        # Userinfo documents fetched by prepare, checked when verify reads them.
+        self._fetched_userinfo: _TokenCache[object] = _TokenCache(max_cached_tokens)
 
     def verify(self, token: str) -> Identity | None:
         """The identity in a passport; None if no trusted broker issued it.
@@ -285,24 +443,31 @@ class TokenVerifier:
         Raises
         ------
         TokenError
-            The passport names a trusted broker but does not verify (or has
-            expired since it was verified).
+            The passport is too long to read, or names a trusted broker but
+            does not verify (or has expired since it was verified, or its keys
+            or userinfo were unavailable).
         """
+        if len(token) > jws.MAX_TOKEN_LENGTH:
+            raise TokenError(
+                f"the passport is too long (more than {jws.MAX_TOKEN_LENGTH} "
+                "characters)"
+            )
         digest = _digest(token)
         cached = self._passports.get(digest)
         if cached is not None:
             if self._has_expired(cached.expires):
                 self._passports.drop(digest)
-                raise TokenError("has expired")
+                raise TokenError(f"passport of {cached.identity.issuer} has expired")
             if not self._has_expired(cached.valid_until):
                 return cached.identity
             # A visa has expired since: verify again, so it is rejected.
             self._passports.drop(digest)
-        issuer = unverified_issuer(token)
-        broker = self._brokers.get(issuer) if issuer is not None else None
+        broker = self._broker_of(token)
         if broker is None:
             return None
-        claims = self._decode(token, broker, audience=self._audience)
+        claims = self._decode(
+            token, broker, audience=self._audience, what=f"passport of {broker.issuer}"
+        )
         subject = str(claims["sub"])
         expires = int(claims["exp"])
         if _PASSPORT_CLAIM in claims:
@@ -323,8 +488,85 @@ class TokenVerifier:
         self._passports.put(digest, _VerifiedPassport(identity, expires, valid_until))
         return identity
 
+    async def prepare(self, token: str) -> None:
+        """Fetch what :meth:`verify` will need for ``token`` and does not hold.
+
+        From the token's unverified header and claims: the keys of its broker
+        and of the trusted issuers of its visas and, for a token without visas
+        whose signature verifies, its broker's userinfo (where the visas are
+        read from). Nothing is fetched for a passport verified already, for an
+        untrusted issuer, or for what is cached. Never raises: whatever cannot
+        be fetched is unavailable to :meth:`verify`, which says so.
+        """
+        if len(token) > jws.MAX_TOKEN_LENGTH:
+            return
+        digest = _digest(token)
+        cached = self._passports.get(digest)
+        if cached is not None and not self._has_expired(cached.valid_until):
+            return
+        peeked = jws.peek(token)
+        broker = self._broker_of(token)
+        if peeked is None or broker is None:
+            return
+        header, claims = peeked
+        await self._keys.prepare(broker.jku, _kid(header))
+        raw_visas = claims.get(_PASSPORT_CLAIM)
+        if raw_visas is None and broker.userinfo is not None:
+            raw_visas = await self._prepare_userinfo(token, digest, broker)
+        if isinstance(raw_visas, list):
+            await self._prepare_visa_keys(raw_visas)
+
+    async def _prepare_userinfo(
+        self, token: str, digest: bytes, broker: TrustedIssuer
+    ) -> object:
+        """The visas of ``broker``'s userinfo for ``token``, fetched if need be."""
+        assert broker.userinfo is not None
+        cached = self._userinfo.get(digest)
+        if cached is not None and not self._has_expired(cached[0]):
+            return cached[1]
+        document = self._fetched_userinfo.get(digest)
+        if document is None:
+            if self._userinfo_fetch is None and self._remote is None:
+                return None
+            # Only a token that verifies is sent anywhere: a forged one must not
+            # make the node call a broker.
+            try:
+                self._decode(token, broker, audience=self._audience, what="")
+            except TokenError:
+                return None
+            if self._userinfo_fetch is not None:
+                try:
+                    document = self._userinfo_fetch(broker.userinfo, token)
+                except Exception:  # whatever it raises, verify reports it
+                    return None
+            if document is None and self._remote is not None:
+                document = await self._remote.get(broker.userinfo, bearer=token)
+            if document is None:
+                return None
+            self._fetched_userinfo.put(digest, document)
+        return document.get(_PASSPORT_CLAIM) if isinstance(document, Mapping) else None
+
+    async def _prepare_visa_keys(self, raw_visas: Iterable[object]) -> None:
+        wanted: set[tuple[str, str | None]] = set()
+        for raw in raw_visas:
+            peeked = jws.peek(raw) if isinstance(raw, str) else None
+            if peeked is None:
+                continue
+            header, claims = peeked
+            issuer = claims.get("iss")
+            trusted = (
+                self._visa_issuers.get(issuer) if isinstance(issuer, str) else None
+            )
+            if trusted is not None:
+                wanted.add((trusted.jku, _kid(header)))
+        await asyncio.gather(*(self._keys.prepare(jku, kid) for jku, kid in wanted))
+
+    def _broker_of(self, token: str) -> TrustedIssuer | None:
+        issuer = unverified_issuer(token)
+        return self._brokers.get(issuer) if issuer is not None else None
+
     def _has_expired(self, expires: int) -> bool:
-        # The same rule as PyJWT's: expired once exp <= now - leeway.
+        # The same rule as the verification's: expired once exp <= now - leeway.
         return expires <= self._clock() - self._leeway
 
     def _userinfo_visas(
@@ -336,19 +578,29 @@ class TokenVerifier:
         expires: int,
     ) -> object:
         """The visas a broker's userinfo endpoint lists for a verified token."""
-        if broker.userinfo is None or self._userinfo_fetch is None:
+        if broker.userinfo is None or (
+            self._userinfo_fetch is None and self._remote is None
+        ):
             return []
         cached = self._userinfo.get(digest)
         if cached is not None and not self._has_expired(cached[0]):
             return cached[1]
-        try:
-            document = self._userinfo_fetch(broker.userinfo, token)
-        except Exception as error:  # whatever the transport raises
-            # The transport's message should not contain the token, but make sure.
-            reason = str(error).replace(token, "<token>") or type(error).__name__
+        document = self._fetched_userinfo.get(digest)
+        if document is None and self._userinfo_fetch is not None:
+            try:
+                document = self._userinfo_fetch(broker.userinfo, token)
+            except Exception as error:  # whatever the transport raises
+                # The transport's message should not contain the token, but make
+                # sure.
+                reason = str(error).replace(token, "<token>") or type(error).__name__
+                raise TokenError(
+                    f"userinfo of {broker.issuer} cannot be read: {reason}"
+                ) from None
+        if document is None:
             raise TokenError(
-                f"userinfo of {broker.issuer} cannot be read: {reason}"
-            ) from None
+                f"userinfo of {broker.issuer} is unavailable (it could not be fetched)"
+            )
+        self._fetched_userinfo.drop(digest)
         if not isinstance(document, Mapping):
             raise TokenError(f"userinfo of {broker.issuer} is not a JSON object")
         if document.get("sub") != subject:
@@ -367,11 +619,17 @@ class TokenVerifier:
     def _visa(self, raw: object, subject: str) -> Visa:
         if not isinstance(raw, str):
             raise TokenError("is not a JWT")
+        if len(raw) > jws.MAX_TOKEN_LENGTH:
+            raise TokenError(
+                f"is too long (more than {jws.MAX_TOKEN_LENGTH} characters)"
+            )
+        if jws.peek(raw) is None:
+            raise TokenError("is not a well-formed JWT")
         issuer = unverified_issuer(raw)
         trusted = self._visa_issuers.get(issuer) if issuer is not None else None
         if trusted is None:
             raise TokenError(f"issuer {issuer!r} is not a trusted visa issuer")
-        claims = self._decode(raw, trusted, audience=None)
+        claims = self._decode(raw, trusted, audience=None, what="")
         if claims.get("sub") != subject:
             raise TokenError("is for another subject than the passport")
         body = claims.get("ga4gh_visa_v1")
@@ -384,70 +642,53 @@ class TokenVerifier:
                 "is refused: it has conditions, which this node does not "
                 "evaluate (visas with conditions are refused, never ignored)"
             )
-        try:
-            return Visa(
-                type=str(body["type"]),
-                value=str(body["value"]),
-                source=str(body["source"]),
-                by=str(body["by"]) if body.get("by") is not None else None,
-                asserted=int(body["asserted"]),
-                expires=int(claims["exp"]),
-                issuer=trusted.issuer,
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise TokenError(f"ga4gh_visa_v1 lacks or mistypes {error}") from None
+        for name in ("type", "value", "source"):
+            if not isinstance(body.get(name), str):
+                raise TokenError(f"ga4gh_visa_v1 lacks or mistypes {name!r}")
+        by = body.get("by")
+        if by is not None and not isinstance(by, str):
+            raise TokenError("ga4gh_visa_v1 mistypes 'by'")
+        if not jws.is_numeric_date(body.get("asserted")):
+            raise TokenError("ga4gh_visa_v1 lacks or mistypes 'asserted' (a time)")
+        return Visa(
+            type=body["type"],
+            value=body["value"],
+            source=body["source"],
+            by=by,
+            asserted=int(body["asserted"]),
+            expires=int(claims["exp"]),
+            issuer=trusted.issuer,
+        )
 
     def _decode(
-        self, token: str, trusted: TrustedIssuer, *, audience: str | None
+        self, token: str, trusted: TrustedIssuer, *, audience: str | None, what: str
     ) -> dict[str, Any]:
+        """The verified claims of a token of ``trusted`` (see :func:`jws.verify`);
+        a refusal's message starts with ``what``."""
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise TokenError("is not a well-formed JWT") from None
-        algorithm = header.get("alg")
-        if algorithm not in ALGORITHMS:
-            raise TokenError(f"algorithm {algorithm!r} is not accepted (RS256, ES256)")
-        jku = header.get("jku")
-        if jku is not None and jku != trusted.jku:
-            raise TokenError(
-                f"jku {jku!r} is not the key URL trusted for {trusted.issuer}"
-            )
-        key = self._keys.key(trusted.jku, header.get("kid"))
-        if not isinstance(key.Algorithm, _KEY_TYPES[str(algorithm)]):
-            raise TokenError(f"key {key.key_id!r} is not a key for {algorithm}")
-        try:
-            claims: dict[str, Any] = jwt.decode(
+            return jws.verify(
                 token,
-                key=key.key,
-                algorithms=[str(algorithm)],
                 issuer=trusted.issuer,
+                jku=trusted.jku,
+                keys=self._keys.key,
+                now=self._clock(),
                 audience=audience,
-                leeway=self._leeway,
-                options={
-                    "require": ["exp", "iat", "iss", "sub"],
-                    "verify_aud": audience is not None,
-                },
+                leeway_seconds=self._leeway,
+                refuse_development=self._refuse_development,
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenError("has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise TokenError("is not valid yet") from None
-        except jwt.InvalidSignatureError:
-            raise TokenError("signature does not verify") from None
-        except jwt.PyJWTError as error:
-            raise TokenError(f"is invalid: {error}") from None
-        # PyJWT read exp as an integer already. The caches expire entries by
-        # ``clock``, so verification must not accept what they would refuse.
-        if self._has_expired(int(claims["exp"])):
-            raise TokenError("has expired")
-        return claims
+        except TokenError as error:
+            raise TokenError(f"{what} {error}" if what else str(error)) from None
+
+
+def _kid(header: Mapping[str, Any]) -> str | None:
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else None
 
 
 def unverified_issuer(token: str) -> str | None:
     """The ``iss`` a token claims, read without verifying (to pick its keys)."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    peeked = jws.peek(token)
+    if peeked is None:
         return None
-    issuer = claims.get("iss")
+    issuer = peeked[1].get("iss")
     return issuer if isinstance(issuer, str) else None

@@ -42,12 +42,12 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import __version__
 from ..access.decision import authorize
-from ..access.http import AccessService, caller_of
+from ..access.http import AccessService, caller_of, prepared
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -233,6 +233,15 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InputError("request body must be a JSON object", field="body")
     return document
+
+
+async def _prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
+    """Fetch, without blocking, what verifying the body's passport will need
+    (its keys; see :func:`~genomenode.access.http.prepared`)."""
+    passports = body.get("passports")
+    if isinstance(passports, list) and passports and isinstance(passports[0], str):
+        access: AccessService = request.app.state.access
+        await access.authoriser.prepare("Bearer " + passports[0].strip())
 
 
 def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
@@ -488,7 +497,7 @@ def _download_response(
 
 def drs_router() -> APIRouter:
     """The DRS routes (mount with ``prefix="/ga4gh/drs/v1"``)."""
-    router = APIRouter(tags=["drs"])
+    router = APIRouter(tags=["drs"], dependencies=[Depends(prepared)])
 
     async def service_info(request: Request) -> JSONResponse:
         origin = _origin(request)
@@ -531,6 +540,7 @@ def drs_router() -> APIRouter:
     async def post_object(request: Request, object_id: str) -> JSONResponse:
         body = await _body(request)
         _expand(body.get("expand", request.query_params.get("expand")))
+        await _prepare_passports(request, body)
 
         def document() -> dict[str, Any]:
             _use_passports(request, body)
@@ -540,6 +550,7 @@ def drs_router() -> APIRouter:
 
     async def bulk_objects(request: Request) -> JSONResponse:
         body = await _body(request)
+        await _prepare_passports(request, body)
         return json_response(
             await run_blocking(request, bulk_objects_of, request, body)
         )
@@ -574,6 +585,7 @@ def drs_router() -> APIRouter:
         request: Request, object_id: str, access_id: str
     ) -> JSONResponse:
         body = await _body(request)
+        await _prepare_passports(request, body)
 
         def document() -> dict[str, Any]:
             _use_passports(request, body)
@@ -583,6 +595,7 @@ def drs_router() -> APIRouter:
 
     async def bulk_access(request: Request) -> JSONResponse:
         body = await _body(request)
+        await _prepare_passports(request, body)
         return json_response(await run_blocking(request, bulk_access_of, request, body))
 
     def bulk_access_of(request: Request, body: dict[str, Any]) -> dict[str, Any]:

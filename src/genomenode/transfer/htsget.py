@@ -34,9 +34,10 @@ import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ..access.http import prepared
 from ..errors import (
     InputError,
     InvalidRangeError,
@@ -423,7 +424,7 @@ def _whole_file_ticket(
 
 def htsget_router() -> APIRouter:
     """The htsget routes (mount with ``prefix="/htsget"``)."""
-    router = APIRouter(tags=["htsget"])
+    router = APIRouter(tags=["htsget"], dependencies=[Depends(prepared)])
 
     async def parameters_of(request: Request) -> tuple[dict[str, Any], bool]:
         if request.method == "POST":
