@@ -277,14 +277,18 @@ async def read_json(request: Request, *, empty: Any = None, field: str = "body")
 
 
 def json_response(
-    document: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    document: Any,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    media_type: str = "application/json",
 ) -> JSONResponse:
-    """A JSON answer (``application/json``)."""
+    """A JSON answer (``application/json``, or an API's own JSON media type)."""
     return JSONResponse(
         document,
         status_code=status,
         headers=dict(headers) if headers else None,
-        media_type="application/json",
+        media_type=media_type,
     )
 
 

@@ -53,7 +53,7 @@ import jwt
 from fastapi.responses import JSONResponse
 
 from ..errors import InputError, TokenError
-from ..web import read_body, read_json, run_blocking
+from ..web import json_response, read_body, read_json, run_blocking
 from . import jws
 from .tokens import TrustedIssuer
 from .visas import SigningKeys
@@ -342,7 +342,7 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
             "expires_in": lifetime,
             "scope": _SCOPE,
         }
-        return JSONResponse(answer, headers=no_store)
+        return json_response(answer, headers=no_store)
 
     @router.get("/userinfo")
     def userinfo(request: fastapi.Request) -> JSONResponse:
@@ -357,7 +357,7 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
             raise fastapi.HTTPException(
                 401, f"token {error}", {"WWW-Authenticate": "Bearer"}
             ) from None
-        return JSONResponse(document, headers=no_store)
+        return json_response(document, headers=no_store)
 
     return router
 

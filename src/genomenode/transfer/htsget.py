@@ -46,7 +46,7 @@ from ..errors import (
     TokenError,
     UnsupportedFormatError,
 )
-from ..web import read_json, run_blocking
+from ..web import json_response, read_json, run_blocking
 from .cram import StoredCram
 from .reads import ReadRegion, StoredReads
 from .service import StoredObject, TransferService
@@ -419,7 +419,7 @@ def _whole_file_ticket(
     )
     url = {"url": address, "headers": {"Authorization": f"Bearer {link}"}}
     document = {"htsget": {"format": query.format, "urls": [url]}}
-    return JSONResponse(document, media_type=HTSGET_MEDIA_TYPE)
+    return json_response(document, media_type=HTSGET_MEDIA_TYPE)
 
 
 def htsget_router() -> APIRouter:
@@ -513,7 +513,7 @@ def htsget_router() -> APIRouter:
                     )
             urls.append({"url": _data_uri(media, eof), "class": "body"})
             document = {"htsget": {"format": query.format, "urls": urls}}
-            return JSONResponse(document, media_type=HTSGET_MEDIA_TYPE)
+            return json_response(document, media_type=HTSGET_MEDIA_TYPE)
 
         handler.__name__ = f"{kind}_ticket"
         return handler
