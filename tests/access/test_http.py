@@ -409,6 +409,32 @@ def test_a_grant_visa_for_another_dataset_grants_nothing_here(client, provider, 
     assert CONTROLLED not in _datasets(client, {"Authorization": f"Bearer {token}"})
 
 
+def test_refusals_and_server_errors_on_access_paths_are_audited(app, node, monkeypatch):
+    from genomenode.access import workflow
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the database fell over")
+
+    monkeypatch.setattr(workflow, "list_applications", broken)
+    with TestClient(app, raise_server_exceptions=False) as local:
+        before = len(_audit(app, node))
+        anonymous = local.get("/access/applications")
+        assert anonymous.status_code == 401
+        failed = local.get(
+            "/access/applications", headers=_passport(local, "broken@demo")
+        )
+        assert failed.status_code == 500
+        assert failed.json() == {"detail": "internal error"}
+        entries = [
+            (entry.actor, entry.action, entry.outcome, entry.details.get("status"))
+            for entry in _audit(app, node)[before:]
+        ]
+    assert entries == [
+        ("anonymous", "GET /access/applications", "deny", 401),
+        ("broken@demo", "GET /access/applications", "error", 500),
+    ]
+
+
 def test_access_routes_need_a_passport(client):
     assert client.get("/access/applications").status_code == 401
     assert client.post("/access/applications", json={}).status_code == 401

@@ -545,7 +545,8 @@ def test_an_expired_link_is_401(client, granted, node, vcf, keys):
     assert "expired" in response.json()["msg"]
 
 
-def test_a_forged_link_is_401(client, vcf, keys):
+def test_a_forged_link_is_401_and_audited(client, app, node, vcf, keys):
+    before = len(_audit(app, node, "drs.download"))
     signer = LinkSigner(b"x" * 32)
     link = signer.sign(
         subject=RESEARCHER,
@@ -559,6 +560,10 @@ def test_a_forged_link_is_401(client, vcf, keys):
         headers=_key_header(keys["mine.pub"]),
     )
     assert response.status_code == 401
+    refused = _audit(app, node, "drs.download")[before:]
+    assert [(entry.actor, entry.outcome) for entry in refused] == [("unknown", "deny")]
+    assert "download link refused" in refused[0].reason
+    assert link not in str(refused[0].details)
 
 
 def test_revoking_the_grant_stops_an_unexpired_link(client, app, node, vcf, keys):

@@ -25,7 +25,7 @@ from ..access.audit import append
 from ..access.decision import Caller, authorize
 from ..access.http import AccessService, caller_of
 from ..beacon.catalog import Catalog
-from ..errors import NotFoundError, PermissionDenied
+from ..errors import NotFoundError, PermissionDenied, TokenError
 from ..node import Node
 from ..store import crypt
 from ..store.models import StoredFile
@@ -165,7 +165,18 @@ class TransferService:
         PermissionDenied
             The grant is gone (revoked, expired) since the link was signed.
         """
-        claims = self.links.verify(token, resource=resource)
+        try:
+            claims = self.links.verify(token, resource=resource)
+        except TokenError as error:
+            # A forged, replayed or stale link is an access decision too.
+            self.access.audit.record(
+                actor="unknown",
+                action=what,
+                outcome="deny",
+                reason=f"download link refused: {error}",
+                details={"resource": resource[:200]},
+            )
+            raise
         granted: set[str] = set()
         if claims.subject is not None:
             with self.access.authoriser.engine.connect() as connection:
