@@ -301,7 +301,10 @@ _checkpoint_files = click.option(
 
 
 def _read_checkpoints(paths: tuple[pathlib.Path, ...]) -> list[str]:
-    return [token for path in paths for token in path.read_text().split()]
+    # Whatever the files hold is checked: a garbled line is a checkpoint that fails.
+    return [
+        token for path in paths for token in path.read_text(errors="replace").split()
+    ]
 
 
 def _print_audit_check(check: Any, as_json: bool) -> None:
@@ -319,7 +322,9 @@ def _print_audit_check(check: Any, as_json: bool) -> None:
             f"{check.num_checkpoints} checkpoints match."
         )
     else:
-        where = f" at entry {check.first_bad_id}" if check.first_bad_id else ""
+        where = (
+            f" at entry {check.first_bad_id}" if check.first_bad_id is not None else ""
+        )
         text = (
             f"Audit log TAMPERED{where}: {check.problem} "
             f"({check.num_entries} entries before it verified)."
@@ -375,8 +380,11 @@ def audit_checkpoint(
 def _print_checkpoint(signed: Any, out: pathlib.Path | None, as_json: bool) -> None:
     """Append a checkpoint to ``out`` (one line) and print it, or its JWS alone."""
     if out is not None:
-        with open(out, "a") as handle:
-            handle.write(signed.token + "\n")
+        try:
+            with open(out, "a") as handle:
+                handle.write(signed.token + "\n")
+        except OSError as error:
+            raise click.FileError(str(out), hint=error.strerror) from None
     text = (
         f"Checkpoint of entry {signed.entry_id} appended to {out}."
         if out is not None

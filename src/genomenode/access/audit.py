@@ -674,7 +674,9 @@ def checkpoint(engine: Engine) -> Checkpoint:
         log = _log_of(session)
         check, head = _verify(session, log, (), 10_000)
     if not check.intact:
-        where = f" at entry {check.first_bad_id}" if check.first_bad_id else ""
+        where = (
+            f" at entry {check.first_bad_id}" if check.first_bad_id is not None else ""
+        )
         raise StoreError(
             f"the audit log is not intact{where}: {check.problem}; "
             "no checkpoint was signed"
