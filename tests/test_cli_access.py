@@ -103,6 +103,7 @@ def test_from_ingest_to_revocation(sqlite_node, tmp_path):
         "num_entries": 5,  # create, submit, DAC add, approve, revoke
         "first_bad_id": None,
         "problem": None,
+        "num_checkpoints": 0,
     }
 
 

@@ -296,36 +296,109 @@ def demo(directory: pathlib.Path, scale: float, no_wait: bool) -> None:
 
 @cli.group()
 def audit() -> None:
-    """The node's hash-chained audit log."""
+    """The node's keyed, chained audit log and its signed checkpoints."""
 
 
-@audit.command("verify")
-@_node_option
-@_json_option
-@_errors_to_exit
-def audit_verify(node_dir: pathlib.Path, as_json: bool) -> None:
-    """Check every entry of the audit log; name the first tampered one."""
-    from .access.audit import verify
-    from .node import open_node
+_checkpoint_files = click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+    help="Checkpoints kept outside the node (one JWS per line); repeatable.",
+)
 
-    with open_node(node_dir) as node, node.session() as session:
-        check = verify(session)
+
+def _read_checkpoints(paths: tuple[pathlib.Path, ...]) -> list[str]:
+    # Whatever the files hold is checked: a garbled line is a checkpoint that fails.
+    return [
+        token for path in paths for token in path.read_text(errors="replace").split()
+    ]
+
+
+def _print_audit_check(check: Any, as_json: bool) -> None:
+    """Print what verify found; exit 1 unless the log is intact."""
     result = {
         "num_entries": check.num_entries,
         "intact": check.intact,
         "first_bad_id": check.first_bad_id,
         "problem": check.problem,
+        "num_checkpoints": check.num_checkpoints,
     }
     if check.intact:
-        text = f"Audit log intact: {check.num_entries} entries verified."
-    else:
         text = (
-            f"Audit log TAMPERED at entry {check.first_bad_id}: {check.problem} "
+            f"Audit log intact: {check.num_entries} entries verified, "
+            f"{check.num_checkpoints} checkpoints match."
+        )
+    else:
+        where = (
+            f" at entry {check.first_bad_id}" if check.first_bad_id is not None else ""
+        )
+        text = (
+            f"Audit log TAMPERED{where}: {check.problem} "
             f"({check.num_entries} entries before it verified)."
         )
     _print(result, as_json, text)
     if not check.intact:
         sys.exit(1)
+
+
+@audit.command("verify")
+@_node_option
+@_checkpoint_files
+@_json_option
+@_errors_to_exit
+def audit_verify(
+    node_dir: pathlib.Path, checkpoint_files: tuple[pathlib.Path, ...], as_json: bool
+) -> None:
+    """Check every entry and checkpoint of the audit log; name the first bad one."""
+    from .access.audit import verify
+    from .node import open_node
+
+    tokens = _read_checkpoints(checkpoint_files)
+    with open_node(node_dir) as node, node.session() as session:
+        check = verify(session, checkpoints=tokens)
+    _print_audit_check(check, as_json)
+
+
+_checkpoint_out = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Append the checkpoint (one JWS line) to this file, kept off the node.",
+)
+
+
+@audit.command("checkpoint")
+@_node_option
+@_checkpoint_out
+@_json_option
+@_errors_to_exit
+def audit_checkpoint(
+    node_dir: pathlib.Path, out: pathlib.Path | None, as_json: bool
+) -> None:
+    """Verify the log, then sign a checkpoint of its head (printed as a JWS)."""
+    from .access.audit import checkpoint
+    from .node import open_node
+
+    with open_node(node_dir) as node:
+        signed = checkpoint(node.engine)
+    _print_checkpoint(signed, out, as_json)
+
+
+def _print_checkpoint(signed: Any, out: pathlib.Path | None, as_json: bool) -> None:
+    """Append a checkpoint to ``out`` (one line) and print it, or its JWS alone."""
+    if out is not None:
+        try:
+            with open(out, "a") as handle:
+                handle.write(signed.token + "\n")
+        except OSError as error:
+            raise click.FileError(str(out), hint=error.strerror) from None
+    text = (
+        f"Checkpoint of entry {signed.entry_id} appended to {out}."
+        if out is not None
+        else signed.token
+    )
+    _print(signed.to_json(), as_json, text)
 
 
 @cli.group()
@@ -806,6 +879,55 @@ def network_status(network_yaml: pathlib.Path, as_json: bool) -> None:
     _print(
         {"network_id": registry.network_id, "nodes": rows}, as_json, "\n".join(lines)
     )
+
+
+@network.command("audit-verify")
+@_network_file
+@_checkpoint_files
+@click.option("--db-url", default=None, help="The audit database (default: SQLite).")
+@_json_option
+@_errors_to_exit
+def network_audit_verify(
+    network_yaml: pathlib.Path,
+    checkpoint_files: tuple[pathlib.Path, ...],
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Check the network's audit log of forwarded queries, and its checkpoints."""
+    from .network.audit import verify_network_audit
+    from .network.registry import load_registry
+
+    registry = load_registry(network_yaml)
+    check = verify_network_audit(
+        network_yaml.resolve().parent,
+        db_url,
+        network_id=registry.network_id,
+        checkpoints=_read_checkpoints(checkpoint_files),
+    )
+    _print_audit_check(check, as_json)
+
+
+@network.command("audit-checkpoint")
+@_network_file
+@_checkpoint_out
+@click.option("--db-url", default=None, help="The audit database (default: SQLite).")
+@_json_option
+@_errors_to_exit
+def network_audit_checkpoint(
+    network_yaml: pathlib.Path,
+    out: pathlib.Path | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Verify the network's audit log, then sign a checkpoint of its head."""
+    from .network.audit import checkpoint_network_audit
+    from .network.registry import load_registry
+
+    registry = load_registry(network_yaml)
+    signed = checkpoint_network_audit(
+        network_yaml.resolve().parent, db_url, network_id=registry.network_id
+    )
+    _print_checkpoint(signed, out, as_json)
 
 
 def datasets_table(rows: list[dict[str, Any]], title: str) -> Any:

@@ -320,6 +320,20 @@ SETTINGS: tuple[Setting, ...] = (
         "a valid GA4GH-Network-Assertion; direct queries get 401.",
     ),
     Setting(
+        "audit_checkpoint_every_entries",
+        _non_negative_int,
+        1000,
+        "Sign a checkpoint of the audit log whenever an entry id reaches a multiple "
+        "of this (0: never); see docs/audit.md.",
+    ),
+    Setting(
+        "audit_checkpoint_every_seconds",
+        _non_negative_int,
+        600,
+        "Also sign one when a process writing entries has signed none for this "
+        "long (0: never).",
+    ),
+    Setting(
         "dev_identity_provider",
         _bool,
         False,

@@ -6,6 +6,9 @@ Layout of a node directory (``docs/store-format.md`` has the full description)::
       genomenode.yaml          settings (format_version 1)
       genomenode.db            SQLite metadata database (unless db_url is set)
       keys/node.sec, node.pub  the node's Crypt4GH keypair
+      keys/visas/              the node's visa signing keys (ES256)
+      keys/audit.key           the audit log's HMAC key (created on first use)
+      keys/audit-checkpoints/  the keys that sign audit checkpoints (ES256)
       store/
         store.json             {"format_version": 1, "node_id": ..., ...}
         datasets/<id>/         published datasets (dataset.json, genotypes.vcz, files/)
@@ -30,7 +33,13 @@ from .config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_co
 from .errors import ConfigError, FormatVersionError, NotFoundError, StoreError
 from .store import crypt
 from .store.db import open_database
-from .store.models import STATUS_PUBLISHED, Dataset, published_datasets
+from .store.models import (
+    AUDIT_FILES_OPTION,
+    STATUS_PUBLISHED,
+    AuditFiles,
+    Dataset,
+    published_datasets,
+)
 from .store.private import private_files
 
 __all__ = [
@@ -93,7 +102,23 @@ class Node:
 
     @functools.cached_property
     def engine(self) -> Engine:
-        return open_database(self.config.database_url, self.config.db_schema)
+        engine = open_database(self.config.database_url, self.config.db_schema)
+        # The audit log's keys are files beside the node's other keys, never rows
+        # of its database; genomenode.access.audit finds them through the engine.
+        engine.update_execution_options(**{AUDIT_FILES_OPTION: self.audit_files})
+        return engine
+
+    @property
+    def audit_files(self) -> AuditFiles:
+        """Where the audit log's keys live, and how often it is checkpointed."""
+        keys = self.config.node_dir / "keys"
+        return AuditFiles(
+            key_file=keys / "audit.key",
+            checkpoint_keys=keys / "audit-checkpoints",
+            log_id=self.config.node_id,
+            checkpoint_every_entries=self.config.audit_checkpoint_every_entries,
+            checkpoint_every_seconds=self.config.audit_checkpoint_every_seconds,
+        )
 
     def close(self) -> None:
         """Release the database connections (the node can be used again after)."""

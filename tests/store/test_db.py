@@ -46,6 +46,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         "biosamples",
         "files",
         "audit_log",
+        "audit_checkpoints",
         "dac_members",
         "applications",
         "application_events",
@@ -57,7 +58,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         version = connection.execute(
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
-        assert [row[0] for row in version] == ["0003"]
+        assert [row[0] for row in version] == ["0004"]
 
 
 def test_migrations_build_the_schema_the_models_declare(node):

@@ -1,17 +1,34 @@
-"""A tamper-evident audit log: every entry carries the hash of the one before.
+"""A tamper-evident audit log: a keyed chain of entries, and signed checkpoints.
 
-Entries live in the node's database (table ``audit_log``). Entry ``n`` stores
-``sha256`` of its own canonical JSON, which includes the hash of entry ``n - 1``
-(64 zeros for the first). Changing, inserting or deleting any entry breaks the
-chain at that point, and :func:`verify` names the first entry that does not
-check out. (Removing entries from the *end* leaves a shorter valid chain; anchoring
-the head outside the database is the next step, see docs/audit.md.)
+Entries live in a database (table ``audit_log``). Entry ``n`` stores in ``hash``
+the HMAC-SHA256 of its own canonical JSON, which includes the ``hash`` of entry
+``n - 1`` (64 zeros for the first). The key is a file outside the database
+(:class:`~genomenode.store.models.AuditFiles` says where; a node keeps it in
+``NODE_DIR/keys/audit.key``), so someone who can write to the database but cannot
+read that file may change, insert, delete or renumber entries, but cannot make the
+chain check out again: :func:`verify` names the first entry that does not.
+
+A *checkpoint* is a statement ``{log, entry id, that entry's MAC, time}`` signed
+(ES256) with a key that is not in the database either. Kept outside the node, a
+checkpoint detects what the chain alone cannot: entries removed from the end, and
+a rewrite by someone who holds the HMAC key. :func:`checkpoint` signs the verified
+head now; appends sign one whenever an id passes a multiple of
+``checkpoint_every_entries`` and after ``checkpoint_every_seconds`` (stored in
+``audit_checkpoints``, committed with the entries they name); :func:`verify`
+checks the given and the stored checkpoints against the log.
+
+Entries written before audit logs had a key keep their plain SHA-256 hashes
+(:func:`entry_hash`). The key file, written on the log's first use after the
+upgrade, records how many there were and the hash of the last one, which anchors
+them outside the database (docs/audit.md, "Logs written before the key").
 
 Appends are serialised by the primary key: an entry's id is the previous id plus
 one, so two writers racing for the same id cannot both commit; the loser reads the
 new head and tries again. This holds on SQLite and PostgreSQL alike.
 
-The log never holds tokens, keys or genotypes: :func:`append` refuses details
+The key file and the checkpoint signatures are :mod:`.audit_keys`.
+
+The log never holds tokens, keys or genotypes: :func:`add_entry` refuses details
 whose keys name secrets or whose values look like JWTs.
 """
 
@@ -22,6 +39,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import pathlib
 import queue
 import re
 import threading
@@ -29,12 +47,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Result, Select, Text, cast, event, select
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from ..errors import StoreError
-from ..store.models import AuditEntry
+from ..errors import GenomenodeError, StoreError
+from ..store.models import AUDIT_FILES_OPTION, AuditCheckpoint, AuditEntry, AuditFiles
+from .audit_keys import AuditKey, Checkpoint, CheckpointKeys
 
 __all__ = [
     "GENESIS",
@@ -42,7 +62,9 @@ __all__ = [
     "AuditWriter",
     "add_entry",
     "append",
+    "checkpoint",
     "entry_hash",
+    "entry_mac",
     "verify",
 ]
 
@@ -51,15 +73,76 @@ _ATTEMPTS = 50
 _log = logging.getLogger(__name__)
 _SECRET_KEYS = re.compile(r"token|authorization|password|secret|passphrase|key$", re.I)
 _JWT = re.compile(r"^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*$")
+_TEXT_COLUMNS = ("at", "actor", "action", "outcome", "reason", "previous_hash", "hash")
 
 
-def entry_hash(fields: Mapping[str, Any]) -> str:
-    """The hash of one entry's fields (everything but ``hash`` itself)."""
+# -- the chain -----------------------------------------------------------------------
+
+
+def _canonical(fields: Mapping[str, Any]) -> bytes:
     document = {key: fields[key] for key in sorted(fields) if key != "hash"}
     text = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.sha256(text.encode()).hexdigest()
+    return text.encode()
+
+
+def entry_hash(fields: Mapping[str, Any]) -> str:
+    """The unkeyed hash of one entry's fields (everything but ``hash`` itself).
+
+    The rule of entries written before the log had a key; anyone can compute it,
+    so it protects nothing on its own (see :class:`~.audit_keys.AuditKey`).
+    """
+    return hashlib.sha256(_canonical(fields)).hexdigest()
+
+
+def entry_mac(key: AuditKey, fields: Mapping[str, Any]) -> str:
+    """The keyed hash (HMAC-SHA256) of one entry's fields (everything but ``hash``)."""
+    return key.mac(_canonical(fields))
+
+
+def _read(row: Row[Any]) -> tuple[dict[str, Any], str | None]:
+    """An entry's fields from a raw row, or why the row cannot be read."""
+    values = dict(row._mapping)
+    entry_id = values["id"]
+    if not isinstance(entry_id, int) or isinstance(entry_id, bool):
+        what = "NULL" if entry_id is None else "not a whole number"
+        return values, f"unreadable: its id is {what}"
+    for name in _TEXT_COLUMNS:
+        if not isinstance(values[name], str):
+            what = "NULL" if values[name] is None else "not text"
+            return values, f"unreadable: {name} is {what}"
+    if values["dataset_id"] is not None and not isinstance(values["dataset_id"], str):
+        return values, "unreadable: dataset_id is not text"
+    if values["details"] is None:
+        return values, "unreadable: details is NULL"
+    try:
+        details = json.loads(values["details"])
+    except (TypeError, ValueError, RecursionError):
+        return values, "unreadable: details is not valid JSON"
+    if not isinstance(details, dict):
+        return values, "unreadable: details is not a JSON object"
+    values["details"] = details
+    return values, None
+
+
+def _rows(newest_first: bool = False) -> Select[*tuple[Any, ...]]:
+    """A select of every entry as raw values (details as text, parsed by _read)."""
+    order = AuditEntry.id.desc() if newest_first else AuditEntry.id
+    return select(
+        AuditEntry.id,
+        AuditEntry.at,
+        AuditEntry.actor,
+        AuditEntry.action,
+        AuditEntry.dataset_id,
+        AuditEntry.outcome,
+        AuditEntry.reason,
+        # As text: a JSON column would parse it on fetch, and a row that is not
+        # JSON would then raise instead of being reported.
+        cast(AuditEntry.details, Text).label("details"),
+        AuditEntry.previous_hash,
+        AuditEntry.hash,
+    ).order_by(order)
 
 
 def _fields(entry: AuditEntry) -> dict[str, Any]:
@@ -74,6 +157,84 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
         "details": entry.details,
         "previous_hash": entry.previous_hash,
     }
+
+
+# -- the log's files -----------------------------------------------------------------
+
+
+class _Log:
+    """An audit log's keys and checkpoint schedule (one per AuditFiles)."""
+
+    def __init__(self, files: AuditFiles, key: AuditKey) -> None:
+        self.files = files
+        self.key = key
+        self.checkpoint_keys = CheckpointKeys(files.checkpoint_keys, files.log_id)
+        self.last_checkpoint = time.monotonic()
+
+    def checkpoint_due(self, head_before: int, head_after: int) -> bool:
+        every = self.files.checkpoint_every_entries
+        if every and head_after // every > head_before // every:
+            return True
+        seconds = self.files.checkpoint_every_seconds
+        return bool(seconds) and time.monotonic() - self.last_checkpoint >= seconds
+
+    def sign(self, entry_id: int, mac: str) -> AuditCheckpoint:
+        now = dt.datetime.now(dt.UTC)
+        token = self.checkpoint_keys.sign(entry_id, mac, now)
+        return AuditCheckpoint(entry_id=entry_id, mac=mac, signed_at=now, token=token)
+
+
+_LOGS: dict[AuditFiles, _Log] = {}
+
+
+def _log_of(session: Session) -> _Log:
+    """The keys of the log in ``session``'s database (read once per process)."""
+    bind = session.get_bind()
+    files = bind.get_execution_options().get(AUDIT_FILES_OPTION)
+    if not isinstance(files, AuditFiles):
+        raise StoreError(
+            "this database's audit log has no key: open it as a node "
+            "(genomenode.node) or with genomenode.network.audit"
+        )
+    log = _LOGS.get(files)
+    if log is None:
+        log = _LOGS.setdefault(files, _Log(files, _open_key(session, files.key_file)))
+    return log
+
+
+def _open_key(session: Session, path: pathlib.Path) -> AuditKey:
+    """The log's key; made now if there is none and the log has no keyed entry."""
+    if path.exists():
+        return AuditKey.load(path)
+    head = session.execute(_rows(newest_first=True).limit(1)).first()
+    if path.exists():
+        # Another process made it meanwhile. A key file is in place before any
+        # entry is written with it, so a keyed head read above implies this.
+        return AuditKey.load(path)
+    if head is None:
+        return AuditKey.create(path, unkeyed_entries=0, unkeyed_head=GENESIS)
+    fields, problem = _read(head)
+    if problem is not None or entry_hash(fields) != fields["hash"]:
+        # A keyed log whose key is missing: a new key could never verify it.
+        raise StoreError(
+            f"{path} is missing, but the audit log's last entry ({fields['id']}) "
+            "was written with a key (or is damaged): restore the key file from a "
+            "backup, or from the machine that wrote the log"
+        )
+    key = AuditKey.create(
+        path, unkeyed_entries=fields["id"], unkeyed_head=fields["hash"]
+    )
+    if key.unkeyed_entries:
+        _log.warning(
+            "audit log: new key %s; the %d entries written before it are anchored "
+            "by it (their hashes stay unkeyed)",
+            path,
+            key.unkeyed_entries,
+        )
+    return key
+
+
+# -- writing -------------------------------------------------------------------------
 
 
 def _check_no_secrets(value: Any, path: str = "details") -> None:
@@ -126,11 +287,17 @@ def add_entry(
 
 
 def _chain(session: Session, batch: Sequence[_Pending]) -> list[AuditEntry]:
-    """Add checked entries in order, chained to the head read once, and flush."""
+    """Add checked entries in order, chained to the head read once, and flush.
+
+    A checkpoint of the last one is added to the same transaction when one is due,
+    so it never names an entry that did not commit.
+    """
+    log = _log_of(session)
     head = session.execute(
         select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
     ).first()
     last_id, last_hash = (head[0], head[1]) if head else (0, GENESIS)
+    head_before = last_id
     entries = []
     for item in batch:
         entry = AuditEntry(
@@ -144,10 +311,17 @@ def _chain(session: Session, batch: Sequence[_Pending]) -> list[AuditEntry]:
             details=item.details,
             previous_hash=last_hash,
         )
-        entry.hash = entry_hash(_fields(entry))
+        entry.hash = entry_mac(log.key, _fields(entry))
         session.add(entry)
         entries.append(entry)
         last_id, last_hash = entry.id, entry.hash
+    if log.checkpoint_due(head_before, last_id):
+        session.add(log.sign(last_id, last_hash))
+
+        def _signed(_session: Session) -> None:
+            log.last_checkpoint = time.monotonic()
+
+        event.listen(session, "after_commit", _signed, once=True)
     session.flush()
     return entries
 
@@ -202,9 +376,10 @@ class AuditWriter:
     interval of query entries; decisions that change rights (DAC actions) use
     :func:`add_entry` in their own transaction instead.
 
-    Fail closed: when the database cannot take entries and ``max_pending`` are
-    waiting, :meth:`record` raises :class:`~genomenode.errors.StoreError`, so the
-    request fails rather than goes unaudited.
+    Fail closed: when the database cannot take entries (or the log's key cannot
+    be read) and ``max_pending`` are waiting, :meth:`record` raises
+    :class:`~genomenode.errors.StoreError`, so the request fails rather than goes
+    unaudited.
     """
 
     def __init__(
@@ -222,6 +397,11 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def engine(self) -> Engine:
+        """The database the entries go to."""
+        return self._engine
 
     def record(
         self,
@@ -304,54 +484,212 @@ class AuditWriter:
                 with Session(self._engine) as session, session.begin():
                     _chain(session, batch)
                 return
-            except (IntegrityError, OperationalError):
-                # Another process took the head first (or the DB is busy/down):
-                # chain again to the new head; keep the entries, never drop them.
+            except (IntegrityError, OperationalError, GenomenodeError) as error:
+                # Another process took the head first (or the DB is busy/down, or
+                # the key cannot be read): chain again to the new head; keep the
+                # entries, never drop them.
                 attempt += 1
                 time.sleep(min(0.002 * attempt, 1.0))
-                if attempt % 500 == 0:
+                if attempt % 500 == 0 or (
+                    attempt == 1 and isinstance(error, GenomenodeError)
+                ):
                     _log.error(
-                        "audit log: %d entries wait for the database", len(batch)
+                        "audit log: %d entries wait for the database: %s",
+                        len(batch),
+                        error if isinstance(error, GenomenodeError) else "busy",
                     )
+
+
+# -- checking ------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class AuditCheck:
-    """What :func:`verify` found."""
+    """What :func:`verify` found.
+
+    ``first_bad_id`` is the first entry that does not check out (for a log cut
+    short, the first one missing); it is None when the log is intact, and when
+    the problem is a checkpoint that cannot be believed, or a row without an id.
+    """
 
     num_entries: int
     first_bad_id: int | None = None
     problem: str | None = None
+    num_checkpoints: int = 0
 
     @property
     def intact(self) -> bool:
-        return self.first_bad_id is None
+        return self.problem is None
 
 
-def verify(session: Session, *, batch: int = 10_000) -> AuditCheck:
-    """Walk the whole chain; the first entry that does not check out, if any."""
+@dataclasses.dataclass(frozen=True)
+class _Head:
+    entry_id: int
+    mac: str
+
+
+def verify(
+    session: Session, *, checkpoints: Sequence[str] = (), batch: int = 10_000
+) -> AuditCheck:
+    """Walk the whole log; the first entry that does not check out, if any.
+
+    Every row is read, whatever its id. Then each checkpoint (compact JWS), the
+    given ones (kept outside the database) and those stored in the database, must
+    be signed by this log's checkpoint keys, and the log must still hold the
+    entry it names with the MAC it names.
+
+    Parameters
+    ----------
+    session
+        A session on the log's database (opened as a node, or by
+        :mod:`genomenode.network.audit`).
+    checkpoints
+        Checkpoints kept elsewhere, as written by :func:`checkpoint`.
+    batch
+        Rows fetched at a time.
+    """
+    return _verify(session, _log_of(session), checkpoints, batch)[0]
+
+
+def _verify(
+    session: Session, log: _Log, tokens: Sequence[str], batch: int
+) -> tuple[AuditCheck, _Head | None]:
+    named = _named_checkpoints(session, log.checkpoint_keys, tokens)
+    if isinstance(named, AuditCheck):
+        return named, None
+    wanted = {item.entry_id for _, item in named}
+    rows = session.execute(_rows().execution_options(yield_per=batch))
+    try:
+        walked = _walk(rows, log.key, wanted)
+    finally:
+        rows.close()  # a server-side cursor when the walk stops early
+    if isinstance(walked, AuditCheck):
+        return walked, None
+    count, head_mac, macs = walked
+    for label, stated in named:
+        signed = stated.signed_at.isoformat(timespec="seconds")
+        if stated.entry_id not in macs:
+            problem = (
+                f"{label} (signed {signed}) names entry {stated.entry_id}, but the "
+                f"log ends at entry {count}: entries were removed from its end"
+            )
+            return AuditCheck(count, count + 1, problem), None
+        if macs[stated.entry_id] != stated.mac:
+            problem = (
+                f"{label} (signed {signed}) names another entry {stated.entry_id}: "
+                "the log was rewritten up to there (by someone holding its key)"
+            )
+            return AuditCheck(count, stated.entry_id, problem), None
+    head = _Head(count, head_mac) if count else None
+    return AuditCheck(count, num_checkpoints=len(named)), head
+
+
+def _named_checkpoints(
+    session: Session, keys: CheckpointKeys, tokens: Sequence[str]
+) -> list[tuple[str, Checkpoint]] | AuditCheck:
+    """The given and the stored checkpoints, each with a label, once each is
+    believed; or what is wrong with the first that cannot be."""
+    public_keys = keys.public_keys()
+    named = []
+    for number, token in enumerate(tokens, 1):
+        given, problem = keys.read(token, public_keys)
+        if given is None:
+            return AuditCheck(0, None, f"given checkpoint {number} {problem}")
+        named.append((f"given checkpoint {number}", given))
+    stored_rows = session.execute(
+        select(
+            AuditCheckpoint.id,
+            AuditCheckpoint.entry_id,
+            AuditCheckpoint.mac,
+            AuditCheckpoint.token,
+        ).order_by(AuditCheckpoint.id)
+    )
+    for row_id, entry_id, mac, token in stored_rows:
+        stored, problem = keys.read(token, public_keys)
+        if stored is not None and (stored.entry_id, stored.mac) != (entry_id, mac):
+            problem = "does not say what its row says"
+        if stored is None or problem is not None:
+            return AuditCheck(0, None, f"stored checkpoint {row_id} {problem}")
+        named.append((f"stored checkpoint {row_id}", stored))
+    return named
+
+
+def _walk(
+    rows: Result[Any], key: AuditKey, wanted: set[int]
+) -> tuple[int, str, dict[int, str]] | AuditCheck:
+    """Check every row in id order: (entries, last MAC, MACs of ``wanted`` ids),
+    or where the first bad one is."""
     previous_hash, expected_id, count = GENESIS, 1, 0
-    last_id = 0
-    while True:
-        entries = session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.id > last_id)
-            .order_by(AuditEntry.id)
-            .limit(batch)
-        ).all()
-        if not entries:
-            return AuditCheck(count)
-        for entry in entries:
-            if entry.id != expected_id:
-                return AuditCheck(
-                    count, entry.id, f"entry {expected_id} is missing before it"
-                )
-            if entry.previous_hash != previous_hash:
-                return AuditCheck(
-                    count, entry.id, "does not chain to the entry before it"
-                )
-            if entry_hash(_fields(entry)) != entry.hash:
-                return AuditCheck(count, entry.id, "its content was changed")
-            previous_hash, expected_id = entry.hash, entry.id + 1
-            count += 1
-        last_id = entries[-1].id
+    macs: dict[int, str] = {}
+    for row in rows:
+        fields, problem = _read(row)
+        entry_id = fields["id"]
+        if problem is not None:
+            where = entry_id if isinstance(entry_id, int) else None
+            return AuditCheck(count, where, problem)
+        if entry_id != expected_id:
+            problem = (
+                f"entry {expected_id} is missing before it"
+                if entry_id > expected_id
+                else f"it is out of place: ids run 1, 2, 3... and {expected_id} "
+                "was next (a row was inserted)"
+            )
+        elif fields["previous_hash"] != previous_hash:
+            problem = "does not chain to the entry before it"
+        elif entry_id <= key.unkeyed_entries:
+            if entry_hash(fields) != fields["hash"]:
+                problem = "its content was changed"
+            elif entry_id == key.unkeyed_entries and fields["hash"] != key.unkeyed_head:
+                problem = "it is not the last entry written before the log had a key"
+        elif entry_mac(key, fields) != fields["hash"]:
+            problem = "its content was changed (its MAC does not verify with the key)"
+        if problem is not None:
+            return AuditCheck(count, entry_id, problem)
+        if entry_id in wanted:
+            macs[entry_id] = fields["hash"]
+        previous_hash, expected_id = fields["hash"], entry_id + 1
+        count += 1
+    if count < key.unkeyed_entries:
+        problem = (
+            f"the log ends at entry {count}, but its key was made when it held "
+            f"{key.unkeyed_entries}: entries were removed from its end"
+        )
+        return AuditCheck(count, count + 1, problem)
+    return count, previous_hash, macs
+
+
+def checkpoint(engine: Engine) -> Checkpoint:
+    """Verify the log, then sign and store a checkpoint of its head.
+
+    Keep the returned ``token`` outside the node (see docs/audit.md):
+    ``verify(..., checkpoints=[token])`` later detects a log cut short before that
+    entry, or rewritten up to it.
+
+    Raises
+    ------
+    StoreError
+        If the log does not verify (nothing is signed) or is empty.
+    """
+    with Session(engine) as session:
+        log = _log_of(session)
+        check, head = _verify(session, log, (), 10_000)
+    if not check.intact:
+        where = (
+            f" at entry {check.first_bad_id}" if check.first_bad_id is not None else ""
+        )
+        raise StoreError(
+            f"the audit log is not intact{where}: {check.problem}; "
+            "no checkpoint was signed"
+        )
+    if head is None:
+        raise StoreError("the audit log is empty: there is nothing to checkpoint")
+    row = log.sign(head.entry_id, head.mac)
+    # Its own short transaction: the verifying read may have taken long, and the
+    # head it verified is what the checkpoint states, wherever the log is now.
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.add(row)
+    keys = log.checkpoint_keys
+    signed, problem = keys.read(row.token, keys.public_keys())
+    if signed is None:  # pragma: no cover - we just signed it
+        raise StoreError(f"the new checkpoint {problem}")
+    return signed

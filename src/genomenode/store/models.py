@@ -7,7 +7,9 @@ through :func:`published_datasets` or joins on it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import pathlib
 from typing import Any
 
 from sqlalchemy import (
@@ -28,9 +30,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AUDIT_FILES_OPTION",
     "AccessApplication",
     "AccessApplicationEvent",
+    "AuditCheckpoint",
     "AuditEntry",
+    "AuditFiles",
     "Base",
     "Biosample",
     "DacMember",
@@ -177,10 +182,12 @@ class StoredFile(Base):
 
 
 class AuditEntry(Base):
-    """One entry of the hash-chained audit log (see :mod:`genomenode.access.audit`).
+    """One entry of the keyed, chained audit log (see :mod:`genomenode.access.audit`).
 
-    ``at`` is an ISO 8601 string, not a DateTime, so that the hashed text is
-    exactly what the database returns on every backend.
+    ``at`` is an ISO 8601 string, not a DateTime, so that the authenticated text is
+    exactly what the database returns on every backend. ``hash`` holds the entry's
+    HMAC-SHA256 (SHA-256 for entries written before the log had a key), and
+    ``previous_hash`` that of the entry before it.
     """
 
     __tablename__ = "audit_log"
@@ -233,6 +240,59 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the audit log held ``entry_id`` with ``mac``.
+
+    ``token`` is the statement itself (a compact JWS signed with a key kept outside
+    the database); the other columns repeat what it says, for queries. Copies kept
+    outside the database are what detect a shortened or rewritten log.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    entry_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    mac: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    token: Mapped[str] = mapped_column(Text)
+
+
+#: The engine execution option that carries an audit log's :class:`AuditFiles`.
+AUDIT_FILES_OPTION = "genomenode_audit_files"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditFiles:
+    """The part of an audit log that is not in its database: where its keys live.
+
+    Whoever opens the database says where (a node: ``NODE_DIR/keys``), by setting
+    ``engine.update_execution_options(**{AUDIT_FILES_OPTION: files})``;
+    :mod:`genomenode.access.audit` refuses to write or verify a log without it.
+
+    Attributes
+    ----------
+    key_file
+        The HMAC key of the entry chain (created 0600 on first use).
+    checkpoint_keys
+        Directory of the ES256 keys that sign checkpoints (created 0700).
+    log_id
+        Who keeps the log (a node id, a network id): the ``iss`` of checkpoints.
+    checkpoint_every_entries
+        Sign a checkpoint when an append passes a multiple of this id (0: never).
+    checkpoint_every_seconds
+        ... or when this long has passed since this process last signed one (0:
+        never).
+    """
+
+    key_file: pathlib.Path
+    checkpoint_keys: pathlib.Path
+    log_id: str
+    checkpoint_every_entries: int = 1000
+    checkpoint_every_seconds: float = 600.0
 
 
 class DacMember(Base):
