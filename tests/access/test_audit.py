@@ -731,3 +731,37 @@ def test_cli_reports_a_garbled_checkpoint_file_as_a_failed_check(node, tmp_path)
         ["audit", "checkpoint", "--node", str(node.config.node_dir), "--out", str(out)],
     )
     assert made.exit_code == 1 and "Traceback" not in made.output
+
+
+def test_values_longer_than_their_columns_never_block_the_writer(node):
+    # A request path of any length becomes an action: on PostgreSQL a value over
+    # its column would fail the batch for ever, and with it every later entry.
+    writer = AuditWriter(node.engine)
+    writer.record(
+        actor="anonymous",
+        action="GET /api/individuals/" + "x" * 5000,
+        outcome="deny" * 20,
+        reason="r",
+        dataset_id="d" * 500,
+    )
+    writer.record(actor="a", action="after", outcome="allow", reason="r")
+    writer.flush(timeout=10)
+    writer.close()
+    with node.session() as session:
+        actions = [entry.action for entry in session.scalars(select(AuditEntry))]
+    assert actions[-1] == "after"
+    assert actions[-2] == ("GET /api/individuals/" + "x" * 5000)[:64]
+    assert _check(node).intact
+
+
+def test_details_that_are_not_json_are_refused_at_once(node):
+    writer = AuditWriter(node.engine)
+    with pytest.raises(ValueError, match="JSON"):
+        writer.record(
+            actor="a", action="x", outcome="o", reason="r", details={"v": {1, 2}}
+        )
+    with pytest.raises(ValueError, match="JSON"):
+        writer.record(
+            actor="a", action="x", outcome="o", reason="r", details={"v": float("nan")}
+        )
+    writer.close()

@@ -260,6 +260,26 @@ class _Pending:
     details: dict[str, Any]
     at: dt.datetime
 
+    def __post_init__(self) -> None:
+        # Callers put request paths and ids here: an over-long value would make
+        # PostgreSQL refuse the whole batch for ever (the writer never drops
+        # entries), so values are cut to their columns, and details that cannot
+        # be stored as JSON are refused now, not in the writer thread.
+        object.__setattr__(self, "action", self.action[:_ACTION_LENGTH])
+        object.__setattr__(self, "outcome", self.outcome[:_OUTCOME_LENGTH])
+        if self.dataset_id is not None:
+            object.__setattr__(self, "dataset_id", self.dataset_id[:_DATASET_LENGTH])
+        try:
+            json.dumps(self.details, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"details cannot be stored as JSON: {error}") from None
+
+
+#: Lengths of the audit_log columns (store/models.py AuditEntry).
+_ACTION_LENGTH = 64
+_OUTCOME_LENGTH = 32
+_DATASET_LENGTH = 64
+
 
 def add_entry(
     session: Session,
