@@ -6,16 +6,18 @@ identity provider), with longer genomes (``--length``, default 20 Mb) so that a
 per-person query is really slow; cohorts and nodes are cached in bench/cache/.
 Each node is a real ``genomenode serve`` process and the network a real
 ``genomenode network serve`` process, on loopback, as the demo starts them. The
-demo's researcher applies for the PT dataset and the DAC approves, as in the demo;
-every request carries that researcher's passport.
+demo's researcher applies for the PT dataset and the DAC approves, as in the demo.
 
 - *fast*: the demo's count query, ``GET /api/g_variants?referenceName=1&start=0&
-  end=100000&requestedGranularity=count`` (a binary search and cached numbers);
+  end=100000&requestedGranularity=count`` (a binary search and cached numbers),
+  anonymous: the PUBLIC FI node answers it (with a boolean, all anonymous callers
+  get), the others have nothing to show and say so. With ``--fast-passport`` it
+  carries the researcher's passport, and every node answers with a count;
 - *slow*: the variants one person carries, ``GET /api/individuals/{id}/g_variants?
-  requestedGranularity=record``, cycling through PT's individuals: a scan of that
-  person's whole ``call_genotype`` column, the slowest query a caller with records
-  can ask. Only PT answers it (it names one person: the other nodes give this
-  caller less than records and leave it out).
+  requestedGranularity=record`` with the researcher's passport, cycling through
+  PT's individuals: a scan of that person's whole ``call_genotype`` column, the
+  slowest query a caller with records can ask. Only PT answers it (it names one
+  person: the other nodes give this caller less than records and leave it out).
 
 Method. wrk's latency statistics do not say which request a latency belongs to,
 and leave out the requests still unanswered when a run stops (those a slow query
@@ -43,6 +45,7 @@ Every process started is continued (SIGCONT) and stopped at the end, also on
 Ctrl-C, SIGTERM or an error.
 
 Usage: python bench/hardening.py [--seconds 30] [--connections 50] [--quick]
+                                 [--fast-passport] [--length 20000000]
 """
 
 from __future__ import annotations
@@ -219,14 +222,18 @@ def _stopped_at_exit(
 def _load(
     name: str,
     base_url: str,
-    token: str,
     *,
+    fast_token: str,
     connections: int,
     seconds: float,
     slow_paths: Sequence[str] = (),
+    slow_token: str = "",
     slow_rate: float = 0.0,
 ) -> Run:
-    """Fast requests for ``seconds``; with ``slow_paths``, slow ones beside them."""
+    """Fast requests for ``seconds``; with ``slow_paths``, slow ones beside them.
+
+    A token is a passport sent with the requests ("": anonymous).
+    """
     with _stopped_at_exit([]) as started:
         if slow_paths:
             slow_connections = max(1, connections // SLOW_SHARE)
@@ -234,7 +241,7 @@ def _load(
                 _start_wrk(
                     base_url,
                     slow_paths,
-                    token,
+                    slow_token,
                     connections=slow_connections,
                     seconds=seconds,
                     delay_ms=1000 * slow_connections / max(slow_rate, 0.1),
@@ -242,7 +249,11 @@ def _load(
             )
         started.append(
             _start_wrk(
-                base_url, [FAST_PATH], token, connections=connections, seconds=seconds
+                base_url,
+                [FAST_PATH],
+                fast_token,
+                connections=connections,
+                seconds=seconds,
             )
         )
         results = [_result(process) for process in started]
@@ -251,12 +262,14 @@ def _load(
     return run
 
 
-def _sequential_ms(client: httpx2.Client, url: str, number: int) -> float:
+def _sequential_ms(
+    client: httpx2.Client, url: str, number: int, headers: dict[str, str]
+) -> float:
     """Median latency of ``number`` requests one after the other."""
     seconds = []
     for _ in range(number):
         started = time.perf_counter()
-        response = client.get(url)
+        response = client.get(url, headers=headers)
         seconds.append(time.perf_counter() - started)
         response.raise_for_status()
     return statistics.median(seconds) * 1000
@@ -270,7 +283,7 @@ def _settle(url: str, token: str, quiet_ms: float, *, limit: float = 30.0) -> No
     """
     deadline = time.monotonic() + limit
     in_a_row = 0
-    with httpx2.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx2.Client(headers=_authorization(token)) as client:
         while in_a_row < 3 and time.monotonic() < deadline:
             started = time.perf_counter()
             client.get(url, timeout=limit).raise_for_status()
@@ -279,27 +292,46 @@ def _settle(url: str, token: str, quiet_ms: float, *, limit: float = 30.0) -> No
             time.sleep(0.2)
 
 
-def _individuals(client: httpx2.Client, node: DemoNode) -> list[str]:
+def _authorization(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _individuals(
+    client: httpx2.Client, node: DemoNode, headers: dict[str, str]
+) -> list[str]:
     """The ids of every individual of the node's dataset (records, granted)."""
     response = client.get(
         f"{node.url}/api/individuals",
         params={"requestedGranularity": "record", "limit": 0},
+        headers=headers,
     )
     response.raise_for_status()
     sets = response.json()["response"]["resultSets"]
     return [record["id"] for entry in sets for record in entry.get("results", [])]
 
 
-def _check(client: httpx2.Client, network: str, node: DemoNode, person: str) -> None:
+def _check(
+    client: httpx2.Client,
+    network: str,
+    node: DemoNode,
+    person: str,
+    fast_headers: dict[str, str],
+    slow_headers: dict[str, str],
+) -> None:
     """Both queries answer as the benchmark assumes, before it measures them."""
-    fast = client.get(f"{network}{FAST_PATH}").json()
+    fast = client.get(f"{network}{FAST_PATH}", headers=fast_headers).json()
     statuses = {item["id"]: item["status"] for item in fast["info"]["nodes"]}
-    if set(statuses.values()) != {"ok"} or fast["meta"]["returnedGranularity"] != (
-        "count"
+    # Anonymous callers get booleans from the PUBLIC node, nothing from the others.
+    expected = "count" if fast_headers else "boolean"
+    if (
+        set(statuses.values()) != {"ok"}
+        or fast["meta"]["returnedGranularity"] != expected
     ):
         raise RuntimeError(f"the network's count query is not answered: {statuses}")
     for base in (node.url, network):
-        slow = client.get(f"{base}{SLOW_PATH.format(person)}").json()
+        slow = client.get(
+            f"{base}{SLOW_PATH.format(person)}", headers=slow_headers
+        ).json()
         sets = slow["response"]["resultSets"]
         if not any(
             entry["id"] == node.dataset_id and entry["results"] for entry in sets
@@ -316,24 +348,32 @@ def _measure(
     connections: int,
     seconds: float,
     timeout_seconds: float,
+    fast_passport: bool,
 ) -> tuple[list[Run], dict[str, float]]:
     controlled = next(node for node in nodes if node.security_level == "CONTROLLED")
     stopped_node = next(node for node in nodes if node.security_level == "REGISTERED")
-    header = _token(broker, DEMO_RESEARCHER)
-    token = header["Authorization"].removeprefix("Bearer ")
-    with httpx2.Client(headers=header, timeout=120) as client:
-        people = _individuals(client, controlled)
-        _check(client, network, controlled, people[0])
+    slow_token = _token(broker, DEMO_RESEARCHER)["Authorization"].removeprefix(
+        "Bearer "
+    )
+    fast_token = slow_token if fast_passport else ""
+    fast_headers = _authorization(fast_token)
+    slow_headers = _authorization(slow_token)
+    # Headers per request: a client's default headers would be merged into them.
+    with httpx2.Client(timeout=120) as client:
+        people = _individuals(client, controlled, slow_headers)
+        _check(client, network, controlled, people[0], fast_headers, slow_headers)
         slow_paths = [SLOW_PATH.format(person) for person in people]
         facts = {
             "individuals": float(len(people)),
             "slow alone, node": _sequential_ms(
-                client, f"{controlled.url}{slow_paths[1]}", 5
+                client, f"{controlled.url}{slow_paths[1]}", 5, slow_headers
             ),
             "fast alone, node": _sequential_ms(
-                client, f"{controlled.url}{FAST_PATH}", 50
+                client, f"{controlled.url}{FAST_PATH}", 50, fast_headers
             ),
-            "fast alone, network": _sequential_ms(client, f"{network}{FAST_PATH}", 50),
+            "fast alone, network": _sequential_ms(
+                client, f"{network}{FAST_PATH}", 50, fast_headers
+            ),
         }
     runs: list[Run] = []
     for name, base_url, quiet_ms in (
@@ -343,14 +383,14 @@ def _measure(
         _load(
             f"{name}, warm-up",
             base_url,
-            token,
+            fast_token=fast_token,
             connections=connections,
             seconds=WARM_UP_SECONDS,
         )
         alone = _load(
             f"{name}, fast only",
             base_url,
-            token,
+            fast_token=fast_token,
             connections=connections,
             seconds=seconds,
         )
@@ -358,14 +398,15 @@ def _measure(
         mixed = _load(
             f"{name}, fast + slow",
             base_url,
-            token,
+            fast_token=fast_token,
             connections=connections,
             seconds=seconds,
             slow_paths=slow_paths,
+            slow_token=slow_token,
             slow_rate=alone.fast.per_second / (SLOW_SHARE - 1),
         )
         runs.append(mixed)
-        _settle(f"{base_url}{FAST_PATH}", token, quiet_ms)
+        _settle(f"{base_url}{FAST_PATH}", fast_token, quiet_ms)
     group = processes[nodes.index(stopped_node)].pid
     name = f"network, {stopped_node.node_id} SIGSTOPped"
     os.killpg(group, signal.SIGSTOP)
@@ -373,7 +414,7 @@ def _measure(
         _load(
             f"{name}, warm-up",
             network,
-            token,
+            fast_token=fast_token,
             connections=connections,
             seconds=timeout_seconds + 5,
         )
@@ -381,7 +422,7 @@ def _measure(
             _load(
                 f"{name}, fast only",
                 network,
-                token,
+                fast_token=fast_token,
                 connections=connections,
                 seconds=seconds,
             )
@@ -482,6 +523,11 @@ def main() -> None:
         "--length", type=int, default=20_000_000, help="Bases per simulated genome."
     )
     parser.add_argument("--scale", type=float, default=1.0, help="Cohort size factor.")
+    parser.add_argument(
+        "--fast-passport",
+        action="store_true",
+        help="Send the researcher's passport with the fast queries too.",
+    )
     arguments = parser.parse_args()
     seconds = 5.0 if arguments.quick else arguments.seconds
     if not pathlib.Path(WRK).exists():
@@ -559,6 +605,7 @@ def main() -> None:
                 connections=arguments.connections,
                 seconds=seconds,
                 timeout_seconds=timeout_seconds,
+                fast_passport=arguments.fast_passport,
             )
         finally:
             for process in processes:
@@ -568,8 +615,10 @@ def main() -> None:
         f"{_processor()}, {os.cpu_count()} cores, load average "
         f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
         f"cohorts FI/IT/PT {', '.join(str(node.samples) for node in nodes)} samples × "
-        f"{arguments.length:,} bp; wrk -t1, {arguments.connections} fast connections "
-        f"(+ {max(1, arguments.connections // SLOW_SHARE)} slow), {seconds:g} s per run"
+        f"{arguments.length:,} bp; wrk, one thread per connection: "
+        f"{arguments.connections} fast (+ {max(1, arguments.connections // SLOW_SHARE)}"
+        f" slow), {seconds:g} s per run; fast queries "
+        f"{'with the passport' if arguments.fast_passport else 'anonymous'}"
     )
     _report(runs, facts)
 
