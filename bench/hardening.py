@@ -455,25 +455,23 @@ def _ms(load: Load, value: float, digits: int = 1) -> str:
 
 def _report(runs: Sequence[Run], facts: dict[str, float]) -> None:
     print(
-        "\n| run | fast p50 ms | fast p99 ms | fast req/s | fast errors "
-        "| fast unanswered at the end | slow answered (share) | slow p50 ms "
-        "| slow req/s |"
+        "\n| run | fast p50 ms | fast p99 ms | fast req/s | fast unanswered at the end "
+        "| slow answered (share) | slow p50 ms | slow req/s | errors fast / slow |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         fast, slow = run.fast, run.slow
         if slow is None:
-            slow_cells = "— | — | —"
+            slow_cells = f"— | — | — | {fast.errors} / —"
         else:
             share = slow.requests / max(1, slow.requests + fast.requests)
             slow_cells = (
                 f"{slow.requests:,} ({share:.1%}) | {_ms(slow, slow.p50_ms, 0)} "
-                f"| {slow.per_second:.1f}"
+                f"| {slow.per_second:.1f} | {fast.errors} / {slow.errors}"
             )
         print(
             f"| {run.name} | {_ms(fast, fast.p50_ms)} | {_ms(fast, fast.p99_ms)} "
-            f"| {fast.per_second:.1f} | {fast.errors} | {fast.unanswered} "
-            f"| {slow_cells} |"
+            f"| {fast.per_second:.1f} | {fast.unanswered} | {slow_cells} |"
         )
     node_alone, node_mixed, network_alone, network_mixed, stopped = runs
     print("\n| ratio | value | target |")
