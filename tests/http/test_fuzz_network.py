@@ -18,6 +18,7 @@ from .conftest import (
     CONTROLLED,
     PUBLIC,
     assert_answer,
+    assert_openapi_complete,
     draw_request,
     fuzz_openapi,
     routes,
@@ -30,6 +31,10 @@ pytestmark = pytest.mark.fuzz
 @pytest.fixture(scope="module")
 def network_schema(network_app, network_client):
     return schemathesis.openapi.from_asgi("/api/openapi.json", network_app)
+
+
+def test_openapi_lists_every_route(network_app, network_client):
+    assert_openapi_complete(network_app, network_client)
 
 
 def test_openapi_operations(network_schema):
