@@ -249,14 +249,39 @@ def assert_error_document(
     return document
 
 
+def gist(body: bytes) -> str:
+    """What an answer says, in a line: its error message (and, from the network,
+    why each node's answer was not used), else the start of the body."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return repr(body[:160])
+    if not isinstance(document, dict):
+        return repr(body[:160])
+    said = []
+    for found in (document.get("error"), document.get("htsget"), document):
+        if isinstance(found, dict):
+            for key in ("errorMessage", "message", "msg", "detail"):
+                if key in found:
+                    said.append(str(found[key])[:200])
+                    break
+        if said:
+            break
+    info = document.get("info")
+    for node in info.get("nodes", []) if isinstance(info, dict) else []:
+        if isinstance(node, dict) and node.get("reason"):
+            said.append(f"node {node.get('id')}: {str(node['reason'])[:200]}")
+    return "; ".join(said) if said else repr(body[:160])
+
+
 def assert_answer(response: httpx2.Response, *, refused: bool = False) -> None:
     """No 5xx; an error comes in its API's error document; ``refused``: a 4xx."""
     path = response.request.url.path
     status = response.status_code
     what = f"{response.request.method} {str(response.request.url)[:300]}"
-    assert status < 500, f"{what} -> {status}: {response.text[:500]}"
+    assert status < 500, f"{what} -> {status}: {gist(response.content)}"
     if refused:
-        assert status in REFUSALS, f"{what} -> {status}: {response.text[:500]}"
+        assert status in REFUSALS, f"{what} -> {status}: {gist(response.content)}"
     if status >= 400:
         assert_error_document(path, status, response.headers, response.content)
 
@@ -368,7 +393,7 @@ def fuzz_openapi(schema: Any, *, examples: int) -> list[str]:
                 response = case.call()
                 path = case.formatted_path
                 assert response.status_code < 500, (
-                    f"{response.status_code}: {response.text[:200]}\n"
+                    f"{response.status_code}: {gist(response.content)}\n"
                     f"    {case.as_curl_command()}"
                 )
                 if response.status_code >= 400:
@@ -490,7 +515,7 @@ def assert_raw_answer(answer: RawAnswer, *, refused: bool = False) -> None:
     """:func:`assert_answer` for :func:`call_asgi`, and nothing escaped the app."""
     assert answer.error is None, f"{answer.path}: the app raised {answer.error!r}"
     assert answer.status, f"{answer.path}: no response"
-    assert answer.status < 500, f"{answer.path} -> {answer.status}: {answer.body!r}"
+    assert answer.status < 500, f"{answer.path} -> {answer.status}: {gist(answer.body)}"
     if refused:
         assert answer.status in REFUSALS, f"{answer.path} -> {answer.status}"
     if answer.status >= 400:

@@ -23,6 +23,7 @@ from .conftest import (
     assert_error_document,
     assert_raw_answer,
     call_asgi,
+    gist,
     routes,
 )
 from .routes import BodyRoute, body_routes
@@ -130,31 +131,12 @@ def _send(app, route: BodyRoute, hostile: Hostile) -> RawAnswer:
     return call_asgi(app, route.method, route.path, chunks=chunks, headers=headers)
 
 
-def _said(answer: RawAnswer) -> str:
-    """The gist of an answer: its error message, else the start of the body."""
-    try:
-        document = json.loads(answer.body)
-    except ValueError:
-        return repr(answer.body[:80])
-    if isinstance(document, dict):
-        for found in (
-            document.get("error"),
-            document.get("htsget"),
-            document,
-        ):
-            if isinstance(found, dict):
-                for key in ("errorMessage", "message", "msg", "detail"):
-                    if key in found:
-                        return repr(str(found[key])[:100])
-    return repr(answer.body[:80])
-
-
 def _problem(route: BodyRoute, answer: RawAnswer, hostile: Hostile) -> str | None:
     """What is wrong with the answer to a hostile body, if anything."""
     if answer.error is not None:
         return f"raised {answer.error!r}"[:200]
     if not answer.status or answer.status >= 500:
-        return f"{answer.status}: {_said(answer)}"
+        return f"{answer.status}: {gist(answer.body)}"
     if hostile.refused and route.reads_body and answer.status not in REFUSALS:
         return f"{answer.status}, not a 4xx"
     if answer.status >= 400:
