@@ -24,7 +24,10 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     │                               application or grant, or lost a race (409)
     ├── PayloadTooLargeError        a request for more data than one answer may hold
     │                               (413)
-    └── NotFoundError               a named dataset or node does not exist (404)
+    ├── NotFoundError               a named dataset or node does not exist (404)
+    ├── TooManyRequests             the caller must wait before asking this again (429)
+    └── ClientDisconnected          the caller went away before the answer; its
+                                    work was cancelled (499, never delivered)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
 message always names them; the CLI prints ``str(error)`` and exits non-zero, and the
@@ -41,6 +44,7 @@ __all__ = [
     "BeaconRequestError",
     "BeaconSchemaError",
     "BeaconValidationError",
+    "ClientDisconnected",
     "ClinicalDataError",
     "ConfigError",
     "ConflictError",
@@ -56,6 +60,7 @@ __all__ = [
     "SchemaViolation",
     "StoreError",
     "TokenError",
+    "TooManyRequests",
     "UnsupportedFormatError",
     "VcfError",
 ]
@@ -222,6 +227,22 @@ class NotFoundError(GenomenodeError):
     """A named dataset, file or node does not exist."""
 
     status = 404
+
+
+class TooManyRequests(GenomenodeError):
+    """The caller asked for this too often; the message says when to retry."""
+
+    status = 429
+
+
+class ClientDisconnected(GenomenodeError):
+    """The client disconnected before its answer; the work for it was cancelled.
+
+    The status is nginx's 499 ("client closed request"): the response is never
+    delivered, so it only names the outcome for logs.
+    """
+
+    status = 499
 
 
 class BeaconSchemaError(GenomenodeError):
