@@ -148,6 +148,9 @@ def network(tmp_path_factory):
             "network_id": "test-net",
             "public_url": network_url,
             "timeout_seconds": TIMEOUT_SECONDS,
+            # The slow node must time out in every test here, not go unavailable;
+            # the breaker has its own network below.
+            "circuit_breaker": {"failure_threshold": 0},
             "nodes": [
                 {
                     "id": node_id,

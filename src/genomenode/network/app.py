@@ -9,6 +9,15 @@ network itself. ``GET /network/status`` reports when each node last answered, an
 ``/catalogue`` serves the nodes' DCAT catalogues, harvested every five minutes
 (:mod:`genomenode.catalogue.harvest`).
 
+Everything the caller controls is checked before any node is asked (a 400, or
+413 for a body over ``max_body_bytes``): entry ids in the path, the query string,
+the body, the ``Authorization`` header. The path asked of the nodes is built from
+the route, never copied from the URL. A node whose circuit breaker is open is not
+asked (:mod:`~genomenode.network.breaker`), and when the caller disconnects the
+fan-out is cancelled (:func:`~genomenode.network.disconnect.cancel_on_disconnect`).
+Each forwarded query is answered through one function, ``_forwarded``, which
+records it in ``app.state.audit`` when the app has an audit writer.
+
 Errors raised by routes become Beacon error documents in the node's one error
 handler (:mod:`genomenode.http_errors`), which reads the identity of the Beacon
 answering from ``app.state.beacon``.
@@ -23,10 +32,13 @@ import datetime as dt
 import json
 import os
 import pathlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx2
+import jwt
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -41,27 +53,65 @@ from genomenode.catalogue.harvest import (
     Harvester,
     catalogue_network_router,
 )
-from genomenode.errors import BeaconRequestError, ConfigError
+from genomenode.config import Secret
+from genomenode.errors import (
+    BeaconRequestError,
+    ClientDisconnected,
+    ConfigError,
+    PayloadTooLargeError,
+)
 from genomenode.http_errors import install_error_handlers
 
 from ..access.network_trust import NetworkSigner
 from . import merge
+from .breaker import Breakers
+from .disconnect import cancel_on_disconnect
 from .fanout import NodeAnswer, fan_out, probe_nodes
-from .registry import Registry, load_registry
+from .registry import MIN_OPERATOR_TOKEN_LENGTH, Registry, load_registry
 
 __all__ = [
+    "MAX_AUTHORIZATION_BYTES",
+    "MAX_ENTRY_ID_LENGTH",
     "NETWORK_ENVIRONMENT_VARIABLE",
+    "OPERATOR_TOKEN_ENVIRONMENT_VARIABLE",
+    "NetworkAudit",
     "app_from_environment",
     "create_network_app",
     "network_status",
     "new_client",
+    "operator_token_from_environment",
 ]
 
 #: Names the NETWORK.yaml that ``genomenode network serve`` hands its workers.
 NETWORK_ENVIRONMENT_VARIABLE = "GENOMENODE_NETWORK"
+#: The operator token for on-demand harvests; wins over NETWORK.yaml's.
+OPERATOR_TOKEN_ENVIRONMENT_VARIABLE = "GENOMENODE_NETWORK_OPERATOR_TOKEN"
+#: The longest entry id in a path the network forwards.
+MAX_ENTRY_ID_LENGTH = 256
+#: The longest ``Authorization`` header (a passport with its visas) forwarded.
+MAX_AUTHORIZATION_BYTES = 64 * 1024
 _JSON = "application/json"
+# Unreserved URI characters and a few more that ids use; never "/" or "%".
+_ENTRY_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~:@+=-]*")
+# Printable ASCII without space and "#": what a query string may hold unencoded.
+_QUERY = re.compile(rb"[\x21-\x22\x24-\x7e]*")
+_HEADER_VALUE = re.compile(rb"[\x20-\x7e]*")
 #: How often the network re-harvests the nodes' DCAT catalogues.
 CATALOGUE_HARVEST_INTERVAL_SECONDS = 300.0
+
+
+class NetworkAudit(Protocol):
+    """What the network needs of an audit writer (``AuditWriter.record``)."""
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        outcome: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +141,89 @@ def _json(document: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status, media_type=_JSON)
 
 
-async def _parsed(request: Request) -> tuple[BeaconRequest, bytes | None]:
+# -- what the caller controls, checked before any node is asked ---------------
+
+
+def _entry_id(request: Request) -> str:
+    """The path's entry id, if it is one a node could have (else a 400)."""
+    value: str = request.path_params["entry_id"]
+    # The path is percent-decoded by now: "%2e%2e" is "..", "%2F" is "/".
+    if len(value) > MAX_ENTRY_ID_LENGTH:
+        raise BeaconRequestError(
+            f"is {len(value)} characters long; at most {MAX_ENTRY_ID_LENGTH}",
+            field="entry id",
+        )
+    if not _ENTRY_ID.fullmatch(value) or value in (".", ".."):
+        raise BeaconRequestError(
+            f"{value[:64]!r} is not an entry id: letters, digits and . _ ~ : @ + = - "
+            "only, starting with a letter, digit or _",
+            field="entry id",
+        )
+    return value
+
+
+def _query(request: Request) -> str:
+    """The query string to forward as sent: bounded, printable ASCII."""
+    raw: bytes = request.scope.get("query_string", b"")
+    registry: Registry = request.app.state.registry
+    if len(raw) > registry.max_query_bytes:
+        raise BeaconRequestError(
+            f"is {len(raw)} bytes long; this network takes at most "
+            f"{registry.max_query_bytes}",
+            field="query string",
+        )
+    if not _QUERY.fullmatch(raw):
+        raise BeaconRequestError(
+            "has characters that must be percent-encoded (spaces, controls, non-ASCII)",
+            field="query string",
+        )
+    return raw.decode("ascii")
+
+
+def _check_authorization(request: Request) -> None:
+    """The passport is forwarded as is: it must be one a node can be sent."""
+    for name, value in request.headers.raw:
+        if name.lower() != b"authorization":
+            continue
+        # Never repeat the value: it is a credential.
+        if len(value) > MAX_AUTHORIZATION_BYTES:
+            raise BeaconRequestError(
+                f"is {len(value)} bytes long; at most {MAX_AUTHORIZATION_BYTES}",
+                field="Authorization",
+            )
+        if not _HEADER_VALUE.fullmatch(value):
+            raise BeaconRequestError("must be printable ASCII", field="Authorization")
+
+
+async def _body(request: Request) -> bytes:
+    """The POST body, read up to the network's limit (413 beyond)."""
+    limit: int = request.app.state.registry.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"request body of {declared} bytes; this network takes at most {limit}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"request body larger than {limit} bytes, the most this network takes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parsed(request: Request) -> tuple[BeaconRequest, bytes | None, str]:
+    """The request as the network understands it (or a 400), the body and the
+    query string to forward."""
+    query = _query(request)
+    _check_authorization(request)
     if request.method == "POST":
-        raw = await request.body()
+        raw = await _body(request)
         if not raw.strip():
-            return parse_post({}), raw
+            return parse_post({}), raw, query
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -103,29 +231,45 @@ async def _parsed(request: Request) -> tuple[BeaconRequest, bytes | None]:
                 f"request body is not JSON: {error.msg} at line {error.lineno}",
                 field="body",
             ) from None
-        return parse_post(body), raw
+        except (RecursionError, UnicodeDecodeError):
+            raise BeaconRequestError(
+                "request body is not JSON this network reads (nested too deeply, "
+                "or not UTF-8)",
+                field="body",
+            ) from None
+        return parse_post(body), raw, query
     params: dict[str, str | list[str]] = {}
     for key in request.query_params:
         values = request.query_params.getlist(key)
         params[key] = values if len(values) > 1 else values[0]
-    return parse_get(params), None
+    return parse_get(params), None, query
+
+
+# -- asking the nodes ---------------------------------------------------------
 
 
 async def _ask_nodes(
-    request: Request, path: str, body: bytes | None = None
+    request: Request, path: str, body: bytes | None = None, query: str = ""
 ) -> list[NodeAnswer]:
     registry: Registry = request.app.state.registry
-    answers = await fan_out(
+    asking = fan_out(
         registry.nodes,
         request.method,
         path,
-        params=list(request.query_params.multi_items()) or None,
+        query=query,
         body=body,
         headers=request.headers,
         timeout_seconds=registry.timeout_seconds,
         client=request.app.state.client,
         signer=request.app.state.signer,
+        breakers=request.app.state.breakers,
     )
+    try:
+        # Starlette would let the fan-out run on for a caller who has gone.
+        answers = await cancel_on_disconnect(request, asking)
+    except ClientDisconnected:
+        _audit(request, path, [], outcome="cancelled", reason="the caller went away")
+        raise
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     last_seen: dict[str, str] = request.app.state.last_seen
     for answer in answers:
@@ -135,28 +279,114 @@ async def _ask_nodes(
     return answers
 
 
-def _path_of(request: Request) -> str:
-    return request.url.path.removeprefix("/api").strip("/")
+def _actor(request: Request) -> str:
+    """Who the passport says the caller is (``sub``), or ``anonymous``.
+
+    Read without verifying: the network holds no trust in brokers; each node
+    verifies the passport itself, and its audit log names the verified caller.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "anonymous"
+    try:
+        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return "unknown"
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) and subject else "unknown"
 
 
-def _entry_handler(endpoint: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+def _audit(
+    request: Request,
+    path: str,
+    answers: Sequence[NodeAnswer],
+    *,
+    outcome: str,
+    reason: str,
+) -> None:
+    """One entry in the network's audit log (``app.state.audit``, if set)."""
+    audit = getattr(request.app.state, "audit", None)
+    if audit is None:
+        return
+    audit.record(
+        actor=_actor(request),
+        action=f"{request.method} /api/{path}".rstrip("/"),
+        outcome=outcome,
+        reason=reason,
+        details={
+            "nodes": {answer.node.id: answer.status for answer in answers},
+            "actor_verified": False,
+        },
+    )
+
+
+def _forwarded(
+    request: Request,
+    path: str,
+    answers: Sequence[NodeAnswer],
+    status: int,
+    document: dict[str, Any],
+) -> JSONResponse:
+    """The answer to a forwarded query: audited here, once, then sent."""
+    answered = sum(answer.status == "ok" for answer in answers)
+    if status < 400:
+        outcome = "ok"
+    elif status < 500:
+        outcome = "refused"
+    else:
+        outcome = "error"
+    _audit(
+        request,
+        path,
+        answers,
+        outcome=outcome,
+        reason=f"HTTP {status}; {answered} of {len(answers)} nodes answered",
+    )
+    return _json(document, status)
+
+
+def _forwarded_path(
+    request: Request, entry: str | None, with_id: bool, tail: str | None
+) -> str:
+    """The path asked of the nodes, from the route's parts (never the raw URL)."""
+    parts = [entry] if entry else []
+    if with_id:
+        parts.append(quote(_entry_id(request), safe=""))
+    if tail:
+        parts.append(tail)
+    return "/".join(parts)
+
+
+def _entry_handler(
+    entry: str, with_id: bool, nested: str | None
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    endpoint = nested or entry  # a nested path asks for the nested entry type
+
     async def handler(request: Request) -> JSONResponse:
         registry: Registry = request.app.state.registry
-        beacon_request, body = await _parsed(request)
+        path = _forwarded_path(request, entry, with_id, nested)
+        beacon_request, body, query = await _parsed(request)
         summary = received_request_summary(beacon_request, framework.API_VERSION)
-        answers = await _ask_nodes(request, _path_of(request), body)
+        answers = await _ask_nodes(request, path, body, query)
         status, document = merge.merge_results(
             registry, answers, endpoint=endpoint, summary=summary
         )
-        return _json(document, status)
+        return _forwarded(request, path, answers, status, document)
 
     return handler
 
 
-async def _filtering_terms(request: Request) -> JSONResponse:
-    _, body = await _parsed(request)  # refuses unknown parameters here
-    answers = await _ask_nodes(request, _path_of(request), body)
-    return _json(merge.merge_filtering_terms(request.app.state.registry, answers))
+def _filtering_terms_handler(
+    entry: str | None, with_id: bool
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def handler(request: Request) -> JSONResponse:
+        path = _forwarded_path(request, entry, with_id, "filtering_terms")
+        _, body, query = await _parsed(request)  # refuses unknown parameters here
+        answers = await _ask_nodes(request, path, body, query)
+        document = merge.merge_filtering_terms(request.app.state.registry, answers)
+        return _forwarded(request, path, answers, 200, document)
+
+    return handler
 
 
 def network_beacon_router() -> APIRouter:
@@ -164,16 +394,20 @@ def network_beacon_router() -> APIRouter:
     router = APIRouter()
 
     async def info(request: Request) -> JSONResponse:
+        _check_authorization(request)
         answers = await _ask_nodes(request, "info")
-        return _json(merge.merge_info(request.app.state.registry, answers))
+        document = merge.merge_info(request.app.state.registry, answers)
+        return _forwarded(request, "info", answers, 200, document)
 
     async def service_info(request: Request) -> JSONResponse:
         identity = request.app.state.beacon.identity
         return _json(framework.service_info_response(identity))
 
     async def configuration(request: Request) -> JSONResponse:
+        _check_authorization(request)
         answers = await _ask_nodes(request, "configuration")
-        return _json(merge.merge_configuration(request.app.state.registry, answers))
+        document = merge.merge_configuration(request.app.state.registry, answers)
+        return _forwarded(request, "configuration", answers, 200, document)
 
     async def beacon_map(request: Request) -> JSONResponse:
         return _json(framework.map_response(request.app.state.beacon.identity))
@@ -188,9 +422,8 @@ def network_beacon_router() -> APIRouter:
         configuration=configuration,
         beacon_map=beacon_map,
         entry_types=entry_types,
-        # A nested path asks for the nested entry type, merged as such.
-        entry_handler=lambda entry, _with_id, nested: _entry_handler(nested or entry),
-        filtering_terms_handler=lambda _entry, _with_id: _filtering_terms,
+        entry_handler=_entry_handler,
+        filtering_terms_handler=_filtering_terms_handler,
         who="Network",
         scope=", on every node",
     )
@@ -198,12 +431,14 @@ def network_beacon_router() -> APIRouter:
 
 
 def network_status_router() -> APIRouter:
-    """``GET /network/status``: each node and when it last answered this network."""
+    """``GET /network/status``: each node, when it last answered this network and
+    the state of its circuit breaker (in this process)."""
     router = APIRouter()
 
     async def status(request: Request) -> JSONResponse:
         registry: Registry = request.app.state.registry
         last_seen: dict[str, str] = request.app.state.last_seen
+        breakers: Breakers = request.app.state.breakers
         return _json(
             {
                 "networkId": registry.network_id,
@@ -213,6 +448,7 @@ def network_status_router() -> APIRouter:
                         "country": node.country,
                         "url": node.url,
                         "lastSeen": last_seen.get(node.id),
+                        "circuit": breakers.state(node.id),
                     }
                     for node in registry.nodes
                 ],
@@ -228,6 +464,9 @@ def create_network_app(
     *,
     client: httpx2.AsyncClient | None = None,
     signer: NetworkSigner | None = None,
+    audit: NetworkAudit | None = None,
+    operator_token: Secret | None = None,
+    breakers: Breakers | None = None,
 ) -> FastAPI:
     """The ASGI app of a Beacon network over the registry's nodes.
 
@@ -244,13 +483,22 @@ def create_network_app(
         Signs every request forwarded to a node (``GA4GH-Network-Assertion``);
         its public keys are served at ``/.well-known/jwks.json`` for the nodes'
         ``trusted_networks`` setting. None: requests go unsigned.
+    audit
+        Records every forwarded query (an ``AuditWriter``; its ``record`` is
+        called once per query, see :class:`NetworkAudit`). None: not recorded.
+    operator_token
+        The credential for ``POST /catalogue/harvest``; default the registry's
+        ``operator_token``. With neither, anyone may harvest once a minute.
+    breakers
+        The nodes' circuit breakers (tests pass ones on a fake clock); by
+        default new ones with the registry's ``circuit_breaker`` settings.
 
     Returns
     -------
     FastAPI
-        ``app.state.registry``, ``app.state.client``, ``app.state.harvester``
-        and ``app.state.last_seen`` (node id → ISO time of its last answer) are
-        set.
+        ``app.state.registry``, ``app.state.client``, ``app.state.harvester``,
+        ``app.state.breakers``, ``app.state.audit`` and ``app.state.last_seen``
+        (node id → ISO time of its last answer) are set.
     """
     owned = client is None
     shared = client if client is not None else new_client(registry)
@@ -288,13 +536,21 @@ def create_network_app(
     )
     app.state.registry = registry
     app.state.client = shared
+    app.state.audit = audit
+    app.state.breakers = (
+        breakers if breakers is not None else Breakers(registry.circuit_breaker)
+    )
     app.state.last_seen = {}
     app.state.beacon = _NetworkBeacon(merge.network_identity(registry))
     app.include_router(network_beacon_router(), prefix="/api")
     app.include_router(network_status_router(), prefix="/network")
     app.state.harvester = harvester
     app.state.signer = signer
-    app.include_router(catalogue_network_router(harvester))
+    app.include_router(
+        catalogue_network_router(
+            harvester, operator_token=operator_token or registry.operator_token
+        )
+    )
 
     async def jwks() -> dict[str, Any]:
         return signer.jwks() if signer is not None else {"keys": []}
@@ -368,4 +624,19 @@ def app_from_environment() -> FastAPI:
     signer = NetworkSigner(
         pathlib.Path(path).resolve().parent / "network-keys", issuer=registry.public_url
     )
-    return create_network_app(registry, signer=signer)
+    return create_network_app(
+        registry, signer=signer, operator_token=operator_token_from_environment()
+    )
+
+
+def operator_token_from_environment() -> Secret | None:
+    """``$GENOMENODE_NETWORK_OPERATOR_TOKEN``, if set (too short: ConfigError)."""
+    value = os.environ.get(OPERATOR_TOKEN_ENVIRONMENT_VARIABLE, "").strip()
+    if not value:
+        return None
+    if len(value) < MIN_OPERATOR_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{OPERATOR_TOKEN_ENVIRONMENT_VARIABLE} must be at least "
+            f"{MIN_OPERATOR_TOKEN_LENGTH} characters"
+        )
+    return Secret(value)
