@@ -66,7 +66,7 @@ from ..access.network_trust import NetworkSigner
 from . import merge
 from .breaker import Breakers
 from .disconnect import cancel_on_disconnect
-from .fanout import NodeAnswer, fan_out, probe_nodes
+from .fanout import NodeAnswer, PerOriginTransport, fan_out, probe_nodes
 from .registry import MIN_OPERATOR_TOKEN_LENGTH, Registry, load_registry
 
 __all__ = [
@@ -124,15 +124,17 @@ class _NetworkBeacon:
 def new_client(registry: Registry) -> httpx2.AsyncClient:
     """The pooled client a network app shares across all its requests.
 
-    The client's own timeout is a backstop a little beyond the per-node timeout
-    that :func:`fan_out` enforces (and that cancels the request).
+    One pool per node, of at most ``max_connections_per_node`` connections
+    (:class:`~genomenode.network.fanout.PerOriginTransport`). The client's own
+    timeout is a backstop a little beyond the per-node timeout that
+    :func:`fan_out` enforces (and that cancels the request).
     """
-    num_nodes = max(len(registry.nodes), 1)
+    per_node = registry.max_connections_per_node
+    limits = httpx2.Limits(max_connections=per_node, max_keepalive_connections=per_node)
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(registry.timeout_seconds + 1.0),
-        limits=httpx2.Limits(
-            max_connections=64 * num_nodes, max_keepalive_connections=16 * num_nodes
-        ),
+        limits=limits,
+        transport=PerOriginTransport(limits),
         follow_redirects=False,
     )
 

@@ -23,6 +23,11 @@ status     meaning
 Only the caller's ``Authorization`` header (the GA4GH passport) is forwarded,
 unchanged: each node decides on its own what the caller may see.
 
+Each node gets its own connection pool (:class:`PerOriginTransport`), bounded by
+``max_connections_per_node``: one node's connections never crowd another's, no
+node gets more concurrent requests from the network than that, and the pool's
+bookkeeping (which looks at every idle connection on every request) stays small.
+
 A schema verdict is remembered by the digest of the body it was given for
 (:class:`_ValidBodies`): a node asked the same question answers the same bytes,
 and validating them again would cost more than all the rest of the answer.
@@ -52,6 +57,7 @@ from .registry import RegisteredNode
 __all__ = [
     "NodeAnswer",
     "NodeStatus",
+    "PerOriginTransport",
     "expected_schema",
     "fan_out",
     "is_failure",
@@ -138,6 +144,47 @@ def expected_schema(path: str, document: Mapping[str, Any]) -> str:
     if returned in _COLLECTIONS:
         return "beaconCollectionsResponse"
     return "beaconResultsetsResponse"
+
+
+_Origin = tuple[bytes, bytes, int | None]
+
+
+class PerOriginTransport(httpx2.AsyncBaseTransport):
+    """One connection pool per origin (scheme, host, port), each with ``limits``.
+
+    A client's default transport: proxies from the environment still take
+    precedence (the client mounts them before it).
+
+    Parameters
+    ----------
+    limits
+        Connections per origin; requests beyond ``max_connections`` wait for one
+        (within their timeout).
+    """
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self._limits = limits
+        # One TLS context for all pools: loading the CA bundle is not free.
+        self._ssl_context = httpx2.create_ssl_context()
+        self._pools: dict[
+            tuple[bytes, bytes, int | None], httpx2.AsyncHTTPTransport
+        ] = {}
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = httpx2.AsyncHTTPTransport(
+                verify=self._ssl_context, limits=self._limits
+            )
+            self._pools[origin] = pool
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 class _ValidBodies:

@@ -10,6 +10,7 @@ The file (documented in ``docs/network.md``)::
     circuit_breaker:                            # optional, per node
       failure_threshold: 5                      # consecutive failures; 0: never open
       open_seconds: 30                          # open this long, then one probe
+    max_connections_per_node: 16                # concurrent requests to one node
     max_body_bytes: 262144                      # a larger POST body is refused (413)
     max_query_bytes: 16384                      # a longer query string is refused
     operator_token: ...                         # optional; better given as
@@ -49,6 +50,7 @@ from .breaker import BreakerSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS_PER_NODE",
     "DEFAULT_MAX_QUERY_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
     "FORMAT_VERSION",
@@ -63,6 +65,8 @@ __all__ = [
 FORMAT_VERSION = 1
 #: How long the network waits for one node, when the file does not say.
 DEFAULT_TIMEOUT_SECONDS = 5.0
+#: Concurrent requests (connections) from the network to one node, at most.
+DEFAULT_MAX_CONNECTIONS_PER_NODE = 16
 #: A POST body larger than this is refused (413) before any node is asked.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 #: A query string longer than this is refused (400) before any node is asked.
@@ -82,6 +86,7 @@ _TOP_KEYS = frozenset(
         "timeout_seconds",
         "environment",
         "circuit_breaker",
+        "max_connections_per_node",
         "max_body_bytes",
         "max_query_bytes",
         "operator_token",
@@ -138,6 +143,8 @@ class Registry:
     circuit_breaker
         When a node's circuit opens and for how long
         (:mod:`~genomenode.network.breaker`).
+    max_connections_per_node
+        Concurrent requests to one node at most; more wait for a connection.
     max_body_bytes
         The largest POST body the network forwards.
     max_query_bytes
@@ -156,6 +163,7 @@ class Registry:
     circuit_breaker: BreakerSettings = dataclasses.field(
         default_factory=BreakerSettings
     )
+    max_connections_per_node: int = DEFAULT_MAX_CONNECTIONS_PER_NODE
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_query_bytes: int = DEFAULT_MAX_QUERY_BYTES
     operator_token: Secret | None = None
@@ -336,6 +344,15 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
         low=0,
         high=600,
     )
+    max_connections = reader.number(
+        document,
+        "max_connections_per_node",
+        "max_connections_per_node",
+        default=DEFAULT_MAX_CONNECTIONS_PER_NODE,
+        low=0,
+        high=1024,
+        integer=True,
+    )
     max_body_bytes = reader.number(
         document,
         "max_body_bytes",
@@ -403,6 +420,7 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
         environment=str(environment),
         source=source,
         circuit_breaker=_breaker_settings(reader, document),
+        max_connections_per_node=int(max_connections),
         max_body_bytes=int(max_body_bytes),
         max_query_bytes=int(max_query_bytes),
         operator_token=_operator_token(reader, document),
