@@ -166,9 +166,7 @@ class PerOriginTransport(httpx2.AsyncBaseTransport):
         self._limits = limits
         # One TLS context for all pools: loading the CA bundle is not free.
         self._ssl_context = httpx2.create_ssl_context()
-        self._pools: dict[
-            tuple[bytes, bytes, int | None], httpx2.AsyncHTTPTransport
-        ] = {}
+        self._pools: dict[_Origin, httpx2.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
@@ -434,11 +432,12 @@ async def fan_out(
         if node.id in skip:
             return NodeAnswer(node, "skipped", 0.0, reason=skip[node.id])
         breaker = breakers[node.id] if breakers is not None else None
-        admission: Admission | None = "closed"
+        admission: Admission = "closed"
         if breaker is not None:
-            admission = breaker.admit()
-            if admission is None:
+            admitted = breaker.admit()
+            if admitted is None:
                 return NodeAnswer(node, "unavailable", 0.0, reason=breaker.reason())
+            admission = admitted
         asking = _ask(
             node,
             client,
@@ -454,10 +453,10 @@ async def fan_out(
             answer = await _bounded(node, timeout_seconds, asking)
         except BaseException:
             # Cancelled (the caller went away): nothing learnt about the node.
-            if breaker is not None and admission is not None:
+            if breaker is not None:
                 breaker.abandon(admission)
             raise
-        if breaker is not None and admission is not None:
+        if breaker is not None:
             breaker.record(
                 admission, failed=is_failure(answer), reason=answer.reason or ""
             )
