@@ -129,6 +129,26 @@ def test_entry_ids_and_the_query_are_forwarded_as_sent():
             assert request.url.query.decode() == query
 
 
+def _scope(
+    path: str, *, method: str = "GET", query: bytes = b"", headers: list | None = None
+) -> dict:
+    """An ASGI HTTP scope with raw bytes as given (TestClient would encode them)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers or [],
+        "client": ("127.0.0.1", 1234),
+        "server": ("network.test", 80),
+    }
+
+
 def _asgi_request(
     app, path: str, *, query: bytes = b"", headers: list | None = None
 ) -> tuple[int, dict]:
@@ -141,20 +161,7 @@ def _asgi_request(
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": headers or [],
-        "client": ("127.0.0.1", 1234),
-        "server": ("network.test", 80),
-    }
+    scope = _scope(path, query=query, headers=headers)
     asyncio.run(app(scope, receive, send))
     body = b"".join(
         message.get("body", b"")
@@ -370,6 +377,30 @@ def test_cancel_on_disconnect_returns_the_result_and_stops_watching():
     assert asyncio.run(run()) == ("done", 1)
 
 
+def test_a_caller_going_away_mid_body_is_not_an_error():
+    nodes = Nodes()
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(nodes.handle))
+    app = create_network_app(_registry(), client=client)
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"query": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = _scope("/api/g_variants", method="POST")
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 499
+    assert nodes.api_requests() == []
+
+
 def test_a_caller_going_away_cancels_the_nodes_requests():
     nodes = Nodes()
     nodes.hang.update({"fi.test", "se.test"})
@@ -389,20 +420,7 @@ def test_a_caller_going_away_cancels_the_nodes_requests():
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/api/individuals",
-        "raw_path": b"/api/individuals",
-        "query_string": b"requestedGranularity=count",
-        "root_path": "",
-        "headers": [],
-        "client": ("127.0.0.1", 1234),
-        "server": ("network.test", 80),
-    }
+    scope = _scope("/api/individuals", query=b"requestedGranularity=count")
     started = time.perf_counter()
     asyncio.run(app(scope, receive, send))
     assert time.perf_counter() - started < 1

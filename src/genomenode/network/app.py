@@ -41,6 +41,7 @@ import httpx2
 import jwt
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from genomenode import __version__
 from genomenode.beacon import framework
@@ -207,13 +208,19 @@ async def _body(request: Request) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"request body larger than {limit} bytes, the most this network takes"
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"request body larger than {limit} bytes, the most this "
+                    "network takes"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected(
+            "the client went away while sending its body"
+        ) from None
     return b"".join(chunks)
 
 
