@@ -12,7 +12,9 @@ answering a fixed valid ``beaconCountResponse``) behind a real
 - *internal*: network minus the slowest ``latencyMs`` the network itself
   reports in ``info.nodes`` (parsing, validation, merging, serialising);
 
-and requests/s with 32 concurrent clients for ``--seconds``. Target: overhead
+and requests/s with 32 concurrent clients for ``--seconds``, with the network
+process's CPU time per request in that phase (user + system, from ``/proc``; on
+a shared machine it moves far less than requests/s does). Target: overhead
 p50 ≤ 10 ms. Prints a markdown table.
 
 Usage: python bench/network.py [--queries 300] [--seconds 5]
@@ -70,13 +72,27 @@ def _wait(url: str) -> None:
             time.sleep(0.1)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), else None."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2]
+    except OSError:
+        return None
+    user, system = fields.split()[11:13]
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def _measure(
-    network_url: str, node_urls: list[str], queries: int, seconds: float
+    network_url: str,
+    node_urls: list[str],
+    queries: int,
+    seconds: float,
+    network_pid: int,
 ) -> dict[str, float]:
     limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx2.AsyncClient(limits=limits, timeout=10) as client:
@@ -121,9 +137,17 @@ async def _measure(
                 done += 1
 
         began = time.perf_counter()
+        cpu_before = _cpu_seconds(network_pid)
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - began
+        cpu_after = _cpu_seconds(network_pid)
+    cpu_ms = (
+        (cpu_after - cpu_before) * 1000 / done
+        if cpu_before is not None and cpu_after is not None and done
+        else float("nan")
+    )
     return {
+        "cpu_ms_per_request": cpu_ms,
         "network_p50": statistics.median(network_ms),
         "slowest_p50": statistics.median(slowest_ms),
         "overhead_p50": statistics.median(overhead),
@@ -192,7 +216,9 @@ def run(num_nodes: int, queries: int, seconds: float) -> dict[str, float]:
             for url in node_urls:
                 _wait(f"{url}/api")
             _wait(f"{network_url}/network/status")
-            return asyncio.run(_measure(network_url, node_urls, queries, seconds))
+            return asyncio.run(
+                _measure(network_url, node_urls, queries, seconds, processes[-1].pid)
+            )
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -210,15 +236,17 @@ def main() -> None:
     ]
     print(
         "| nodes | network p50 (ms) | slowest node p50 (ms) | overhead p50 (ms) "
-        "| overhead p99 (ms) | internal p50 (ms) | internal p99 (ms) | requests/s |"
+        "| overhead p99 (ms) | internal p50 (ms) | internal p99 (ms) | requests/s "
+        "| network CPU ms/request |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count, result in rows:
         print(
             f"| {count} | {result['network_p50']:.1f} | {result['slowest_p50']:.1f} "
             f"| {result['overhead_p50']:.1f} | {result['overhead_p99']:.1f} "
             f"| {result['internal_p50']:.1f} | {result['internal_p99']:.1f} "
-            f"| {result['requests_per_second']:.0f} |"
+            f"| {result['requests_per_second']:.0f} "
+            f"| {result['cpu_ms_per_request']:.2f} |"
         )
     print(
         f"\nTarget: overhead p50 ≤ 10 ms ({CONCURRENCY} concurrent clients for "

@@ -25,7 +25,10 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── PayloadTooLargeError        a request for more data than one answer may hold,
     │                               or a body over the size limit (413)
     ├── RequestTimeoutError         a client too slow to send its request (408)
-    └── NotFoundError               a named dataset or node does not exist (404)
+    ├── NotFoundError               a named dataset or node does not exist (404)
+    ├── TooManyRequests             the caller must wait before asking this again (429)
+    └── ClientDisconnected          the caller went away before the answer; its
+                                    work was cancelled (499, never delivered)
 
 Input errors carry where the problem is (``path``, ``line``, ``field``) so that the
 message always names them; the CLI prints ``str(error)`` and exits non-zero, and the
@@ -42,6 +45,7 @@ __all__ = [
     "BeaconRequestError",
     "BeaconSchemaError",
     "BeaconValidationError",
+    "ClientDisconnected",
     "ClinicalDataError",
     "ConfigError",
     "ConflictError",
@@ -58,6 +62,7 @@ __all__ = [
     "SchemaViolation",
     "StoreError",
     "TokenError",
+    "TooManyRequests",
     "UnsupportedFormatError",
     "VcfError",
 ]
@@ -230,6 +235,22 @@ class NotFoundError(GenomenodeError):
     """A named dataset, file or node does not exist."""
 
     status = 404
+
+
+class TooManyRequests(GenomenodeError):
+    """The caller asked for this too often; the message says when to retry."""
+
+    status = 429
+
+
+class ClientDisconnected(GenomenodeError):
+    """The client disconnected before its answer; the work for it was cancelled.
+
+    The status is nginx's 499 ("client closed request"): the response is never
+    delivered, so it only names the outcome for logs.
+    """
+
+    status = 499
 
 
 class BeaconSchemaError(GenomenodeError):

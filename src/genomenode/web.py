@@ -38,6 +38,7 @@ its ``Allow`` header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -46,7 +47,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -55,9 +56,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .errors import (
+    ClientDisconnected,
     GenomenodeError,
     InputError,
     InvalidRangeError,
@@ -70,8 +73,8 @@ from .errors import (
 __all__ = [
     "ErrorDocument",
     "HttpLimits",
-    "RequestCancelled",
     "ServerProtocol",
+    "cancel_on_disconnect",
     "check_cancelled",
     "error_response",
     "htsget_error_kind",
@@ -137,7 +140,10 @@ _DEFAULT_LIMITS = HttpLimits()
 
 def limits_of(request: Request) -> HttpLimits:
     """The limits of the app answering ``request`` (the defaults if it set none)."""
-    limits: HttpLimits | None = getattr(request.app.state, "http_limits", None)
+    app = request.scope.get("app")
+    limits: HttpLimits | None = getattr(
+        getattr(app, "state", None), "http_limits", None
+    )
     return limits if limits is not None else _DEFAULT_LIMITS
 
 
@@ -175,6 +181,10 @@ async def read_body(request: Request) -> bytes:
                 if size > limits.max_body_bytes:
                     raise PayloadTooLargeError(_too_large(limits))
                 chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected(
+            "the client went away while sending its body"
+        ) from None
     except TimeoutError:
         raise RequestTimeoutError(
             f"the request body took longer than {limits.body_timeout_seconds:g} s "
@@ -295,10 +305,6 @@ def json_response(
 # ------------------------------------------------------------ blocking work
 
 
-class RequestCancelled(Exception):
-    """The client went away: the work done for it may stop (never an HTTP answer)."""
-
-
 class _Cancellation:
     __slots__ = ("_event",)
 
@@ -326,12 +332,12 @@ def check_cancelled() -> None:
 
     Raises
     ------
-    RequestCancelled
+    ClientDisconnected
         The request this work runs for was abandoned by its client.
     """
     cancellation = _cancellation.get()
     if cancellation is not None and cancellation.cancelled:
-        raise RequestCancelled
+        raise ClientDisconnected("the client went away; its work was stopped")
 
 
 async def _disconnected(request: Request) -> None:
@@ -349,7 +355,7 @@ async def run_blocking(
 
     While it runs, the client's connection is watched: if the client goes away,
     the work is told to stop (:func:`check_cancelled` raises in it) and
-    :class:`RequestCancelled` is raised here; nothing is answered. The body is
+    :class:`ClientDisconnected` is raised here; nothing is answered. The body is
     read first (within the limits), as watching the connection consumes what
     the client sends.
     """
@@ -375,7 +381,50 @@ async def run_blocking(
     cancellation.cancel()
     # The thread finishes on its own at its next check; its result is unwanted.
     work.add_done_callback(_ignore_result)
-    raise RequestCancelled
+    raise ClientDisconnected("the client went away; its work was stopped")
+
+
+async def cancel_on_disconnect(request: Request, awaitable: Awaitable[_T]) -> _T:
+    """Await ``awaitable`` (async work: a fan-out), cancelling it if the client
+    disconnects first.
+
+    Starlette runs a handler to the end even when its client has gone. This
+    watches the ASGI channel while the work runs; the body is read first.
+
+    Raises
+    ------
+    ClientDisconnected
+        The client went away first; the work was cancelled and has finished
+        (its ``finally`` blocks ran). Nothing is answered.
+    """
+    await read_body(request)
+    work = asyncio.ensure_future(awaitable)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        gone = not work.done() and watcher.done() and watcher.exception() is None
+        if not gone:
+            # Done, or the channel failed us (then just finish the work).
+            return await work
+    except asyncio.CancelledError:
+        # Cancelled from outside (server shutdown): the work goes down with us.
+        await _cancelled(work)
+        raise
+    finally:
+        await _cancelled(watcher)
+    await _cancelled(work)
+    raise ClientDisconnected("the client went away; its request was cancelled")
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel a task and wait until it has finished (its finally blocks ran)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio does not log it as lost
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:
@@ -497,6 +546,9 @@ def install_error_handlers(
 
     @app.exception_handler(GenomenodeError)
     async def genomenode_error(request: Request, exc: GenomenodeError) -> Response:
+        if isinstance(exc, ClientDisconnected):
+            # Nobody reads this answer; 499 is what proxies log for it.
+            return Response(status_code=499)
         if exc.status >= 500:
             _log.error(
                 "error answering %s %s: %s",
@@ -519,11 +571,6 @@ def install_error_handlers(
         request: Request, exc: RequestValidationError
     ) -> Response:
         return error_response(request, 400, _validation_message(exc), exc)
-
-    @app.exception_handler(RequestCancelled)
-    async def cancelled(request: Request, exc: RequestCancelled) -> Response:
-        # Nobody reads this answer; 499 is what proxies log for it.
-        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

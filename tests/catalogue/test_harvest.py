@@ -24,8 +24,10 @@ from genomenode.catalogue.harvest import (
     Harvester,
     catalogue_network_router,
 )
+from genomenode.config import Secret
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
+from genomenode.web import install_error_handlers
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 
@@ -293,6 +295,58 @@ def test_network_routes(network):
             "fi-node",
             "se-node",
         }
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _harvest_client(network, **options):
+    app = FastAPI()
+    app.include_router(catalogue_network_router(_harvester(network), **options))
+    install_error_handlers(app)
+    return TestClient(app)
+
+
+def test_without_a_token_on_demand_harvests_are_a_minute_apart(network):
+    clock = _Clock()
+    with _harvest_client(network, clock=clock) as client:
+        assert client.post("/catalogue/harvest").status_code == 200
+        clock.now += 59
+        refused = client.post("/catalogue/harvest")
+        assert refused.status_code == 429
+        assert "retry in 1 s" in refused.json()["detail"]
+        # Reading the last harvest's statuses is never limited.
+        assert client.get("/catalogue/harvest").status_code == 200
+        clock.now += 1
+        assert client.post("/catalogue/harvest").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [
+        (None, 401),
+        ("Basic b3BlcmF0b3I6c2VjcmV0", 401),
+        ("Bearer ", 401),
+        ("Bearer the-operator-token-but-wrong", 403),
+        ("Bearer the-operator-token", 403),
+        ("Bearer the-operator-token-of-this-network", 200),
+        ("bearer  the-operator-token-of-this-network ", 200),
+    ],
+)
+def test_with_a_token_only_its_holder_may_harvest(network, authorization, status):
+    token = Secret("the-operator-token-of-this-network")
+    with _harvest_client(network, operator_token=token) as client:
+        headers = {"Authorization": authorization} if authorization else {}
+        response = client.post("/catalogue/harvest", headers=headers)
+        assert response.status_code == status
+        assert token.reveal() not in response.text
+        if status == 200:
+            assert response.json().keys() == {"fi-node", "se-node"}
 
 
 def test_run_periodically_harvests_until_cancelled(network):

@@ -5,7 +5,9 @@ uvicorn: slow, not JSON, 500, schema-invalid) and the network itself
 
 The network's count is the sum of what each node answers when asked directly; a
 slow node costs the timeout and no more, and its request is cancelled (the fake
-node sees the client go away); a node killed mid-run is reported, not fatal.
+node sees the client go away), also as soon as the network's own caller goes
+away; a node killed mid-run is reported, not fatal. A second, small network shows
+the circuit breaker on a node that hangs (SIGSTOP).
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ def network(tmp_path_factory):
             "network_id": "test-net",
             "public_url": network_url,
             "timeout_seconds": TIMEOUT_SECONDS,
+            # The slow node must time out in every test here, not go unavailable;
+            # the breaker has its own network below.
+            "circuit_breaker": {"failure_threshold": 0},
             "nodes": [
                 {
                     "id": node_id,
@@ -190,6 +195,140 @@ def network(tmp_path_factory):
     finally:
         for process in processes.values():
             _stop(process)
+
+
+def test_a_caller_going_away_cancels_the_nodes_requests(network):
+    log: pathlib.Path = network["slow_log"]
+    log.write_text("")
+    started = time.monotonic()
+    # The caller gives up long before the network's own timeout (1.5 s).
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.get(f"{network['url']}/api/individuals", params=COUNT_QUERY, timeout=0.3)
+
+    def ended() -> list[str]:
+        return [
+            line
+            for line in log.read_text().split()
+            if line in ("disconnected", "cancelled")
+        ]
+
+    while not ended():
+        assert time.monotonic() - started < TIMEOUT_SECONDS, log.read_text()
+        time.sleep(0.02)
+    assert time.monotonic() - started < TIMEOUT_SECONDS - 0.3
+    assert "answered" not in log.read_text()
+    # The network goes on answering.
+    validate(
+        _ask(f"{network['url']}/api/individuals", params=COUNT_QUERY),
+        "beaconCountResponse",
+    )
+
+
+BREAKER_TIMEOUT_SECONDS = 0.3
+BREAKER_OPEN_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def hung_network(tmp_path_factory):
+    """Two fake nodes behind a network whose circuit opens after 2 failures."""
+    root = tmp_path_factory.mktemp("hung-network")
+    processes: dict[str, subprocess.Popen] = {}
+    urls: dict[str, str] = {}
+    try:
+        for node_id in ("steady-node", "hung-node"):
+            port = free_port()
+            urls[node_id] = f"http://127.0.0.1:{port}"
+            processes[node_id] = _start(
+                [
+                    "-m",
+                    "uvicorn",
+                    "tests.network.fake_node:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                {"FAKE_NODE_MODE": "count", "FAKE_NODE_ID": node_id},
+            )
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        network_yaml = root / "NETWORK.yaml"
+        network_yaml.write_text(
+            yaml.safe_dump(
+                {
+                    "format_version": 1,
+                    "network_id": "hung-net",
+                    "public_url": url,
+                    "timeout_seconds": BREAKER_TIMEOUT_SECONDS,
+                    "circuit_breaker": {
+                        "failure_threshold": 2,
+                        "open_seconds": BREAKER_OPEN_SECONDS,
+                    },
+                    "nodes": [
+                        {"id": node_id, "country": "FI", "url": urls[node_id]}
+                        for node_id in urls
+                    ],
+                }
+            )
+        )
+        processes["network"] = _start(
+            [
+                "-m",
+                "genomenode",
+                "network",
+                "serve",
+                str(network_yaml),
+                "--port",
+                str(port),
+            ],
+            {},
+        )
+        deadline = time.monotonic() + 60
+        for node_id in urls:
+            wait_until_up(processes[node_id], f"{urls[node_id]}/api", deadline=deadline)
+        wait_until_up(processes["network"], f"{url}/network/status", deadline=deadline)
+        yield {"url": url, "processes": processes}
+    finally:
+        for process in processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGCONT)
+            _stop(process)
+
+
+def test_a_hung_node_costs_the_timeout_only_until_its_circuit_opens(hung_network):
+    url = f"{hung_network['url']}/api/individuals"
+    hung = hung_network["processes"]["hung-node"]
+    os.killpg(hung.pid, signal.SIGSTOP)
+    try:
+        for _ in range(2):
+            document, elapsed = _timed(url, params=COUNT_QUERY)
+            assert elapsed >= BREAKER_TIMEOUT_SECONDS
+            assert _statuses(document)["hung-node"] == "timeout"
+        with httpx2.Client(timeout=10) as client:
+            for _ in range(10):
+                started = time.monotonic()
+                response = client.get(url, params=COUNT_QUERY)
+                # Nobody waits for the hung node any more.
+                assert time.monotonic() - started < BREAKER_TIMEOUT_SECONDS
+                document = response.json()
+                validate(document, "beaconCountResponse")
+                assert _statuses(document) == {
+                    "steady-node": "ok",
+                    "hung-node": "unavailable",
+                }
+                assert document["responseSummary"]["numTotalResults"] == 7
+        reason = document["info"]["nodes"][1]["reason"]
+        assert "circuit open after 2 consecutive failures" in reason
+        status = httpx2.get(f"{hung_network['url']}/network/status", timeout=10)
+        assert status.json()["nodes"][1]["circuit"] == "open"
+    finally:
+        os.killpg(hung.pid, signal.SIGCONT)
+    # Half-open after open_seconds: one probe, which succeeds, closes the circuit.
+    time.sleep(BREAKER_OPEN_SECONDS + 0.1)
+    document = _ask(url, params=COUNT_QUERY)
+    assert _statuses(document) == {"steady-node": "ok", "hung-node": "ok"}
+    status = httpx2.get(f"{hung_network['url']}/network/status", timeout=10)
+    assert status.json()["nodes"][1]["circuit"] == "closed"
 
 
 def _direct_count(base_url: str, path: str, **request) -> int:
@@ -371,3 +510,40 @@ def test_a_node_killed_mid_run(network):
         node["reason"] for node in document["info"]["nodes"] if node["id"] == "ee-node"
     )
     assert "Connect" in reason or "connection" in reason.lower()
+
+
+def test_the_network_keeps_its_own_audit_log_of_forwarded_queries(network):
+    import sqlalchemy
+
+    from genomenode.network.audit import DATABASE_FILENAME, verify_network_audit
+
+    marker = f"{time.time_ns()}"
+    response = httpx2.get(
+        f"{network['url']}/api/individuals",
+        params={"requestedGranularity": "count", "skip": marker[-6:]},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    directory = network["yaml"].parent
+    engine = sqlalchemy.create_engine(f"sqlite:///{directory / DATABASE_FILENAME}")
+    deadline = time.monotonic() + 10
+    rows: list = []
+    try:
+        while time.monotonic() < deadline and not rows:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    sqlalchemy.text(
+                        "SELECT actor, action, outcome, details FROM audit_log "
+                        "WHERE action LIKE '%individuals%'"
+                    )
+                ).all()
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    assert rows, "no forwarded query in the network's audit log"
+    actor, action, _outcome, details = rows[-1]
+    assert actor == "anonymous"
+    assert "individuals" in action
+    assert set(json.loads(details)["nodes"]) >= set(REAL)
+    check = verify_network_audit(directory, network_id="test-net")
+    assert check.intact, check

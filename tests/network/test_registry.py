@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from genomenode.errors import ConfigError
+from genomenode.network.breaker import BreakerSettings
 from genomenode.network.registry import RegisteredNode, load_registry
 
 
@@ -64,6 +65,33 @@ def test_timeout_defaults_to_five_seconds(tmp_path):
     assert registry.timeout_seconds == 5.0
 
 
+def test_hardening_settings_and_their_defaults(tmp_path):
+    registry = load_registry(_write(tmp_path, _document()))
+    assert registry.circuit_breaker == BreakerSettings(5, 30.0)
+    assert registry.max_body_bytes == 256 * 1024
+    assert registry.max_query_bytes == 16 * 1024
+    assert registry.operator_token is None
+    document = _document(
+        circuit_breaker={"failure_threshold": 0, "open_seconds": 2.5},
+        max_body_bytes=1000,
+        max_query_bytes=100,
+        operator_token="  a-long-enough-operator-token  ",
+    )
+    registry = load_registry(_write(tmp_path, document))
+    assert registry.circuit_breaker == BreakerSettings(0, 2.5)
+    assert (registry.max_body_bytes, registry.max_query_bytes) == (1000, 100)
+    assert registry.operator_token is not None
+    assert registry.operator_token.reveal() == "a-long-enough-operator-token"
+    assert "a-long-enough" not in repr(registry)
+
+
+def test_a_short_operator_token_is_refused_without_repeating_it(tmp_path):
+    path = _write(tmp_path, _document(operator_token="hunter2"))
+    with pytest.raises(ConfigError, match="at least 16 characters") as raised:
+        load_registry(path)
+    assert "hunter2" not in str(raised.value)
+
+
 def _node(**changes):
     node = {"id": "fi-node", "country": "FI", "url": "https://fi.example.org"}
     for key, value in changes.items():
@@ -101,6 +129,24 @@ def _node(**changes):
         (_document(nodes=[_node(jwks="keys.json")]), "nodes[0].jwks"),
         (_document(nodes=[_node(secret="x")]), "nodes[0].secret"),
         (_document(colour="blue"), "colour"),
+        (_document(circuit_breaker=5), "circuit_breaker"),
+        (
+            _document(circuit_breaker={"failure_threshold": -1}),
+            "circuit_breaker.failure_threshold",
+        ),
+        (
+            _document(circuit_breaker={"failure_threshold": 2.5}),
+            "circuit_breaker.failure_threshold",
+        ),
+        (
+            _document(circuit_breaker={"open_seconds": 0}),
+            "circuit_breaker.open_seconds",
+        ),
+        (_document(circuit_breaker={"reset": 1}), "circuit_breaker.reset"),
+        (_document(max_body_bytes=0), "max_body_bytes"),
+        (_document(max_body_bytes=True), "max_body_bytes"),
+        (_document(max_query_bytes="16k"), "max_query_bytes"),
+        (_document(operator_token=12345678901234567890), "operator_token"),
     ],
 )
 def test_invalid_field_is_named(tmp_path, document, field):

@@ -7,6 +7,12 @@ under the node's registered base URL is dropped, and of the rest only what is
 reachable from them through blank nodes or IRIs under that base URL is kept, so a
 node can neither add datasets to another's catalogue nor say things about them. A
 harvest that fails keeps the node's previous graph.
+
+An on-demand harvest (``POST /catalogue/harvest``) makes the network fetch and
+parse every node's catalogue, so not anyone may ask for it at will: with an
+operator token configured only a caller presenting it (``Authorization: Bearer
+<token>``, compared in constant time) may; without one, anyone may, at most once
+per ``UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS`` (per process).
 """
 
 from __future__ import annotations
@@ -14,19 +20,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hmac
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import httpx2
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from rdflib import BNode, Graph, URIRef
 from rdflib import Literal as RdfLiteral
 from rdflib.namespace import DCAT, DCTERMS, RDF
 from rdflib.term import Node as RdfNode
+
+from genomenode.config import Secret
+from genomenode.errors import AuthenticationRequired, PermissionDenied, TooManyRequests
 
 from .dcat import (
     COUNTRY_ISO3,
@@ -44,6 +55,7 @@ from .http import MEDIA_TYPES, negotiate_format
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS",
     "CatalogueSource",
     "HarvestOutcome",
     "HarvestStatus",
@@ -55,6 +67,8 @@ _log = logging.getLogger(__name__)
 
 #: A catalogue larger than this is refused (``invalid``) rather than parsed.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+#: Without an operator token, on-demand harvests are this far apart at least.
+UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS = 60.0
 
 HarvestOutcome = Literal["ok", "timeout", "error", "invalid"]
 
@@ -556,7 +570,56 @@ class Harvester:
         return results
 
 
-def catalogue_network_router(harvester: Harvester) -> APIRouter:
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+class _HarvestGate:
+    """Who may start a harvest now (module docs)."""
+
+    def __init__(
+        self,
+        operator_token: Secret | None,
+        interval_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._token = operator_token.reveal().encode() if operator_token else None
+        self._interval = interval_seconds
+        self._clock = clock
+        self._last: float | None = None
+
+    def check(self, request: Request) -> None:
+        if self._token is not None:
+            presented = _bearer(request)
+            if presented is None:
+                raise AuthenticationRequired(
+                    "an on-demand harvest needs the network's operator token "
+                    "(Authorization: Bearer <token>)"
+                )
+            # Constant time: the comparison must not tell how much was right.
+            if not hmac.compare_digest(presented.encode(), self._token):
+                raise PermissionDenied("not the network's operator token")
+            return
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            wait = self._interval - (now - self._last)
+            raise TooManyRequests(
+                f"the nodes were harvested on demand {now - self._last:.0f} s ago; "
+                f"retry in {wait:.0f} s (or configure an operator token)"
+            )
+        self._last = now
+
+
+def catalogue_network_router(
+    harvester: Harvester,
+    *,
+    operator_token: Secret | None = None,
+    unauthenticated_interval_seconds: float = UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> APIRouter:
     """The network app's catalogue routes (paths start with ``/catalogue``; mount
     without a prefix).
 
@@ -564,8 +627,22 @@ def catalogue_network_router(harvester: Harvester) -> APIRouter:
     harvested datasets as JSON, or with ``?format=jsonld|turtle`` gives the union
     RDF; ``POST /catalogue/harvest`` harvests now and returns each node's status;
     ``GET /catalogue/harvest`` the statuses of the last harvest.
+
+    Parameters
+    ----------
+    harvester
+        The network's harvester.
+    operator_token
+        The credential ``POST /catalogue/harvest`` requires (401 without it, 403
+        with another). None: anyone may, once per
+        ``unauthenticated_interval_seconds`` (429 in between).
+    unauthenticated_interval_seconds
+        See ``operator_token``.
+    clock
+        Monotonic seconds (tests pass a fake one).
     """
     router = APIRouter(tags=["catalogue"])
+    gate = _HarvestGate(operator_token, unauthenticated_interval_seconds, clock)
 
     async def datasets(
         q: str | None = None,
@@ -584,7 +661,8 @@ def catalogue_network_router(harvester: Harvester) -> APIRouter:
             harvester.search(q=q, country=country, duo=duo, disease=disease)
         )
 
-    async def harvest_now() -> JSONResponse:
+    async def harvest_now(request: Request) -> JSONResponse:
+        gate.check(request)
         statuses = await harvester.harvest()
         return JSONResponse(
             {node_id: status.to_json() for node_id, status in statuses.items()}

@@ -15,18 +15,32 @@ status     meaning
 ``invalid`` the body is not JSON, or breaks the Beacon response schema
 ``timeout`` no complete answer within the timeout; the request was cancelled,
            which closes its connection (the node sees the client go away)
+``unavailable`` not asked: the node's circuit is open after repeated failures
+           (:mod:`~genomenode.network.breaker`); the reason says until when
 ``skipped`` not asked (the caller said so)
 ========== =================================================================
 
 Only the caller's ``Authorization`` header (the GA4GH passport) is forwarded,
 unchanged: each node decides on its own what the caller may see.
+
+Each node gets its own connection pool (:class:`PerOriginTransport`), bounded by
+``max_connections_per_node``: one node's connections never crowd another's, no
+node gets more concurrent requests from the network than that, and the pool's
+bookkeeping (which looks at every idle connection on every request) stays small.
+
+A schema verdict is remembered by the digest of the body it was given for
+(:class:`_ValidBodies`): a node asked the same question answers the same bytes,
+and validating them again would cost more than all the rest of the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -37,16 +51,19 @@ from genomenode.access.network_trust import ASSERTION_HEADER, NetworkSigner
 from genomenode.beacon.schemas import validate
 from genomenode.errors import BeaconValidationError
 
+from .breaker import Admission, Breakers
 from .registry import RegisteredNode
 
 __all__ = [
     "NodeAnswer",
     "NodeStatus",
+    "PerOriginTransport",
     "expected_schema",
     "fan_out",
+    "is_failure",
 ]
 
-NodeStatus = Literal["ok", "timeout", "error", "invalid", "skipped"]
+NodeStatus = Literal["ok", "timeout", "error", "invalid", "skipped", "unavailable"]
 
 #: Headers of the caller passed on to the nodes; everything else stays here.
 FORWARDED_HEADERS = ("authorization",)
@@ -129,6 +146,83 @@ def expected_schema(path: str, document: Mapping[str, Any]) -> str:
     return "beaconResultsetsResponse"
 
 
+_Origin = tuple[bytes, bytes, int | None]
+
+
+class PerOriginTransport(httpx2.AsyncBaseTransport):
+    """One connection pool per origin (scheme, host, port), each with ``limits``.
+
+    A client's default transport: proxies from the environment still take
+    precedence (the client mounts them before it).
+
+    Parameters
+    ----------
+    limits
+        Connections per origin; requests beyond ``max_connections`` wait for one
+        (within their timeout).
+    """
+
+    def __init__(self, limits: httpx2.Limits) -> None:
+        self._limits = limits
+        # One TLS context for all pools: loading the CA bundle is not free.
+        self._ssl_context = httpx2.create_ssl_context()
+        self._pools: dict[_Origin, httpx2.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = httpx2.AsyncHTTPTransport(
+                verify=self._ssl_context, limits=self._limits
+            )
+            self._pools[origin] = pool
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+class _ValidBodies:
+    """Digests of bodies found valid, per schema; the most recent ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: collections.OrderedDict[tuple[str, bytes], None] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def validate(self, content: bytes, document: object, schema: str) -> None:
+        """:func:`~genomenode.beacon.schemas.validate`, once per body and schema."""
+        key = (schema, hashlib.blake2b(content, digest_size=16).digest())
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return
+        validate(document, schema)  # raises for an invalid one: never remembered
+        with self._lock:
+            self._seen[key] = None
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+_VALID_BODIES = _ValidBodies(4096)
+
+
+def is_failure(answer: NodeAnswer) -> bool:
+    """Whether an answer counts against the node's circuit breaker.
+
+    No answer in time, no connection, or an HTTP 5xx; an answer the node meant
+    (a refusal, or even a document that breaks the schema) shows it is up.
+    """
+    return answer.status == "timeout" or (
+        answer.status == "error" and answer.document is None
+    )
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
@@ -147,7 +241,7 @@ async def _ask(
     method: str,
     path: str,
     *,
-    params: Sequence[tuple[str, str]] | None,
+    query: str,
     body: bytes | None,
     headers: Mapping[str, str],
     schema_for: Callable[[str, Mapping[str, Any]], str],
@@ -159,14 +253,10 @@ async def _ask(
         return (time.perf_counter() - started) * 1000
 
     url = f"{node.api_url}/{path.lstrip('/')}" if path.strip("/") else node.api_url
+    if query:
+        url = f"{url}?{query}"
     try:
-        request = client.build_request(
-            method,
-            url,
-            params=list(params) if params else None,
-            content=body,
-            headers=headers,
-        )
+        request = client.build_request(method, url, content=body, headers=headers)
         if signer is not None:
             # Signed over exactly what the node receives: method, path and query
             # as sent, and the body (docs/network-trust.md).
@@ -217,7 +307,7 @@ async def _ask(
         )
     schema = schema_for(path, document)
     try:
-        validate(document, schema)
+        _VALID_BODIES.validate(response.content, document, schema)
     except BeaconValidationError as error:
         where = ", ".join(list(dict.fromkeys(error.paths))[:3])
         return NodeAnswer(
@@ -271,6 +361,7 @@ async def fan_out(
     path: str,
     *,
     params: Sequence[tuple[str, str]] | None = None,
+    query: str | None = None,
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     timeout_seconds: float,
@@ -278,11 +369,15 @@ async def fan_out(
     skip: Mapping[str, str] | None = None,
     schema_for: Callable[[str, Mapping[str, Any]], str] = expected_schema,
     signer: NetworkSigner | None = None,
+    breakers: Breakers | None = None,
 ) -> list[NodeAnswer]:
     """Send one request to every node concurrently; one answer per node.
 
     With ``signer``, each request carries the network's signed assertion for
-    that node (``GA4GH-Network-Assertion``).
+    that node (``GA4GH-Network-Assertion``). With ``breakers``, a node whose
+    circuit is open is not asked (``unavailable``), and every outcome is
+    recorded in its node's breaker. Cancelling the fan-out cancels every
+    request in flight (closing its connection).
 
     Parameters
     ----------
@@ -294,6 +389,9 @@ async def fan_out(
         Path under each node's API root (``"individuals"``, ``"info"``).
     params
         Query parameters, as ``(name, value)`` pairs (repeats kept).
+    query
+        Or the query string as is (already checked: printable ASCII); not
+        with ``params``.
     body
         The raw POST body (sent as ``application/json``), or ``None``.
     headers
@@ -307,6 +405,10 @@ async def fan_out(
     schema_for
         Picks the schema a node's answer is validated against; see
         :func:`expected_schema`.
+    signer
+        Signs each request for its node.
+    breakers
+        The network's circuit breakers, by node id.
 
     Returns
     -------
@@ -321,22 +423,44 @@ async def fan_out(
     if body is not None:
         forwarded["content-type"] = "application/json"
     skip = skip or {}
+    if params:
+        if query:
+            raise ValueError("give params or query, not both")
+        query = str(httpx2.QueryParams(list(params)))
 
     async def one(node: RegisteredNode) -> NodeAnswer:
         if node.id in skip:
             return NodeAnswer(node, "skipped", 0.0, reason=skip[node.id])
+        breaker = breakers[node.id] if breakers is not None else None
+        admission: Admission = "closed"
+        if breaker is not None:
+            admitted = breaker.admit()
+            if admitted is None:
+                return NodeAnswer(node, "unavailable", 0.0, reason=breaker.reason())
+            admission = admitted
         asking = _ask(
             node,
             client,
             method,
             path,
-            params=params,
+            query=query or "",
             body=body,
             headers=forwarded,
             schema_for=schema_for,
             signer=signer,
         )
-        return await _bounded(node, timeout_seconds, asking)
+        try:
+            answer = await _bounded(node, timeout_seconds, asking)
+        except BaseException:
+            # Cancelled (the caller went away): nothing learnt about the node.
+            if breaker is not None:
+                breaker.abandon(admission)
+            raise
+        if breaker is not None:
+            breaker.record(
+                admission, failed=is_failure(answer), reason=answer.reason or ""
+            )
+        return answer
 
     return list(await asyncio.gather(*(one(node) for node in nodes)))
 

@@ -7,6 +7,14 @@ The file (documented in ``docs/network.md``)::
     public_url: https://network.example.org     # the network's own URL, no /api
     timeout_seconds: 5                          # per node, optional (default 5)
     environment: prod                           # prod, test or dev (default dev)
+    circuit_breaker:                            # optional, per node
+      failure_threshold: 5                      # consecutive failures; 0: never open
+      open_seconds: 30                          # open this long, then one probe
+    max_connections_per_node: 16                # concurrent requests to one node
+    max_body_bytes: 262144                      # a larger POST body is refused (413)
+    max_query_bytes: 16384                      # a longer query string is refused
+    operator_token: ...                         # optional; better given as
+                                                # $GENOMENODE_NETWORK_OPERATOR_TOKEN
     nodes:
       - id: fi-node
         country: FI                             # ISO 3166-1 alpha-2
@@ -35,11 +43,18 @@ from typing import Any
 
 import yaml
 
+from genomenode.config import Secret
 from genomenode.errors import ConfigError
 
+from .breaker import BreakerSettings
+
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS_PER_NODE",
+    "DEFAULT_MAX_QUERY_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
     "FORMAT_VERSION",
+    "MIN_OPERATOR_TOKEN_LENGTH",
     "RegisteredNode",
     "Registry",
     "load_registry",
@@ -50,10 +65,19 @@ __all__ = [
 FORMAT_VERSION = 1
 #: How long the network waits for one node, when the file does not say.
 DEFAULT_TIMEOUT_SECONDS = 5.0
+#: Concurrent requests (connections) from the network to one node, at most.
+DEFAULT_MAX_CONNECTIONS_PER_NODE = 16
+#: A POST body larger than this is refused (413) before any node is asked.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+#: A query string longer than this is refused (400) before any node is asked.
+DEFAULT_MAX_QUERY_BYTES = 16 * 1024
+#: An operator token shorter than this is refused: it could be guessed.
+MIN_OPERATOR_TOKEN_LENGTH = 16
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _NODE_KEYS = frozenset({"id", "country", "url", "jwks"})
+_BREAKER_KEYS = frozenset({"failure_threshold", "open_seconds"})
 _TOP_KEYS = frozenset(
     {
         "format_version",
@@ -61,6 +85,11 @@ _TOP_KEYS = frozenset(
         "public_url",
         "timeout_seconds",
         "environment",
+        "circuit_breaker",
+        "max_connections_per_node",
+        "max_body_bytes",
+        "max_query_bytes",
+        "operator_token",
         "nodes",
     }
 )
@@ -111,6 +140,18 @@ class Registry:
         ``prod``, ``test`` or ``dev``, as the network's Beacon info reports it.
     source
         The file it was read from, if any (for messages).
+    circuit_breaker
+        When a node's circuit opens and for how long
+        (:mod:`~genomenode.network.breaker`).
+    max_connections_per_node
+        Concurrent requests to one node at most; more wait for a connection.
+    max_body_bytes
+        The largest POST body the network forwards.
+    max_query_bytes
+        The longest query string the network forwards.
+    operator_token
+        The credential for on-demand catalogue harvests (``POST
+        /catalogue/harvest``), if the file gives one.
     """
 
     network_id: str
@@ -119,6 +160,13 @@ class Registry:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     environment: str = "dev"
     source: str | None = None
+    circuit_breaker: BreakerSettings = dataclasses.field(
+        default_factory=BreakerSettings
+    )
+    max_connections_per_node: int = DEFAULT_MAX_CONNECTIONS_PER_NODE
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_query_bytes: int = DEFAULT_MAX_QUERY_BYTES
+    operator_token: Secret | None = None
 
     @property
     def beacon_id(self) -> str:
@@ -172,6 +220,82 @@ class _Reader:
             raise self.fail(field, f"{value!r}: give the base URL, without /api")
         return value
 
+    def number(
+        self,
+        document: Mapping[str, Any],
+        key: str,
+        field: str,
+        *,
+        default: float,
+        low: float,
+        high: float,
+        integer: bool = False,
+        low_inclusive: bool = False,
+    ) -> float:
+        value = document.get(key, default)
+        kinds = int if integer else int | float
+        in_range = (
+            isinstance(value, kinds)
+            and not isinstance(value, bool)
+            and (low <= value if low_inclusive else low < value)
+            and value <= high
+        )
+        if not in_range:
+            what = "a whole number" if integer else "a number"
+            opening = "[" if low_inclusive else "("
+            raise self.fail(
+                field, f"{value!r} must be {what} in {opening}{low:g}, {high:g}]"
+            )
+        return value
+
+
+def _breaker_settings(reader: _Reader, document: Mapping[str, Any]) -> BreakerSettings:
+    raw = document.get("circuit_breaker")
+    if raw is None:
+        return BreakerSettings()
+    if not isinstance(raw, Mapping):
+        raise reader.fail(
+            "circuit_breaker", "must be a mapping with failure_threshold, open_seconds"
+        )
+    extra = sorted(set(raw) - _BREAKER_KEYS)
+    if extra:
+        raise reader.fail(f"circuit_breaker.{extra[0]}", "is not a breaker field")
+    defaults = BreakerSettings()
+    threshold = reader.number(
+        raw,
+        "failure_threshold",
+        "circuit_breaker.failure_threshold",
+        default=defaults.failure_threshold,
+        low=0,
+        high=10_000,
+        integer=True,
+        low_inclusive=True,
+    )
+    open_seconds = reader.number(
+        raw,
+        "open_seconds",
+        "circuit_breaker.open_seconds",
+        default=defaults.open_seconds,
+        low=0,
+        high=86_400,
+    )
+    return BreakerSettings(
+        failure_threshold=int(threshold), open_seconds=float(open_seconds)
+    )
+
+
+def _operator_token(reader: _Reader, document: Mapping[str, Any]) -> Secret | None:
+    if document.get("operator_token") is None:
+        return None
+    value = document["operator_token"]
+    # The message never repeats the value: it is a credential.
+    if not isinstance(value, str) or len(value.strip()) < MIN_OPERATOR_TOKEN_LENGTH:
+        raise reader.fail(
+            "operator_token",
+            f"must be a string of at least {MIN_OPERATOR_TOKEN_LENGTH} characters",
+        )
+    return Secret(value.strip())
+
 
 def parse_registry(document: object, *, source: str | None = None) -> Registry:
     """Validate a decoded NETWORK.yaml document.
@@ -212,15 +336,41 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
             "network_id", f"{network_id!r}: use letters, digits, '.', '_' and '-'"
         )
     public_url = reader.url(document, "public_url", "public_url")
-    timeout = document.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= 600
-    ):
-        raise reader.fail(
-            "timeout_seconds", f"{timeout!r} must be a number of seconds in (0, 600]"
-        )
+    timeout = reader.number(
+        document,
+        "timeout_seconds",
+        "timeout_seconds",
+        default=DEFAULT_TIMEOUT_SECONDS,
+        low=0,
+        high=600,
+    )
+    max_connections = reader.number(
+        document,
+        "max_connections_per_node",
+        "max_connections_per_node",
+        default=DEFAULT_MAX_CONNECTIONS_PER_NODE,
+        low=0,
+        high=1024,
+        integer=True,
+    )
+    max_body_bytes = reader.number(
+        document,
+        "max_body_bytes",
+        "max_body_bytes",
+        default=DEFAULT_MAX_BODY_BYTES,
+        low=0,
+        high=64 * 1024 * 1024,
+        integer=True,
+    )
+    max_query_bytes = reader.number(
+        document,
+        "max_query_bytes",
+        "max_query_bytes",
+        default=DEFAULT_MAX_QUERY_BYTES,
+        low=0,
+        high=1024 * 1024,
+        integer=True,
+    )
     environment = document.get("environment", "dev")
     if environment not in ("prod", "test", "dev"):
         raise reader.fail("environment", f"{environment!r}: use prod, test or dev")
@@ -269,6 +419,11 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
         timeout_seconds=float(timeout),
         environment=str(environment),
         source=source,
+        circuit_breaker=_breaker_settings(reader, document),
+        max_connections_per_node=int(max_connections),
+        max_body_bytes=int(max_body_bytes),
+        max_query_bytes=int(max_query_bytes),
+        operator_token=_operator_token(reader, document),
     )
 
 
