@@ -98,6 +98,8 @@ def _app(limits: HttpLimits = LIMITS) -> tuple[FastAPI, dict[str, object]]:
         (b"[NaN]", "NaN is not JSON"),
         (b"[Infinity]", "Infinity is not JSON"),
         (b"{", "not JSON"),
+        (b'{"id": "a\\ud800b"}', "lone UTF-16 surrogate"),
+        (b'["\\udc00"]', "lone UTF-16 surrogate"),
     ],
 )
 def test_hostile_json_is_a_clear_input_error(raw, message):
@@ -113,6 +115,7 @@ def test_json_within_the_limits_parses_and_brackets_in_strings_do_not_count():
     assert parse_json(b"[" * 8 + b"]" * 8, LIMITS) == [[[[[[[[]]]]]]]]
     text = b'{"s": "' + b"[{" * 50 + b'\\"]", "n": ' + b"9" * 20 + b"}"
     assert parse_json(text, LIMITS)["n"] == int("9" * 20)
+    assert parse_json(b'["\\ud83e\\uddec"]', LIMITS) == ["\U0001f9ec"]  # a pair
 
 
 # ----------------------------------------------------------------- bodies

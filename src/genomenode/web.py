@@ -202,6 +202,8 @@ def _too_large(limits: HttpLimits) -> str:
     )
 
 
+# A \u escape of a UTF-16 surrogate, paired or not.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # A JSON string (escapes included), removed before counting brackets.
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -259,7 +261,7 @@ def parse_json(
         raise InputError(f"{name} is not JSON", field=field)
 
     try:
-        return json.loads(text, parse_int=integer, parse_constant=constant)
+        document = json.loads(text, parse_int=integer, parse_constant=constant)
     except json.JSONDecodeError as error:
         raise InputError(
             f"request body is not JSON: {error.msg} at line {error.lineno}",
@@ -267,6 +269,18 @@ def parse_json(
         ) from None
     except RecursionError:  # a depth the bracket count did not see; never a 500
         raise InputError("JSON nested too deeply", field=field) from None
+    if _SURROGATE_ESCAPE.search(raw):
+        # "\ud800" alone is valid JSON but no text: echoed in an answer it would
+        # fail to encode. Pairs (astral characters) pass.
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which "
+                "is not a character",
+                field=field,
+            ) from None
+    return document
 
 
 async def read_json(request: Request, *, empty: Any = None, field: str = "body") -> Any:

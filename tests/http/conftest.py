@@ -453,10 +453,14 @@ def call_asgi(
     started: dict[str, Any] = {}
     body = bytearray()
 
+    responded = asyncio.Event()
+
     async def receive() -> dict[str, Any]:
         nonlocal consumed
         if started.get("done"):
-            await asyncio.sleep(0)
+            # As a server does: the client stays until its answer is sent
+            # (an app watching for a disconnect must not see one before).
+            await responded.wait()
             return {"type": "http.disconnect"}
         chunk = next(pending, None)
         if chunk is None:
@@ -474,6 +478,8 @@ def call_asgi(
             }
         elif message["type"] == "http.response.body":
             body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                responded.set()
 
     scope = {
         "type": "http",

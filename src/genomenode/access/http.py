@@ -545,7 +545,7 @@ def access_router() -> APIRouter:
                 # A refused DAC step is an access decision too: audit it.
                 service.audit.record(
                     actor=identity.subject,
-                    action=f"application.{action}",
+                    action=f"access.{action}",
                     outcome="deny",
                     reason=str(error),
                     details={"application": application_id},

@@ -189,6 +189,8 @@ def _query_route(
     router: APIRouter, path: str, endpoint: Handler, name: str, summary: str
 ) -> None:
     """A route answering GET and POST (one OpenAPI operation each)."""
+    # Handlers read the id from the path themselves; declare it for clients.
+    extra = {"parameters": [_ENTRY_ID_PARAMETER]} if "{entry_id}" in path else None
     for method in ("GET", "POST"):
         router.add_api_route(
             path,
@@ -196,7 +198,17 @@ def _query_route(
             methods=[method],
             summary=summary,
             operation_id=f"{name}_{method.lower()}",
+            openapi_extra=extra,
         )
+
+
+_ENTRY_ID_PARAMETER = {
+    "name": "entry_id",
+    "in": "path",
+    "required": True,
+    "description": "The id of one entry (a dataset, cohort, individual...).",
+    "schema": {"type": "string"},
+}
 
 
 def add_beacon_routes(
