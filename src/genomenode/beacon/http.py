@@ -35,7 +35,13 @@ from .filtering_terms import filtering_terms
 from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
-__all__ = ["BeaconService", "add_beacon_routes", "beacon_router", "caller_of"]
+__all__ = [
+    "BeaconService",
+    "add_beacon_routes",
+    "beacon_router",
+    "caller_of",
+    "read_beacon_request",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -93,8 +99,16 @@ def _service(request: Request) -> BeaconService:
     return service
 
 
-async def _beacon_request(request: Request) -> BeaconRequest:
-    """The request's Beacon query (body or parameters), within the node's limits."""
+async def read_beacon_request(request: Request, *, max_filters: int) -> BeaconRequest:
+    """The request's Beacon query (POST body or GET parameters), read within the
+    app's limits and with at most ``max_filters`` filters; the node and the
+    network read requests through this.
+
+    Raises
+    ------
+    BeaconRequestError
+        A parameter is wrong, or there are too many filters (HTTP 400).
+    """
     if request.method == "POST":
         parsed = parse_post(await read_json(request, empty={}))
     else:
@@ -103,14 +117,17 @@ async def _beacon_request(request: Request) -> BeaconRequest:
             values = request.query_params.getlist(key)
             params[key] = values if len(values) > 1 else values[0]
         parsed = parse_get(params)
-    limit = _service(request).max_filters
-    if len(parsed.filters) > limit:
+    if len(parsed.filters) > max_filters:
         raise BeaconRequestError(
-            f"{len(parsed.filters)} filters; at most {limit} in one request "
+            f"{len(parsed.filters)} filters; at most {max_filters} in one request "
             "(beacon_max_filters)",
             field="filters",
         )
     return parsed
+
+
+async def _beacon_request(request: Request) -> BeaconRequest:
+    return await read_beacon_request(request, max_filters=_service(request).max_filters)
 
 
 def _answer_document(

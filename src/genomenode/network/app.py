@@ -42,9 +42,8 @@ from fastapi.responses import JSONResponse
 
 from genomenode import __version__
 from genomenode.beacon import framework
-from genomenode.beacon.http import add_beacon_routes
+from genomenode.beacon.http import add_beacon_routes, read_beacon_request
 from genomenode.beacon.query import BeaconRequest
-from genomenode.beacon.requests import parse_get, parse_post
 from genomenode.beacon.responses import received_request_summary
 from genomenode.catalogue.harvest import (
     CatalogueSource,
@@ -57,7 +56,6 @@ from genomenode.web import (
     HttpLimits,
     cancel_on_disconnect,
     install_error_handlers,
-    read_json,
 )
 
 from ..access.network_trust import NetworkSigner
@@ -204,22 +202,10 @@ async def _parsed(request: Request) -> tuple[BeaconRequest, bytes | None, str]:
     query string to forward."""
     query = _query(request)
     _check_authorization(request)
-    raw: bytes | None = None
-    if request.method == "POST":
-        parsed = parse_post(await read_json(request, empty={}))
-        raw = request.state.body_bytes
-    else:
-        params: dict[str, str | list[str]] = {}
-        for key in request.query_params:
-            values = request.query_params.getlist(key)
-            params[key] = values if len(values) > 1 else values[0]
-        parsed = parse_get(params)
-    if len(parsed.filters) > MAX_FILTERS:
-        # Refused here rather than fanned out for every node to refuse.
-        raise BeaconRequestError(
-            f"{len(parsed.filters)} filters; at most {MAX_FILTERS} in one request",
-            field="filters",
-        )
+    # Too many filters are refused here rather than fanned out for every node to
+    # refuse.
+    parsed = await read_beacon_request(request, max_filters=MAX_FILTERS)
+    raw = request.state.body_bytes if request.method == "POST" else None
     return parsed, raw, query
 
 
