@@ -84,6 +84,7 @@ __all__ = [
     "parse_json",
     "read_body",
     "read_json",
+    "read_json_object",
     "run_blocking",
     "serve",
 ]
@@ -297,6 +298,20 @@ async def read_json(request: Request, *, empty: Any = None, field: str = "body")
     return parse_json(raw, limits_of(request), field=field)
 
 
+async def read_json_object(request: Request, *, field: str = "body") -> dict[str, Any]:
+    """The request body as a JSON object (``{}`` for no body), within the limits.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_json`, or the body is JSON but not an object.
+    """
+    document = await read_json(request, empty={}, field=field)
+    if not isinstance(document, dict):
+        raise InputError("request body must be a JSON object", field=field)
+    return document
+
+
 # ------------------------------------------------------------------- responses
 
 
@@ -389,21 +404,13 @@ async def run_blocking(
         done, _ = await asyncio.wait({work}, timeout=_WATCH_AFTER_SECONDS)
         if done:
             return work.result()
-        watcher = asyncio.ensure_future(_disconnected(request))
-        try:
-            pending: set[asyncio.Future[Any]] = {work, watcher}
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-    except asyncio.CancelledError:
+        # Shielded: a thread cannot be cancelled, it is told to stop instead.
+        return await cancel_on_disconnect(request, asyncio.shield(work))
+    except (asyncio.CancelledError, ClientDisconnected):
         cancellation.cancel()
+        # The thread finishes at its next check; its result is unwanted.
+        work.add_done_callback(_ignore_result)
         raise
-    if work.done():
-        return work.result()
-    cancellation.cancel()
-    # The thread finishes on its own at its next check; its result is unwanted.
-    work.add_done_callback(_ignore_result)
-    raise ClientDisconnected("the client went away; its work was stopped")
 
 
 #: How long work runs before the client's connection is watched.

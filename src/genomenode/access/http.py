@@ -49,7 +49,7 @@ from ..errors import (
 )
 from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
-from ..web import json_response, read_body, read_json, run_blocking
+from ..web import json_response, read_body, read_json_object, run_blocking
 from . import workflow
 from .audit import AuditWriter
 from .authorize import Authoriser, JsonFetcher, rejected_visas
@@ -342,13 +342,6 @@ async def audited(request: Request) -> AsyncIterator[None]:
             )
 
 
-async def _body(request: Request) -> Mapping[str, Any]:
-    document = await read_json(request, empty={})
-    if not isinstance(document, dict):
-        raise InputError("request body must be a JSON object", field="body")
-    return document
-
-
 def _text(body: Mapping[str, Any], name: str, default: str | None = None) -> str | None:
     value = body.get(name, default)
     if value is not None and not isinstance(value, str):
@@ -429,7 +422,7 @@ def access_router() -> APIRouter:
     async def create(request: Request) -> JSONResponse:
         service = service_of(request)
         identity = await run_blocking(request, identity_of, request)
-        body = await _body(request)
+        body = await read_json_object(request)
         dataset_id = _text(body, "dataset")
         if not dataset_id:
             raise InputError("dataset (the dataset id) is required", field="dataset")
@@ -492,7 +485,7 @@ def access_router() -> APIRouter:
     ) -> JSONResponse:
         service = service_of(request)
         identity = await run_blocking(request, identity_of, request)
-        body = await _body(request)
+        body = await read_json_object(request)
         purpose_document = body.get("purpose")
 
         def change() -> dict[str, Any]:
@@ -532,7 +525,7 @@ def access_router() -> APIRouter:
                 f"unknown action {action[:40]!r} (one of {', '.join(actions)})",
                 field="action",
             )
-        body = await _body(request)
+        body = await read_json_object(request)
 
         def perform() -> dict[str, Any]:
             keywords: dict[str, Any] = {"actor": identity.subject}

@@ -38,6 +38,7 @@ from rdflib.term import Node as RdfNode
 
 from genomenode.config import Secret
 from genomenode.errors import AuthenticationRequired, PermissionDenied, TooManyRequests
+from genomenode.web import json_response
 
 from .dcat import (
     COUNTRY_ISO3,
@@ -657,19 +658,19 @@ def catalogue_network_router(
                 serialise(harvester.union_graph(), serialisation),
                 media_type=MEDIA_TYPES[serialisation],
             )
-        return JSONResponse(
+        return json_response(
             harvester.search(q=q, country=country, duo=duo, disease=disease)
         )
 
     async def harvest_now(request: Request) -> JSONResponse:
         gate.check(request)
         statuses = await harvester.harvest()
-        return JSONResponse(
+        return json_response(
             {node_id: status.to_json() for node_id, status in statuses.items()}
         )
 
     async def last_harvest() -> JSONResponse:
-        return JSONResponse(
+        return json_response(
             {
                 node_id: status.to_json()
                 for node_id, status in harvester.statuses().items()

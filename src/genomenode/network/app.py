@@ -56,6 +56,7 @@ from genomenode.web import (
     HttpLimits,
     cancel_on_disconnect,
     install_error_handlers,
+    json_response,
 )
 
 from ..access.network_trust import NetworkSigner
@@ -90,7 +91,6 @@ OPERATOR_TOKEN_ENVIRONMENT_VARIABLE = "GENOMENODE_NETWORK_OPERATOR_TOKEN"
 MAX_ENTRY_ID_LENGTH = 256
 #: The longest ``Authorization`` header (a passport with its visas) forwarded.
 MAX_AUTHORIZATION_BYTES = 64 * 1024
-_JSON = "application/json"
 # Unreserved URI characters and a few more that ids use; never "/" or "%".
 _ENTRY_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~:@+=-]*")
 # Printable ASCII without space and "#": what a query string may hold unencoded.
@@ -137,10 +137,6 @@ def new_client(registry: Registry) -> httpx2.AsyncClient:
         transport=PerOriginTransport(limits),
         follow_redirects=False,
     )
-
-
-def _json(document: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(document, status_code=status, media_type=_JSON)
 
 
 # -- what the caller controls, checked before any node is asked ---------------
@@ -306,7 +302,7 @@ def _forwarded(
         outcome=outcome,
         reason=f"HTTP {status}; {answered} of {len(answers)} nodes answered",
     )
-    return _json(document, status)
+    return json_response(document, status)
 
 
 def _forwarded_path(
@@ -365,7 +361,7 @@ def network_beacon_router() -> APIRouter:
 
     async def service_info(request: Request) -> JSONResponse:
         identity = request.app.state.beacon.identity
-        return _json(framework.service_info_response(identity))
+        return json_response(framework.service_info_response(identity))
 
     async def configuration(request: Request) -> JSONResponse:
         _check_authorization(request)
@@ -374,10 +370,12 @@ def network_beacon_router() -> APIRouter:
         return _forwarded(request, "configuration", answers, 200, document)
 
     async def beacon_map(request: Request) -> JSONResponse:
-        return _json(framework.map_response(request.app.state.beacon.identity))
+        return json_response(framework.map_response(request.app.state.beacon.identity))
 
     async def entry_types(request: Request) -> JSONResponse:
-        return _json(framework.entry_types_response(request.app.state.beacon.identity))
+        return json_response(
+            framework.entry_types_response(request.app.state.beacon.identity)
+        )
 
     add_beacon_routes(
         router,
@@ -403,7 +401,7 @@ def network_status_router() -> APIRouter:
         registry: Registry = request.app.state.registry
         last_seen: dict[str, str] = request.app.state.last_seen
         breakers: Breakers = request.app.state.breakers
-        return _json(
+        return json_response(
             {
                 "networkId": registry.network_id,
                 "nodes": [

@@ -55,7 +55,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
-from ..web import json_response, read_json, run_blocking
+from ..web import json_response, read_json_object, run_blocking
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
 from .service import StoredObject, TransferService
 
@@ -226,13 +226,6 @@ def _bundle_document(
             for stored in members
         ],
     }
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    document = await read_json(request, empty={})
-    if not isinstance(document, dict):
-        raise InputError("request body must be a JSON object", field="body")
-    return document
 
 
 async def _prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
@@ -538,7 +531,7 @@ def drs_router() -> APIRouter:
         )
 
     async def post_object(request: Request, object_id: str) -> JSONResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         _expand(body.get("expand", request.query_params.get("expand")))
         await _prepare_passports(request, body)
 
@@ -549,7 +542,7 @@ def drs_router() -> APIRouter:
         return json_response(await run_blocking(request, document))
 
     async def bulk_objects(request: Request) -> JSONResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         await _prepare_passports(request, body)
         return json_response(
             await run_blocking(request, bulk_objects_of, request, body)
@@ -584,7 +577,7 @@ def drs_router() -> APIRouter:
     async def post_access(
         request: Request, object_id: str, access_id: str
     ) -> JSONResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         await _prepare_passports(request, body)
 
         def document() -> dict[str, Any]:
@@ -594,7 +587,7 @@ def drs_router() -> APIRouter:
         return json_response(await run_blocking(request, document))
 
     async def bulk_access(request: Request) -> JSONResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         await _prepare_passports(request, body)
         return json_response(await run_blocking(request, bulk_access_of, request, body))
 

@@ -46,7 +46,7 @@ from ..errors import (
     TokenError,
     UnsupportedFormatError,
 )
-from ..web import json_response, read_json, run_blocking
+from ..web import json_response, read_json_object, run_blocking
 from .cram import StoredCram
 from .reads import ReadRegion, StoredReads
 from .service import StoredObject, TransferService
@@ -428,9 +428,7 @@ def htsget_router() -> APIRouter:
 
     async def parameters_of(request: Request) -> tuple[dict[str, Any], bool]:
         if request.method == "POST":
-            body = await read_json(request, empty={})
-            if not isinstance(body, dict):
-                raise InputError("request body must be a JSON object", field="body")
+            body = await read_json_object(request)
             for name in ("format", "class", "fields", "tags", "notags"):
                 if name in request.query_params and name not in body:
                     body[name] = request.query_params[name]
