@@ -36,7 +36,6 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx2
-import jwt
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -59,6 +58,7 @@ from genomenode.web import (
     json_response,
 )
 
+from ..access import jws
 from ..access.network_trust import NetworkSigner
 from . import merge
 from .audit import open_network_audit
@@ -248,11 +248,10 @@ def _actor(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return "anonymous"
-    try:
-        claims = jwt.decode(token.strip(), options={"verify_signature": False})
-    except jwt.PyJWTError:
+    peeked = jws.peek(token.strip())
+    if peeked is None:
         return "unknown"
-    subject = claims.get("sub")
+    subject = peeked[1].get("sub")
     return subject if isinstance(subject, str) and subject else "unknown"
 
 
