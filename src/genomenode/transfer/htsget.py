@@ -393,7 +393,6 @@ def _variant_regions(regions: Sequence[ReadRegion] | None) -> list[Region] | Non
 
 
 def _whole_file_ticket(
-    request: Request,
     files: _Files,
     caller: Any,
     stored: StoredObject,
@@ -466,9 +465,7 @@ def htsget_router() -> APIRouter:
                 slicer_r = files.reads(stored)
                 known = set(slicer_r.reference_names()) | {"*"}
                 if isinstance(slicer_r, StoredCram):
-                    return _whole_file_ticket(
-                        request, files, caller, stored, query, known
-                    )
+                    return _whole_file_ticket(files, caller, stored, query, known)
                 if query.format != "BAM":
                     raise UnsupportedFormatError(
                         f"{stored.id!r} is BAM; CRAM output needs a reference",
