@@ -301,8 +301,9 @@ def grant_access(
     ends_at: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> int:
-    """``subject`` applies for ``dataset_id`` (GRU) and an operator approves it;
-    returns the application id. ``now`` backdates both steps."""
+    """``subject`` applies for ``dataset_id`` (GRU) and an operator approves it
+    (overriding a deny recommendation, as a committee may); returns the
+    application id. ``now`` backdates both steps."""
     from genomenode.access import workflow
 
     moment = now or dt.datetime.now(dt.UTC)
@@ -321,6 +322,11 @@ def grant_access(
         actor=actor,
         ends_at=ends_at or moment + dt.timedelta(days=1),
         as_operator=actor.startswith("operator:"),
+        override_reason=(
+            "granted for the test"
+            if application.recommendation.outcome == "deny"
+            else None
+        ),
         now=now,
     )
     return application.id

@@ -38,7 +38,9 @@ HTTP layer turns ``status`` into the response in one place.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+from collections.abc import Iterable
 
 __all__ = [
     "AuthenticationRequired",
@@ -65,6 +67,7 @@ __all__ = [
     "TooManyRequests",
     "UnsupportedFormatError",
     "VcfError",
+    "did_you_mean",
 ]
 
 
@@ -251,6 +254,18 @@ class ClientDisconnected(GenomenodeError):
     """
 
     status = 499
+
+
+def did_you_mean(name: object, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'fi-sim-7'?"``: the closest ``candidates`` to a name that
+    was not found (difflib), to end a :class:`NotFoundError`'s message; ``""``
+    when none is close. Only for names the caller may know exist."""
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(item) for item in close) + "?"
 
 
 class BeaconSchemaError(GenomenodeError):

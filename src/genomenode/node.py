@@ -30,7 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from .config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_config
-from .errors import ConfigError, FormatVersionError, NotFoundError, StoreError
+from .errors import (
+    ConfigError,
+    FormatVersionError,
+    NotFoundError,
+    StoreError,
+    did_you_mean,
+)
 from .store import crypt
 from .store.db import open_database
 from .store.models import (
@@ -172,7 +178,11 @@ class Node:
             row = session.get(Dataset, dataset_id)
         path = self.datasets_dir / dataset_id / "dataset.json"
         if row is None or row.status != STATUS_PUBLISHED or not path.exists():
-            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+            known = [dataset.id for dataset in self.published()]
+            raise NotFoundError(
+                f"dataset {dataset_id!r} is not published on this node"
+                + did_you_mean(dataset_id, known)
+            )
         return read_versioned_json(path, DATASET_FORMAT_VERSION)
 
 

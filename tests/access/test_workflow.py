@@ -241,6 +241,7 @@ def test_apply_edit_submit_approve_revoke(node):
         "to": APPROVED,
         "grantee": "alice",
         "ends_at": LATER.isoformat(),
+        "recommendation": "approve",
     }
     assert entries[4].details["to"] == REVOKED
     assert_audit_intact(node)
@@ -641,12 +642,80 @@ def test_the_application_carries_the_duo_recommendation(node, terms, purpose, ou
         "outcome": outcome,
         "reasons": list(application.recommendation.reasons),
     }
-    # A recommendation decides nothing: the committee may still approve.
+    # A recommendation decides nothing: the committee may still approve (against
+    # a deny, with the reason for overriding it).
     workflow.submit(node.engine, application.id, actor="alice", now=NOW)
     approved = workflow.approve(
-        node.engine, application.id, actor=COMMITTEE, ends_at=LATER, now=NOW
+        node.engine,
+        application.id,
+        actor=COMMITTEE,
+        ends_at=LATER,
+        now=NOW,
+        override_reason="ethics board agreed" if outcome == "deny" else None,
     )
     assert approved.state == APPROVED
+
+
+def test_approving_against_a_deny_needs_a_reason_that_is_audited(node):
+    add_dataset(node, terms=((HMB, None),))
+    application = apply(node, purpose=POA)
+    workflow.submit(node.engine, application.id, actor="alice", now=NOW)
+
+    with pytest.raises(InputError, match="is deny") as refused:
+        workflow.approve(
+            node.engine, application.id, actor=COMMITTEE, ends_at=LATER, now=NOW
+        )
+    assert refused.value.field == "override_reason"
+    assert "only health, medical or biomedical research" in str(refused.value)
+    blank = "   "
+    with pytest.raises(InputError, match="is deny"):
+        workflow.approve(
+            node.engine,
+            application.id,
+            actor=COMMITTEE,
+            ends_at=LATER,
+            now=NOW,
+            override_reason=blank,
+        )
+    assert (
+        workflow.get_application(node.engine, application.id, as_operator=True).state
+        == SUBMITTED
+    )
+
+    approved = workflow.approve(
+        node.engine,
+        application.id,
+        actor=COMMITTEE,
+        ends_at=LATER,
+        now=NOW,
+        override_reason=" ethics board agreed ",
+    )
+
+    assert approved.state == APPROVED
+    entry = audit_entries(node)[-1]
+    assert (entry.action, entry.outcome) == ("access.approve", "allow")
+    assert entry.details["recommendation"] == "deny"
+    assert entry.details["override_reason"] == "ethics board agreed"
+    assert "overriding the DUO recommendation deny: ethics board agreed" in (
+        entry.reason
+    )
+
+
+def test_an_override_without_a_deny_is_refused(node):
+    add_dataset(node, terms=((GRU, None),))
+    application = apply(node, purpose=HMB)
+    workflow.submit(node.engine, application.id, actor="alice", now=NOW)
+
+    with pytest.raises(InputError, match="is approve, not deny") as refused:
+        workflow.approve(
+            node.engine,
+            application.id,
+            actor=COMMITTEE,
+            ends_at=LATER,
+            now=NOW,
+            override_reason="just in case",
+        )
+    assert refused.value.field == "override_reason"
 
 
 def test_editing_the_purpose_changes_the_recommendation(node):

@@ -142,6 +142,20 @@ class Grant:
         """Whether the grant gives access at ``now`` (timezone-aware)."""
         return self.revoked_at is None and self.starts_at <= now < self.ends_at
 
+    def describe(self, now: dt.datetime | None = None) -> str:
+        """One line: who, what, when, and whether it is active, ended or revoked."""
+        if self.revoked_at is not None:
+            status = f"revoked {self.revoked_at.isoformat()} by {self.revoked_by}"
+        elif self.active(now or dt.datetime.now(dt.UTC)):
+            status = "active"
+        else:
+            status = "ended"
+        return (
+            f"{self.subject} on {self.dataset_id} "
+            f"from {self.starts_at.isoformat(timespec='seconds')} "
+            f"until {self.ends_at.isoformat(timespec='seconds')} ({status})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             **dataclasses.asdict(self),
@@ -173,6 +187,39 @@ class Application:
     events: tuple[ApplicationEvent, ...]
     grant: Grant | None
     recommendation: Recommendation
+
+    def summary(self) -> str:
+        """One line for a list: id, state, dataset, applicant, DUO, title."""
+        return (
+            f"{self.id:>5}  {self.state:<9}  {self.dataset_id}  {self.applicant}  "
+            f"DUO says {self.recommendation.outcome}  {self.project_title!r}"
+        )
+
+    def describe(self) -> str:
+        """Several lines: purpose, DUO recommendation and why, grant, history."""
+        purpose = self.purpose
+        lines = [
+            f"Application {self.id}: {self.project_title}",
+            f"  dataset:    {self.dataset_id}",
+            f"  applicant:  {self.applicant}",
+            f"  members:    {', '.join(self.members) or '-'}",
+            f"  state:      {self.state} (version {self.version})",
+            f"  purpose:    {purpose.term} {purpose.disease or ''}".rstrip(),
+        ]
+        if self.purpose_text:
+            lines.append(f"              {self.purpose_text}")
+        lines.append(f"  DUO recommendation: {self.recommendation.outcome}")
+        lines += [f"    - {reason}" for reason in self.recommendation.reasons]
+        if self.grant is not None:
+            lines.append(f"  grant:      {self.grant.describe()}")
+        lines.append("  events:")
+        for event in self.events:
+            lines.append(
+                f"    {event.at.isoformat(timespec='seconds')}  {event.actor}  "
+                f"{event.action}: {event.from_state or '-'} -> {event.to_state}"
+                + (f"  ({event.comment})" if event.comment else "")
+            )
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {

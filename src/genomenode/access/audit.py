@@ -39,12 +39,13 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import pathlib
 import queue
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Result, Select, Text, cast, event, select
@@ -65,6 +66,7 @@ __all__ = [
     "checkpoint",
     "entry_hash",
     "entry_mac",
+    "read_checkpoint_files",
     "verify",
 ]
 
@@ -540,6 +542,43 @@ class AuditCheck:
     @property
     def intact(self) -> bool:
         return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "num_entries": self.num_entries,
+            "intact": self.intact,
+            "first_bad_id": self.first_bad_id,
+            "problem": self.problem,
+            "num_checkpoints": self.num_checkpoints,
+        }
+
+    def describe(self) -> str:
+        """One line: intact with what was checked, or TAMPERED and where."""
+        if self.intact:
+            return (
+                f"Audit log intact: {self.num_entries} entries verified, "
+                f"{self.num_checkpoints} checkpoints match."
+            )
+        where = (
+            f" at entry {self.first_bad_id}" if self.first_bad_id is not None else ""
+        )
+        return (
+            f"Audit log TAMPERED{where}: {self.problem} "
+            f"({self.num_entries} entries before it verified)."
+        )
+
+
+def read_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The checkpoints (compact JWS, one per line) kept in files off the node.
+
+    Whatever the files hold is returned for :func:`verify` to check: a garbled
+    line is a checkpoint that fails, not one that is skipped.
+    """
+    return [
+        token
+        for path in paths
+        for token in pathlib.Path(path).read_text(errors="replace").split()
+    ]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -534,6 +534,7 @@ def access_router() -> APIRouter:
                     keywords["comment"] = _text(body, "comment")
                 if action == "approve":
                     keywords["ends_at"] = _ends_at(body)
+                    keywords["override_reason"] = _text(body, "override_reason")
             except InputError as error:
                 # A refused DAC step is an access decision too: audit it.
                 service.audit.record(

@@ -23,7 +23,14 @@ from jwt.algorithms import ECAlgorithm
 
 from ..errors import ConfigError
 
-__all__ = ["GrantVisa", "SigningKeys", "issue_grant_visa"]
+__all__ = [
+    "GrantVisa",
+    "KeyRotation",
+    "SigningKeys",
+    "issue_grant_visa",
+    "node_visa_keys",
+    "rotate_node_visa_key",
+]
 
 
 class SigningKeys:
@@ -89,6 +96,32 @@ class SigningKeys:
             public = json.loads(ECAlgorithm.to_jwk(self._load(path).public_key()))
             keys.append({**public, "kid": path.stem, "use": "sig", "alg": "ES256"})
         return {"keys": keys}
+
+
+def node_visa_keys(node_dir: str | os.PathLike[str]) -> SigningKeys:
+    """The visa signing keys of the node in ``node_dir`` (``keys/visas/``)."""
+    return SigningKeys(pathlib.Path(node_dir) / "keys" / "visas")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRotation:
+    """A new signing key (``kid``) and the kids the JWKS now publishes."""
+
+    kid: str
+    published: tuple[str, ...]
+    directory: pathlib.Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kid": self.kid, "published": list(self.published)}
+
+
+def rotate_node_visa_key(node_dir: str | os.PathLike[str]) -> KeyRotation:
+    """Start signing the node's visas with a new key; earlier keys stay published,
+    so visas they signed keep verifying until an operator deletes their file."""
+    keys = node_visa_keys(node_dir)
+    kid = keys.rotate()
+    published = tuple(key["kid"] for key in keys.jwks()["keys"])
+    return KeyRotation(kid=kid, published=published, directory=keys.directory)
 
 
 @dataclasses.dataclass(frozen=True)

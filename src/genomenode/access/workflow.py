@@ -49,11 +49,14 @@ from ..errors import (
     InputError,
     NotFoundError,
     PermissionDenied,
+    did_you_mean,
 )
 from ..store.models import (
+    STATUS_PUBLISHED,
     AccessApplication,
     AccessApplicationEvent,
     DacMember,
+    Dataset,
     Entitlement,
 )
 from .applications import (
@@ -75,6 +78,7 @@ from .applications import (
     _aware,
     _build,
     _checked_purpose,
+    _conditions,
     _is_published,
     _may_see,
     _members,
@@ -94,7 +98,7 @@ from .applications import (
     purpose_to_json,
 )
 from .audit import add_entry, append
-from .duo import ResearchPurpose
+from .duo import Recommendation, ResearchPurpose, match
 
 __all__ = [
     "APPROVED",
@@ -115,6 +119,7 @@ __all__ = [
     "add_dac_member",
     "approve",
     "catalogue_items",
+    "change_dac_members",
     "create_application",
     "dac_members",
     "edit_application",
@@ -340,6 +345,19 @@ def _transition(
     return result
 
 
+def _require_published(session: Session, dataset_id: str) -> None:
+    """Raise NotFoundError (naming the closest published ids) unless published."""
+    if _is_published(session, dataset_id):
+        return
+    known = session.scalars(
+        select(Dataset.id).where(Dataset.status == STATUS_PUBLISHED)
+    )
+    raise NotFoundError(
+        f"dataset {dataset_id!r} is not published on this node"
+        + did_you_mean(dataset_id, known)
+    )
+
+
 def _by_whom(as_operator: bool) -> str:
     return "an operator" if as_operator else "the data access committee"
 
@@ -380,8 +398,7 @@ def create_application(
         steps.append(("submit", DRAFT, SUBMITTED))
 
     def work(session: Session) -> Application:
-        if not _is_published(session, dataset_id):
-            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+        _require_published(session, dataset_id)
         row = AccessApplication(
             dataset_id=dataset_id,
             applicant=applicant,
@@ -491,16 +508,23 @@ def approve(
     actor: str,
     ends_at: dt.datetime,
     comment: str | None = None,
+    override_reason: str | None = None,
     as_operator: bool = False,
     now: dt.datetime | None = None,
 ) -> Application:
     """Approve a submitted application: the applicant is granted the dataset from
     ``now`` until ``ends_at`` (exclusive; timezone-aware, in the future).
 
+    An application whose DUO recommendation is ``deny`` is approved only with an
+    ``override_reason``, which the audit entry records with the recommendation
+    (every approval's entry names the recommendation it was made against).
+
     Raises
     ------
     InputError
-        ``ends_at`` is naive or not after ``now``.
+        ``ends_at`` is naive or not after ``now``; the recommendation is ``deny``
+        and no ``override_reason`` is given (the message says why it is deny), or
+        it is not ``deny`` and one is (field ``override_reason``).
     NotFoundError
         No such application, or ``actor`` may not see it (audited).
     PermissionDenied
@@ -516,8 +540,16 @@ def approve(
             f"{until.isoformat()} is not in the future (now {moment.isoformat()})",
             field="ends_at",
         )
+    if override_reason is not None and not isinstance(override_reason, str):
+        raise InputError("must be text", field="override_reason")
+    override = (override_reason or "").strip() or None
 
     def grant(session: Session, row: AccessApplication) -> Mapping[str, Any]:
+        recommendation = match(
+            purpose_from_json(row.purpose),
+            _conditions(session, [row.dataset_id]).get(row.dataset_id, ()),
+        )
+        _check_override(row.id, recommendation, override)
         session.add(
             Entitlement(
                 application_id=row.id,
@@ -527,19 +559,50 @@ def approve(
                 ends_at=until,
             )
         )
-        return {"grantee": row.applicant, "ends_at": until.isoformat()}
+        details = {
+            "grantee": row.applicant,
+            "ends_at": until.isoformat(),
+            "recommendation": recommendation.outcome,
+        }
+        if override is not None:
+            details["override_reason"] = override
+        return details
 
+    reason = f"approved by {_by_whom(as_operator)} until {until.isoformat()}"
+    if override is not None:
+        reason += f", overriding the DUO recommendation deny: {override}"
     return _transition(
         engine,
         application_id,
         "approve",
         actor=actor,
         now=moment,
-        reason=f"approved by {_by_whom(as_operator)} until {until.isoformat()}",
+        reason=reason,
         comment=_comment(comment),
         as_operator=as_operator,
         on_change=grant,
     )
+
+
+def _check_override(
+    application_id: int, recommendation: Recommendation, override: str | None
+) -> None:
+    """An approval against a ``deny`` needs a reason; one that is not, none."""
+    if recommendation.outcome == "deny" and override is None:
+        why = "; ".join(recommendation.reasons)
+        raise InputError(
+            f"the DUO recommendation for application {application_id} is deny "
+            f"({why}): approving it anyway needs the reason for overriding it "
+            "(`genomenode access approve --override --reason TEXT`; "
+            "over HTTP, override_reason), which the audit log records",
+            field="override_reason",
+        )
+    if recommendation.outcome != "deny" and override is not None:
+        raise InputError(
+            f"the DUO recommendation for application {application_id} is "
+            f"{recommendation.outcome}, not deny: there is nothing to override",
+            field="override_reason",
+        )
 
 
 def reject(
@@ -664,8 +727,7 @@ def add_dac_member(
     subject = _subject(subject, "subject")
 
     def work(session: Session) -> None:
-        if not _is_published(session, dataset_id):
-            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+        _require_published(session, dataset_id)
         if subject in dac_members(session, dataset_id):
             return
         session.add(
@@ -725,3 +787,33 @@ def remove_dac_member(
         )
 
     _in_transaction(engine, work)
+
+
+def change_dac_members(
+    engine: Engine,
+    dataset_id: str,
+    *,
+    added: Sequence[str] = (),
+    removed: Sequence[str] = (),
+    actor: str,
+) -> tuple[str, ...]:
+    """Add and remove members of a published dataset's committee (each change
+    audited, as :func:`add_dac_member` and :func:`remove_dac_member` do); returns
+    the committee after the changes, sorted. With neither, it only reads it.
+
+    Raises
+    ------
+    NotFoundError
+        The dataset is not published (naming the closest published ids), or a
+        subject to remove is not on the committee.
+    ConflictError
+        A subject to remove is listed in the dataset's dataset.yaml.
+    """
+    with Session(engine) as session:
+        _require_published(session, dataset_id)
+    for subject in added:
+        add_dac_member(engine, dataset_id=dataset_id, subject=subject, actor=actor)
+    for subject in removed:
+        remove_dac_member(engine, dataset_id=dataset_id, subject=subject, actor=actor)
+    with Session(engine) as session:
+        return tuple(sorted(dac_members(session, dataset_id)))

@@ -28,7 +28,7 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from rdflib.plugins.parsers.jsonld import to_rdf
 from sqlalchemy import Select, select
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, did_you_mean
 from ..node import Node
 from ..store.models import Dataset, DataUseTerm, StoredFile, published_datasets
 
@@ -393,7 +393,11 @@ def catalogue_graph(
             query = query.where(Dataset.id == dataset_id)
         rows = list(session.scalars(query))
         if dataset_id is not None and not rows:
-            raise NotFoundError(f"dataset {dataset_id!r} is not published on this node")
+            known = [row.id for row in session.scalars(_published_datasets())]
+            raise NotFoundError(
+                f"dataset {dataset_id!r} is not published on this node"
+                + did_you_mean(dataset_id, known)
+            )
         ids = [row.id for row in rows]
         terms = list(
             session.scalars(
