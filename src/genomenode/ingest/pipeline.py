@@ -30,19 +30,15 @@ from sqlalchemy import select
 
 from ..beacon.genes import GeneTable
 from ..dataset import AlignmentSource, DatasetDescription, read_dataset_description
-from ..errors import ClinicalDataError, IngestError, StoreError
+from ..errors import IngestError, InputError, StoreError
 from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store import crypt
 from ..store.genotypes import contig_ranges
 from ..store.models import STATUS_PUBLISHED, Dataset
 from ..store.private import private_files
 from . import convert, vcf
-from .alignments import (
-    alignment_sample,
-    check_alignment_reference,
-    ensure_alignment_index,
-    stage_reference,
-)
+from .alignments import ensure_alignment_index, stage_reference
+from .check import check_inputs
 from .clinical import ClinicalRecord, read_clinical
 from .metadata import load_metadata, mark_published
 from .workers import Reporter, checkpoint
@@ -228,7 +224,11 @@ def ingest(
         for step in STEPS:
             if not run.done(step):
                 step_started = time.monotonic()
-                _STEP_FUNCTIONS[step](run)
+                try:
+                    _STEP_FUNCTIONS[step](run)
+                except InputError as error:
+                    error.message += _after_bad_input(run)
+                    raise
                 logger.info(
                     "%s: %s done in %.1f s",
                     description.id,
@@ -265,6 +265,21 @@ def discard(node: Node, dataset_id: str) -> bool:
                 session.delete(row)
                 found = True
         return found
+
+
+def _after_bad_input(run: _Run) -> str:
+    """What an operator can do once a step stopped on bad input. True to the
+    store: a fixed input changes the fingerprint, so the next run starts over."""
+    advice = " — nothing was published. Fix the input and run the same command again"
+    done = [step for step in STEPS if run.done(step)]
+    if not done:
+        return advice + "."
+    node_dir, dataset_id = run.node.config.node_dir, run.description.id
+    return (
+        f"{advice}. The steps done so far ({', '.join(done)}) wait in {run.work}; "
+        f"`genomenode discard --node {node_dir} {dataset_id}` removes them if you "
+        "abandon this dataset."
+    )
 
 
 def _published_row(node: Node, dataset_id: str) -> Dataset | None:
@@ -321,65 +336,7 @@ def _read_records(run: _Run) -> list[ClinicalRecord]:
 
 
 def _validate(run: _Run) -> None:
-    description = run.description
-    genotypes = description.genotypes[0]
-    vcf.check_bgzf(genotypes)
-    header = vcf.read_header(genotypes)
-    records = _read_records(run)
-    seen: set[str] = set()
-    for record in records:
-        if record.id in seen:
-            raise ClinicalDataError(
-                f"individual {record.id!r} appears twice",
-                path=description.clinical.path,
-                field="id",
-            )
-        seen.add(record.id)
-    if description.genes is not None:
-        _check_genes(description.genes, header.contigs)
-    missing = [sample for sample in header.samples if sample not in seen]
-    if missing and description.missing_clinical == "error":
-        shown = ", ".join(repr(sample) for sample in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise ClinicalDataError(
-            f"{len(missing)} genotyped sample(s) have no clinical record: "
-            f"{shown}{more}. "
-            "Add their records, or set `missing_clinical: allow` in dataset.yaml",
-            path=description.clinical.path,
-        )
-    for number, alignment in enumerate(description.alignments):
-        check_alignment_reference(alignment, number, description.source)
-    alignment_samples = [
-        alignment_sample(alignment, number, header.samples, description.source)
-        for number, alignment in enumerate(description.alignments)
-    ]
-    run.finish(
-        "validate",
-        {
-            "num_header_lines": header.num_header_lines,
-            "contigs": list(header.contigs),
-            "num_samples": len(header.samples),
-            "info_number_g": list(header.info_number_g),
-            "alignment_samples": alignment_samples,
-        },
-    )
-
-
-def _check_genes(path: pathlib.Path, contigs: tuple[str, ...]) -> None:
-    """Read the gene table (errors name file and line); warn of unknown contigs."""
-    table = GeneTable.read(path)
-    known = {
-        contig[3:] if contig.lower().startswith("chr") else contig for contig in contigs
-    }
-    unknown = sorted({gene.contig for gene in table} - known)
-    if unknown:
-        logger.warning(
-            "%s: %d gene contig(s) are not in the VCF header (%s); queries for "
-            "their genes will find nothing",
-            path,
-            len(unknown),
-            ", ".join(unknown[:5]),
-        )
+    run.finish("validate", check_inputs(run.description).staging_state())
 
 
 def _stage_genes(run: _Run) -> dict[str, Any] | None:

@@ -1,0 +1,111 @@
+"""Checking a dataset's inputs without writing anything.
+
+The first step of every ingest (``validate``) and the whole of ``genomenode
+ingest --dry-run``: the description, the VCF's container and header, the clinical
+records against the genotyped samples, the gene table and the aligned reads. The
+variant records themselves are checked later, on the converted arrays (see
+:mod:`genomenode.ingest.vcf`), so a dry run does not catch a bad record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+from typing import Any
+
+from ..beacon.genes import GeneTable
+from ..dataset import DatasetDescription
+from ..errors import ClinicalDataError
+from . import vcf
+from .alignments import alignment_sample, check_alignment_reference
+from .clinical import read_clinical
+
+__all__ = ["CheckedInputs", "check_inputs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedInputs:
+    """What :func:`check_inputs` read: enough to say what an ingest would publish."""
+
+    header: vcf.VcfHeader
+    num_clinical_records: int
+    #: Genotyped samples without a clinical record (allowed by ``missing_clinical``).
+    samples_without_clinical: tuple[str, ...]
+    #: The VCF sample each entry of ``alignments`` is of.
+    alignment_samples: tuple[str, ...]
+
+    def staging_state(self) -> dict[str, Any]:
+        """What the ingest's ``validate`` step records for the later steps."""
+        return {
+            "num_header_lines": self.header.num_header_lines,
+            "contigs": list(self.header.contigs),
+            "num_samples": len(self.header.samples),
+            "info_number_g": list(self.header.info_number_g),
+            "alignment_samples": list(self.alignment_samples),
+        }
+
+
+def check_inputs(description: DatasetDescription) -> CheckedInputs:
+    """Check everything ``description`` points to that can be checked up front.
+
+    Raises
+    ------
+    InputError
+        A subclass naming the file, line and field of the first problem found.
+    """
+    genotypes = description.genotypes[0]
+    vcf.check_bgzf(genotypes)
+    header = vcf.read_header(genotypes)
+    seen: set[str] = set()
+    for record in read_clinical(description.clinical):
+        if record.id in seen:
+            raise ClinicalDataError(
+                f"individual {record.id!r} appears twice",
+                path=description.clinical.path,
+                field="id",
+            )
+        seen.add(record.id)
+    if description.genes is not None:
+        _check_genes(description.genes, header.contigs)
+    missing = tuple(sample for sample in header.samples if sample not in seen)
+    if missing and description.missing_clinical == "error":
+        shown = ", ".join(repr(sample) for sample in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ClinicalDataError(
+            f"{len(missing)} genotyped sample(s) have no clinical record: "
+            f"{shown}{more}. "
+            "Add their records, or set `missing_clinical: allow` in dataset.yaml",
+            path=description.clinical.path,
+        )
+    for number, alignment in enumerate(description.alignments):
+        check_alignment_reference(alignment, number, description.source)
+    alignment_samples = tuple(
+        alignment_sample(alignment, number, header.samples, description.source)
+        for number, alignment in enumerate(description.alignments)
+    )
+    return CheckedInputs(
+        header=header,
+        num_clinical_records=len(seen),
+        samples_without_clinical=missing,
+        alignment_samples=alignment_samples,
+    )
+
+
+def _check_genes(path: pathlib.Path, contigs: tuple[str, ...]) -> None:
+    """Read the gene table (errors name file and line); warn of unknown contigs."""
+    table = GeneTable.read(path)
+    known = {
+        contig[3:] if contig.lower().startswith("chr") else contig for contig in contigs
+    }
+    unknown = sorted({gene.contig for gene in table} - known)
+    if unknown:
+        logger.warning(
+            "%s: %d gene contig(s) are not in the VCF header (%s); queries for "
+            "their genes will find nothing",
+            path,
+            len(unknown),
+            ", ".join(unknown[:5]),
+        )
