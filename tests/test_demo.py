@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select
 
 from genomenode.beacon.schemas import validate
@@ -56,7 +57,11 @@ def test_the_demo_network_shows_each_kind_of_caller(tmp_path, permissive_umask):
     assert shown["application"]["applicant"] == DEMO_RESEARCHER
     assert {item["country"] for item in shown["search"]} == {"FI", "IT", "PT"}
     assert elapsed < 120
-    # Run again: everything is reused, and the grant is still in force.
+    # Run again: cohorts and nodes are reused and the story is the same, told
+    # truly: the committee revokes the earlier grant, the researcher applies again.
+    # The commands to try come out whole, however narrow the terminal.
+    console = Console(width=60, record=True)
+    served = []
     again = run_demo(
         tmp_path,
         scale=0.1,
@@ -64,9 +69,26 @@ def test_the_demo_network_shows_each_kind_of_caller(tmp_path, permissive_umask):
         wait=False,
         ports=(None, None, None),
         network_port=None,
+        console=console,
+        on_ready=served.append,
     )
-    assert "application" not in again
+    told = console.export_text()
+    flat = " ".join(told.split())  # the prose may wrap at 60 columns
+    assert flat.count("already published by an earlier run") == 3
+    assert again["revoked_earlier"] == [shown["application"]["id"]]
+    assert f"(application {shown['application']['id']}): the DAC revokes it" in flat
+    assert _visible(again["registered"]) == {"fi-cohort", "it-cohort"}
+    assert again["application"]["state"] == "approved"
+    assert again["application"]["id"] != shown["application"]["id"]
     assert _visible(again["granted"]) == {"fi-cohort", "it-cohort", "pt-cohort"}
+    (description,) = served
+    assert [node["node_id"] for node in description["nodes"]] == [
+        "fi-node",
+        "it-node",
+        "pt-node",
+    ]
+    for command in description["try"]:
+        assert f"  {command}\n" in told
     # Each node verified the network's signed assertion and names it in its log.
     for node_id in ("fi-node", "it-node", "pt-node"):
         with open_node(tmp_path / node_id) as node, node.session() as session:
@@ -82,7 +104,6 @@ def test_the_demo_network_shows_each_kind_of_caller(tmp_path, permissive_umask):
 
 
 def test_the_demo_set_up_writes_private_files(tmp_path, permissive_umask):
-    from rich.console import Console
 
     from genomenode.demo import DemoNode, _prepare
 

@@ -24,6 +24,8 @@ from .beacon.http import BeaconService, beacon_router
 from .catalogue.http import catalogue_router
 from .config import check_production_trust
 from .errors import ConfigError
+from .index import node_index
+from .index import router as index_router
 from .node import Node, open_node
 from .transfer.drs import drs_router
 from .transfer.htsget import htsget_router
@@ -111,6 +113,10 @@ def create_app(
     app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_router(), prefix="/catalogue")
     app.include_router(jwks_router())
+    app.state.node_index = node_index(
+        node.config.node_id, base_url, dev_identity_provider=provider is not None
+    )
+    app.include_router(index_router)
     if provider is not None:
         app.include_router(dev_idp_router(provider), prefix="/dev-idp")
     app.state.http_limits = HttpLimits.from_settings(node.config.values)

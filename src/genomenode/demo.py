@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx2
@@ -105,6 +105,7 @@ def _prepare(
     node_dir = directory / node.node_id
     cohort_dir = directory / f"{node.country.lower()}-cohort"
     dataset_yaml = cohort_dir / "dataset.yaml"
+    started = time.monotonic()
     if not dataset_yaml.exists():
         simulate_cohort(
             cohort_dir,
@@ -147,10 +148,14 @@ def _prepare(
     )
     with open_node(node_dir) as opened:
         result = ingest(opened, dataset_yaml, show_progress=False)
-    console.print(
-        f"{node.node_id}: {node.dataset_id} ({node.security_level}, {node.samples} "
-        f"samples) {'published' if result.status != 'unchanged' else 'ready'}"
-    )
+    what = f"{node.dataset_id} ({node.security_level}, {result.num_samples} samples)"
+    if result.status == "unchanged":
+        console.print(f"{node.node_id}: {what} already published by an earlier run")
+    else:
+        console.print(
+            f"{node.node_id}: {what} simulated and published in "
+            f"{time.monotonic() - started:.0f} s"
+        )
 
 
 def _write_network(
@@ -275,9 +280,30 @@ def _show(
 ) -> dict[str, Any]:
     """The examples the demo prints, each a real request; their answers."""
     shown: dict[str, Any] = {}
+    controlled = next(node for node in nodes if node.security_level == "CONTROLLED")
+    researcher = _token(broker, DEMO_RESEARCHER)
+    dac = _token(broker, DEMO_DAC)
+    earlier = httpx2.get(
+        f"{controlled.url}/access/grants", headers=researcher, timeout=10
+    ).json()["grants"]
+    for grant in earlier:
+        # An earlier run's grant would show the CONTROLLED data from step 2 on:
+        # the committee revokes it, so that this run tells the whole story again.
+        revoked = httpx2.post(
+            f"{controlled.url}/access/applications/{grant['application_id']}/revoke",
+            headers=dac,
+            json={"comment": "the demo starts its story again"},
+            timeout=10,
+        )
+        revoked.raise_for_status()
+        console.print(
+            f"An earlier run granted {DEMO_RESEARCHER} {grant['dataset_id']} "
+            f"(application {grant['application_id']}): the DAC revokes it, so the "
+            "story starts over (the audit log keeps both runs)."
+        )
+    shown["revoked_earlier"] = [grant["application_id"] for grant in earlier]
     anonymous = shown["anonymous"] = _count_query(network, {})
     console.print(f"\n[bold]1. Network Beacon, anonymous[/]: {_summary(anonymous)}")
-    researcher = _token(broker, DEMO_RESEARCHER)
     registered = shown["registered"] = _count_query(network, researcher)
     console.print(f"[bold]2. ... as a registered researcher[/]: {_summary(registered)}")
     httpx2.post(f"{network}/catalogue/harvest", timeout=30)  # now, not in 5 minutes
@@ -292,44 +318,36 @@ def _show(
             "[bold]3. Catalogue search 'cohort'[/]: "
             + ", ".join(f"{item.get('id')} ({item.get('country')})" for item in items)
         )
-    controlled = next(node for node in nodes if node.security_level == "CONTROLLED")
-    grants = httpx2.get(
-        f"{controlled.url}/access/grants", headers=researcher, timeout=10
+    applied = httpx2.post(
+        f"{controlled.url}/access/applications",
+        headers=researcher,
+        json={
+            "dataset": controlled.dataset_id,
+            "project_title": "Rare variants in coronary artery disease",
+            "purpose": {
+                "term": "DUO:0000007",
+                "disease": "ICD10:I25.1",
+                "accepted": ["DUO:0000019"],
+            },
+            "submit": True,
+        },
+        timeout=10,
+    ).json()
+    console.print(
+        f"[bold]4. Apply[/] to {controlled.dataset_id} on {controlled.node_id}: "
+        f"application {applied['id']}, DUO match "
+        f"{applied['recommendation']['outcome']}"
     )
-    if not grants.json().get("grants"):
-        applied = httpx2.post(
-            f"{controlled.url}/access/applications",
-            headers=researcher,
-            json={
-                "dataset": controlled.dataset_id,
-                "project_title": "Rare variants in coronary artery disease",
-                "purpose": {
-                    "term": "DUO:0000007",
-                    "disease": "ICD10:I25.1",
-                    "accepted": ["DUO:0000019"],
-                },
-                "submit": True,
-            },
-            timeout=10,
-        ).json()
-        console.print(
-            f"[bold]4. Apply[/] to {controlled.dataset_id} on {controlled.node_id}: "
-            f"application {applied['id']}, DUO match "
-            f"{applied['recommendation']['outcome']}"
-        )
-        dac = _token(broker, DEMO_DAC)
-        approved = httpx2.post(
-            f"{controlled.url}/access/applications/{applied['id']}/approve",
-            headers=dac,
-            json={
-                "ends_at": time.strftime(
-                    "%Y-%m-%d", time.gmtime(time.time() + 30 * 86400)
-                )
-            },
-            timeout=10,
-        ).json()
-        console.print(f"   the DAC ({DEMO_DAC}) approves: {approved['state']}")
-        shown["application"] = approved
+    approved = httpx2.post(
+        f"{controlled.url}/access/applications/{applied['id']}/approve",
+        headers=dac,
+        json={
+            "ends_at": time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
+        },
+        timeout=10,
+    ).json()
+    console.print(f"   the DAC ({DEMO_DAC}) approves: {approved['state']}")
+    shown["application"] = approved
     granted = shown["granted"] = _count_query(network, researcher)
     console.print(f"[bold]5. ... the same researcher, granted[/]: {_summary(granted)}")
     # Records: a variant planted in the PT cohort only, so that no node answering
@@ -365,6 +383,53 @@ def _show(
     return shown
 
 
+def _try_commands(network: str, broker: str) -> list[str]:
+    """Shell commands to try against the running demo, one per line."""
+    token = (
+        f"TOKEN=$(curl -s {broker}/token -H 'content-type: application/json' "
+        f'-d \'{{"subject": "{DEMO_RESEARCHER}"}}\' | '
+        "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    )
+    return [
+        f"curl '{network}/api/g_variants?referenceName=1&start=0&end=100000"
+        "&requestedGranularity=count'",
+        f"curl '{network}/catalogue/datasets?q=cohort'",
+        token,
+        f'curl -H "Authorization: Bearer $TOKEN" \'{network}/api/g_variants?'
+        "referenceName=1&start=0&end=100000&requestedGranularity=record'",
+    ]
+
+
+def _description(
+    directory: pathlib.Path,
+    nodes: Sequence[DemoNode],
+    network: str,
+    broker: str,
+    registry: pathlib.Path,
+) -> dict[str, Any]:
+    """What the running demo serves (``genomenode demo --json`` prints it)."""
+    return {
+        "network": {"url": network, "registry": str(registry)},
+        "nodes": [
+            {
+                "node_id": node.node_id,
+                "url": node.url,
+                "dataset_id": node.dataset_id,
+                "security_level": node.security_level,
+            }
+            for node in nodes
+        ],
+        "identity_provider": f"{broker}/token",
+        "identities": {"researcher": DEMO_RESEARCHER, "dac_member": DEMO_DAC},
+        "logs": str(directory / "logs"),
+        "warnings": [
+            "NOT SECURE: the development identity provider gives anyone a passport "
+            "for any subject, the DAC member's included; demo only, never expose it"
+        ],
+        "try": _try_commands(network, broker),
+    }
+
+
 # Cohorts, nodes, logs, and the servers it starts (which inherit the umask).
 @private_files()
 def run_demo(
@@ -375,13 +440,17 @@ def run_demo(
     wait: bool = True,
     ports: Sequence[int | None] = (8081, 8082, 8083),
     network_port: int | None = 9000,
+    console: Console | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Set up (or reuse) the demo network in ``directory``, start it, show it.
 
     With ``wait`` it runs until Ctrl-C; without, it stops after the examples.
-    Returns the examples' answers (for tests).
+    ``console`` receives the story (default: stdout); ``on_ready`` is called with
+    what is served (:func:`_description`) once every server answers. Returns
+    the examples' answers (for tests).
     """
-    console = Console()
+    console = console or Console()
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     nodes = _nodes(scale, ports)
@@ -421,6 +490,8 @@ def run_demo(
     with _processes(commands) as processes:
         for url, process, (_, _, log) in zip(urls, processes, commands, strict=True):
             _wait_ready(url, process, log)
+        if on_ready is not None:
+            on_ready(_description(directory, nodes, network, broker, registry))
         console.print(f"\nNetwork ready in {time.monotonic() - started:.0f} s:")
         for node in nodes:
             console.print(
@@ -439,18 +510,10 @@ def run_demo(
             "only, never expose it"
         )
         shown = _show(console, directory, nodes, network, broker)
-        console.print(
-            "\nTry:\n"
-            f"  curl '{network}/api/g_variants?referenceName=1&start=0&end=100000"
-            "&requestedGranularity=count'\n"
-            f"  curl '{network}/catalogue/datasets?q=cohort'\n"
-            f"  TOKEN=$(curl -s {broker}/token -H 'content-type: application/json' "
-            f'-d \'{{"subject": "{DEMO_RESEARCHER}"}}\' | '
-            "python3 -c 'import json,sys; "
-            'print(json.load(sys.stdin)["access_token"])\')\n'
-            f'  curl -H "Authorization: Bearer $TOKEN" \'{network}/api/g_variants?'
-            "referenceName=1&start=0&end=100000&requestedGranularity=record'"
-        )
+        console.print("\nTry (each command is one line, to copy whole):")
+        for line in _try_commands(network, broker):
+            # Never wrapped (a URL broken across lines does not paste), no markup.
+            console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
         if wait:
             console.print("\nRunning; Ctrl-C stops the nodes and the network.")
             # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl-C.
