@@ -1,24 +1,56 @@
-"""genomenode: one package that runs a node of a federated European genome network."""
+"""genomenode: one package that runs a node of a federated European genome network.
 
-from .config import Secret, load_config
-from .dataset import DatasetDescription, read_dataset_description
-from .errors import GenomenodeError
-from .ingest import IngestResult, discard, ingest
-from .node import Node, init_node, open_node
+The names below are imported on first use (PEP 562), not with the package:
+``import genomenode`` (and so every ``genomenode`` command, ``--help`` included)
+stays light, and only what is used loads the ingest stack (bio2zarr, zarr).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DatasetDescription",
-    "GenomenodeError",
-    "IngestResult",
-    "Node",
-    "Secret",
-    "__version__",
-    "discard",
-    "ingest",
-    "init_node",
-    "load_config",
-    "open_node",
-    "read_dataset_description",
-]
+# Public name -> the module that defines it (its one import path).
+_DEFINED_IN = {
+    "DatasetDescription": "genomenode.dataset",
+    "GenomenodeError": "genomenode.errors",
+    "IngestResult": "genomenode.ingest.pipeline",
+    "Node": "genomenode.node",
+    "Secret": "genomenode.config",
+    "discard": "genomenode.ingest.pipeline",
+    "ingest": "genomenode.ingest.pipeline",
+    "init_node": "genomenode.node",
+    "load_config": "genomenode.config",
+    "open_node": "genomenode.node",
+    "read_dataset_description": "genomenode.dataset",
+}
+
+__all__ = sorted([*_DEFINED_IN, "__version__"])
+
+if TYPE_CHECKING:
+    from .config import Secret as Secret
+    from .config import load_config as load_config
+    from .dataset import DatasetDescription as DatasetDescription
+    from .dataset import read_dataset_description as read_dataset_description
+    from .errors import GenomenodeError as GenomenodeError
+    from .ingest.pipeline import IngestResult as IngestResult
+    from .ingest.pipeline import discard as discard
+    from .ingest.pipeline import ingest as ingest
+    from .node import Node as Node
+    from .node import init_node as init_node
+    from .node import open_node as open_node
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genomenode' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_DEFINED_IN})

@@ -1,0 +1,74 @@
+"""``genomenode simulate``: a realistic synthetic cohort."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import click
+
+from .options import command, errors_to_exit, json_option, print_result
+
+__all__ = ["simulate"]
+
+
+@command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--samples", default=2000, show_default=True, type=click.IntRange(2))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option(
+    "--length",
+    default=5_000_000,
+    show_default=True,
+    type=click.IntRange(1000),
+    help="Base pairs of chromosome 1 to simulate.",
+)
+@click.option("--country", default="FI", show_default=True)
+@click.option(
+    "--security-level",
+    default="CONTROLLED",
+    show_default=True,
+    type=click.Choice(["PUBLIC", "REGISTERED", "CONTROLLED"]),
+)
+@click.option("--dataset-id", default=None, help="Default: <country>-sim-<seed>.")
+@json_option
+@errors_to_exit
+def simulate(
+    out_dir: pathlib.Path,
+    samples: int,
+    seed: int,
+    length: int,
+    country: str,
+    security_level: str,
+    dataset_id: str | None,
+    as_json: bool,
+) -> None:
+    """Simulate a cohort (msprime) with clinical data and its dataset.yaml."""
+    from ..simulate import simulate_cohort
+
+    try:
+        result = simulate_cohort(
+            out_dir,
+            samples=samples,
+            seed=seed,
+            length=length,
+            country=country,
+            security_level=security_level,
+            dataset_id=dataset_id,
+            progress=not as_json and sys.stderr.isatty(),
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    summary = {
+        "dataset_id": result.dataset_id,
+        "dataset_yaml": str(result.dataset_yaml),
+        "vcf": str(result.vcf_path),
+        "num_samples": result.num_samples,
+        "num_variants": result.num_variants,
+    }
+    print_result(
+        summary,
+        as_json,
+        f"Simulated {result.num_samples} samples × {result.num_variants} variants "
+        f"({security_level}): {result.dataset_yaml}",
+    )
