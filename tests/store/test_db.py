@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from genomenode.store.db import migrate
+from genomenode.store.db import HEAD_REVISION, create_engine, migrate, open_database
 from genomenode.store.models import (
     STATUS_STAGING,
     Base,
@@ -59,6 +59,35 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
         assert [row[0] for row in version] == ["0004"]
+
+
+def test_head_revision_is_the_newest_migration_script():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", "genomenode.store:migrations")
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_database_at_head_opens_without_migrating(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    open_database(url).dispose()  # migrates a new database
+    migrated = []
+    monkeypatch.setattr(
+        "genomenode.store.db.migrate", lambda engine: migrated.append(engine)
+    )
+    open_database(url).dispose()
+    assert migrated == []
+    # One behind head (a node from an older genomenode): migrated again.
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text("UPDATE alembic_version SET version_num='0003'")
+        )
+    engine.dispose()
+    open_database(url).dispose()
+    assert len(migrated) == 1
 
 
 def test_migrations_build_the_schema_the_models_declare(node):
