@@ -104,6 +104,7 @@ def node_option(function: _F | None = None, *, required: bool = True) -> Any:
             show_envvar=True,
             callback=_node_given if required else None,
             type=click.Path(file_okay=False, path_type=pathlib.Path),
+            metavar="DIR",
             help="The node directory (made by `genomenode init`).",
         )(function)
 
