@@ -95,10 +95,15 @@ def _decode_part(part: str) -> bytes:
         raise ValueError("not base64url") from None
 
 
+# One decoder for every part: json.loads would build one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _json_object(part: str) -> dict[str, Any] | None:
     """The JSON object a base64url part encodes; None if it is anything else."""
     try:
-        document = json.loads(_decode_part(part), parse_constant=_refuse_constant)
+        # JOSE parts are UTF-8 (RFC 7515 §5.2).
+        document = _DECODER.decode(_decode_part(part).decode("utf-8"))
     except (ValueError, RecursionError):
         # ValueError: bad base64, bad UTF-8, bad JSON, an integer of too many
         # digits; RecursionError: nesting deeper than the parser goes.

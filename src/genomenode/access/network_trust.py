@@ -260,8 +260,11 @@ class NetworkVerifier:
         fetched for an untrusted network. Never raises.
         """
         peeked = jws.peek(assertion)
-        network = self._network_of(assertion)
-        if peeked is None or network is None:
+        if peeked is None:
+            return
+        issuer = peeked[1].get("iss")
+        network = self._trusted.get(issuer) if isinstance(issuer, str) else None
+        if network is None:
             return
         kid = peeked[0].get("kid")
         await self._keys.prepare(network.jku, kid if isinstance(kid, str) else None)

@@ -64,6 +64,7 @@ from . import merge
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import NodeAnswer, PerOriginTransport, fan_out, probe_nodes
+from .node_client import HttpxNodeClient, NodeClient, NodeSender
 from .registry import MIN_OPERATOR_TOKEN_LENGTH, Registry, load_registry
 
 __all__ = [
@@ -220,7 +221,7 @@ async def _ask_nodes(
         body=body,
         headers=request.headers,
         timeout_seconds=registry.timeout_seconds,
-        client=request.app.state.client,
+        client=request.app.state.node_client,
         signer=request.app.state.signer,
         breakers=request.app.state.breakers,
     )
@@ -457,12 +458,19 @@ def create_network_app(
     Returns
     -------
     FastAPI
-        ``app.state.registry``, ``app.state.client``, ``app.state.harvester``,
+        ``app.state.registry``, ``app.state.client``, ``app.state.node_client``
+        (the fan-out's), ``app.state.harvester``,
         ``app.state.breakers``, ``app.state.audit`` and ``app.state.last_seen``
         (node id → ISO time of its last answer) are set.
     """
     owned = client is None
     shared = client if client is not None else new_client(registry)
+    # The fan-out's own lean client; a client passed in is used for it too.
+    node_client: NodeSender = (
+        NodeClient(max_connections=registry.max_connections_per_node)
+        if owned
+        else HttpxNodeClient(shared)
+    )
 
     harvester = Harvester(
         [
@@ -486,6 +494,7 @@ def create_network_app(
                 await harvesting
             if owned:
                 await shared.aclose()
+            await node_client.aclose()
             close = getattr(audit, "close", None)
             if close is not None:
                 close()  # what is queued is written before the process ends
@@ -501,6 +510,7 @@ def create_network_app(
     app.state.registry = registry
     app.state.http_limits = HttpLimits(max_body_bytes=registry.max_body_bytes)
     app.state.client = shared
+    app.state.node_client = node_client
     app.state.audit = audit
     app.state.breakers = (
         breakers if breakers is not None else Breakers(registry.circuit_breaker)
