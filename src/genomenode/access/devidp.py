@@ -253,8 +253,7 @@ class DevIdentityProvider:
 
     def _sign(self, claims: dict[str, Any]) -> str:
         kid, key = self._keys.active()
-        headers = {"kid": kid, "jku": self.jku, "typ": "JWT"}
-        return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+        return jws.sign_es256(claims, key, kid=kid, jku=self.jku)
 
     def _key(self, jku: str, kid: str | None) -> jwt.PyJWK:
         """One of its own keys (no network: they are in its directory)."""

@@ -48,8 +48,6 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-import jwt
-
 from ..errors import TokenError
 from . import jws
 from .tokens import JwksCache, TrustedIssuer, unverified_issuer
@@ -163,8 +161,7 @@ class NetworkSigner:
             "htu": path_and_query,
             "bdh": body_digest(body),
         }
-        headers = {"kid": kid, "typ": ASSERTION_TYPE}
-        return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+        return jws.sign_es256(claims, key, kid=kid, token_type=ASSERTION_TYPE)
 
     def jwks(self) -> dict[str, Any]:
         """The network's public keys (a key is created if there is none yet)."""

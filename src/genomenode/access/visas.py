@@ -17,12 +17,12 @@ import time
 import uuid
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from ..errors import ConfigError
+from . import jws
 
 __all__ = ["GrantVisa", "SigningKeys", "issue_grant_visa"]
 
@@ -136,5 +136,4 @@ def issue_grant_visa(
             "asserted": int(grant.asserted.timestamp()),
         },
     }
-    headers = {"kid": kid, "jku": jku, "typ": "JWT"}
-    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+    return jws.sign_es256(claims, key, kid=kid, jku=jku)
