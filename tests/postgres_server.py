@@ -211,11 +211,16 @@ def _stop_with_parent() -> Any:
     the process that started it dies; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
+    # Looked up here, not in the child: between fork and exec the child of a
+    # threaded process should take no lock (dlsym's, the import lock).
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    arguments = (PR_SET_PDEATHSIG, int(signal.SIGINT))
 
     def set_parent_death_signal() -> None:
         # Runs after the switch of user, which would clear the setting.
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+        prctl(*arguments)
 
     return set_parent_death_signal
 
