@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from . import __version__
-from .access.devidp import DevIdentityProvider, dev_idp_router
-from .access.http import access_router, build_access_service, jwks_router
+from .access import devidp_http
+from .access import http as access_http
+from .access.devidp import DevIdentityProvider
+from .access.service import build_access_service
 from .beacon.framework import error_response
 from .beacon.http import BeaconService, beacon_router
 from .catalogue.http import catalogue_router
@@ -106,13 +108,14 @@ def create_app(
     app.state.access = access
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
     app.include_router(beacon_router(), prefix="/api")
-    app.include_router(access_router(), prefix="/access")
+    app.include_router(access_http.router, prefix="/access")
     app.include_router(htsget_router(), prefix="/htsget")
     app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_router(), prefix="/catalogue")
-    app.include_router(jwks_router())
+    app.include_router(access_http.well_known_router)
     if provider is not None:
-        app.include_router(dev_idp_router(provider), prefix="/dev-idp")
+        app.state.dev_identity_provider = provider
+        app.include_router(devidp_http.router, prefix="/dev-idp")
     app.state.http_limits = HttpLimits.from_settings(node.config.values)
     app.state.htsget_max_regions = node.config.htsget_max_regions
     identity = app.state.beacon.identity

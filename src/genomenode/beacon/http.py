@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
-from ..access.http import audited, caller_of
+from ..access.callers import audited, caller_of
 from ..errors import BeaconRequestError
 from ..node import Node
 from ..web import json_response, read_json, run_blocking

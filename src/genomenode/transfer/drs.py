@@ -46,8 +46,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .. import __version__
+from ..access.callers import caller_of, prepared
 from ..access.decision import authorize
-from ..access.http import AccessService, caller_of, prepared
+from ..access.service import AccessService
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -230,7 +231,7 @@ def _bundle_document(
 
 async def _prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
     """Fetch, without blocking, what verifying the body's passport will need
-    (its keys; see :func:`~genomenode.access.http.prepared`)."""
+    (its keys; see :func:`~genomenode.access.callers.prepared`)."""
     passports = body.get("passports")
     if isinstance(passports, list) and passports and isinstance(passports[0], str):
         access: AccessService = request.app.state.access

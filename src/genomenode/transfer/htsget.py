@@ -37,7 +37,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..access.http import prepared
+from ..access.callers import prepared
 from ..errors import (
     InputError,
     InvalidRangeError,

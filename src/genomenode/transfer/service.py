@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from ..access import applications
 from ..access.audit import append
+from ..access.callers import caller_of
 from ..access.decision import Caller, authorize
-from ..access.http import AccessService, caller_of
+from ..access.service import AccessService
 from ..beacon.catalog import Catalog
 from ..errors import NotFoundError, PermissionDenied, TokenError
 from ..node import Node
