@@ -27,8 +27,8 @@ from .catalogue.http import catalogue_router
 from .config import check_production_trust
 from .errors import ConfigError
 from .node import Node, open_node
-from .transfer.drs import drs_router
-from .transfer.htsget import htsget_router
+from .transfer import drs_http, htsget_http
+from .transfer.htsget import HtsgetFiles
 from .transfer.service import TransferService
 from .web import HttpLimits, install_error_handlers
 
@@ -107,17 +107,18 @@ def create_app(
     )
     app.state.access = access
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
+    app.state.htsget_files = HtsgetFiles(app.state.transfer)
+    app.state.htsget_max_regions = node.config.htsget_max_regions
     app.include_router(beacon_router(), prefix="/api")
     app.include_router(access_http.router, prefix="/access")
-    app.include_router(htsget_router(), prefix="/htsget")
-    app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
+    app.include_router(htsget_http.router, prefix="/htsget")
+    app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_router(), prefix="/catalogue")
     app.include_router(access_http.well_known_router)
     if provider is not None:
         app.state.dev_identity_provider = provider
         app.include_router(devidp_http.router, prefix="/dev-idp")
     app.state.http_limits = HttpLimits.from_settings(node.config.values)
-    app.state.htsget_max_regions = node.config.htsget_max_regions
     identity = app.state.beacon.identity
     install_error_handlers(
         app,

@@ -33,7 +33,7 @@ from ..store.models import StoredFile
 from .crypt4gh import Crypt4GHReader
 from .links import LinkClaims, LinkSigner, load_link_secret
 
-__all__ = ["StoredObject", "TransferService"]
+__all__ = ["StoredObject", "TransferService", "transfer_service"]
 
 _READERS = 64
 
@@ -230,3 +230,10 @@ class TransferService:
                 "access committee (/access/catalogue)"
             )
         return caller
+
+
+def transfer_service(request: Request) -> TransferService:
+    """The transfer service of the app answering ``request``
+    (``app.state.transfer``)."""
+    service: TransferService = request.app.state.transfer
+    return service
