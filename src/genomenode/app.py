@@ -23,7 +23,7 @@ from .access.devidp import DevIdentityProvider
 from .access.service import build_access_service
 from .beacon.framework import error_response
 from .beacon.http import BeaconService, beacon_router
-from .catalogue.http import catalogue_router
+from .catalogue import http as catalogue_http
 from .config import check_production_trust
 from .errors import ConfigError
 from .node import Node, open_node
@@ -97,6 +97,7 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
     )
+    app.state.node = node
     app.state.beacon = BeaconService(
         node,
         base_url=base_url.rstrip("/") + "/api",
@@ -113,7 +114,7 @@ def create_app(
     app.include_router(access_http.router, prefix="/access")
     app.include_router(htsget_http.router, prefix="/htsget")
     app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
-    app.include_router(catalogue_router(), prefix="/catalogue")
+    app.include_router(catalogue_http.router, prefix="/catalogue")
     app.include_router(access_http.well_known_router)
     if provider is not None:
         app.state.dev_identity_provider = provider

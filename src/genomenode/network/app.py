@@ -44,11 +44,9 @@ from genomenode.beacon import framework
 from genomenode.beacon.http import add_beacon_routes, read_beacon_request
 from genomenode.beacon.query import BeaconRequest
 from genomenode.beacon.responses import received_request_summary
-from genomenode.catalogue.harvest import (
-    CatalogueSource,
-    Harvester,
-    catalogue_network_router,
-)
+from genomenode.catalogue import http as catalogue_http
+from genomenode.catalogue.harvest import CatalogueSource, Harvester
+from genomenode.catalogue.http import HarvestGate
 from genomenode.config import Secret
 from genomenode.errors import BeaconRequestError, ClientDisconnected, ConfigError
 from genomenode.web import (
@@ -510,12 +508,9 @@ def create_network_app(
     app.include_router(network_beacon_router(), prefix="/api")
     app.include_router(network_status_router(), prefix="/network")
     app.state.harvester = harvester
+    app.state.harvest_gate = HarvestGate(operator_token or registry.operator_token)
     app.state.signer = signer
-    app.include_router(
-        catalogue_network_router(
-            harvester, operator_token=operator_token or registry.operator_token
-        )
-    )
+    app.include_router(catalogue_http.network_router, prefix="/catalogue")
 
     async def jwks() -> dict[str, Any]:
         return signer.jwks() if signer is not None else {"keys": []}
