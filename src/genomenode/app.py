@@ -21,8 +21,9 @@ from .access import devidp_http
 from .access import http as access_http
 from .access.devidp import DevIdentityProvider
 from .access.service import build_access_service
+from .beacon import http as beacon_http
 from .beacon.framework import error_response
-from .beacon.http import BeaconService, beacon_router
+from .beacon.http import BeaconService
 from .catalogue import http as catalogue_http
 from .config import check_production_trust
 from .errors import ConfigError
@@ -110,7 +111,7 @@ def create_app(
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
     app.state.htsget_files = HtsgetFiles(app.state.transfer)
     app.state.htsget_max_regions = node.config.htsget_max_regions
-    app.include_router(beacon_router(), prefix="/api")
+    app.include_router(beacon_http.router, prefix="/api")
     app.include_router(access_http.router, prefix="/access")
     app.include_router(htsget_http.router, prefix="/htsget")
     app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
