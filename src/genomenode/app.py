@@ -2,10 +2,23 @@
 
 The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
 visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
-under ``/ga4gh/drs/v1``; analysis joins it with its issue. With the
-``dev_identity_provider`` setting (never in ``prod``) the development identity
-provider answers under ``/dev-idp``. OpenAPI is published at ``/api/openapi.json``
-(browsable at ``/api/docs``).
+under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``; analysis
+joins it with its issue. With the ``dev_identity_provider`` setting (never in
+``prod``) the development identity provider answers under ``/dev-idp``. OpenAPI
+is published at ``/api/openapi.json`` (browsable at ``/api/docs``).
+
+Each package's routes are module-level handlers on its routers (``beacon/http.py``,
+``access/http.py``, ``transfer/htsget_http.py``...); :func:`create_app` keeps
+what they share in ``app.state`` and includes the routers:
+
+- ``app.state.node``: the node (its store, database and settings);
+- ``app.state.beacon``: the :class:`~genomenode.beacon.http.BeaconService`;
+- ``app.state.access``: the :class:`~genomenode.access.service.AccessService`;
+- ``app.state.transfer``: the :class:`~genomenode.transfer.service.TransferService`;
+- ``app.state.htsget_files``: the :class:`~genomenode.transfer.htsget.HtsgetFiles`;
+- ``app.state.htsget_max_regions``: the ``htsget_max_regions`` setting;
+- ``app.state.http_limits``: the :class:`~genomenode.web.HttpLimits` of the settings;
+- ``app.state.dev_identity_provider``: the development identity provider, if served.
 """
 
 from __future__ import annotations
@@ -111,6 +124,7 @@ def create_app(
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
     app.state.htsget_files = HtsgetFiles(app.state.transfer)
     app.state.htsget_max_regions = node.config.htsget_max_regions
+    app.state.http_limits = HttpLimits.from_settings(node.config.values)
     app.include_router(beacon_http.router, prefix="/api")
     app.include_router(access_http.router, prefix="/access")
     app.include_router(htsget_http.router, prefix="/htsget")
@@ -120,7 +134,6 @@ def create_app(
     if provider is not None:
         app.state.dev_identity_provider = provider
         app.include_router(devidp_http.router, prefix="/dev-idp")
-    app.state.http_limits = HttpLimits.from_settings(node.config.values)
     identity = app.state.beacon.identity
     install_error_handlers(
         app,

@@ -65,7 +65,8 @@ Handler = Callable[..., Awaitable[JSONResponse]]
 
 
 class BeaconService:
-    """What the routes share: the node, its catalog, identity and settings."""
+    """What the Beacon routes share (``app.state.beacon``): the node, its catalog,
+    identity and settings."""
 
     def __init__(
         self,
