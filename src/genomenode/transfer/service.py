@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from ..access import applications
 from ..access.audit import append
+from ..access.callers import caller_of
 from ..access.decision import Caller, authorize
-from ..access.http import AccessService, caller_of
+from ..access.service import AccessService
 from ..beacon.catalog import Catalog
 from ..errors import NotFoundError, PermissionDenied, TokenError
 from ..node import Node
@@ -32,7 +33,7 @@ from ..store.models import StoredFile
 from .crypt4gh import Crypt4GHReader
 from .links import LinkClaims, LinkSigner, load_link_secret
 
-__all__ = ["StoredObject", "TransferService"]
+__all__ = ["StoredObject", "TransferService", "transfer_service"]
 
 _READERS = 64
 
@@ -229,3 +230,10 @@ class TransferService:
                 "access committee (/access/catalogue)"
             )
         return caller
+
+
+def transfer_service(request: Request) -> TransferService:
+    """The transfer service of the app answering ``request``
+    (``app.state.transfer``)."""
+    service: TransferService = request.app.state.transfer
+    return service
