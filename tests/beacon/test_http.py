@@ -329,7 +329,7 @@ def test_every_query_route_reads_its_own_path():
         request = stub_request(
             {}, route=route, path_params={"entry_id": "x"} if with_id else {}
         )
-        path = beacon_http.beacon_path(request)
+        path = asyncio.run(beacon_http.beacon_path(request))
         parts = [path.entry, "{entry_id}" if path.entry_id == "x" else None, path.tail]
         assert "/" + "/".join(part for part in parts if part) == route.path_format
         if route.endpoint is beacon_http.query_entries:

@@ -328,8 +328,11 @@ class NetworkVerifier:
                 raise TokenError(f"{prefix} has a {name} that is not a string")
         if claims["htm"].upper() != method.upper():
             raise TokenError(f"{prefix} is for another HTTP method")
-        signed_target = canonical_path_and_query(claims["htu"])
-        if signed_target != canonical_path_and_query(path_and_query):
+        # The same text is the same target; only other spellings need the
+        # canonical form (a network client sends what it signed).
+        if claims["htu"] != path_and_query and canonical_path_and_query(
+            claims["htu"]
+        ) != canonical_path_and_query(path_and_query):
             raise TokenError(f"{prefix} is for another path or query")
         digest = claims.get("bdh")
         if digest is None:

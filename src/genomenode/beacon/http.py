@@ -150,8 +150,12 @@ class BeaconPath:
         return PathScope(self.entry, entry_id=self.entry_id)
 
 
-def beacon_path(request: Request) -> BeaconPath:
-    """Route dependency: the :class:`BeaconPath` of the matched route."""
+async def beacon_path(request: Request) -> BeaconPath:
+    """Route dependency: the :class:`BeaconPath` of the matched route.
+
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency
+    in a thread, which costs more than the work.
+    """
     # The route's template, e.g. "/datasets/{entry_id}/g_variants" (with the
     # router's prefix or without: it is read from the end).
     parts = [part for part in request.scope["route"].path_format.split("/") if part]
