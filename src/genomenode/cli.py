@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_lifecycle import LIFECYCLE_COMMANDS
 from .config import Secret
 from .errors import GenomenodeError, InputError, NotFoundError
 
@@ -192,12 +193,25 @@ def ingest(node_dir: pathlib.Path, dataset_yaml: pathlib.Path, as_json: bool) ->
     _print(result.asdict(), as_json, text)
 
 
-@cli.command()
-@_node_option
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--node",
+    "node_dir",
+    envvar="GENOMENODE_NODE",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="The node directory (default: $GENOMENODE_NODE).",
+)
 @_json_option
+@click.pass_context
 @_errors_to_exit
-def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
-    """List the published datasets with their counts."""
+def datasets(
+    context: click.Context, node_dir: pathlib.Path | None, as_json: bool
+) -> None:
+    """List the published datasets with their counts, or change one."""
+    if context.invoked_subcommand is not None:
+        return
+    if node_dir is None:
+        raise click.UsageError("Missing option '--node' (or set $GENOMENODE_NODE).")
     from .node import open_node
 
     node = open_node(node_dir)
@@ -211,6 +225,10 @@ def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
     from rich.console import Console
 
     Console().print(datasets_table(rows, f"Datasets on {node.config.node_id}"))
+
+
+for _command in LIFECYCLE_COMMANDS:
+    datasets.add_command(_command)
 
 
 @cli.command()
