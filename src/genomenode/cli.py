@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .cli_lifecycle import LIFECYCLE_COMMANDS
+from .cli_researcher import RESEARCHER_COMMANDS
 from .config import Secret
 from .errors import GenomenodeError, InputError, NotFoundError
 
@@ -207,7 +208,7 @@ def ingest(node_dir: pathlib.Path, dataset_yaml: pathlib.Path, as_json: bool) ->
 def datasets(
     context: click.Context, node_dir: pathlib.Path | None, as_json: bool
 ) -> None:
-    """List the published datasets with their counts, or change one."""
+    """List the published datasets, or change one."""
     if context.invoked_subcommand is not None:
         return
     if node_dir is None:
@@ -777,7 +778,14 @@ def keys_generate(prefix: pathlib.Path, passphrase: str, as_json: bool) -> None:
     "--token",
     envvar="GENOMENODE_TOKEN",
     default=None,
-    help="Your passport (or set GENOMENODE_TOKEN); never printed.",
+    help="Your passport (or set GENOMENODE_TOKEN); never printed. "
+    "Default: the token of your `genomenode login`, if any.",
+)
+@click.option(
+    "--broker",
+    envvar="GENOMENODE_BROKER",
+    default=None,
+    help="Which sign-in's token to use (default: the last `genomenode login`).",
 )
 @click.option(
     "--encrypt-to",
@@ -797,6 +805,7 @@ def fetch(
     region: str | None,
     output_format: str,
     token: str | None,
+    broker: str | None,
     public_key: pathlib.Path | None,
     out: pathlib.Path,
     as_json: bool,
@@ -804,6 +813,13 @@ def fetch(
     """Fetch a slice of a dataset over htsget, verified, to --out."""
     from .transfer.client import fetch as fetch_slice
     from .transfer.crypt4gh import public_key_from_text
+
+    if token is None:
+        from .client.oidc import access_token
+
+        # Signed in: the stored token (refreshed if it expired); else anonymous.
+        stored = access_token(broker, required=broker is not None)
+        token = stored.reveal() if stored is not None else None
 
     result = fetch_slice(
         server,
@@ -829,6 +845,10 @@ def fetch(
         + (", Crypt4GH-encrypted" if result.encrypted else "")
         + ").",
     )
+
+
+for _command in RESEARCHER_COMMANDS:
+    cli.add_command(_command)
 
 
 @cli.group()
