@@ -121,7 +121,8 @@ def test_declined_unknown_forged_and_expired_codes(client, provider, tmp_path):
         "/dev-idp/device",
         data={"user_code": "BCDF-GHJK", "subject": RESEARCHER},
     )
-    assert unknown.status_code == 400 and "Unknown or expired" in unknown.text
+    assert unknown.status_code == 400
+    assert "unknown, expired or already used" in unknown.json()["detail"]
     other = _start(client)
     user_code, _, _secret = other["device_code"].partition(".")
     forged = _poll(client, f"{user_code}.not-the-secret")
@@ -153,6 +154,7 @@ def test_token_requests_name_what_is_missing(client):
     ).json() == {
         "error": "invalid_request",
         "error_description": "client_id is required",
+        "detail": "client_id is required",
     }
     assert (
         client.post("/dev-idp/token", data={"grant_type": DEVICE_CODE_GRANT}).json()[

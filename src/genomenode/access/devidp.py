@@ -457,13 +457,12 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
         subject = form.get("subject")
         if form.get("action") == "deny":
             decided = await run_blocking(request, provider.devices.deny, user_code)
-            message = "Sign-in declined." if decided else None
+            message = "Sign-in declined."
         else:
             if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
-                return HTMLResponse(
-                    _device_page(user_code, "Name a subject: letters, digits, @._:-"),
-                    status_code=400,
-                    headers=no_store,
+                raise fastapi.HTTPException(
+                    400,
+                    "subject must be 1 to 200 characters of letters, digits and @._:-",
                 )
             decided = await run_blocking(
                 request, provider.devices.approve, user_code, subject
@@ -471,14 +470,10 @@ def dev_idp_router(provider: DevIdentityProvider) -> fastapi.APIRouter:
             message = (
                 f"Signed in as {html.escape(subject)}. You may close this page and "
                 "return to your terminal."
-                if decided
-                else None
             )
-        if message is None:
-            return HTMLResponse(
-                _device_page(user_code, "Unknown or expired code; start again."),
-                status_code=400,
-                headers=no_store,
+        if not decided:
+            raise fastapi.HTTPException(
+                400, "unknown, expired or already used code; start the sign-in again"
             )
         return HTMLResponse(_html_page(f"<p>{message}</p>"), headers=no_store)
 
@@ -530,9 +525,12 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _oauth_error(error: str, description: str) -> JSONResponse:
-    """An OAuth 2.0 error answer (RFC 6749 5.2; RFC 8628 3.5)."""
+    """An OAuth 2.0 error answer (RFC 6749 5.2; RFC 8628 3.5), with the node's
+    ``detail`` beside the OAuth fields."""
     return json_response(
-        {"error": error, "error_description": description}, 400, headers=_NO_STORE
+        {"error": error, "error_description": description, "detail": description},
+        400,
+        headers=_NO_STORE,
     )
 
 
@@ -589,16 +587,15 @@ def _html_page(body: str) -> str:
     )
 
 
-def _device_page(user_code: str, problem: str = "") -> str:
+def _device_page(user_code: str) -> str:
     """The verification page: the user code and who to sign in as."""
     identities = "".join(
         f"<option value='{html.escape(subject)}'>{html.escape(plays)}</option>"
         for subject, plays in DEMO_IDENTITIES.items()
     )
     first = html.escape(next(iter(DEMO_IDENTITIES)))
-    warning = f"<p role='alert'>{html.escape(problem)}</p>" if problem else ""
     return _html_page(
-        f"{warning}<form method='post'>"
+        "<form method='post'>"
         "<label>Code shown by your terminal "
         f"<input name='user_code' value='{html.escape(user_code)}'></label><br>"
         "<label>Sign in as "

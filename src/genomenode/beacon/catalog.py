@@ -297,15 +297,16 @@ class Catalog:
         only when the generation moved or ``refresh_seconds`` passed.
         """
         now = time.monotonic()
-        with self.node.session() as session:
-            generation = read_generation(session)
-            stale = now - self._read_at > self.refresh_seconds
-            if generation != self._generation or stale:
+        with self.node.engine.connect() as connection:
+            generation = read_generation(connection)
+        if generation != self._generation or now - self._read_at > self.refresh_seconds:
+            # Read after the generation: the list is at least as new as it.
+            with self.node.session() as session:
                 rows = session.scalars(published_datasets().order_by(Dataset.id)).all()
                 facts = [DatasetFacts.of(row) for row in rows]
-                self._handles = {item.id: self._handle(item) for item in facts}
-                self._generation = generation
-                self._read_at = now
+            self._handles = {item.id: self._handle(item) for item in facts}
+            self._generation = generation
+            self._read_at = now
         return list(self._handles.values())
 
     def _handle(self, facts: DatasetFacts) -> DatasetHandle:
