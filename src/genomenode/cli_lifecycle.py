@@ -184,7 +184,7 @@ def set_access(
     as_json: bool,
 ) -> None:
     """Change security level, Beacon granularities or DUO terms."""
-    from .access.lifecycle import set_access as run_set_access
+    from .access.access_change import set_access as run_set_access
     from .node import open_node
 
     if security_level is None and not beacon_levels and not duo_terms:
@@ -228,7 +228,7 @@ def remove(
     node_dir: pathlib.Path, dataset_id: str, force: bool, yes: bool, as_json: bool
 ) -> None:
     """Delete a dataset: files, metadata, applications, grants."""
-    from .access.lifecycle import remove as run_remove
+    from .access.removal import remove as run_remove
     from .node import open_node
 
     if not yes:

@@ -15,7 +15,7 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genomenode.access import lifecycle, workflow
+from genomenode.access import access_change, lifecycle, removal, workflow
 from genomenode.access.audit import verify
 from genomenode.app import create_app
 from genomenode.errors import ConflictError, IngestError, NotFoundError
@@ -188,14 +188,14 @@ def test_set_access_to_public_needs_force_and_answers_anonymous_at_once(
     generation = _generation(node)
 
     with pytest.raises(ConflictError, match="without a grant") as refused:
-        lifecycle.set_access(node, DATASET, actor=OPERATOR, security_level="PUBLIC")
+        access_change.set_access(node, DATASET, actor=OPERATOR, security_level="PUBLIC")
     assert RESEARCHER in str(refused.value)
     assert _exists(client)["exists"] is False
     assert _generation(node) == generation
     (denied,) = _entries(node, "dataset.set_access")
     assert denied.outcome == "deny" and denied.details["force"] is False
 
-    change = lifecycle.set_access(
+    change = access_change.set_access(
         node, DATASET, actor=OPERATOR, security_level="PUBLIC", force=True
     )
 
@@ -215,7 +215,7 @@ def test_set_access_to_public_needs_force_and_answers_anonymous_at_once(
         assert row.description_document["security_level"] == "PUBLIC"
     # Nothing left to change: no entry, no new generation.
     generation = _generation(node)
-    assert not lifecycle.set_access(
+    assert not access_change.set_access(
         node, DATASET, actor=OPERATOR, security_level="PUBLIC"
     ).changed
     assert _generation(node) == generation
@@ -237,9 +237,11 @@ def test_granularities_and_duo_terms_that_take_from_grants_need_force(
     assert _exists(client, granted, "record")["numTotalResults"] >= 1
 
     with pytest.raises(ConflictError, match="less than they were granted"):
-        lifecycle.set_access(node, DATASET, actor=OPERATOR, beacon={"granted": "count"})
+        access_change.set_access(
+            node, DATASET, actor=OPERATOR, beacon={"granted": "count"}
+        )
     with pytest.raises(ConflictError, match="no longer fit the DUO terms") as refused:
-        lifecycle.set_access(
+        access_change.set_access(
             node,
             DATASET,
             actor=OPERATOR,
@@ -247,7 +249,7 @@ def test_granularities_and_duo_terms_that_take_from_grants_need_force(
         )
     assert f"application {draft.id}" in str(refused.value)
 
-    change = lifecycle.set_access(
+    change = access_change.set_access(
         node,
         DATASET,
         actor=OPERATOR,
@@ -291,18 +293,18 @@ def test_granularities_and_duo_terms_that_take_from_grants_need_force(
 def test_an_invalid_access_change_names_the_field(node, tmp_path):
     _ingest(node, tmp_path)
     with pytest.raises(Exception, match=r"beacon\.registered"):
-        lifecycle.set_access(
+        access_change.set_access(
             node,
             DATASET,
             actor=OPERATOR,
             beacon={"anonymous": "count", "registered": "boolean"},
         )
     with pytest.raises(Exception, match=r"data_use\[0\]\.id"):
-        lifecycle.set_access(node, DATASET, actor=OPERATOR, data_use=["DUO:9"])
+        access_change.set_access(node, DATASET, actor=OPERATOR, data_use=["DUO:9"])
     with pytest.raises(Exception, match="security_level"):
-        lifecycle.set_access(node, DATASET, actor=OPERATOR, security_level="OPEN")
+        access_change.set_access(node, DATASET, actor=OPERATOR, security_level="OPEN")
     with pytest.raises(NotFoundError):
-        lifecycle.set_access(node, "nope", actor=OPERATOR, security_level="PUBLIC")
+        access_change.set_access(node, "nope", actor=OPERATOR, security_level="PUBLIC")
 
 
 def test_remove_is_refused_while_granted_then_deletes_files_and_rows(
@@ -315,11 +317,11 @@ def test_remove_is_refused_while_granted_then_deletes_files_and_rows(
     assert _everywhere(client, granted)["htsget"] == 200
 
     with pytest.raises(ConflictError, match="grants are active") as refused:
-        lifecycle.remove(node, DATASET, actor=OPERATOR)
+        removal.remove(node, DATASET, actor=OPERATOR)
     assert f"grant 1 ({RESEARCHER}" in str(refused.value)
     assert directory.exists() and _exists(client)["exists"] is True
 
-    change = lifecycle.remove(node, DATASET, actor=OPERATOR, force=True)
+    change = removal.remove(node, DATASET, actor=OPERATOR, force=True)
 
     assert change.status == "removed"
     assert [grant.application_id for grant in change.affected_grants] == [
@@ -347,7 +349,7 @@ def test_remove_is_refused_while_granted_then_deletes_files_and_rows(
         ("allow", "dataset removed"),
     ]
     with pytest.raises(NotFoundError):
-        lifecycle.remove(node, DATASET, actor=OPERATOR)
+        removal.remove(node, DATASET, actor=OPERATOR)
     # The id is free again: the same inputs publish anew.
     assert ingest(node, description).status == "published"
     assert _everywhere(client, granted)["beacon"] is True
@@ -364,9 +366,9 @@ def test_an_interrupted_removal_is_invisible_and_finished_by_a_rerun(
     def killed(*_arguments, **_keywords):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lifecycle, "_delete_rows", killed)
+    monkeypatch.setattr(removal, "_delete_rows", killed)
     with pytest.raises(KeyboardInterrupt):
-        lifecycle.remove(node, DATASET, actor=OPERATOR, force=True)
+        removal.remove(node, DATASET, actor=OPERATOR, force=True)
     monkeypatch.undo()
 
     with node.session() as session:
@@ -379,7 +381,7 @@ def test_an_interrupted_removal_is_invisible_and_finished_by_a_rerun(
         lifecycle.publish(node, DATASET, actor=OPERATOR)
 
     # No force needed: the decision was taken (and audited) before the kill.
-    change = lifecycle.remove(node, DATASET, actor=OPERATOR)
+    change = removal.remove(node, DATASET, actor=OPERATOR)
 
     assert change.status == "removed"
     with node.session() as session:
@@ -393,21 +395,21 @@ def test_a_removal_killed_between_rename_and_delete_is_finished(
     node, tmp_path, monkeypatch
 ):
     _ingest(node, tmp_path)
-    real_rmtree = lifecycle.shutil.rmtree
+    real_rmtree = removal.shutil.rmtree
 
     def killed(path, *arguments, **keywords):
         if ".removing-" in str(path):
             raise KeyboardInterrupt
         return real_rmtree(path, *arguments, **keywords)
 
-    monkeypatch.setattr(lifecycle.shutil, "rmtree", killed)
+    monkeypatch.setattr(removal.shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
-        lifecycle.remove(node, DATASET, actor=OPERATOR)
+        removal.remove(node, DATASET, actor=OPERATOR)
     monkeypatch.undo()
     assert (node.staging_dir / f".removing-{DATASET}").exists()
     assert not (node.datasets_dir / DATASET).exists()
 
-    lifecycle.remove(node, DATASET, actor=OPERATOR)
+    removal.remove(node, DATASET, actor=OPERATOR)
 
     assert not (node.staging_dir / f".removing-{DATASET}").exists()
 
@@ -417,11 +419,11 @@ def test_every_change_bumps_the_generation_once(node, tmp_path):
     published = _generation(node)
     assert published >= 1
     lifecycle.unpublish(node, DATASET, actor=OPERATOR)
-    lifecycle.set_access(
+    access_change.set_access(
         node, DATASET, actor=OPERATOR, security_level="REGISTERED", force=True
     )
     lifecycle.publish(node, DATASET, actor=OPERATOR)
-    lifecycle.remove(node, DATASET, actor=OPERATOR)
+    removal.remove(node, DATASET, actor=OPERATOR)
     # unpublish, set_access, publish, and the two steps of a removal
     assert _generation(node) == published + 5
 
@@ -440,7 +442,7 @@ def test_ends_at_is_reported_in_the_refusal(node, tmp_path):
         ends_at=dt.datetime(2031, 5, 1, tzinfo=dt.UTC),
     )
     with pytest.raises(ConflictError, match="until 2031-05-01"):
-        lifecycle.remove(node, DATASET, actor=OPERATOR)
+        removal.remove(node, DATASET, actor=OPERATOR)
     with node.engine.connect() as connection:
         assert (
             connection.execute(

@@ -15,7 +15,7 @@ import sys
 
 import httpx2
 
-from genomenode.access import lifecycle
+from genomenode.access import access_change, lifecycle
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node, open_node
 
@@ -67,7 +67,7 @@ def test_every_worker_sees_a_change_on_its_next_request(tmp_path, monkeypatch):
             lifecycle.publish(node, DATASET, actor="operator:test")
         assert _answers(url, 12) == {(True, True)}
         with open_node(tmp_path / "node") as node:
-            lifecycle.set_access(
+            access_change.set_access(
                 node, DATASET, actor="operator:test", security_level="REGISTERED"
             )
         # Still catalogued, no longer answering anonymous callers.
