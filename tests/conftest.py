@@ -38,6 +38,14 @@ def _in_process_workers(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _researcher_config(monkeypatch, tmp_path_factory):
+    # The sign-ins of whoever runs the tests never reach them (login, fetch).
+    monkeypatch.setenv("GENOMENODE_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    for name in ("GENOMENODE_BROKER", "GENOMENODE_NODE_URL", "GENOMENODE_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that run on PostgreSQL: ``pytest -m postgres`` selects them."""
     for item in items:

@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_lifecycle import LIFECYCLE_COMMANDS
+from .cli_researcher import RESEARCHER_COMMANDS
 from .config import Secret
 from .errors import GenomenodeError, InputError, NotFoundError
 
@@ -192,12 +194,25 @@ def ingest(node_dir: pathlib.Path, dataset_yaml: pathlib.Path, as_json: bool) ->
     _print(result.asdict(), as_json, text)
 
 
-@cli.command()
-@_node_option
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--node",
+    "node_dir",
+    envvar="GENOMENODE_NODE",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="The node directory (default: $GENOMENODE_NODE).",
+)
 @_json_option
+@click.pass_context
 @_errors_to_exit
-def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
-    """List the published datasets with their counts."""
+def datasets(
+    context: click.Context, node_dir: pathlib.Path | None, as_json: bool
+) -> None:
+    """List the published datasets, or change one."""
+    if context.invoked_subcommand is not None:
+        return
+    if node_dir is None:
+        raise click.UsageError("Missing option '--node' (or set $GENOMENODE_NODE).")
     from .node import open_node
 
     node = open_node(node_dir)
@@ -211,6 +226,10 @@ def datasets(node_dir: pathlib.Path, as_json: bool) -> None:
     from rich.console import Console
 
     Console().print(datasets_table(rows, f"Datasets on {node.config.node_id}"))
+
+
+for _command in LIFECYCLE_COMMANDS:
+    datasets.add_command(_command)
 
 
 @cli.command()
@@ -759,7 +778,14 @@ def keys_generate(prefix: pathlib.Path, passphrase: str, as_json: bool) -> None:
     "--token",
     envvar="GENOMENODE_TOKEN",
     default=None,
-    help="Your passport (or set GENOMENODE_TOKEN); never printed.",
+    help="Your passport (or set GENOMENODE_TOKEN); never printed. "
+    "Default: the token of your `genomenode login`, if any.",
+)
+@click.option(
+    "--broker",
+    envvar="GENOMENODE_BROKER",
+    default=None,
+    help="Which sign-in's token to use (default: the last `genomenode login`).",
 )
 @click.option(
     "--encrypt-to",
@@ -779,6 +805,7 @@ def fetch(
     region: str | None,
     output_format: str,
     token: str | None,
+    broker: str | None,
     public_key: pathlib.Path | None,
     out: pathlib.Path,
     as_json: bool,
@@ -786,6 +813,13 @@ def fetch(
     """Fetch a slice of a dataset over htsget, verified, to --out."""
     from .transfer.client import fetch as fetch_slice
     from .transfer.crypt4gh import public_key_from_text
+
+    if token is None:
+        from .client.oidc import access_token
+
+        # Signed in: the stored token (refreshed if it expired); else anonymous.
+        stored = access_token(broker, required=broker is not None)
+        token = stored.reveal() if stored is not None else None
 
     result = fetch_slice(
         server,
@@ -811,6 +845,10 @@ def fetch(
         + (", Crypt4GH-encrypted" if result.encrypted else "")
         + ").",
     )
+
+
+for _command in RESEARCHER_COMMANDS:
+    cli.add_command(_command)
 
 
 @cli.group()

@@ -51,6 +51,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         "applications",
         "application_events",
         "entitlements",
+        "dataset_generation",
         "alembic_version",
     } <= tables
     migrate(node.engine)  # a second upgrade is a no-op
@@ -58,7 +59,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         version = connection.execute(
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
-        assert [row[0] for row in version] == ["0004"]
+        assert [row[0] for row in version] == ["0005"]
 
 
 def test_migrations_build_the_schema_the_models_declare(node):

@@ -13,7 +13,16 @@ What it serves, mounted by the node under ``/dev-idp`` (so its issuer is
 - ``POST /token`` with ``{"subject": ..., "visas": [...], "lifetime": seconds,
   "embed_visas": true}`` (JSON or form), answering ``{"access_token": ...}``;
 - ``GET /userinfo`` with ``Authorization: Bearer <token>``, answering the visas;
-- ``GET /`` listing the demo identities and how to get a token.
+- ``GET /`` listing the demo identities and how to get a token;
+- the OAuth 2.0 device authorisation grant (RFC 8628) for command-line clients
+  (``genomenode login``): ``POST /device_authorization`` (``client_id``) answers a
+  device code and a user code; ``GET /device`` is the verification page, where
+  the user names the subject to sign in as (no password: this provider believes
+  anyone) and ``POST /device`` approves or denies; ``POST /token`` with
+  ``grant_type=urn:ietf:params:oauth:grant-type:device_code`` then answers an
+  access token (a passport) and a refresh token, and with
+  ``grant_type=refresh_token`` a new access token. Pending authorisations are
+  files beside its keys (:mod:`.device_flow`).
 
 Every passport and visa it signs carries the claim ``"genomenode_dev_idp": true``
 (:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`), and a node whose
@@ -28,12 +37,14 @@ AcceptedTermsAndPolicies visas, asserting Registered Access (Passport v1.2,
 it), so :meth:`DevIdentityProvider.trusted` is meant to be trusted as a broker and
 as a visa issuer at once.
 
-It keeps no state besides its keys. Each token records which visa types it was
-issued with; ``/userinfo`` signs those visas anew for the token's subject
-(asserted at the token's ``iat``, expiring with the token), so any worker of the
-node can answer it, also after a restart. Visas signed by someone else (the
-node's ControlledAccessGrants) can be embedded in a passport but are never
-returned by ``/userinfo``.
+It keeps no state besides its keys and the pending device authorisations.
+Refresh tokens are signed like its passports, but carry no passport scope, so
+neither a node nor its userinfo accepts one as an access token. Each token
+records which visa types it was issued with; ``/userinfo`` signs those visas
+anew for the token's subject (asserted at the token's ``iat``, expiring with the
+token), so any worker of the node can answer it, also after a restart. Visas
+signed by someone else (the node's ControlledAccessGrants) can be embedded in a
+passport but are never returned by ``/userinfo``.
 """
 
 from __future__ import annotations
@@ -49,13 +60,16 @@ import jwt
 
 from ..errors import TokenError
 from . import jws
+from .device_flow import DeviceAuthorizations
 from .tokens import TrustedIssuer
 from .visas import SigningKeys
 
 __all__ = [
     "DEFAULT_VISA_TYPES",
     "DEMO_IDENTITIES",
+    "DEVICE_CODE_GRANT",
     "MAX_LIFETIME_SECONDS",
+    "REFRESH_LIFETIME_SECONDS",
     "REGISTERED_ACCESS",
     "SCOPE",
     "VISA_TYPES",
@@ -77,6 +91,10 @@ DEFAULT_VISA_TYPES = ("ResearcherStatus", "AcceptedTermsAndPolicies")
 
 #: The longest a passport from this provider may live (one day).
 MAX_LIFETIME_SECONDS = 86_400
+#: How long a refresh token of this provider lives (a week).
+REFRESH_LIFETIME_SECONDS = 7 * 86_400
+#: The ``grant_type`` of a device's token request (RFC 8628 3.4).
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 #: Subjects the demo uses, and who they play.
 DEMO_IDENTITIES: Mapping[str, str] = types.MappingProxyType(
@@ -92,6 +110,10 @@ SCOPE = "openid ga4gh_passport_v1"
 # Which visa types a token was issued with, so that userinfo can answer
 # without remembering tokens.
 _VISA_TYPES_CLAIM = "genomenode_dev_visa_types"
+# Marks a refresh token, which is never an access token.
+_TOKEN_USE_CLAIM = "genomenode_dev_token_use"
+# The lifetime of the access tokens the device and refresh grants issue.
+_GRANT_LIFETIME_SECONDS = 3600
 
 
 class DevIdentityProvider:
@@ -110,6 +132,7 @@ class DevIdentityProvider:
         self.issuer = issuer.rstrip("/")
         self._keys = SigningKeys(directory)
         self._keys.active()  # so that the JWKS is never empty
+        self.devices = DeviceAuthorizations(directory / "device")
 
     @property
     def jku(self) -> str:
@@ -125,6 +148,16 @@ class DevIdentityProvider:
     def token_url(self) -> str:
         """The URL of its token endpoint."""
         return f"{self.issuer}/token"
+
+    @property
+    def device_authorization_url(self) -> str:
+        """The URL of its device authorisation endpoint (RFC 8628)."""
+        return f"{self.issuer}/device_authorization"
+
+    @property
+    def verification_url(self) -> str:
+        """The page where a user approves a device's sign-in."""
+        return f"{self.issuer}/device"
 
     def trusted(self) -> TrustedIssuer:
         """This provider as a broker and visa issuer a node may trust (demo only)."""
@@ -211,14 +244,64 @@ class DevIdentityProvider:
         """
         claims = self._verified_claims(token)
         subject = str(claims["sub"])
-        visa_types = claims.get(_VISA_TYPES_CLAIM)
-        if not isinstance(visa_types, list) or not all(
-            isinstance(visa_type, str) and visa_type in VISA_TYPES
-            for visa_type in visa_types
-        ):
-            raise TokenError(f"{_VISA_TYPES_CLAIM} is not a list of known visa types")
+        visa_types = _visa_types_of(claims)
         visas = self._visas(subject, visa_types, int(claims["iat"]), int(claims["exp"]))
         return {"sub": subject, "ga4gh_passport_v1": visas}
+
+    def refresh_token(
+        self, subject: str, *, visa_types: Sequence[str] = DEFAULT_VISA_TYPES
+    ) -> str:
+        """A refresh token for ``subject`` (:data:`REFRESH_LIFETIME_SECONDS`)."""
+        issued_at = int(time.time())
+        return self._sign(
+            {
+                "iss": self.issuer,
+                "sub": subject,
+                "iat": issued_at,
+                "exp": issued_at + REFRESH_LIFETIME_SECONDS,
+                "jti": uuid.uuid4().hex,
+                _TOKEN_USE_CLAIM: "refresh",
+                _VISA_TYPES_CLAIM: list(dict.fromkeys(visa_types)),
+                jws.DEVELOPMENT_CLAIM: True,
+            }
+        )
+
+    def grant(
+        self, subject: str, *, visa_types: Sequence[str] = DEFAULT_VISA_TYPES
+    ) -> dict[str, Any]:
+        """The token response of the device and refresh grants: a passport (one
+        hour) and a new refresh token."""
+        return {
+            "access_token": self.passport(
+                subject,
+                visa_types=visa_types,
+                lifetime_seconds=_GRANT_LIFETIME_SECONDS,
+            ),
+            "refresh_token": self.refresh_token(subject, visa_types=visa_types),
+            "token_type": "Bearer",
+            "expires_in": _GRANT_LIFETIME_SECONDS,
+            "scope": SCOPE,
+        }
+
+    def refreshed(self, refresh_token: str) -> dict[str, Any]:
+        """:meth:`grant` anew for the subject of a live refresh token.
+
+        Raises
+        ------
+        TokenError
+            The token is not a live refresh token of this provider.
+        """
+        claims = jws.verify(
+            refresh_token,
+            issuer=self.issuer,
+            jku=self.jku,
+            keys=self._key,
+            now=time.time(),
+        )
+        if claims.get(_TOKEN_USE_CLAIM) != "refresh":
+            raise TokenError("is not a refresh token of this identity provider")
+        visa_types = _visa_types_of(claims)
+        return self.grant(str(claims["sub"]), visa_types=visa_types)
 
     def _visas(
         self, subject: str, visa_types: Sequence[str], asserted: int, expires: int
@@ -247,7 +330,8 @@ class DevIdentityProvider:
 
     def _sign(self, claims: dict[str, Any]) -> str:
         kid, key = self._keys.active()
-        return jws.sign_es256(claims, key, kid=kid, jku=self.jku)
+        headers = {"kid": kid, "jku": self.jku, "typ": "JWT"}
+        return jwt.encode(claims, key, algorithm="ES256", headers=headers)
 
     def _key(self, jku: str, kid: str | None) -> jwt.PyJWK:
         """One of its own keys (no network: they are in its directory)."""
@@ -265,6 +349,21 @@ class DevIdentityProvider:
         # Its visas are signed with the same key by the same issuer: only a
         # token issued as an access token may ask for userinfo.
         scope = claims.get("scope")
-        if not isinstance(scope, str) or "ga4gh_passport_v1" not in scope.split():
+        if (
+            not isinstance(scope, str)
+            or "ga4gh_passport_v1" not in scope.split()
+            or _TOKEN_USE_CLAIM in claims
+        ):
             raise TokenError("is not an access token of this identity provider")
         return claims
+
+
+def _visa_types_of(claims: Mapping[str, Any]) -> list[str]:
+    """The visa types a token of the provider was issued with."""
+    visa_types = claims.get(_VISA_TYPES_CLAIM)
+    if not isinstance(visa_types, list) or not all(
+        isinstance(visa_type, str) and visa_type in VISA_TYPES
+        for visa_type in visa_types
+    ):
+        raise TokenError(f"{_VISA_TYPES_CLAIM} is not a list of known visa types")
+    return visa_types
