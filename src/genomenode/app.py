@@ -2,10 +2,23 @@
 
 The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
 visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
-under ``/ga4gh/drs/v1``; analysis joins it with its issue. With the
-``dev_identity_provider`` setting (never in ``prod``) the development identity
-provider answers under ``/dev-idp``. OpenAPI is published at ``/api/openapi.json``
-(browsable at ``/api/docs``).
+under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``; analysis
+joins it with its issue. With the ``dev_identity_provider`` setting (never in
+``prod``) the development identity provider answers under ``/dev-idp``. OpenAPI
+is published at ``/api/openapi.json`` (browsable at ``/api/docs``).
+
+Each package's routes are module-level handlers on its routers (``beacon/http.py``,
+``access/http.py``, ``transfer/htsget_http.py``...); :func:`create_app` keeps
+what they share in ``app.state`` and includes the routers:
+
+- ``app.state.node``: the node (its store, database and settings);
+- ``app.state.beacon``: the :class:`~genomenode.beacon.http.BeaconService`;
+- ``app.state.access``: the :class:`~genomenode.access.service.AccessService`;
+- ``app.state.transfer``: the :class:`~genomenode.transfer.service.TransferService`;
+- ``app.state.htsget_files``: the :class:`~genomenode.transfer.htsget.HtsgetFiles`;
+- ``app.state.htsget_max_regions``: the ``htsget_max_regions`` setting;
+- ``app.state.http_limits``: the :class:`~genomenode.web.HttpLimits` of the settings;
+- ``app.state.dev_identity_provider``: the development identity provider, if served.
 """
 
 from __future__ import annotations
@@ -17,18 +30,21 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from . import __version__
-from .access.devidp import DevIdentityProvider, dev_idp_router
-from .access.http import access_router, build_access_service, jwks_router
+from .access import devidp_http
+from .access import http as access_http
+from .access.devidp import DevIdentityProvider
+from .access.service import build_access_service
+from .beacon import http as beacon_http
 from .beacon.framework import error_response
-from .beacon.http import BeaconService, beacon_router
-from .catalogue.http import catalogue_router
+from .beacon.http import BeaconService
+from .catalogue import http as catalogue_http
 from .config import check_production_trust
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
 from .node import Node, open_node
-from .transfer.drs import drs_router
-from .transfer.htsget import htsget_router
+from .transfer import drs_http, htsget_http
+from .transfer.htsget import HtsgetFiles
 from .transfer.service import TransferService
 from .web import HttpLimits, install_error_handlers
 
@@ -97,6 +113,7 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
     )
+    app.state.node = node
     app.state.beacon = BeaconService(
         node,
         base_url=base_url.rstrip("/") + "/api",
@@ -107,20 +124,22 @@ def create_app(
     )
     app.state.access = access
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
-    app.include_router(beacon_router(), prefix="/api")
-    app.include_router(access_router(), prefix="/access")
-    app.include_router(htsget_router(), prefix="/htsget")
-    app.include_router(drs_router(), prefix="/ga4gh/drs/v1")
-    app.include_router(catalogue_router(), prefix="/catalogue")
-    app.include_router(jwks_router())
+    app.state.htsget_files = HtsgetFiles(app.state.transfer)
+    app.state.htsget_max_regions = node.config.htsget_max_regions
+    app.state.http_limits = HttpLimits.from_settings(node.config.values)
+    app.include_router(beacon_http.router, prefix="/api")
+    app.include_router(access_http.router, prefix="/access")
+    app.include_router(htsget_http.router, prefix="/htsget")
+    app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
+    app.include_router(catalogue_http.router, prefix="/catalogue")
+    app.include_router(access_http.well_known_router)
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None
     )
     app.include_router(index_router)
     if provider is not None:
-        app.include_router(dev_idp_router(provider), prefix="/dev-idp")
-    app.state.http_limits = HttpLimits.from_settings(node.config.values)
-    app.state.htsget_max_regions = node.config.htsget_max_regions
+        app.state.dev_identity_provider = provider
+        app.include_router(devidp_http.router, prefix="/dev-idp")
     identity = app.state.beacon.identity
     install_error_handlers(
         app,

@@ -32,6 +32,8 @@ __all__ = [
     "ClinicalSource",
     "DataUseTerm",
     "DatasetDescription",
+    "check_beacon_granularity",
+    "check_data_use",
     "duo_terms",
     "read_dataset_description",
 ]
@@ -154,8 +156,8 @@ def duo_terms() -> dict[str, dict[str, str]]:
 class _Reader:
     """Field access on the YAML mapping with errors that name file and field."""
 
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
+    def __init__(self, path: pathlib.Path | None) -> None:
+        self.path = path  # None: a value given elsewhere (the command line)
 
     def fail(self, field: str, message: str) -> DatasetDescriptionError:
         return DatasetDescriptionError(message, path=self.path, field=field)
@@ -170,6 +172,7 @@ class _Reader:
         return str(value).strip()
 
     def file(self, value: Any, field: str, *, directory: bool = False) -> pathlib.Path:
+        assert self.path is not None, "files are relative to a dataset.yaml"
         if not isinstance(value, str) or not value:
             raise self.fail(field, "must be a path relative to dataset.yaml")
         path = (self.path.parent / value).resolve()
@@ -266,6 +269,29 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         dac_members=dac_members,
         alignments=_alignments(reader, document.get("alignments")),
     )
+
+
+def check_beacon_granularity(value: Any) -> dict[str, str]:
+    """A ``beacon:`` block given outside a dataset.yaml, checked and filled in as
+    ingest does.
+
+    Raises
+    ------
+    DatasetDescriptionError
+        Naming the field at fault (``beacon.anonymous``...).
+    """
+    return _beacon_granularity(_Reader(None), value)
+
+
+def check_data_use(value: Any) -> tuple[DataUseTerm, ...]:
+    """A ``data_use:`` list given outside a dataset.yaml, checked as ingest does.
+
+    Raises
+    ------
+    DatasetDescriptionError
+        Naming the field at fault (``data_use[1].id``...).
+    """
+    return _data_use(_Reader(None), value)
 
 
 def _beacon_granularity(reader: _Reader, value: Any) -> dict[str, str]:

@@ -1,8 +1,7 @@
 """The keyed audit log: appends chain, tampering is found, checkpoints pin the log.
 
-The attacks run as plain SQL on the node's real database (SQLite, and PostgreSQL
-when GENOMENODE_TEST_PG_URL is set), the way someone holding only the database's
-credentials would run them.
+The attacks run as plain SQL on the node's real database (SQLite and PostgreSQL),
+the way someone holding only the database's credentials would run them.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from genomenode.access import devidp_http
 from genomenode.access.devidp import (
     DEMO_IDENTITIES,
     REGISTERED_ACCESS,
     DevIdentityProvider,
-    dev_idp_router,
 )
 from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.access.visas import GrantVisa, SigningKeys, issue_grant_visa
@@ -189,7 +189,8 @@ def test_passport_refuses_bad_options(provider, options, reason):
 @pytest.fixture
 def client(provider) -> TestClient:
     app = FastAPI()
-    app.include_router(dev_idp_router(provider), prefix="/dev-idp")
+    app.state.dev_identity_provider = provider
+    app.include_router(devidp_http.router, prefix="/dev-idp")
     return TestClient(app)
 
 

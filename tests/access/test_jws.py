@@ -770,3 +770,21 @@ def test_any_text_ends_in_a_token_error(text):
             keys=_no_keys,
             now=time.time(),
         )
+
+
+def test_sign_es256_is_a_jws_peers_verify():
+    """What the node signs verifies with PyJWT, another implementation."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    claims = {"iss": "https://node.test", "sub": "x", "exp": time.time() + 60}
+    token = jws.sign_es256(claims, key, kid="k1", jku="https://node.test/jwks")
+    assert jwt.get_unverified_header(token) == {
+        "alg": "ES256",
+        "kid": "k1",
+        "jku": "https://node.test/jwks",
+        "typ": "JWT",
+    }
+    decoded = jwt.decode(token, key.public_key(), algorithms=["ES256"])
+    assert decoded == claims
+    tampered = token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(tampered, key.public_key(), algorithms=["ES256"])

@@ -96,6 +96,16 @@ def test_rotation_keeps_old_visas_valid_and_signs_with_the_new_key(keys, broker_
     assert len(identity.visas) == 2 and identity.rejected_visas == ()
 
 
+def test_a_rotation_by_another_process_signs_at_once(keys):
+    """The listing of keys is kept between uses, never past a change."""
+    first_kid, _ = keys.active()
+    elsewhere = SigningKeys(keys.directory)  # as the CLI's rotate-key would
+    new_kid = elsewhere.rotate()
+    assert keys.active()[0] == new_kid != first_kid
+    (keys.directory / f"{new_kid}.pem").unlink()
+    assert keys.active()[0] == first_kid
+
+
 def test_a_retired_key_stops_its_visas(keys, broker_key):
     old = issue_grant_visa(keys, _grant(), issuer=NODE.issuer, jku=NODE.jku)
     old_kid = jwt.get_unverified_header(old)["kid"]

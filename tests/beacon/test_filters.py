@@ -31,7 +31,6 @@ from tests.conftest import (
     CINECA_VCF,
     drop_schema,
     fresh_schema_name,
-    postgres_url,
     write_dataset_yaml,
     write_small_cohort,
 )
@@ -129,7 +128,7 @@ def loaded_node(request, tmp_path_factory):
         url = None
         schema = None
         if request.param == "postgresql":
-            url = postgres_url()  # in CI a missing server fails, never skips
+            url = request.getfixturevalue("postgres_url")
             schema = fresh_schema_name()
             patch.setenv("GENOMENODE_DB_SCHEMA", schema)
         tmp = tmp_path_factory.mktemp(f"filters-{request.param}")

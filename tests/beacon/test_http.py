@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
+from fastapi.routing import APIRoute
 
 from genomenode.beacon import framework
+from genomenode.beacon import http as beacon_http
+from genomenode.beacon.http import BeaconPath, BeaconService
 from genomenode.beacon.schemas import validate
+
+from ..handlers import stub_request
 
 ENTITY_SCHEMA = {
     "g_variants": "genomicVariations",
@@ -278,3 +286,51 @@ def test_configuration_lists_only_levels_an_anonymous_caller_may_see(client):
     # must not learn that from the configuration either.
     security = client.get("/api/configuration").json()["response"]["securityAttributes"]
     assert security["securityLevels"] == ["PUBLIC"]
+
+
+# Handlers alone: module-level functions over app.state, no app or server needed.
+
+
+def test_a_query_handler_answers_alone(beacon_node, client):
+    service = BeaconService(beacon_node, base_url="http://localhost:8080/api")
+    request = stub_request(
+        {"beacon": service},
+        path="/api/individuals/HG00096",
+        query="requestedGranularity=record",
+    )
+    path = BeaconPath("individuals", entry_id="HG00096")
+    response = asyncio.run(beacon_http.query_entries(request, path))
+    assert response.status_code == 200
+    document = json.loads(response.body)
+    check(document, "individuals")
+    records = document["response"]["resultSets"][0]["results"]
+    assert [record["id"] for record in records] == ["HG00096"]
+    # The same answer as the app's, where the route and its dependencies ran.
+    over_http = client.get(
+        "/api/individuals/HG00096", params={"requestedGranularity": "record"}
+    )
+    assert document == over_http.json()
+
+
+def test_every_query_route_reads_its_own_path():
+    """beacon_path reads each route's template back into the parts it names."""
+    query_handlers = (beacon_http.query_entries, beacon_http.query_filtering_terms)
+    routes = [
+        route
+        for route in beacon_http.router.routes
+        if isinstance(route, APIRoute) and route.endpoint in query_handlers
+    ]
+    # GET and POST of /filtering_terms, three paths per entry type, the nested
+    # ones and the filtering terms of one dataset or cohort.
+    num_paths = 1 + 3 * len(ENTRIES) + sum(map(len, NESTED.values())) + 2
+    assert len(routes) == 2 * num_paths
+    for route in routes:
+        with_id = "{entry_id}" in route.path_format
+        request = stub_request(
+            {}, route=route, path_params={"entry_id": "x"} if with_id else {}
+        )
+        path = asyncio.run(beacon_http.beacon_path(request))
+        parts = [path.entry, "{entry_id}" if path.entry_id == "x" else None, path.tail]
+        assert "/" + "/".join(part for part in parts if part) == route.path_format
+        if route.endpoint is beacon_http.query_entries:
+            assert path.scope().entry_type == (path.tail or path.entry)

@@ -6,6 +6,7 @@ DUO term, PUBLIC with general research use) and one dataset still staging.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -16,12 +17,14 @@ from rdflib.compare import isomorphic
 from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from genomenode.app import create_app
+from genomenode.catalogue import http as catalogue_http
 from genomenode.catalogue.dcat import DPV, HEALTHDCATAP, parse_jsonld
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
 from genomenode.store.models import Dataset
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
+from ..handlers import stub_request
 
 BASE = "http://fi.example.org"
 CONTROLLED = "fi-controlled"
@@ -230,3 +233,16 @@ def test_no_genotypes_or_sample_level_data(client, node):
     # Sample ids of the cohort (S000...) and individual-level terms never appear.
     assert "S000" not in text
     assert "NCIT:C20197" not in text
+
+
+def test_the_dataset_handler_answers_alone(node):
+    """The handler is a module-level function over ``app.state``: given only the
+    node (no access service), it names datasets under the node's public_url."""
+    request = stub_request({"node": node}, headers={"Accept": "text/turtle"})
+    response = asyncio.run(catalogue_http.dataset(request, PUBLIC))
+    assert response.status_code == 200
+    assert response.media_type == "text/turtle"
+    graph = Graph().parse(data=response.body.decode(), format="turtle")
+    base = node.config.public_url.rstrip("/")
+    subject = URIRef(f"{base}/catalogue/datasets/{PUBLIC}")
+    assert set(graph.subjects(RDF.type, DCAT.Dataset)) == {subject}

@@ -19,11 +19,8 @@ from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from genomenode.app import create_app
 from genomenode.catalogue.dcat import parse_jsonld, serialise
-from genomenode.catalogue.harvest import (
-    CatalogueSource,
-    Harvester,
-    catalogue_network_router,
-)
+from genomenode.catalogue.harvest import CatalogueSource, Harvester
+from genomenode.catalogue.http import HarvestGate, network_router
 from genomenode.config import Secret
 from genomenode.ingest.pipeline import ingest
 from genomenode.node import init_node
@@ -275,7 +272,9 @@ def test_remote_context_is_refused(network):
 def test_network_routes(network):
     harvester = _harvester(network)
     app = FastAPI()
-    app.include_router(catalogue_network_router(harvester))
+    app.state.harvester = harvester
+    app.state.harvest_gate = HarvestGate()
+    app.include_router(network_router, prefix="/catalogue")
     with TestClient(app) as client:
         assert client.get("/catalogue/datasets").json() == []
         response = client.post("/catalogue/harvest")
@@ -307,7 +306,9 @@ class _Clock:
 
 def _harvest_client(network, **options):
     app = FastAPI()
-    app.include_router(catalogue_network_router(_harvester(network), **options))
+    app.state.harvester = _harvester(network)
+    app.state.harvest_gate = HarvestGate(**options)
+    app.include_router(network_router, prefix="/catalogue")
     install_error_handlers(app)
     return TestClient(app)
 

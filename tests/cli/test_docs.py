@@ -26,4 +26,4 @@ def test_docs_prints_one_or_its_path():
 
 def test_an_unknown_topic_suggests_the_closest():
     missing = invoke("docs", "dataset-yml", expect=1)
-    assert "no document 'dataset-yml'; did you mean 'dataset-yaml'?" in missing.stderr
+    assert "no document 'dataset-yml'; did you mean 'dataset-yaml'" in missing.stderr

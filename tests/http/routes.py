@@ -122,6 +122,17 @@ def _describe(
             beacon=False,
             reads_body=False,
         )
+    if template == "/dev-idp/device_authorization":
+        return route(
+            headers={}, id_fields=("client_id", "scope"), list_field=None, beacon=False
+        )
+    if template == "/dev-idp/device":
+        return route(
+            headers={},
+            id_fields=("user_code", "subject", "action"),
+            list_field=None,
+            beacon=False,
+        )
     if template == "/dev-idp/token":
         return route(
             headers={},

@@ -290,6 +290,29 @@ def test_a_unanimous_refusal_is_passed_on():
     assert document["info"]["nodes"][1]["status"] == "error"
 
 
+def test_a_refusal_with_a_node_down_is_the_refusal_not_a_502():
+    """A bad passport is the caller's to fix, whether or not a node is down."""
+    down = NodeAnswer(NODES[2], "timeout", 1000.0, reason="no answer in time")
+    status, document = merge_results(
+        REGISTRY,
+        [_error(NODES[0], 401), _error(NODES[1], 401), down],
+        endpoint="individuals",
+        summary=SUMMARY,
+    )
+    assert status == 401
+    validate(document, "beaconErrorResponse")
+    assert "1 other node(s) did not answer" in document["error"]["errorMessage"]
+    assert document["info"]["nodes"][2]["status"] == "timeout"
+    # Refusals that disagree, and a node down: the network cannot say whose fault.
+    status, _ = merge_results(
+        REGISTRY,
+        [_error(NODES[0], 401), _error(NODES[1], 400), down],
+        endpoint="individuals",
+        summary=SUMMARY,
+    )
+    assert status == 502
+
+
 def _info(node_id: str, datasets: list[str]) -> dict:
     return {
         "meta": {"beaconId": "x", "apiVersion": "v2.1.1", "returnedSchemas": []},

@@ -51,6 +51,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         "applications",
         "application_events",
         "entitlements",
+        "dataset_generation",
         "alembic_version",
     } <= tables
     migrate(node.engine)  # a second upgrade is a no-op
@@ -58,7 +59,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         version = connection.execute(
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
-        assert [row[0] for row in version] == ["0004"]
+        assert [row[0] for row in version] == ["0005"]
 
 
 def test_head_revision_is_the_newest_migration_script():
@@ -83,7 +84,7 @@ def test_a_database_at_head_opens_without_migrating(tmp_path, monkeypatch):
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(
-            sqlalchemy.text("UPDATE alembic_version SET version_num='0003'")
+            sqlalchemy.text("UPDATE alembic_version SET version_num='0004'")
         )
     engine.dispose()
     open_database(url).dispose()

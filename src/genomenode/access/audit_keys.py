@@ -190,8 +190,7 @@ class CheckpointKeys:
             "mac": mac,
             "iat": int(now.timestamp()),
         }
-        headers = {"kid": kid, "typ": CHECKPOINT_TYPE}
-        return jwt.encode(claims, private_key, algorithm="ES256", headers=headers)
+        return jws.sign_es256(claims, private_key, kid=kid, token_type=CHECKPOINT_TYPE)
 
     def public_keys(self) -> dict[str, jwt.PyJWK]:
         """The public keys of every checkpoint key on disk, by kid."""

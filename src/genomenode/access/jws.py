@@ -44,7 +44,10 @@ import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from ..errors import TokenError
 
@@ -55,6 +58,7 @@ __all__ = [
     "KeyLookup",
     "is_numeric_date",
     "peek",
+    "sign_es256",
     "verify",
 ]
 
@@ -95,10 +99,15 @@ def _decode_part(part: str) -> bytes:
         raise ValueError("not base64url") from None
 
 
+# One decoder for every part: json.loads would build one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _json_object(part: str) -> dict[str, Any] | None:
     """The JSON object a base64url part encodes; None if it is anything else."""
     try:
-        document = json.loads(_decode_part(part), parse_constant=_refuse_constant)
+        # JOSE parts are UTF-8 (RFC 7515 §5.2).
+        document = _DECODER.decode(_decode_part(part).decode("utf-8"))
     except (ValueError, RecursionError):
         # ValueError: bad base64, bad UTF-8, bad JSON, an integer of too many
         # digits; RecursionError: nesting deeper than the parser goes.
@@ -243,6 +252,36 @@ def _check_claims(
             "was issued by the development identity provider, which a node "
             "refuses when beacon_environment is prod"
         )
+
+
+def _encode_part(document: dict[str, Any]) -> bytes:
+    text = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=")
+
+
+def sign_es256(
+    claims: dict[str, Any],
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    kid: str,
+    jku: str | None = None,
+    token_type: str = "JWT",
+) -> str:
+    """A compact JWS of ``claims`` signed with an EC P-256 key (ES256).
+
+    The one place the node signs a token (visas, network assertions, audit
+    checkpoints, the development provider's tokens): header ``alg``, ``kid``,
+    ``typ`` and, when given, ``jku``; the signature as JWS carries it, ``r || s``
+    of 32 bytes each.
+    """
+    header = {"alg": "ES256", "kid": kid, "typ": token_type}
+    if jku is not None:
+        header["jku"] = jku
+    signing_input = _encode_part(header) + b"." + _encode_part(claims)
+    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    encoded = base64.urlsafe_b64encode(signature).rstrip(b"=")
+    return (signing_input + b"." + encoded).decode("ascii")
 
 
 def verify(

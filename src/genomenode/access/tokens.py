@@ -10,7 +10,7 @@ other key confusions fail; then the claims).
 Verification reads no network. Keys and userinfo documents of other servers are
 fetched beforehand, asynchronously, by :meth:`TokenVerifier.prepare` (which the
 node awaits before a request's handler runs, see
-:func:`genomenode.access.http.prepared`); a failed fetch is not repeated for a
+:func:`genomenode.access.callers.prepared`); a failed fetch is not repeated for a
 while, and a token whose keys are unavailable is refused saying so.
 
 A :class:`TokenVerifier` follows the pluggable-verifier habit: ``verify`` returns

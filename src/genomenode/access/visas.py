@@ -13,15 +13,16 @@ import datetime as dt
 import json
 import os
 import pathlib
+import time
 import uuid
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from ..errors import ConfigError
+from . import jws
 
 __all__ = [
     "GrantVisa",
@@ -38,15 +39,27 @@ class SigningKeys:
 
     def __init__(self, directory: pathlib.Path) -> None:
         self.directory = directory
-        # Parsed keys by file: the directory is listed on every use (a rotation by
-        # another process shows at once), a key file is parsed only once.
+        # Parsed keys by file: a key file is parsed only once. The listing is
+        # kept while the directory's modification time stays the same (a key
+        # added by another process changes it, so a rotation shows at once), and
+        # for at most a second (file systems with coarse times).
         self._parsed: dict[pathlib.Path, ec.EllipticCurvePrivateKey] = {}
+        self._listing: tuple[int, float, list[pathlib.Path]] | None = None
 
     def _paths(self) -> list[pathlib.Path]:
-        if not self.directory.exists():
+        try:
+            modified = os.stat(self.directory).st_mtime_ns
+        except FileNotFoundError:
             return []
+        now = time.monotonic()
+        if self._listing is not None:
+            listed_modified, listed_at, paths = self._listing
+            if listed_modified == modified and now - listed_at < 1.0:
+                return paths
         # kids start with a UTC timestamp, so name order is age order.
-        return sorted(self.directory.glob("*.pem"))
+        paths = sorted(self.directory.glob("*.pem"))
+        self._listing = (modified, now, paths)
+        return paths
 
     def rotate(self, now: dt.datetime | None = None) -> str:
         """Create a new signing key; it signs from now on. Returns its kid."""
@@ -63,6 +76,7 @@ class SigningKeys:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
+        self._listing = None
         return kid
 
     def _load(self, path: pathlib.Path) -> ec.EllipticCurvePrivateKey:
@@ -155,5 +169,4 @@ def issue_grant_visa(
             "asserted": int(grant.asserted.timestamp()),
         },
     }
-    headers = {"kid": kid, "jku": jku, "typ": "JWT"}
-    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+    return jws.sign_es256(claims, key, kid=kid, jku=jku)

@@ -1,10 +1,13 @@
 """The published datasets as the Beacon sees them, opened once and cached.
 
-A published dataset never changes (a new version is a new id), so its genotype
-store, its sample → individual map and its manifest are opened once per process.
-The *list* of published datasets is re-read from the database at most every
-``refresh_seconds``, so a dataset published while the server runs appears within
-that time without a restart.
+The content of a published dataset never changes (a new version is a new id), so
+its genotype store, its sample → individual map and its manifest are opened once
+per process. What an operator may change (publish, unpublish, security level,
+Beacon granularities, DUO terms, removal) bumps the datasets' generation
+(:mod:`genomenode.store.generation`); :meth:`Catalog.datasets` compares it on every
+call and re-reads the list when it moved (and at least every ``refresh_seconds``),
+keeping a handle only while its facts are unchanged. So every worker of a server
+answers the next request with the change.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from ..access import DatasetAccess
 from ..access.decision import DEFAULT_GRANULARITY
 from ..node import Node
+from ..store.generation import read_generation
 from ..store.genotypes import GenotypeStore
 from ..store.models import (
     Biosample,
@@ -277,27 +281,43 @@ class DatasetHandle:
 
 
 class Catalog:
-    """The node's published datasets, refreshed from the database now and then."""
+    """The node's published datasets, read again whenever their generation moves."""
 
     def __init__(self, node: Node, *, refresh_seconds: float = 2.0) -> None:
         self.node = node
         self.refresh_seconds = refresh_seconds
         self._handles: dict[str, DatasetHandle] = {}
         self._read_at = -float("inf")
+        self._generation: int | None = None
 
     def datasets(self) -> list[DatasetHandle]:
-        """Every published dataset, by id."""
+        """Every published dataset, by id, as the database says now.
+
+        One primary-key read per call (the generation); the list itself is read
+        only when the generation moved or ``refresh_seconds`` passed.
+        """
         now = time.monotonic()
-        if now - self._read_at > self.refresh_seconds:
+        with self.node.engine.connect() as connection:
+            generation = read_generation(connection)
+        if generation != self._generation or now - self._read_at > self.refresh_seconds:
+            # Read after the generation: the list is at least as new as it.
             with self.node.session() as session:
                 rows = session.scalars(published_datasets().order_by(Dataset.id)).all()
                 facts = [DatasetFacts.of(row) for row in rows]
-            self._handles = {
-                item.id: self._handles.get(item.id) or DatasetHandle(self.node, item)
-                for item in facts
-            }
+            self._handles = {item.id: self._handle(item) for item in facts}
+            self._generation = generation
             self._read_at = now
         return list(self._handles.values())
+
+    def _handle(self, facts: DatasetFacts) -> DatasetHandle:
+        """The handle kept for ``facts``; a new one when anything about it changed
+        (its access settings are cached in the handle)."""
+        kept = self._handles.get(facts.id)
+        return (
+            kept
+            if kept is not None and kept.facts == facts
+            else DatasetHandle(self.node, facts)
+        )
 
     def get(self, dataset_id: str) -> DatasetHandle | None:
         """One published dataset, or None."""

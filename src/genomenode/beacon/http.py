@@ -1,14 +1,20 @@
 """The Beacon v2 HTTP API: routes under ``/api``, GET and POST for every endpoint.
 
-Each route is declared explicitly (one per entry type and nesting) so that the
-published OpenAPI (``/api/openapi.json``) lists every endpoint. Routes are
-``async`` only to read the request (:func:`genomenode.web.read_json`, with the
-node's limits); the query itself (SQL, Zarr, numpy, the passport check) runs in
-the thread pool (:func:`genomenode.web.run_blocking`), so a slow per-person scan
-never holds up a count query, and it stops when its client goes away. A request
-may carry at most ``beacon_max_filters`` filters and spend
-``beacon_filter_cpu_seconds`` expanding them. Scale out with
-``genomenode serve --workers``.
+Each route is declared explicitly (one per entry type and nesting, by
+:func:`add_beacon_routes`, the one route table the node and the network share) so
+that the published OpenAPI (``/api/openapi.json``) lists every endpoint. The
+handlers are module-level functions; what the app shares with them is
+``app.state.beacon`` (a :class:`BeaconService`, read by :func:`beacon_service`),
+and what a route's path names (entry type, id, nesting) is its
+:class:`BeaconPath`, read from the matched route by the :func:`beacon_path`
+dependency. Handlers are ``async`` only to read the request
+(:func:`genomenode.web.read_json`, with the node's limits); the query itself
+(SQL, Zarr, numpy, the passport check) runs in the thread pool
+(:func:`genomenode.web.run_blocking`), so a slow per-person scan never holds up a
+count query, and it stops when its client goes away. A request may carry at most
+``beacon_max_filters`` filters and spend ``beacon_filter_cpu_seconds`` expanding
+them. Scale out with ``genomenode serve --workers``. Handlers carry no
+docstrings, which FastAPI would publish in the OpenAPI.
 
 Errors become Beacon error documents in the node's one error handler
 (:mod:`genomenode.web`).
@@ -16,15 +22,15 @@ Errors become Beacon error documents in the node's one error handler
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
-from ..access.http import audited, caller_of
+from ..access.callers import audited, caller_of
 from ..errors import BeaconRequestError
 from ..node import Node
 from ..web import json_response, read_json, run_blocking
@@ -36,18 +42,31 @@ from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
 __all__ = [
+    "BeaconPath",
     "BeaconService",
+    "Handler",
     "add_beacon_routes",
-    "beacon_router",
-    "caller_of",
+    "beacon_identity",
+    "beacon_map",
+    "beacon_path",
+    "beacon_service",
+    "configuration",
+    "entry_types",
+    "info",
+    "query_entries",
+    "query_filtering_terms",
     "read_beacon_request",
+    "router",
+    "service_info",
 ]
 
-_log = logging.getLogger(__name__)
+#: A route handler.
+Handler = Callable[..., Awaitable[JSONResponse]]
 
 
 class BeaconService:
-    """What the routes share: the node, its catalog, identity and settings."""
+    """What the Beacon routes share (``app.state.beacon``): the node, its catalog,
+    identity and settings."""
 
     def __init__(
         self,
@@ -94,9 +113,63 @@ class BeaconService:
         ]
 
 
-def _service(request: Request) -> BeaconService:
+def beacon_service(request: Request) -> BeaconService:
+    """The Beacon of the node app answering ``request`` (``app.state.beacon``)."""
     service: BeaconService = request.app.state.beacon
     return service
+
+
+def beacon_identity(request: Request) -> framework.BeaconIdentity:
+    """Who answers ``request`` as a Beacon (``app.state.beacon.identity``): the node,
+    or the network, which keeps its identity there too."""
+    identity: framework.BeaconIdentity = request.app.state.beacon.identity
+    return identity
+
+
+@dataclasses.dataclass(frozen=True)
+class BeaconPath:
+    """What the path of a query route names, from the route's template (never from
+    the URL) and its ``entry_id``.
+
+    ``/individuals`` is ``BeaconPath("individuals")``; ``/individuals/{entry_id}``
+    adds the id; ``/individuals/{entry_id}/g_variants`` adds the ``tail``
+    ``"g_variants"``; ``/datasets/filtering_terms`` has the tail
+    ``"filtering_terms"`` and ``/filtering_terms`` no entry at all.
+    """
+
+    entry: str | None
+    entry_id: str | None = None
+    tail: str | None = None
+
+    def scope(self) -> PathScope:
+        """What an entry-type query asks for (a nested path: the nested type)."""
+        if self.entry is None:
+            raise ValueError("the node-wide filtering terms are no entry-type query")
+        if self.tail is not None:
+            return PathScope(self.tail, parent_type=self.entry, parent_id=self.entry_id)
+        return PathScope(self.entry, entry_id=self.entry_id)
+
+
+async def beacon_path(request: Request) -> BeaconPath:
+    """Route dependency: the :class:`BeaconPath` of the matched route.
+
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency
+    in a thread, which costs more than the work.
+    """
+    # The route's template, e.g. "/datasets/{entry_id}/g_variants" (with the
+    # router's prefix or without: it is read from the end).
+    parts = [part for part in request.scope["route"].path_format.split("/") if part]
+    tail = None
+    if parts and (
+        parts[-1] == "filtering_terms" or (len(parts) > 2 and parts[-2] == "{entry_id}")
+    ):
+        tail = parts.pop()
+    entry_id = None
+    if parts and parts[-1] == "{entry_id}":
+        parts.pop()
+        entry_id = request.path_params["entry_id"]
+    entry = parts[-1] if parts and parts[-1] in ENTRY_TYPES else None
+    return BeaconPath(entry, entry_id, tail)
 
 
 async def read_beacon_request(request: Request, *, max_filters: int) -> BeaconRequest:
@@ -127,14 +200,62 @@ async def read_beacon_request(request: Request, *, max_filters: int) -> BeaconRe
 
 
 async def _beacon_request(request: Request) -> BeaconRequest:
-    return await read_beacon_request(request, max_filters=_service(request).max_filters)
+    return await read_beacon_request(
+        request, max_filters=beacon_service(request).max_filters
+    )
+
+
+# -- the node's handlers --------------------------------------------------------
+
+
+async def info(request: Request) -> JSONResponse:
+    return json_response(await run_blocking(request, _info_document, request))
+
+
+async def configuration(request: Request) -> JSONResponse:
+    return json_response(await run_blocking(request, _configuration_document, request))
+
+
+async def query_entries(
+    request: Request, path: Annotated[BeaconPath, Depends(beacon_path)]
+) -> JSONResponse:
+    beacon_request = await _beacon_request(request)
+    document = await run_blocking(
+        request, _answer_document, request, beacon_request, path.scope()
+    )
+    return json_response(document)
+
+
+async def query_filtering_terms(
+    request: Request, path: Annotated[BeaconPath, Depends(beacon_path)]
+) -> JSONResponse:
+    await _beacon_request(request)  # rejects unknown parameters
+    document = await run_blocking(
+        request, _filtering_terms_document, request, path.entry_id
+    )
+    return json_response(document)
+
+
+def _info_document(request: Request) -> dict[str, Any]:
+    service = beacon_service(request)
+    summaries = service.summaries(caller_of(request))
+    return framework.info_response(service.identity, summaries)
+
+
+def _configuration_document(request: Request) -> dict[str, Any]:
+    service = beacon_service(request)
+    # Only the levels of datasets this caller may query: listing CONTROLLED to
+    # anyone would tell them that controlled data is here.
+    visible = service.visible(caller_of(request))
+    levels = sorted({handle.facts.security_level for handle in visible})
+    return framework.configuration_response(service.identity, levels)
 
 
 def _answer_document(
     request: Request, beacon_request: BeaconRequest, scope: PathScope
 ) -> dict[str, Any]:
     """The whole answer of an entry-type query (blocking: SQL, Zarr, numpy)."""
-    service = _service(request)
+    service = beacon_service(request)
     caller = caller_of(request)
     with filters.cpu_budget(service.filter_cpu_seconds):
         found = answer(
@@ -152,32 +273,14 @@ def _answer_document(
     )
 
 
-def _entry_handler(
-    entry: str, *, with_id: bool, nested: str | None = None
-) -> Callable[..., Awaitable[JSONResponse]]:
-    target = nested or entry
-
-    async def handler(request: Request) -> JSONResponse:
-        beacon_request = await _beacon_request(request)
-        entry_id = request.path_params.get("entry_id")
-        if nested is not None:
-            scope = PathScope(target, parent_type=entry, parent_id=entry_id)
-        else:
-            scope = PathScope(target, entry_id=entry_id if with_id else None)
-        document = await run_blocking(
-            request, _answer_document, request, beacon_request, scope
-        )
-        return json_response(document)
-
-    return handler
-
-
-def _filtering_terms_document(request: Request, with_id: bool) -> dict[str, Any]:
-    service = _service(request)
+def _filtering_terms_document(
+    request: Request, dataset_id: str | None
+) -> dict[str, Any]:
+    """The filtering terms of the visible datasets (only ``dataset_id``, if given)."""
+    service = beacon_service(request)
     ids = [handle.id for handle in service.visible(caller_of(request))]
-    if with_id:
-        wanted = request.path_params["entry_id"]
-        ids = [identifier for identifier in ids if identifier == wanted]
+    if dataset_id is not None:
+        ids = [identifier for identifier in ids if identifier == dataset_id]
     with service.node.session() as session:
         terms, resources = filtering_terms(session, ids)
     return {
@@ -186,27 +289,38 @@ def _filtering_terms_document(request: Request, with_id: bool) -> dict[str, Any]
     }
 
 
-def _filtering_terms_handler(
-    entry: str | None, *, with_id: bool
-) -> Callable[..., Awaitable[JSONResponse]]:
-    async def handler(request: Request) -> JSONResponse:
-        await _beacon_request(request)  # rejects unknown parameters
-        document = await run_blocking(
-            request, _filtering_terms_document, request, with_id
-        )
-        return json_response(document)
-
-    return handler
+# -- handlers the node and the network share --------------------------------------
 
 
-Handler = Callable[..., Awaitable[JSONResponse]]
+async def service_info(request: Request) -> JSONResponse:
+    return json_response(framework.service_info_response(beacon_identity(request)))
+
+
+async def beacon_map(request: Request) -> JSONResponse:
+    return json_response(framework.map_response(beacon_identity(request)))
+
+
+async def entry_types(request: Request) -> JSONResponse:
+    return json_response(framework.entry_types_response(beacon_identity(request)))
+
+
+# -- the route table ------------------------------------------------------------
+
+
+_ENTRY_ID_PARAMETER = {
+    "name": "entry_id",
+    "in": "path",
+    "required": True,
+    "description": "The id of one entry (a dataset, cohort, individual...).",
+    "schema": {"type": "string"},
+}
 
 
 def _query_route(
     router: APIRouter, path: str, endpoint: Handler, name: str, summary: str
 ) -> None:
     """A route answering GET and POST (one OpenAPI operation each)."""
-    # Handlers read the id from the path themselves; declare it for clients.
+    # Handlers read the id through beacon_path; declare it for clients.
     extra = {"parameters": [_ENTRY_ID_PARAMETER]} if "{entry_id}" in path else None
     for method in ("GET", "POST"):
         router.add_api_route(
@@ -219,34 +333,24 @@ def _query_route(
         )
 
 
-_ENTRY_ID_PARAMETER = {
-    "name": "entry_id",
-    "in": "path",
-    "required": True,
-    "description": "The id of one entry (a dataset, cohort, individual...).",
-    "schema": {"type": "string"},
-}
-
-
 def add_beacon_routes(
     router: APIRouter,
     *,
     info: Handler,
-    service_info: Handler,
     configuration: Handler,
-    beacon_map: Handler,
-    entry_types: Handler,
-    entry_handler: Callable[[str, bool, str | None], Handler],
-    filtering_terms_handler: Callable[[str | None, bool], Handler],
+    query_entries: Handler,
+    query_filtering_terms: Handler,
     who: str = "Beacon",
     scope: str = "",
 ) -> None:
     """Declare every Beacon v2 route on ``router``: the one route table of a node
-    (:func:`beacon_router`) and of the network, which answers the same API.
+    (:data:`router`) and of the network, which answers the same API.
 
-    ``entry_handler(entry, with_id, nested)`` and
-    ``filtering_terms_handler(entry, with_id)`` make the query handlers; ``who``
-    and ``scope`` only word the OpenAPI summaries.
+    ``query_entries`` answers every entry-type path and ``query_filtering_terms``
+    every filtering-terms path (each reads its :class:`BeaconPath` through
+    :func:`beacon_path`); ``/service-info``, ``/map`` and ``/entry_types`` are
+    this module's own handlers, which describe ``app.state.beacon.identity``.
+    ``who`` and ``scope`` only word the OpenAPI summaries.
     """
     router.add_api_route("", info, methods=["GET"], summary=f"{who} information")
     router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
@@ -264,7 +368,7 @@ def add_beacon_routes(
     _query_route(
         router,
         "/filtering_terms",
-        filtering_terms_handler(None, False),
+        query_filtering_terms,
         "all_filtering_terms",
         f"Filtering terms of every dataset{scope}",
     )
@@ -272,21 +376,21 @@ def add_beacon_routes(
         _query_route(
             router,
             f"/{entry}",
-            entry_handler(entry, False, None),
+            query_entries,
             f"{entry}_all",
             f"Query {entry}{scope}",
         )
         _query_route(
             router,
             f"/{entry}/filtering_terms",
-            filtering_terms_handler(entry, False),
+            query_filtering_terms,
             f"{entry}_filtering_terms",
             f"Filtering terms for {entry}{scope}",
         )
         _query_route(
             router,
             f"/{entry}/{{entry_id}}",
-            entry_handler(entry, True, None),
+            query_entries,
             f"{entry}_one",
             f"One of {entry} by id{scope}",
         )
@@ -294,7 +398,7 @@ def add_beacon_routes(
             _query_route(
                 router,
                 f"/{entry}/{{entry_id}}/{nested}",
-                entry_handler(entry, True, nested),
+                query_entries,
                 f"{entry}_one_{nested}",
                 f"{nested} of one of {entry}{scope}",
             )
@@ -302,60 +406,19 @@ def add_beacon_routes(
             _query_route(
                 router,
                 f"/{entry}/{{entry_id}}/filtering_terms",
-                filtering_terms_handler(entry, True),
+                query_filtering_terms,
                 f"{entry}_filtering_terms_one",
                 f"Filtering terms of one of {entry}{scope}",
             )
 
 
-def beacon_router() -> APIRouter:
-    """Every Beacon v2 route, relative to the API root."""
-    router = APIRouter(dependencies=[Depends(audited)])
-
-    async def info(request: Request) -> JSONResponse:
-        service = _service(request)
-
-        def document() -> dict[str, Any]:
-            summaries = service.summaries(caller_of(request))
-            return framework.info_response(service.identity, summaries)
-
-        return json_response(await run_blocking(request, document))
-
-    async def service_info(request: Request) -> JSONResponse:
-        return json_response(
-            framework.service_info_response(_service(request).identity)
-        )
-
-    async def configuration(request: Request) -> JSONResponse:
-        service = _service(request)
-
-        def document() -> dict[str, Any]:
-            # Only the levels of datasets this caller may query: listing
-            # CONTROLLED to anyone would tell them that controlled data is here.
-            visible = service.visible(caller_of(request))
-            levels = sorted({handle.facts.security_level for handle in visible})
-            return framework.configuration_response(service.identity, levels)
-
-        return json_response(await run_blocking(request, document))
-
-    async def beacon_map(request: Request) -> JSONResponse:
-        return json_response(framework.map_response(_service(request).identity))
-
-    async def entry_types(request: Request) -> JSONResponse:
-        return json_response(framework.entry_types_response(_service(request).identity))
-
-    add_beacon_routes(
-        router,
-        info=info,
-        service_info=service_info,
-        configuration=configuration,
-        beacon_map=beacon_map,
-        entry_types=entry_types,
-        entry_handler=lambda entry, with_id, nested: _entry_handler(
-            entry, with_id=with_id, nested=nested
-        ),
-        filtering_terms_handler=lambda entry, with_id: _filtering_terms_handler(
-            entry, with_id=with_id
-        ),
-    )
-    return router
+#: Every Beacon v2 route of the node, relative to the API root (mount with
+#: ``prefix="/api"``); each request's access decisions are audited.
+router = APIRouter(dependencies=[Depends(audited)])
+add_beacon_routes(
+    router,
+    info=info,
+    configuration=configuration,
+    query_entries=query_entries,
+    query_filtering_terms=query_filtering_terms,
+)

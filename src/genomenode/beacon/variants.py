@@ -244,6 +244,63 @@ def _select(
     return matches
 
 
+def _select_fast(
+    query: VariantQuery,
+    rows: range,
+    positions: np.ndarray,
+    alleles: np.ndarray,
+    spans: np.ndarray,
+) -> list[Match]:
+    """:func:`_select`, with the position test and, for a query on positions
+    only (no bases, type or length), the allele test done on whole arrays."""
+    if len(rows) == 0 or query.kind not in ("sequence", "range", "bracket"):
+        return _select(query, rows, positions, alleles, spans)
+    begins = positions.astype(np.int64) - 1
+    ends = begins + spans.astype(np.int64)
+    if query.kind == "sequence":
+        keep = begins == query.start[0]
+    elif query.kind == "range":
+        keep = (begins < query.end[0]) & (ends > query.start[0])
+    else:
+        keep = (
+            (query.start[0] <= begins)
+            & (begins <= query.start[1])
+            & (query.end[0] <= ends)
+            & (ends <= query.end[1])
+        )
+    offsets = np.flatnonzero(keep)
+    positional_only = (
+        not (query.reference_bases or query.alternate_bases)
+        and query.variant_type is None
+        and query.variant_min_length is None
+        and query.variant_max_length is None
+    )
+    if not positional_only:
+        matches: list[Match] = []
+        for offset in offsets.tolist():
+            row = rows.start + offset
+            one = range(row, row + 1)
+            matches.extend(
+                _select(
+                    query,
+                    one,
+                    positions[offset : offset + 1],
+                    alleles[offset : offset + 1],
+                    spans[offset : offset + 1],
+                )
+            )
+        return matches
+    present = alleles[offsets, 1:] != ""
+    kept, allele = np.nonzero(present)
+    return list(
+        zip(
+            (rows.start + offsets[kept]).tolist(),
+            (allele + 1).tolist(),
+            strict=True,
+        )
+    )
+
+
 def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     contig = _contig(store, query.reference_name)
     if contig is None:
@@ -258,7 +315,7 @@ def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
         rows = store.rows_at(contig, query.start[0] + 1, query.start[1] + 2)
     positions = store.positions(rows.start, rows.stop)
     alleles = _alleles_at(store, rows)
-    return _select(query, rows, positions, alleles, _spans(store, rows, alleles))
+    return _select_fast(query, rows, positions, alleles, _spans(store, rows, alleles))
 
 
 def _scan(store: GenotypeStore, query: VariantQuery) -> list[Match]:

@@ -6,21 +6,13 @@ side: it harvests the registered nodes' catalogues and searches their union.
 """
 
 from .dcat import catalogue_graph, dataset_iri, serialise
-from .harvest import (
-    CatalogueSource,
-    Harvester,
-    HarvestStatus,
-    catalogue_network_router,
-)
-from .http import catalogue_router
+from .harvest import CatalogueSource, Harvester, HarvestStatus
 
 __all__ = [
     "CatalogueSource",
     "HarvestStatus",
     "Harvester",
     "catalogue_graph",
-    "catalogue_network_router",
-    "catalogue_router",
     "dataset_iri",
     "serialise",
 ]

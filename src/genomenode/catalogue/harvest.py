@@ -8,11 +8,12 @@ reachable from them through blank nodes or IRIs under that base URL is kept, so 
 node can neither add datasets to another's catalogue nor say things about them. A
 harvest that fails keeps the node's previous graph.
 
-An on-demand harvest (``POST /catalogue/harvest``) makes the network fetch and
-parse every node's catalogue, so not anyone may ask for it at will: with an
-operator token configured only a caller presenting it (``Authorization: Bearer
-<token>``, compared in constant time) may; without one, anyone may, at most once
-per ``UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS`` (per process).
+An on-demand harvest (``POST /catalogue/harvest``, :mod:`genomenode.catalogue.http`)
+makes the network fetch and parse every node's catalogue, so not anyone may ask for
+it at will: with an operator token configured only a caller presenting it
+(``Authorization: Bearer <token>``, compared in constant time) may; without one,
+anyone may, at most once per ``UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS`` (per
+process).
 """
 
 from __future__ import annotations
@@ -20,25 +21,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hmac
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx2
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
 from rdflib import BNode, Graph, URIRef
 from rdflib import Literal as RdfLiteral
 from rdflib.namespace import DCAT, DCTERMS, RDF
 from rdflib.term import Node as RdfNode
-
-from genomenode.config import Secret
-from genomenode.errors import AuthenticationRequired, PermissionDenied, TooManyRequests
-from genomenode.web import json_response
 
 from .dcat import (
     COUNTRY_ISO3,
@@ -50,9 +43,7 @@ from .dcat import (
     OBO,
     SERVICE_SPECIFICATIONS,
     parse_jsonld,
-    serialise,
 )
-from .http import MEDIA_TYPES, negotiate_format
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -61,7 +52,6 @@ __all__ = [
     "HarvestOutcome",
     "HarvestStatus",
     "Harvester",
-    "catalogue_network_router",
 ]
 
 _log = logging.getLogger(__name__)
@@ -569,130 +559,3 @@ class Harvester:
                 continue
             results.append(record)
         return results
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        return None
-    return credentials.strip()
-
-
-class _HarvestGate:
-    """Who may start a harvest now (module docs)."""
-
-    def __init__(
-        self,
-        operator_token: Secret | None,
-        interval_seconds: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self._token = operator_token.reveal().encode() if operator_token else None
-        self._interval = interval_seconds
-        self._clock = clock
-        self._last: float | None = None
-
-    def check(self, request: Request) -> None:
-        if self._token is not None:
-            presented = _bearer(request)
-            if presented is None:
-                raise AuthenticationRequired(
-                    "an on-demand harvest needs the network's operator token "
-                    "(Authorization: Bearer <token>)"
-                )
-            # Constant time: the comparison must not tell how much was right.
-            if not hmac.compare_digest(presented.encode(), self._token):
-                raise PermissionDenied("not the network's operator token")
-            return
-        now = self._clock()
-        if self._last is not None and now - self._last < self._interval:
-            wait = self._interval - (now - self._last)
-            raise TooManyRequests(
-                f"the nodes were harvested on demand {now - self._last:.0f} s ago; "
-                f"retry in {wait:.0f} s (or configure an operator token)"
-            )
-        self._last = now
-
-
-def catalogue_network_router(
-    harvester: Harvester,
-    *,
-    operator_token: Secret | None = None,
-    unauthenticated_interval_seconds: float = UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS,
-    clock: Callable[[], float] = time.monotonic,
-) -> APIRouter:
-    """The network app's catalogue routes (paths start with ``/catalogue``; mount
-    without a prefix).
-
-    ``GET /catalogue/datasets?q=&country=&duo=&disease=`` lists the matching
-    harvested datasets as JSON, or with ``?format=jsonld|turtle`` gives the union
-    RDF; ``POST /catalogue/harvest`` harvests now and returns each node's status;
-    ``GET /catalogue/harvest`` the statuses of the last harvest.
-
-    Parameters
-    ----------
-    harvester
-        The network's harvester.
-    operator_token
-        The credential ``POST /catalogue/harvest`` requires (401 without it, 403
-        with another). None: anyone may, once per
-        ``unauthenticated_interval_seconds`` (429 in between).
-    unauthenticated_interval_seconds
-        See ``operator_token``.
-    clock
-        Monotonic seconds (tests pass a fake one).
-    """
-    router = APIRouter(tags=["catalogue"])
-    gate = _HarvestGate(operator_token, unauthenticated_interval_seconds, clock)
-
-    async def datasets(
-        q: str | None = None,
-        country: str | None = None,
-        duo: str | None = None,
-        disease: str | None = None,
-        format_name: Annotated[str | None, Query(alias="format")] = None,
-    ) -> Response:
-        if format_name:
-            serialisation = negotiate_format(format_name, None)
-            return Response(
-                serialise(harvester.union_graph(), serialisation),
-                media_type=MEDIA_TYPES[serialisation],
-            )
-        return json_response(
-            harvester.search(q=q, country=country, duo=duo, disease=disease)
-        )
-
-    async def harvest_now(request: Request) -> JSONResponse:
-        gate.check(request)
-        statuses = await harvester.harvest()
-        return json_response(
-            {node_id: status.to_json() for node_id, status in statuses.items()}
-        )
-
-    async def last_harvest() -> JSONResponse:
-        return json_response(
-            {
-                node_id: status.to_json()
-                for node_id, status in harvester.statuses().items()
-            }
-        )
-
-    router.add_api_route(
-        "/catalogue/datasets",
-        datasets,
-        methods=["GET"],
-        summary="Search the harvested datasets of the network",
-    )
-    router.add_api_route(
-        "/catalogue/harvest",
-        harvest_now,
-        methods=["POST"],
-        summary="Harvest every node's catalogue now",
-    )
-    router.add_api_route(
-        "/catalogue/harvest",
-        last_harvest,
-        methods=["GET"],
-        summary="How the last harvest of each node went",
-    )
-    return router

@@ -1,22 +1,62 @@
-"""The node's catalogue routes (mount with ``prefix="/catalogue"``).
+"""The catalogue routes: a node's own (:data:`router`) and the network's harvested
+union (:data:`network_router`); both are mounted with ``prefix="/catalogue"``.
 
-``GET /catalogue/datasets`` is the node's ``dcat:Catalog`` with every published
+A node's ``GET /catalogue/datasets`` is its ``dcat:Catalog`` with every published
 dataset; ``GET /catalogue/datasets/{id}`` one dataset. Both answer JSON-LD unless
 ``?format=turtle`` or an ``Accept`` header preferring ``text/turtle`` asks for
-Turtle. They are public: the catalogue holds metadata only.
+Turtle. They are public: the catalogue holds metadata only. The node is the app's
+``app.state.node``; absolute IRIs are under the node's ``public_url`` (the issuer
+of its visas), never under the request's ``Host``.
+
+The network's ``GET /catalogue/datasets?q=&country=&duo=&disease=`` lists the
+matching harvested datasets as JSON, or with ``?format=jsonld|turtle`` gives the
+union RDF; ``POST /catalogue/harvest`` harvests now and returns each node's status
+(when the app's :class:`HarvestGate` lets the caller); ``GET /catalogue/harvest``
+gives the statuses of the last harvest. The harvester is ``app.state.harvester``
+and the gate ``app.state.harvest_gate``.
+
+Handlers carry no docstrings, which FastAPI would publish in the OpenAPI.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+import hmac
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InputError
+from ..access.callers import access_service
+from ..config import Secret
+from ..errors import (
+    AuthenticationRequired,
+    InputError,
+    PermissionDenied,
+    TooManyRequests,
+)
 from ..node import Node
+from ..web import json_response
 from .dcat import SerialisationFormat, catalogue_graph, serialise
+from .harvest import UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS, Harvester
 
-__all__ = ["MEDIA_TYPES", "catalogue_router", "negotiate_format"]
+__all__ = [
+    "MEDIA_TYPES",
+    "HarvestGate",
+    "catalog",
+    "catalogue_node",
+    "dataset",
+    "datasets",
+    "harvest_gate",
+    "harvest_now",
+    "harvester",
+    "last_harvest",
+    "negotiate_format",
+    "network_router",
+    "router",
+]
 
 #: Media type of each serialisation.
 MEDIA_TYPES: dict[SerialisationFormat, str] = {
@@ -29,6 +69,11 @@ _FORMAT_NAMES: dict[str, SerialisationFormat] = {
     "turtle": "turtle",
     "ttl": "turtle",
 }
+
+#: A node's catalogue routes (mount with ``prefix="/catalogue"``).
+router = APIRouter(tags=["catalogue"])
+#: The network's catalogue routes (mount with ``prefix="/catalogue"``).
+network_router = APIRouter(tags=["catalogue"])
 
 
 def negotiate_format(
@@ -60,49 +105,168 @@ def negotiate_format(
     return "json-ld"
 
 
-def _node_and_base_url(request: Request) -> tuple[Node, str]:
-    node: Node = request.app.state.beacon.node
+# -- a node's catalogue -----------------------------------------------------------
+
+
+def catalogue_node(request: Request) -> Node:
+    """The node of the app answering ``request`` (``app.state.node``)."""
+    node: Node = request.app.state.node
+    return node
+
+
+@router.get("/datasets", summary="The node's DCAT-AP catalogue of published datasets")
+async def catalog(request: Request) -> Response:
+    return await _catalogue_response(request, None)
+
+
+@router.get("/datasets/{dataset_id}", summary="One published dataset as DCAT-AP")
+async def dataset(request: Request, dataset_id: str) -> Response:
+    return await _catalogue_response(request, dataset_id)
+
+
+async def _catalogue_response(request: Request, dataset_id: str | None) -> Response:
+    serialisation = negotiate_format(
+        request.query_params.get("format"), request.headers.get("accept")
+    )
+    node = catalogue_node(request)
+    graph = await run_in_threadpool(
+        catalogue_graph, node, base_url=_base_url(request), dataset_id=dataset_id
+    )
+    return Response(
+        serialise(graph, serialisation),
+        media_type=MEDIA_TYPES[serialisation],
+        headers={"Vary": "Accept"},
+    )
+
+
+def _base_url(request: Request) -> str:
     # The node's configured public URL (as the access service issues visas
     # under it), not the request's Host, which a proxy may rewrite.
-    access = getattr(request.app.state, "access", None)
-    base_url = getattr(access, "issuer", None) or node.config.public_url
-    return node, str(base_url).rstrip("/")
+    access = access_service(request)
+    base_url = access.issuer if access is not None else ""
+    return (base_url or catalogue_node(request).config.public_url).rstrip("/")
 
 
-def catalogue_router() -> APIRouter:
-    """The catalogue routes of a node app."""
-    router = APIRouter(tags=["catalogue"])
+# -- the network's harvested catalogue --------------------------------------------
 
-    async def respond(request: Request, dataset_id: str | None) -> Response:
-        serialisation = negotiate_format(
-            request.query_params.get("format"), request.headers.get("accept")
-        )
-        node, base_url = _node_and_base_url(request)
-        graph = await run_in_threadpool(
-            catalogue_graph, node, base_url=base_url, dataset_id=dataset_id
-        )
+
+class HarvestGate:
+    """Who may start a harvest now.
+
+    Parameters
+    ----------
+    operator_token
+        The credential ``POST /catalogue/harvest`` requires (401 without it, 403
+        with another, compared in constant time). None: anyone may, once per
+        ``unauthenticated_interval_seconds`` (429 in between, per process).
+    unauthenticated_interval_seconds
+        See ``operator_token``.
+    clock
+        Monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        operator_token: Secret | None = None,
+        *,
+        unauthenticated_interval_seconds: float = (
+            UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS
+        ),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token = operator_token.reveal().encode() if operator_token else None
+        self._interval = unauthenticated_interval_seconds
+        self._clock = clock
+        self._last: float | None = None
+
+    def check(self, request: Request) -> None:
+        """Let ``request`` start a harvest, or raise.
+
+        Raises
+        ------
+        AuthenticationRequired
+            An operator token is needed and none was sent.
+        PermissionDenied
+            Another token was sent.
+        TooManyRequests
+            Without an operator token: the last harvest was too recent.
+        """
+        if self._token is not None:
+            presented = _bearer(request)
+            if presented is None:
+                raise AuthenticationRequired(
+                    "an on-demand harvest needs the network's operator token "
+                    "(Authorization: Bearer <token>)"
+                )
+            # Constant time: the comparison must not tell how much was right.
+            if not hmac.compare_digest(presented.encode(), self._token):
+                raise PermissionDenied("not the network's operator token")
+            return
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            wait = self._interval - (now - self._last)
+            raise TooManyRequests(
+                f"the nodes were harvested on demand {now - self._last:.0f} s ago; "
+                f"retry in {wait:.0f} s (or configure an operator token)"
+            )
+        self._last = now
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def harvester(request: Request) -> Harvester:
+    """The harvester of the network app answering ``request``
+    (``app.state.harvester``)."""
+    found: Harvester = request.app.state.harvester
+    return found
+
+
+def harvest_gate(request: Request) -> HarvestGate:
+    """Who may harvest on demand, in the app answering ``request``
+    (``app.state.harvest_gate``)."""
+    gate: HarvestGate = request.app.state.harvest_gate
+    return gate
+
+
+@network_router.get("/datasets", summary="Search the harvested datasets of the network")
+async def datasets(
+    request: Request,
+    q: str | None = None,
+    country: str | None = None,
+    duo: str | None = None,
+    disease: str | None = None,
+    format_name: Annotated[str | None, Query(alias="format")] = None,
+) -> Response:
+    if format_name:
+        serialisation = negotiate_format(format_name, None)
         return Response(
-            serialise(graph, serialisation),
+            serialise(harvester(request).union_graph(), serialisation),
             media_type=MEDIA_TYPES[serialisation],
-            headers={"Vary": "Accept"},
         )
-
-    async def catalog(request: Request) -> Response:
-        return await respond(request, None)
-
-    async def dataset(request: Request, dataset_id: str) -> Response:
-        return await respond(request, dataset_id)
-
-    router.add_api_route(
-        "/datasets",
-        catalog,
-        methods=["GET"],
-        summary="The node's DCAT-AP catalogue of published datasets",
+    return json_response(
+        harvester(request).search(q=q, country=country, duo=duo, disease=disease)
     )
-    router.add_api_route(
-        "/datasets/{dataset_id}",
-        dataset,
-        methods=["GET"],
-        summary="One published dataset as DCAT-AP",
+
+
+@network_router.post("/harvest", summary="Harvest every node's catalogue now")
+async def harvest_now(request: Request) -> JSONResponse:
+    harvest_gate(request).check(request)
+    statuses = await harvester(request).harvest()
+    return json_response(
+        {node_id: status.to_json() for node_id, status in statuses.items()}
     )
-    return router
+
+
+@network_router.get("/harvest", summary="How the last harvest of each node went")
+async def last_harvest(request: Request) -> JSONResponse:
+    return json_response(
+        {
+            node_id: status.to_json()
+            for node_id, status in harvester(request).statuses().items()
+        }
+    )

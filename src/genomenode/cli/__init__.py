@@ -2,19 +2,21 @@
 
 One module per command group, each command a few lines over one library call:
 
-=============  ==========================================================
-``nodes``      ``init``
-``simulate``   ``simulate``
-``datasets``   ``ingest`` (``--dry-run``), ``datasets`` (``scaffold``), ``discard``
-``serve``      ``serve``
-``demo``       ``demo``
-``audit``      ``audit verify|checkpoint``
-``access``     ``access ...``: the DAC side of the access workflow
-``keys``       ``keys generate``
-``fetch``      ``fetch``
-``network``    ``network serve|status|audit-verify|audit-checkpoint``
-``docs``       ``docs``
-=============  ==========================================================
+==============  =========================================================
+``nodes``       ``init``
+``simulate``    ``simulate``
+``datasets``    ``ingest`` (``--dry-run``), ``datasets`` (``scaffold``), ``discard``
+``lifecycle``   ``datasets unpublish|publish|set-access|remove``
+``serve``       ``serve``
+``demo``        ``demo``
+``audit``       ``audit verify|checkpoint``
+``access``      ``access ...``: the DAC side of the access workflow
+``researcher``  ``login``, ``logout``, ``apply``, ``applications``, ``grants``
+``keys``        ``keys generate``
+``fetch``       ``fetch`` (with the login's token)
+``network``     ``network serve|status|audit-verify|audit-checkpoint``
+``docs``        ``docs``
+==============  =========================================================
 
 Shared options (``--node`` with ``$GENOMENODE_NODE``, ``--json``, the listen
 options of servers) and the one error wrapper are in :mod:`.options`. Command
@@ -28,7 +30,20 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import access, audit, datasets, demo, docs, fetch, keys, network, nodes, serve
+from . import (
+    access,
+    audit,
+    datasets,
+    demo,
+    docs,
+    fetch,
+    keys,
+    lifecycle,
+    network,
+    nodes,
+    researcher,
+    serve,
+)
 from . import simulate as simulate_module
 from .options import group
 
@@ -67,8 +82,11 @@ for _command in (
     fetch.fetch,
     network.network,
     docs.docs,
+    *researcher.RESEARCHER_COMMANDS,
 ):
     cli.add_command(_command)
+for _command in lifecycle.LIFECYCLE_COMMANDS:
+    datasets.datasets.add_command(_command)
 
 
 def main() -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import pathlib
 from typing import Any
 
 import click
 
-from .options import errors_to_exit, group, json_option, node_option, print_result
+from .options import (
+    errors_to_exit,
+    group,
+    json_option,
+    node_option,
+    operator,
+    print_result,
+)
 
 __all__ = ["access"]
 
@@ -28,11 +34,6 @@ STATES = (
 
 _comment = click.option("--comment", default=None, help="Shown in the history.")
 _application_id = click.argument("application_id", type=int)
-
-
-def _operator() -> str:
-    """The actor of an operator's decision: ``operator:`` and the login name."""
-    return f"operator:{getpass.getuser()}"
 
 
 def _print_list(items: list[Any], as_json: bool, empty: str) -> None:
@@ -135,7 +136,7 @@ def access_approve(
         application = workflow.approve(
             node.engine,
             application_id,
-            actor=_operator(),
+            actor=operator(),
             ends_at=ends_at,
             comment=comment,
             override_reason=reason,
@@ -169,7 +170,7 @@ def _decision(name: str, function_name: str, verb: str, help_text: str) -> None:
             application = getattr(workflow, function_name)(
                 node.engine,
                 application_id,
-                actor=_operator(),
+                actor=operator(),
                 comment=comment,
                 as_operator=True,
             )
@@ -256,7 +257,7 @@ def access_members(
 
     with open_node(node_dir) as node:
         members = workflow.change_dac_members(
-            node.engine, dataset_id, added=added, removed=removed, actor=_operator()
+            node.engine, dataset_id, added=added, removed=removed, actor=operator()
         )
     print_result(
         {"dataset_id": dataset_id, "members": list(members)},

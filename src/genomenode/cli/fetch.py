@@ -7,6 +7,7 @@ import pathlib
 import click
 
 from .options import command, errors_to_exit, json_option, print_result
+from .researcher import broker_option
 
 __all__ = ["fetch"]
 
@@ -29,8 +30,10 @@ __all__ = ["fetch"]
     envvar="GENOMENODE_TOKEN",
     show_envvar=True,
     default=None,
-    help="Your passport; better set in the environment. Never printed.",
+    help="Your passport; better set in the environment. Never printed. "
+    "Default: the token of your `genomenode login`, if any.",
 )
+@broker_option
 @click.option(
     "--encrypt-to",
     "public_key",
@@ -49,6 +52,7 @@ def fetch(
     region: str | None,
     output_format: str,
     token: str | None,
+    broker: str | None,
     public_key: pathlib.Path | None,
     out: pathlib.Path,
     as_json: bool,
@@ -57,6 +61,12 @@ def fetch(
     from ..transfer.client import fetch as fetch_slice
     from ..transfer.crypt4gh import public_key_from_text
 
+    if token is None:
+        from ..client.oidc import access_token
+
+        # Signed in: the stored token (refreshed if it expired); else anonymous.
+        stored = access_token(broker, required=broker is not None)
+        token = stored.reveal() if stored is not None else None
     kind = "reads" if output_format.upper() == "BAM" else "variants"
     result = fetch_slice(
         server,

@@ -27,6 +27,7 @@ __all__ = [
     "json_option",
     "listen_options",
     "node_option",
+    "operator",
     "print_json_line",
     "print_result",
     "require_node",
@@ -170,6 +171,14 @@ def _os_error_text(error: OSError) -> str:
 def _fail(message: str) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(1)
+
+
+def operator() -> str:
+    """The actor of an operator's command in the audit log: ``operator:`` and the
+    login name."""
+    import getpass
+
+    return f"operator:{getpass.getuser()}"
 
 
 def print_result(result: Any, as_json: bool, text: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session
 
 from ..dataset import DatasetDescription
+from ..store.generation import bump_generation
 from ..store.models import (
     STATUS_PUBLISHED,
     STATUS_STAGING,
@@ -183,13 +184,14 @@ def load_metadata(
 
 
 def mark_published(session: Session, dataset_id: str) -> None:
-    """Make the dataset visible: one UPDATE, committed."""
+    """Make the dataset visible: one UPDATE (and the generation's), committed."""
     with session.begin():
         session.execute(
             update(Dataset)
             .where(Dataset.id == dataset_id, Dataset.status == STATUS_STAGING)
             .values(status=STATUS_PUBLISHED, published_at=dt.datetime.now(dt.UTC))
         )
+        bump_generation(session)
 
 
 def _individual_row(

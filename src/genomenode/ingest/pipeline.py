@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
@@ -22,7 +21,6 @@ import pathlib
 import shutil
 import tarfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import zarr
@@ -34,7 +32,14 @@ from ..errors import IngestError, InputError, StoreError
 from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store import crypt
 from ..store.genotypes import contig_ranges
-from ..store.models import STATUS_PUBLISHED, Dataset
+from ..store.locks import dataset_lock
+from ..store.models import (
+    STATUS_PUBLISHED,
+    STATUS_REMOVING,
+    STATUS_STAGING,
+    STATUS_UNPUBLISHED,
+    Dataset,
+)
 from ..store.private import private_files
 from . import convert, vcf
 from .alignments import ensure_alignment_index, stage_reference
@@ -145,28 +150,9 @@ class _Run:
         checkpoint(f"after:{step}")
 
 
-@contextlib.contextmanager
-def _lock(node: Node, dataset_id: str, wait_seconds: float = 30.0) -> Iterator[None]:
-    """Hold the dataset's ingest lock; another ingest of the id waits, then fails."""
-    node.staging_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = node.staging_dir / f"{dataset_id}.lock"
-    with open(lock_path, "a") as handle:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise IngestError(
-                        f"another ingest of dataset {dataset_id!r} is running on this "
-                        "node; wait for it to finish"
-                    ) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _lock(node: Node, dataset_id: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the dataset's lock; another ingest or change of the id waits, then fails."""
+    return dataset_lock(node.staging_dir, dataset_id)
 
 
 # Staging, VCF Zarr, Crypt4GH files, indexes: 0600 files, 0700 directories (worker
@@ -213,7 +199,10 @@ def ingest(
             raise IngestError(
                 f"dataset {description.id!r} is already published with different "
                 "content; give the new version another id (e.g. "
-                f"{description.id}-v2) or remove the published one first"
+                f"{description.id}-v2) or remove the published one first "
+                "(`genomenode datasets remove`); to change only its security level, "
+                "Beacon granularities or DUO terms, use `genomenode datasets "
+                "set-access`"
             )
         run = _open_run(node, description, content, show_progress)
         resumed = tuple(step for step in STEPS if run.done(step))
@@ -251,7 +240,8 @@ def ingest(
 def discard(node: Node, dataset_id: str) -> bool:
     """Remove the staging area and staging rows of an unpublished ingest.
 
-    Returns whether there was anything to discard. A published dataset is not touched.
+    Returns whether there was anything to discard. A published or unpublished
+    dataset is not touched (``genomenode datasets remove`` deletes those).
     """
     with _lock(node, dataset_id):
         found = False
@@ -261,7 +251,7 @@ def discard(node: Node, dataset_id: str) -> bool:
             found = True
         with node.session() as session, session.begin():
             row = session.get(Dataset, dataset_id)
-            if row is not None and row.status != STATUS_PUBLISHED:
+            if row is not None and row.status == STATUS_STAGING:
                 session.delete(row)
                 found = True
         return found
@@ -285,6 +275,17 @@ def _after_bad_input(run: _Run) -> str:
 def _published_row(node: Node, dataset_id: str) -> Dataset | None:
     with node.session() as session:
         row = session.get(Dataset, dataset_id)
+    if row is not None and row.status == STATUS_UNPUBLISHED:
+        raise IngestError(
+            f"dataset {dataset_id!r} is unpublished; publish it again "
+            "(`genomenode datasets publish`) or remove it (`genomenode datasets "
+            "remove`) before ingesting new content under its id"
+        )
+    if row is not None and row.status == STATUS_REMOVING:
+        raise IngestError(
+            f"the removal of dataset {dataset_id!r} did not finish; run "
+            "`genomenode datasets remove` again"
+        )
     if row is None or row.status != STATUS_PUBLISHED:
         return None
     if not (node.datasets_dir / dataset_id / "dataset.json").exists():

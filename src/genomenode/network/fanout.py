@@ -1,8 +1,9 @@
 """Ask every node of the network the same Beacon request, at once.
 
 :func:`fan_out` sends one request per node concurrently over one shared
-:class:`httpx2.AsyncClient` (its connection pool is what keeps the network's
-overhead small) and returns one :class:`NodeAnswer` per node, in registry order.
+:class:`~genomenode.network.node_client.NodeClient` (pooled HTTP/1.1, the
+network's hot path) and returns one :class:`NodeAnswer` per node, in registry
+order.
 Nothing a node does can make it raise: every outcome becomes a status.
 
 ========== =================================================================
@@ -23,10 +24,10 @@ status     meaning
 Only the caller's ``Authorization`` header (the GA4GH passport) is forwarded,
 unchanged: each node decides on its own what the caller may see.
 
-Each node gets its own connection pool (:class:`PerOriginTransport`), bounded by
-``max_connections_per_node``: one node's connections never crowd another's, no
-node gets more concurrent requests from the network than that, and the pool's
-bookkeeping (which looks at every idle connection on every request) stays small.
+Each node gets its own connection pool, bounded by ``max_connections_per_node``:
+one node's connections never crowd another's and no node gets more concurrent
+requests from the network than that (:class:`PerOriginTransport` does the same
+for the httpx client the network uses for everything else: harvests, probes).
 
 A schema verdict is remembered by the digest of the body it was given for
 (:class:`_ValidBodies`): a node asked the same question answers the same bytes,
@@ -44,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 import httpx2
 
@@ -52,6 +54,12 @@ from genomenode.beacon.schemas import validate
 from genomenode.errors import BeaconValidationError
 
 from .breaker import Admission, Breakers
+from .node_client import (
+    HttpxNodeClient,
+    NodeConnectionError,
+    NodeSender,
+    NodeTimeoutError,
+)
 from .registry import RegisteredNode
 
 __all__ = [
@@ -77,6 +85,9 @@ _FRAMEWORK_SCHEMAS = {
     "entry_types": "beaconEntryTypesResponse",
 }
 _COLLECTIONS = ("datasets", "cohorts")
+# What a query string keeps unencoded (RFC 3986 query characters and "%", which
+# the caller's string already uses for escapes); anything else is percent-encoded.
+_QUERY_SAFE = "!$&'()*+,;=:@/?%-._~"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,13 +248,13 @@ def _error_message(document: Mapping[str, Any]) -> str:
 
 async def _ask(
     node: RegisteredNode,
-    client: httpx2.AsyncClient,
+    client: NodeSender,
     method: str,
     path: str,
     *,
     query: str,
     body: bytes | None,
-    headers: Mapping[str, str],
+    headers: Sequence[tuple[str, str]],
     schema_for: Callable[[str, Mapping[str, Any]], str],
     signer: NetworkSigner | None = None,
 ) -> NodeAnswer:
@@ -254,26 +265,31 @@ async def _ask(
 
     url = f"{node.api_url}/{path.lstrip('/')}" if path.strip("/") else node.api_url
     if query:
-        url = f"{url}?{query}"
-    try:
-        request = client.build_request(method, url, content=body, headers=headers)
-        if signer is not None:
-            # Signed over exactly what the node receives: method, path and query
-            # as sent, and the body (docs/network-trust.md).
-            request.headers[ASSERTION_HEADER] = signer.assertion(
-                audience=node.url,
-                method=method,
-                path_and_query=request.url.raw_path.decode("ascii"),
-                body=body or b"",
+        url = f"{url}?{quote(query, safe=_QUERY_SAFE)}"
+    sent_headers = list(headers)
+    if signer is not None:
+        # Signed over exactly what the node receives: method, path and query as
+        # sent, and the body (docs/network-trust.md).
+        parts = urlsplit(url)
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        sent_headers.append(
+            (
+                ASSERTION_HEADER,
+                signer.assertion(
+                    audience=node.url,
+                    method=method,
+                    path_and_query=target or "/",
+                    body=body or b"",
+                ),
             )
-        response = await client.send(request)
-    except httpx2.TimeoutException:
-        return NodeAnswer(node, "timeout", elapsed(), reason="no answer in time")
-    except httpx2.HTTPError as error:
-        return NodeAnswer(
-            node, "error", elapsed(), reason=_short(f"{type(error).__name__}: {error}")
         )
-    status = response.status_code
+    try:
+        response = await client.send(method, url, sent_headers, body)
+    except NodeTimeoutError:
+        return NodeAnswer(node, "timeout", elapsed(), reason="no answer in time")
+    except NodeConnectionError as error:
+        return NodeAnswer(node, "error", elapsed(), reason=_short(str(error)))
+    status = response.status
     if status >= 500:
         return NodeAnswer(
             node, "error", elapsed(), reason=f"HTTP {status}", http_status=status
@@ -365,7 +381,7 @@ async def fan_out(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     timeout_seconds: float,
-    client: httpx2.AsyncClient,
+    client: NodeSender | httpx2.AsyncClient,
     skip: Mapping[str, str] | None = None,
     schema_for: Callable[[str, Mapping[str, Any]], str] = expected_schema,
     signer: NetworkSigner | None = None,
@@ -399,7 +415,10 @@ async def fan_out(
     timeout_seconds
         Per node: after this the request is cancelled and reported ``timeout``.
     client
-        The shared client (its pool is reused across requests).
+        The shared client (its pool is reused across requests): a
+        :class:`~genomenode.network.node_client.NodeClient`, or an
+        ``httpx2.AsyncClient`` (asked through
+        :class:`~genomenode.network.node_client.HttpxNodeClient`).
     skip
         Node id → reason for nodes not to ask (reported ``skipped``).
     schema_for
@@ -415,13 +434,16 @@ async def fan_out(
     list of NodeAnswer
         One per node, in the order of ``nodes``; never raises for a node's fault.
     """
-    forwarded = {
-        name: value
+    forwarded = [
+        (name, value)
         for name, value in (headers or {}).items()
         if name.lower() in FORWARDED_HEADERS
-    }
+    ]
     if body is not None:
-        forwarded["content-type"] = "application/json"
+        forwarded.append(("Content-Type", "application/json"))
+    sender = (
+        HttpxNodeClient(client) if isinstance(client, httpx2.AsyncClient) else client
+    )
     skip = skip or {}
     if params:
         if query:
@@ -440,7 +462,7 @@ async def fan_out(
             admission = admitted
         asking = _ask(
             node,
-            client,
+            sender,
             method,
             path,
             query=query or "",
@@ -469,7 +491,7 @@ async def probe_nodes(
     nodes: Sequence[RegisteredNode],
     *,
     timeout_seconds: float,
-    client: httpx2.AsyncClient,
+    client: NodeSender | httpx2.AsyncClient,
 ) -> list[dict[str, Any]]:
     """How each node is doing: reachable, latency, version and datasets.
 

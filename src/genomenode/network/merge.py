@@ -22,8 +22,9 @@ Rules for result queries (:func:`merge_results`):
   ``info.country``; dataset ids stay as the node published them.
 - ``info.nodes``: one entry per registered node,
   ``{id, country, status, latencyMs, reason?, returnedGranularity?}``.
-- No ``ok`` node: if every asked node refused the request with the same 4xx
-  Beacon error, that error is the network's; otherwise a 502 error document.
+- No ``ok`` node: if every node that answered refused the request with the same
+  4xx Beacon error, that error is the network's (nodes that did not answer are
+  named in the message and ``info.nodes``); otherwise a 502 error document.
 """
 
 from __future__ import annotations
@@ -212,10 +213,15 @@ def _refusal(
         and 400 <= answer.http_status < 500
     }
     refused = [answer for answer in asked if answer.document is not None]
-    if asked and len(refused) == len(asked) and len(codes) == 1:
+    # Nodes down say nothing about the request; nodes that answered all refused
+    # it alike: the caller's request is at fault, not the network.
+    if refused and len(codes) == 1:
         status = codes.pop()
-        first = asked[0].document or {}
+        first = refused[0].document or {}
         message = str(first.get("error", {}).get("errorMessage", "refused"))
+        silent = len(asked) - len(refused)
+        if silent:
+            message += f" ({silent} other node(s) did not answer; see info.nodes)"
         return status, error_document(registry, status, message, answers)
     return 502, error_document(
         registry,

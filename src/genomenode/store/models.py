@@ -2,7 +2,11 @@
 
 A dataset's rows are written while its ``status`` is ``staging`` and become visible
 only when one transaction flips it to ``published``; every query for users goes
-through :func:`published_datasets` or joins on it.
+through :func:`published_datasets` or joins on it. An operator may later set it
+``unpublished`` (kept, invisible; it can be published again) or ``removing`` (its
+files and rows are being deleted, see :mod:`genomenode.access.lifecycle`). Every
+change of what is published, or of how, bumps the one row of
+:class:`DatasetGeneration` in the same transaction.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "DacMember",
     "DataUseTerm",
     "Dataset",
+    "DatasetGeneration",
     "Disease",
     "Entitlement",
     "Individual",
@@ -53,6 +58,8 @@ __all__ = [
 
 STATUS_STAGING = "staging"
 STATUS_PUBLISHED = "published"
+STATUS_UNPUBLISHED = "unpublished"
+STATUS_REMOVING = "removing"
 
 
 class Base(DeclarativeBase):
@@ -86,6 +93,21 @@ class Dataset(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+
+
+class DatasetGeneration(Base):
+    """One row (``id`` 1) whose ``generation`` grows with every change of what is
+    published or how: a publish, an unpublish, an access change, a removal.
+
+    Every server process compares it with the generation its published-dataset
+    cache was read at, on every request (one primary-key read), so a change made by
+    a command shows in the very next answer of every worker.
+    """
+
+    __tablename__ = "dataset_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class DataUseTerm(Base):

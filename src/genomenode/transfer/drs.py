@@ -1,6 +1,6 @@
 """GA4GH DRS 1.4: the stored files of published datasets as DRS objects.
 
-Routes (mount with ``prefix="/ga4gh/drs/v1"``):
+Routes (:mod:`genomenode.transfer.drs_http`, mounted under ``/ga4gh/drs/v1``):
 
 ===============================================  ==================================
 ``GET  /service-info``                           service-info, type ``drs`` 1.4.0,
@@ -31,6 +31,10 @@ Every object, bundle, access URL and download is authorised like a download
 object; the download that follows it is authorised again with the caller's grants
 as they are then, so a revoked grant stops it. Errors are DRS error documents
 (``{"msg", "status_code"}``) made in the node's one error handler.
+
+This module is the protocol: the documents, the bulk answers and the download;
+each function that decides for a caller takes the request, whose caller
+:func:`~genomenode.access.callers.caller_of` verifies when a decision needs it.
 """
 
 from __future__ import annotations
@@ -42,12 +46,12 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
 
 from .. import __version__
+from ..access.callers import caller_of, required_access_service
 from ..access.decision import authorize
-from ..access.http import AccessService, caller_of, prepared
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -55,16 +59,24 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
-from ..web import json_response, read_json_object, run_blocking
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
-from .service import StoredObject, TransferService
+from .service import StoredObject, transfer_service
 
 __all__ = [
     "ACCESS_ID",
+    "DOWNLOAD_ROUTE",
     "DRS_VERSION",
     "MAX_BULK_REQUEST_LENGTH",
+    "access_url",
     "bundle_checksum",
-    "drs_router",
+    "check_expand",
+    "download_response",
+    "object_document",
+    "prepare_passports",
+    "resolve_access_urls",
+    "resolve_objects",
+    "service_info_document",
+    "use_passports",
 ]
 
 DRS_VERSION = "1.4.0"
@@ -72,6 +84,8 @@ DRS_VERSION = "1.4.0"
 ACCESS_ID = "crypt4gh"
 #: Most object ids in one bulk request; more is a 413.
 MAX_BULK_REQUEST_LENGTH = 100
+#: The name of the download route, which access URLs point to.
+DOWNLOAD_ROUTE = "drs_download"
 #: A POST body larger than this is a 413 (a few passports and object ids).
 MAX_BODY_BYTES = 1 << 20
 _CHUNK_BYTES = 1 << 20
@@ -97,14 +111,9 @@ class _Origin:
     country: str
 
 
-def _transfer(request: Request) -> TransferService:
-    service: TransferService = request.app.state.transfer
-    return service
-
-
 def _origin(request: Request) -> _Origin:
-    transfer = _transfer(request)
-    access: AccessService = request.app.state.access
+    transfer = transfer_service(request)
+    access = required_access_service(request)
     # The node's configured public URL (also the issuer of its visas); not the
     # request's Host, which a proxy in front of the node may rewrite.
     base_url = access.issuer.rstrip("/")
@@ -228,16 +237,16 @@ def _bundle_document(
     }
 
 
-async def _prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
+async def prepare_passports(request: Request, body: Mapping[str, Any]) -> None:
     """Fetch, without blocking, what verifying the body's passport will need
-    (its keys; see :func:`~genomenode.access.http.prepared`)."""
+    (its keys; see :func:`~genomenode.access.callers.prepared`)."""
     passports = body.get("passports")
     if isinstance(passports, list) and passports and isinstance(passports[0], str):
-        access: AccessService = request.app.state.access
+        access = required_access_service(request)
         await access.authoriser.prepare("Bearer " + passports[0].strip())
 
 
-def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
+def use_passports(request: Request, body: Mapping[str, Any]) -> None:
     """Make the body's first passport the request's caller (DRS ``PassportAuth``).
 
     It is verified (and a bad one audited) exactly as a bearer token would be;
@@ -254,14 +263,22 @@ def _use_passports(request: Request, body: Mapping[str, Any]) -> None:
         raise InputError(
             "passports must be a non-empty list of passport JWTs", field="passports"
         )
-    access: AccessService = request.app.state.access
+    access = required_access_service(request)
     identity, caller = access.authenticate("Bearer " + passports[0].strip())
     # caller_of reads these first: every later decision sees this caller.
     request.state.identity = identity
     request.state.caller = caller
 
 
-def _expand(value: object) -> bool:
+def check_expand(value: object) -> bool:
+    """The ``expand`` flag of a request (a dataset bundle holds only blobs:
+    nothing nests, so it is only validated).
+
+    Raises
+    ------
+    InputError
+        ``value`` is neither a boolean nor ``true``/``false``.
+    """
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -269,10 +286,18 @@ def _expand(value: object) -> bool:
     raise InputError(f"expand must be true or false, not {value!r}", field="expand")
 
 
-def _object_document(request: Request, object_id: str) -> dict[str, Any]:
+def object_document(request: Request, object_id: str) -> dict[str, Any]:
     """The DrsObject of ``object_id`` (a stored file or a dataset), if the
-    caller may download it."""
-    transfer = _transfer(request)
+    caller may download it (blocking).
+
+    Raises
+    ------
+    NotFoundError
+        No such object.
+    PermissionDenied
+        The caller may not download it (audited).
+    """
+    transfer = transfer_service(request)
     origin = _origin(request)
     if ":" not in object_id:
         # Dataset ids never hold ':'; stored file ids always do.
@@ -294,7 +319,7 @@ def _fetchable_objects(request: Request) -> list[StoredObject]:
     Counting every file would tell anyone that (and how much) data the caller
     may not even see exists, CONTROLLED datasets included.
     """
-    transfer = _transfer(request)
+    transfer = transfer_service(request)
     caller = caller_of(request)
     return [
         stored
@@ -304,9 +329,17 @@ def _fetchable_objects(request: Request) -> list[StoredObject]:
     ]
 
 
-def _access_url(request: Request, object_id: str, access_id: str) -> dict[str, Any]:
-    """The AccessURL of one object, if the caller may download it."""
-    transfer = _transfer(request)
+def access_url(request: Request, object_id: str, access_id: str) -> dict[str, Any]:
+    """The AccessURL of one object, if the caller may download it (blocking).
+
+    Raises
+    ------
+    NotFoundError
+        No such object or access method, or a bundle.
+    PermissionDenied
+        The caller may not download it (audited).
+    """
+    transfer = transfer_service(request)
     if ":" not in object_id:
         raise NotFoundError(f"{object_id!r} is a bundle: fetch its contents one by one")
     stored = transfer.object(object_id)
@@ -316,7 +349,7 @@ def _access_url(request: Request, object_id: str, access_id: str) -> dict[str, A
         )
     caller = transfer.require(request, stored.dataset_id, what="drs.access")
     link = transfer.link(caller, stored.dataset_id, _resource(stored.id))
-    path = request.app.url_path_for("drs_download", object_id=_quoted(stored.id))
+    path = request.app.url_path_for(DOWNLOAD_ROUTE, object_id=_quoted(stored.id))
     return {
         "url": f"{_origin(request).base_url}{path}?"
         + urllib.parse.urlencode({"link": link}),
@@ -488,202 +521,138 @@ def _download_response(
     )
 
 
-def drs_router() -> APIRouter:
-    """The DRS routes (mount with ``prefix="/ga4gh/drs/v1"``)."""
-    router = APIRouter(tags=["drs"], dependencies=[Depends(prepared)])
-
-    async def service_info(request: Request) -> JSONResponse:
-        origin = _origin(request)
-        members = _fetchable_objects(request)
-        beacon = getattr(request.app.state, "beacon", None)
-        identity = getattr(beacon, "identity", None)
-        organisation_name = getattr(
-            identity, "organisation_name", f"genomenode node {origin.node_id}"
-        )
-        organisation_url = getattr(identity, "organisation_url", origin.base_url)
-        document: dict[str, Any] = {
-            "id": f"org.genomenode.{origin.node_id}.drs",
-            "name": f"genomenode DRS {origin.node_id}",
-            "type": {"group": "org.ga4gh", "artifact": "drs", "version": DRS_VERSION},
-            "description": (
-                f"DRS 1.4 of the genomenode node {origin.node_id} ({origin.country}): "
-                "the stored files of its published datasets, delivered "
-                "Crypt4GH-encrypted to the caller's key once a data access "
-                "committee has granted access."
-            ),
-            "organization": {"name": organisation_name, "url": organisation_url},
-            "version": __version__,
-            "environment": getattr(identity, "environment", "dev"),
+def service_info_document(request: Request) -> dict[str, Any]:
+    """The DRS service-info, counting only the objects the caller may fetch
+    (blocking)."""
+    origin = _origin(request)
+    members = _fetchable_objects(request)
+    beacon = getattr(request.app.state, "beacon", None)
+    identity = getattr(beacon, "identity", None)
+    organisation_name = getattr(
+        identity, "organisation_name", f"genomenode node {origin.node_id}"
+    )
+    organisation_url = getattr(identity, "organisation_url", origin.base_url)
+    return {
+        "id": f"org.genomenode.{origin.node_id}.drs",
+        "name": f"genomenode DRS {origin.node_id}",
+        "type": {"group": "org.ga4gh", "artifact": "drs", "version": DRS_VERSION},
+        "description": (
+            f"DRS 1.4 of the genomenode node {origin.node_id} ({origin.country}): "
+            "the stored files of its published datasets, delivered "
+            "Crypt4GH-encrypted to the caller's key once a data access "
+            "committee has granted access."
+        ),
+        "organization": {"name": organisation_name, "url": organisation_url},
+        "version": __version__,
+        "environment": getattr(identity, "environment", "dev"),
+        "maxBulkRequestLength": MAX_BULK_REQUEST_LENGTH,
+        "drs": {
             "maxBulkRequestLength": MAX_BULK_REQUEST_LENGTH,
-            "drs": {
-                "maxBulkRequestLength": MAX_BULK_REQUEST_LENGTH,
-                "objectCount": len(members),
-                "totalObjectSize": sum(stored.size for stored in members),
-            },
-        }
-        return json_response(document)
+            "objectCount": len(members),
+            "totalObjectSize": sum(stored.size for stored in members),
+        },
+    }
 
-    async def get_object(request: Request, object_id: str) -> JSONResponse:
-        # A dataset bundle holds only blobs: expand is validated, nothing nests.
-        _expand(request.query_params.get("expand"))
-        return json_response(
-            await run_blocking(request, _object_document, request, object_id)
+
+def resolve_objects(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a bulk object request: the DrsObjects the caller may have,
+    and the ids of the others by status (blocking).
+
+    Raises
+    ------
+    InputError
+        The body is not a bulk object request.
+    PayloadTooLargeError
+        More than :data:`MAX_BULK_REQUEST_LENGTH` ids.
+    TokenError
+        A passport (in the body or the header) does not verify.
+    """
+    check_expand(body.get("expand"))
+    identifiers = _bulk_ids(body, "bulk_object_ids")
+    if not all(isinstance(item, str) for item in identifiers):
+        raise InputError("bulk_object_ids must be object ids", field="bulk_object_ids")
+    use_passports(request, body)
+    resolved: list[dict[str, Any]] = []
+    failed: dict[int, list[str]] = {}
+    for object_id in identifiers:
+        try:
+            resolved.append(object_document(request, object_id))
+        except GenomenodeError as error:
+            if error.status >= 500 or error.status == 401:
+                raise
+            failed.setdefault(error.status, []).append(object_id)
+    return _bulk_answer("resolved_drs_object", resolved, failed)
+
+
+def resolve_access_urls(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a bulk access request: the AccessURLs the caller may have,
+    and the object ids of the others by status (blocking).
+
+    Raises
+    ------
+    InputError
+        The body is not a bulk access request.
+    PayloadTooLargeError
+        More than :data:`MAX_BULK_REQUEST_LENGTH` access URLs asked.
+    TokenError
+        A passport (in the body or the header) does not verify.
+    """
+    wanted = _access_requests(_bulk_ids(body, "bulk_object_access_ids"))
+    use_passports(request, body)
+    resolved: list[dict[str, Any]] = []
+    failed: dict[int, list[str]] = {}
+    for object_id, access_id in wanted:
+        try:
+            found = access_url(request, object_id, access_id)
+        except GenomenodeError as error:
+            if error.status >= 500 or error.status == 401:
+                raise
+            failed.setdefault(error.status, []).append(object_id)
+            continue
+        resolved.append(
+            {"drs_object_id": object_id, "drs_access_id": access_id, **found}
         )
+    return _bulk_answer("resolved_drs_object_access_urls", resolved, failed)
 
-    async def post_object(request: Request, object_id: str) -> JSONResponse:
-        body = await read_json_object(request)
-        _expand(body.get("expand", request.query_params.get("expand")))
-        await _prepare_passports(request, body)
 
-        def document() -> dict[str, Any]:
-            _use_passports(request, body)
-            return _object_document(request, object_id)
+def download_response(request: Request, object_id: str) -> Response:
+    """The file behind an AccessURL (or asked with a passport), Crypt4GH-encrypted
+    to the key in the request's ``Crypt4GH-Public-Key`` header (blocking: the
+    checks and opening the file; the body streams from the thread pool).
 
-        return json_response(await run_blocking(request, document))
-
-    async def bulk_objects(request: Request) -> JSONResponse:
-        body = await read_json_object(request)
-        await _prepare_passports(request, body)
-        return json_response(
-            await run_blocking(request, bulk_objects_of, request, body)
+    Raises
+    ------
+    InputError
+        No public key, or not one.
+    TokenError
+        The link is forged, expired or for another object.
+    PermissionDenied
+        The caller may not (or no longer) download it.
+    """
+    transfer = transfer_service(request)
+    # The key is checked first: an allowed download in the audit log is one whose
+    # bytes went out.
+    key_text = request.headers.get(PUBLIC_KEY_FIELD)
+    if not key_text:
+        raise InputError(
+            "a download needs the public key to encrypt to: send "
+            f"'{PUBLIC_KEY_FIELD}: <base64 Crypt4GH public key>'",
+            field=PUBLIC_KEY_FIELD,
         )
-
-    def bulk_objects_of(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        _expand(body.get("expand"))
-        identifiers = _bulk_ids(body, "bulk_object_ids")
-        if not all(isinstance(item, str) for item in identifiers):
-            raise InputError(
-                "bulk_object_ids must be object ids", field="bulk_object_ids"
-            )
-        _use_passports(request, body)
-        resolved: list[dict[str, Any]] = []
-        failed: dict[int, list[str]] = {}
-        for object_id in identifiers:
-            try:
-                resolved.append(_object_document(request, object_id))
-            except GenomenodeError as error:
-                if error.status >= 500 or error.status == 401:
-                    raise
-                failed.setdefault(error.status, []).append(object_id)
-        return _bulk_answer("resolved_drs_object", resolved, failed)
-
-    async def get_access(
-        request: Request, object_id: str, access_id: str
-    ) -> JSONResponse:
-        return json_response(
-            await run_blocking(request, _access_url, request, object_id, access_id)
-        )
-
-    async def post_access(
-        request: Request, object_id: str, access_id: str
-    ) -> JSONResponse:
-        body = await read_json_object(request)
-        await _prepare_passports(request, body)
-
-        def document() -> dict[str, Any]:
-            _use_passports(request, body)
-            return _access_url(request, object_id, access_id)
-
-        return json_response(await run_blocking(request, document))
-
-    async def bulk_access(request: Request) -> JSONResponse:
-        body = await read_json_object(request)
-        await _prepare_passports(request, body)
-        return json_response(await run_blocking(request, bulk_access_of, request, body))
-
-    def bulk_access_of(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        wanted = _access_requests(_bulk_ids(body, "bulk_object_access_ids"))
-        _use_passports(request, body)
-        resolved: list[dict[str, Any]] = []
-        failed: dict[int, list[str]] = {}
-        for object_id, access_id in wanted:
-            try:
-                found = _access_url(request, object_id, access_id)
-            except GenomenodeError as error:
-                if error.status >= 500 or error.status == 401:
-                    raise
-                failed.setdefault(error.status, []).append(object_id)
-                continue
-            resolved.append(
-                {"drs_object_id": object_id, "drs_access_id": access_id, **found}
-            )
-        return _bulk_answer("resolved_drs_object_access_urls", resolved, failed)
-
-    async def download(request: Request, object_id: str) -> Response:
-        # Checking the link and opening the file are blocking; the body is
-        # streamed from the thread pool.
-        return await run_blocking(request, download_response, request, object_id)
-
-    def download_response(request: Request, object_id: str) -> Response:
-        transfer = _transfer(request)
-        # The key is checked first: an allowed download in the audit log is one
-        # whose bytes went out.
-        key_text = request.headers.get(PUBLIC_KEY_FIELD)
-        if not key_text:
-            raise InputError(
-                "a download needs the public key to encrypt to: send "
-                f"'{PUBLIC_KEY_FIELD}: <base64 Crypt4GH public key>'",
-                field=PUBLIC_KEY_FIELD,
-            )
-        recipient = public_key_from_text(key_text)
-        link = request.query_params.get("link")
-        if link:
-            transfer.require_link(
-                link, resource=_resource(object_id), what="drs.download"
-            )
-            stored = transfer.object(object_id)
-        else:
-            stored = transfer.object(object_id)
-            transfer.require(request, stored.dataset_id, what="drs.download")
-        return _download_response(
-            transfer.reader(stored),
-            recipient,
-            request.headers.get("range"),
-            {
-                "Content-Disposition": f'attachment; filename="{stored.name}.c4gh"',
-                "Cache-Control": "no-store",
-            },
-        )
-
-    router.add_api_route(
-        "/service-info", service_info, methods=["GET"], summary="DRS service-info"
+    recipient = public_key_from_text(key_text)
+    link = request.query_params.get("link")
+    if link:
+        transfer.require_link(link, resource=_resource(object_id), what="drs.download")
+        stored = transfer.object(object_id)
+    else:
+        stored = transfer.object(object_id)
+        transfer.require(request, stored.dataset_id, what="drs.download")
+    return _download_response(
+        transfer.reader(stored),
+        recipient,
+        request.headers.get("range"),
+        {
+            "Content-Disposition": f'attachment; filename="{stored.name}.c4gh"',
+            "Cache-Control": "no-store",
+        },
     )
-    # Literal paths before /objects/{object_id}, which would take "access".
-    router.add_api_route(
-        "/objects/access",
-        bulk_access,
-        methods=["POST"],
-        summary="Access URLs of several objects",
-    )
-    router.add_api_route(
-        "/objects", bulk_objects, methods=["POST"], summary="Several DrsObjects"
-    )
-    router.add_api_route(
-        "/objects/{object_id}", get_object, methods=["GET"], summary="A DrsObject"
-    )
-    router.add_api_route(
-        "/objects/{object_id}",
-        post_object,
-        methods=["POST"],
-        summary="A DrsObject, with passports in the body",
-    )
-    router.add_api_route(
-        "/objects/{object_id}/access/{access_id}",
-        get_access,
-        methods=["GET"],
-        summary="An AccessURL for the bytes",
-    )
-    router.add_api_route(
-        "/objects/{object_id}/access/{access_id}",
-        post_access,
-        methods=["POST"],
-        summary="An AccessURL, with passports in the body",
-    )
-    router.add_api_route(
-        "/download/{object_id}",
-        download,
-        methods=["GET"],
-        name="drs_download",
-        summary="The bytes behind an AccessURL, Crypt4GH-encrypted to the caller",
-    )
-    return router

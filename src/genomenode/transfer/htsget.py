@@ -1,6 +1,6 @@
 """GA4GH htsget 1.3: tickets for slices of granted variant and read files.
 
-Routes (mount with ``prefix="/htsget"``):
+Routes (:mod:`genomenode.transfer.htsget_http`, mounted under ``/htsget``):
 
 - ``GET|POST /variants/{id}``: ``id`` is a dataset id (its joint-called VCF) or the
   id of a stored VCF; ``format`` VCF (default) or BCF;
@@ -23,6 +23,10 @@ Parameters follow the spec: ``start`` is 0-based inclusive, ``end`` 0-based
 exclusive; ``class=header`` asks for the header only. Errors are htsget error
 documents (``{"htsget": {"error": "InvalidRange", "message": ...}}``) made in the
 node's one error handler.
+
+This module is the protocol: :func:`parse_query` validates a request,
+:func:`ticket` answers it, :func:`block_chunks` streams a block; the routes read
+the request and call them.
 """
 
 from __future__ import annotations
@@ -34,31 +38,37 @@ import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-
-from ..access.http import prepared
+from ..access.decision import Caller
 from ..errors import (
     InputError,
     InvalidRangeError,
     NotFoundError,
     PayloadTooLargeError,
-    TokenError,
     UnsupportedFormatError,
 )
-from ..web import json_response, read_json_object, run_blocking
 from .cram import StoredCram
 from .reads import ReadRegion, StoredReads
 from .service import StoredObject, TransferService
 from .variants import Region, StoredVariants
 
-__all__ = ["HTSGET_MEDIA_TYPE", "HtsgetQuery", "htsget_router", "parse_query"]
+__all__ = [
+    "FORMATS",
+    "HTSGET_MEDIA_TYPE",
+    "MAX_REGIONS",
+    "HtsgetFiles",
+    "HtsgetQuery",
+    "block_chunks",
+    "block_resource",
+    "parse_query",
+    "ticket",
+]
 
 HTSGET_MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
 #: More regions than this in one POST is a PayloadTooLarge (the default of the
 #: ``htsget_max_regions`` setting).
 MAX_REGIONS = 100
-_FORMATS = {"variants": ("VCF", "BCF"), "reads": ("BAM", "CRAM")}
+#: The output formats of each kind of file (the first is the default).
+FORMATS = {"variants": ("VCF", "BCF"), "reads": ("BAM", "CRAM")}
 _READ_FIELDS = frozenset(
     {"QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR", "RNEXT", "PNEXT", "TLEN"}
     | {"SEQ", "QUAL"}
@@ -169,11 +179,11 @@ def parse_query(
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise InputError(f"unknown parameter {unknown[0]!r}", field=unknown[0])
-    output_format = str(parameters.get("format") or _FORMATS[kind][0]).upper()
-    if output_format not in _FORMATS[kind]:
+    output_format = str(parameters.get("format") or FORMATS[kind][0]).upper()
+    if output_format not in FORMATS[kind]:
         raise UnsupportedFormatError(
             f"format {output_format!r} is not served for {kind} "
-            f"({', '.join(_FORMATS[kind])})",
+            f"({', '.join(FORMATS[kind])})",
             field="format",
         )
     request_class = parameters.get("class")
@@ -272,13 +282,14 @@ def _block_parameters(
     return parameters
 
 
-def _resource(kind: str, object_id: str, parameters: Mapping[str, str]) -> str:
+def block_resource(kind: str, object_id: str, parameters: Mapping[str, str]) -> str:
     """What a block link opens: the object and every parameter of the block."""
     return f"htsget:{kind}:{object_id}:" + json.dumps(parameters, sort_keys=True)
 
 
-class _Files:
-    """The stored object behind an htsget id, and its slicer."""
+class HtsgetFiles:
+    """The stored object behind an htsget id, and its slicer (one per app:
+    ``app.state.htsget_files``)."""
 
     def __init__(self, service: TransferService) -> None:
         self.service = service
@@ -368,22 +379,13 @@ class _Files:
         )
 
 
-def _public_base(files: _Files) -> str:
+def _public_base(files: HtsgetFiles) -> str:
     """Where ticket URLs point: the node's configured ``public_url``.
 
     Never the request's ``Host`` (or ``base_url``): a caller choosing the Host
     header would otherwise get signed links aimed at a server of their choice.
     """
     return files.service.access.issuer.rstrip("/")
-
-
-def _files(request: Request) -> _Files:
-    files: _Files | None = getattr(request.app.state, "htsget_files", None)
-    if files is None:
-        service: TransferService = request.app.state.transfer
-        files = _Files(service)
-        request.app.state.htsget_files = files
-    return files
 
 
 def _variant_regions(regions: Sequence[ReadRegion] | None) -> list[Region] | None:
@@ -393,12 +395,12 @@ def _variant_regions(regions: Sequence[ReadRegion] | None) -> list[Region] | Non
 
 
 def _whole_file_ticket(
-    files: _Files,
-    caller: Any,
+    files: HtsgetFiles,
+    caller: Caller,
     stored: StoredObject,
     query: HtsgetQuery,
     known: set[str],
-) -> JSONResponse:
+) -> dict[str, Any]:
     """A ticket of one URL serving a whole file (CRAM: its parts cannot be served
     apart and concatenated)."""
     for region in query.regions or ():
@@ -410,175 +412,136 @@ def _whole_file_ticket(
     if query.header_only:
         block["region"] = "header"
     link = files.service.link(
-        caller, stored.dataset_id, _resource("reads", stored.id, block)
+        caller, stored.dataset_id, block_resource("reads", stored.id, block)
     )
     address = (
         f"{_public_base(files)}/htsget/blocks/reads/"
         f"{urllib.parse.quote(stored.id, safe='')}?" + urllib.parse.urlencode(block)
     )
     url = {"url": address, "headers": {"Authorization": f"Bearer {link}"}}
-    document = {"htsget": {"format": query.format, "urls": [url]}}
-    return json_response(document, media_type=HTSGET_MEDIA_TYPE)
+    return {"htsget": {"format": query.format, "urls": [url]}}
 
 
-def htsget_router() -> APIRouter:
-    """The htsget routes (mount with ``prefix="/htsget"``)."""
-    router = APIRouter(tags=["htsget"], dependencies=[Depends(prepared)])
+def ticket(
+    files: HtsgetFiles,
+    caller: Caller,
+    stored: StoredObject,
+    query: HtsgetQuery,
+    *,
+    object_id: str,
+) -> dict[str, Any]:
+    """The ticket answering ``query`` for ``stored``, for a caller who may have it.
 
-    async def parameters_of(request: Request) -> tuple[dict[str, Any], bool]:
-        if request.method == "POST":
-            body = await read_json_object(request)
-            for name in ("format", "class", "fields", "tags", "notags"):
-                if name in request.query_params and name not in body:
-                    body[name] = request.query_params[name]
-            return body, True
-        return dict(request.query_params), False
+    Parameters
+    ----------
+    files
+        The app's files and slicers.
+    caller
+        Who asked (authorised to download from ``stored``'s dataset): each block
+        URL carries a link signed for them.
+    stored
+        The file sliced.
+    query
+        The validated request (its ``kind`` is ``stored``'s).
+    object_id
+        The id asked for, as errors name it (a dataset id names its VCF).
 
-    def ticket(kind: Kind) -> Any:
-        async def handler(request: Request, object_id: str) -> JSONResponse:
-            parameters, post = await parameters_of(request)
-            return await run_blocking(
-                request, answer, request, object_id, parameters, post
+    Raises
+    ------
+    NotFoundError
+        A region names a reference the file does not have.
+    UnsupportedFormatError
+        CRAM output of a BAM.
+    """
+    kind = query.kind
+    base = _public_base(files)
+    media = _MEDIA[query.format]
+    if kind == "variants":
+        slicer_v = files.variants(stored)
+        known = set(slicer_v.reference_names())
+        header = slicer_v.header_part(query.format)  # type: ignore[arg-type]
+        eof = slicer_v.eof()
+    else:
+        slicer_r = files.reads(stored)
+        known = set(slicer_r.reference_names()) | {"*"}
+        if isinstance(slicer_r, StoredCram):
+            return _whole_file_ticket(files, caller, stored, query, known)
+        if query.format != "BAM":
+            raise UnsupportedFormatError(
+                f"{stored.id!r} is BAM; CRAM output needs a reference",
+                field="format",
             )
-
-        def answer(
-            request: Request, object_id: str, parameters: dict[str, Any], post: bool
-        ) -> JSONResponse:
-            files = _files(request)
-            max_regions = getattr(request.app.state, "htsget_max_regions", MAX_REGIONS)
-            query = parse_query(kind, parameters, post=post, max_regions=max_regions)
-            if kind == "variants":
-                stored = files.variants_object(object_id)
-            else:
-                stored = files.reads_object(object_id)
-            caller = files.service.require(
-                request, stored.dataset_id, what=f"htsget.{kind}"
+        header = slicer_r.header_part()
+        eof = slicer_r.eof()
+    for region in query.regions or ():
+        if region.reference_name not in known:
+            raise NotFoundError(
+                f"reference {region.reference_name!r} is not in {object_id!r}"
             )
-            base = _public_base(files)
-            media = _MEDIA[query.format]
-            if kind == "variants":
-                slicer_v = files.variants(stored)
-                known = set(slicer_v.reference_names())
-                header = slicer_v.header_part(query.format)  # type: ignore[arg-type]
-                eof = slicer_v.eof()
-            else:
-                slicer_r = files.reads(stored)
-                known = set(slicer_r.reference_names()) | {"*"}
-                if isinstance(slicer_r, StoredCram):
-                    return _whole_file_ticket(files, caller, stored, query, known)
-                if query.format != "BAM":
-                    raise UnsupportedFormatError(
-                        f"{stored.id!r} is BAM; CRAM output needs a reference",
-                        field="format",
-                    )
-                header = slicer_r.header_part()
-                eof = slicer_r.eof()
-            for region in query.regions or ():
-                if region.reference_name not in known:
-                    raise NotFoundError(
-                        f"reference {region.reference_name!r} is not in {object_id!r}"
-                    )
-            urls: list[dict[str, Any]] = [
-                {"url": _data_uri(media, header), "class": "header"}
-            ]
-            if not query.header_only:
-                # Variants: one URL for all regions, so that a record overlapping
-                # two of them is sent once. Reads: one URL per region.
-                groups: list[Sequence[ReadRegion] | None]
-                if kind == "variants" or query.regions is None:
-                    groups = [query.regions]
-                else:
-                    groups = [(region,) for region in query.regions]
-                for group in groups:
-                    block = _block_parameters(query, group)
-                    link = files.service.link(
-                        caller, stored.dataset_id, _resource(kind, stored.id, block)
-                    )
-                    address = (
-                        f"{base}/htsget/blocks/{kind}/"
-                        f"{urllib.parse.quote(stored.id, safe='')}?"
-                        + urllib.parse.urlencode(block)
-                    )
-                    urls.append(
-                        {
-                            "url": address,
-                            "headers": {"Authorization": f"Bearer {link}"},
-                            "class": "body",
-                        }
-                    )
-            urls.append({"url": _data_uri(media, eof), "class": "body"})
-            document = {"htsget": {"format": query.format, "urls": urls}}
-            return json_response(document, media_type=HTSGET_MEDIA_TYPE)
-
-        handler.__name__ = f"{kind}_ticket"
-        return handler
-
-    async def block(request: Request, kind: str, object_id: str) -> StreamingResponse:
-        # Checking the link and opening the slicer are blocking; the stream itself
-        # is iterated in the thread pool by StreamingResponse.
-        return await run_blocking(request, block_stream, request, kind, object_id)
-
-    def block_stream(request: Request, kind: str, object_id: str) -> StreamingResponse:
-        if kind not in _FORMATS:
-            raise NotFoundError(f"no {kind!r} blocks")
-        files = _files(request)
-        parameters = {
-            name: request.query_params[name]
-            for name in ("format", "region", "fields", "tags", "notags")
-            if name in request.query_params
-        }
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise TokenError("a block needs the Authorization header of its ticket URL")
-        files.service.require_link(
-            token.strip(),
-            resource=_resource(kind, object_id, parameters),
-            what=f"htsget.{kind}.block",
-        )
-        regions = _regions_of(parameters.get("region", "all"))
-        output_format = parameters.get("format", "")
-        stream: Iterator[bytes]
-        if kind == "variants":
-            slicer_v = files.variants(files.variants_object(object_id))
-            stream = slicer_v.slice(
-                _variant_regions(regions),
-                output_format=output_format,  # type: ignore[arg-type]
-                include_header=False,
-            )
+    urls: list[dict[str, Any]] = [{"url": _data_uri(media, header), "class": "header"}]
+    if not query.header_only:
+        # Variants: one URL for all regions, so that a record overlapping two of
+        # them is sent once. Reads: one URL per region.
+        groups: list[Sequence[ReadRegion] | None]
+        if kind == "variants" or query.regions is None:
+            groups = [query.regions]
         else:
-            slicer_r = files.reads(files.reads_object(object_id))
-            fields = _names(parameters.get("fields"), "fields")
-            tags = _names(parameters.get("tags"), "tags")
-            notags = _names(parameters.get("notags"), "notags") or frozenset()
-            if isinstance(slicer_r, StoredCram):
-                # A CRAM slice is a whole file: one URL, header and EOF included.
-                stream = slicer_r.slice(
-                    regions,
-                    output_format=output_format,  # type: ignore[arg-type]
-                    fields=fields,
-                    tags=tags,
-                    notags=notags,
-                )
-                return StreamingResponse(stream, media_type="application/octet-stream")
-            stream = slicer_r.body_part(
-                regions[0] if regions else ReadRegion(None),
-                fields=fields,
-                tags=tags,
-                notags=notags,
+            groups = [(region,) for region in query.regions]
+        for group in groups:
+            block = _block_parameters(query, group)
+            link = files.service.link(
+                caller, stored.dataset_id, block_resource(kind, stored.id, block)
             )
-        return StreamingResponse(stream, media_type="application/octet-stream")
+            address = (
+                f"{base}/htsget/blocks/{kind}/"
+                f"{urllib.parse.quote(stored.id, safe='')}?"
+                + urllib.parse.urlencode(block)
+            )
+            urls.append(
+                {
+                    "url": address,
+                    "headers": {"Authorization": f"Bearer {link}"},
+                    "class": "body",
+                }
+            )
+    urls.append({"url": _data_uri(media, eof), "class": "body"})
+    return {"htsget": {"format": query.format, "urls": urls}}
 
-    for kind in ("variants", "reads"):
-        for method in ("GET", "POST"):
-            router.add_api_route(
-                f"/{kind}/{{object_id}}",
-                ticket(kind),
-                methods=[method],
-                summary=f"htsget ticket for {kind}",
-                operation_id=f"htsget_{kind}_{method.lower()}",
-            )
-    router.add_api_route(
-        "/blocks/{kind}/{object_id}", block, methods=["GET"], summary="Ticket blocks"
+
+def block_chunks(
+    files: HtsgetFiles, kind: str, object_id: str, parameters: Mapping[str, str]
+) -> Iterator[bytes]:
+    """The bytes of one block of a ticket (its link already checked); ``kind`` is
+    ``variants`` or else ``reads``.
+
+    ``parameters`` are the block URL's (``format``, ``region``, ``fields``,
+    ``tags``, ``notags``). A CRAM block is a whole file, header and EOF included;
+    any other block is the records only.
+    """
+    regions = _regions_of(parameters.get("region", "all"))
+    output_format = parameters.get("format", "")
+    if kind == "variants":
+        slicer_v = files.variants(files.variants_object(object_id))
+        return slicer_v.slice(
+            _variant_regions(regions),
+            output_format=output_format,  # type: ignore[arg-type]
+            include_header=False,
+        )
+    slicer_r = files.reads(files.reads_object(object_id))
+    fields = _names(parameters.get("fields"), "fields")
+    tags = _names(parameters.get("tags"), "tags")
+    notags = _names(parameters.get("notags"), "notags") or frozenset()
+    if isinstance(slicer_r, StoredCram):
+        return slicer_r.slice(
+            regions,
+            output_format=output_format,  # type: ignore[arg-type]
+            fields=fields,
+            tags=tags,
+            notags=notags,
+        )
+    return slicer_r.body_part(
+        regions[0] if regions else ReadRegion(None),
+        fields=fields,
+        tags=tags,
+        notags=notags,
     )
-    return router

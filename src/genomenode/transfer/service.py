@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from ..access import applications
 from ..access.audit import append
+from ..access.callers import caller_of
 from ..access.decision import Caller, authorize
-from ..access.http import AccessService, caller_of
+from ..access.service import AccessService
 from ..beacon.catalog import Catalog
 from ..errors import NotFoundError, PermissionDenied, TokenError
 from ..node import Node
@@ -32,7 +33,7 @@ from ..store.models import StoredFile
 from .crypt4gh import Crypt4GHReader
 from .links import LinkClaims, LinkSigner, load_link_secret
 
-__all__ = ["StoredObject", "TransferService"]
+__all__ = ["StoredObject", "TransferService", "transfer_service"]
 
 _READERS = 64
 
@@ -77,9 +78,11 @@ class TransferService:
         self._private_key = crypt.read_private_key(
             node.config.path("private_key"), node.config.key_passphrase
         )
-        self._readers: collections.OrderedDict[pathlib.Path, Crypt4GHReader] = (
-            collections.OrderedDict()
-        )
+        # Keyed by path and content: a dataset removed and ingested again under
+        # its id has new files at the same paths.
+        self._readers: collections.OrderedDict[
+            tuple[pathlib.Path, str], Crypt4GHReader
+        ] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -126,14 +129,15 @@ class TransferService:
 
     def reader(self, stored: StoredObject) -> Crypt4GHReader:
         """A decrypting reader of ``stored`` (kept open for later requests)."""
+        key = (stored.path, stored.sha256_encrypted)
         with self._lock:
-            found = self._readers.get(stored.path)
+            found = self._readers.get(key)
             if found is not None:
-                self._readers.move_to_end(stored.path)
+                self._readers.move_to_end(key)
                 return found
         reader = Crypt4GHReader(stored.path, self._private_key)
         with self._lock:
-            self._readers[stored.path] = reader
+            self._readers[key] = reader
             if len(self._readers) > _READERS:
                 self._readers.popitem(last=False)
         return reader
@@ -229,3 +233,10 @@ class TransferService:
                 "access committee (/access/catalogue)"
             )
         return caller
+
+
+def transfer_service(request: Request) -> TransferService:
+    """The transfer service of the app answering ``request``
+    (``app.state.transfer``)."""
+    service: TransferService = request.app.state.transfer
+    return service

@@ -1,0 +1,125 @@
+"""The DRS routes (mount with ``prefix="/ga4gh/drs/v1"``); the protocol itself is
+:mod:`genomenode.transfer.drs`.
+
+Each handler reads the request (and a POST's body, with the node's limits) on the
+event loop, fetches the keys a passport in the body needs without blocking, and
+does everything else (authorisation, database, files) in the thread pool
+(:func:`genomenode.web.run_blocking`); a download streams from the pool. Handlers
+carry no docstrings, which FastAPI would publish in the OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..access.callers import prepared
+from ..web import json_response, read_json_object, run_blocking
+from . import drs
+
+__all__ = [
+    "bulk_access",
+    "bulk_objects",
+    "download",
+    "get_access",
+    "get_object",
+    "post_access",
+    "post_object",
+    "router",
+    "service_info",
+]
+
+#: The DRS routes (mount with ``prefix="/ga4gh/drs/v1"``).
+router = APIRouter(tags=["drs"], dependencies=[Depends(prepared)])
+
+
+@router.get("/service-info", summary="DRS service-info")
+async def service_info(request: Request) -> JSONResponse:
+    # Counting what the caller may fetch reads the database and may verify a
+    # passport: off the event loop.
+    return json_response(
+        await run_blocking(request, drs.service_info_document, request)
+    )
+
+
+# Literal paths before /objects/{object_id}, which would take "access".
+@router.post("/objects/access", summary="Access URLs of several objects")
+async def bulk_access(request: Request) -> JSONResponse:
+    body = await read_json_object(request)
+    await drs.prepare_passports(request, body)
+    return json_response(
+        await run_blocking(request, drs.resolve_access_urls, request, body)
+    )
+
+
+@router.post("/objects", summary="Several DrsObjects")
+async def bulk_objects(request: Request) -> JSONResponse:
+    body = await read_json_object(request)
+    await drs.prepare_passports(request, body)
+    document = await run_blocking(request, drs.resolve_objects, request, body)
+    return json_response(document)
+
+
+@router.get("/objects/{object_id}", summary="A DrsObject")
+async def get_object(request: Request, object_id: str) -> JSONResponse:
+    # A dataset bundle holds only blobs: expand is validated, nothing nests.
+    drs.check_expand(request.query_params.get("expand"))
+    return json_response(
+        await run_blocking(request, drs.object_document, request, object_id)
+    )
+
+
+@router.post("/objects/{object_id}", summary="A DrsObject, with passports in the body")
+async def post_object(request: Request, object_id: str) -> JSONResponse:
+    body = await read_json_object(request)
+    drs.check_expand(body.get("expand", request.query_params.get("expand")))
+    await drs.prepare_passports(request, body)
+    return json_response(
+        await run_blocking(request, _with_passports, request, body, object_id, None)
+    )
+
+
+@router.get(
+    "/objects/{object_id}/access/{access_id}", summary="An AccessURL for the bytes"
+)
+async def get_access(request: Request, object_id: str, access_id: str) -> JSONResponse:
+    return json_response(
+        await run_blocking(request, drs.access_url, request, object_id, access_id)
+    )
+
+
+@router.post(
+    "/objects/{object_id}/access/{access_id}",
+    summary="An AccessURL, with passports in the body",
+)
+async def post_access(request: Request, object_id: str, access_id: str) -> JSONResponse:
+    body = await read_json_object(request)
+    await drs.prepare_passports(request, body)
+    document = await run_blocking(
+        request, _with_passports, request, body, object_id, access_id
+    )
+    return json_response(document)
+
+
+@router.get(
+    "/download/{object_id}",
+    name=drs.DOWNLOAD_ROUTE,
+    summary="The bytes behind an AccessURL, Crypt4GH-encrypted to the caller",
+)
+async def download(request: Request, object_id: str) -> Response:
+    # Checking the link and opening the file are blocking; the body is streamed
+    # from the thread pool.
+    return await run_blocking(request, drs.download_response, request, object_id)
+
+
+def _with_passports(
+    request: Request, body: dict[str, Any], object_id: str, access_id: str | None
+) -> dict[str, Any]:
+    """The object (or, with ``access_id``, its AccessURL) for the caller whose
+    passport is in the body, if there is one there."""
+    drs.use_passports(request, body)
+    if access_id is None:
+        return drs.object_document(request, object_id)
+    return drs.access_url(request, object_id, access_id)

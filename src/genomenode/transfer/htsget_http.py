@@ -1,0 +1,157 @@
+"""The htsget routes (mount with ``prefix="/htsget"``); the protocol itself is
+:mod:`genomenode.transfer.htsget`.
+
+Each handler reads the request on the event loop and does everything else (the
+authorisation, the database, reading and slicing the file) in the thread pool
+(:func:`genomenode.web.run_blocking`); a block's bytes are streamed from the pool
+by ``StreamingResponse``. What the app shares with the routes is
+``app.state.htsget_files`` (:func:`htsget_files`) and the
+``htsget_max_regions`` setting (:func:`max_regions`). Handlers carry no
+docstrings, which FastAPI would publish in the OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..access.callers import prepared
+from ..errors import NotFoundError, TokenError
+from ..web import json_response, read_json_object, run_blocking
+from .htsget import (
+    FORMATS,
+    HTSGET_MEDIA_TYPE,
+    MAX_REGIONS,
+    HtsgetFiles,
+    Kind,
+    block_chunks,
+    block_resource,
+    parse_query,
+    ticket,
+)
+
+__all__ = [
+    "block",
+    "htsget_files",
+    "max_regions",
+    "reads_ticket",
+    "router",
+    "variants_ticket",
+]
+
+#: The htsget routes (mount with ``prefix="/htsget"``).
+router = APIRouter(tags=["htsget"], dependencies=[Depends(prepared)])
+
+#: The parameters of a block URL (:func:`~genomenode.transfer.htsget.ticket`).
+_BLOCK_PARAMETERS = ("format", "region", "fields", "tags", "notags")
+
+
+def htsget_files(request: Request) -> HtsgetFiles:
+    """The files and slicers of the app answering ``request``
+    (``app.state.htsget_files``)."""
+    files: HtsgetFiles = request.app.state.htsget_files
+    return files
+
+
+def max_regions(request: Request) -> int:
+    """The most regions one POST may name (``app.state.htsget_max_regions``, the
+    ``htsget_max_regions`` setting)."""
+    limit: int = getattr(request.app.state, "htsget_max_regions", MAX_REGIONS)
+    return limit
+
+
+# Decorators apply bottom-up: GET is the first route, as in the OpenAPI.
+@router.post(
+    "/variants/{object_id}",
+    summary="htsget ticket for variants",
+    operation_id="htsget_variants_post",
+)
+@router.get(
+    "/variants/{object_id}",
+    summary="htsget ticket for variants",
+    operation_id="htsget_variants_get",
+)
+async def variants_ticket(request: Request, object_id: str) -> JSONResponse:
+    return await _ticket(request, "variants", object_id)
+
+
+@router.post(
+    "/reads/{object_id}",
+    summary="htsget ticket for reads",
+    operation_id="htsget_reads_post",
+)
+@router.get(
+    "/reads/{object_id}",
+    summary="htsget ticket for reads",
+    operation_id="htsget_reads_get",
+)
+async def reads_ticket(request: Request, object_id: str) -> JSONResponse:
+    return await _ticket(request, "reads", object_id)
+
+
+@router.get("/blocks/{kind}/{object_id}", summary="Ticket blocks")
+async def block(request: Request, kind: str, object_id: str) -> StreamingResponse:
+    # Checking the link and opening the slicer are blocking; the stream itself is
+    # iterated in the thread pool by StreamingResponse.
+    return await run_blocking(request, _block_response, request, kind, object_id)
+
+
+async def _ticket(request: Request, kind: Kind, object_id: str) -> JSONResponse:
+    parameters, post = await _parameters(request)
+    document = await run_blocking(
+        request, _ticket_document, request, kind, object_id, parameters, post
+    )
+    return json_response(document, media_type=HTSGET_MEDIA_TYPE)
+
+
+async def _parameters(request: Request) -> tuple[dict[str, Any], bool]:
+    """A ticket request's parameters (POST: the body, with query parameters it
+    lacks), and whether it was a POST."""
+    if request.method == "POST":
+        body = await read_json_object(request)
+        for name in ("format", "class", "fields", "tags", "notags"):
+            if name in request.query_params and name not in body:
+                body[name] = request.query_params[name]
+        return body, True
+    return dict(request.query_params), False
+
+
+def _ticket_document(
+    request: Request,
+    kind: Kind,
+    object_id: str,
+    parameters: dict[str, Any],
+    post: bool,
+) -> dict[str, Any]:
+    files = htsget_files(request)
+    query = parse_query(kind, parameters, post=post, max_regions=max_regions(request))
+    if kind == "variants":
+        stored = files.variants_object(object_id)
+    else:
+        stored = files.reads_object(object_id)
+    caller = files.service.require(request, stored.dataset_id, what=f"htsget.{kind}")
+    return ticket(files, caller, stored, query, object_id=object_id)
+
+
+def _block_response(request: Request, kind: str, object_id: str) -> StreamingResponse:
+    if kind not in FORMATS:
+        raise NotFoundError(f"no {kind!r} blocks")
+    files = htsget_files(request)
+    parameters = {
+        name: request.query_params[name]
+        for name in _BLOCK_PARAMETERS
+        if name in request.query_params
+    }
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise TokenError("a block needs the Authorization header of its ticket URL")
+    files.service.require_link(
+        token.strip(),
+        resource=block_resource(kind, object_id, parameters),
+        what=f"htsget.{kind}.block",
+    )
+    stream = block_chunks(files, kind, object_id, parameters)
+    return StreamingResponse(stream, media_type="application/octet-stream")
