@@ -209,30 +209,36 @@ async def _beacon_request(request: Request) -> BeaconRequest:
 
 
 async def info(request: Request) -> JSONResponse:
-    return json_response(await run_blocking(request, _info_document, request))
+    async with audited(request):
+        document = await run_blocking(request, _info_document, request)
+    return json_response(document)
 
 
 async def configuration(request: Request) -> JSONResponse:
-    return json_response(await run_blocking(request, _configuration_document, request))
+    async with audited(request):
+        document = await run_blocking(request, _configuration_document, request)
+    return json_response(document)
 
 
 async def query_entries(
     request: Request, path: Annotated[BeaconPath, Depends(beacon_path)]
 ) -> JSONResponse:
-    beacon_request = await _beacon_request(request)
-    document = await run_blocking(
-        request, _answer_document, request, beacon_request, path.scope()
-    )
+    async with audited(request):
+        beacon_request = await _beacon_request(request)
+        document = await run_blocking(
+            request, _answer_document, request, beacon_request, path.scope()
+        )
     return json_response(document)
 
 
 async def query_filtering_terms(
     request: Request, path: Annotated[BeaconPath, Depends(beacon_path)]
 ) -> JSONResponse:
-    await _beacon_request(request)  # rejects unknown parameters
-    document = await run_blocking(
-        request, _filtering_terms_document, request, path.entry_id
-    )
+    async with audited(request):
+        await _beacon_request(request)  # rejects unknown parameters
+        document = await run_blocking(
+            request, _filtering_terms_document, request, path.entry_id
+        )
     return json_response(document)
 
 
@@ -413,8 +419,9 @@ def add_beacon_routes(
 
 
 #: Every Beacon v2 route of the node, relative to the API root (mount with
-#: ``prefix="/api"``); each request's access decisions are audited.
-router = APIRouter(dependencies=[Depends(audited)])
+#: ``prefix="/api"``); each handler audits its request's access decisions
+#: (:func:`~genomenode.access.callers.audited`).
+router = APIRouter()
 add_beacon_routes(
     router,
     info=info,
