@@ -376,6 +376,13 @@ def _measure(
             ),
         }
     runs: list[Run] = []
+    groups = {
+        **{
+            node.node_id: process.pid
+            for node, process in zip(nodes, processes[:-1], strict=True)
+        },
+        "network": processes[-1].pid,
+    }
     for name, base_url, quiet_ms in (
         ("PT node", controlled.url, facts["fast alone, node"]),
         ("network", network, facts["fast alone, network"]),
@@ -387,6 +394,7 @@ def _measure(
             connections=connections,
             seconds=WARM_UP_SECONDS,
         )
+        before = {label: _cpu_seconds(group) for label, group in groups.items()}
         alone = _load(
             f"{name}, fast only",
             base_url,
@@ -394,6 +402,10 @@ def _measure(
             connections=connections,
             seconds=seconds,
         )
+        for label, used in _cpu_per_request(
+            groups, before, alone.fast.requests
+        ).items():
+            facts[f"cpu ms, {name}: {label}"] = used
         runs.append(alone)
         mixed = _load(
             f"{name}, fast + slow",
@@ -430,6 +442,28 @@ def _measure(
     finally:
         os.killpg(group, signal.SIGCONT)
     return runs, facts
+
+
+def _cpu_seconds(group: int) -> float:
+    """CPU time (user + system) used so far by the processes of ``group``."""
+    total = 0
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # After the command's ")": state, ppid, pgrp ... utime, stime (stat(5)).
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per_request(
+    groups: dict[str, int], before: dict[str, float], requests: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per answered request, by process, since ``before``."""
+    return {
+        name: 1000 * (_cpu_seconds(group) - before[name]) / max(1, requests)
+        for name, group in groups.items()
+    }
 
 
 def _ratio(numerator: float, denominator: float) -> str:
@@ -500,6 +534,21 @@ def _report(runs: Sequence[Run], facts: dict[str, float]) -> None:
         f"slow {facts['slow alone, node']:.0f} ms on the PT node "
         f"({facts['individuals']:.0f} individuals)."
     )
+    print(
+        "\nCPU per answered fast request, by process (ms; independent of the "
+        "machine's other load, unlike requests/s):"
+    )
+    for name in ("PT node", "network"):
+        used = {
+            key.rsplit(": ", 1)[1]: value
+            for key, value in facts.items()
+            if key.startswith(f"cpu ms, {name}: ")
+        }
+        print(
+            f"- {name} fast only: "
+            + ", ".join(f"{label} {value:.2f}" for label, value in used.items())
+            + f"; total {sum(used.values()):.2f}"
+        )
 
 
 def _processor() -> str:

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .store import crypt
 from .store.db import open_database
+from .store.generation import GENERATION_FILE_OPTION
 from .store.models import (
     AUDIT_FILES_OPTION,
     STATUS_PUBLISHED,
@@ -111,8 +112,18 @@ class Node:
         engine = open_database(self.config.database_url, self.config.db_schema)
         # The audit log's keys are files beside the node's other keys, never rows
         # of its database; genomenode.access.audit finds them through the engine.
-        engine.update_execution_options(**{AUDIT_FILES_OPTION: self.audit_files})
+        engine.update_execution_options(
+            **{
+                AUDIT_FILES_OPTION: self.audit_files,
+                GENERATION_FILE_OPTION: self.generation_file,
+            }
+        )
         return engine
+
+    @property
+    def generation_file(self) -> pathlib.Path:
+        """The published datasets' generation signal (:mod:`.store.generation`)."""
+        return self.config.node_dir / "published.generation"
 
     @property
     def audit_files(self) -> AuditFiles:

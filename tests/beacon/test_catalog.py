@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sqlalchemy
 
 from genomenode.beacon.catalog import Catalog
+from genomenode.node import open_node
+from genomenode.store.generation import bump_generation
 
 
 def _naive_sample_variants(handle, sample: int) -> list[tuple[int, int]]:
@@ -25,3 +28,30 @@ def test_sample_variants_equal_a_naive_scan(beacon_node, dataset_id):
         expected = _naive_sample_variants(handle, sample)
         assert expected  # someone carries something, or the check is empty
         assert list(handle.sample_variants(sample)) == expected
+
+
+def test_the_database_is_read_only_when_the_signal_changes(node):
+    """Per call the catalog reads the generation's signal file, not the database;
+    a change committed by another process (another Node on the same directory)
+    is seen on the very next call."""
+    catalog = Catalog(node, refresh_seconds=3600)
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        node.engine,
+        "before_cursor_execute",
+        lambda *arguments: statements.append(arguments[2]),
+    )
+    assert catalog.datasets() == []
+    read_first = len(statements)
+    assert read_first > 0
+    for _ in range(10):
+        catalog.datasets()
+    assert len(statements) == read_first
+    with (
+        open_node(node.config.node_dir) as other,
+        other.session() as session,
+        session.begin(),
+    ):
+        bump_generation(session)
+    catalog.datasets()
+    assert len(statements) > read_first

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from ..access import DatasetAccess
 from ..access.decision import DEFAULT_GRANULARITY
 from ..node import Node
-from ..store.generation import read_generation
+from ..store.generation import read_generation, read_signal, write_signal
 from ..store.genotypes import GenotypeStore
 from ..store.models import (
     Biosample,
@@ -289,14 +289,30 @@ class Catalog:
         self._handles: dict[str, DatasetHandle] = {}
         self._read_at = -float("inf")
         self._generation: int | None = None
+        self._signal: str | None = None
 
     def datasets(self) -> list[DatasetHandle]:
         """Every published dataset, by id, as the database says now.
 
-        One primary-key read per call (the generation); the list itself is read
-        only when the generation moved or ``refresh_seconds`` passed.
+        One small file read per call (the generation's signal, see
+        :mod:`genomenode.store.generation`); the generation is read from the
+        database when the signal changed (or there is none) or ``refresh_seconds``
+        passed, and the list itself only when the generation moved.
         """
         now = time.monotonic()
+        signal_file = self.node.generation_file
+        # Read before the generation: a change committed in between changes the
+        # signal again, so the next call looks.
+        signal = read_signal(signal_file)
+        if (
+            signal is not None
+            and signal == self._signal
+            and now - self._read_at <= self.refresh_seconds
+        ):
+            return list(self._handles.values())
+        if signal is None:
+            write_signal(signal_file)  # a node from before the signal file
+            signal = read_signal(signal_file)
         with self.node.engine.connect() as connection:
             generation = read_generation(connection)
         if generation != self._generation or now - self._read_at > self.refresh_seconds:
@@ -307,6 +323,7 @@ class Catalog:
             self._handles = {item.id: self._handle(item) for item in facts}
             self._generation = generation
             self._read_at = now
+        self._signal = signal
         return list(self._handles.values())
 
     def _handle(self, facts: DatasetFacts) -> DatasetHandle:
