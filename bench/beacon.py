@@ -48,12 +48,12 @@ import yaml
 from genomenode.access import ANONYMOUS
 from genomenode.beacon.catalog import Catalog
 from genomenode.beacon.engine import PathScope, answer
-from genomenode.beacon.ontology import descendants
 from genomenode.beacon.requests import parse_post
 from genomenode.beacon.responses import result_response
 from genomenode.ingest import ingest
 from genomenode.node import init_node, open_node
 from genomenode.simulate import simulate_cohort
+from genomenode.vocab.ontology import descendants
 
 HERE = pathlib.Path(__file__).parent
 CACHE = HERE / "cache"

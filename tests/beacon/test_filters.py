@@ -10,7 +10,6 @@ import time
 import pytest
 from sqlalchemy import insert, update
 
-from genomenode.beacon import ontology
 from genomenode.beacon.filters import (
     individuals_matching,
     naive_individuals_matching,
@@ -26,6 +25,7 @@ from genomenode.store.models import (
     Measure,
     PhenotypicFeature,
 )
+from genomenode.vocab import ontology
 from tests.conftest import (
     CINECA_INDIVIDUALS,
     CINECA_VCF,

@@ -20,7 +20,6 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
-from ..dataset import duo_terms
 from ..errors import (
     AuthenticationRequired,
     InputError,
@@ -35,6 +34,7 @@ from ..store.models import (
     DataUseTerm,
     Entitlement,
 )
+from ..vocab.duo import PURPOSE_TERMS, duo_terms
 from .audit import append
 from .duo import DataUseCondition, Recommendation, ResearchPurpose, match
 
@@ -104,8 +104,6 @@ _PURPOSE_FLAGS = (
     "genetic_study",
     "clinical_care",
 )
-# The DUO permissions that say what research is ("no restriction" describes data).
-_PURPOSE_TERMS = ("DUO:0000042", "DUO:0000006", "DUO:0000007", "DUO:0000011")
 _CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:\S+$")
 
 
@@ -347,10 +345,10 @@ def purpose_from_json(document: Mapping[str, Any]) -> ResearchPurpose:
             )
     known = duo_terms()
     term = document.get("term")
-    if not isinstance(term, str) or term not in _PURPOSE_TERMS:
+    if not isinstance(term, str) or term not in PURPOSE_TERMS:
         raise InputError(
             f"{term!r} is not a DUO research purpose; use one of "
-            + ", ".join(f"{key} ({known[key]['shorthand']})" for key in _PURPOSE_TERMS),
+            + ", ".join(f"{key} ({known[key]['shorthand']})" for key in PURPOSE_TERMS),
             field="purpose.term",
         )
     disease = document.get("disease")

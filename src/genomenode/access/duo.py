@@ -34,26 +34,15 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
-from ..beacon import ontology
+from ..vocab import ontology
+from ..vocab.duo import CC, DS, GRU, HMB, NRES, PERMISSIONS, POA, duo_terms
 
 __all__ = ["DataUseCondition", "Recommendation", "ResearchPurpose", "match"]
 
 Outcome = Literal["approve", "deny", "abstain"]
 
-_GRU, _NRES, _HMB, _DS, _POA = (
-    "DUO:0000042",
-    "DUO:0000004",
-    "DUO:0000006",
-    "DUO:0000007",
-    "DUO:0000011",
-)
-_PERMISSIONS = {_GRU, _NRES, _HMB, _DS, _POA}
-_ACCEPTED_BY_APPLICANT = {
-    "DUO:0000019": "publication required",
-    "DUO:0000029": "return to database or resource",
-    "DUO:0000024": "publication moratorium",
-    "DUO:0000025": "time limit on use",
-}
+# Modifiers the applicant must accept.
+_ACCEPTED_BY_APPLICANT = ("DUO:0000019", "DUO:0000029", "DUO:0000024", "DUO:0000025")
 # Modifiers checked against the purpose's facts (denials are handled one by one).
 _CHECKED_MODIFIERS = {
     "DUO:0000046",
@@ -62,15 +51,20 @@ _CHECKED_MODIFIERS = {
     "DUO:0000015",
     "DUO:0000016",
 }
-_FOR_THE_COMMITTEE = {
-    "DUO:0000021": "ethics approval required",
-    "DUO:0000020": "collaboration required",
-    "DUO:0000022": "geographical restriction",
-    "DUO:0000026": "user specific restriction",
-    "DUO:0000027": "project specific restriction",
-    "DUO:0000028": "institution specific restriction",
-    "DUO:0000012": "research specific restrictions",
-}
+# Modifiers only the committee can judge.
+_FOR_THE_COMMITTEE = (
+    "DUO:0000021",
+    "DUO:0000020",
+    "DUO:0000022",
+    "DUO:0000026",
+    "DUO:0000027",
+    "DUO:0000028",
+    "DUO:0000012",
+)
+
+
+def _label(term: str) -> str:
+    return duo_terms()[term]["label"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,20 +113,20 @@ def _permission(
     condition: DataUseCondition, purpose: ResearchPurpose
 ) -> tuple[Outcome, str]:
     term = condition.term
-    if term in (_NRES, _GRU):
+    if term in (NRES, GRU):
         return "approve", f"{term}: any research purpose is allowed"
-    if term == _HMB:
-        if purpose.term in (_HMB, _DS):
+    if term == HMB:
+        if purpose.term in (HMB, DS):
             return "approve", f"{term}: the purpose is health or medical research"
         return "deny", f"{term}: only health, medical or biomedical research"
-    if term == _POA:
-        if purpose.term == _POA:
+    if term == POA:
+        if purpose.term == POA:
             return "approve", f"{term}: the purpose is population or ancestry research"
         return "deny", f"{term}: only population origins or ancestry research"
     # DS: disease-specific research.
     if condition.disease is None:
         return "abstain", f"{term}: the dataset names no disease"
-    if purpose.term != _DS or purpose.disease is None:
+    if purpose.term != DS or purpose.disease is None:
         return "deny", f"{term}: only research on {condition.disease}"
     covered = _disease_covers(condition.disease, purpose.disease)
     if covered is None:
@@ -151,23 +145,23 @@ def _modifier(term: str, purpose: ResearchPurpose) -> tuple[Outcome, str]:
     if term in ("DUO:0000045", "DUO:0000018") and purpose.for_profit:
         return "deny", f"{term}: not-for-profit organisations only"
     if term == "DUO:0000044":
-        if purpose.term == _POA:
+        if purpose.term == POA:
             return "deny", f"{term}: population origins or ancestry research prohibited"
         return "approve", f"{term}: the purpose is not ancestry research"
     if term == "DUO:0000015" and purpose.methods_development:
         return "deny", f"{term}: no general methods research"
     if term == "DUO:0000016" and not purpose.genetic_study:
         return "deny", f"{term}: genetic studies only"
-    if term == "DUO:0000043":
+    if term == CC:
         # CC widens what is allowed (clinical care as well as research).
         return "approve", f"{term}: clinical care use is also allowed"
     if term in _ACCEPTED_BY_APPLICANT:
-        label = _ACCEPTED_BY_APPLICANT[term]
+        label = _label(term)
         if term in purpose.accepted:
             return "approve", f"{term}: the applicant accepted '{label}'"
         return "abstain", f"{term}: the applicant has not accepted '{label}'"
     if term in _FOR_THE_COMMITTEE:
-        return "abstain", f"{term}: {_FOR_THE_COMMITTEE[term]}: for the committee"
+        return "abstain", f"{term}: {_label(term)}: for the committee"
     if term in _CHECKED_MODIFIERS:
         return "approve", f"{term}: met by the purpose"
     return "abstain", f"{term}: not a condition this node knows how to check"
@@ -181,20 +175,20 @@ def match(
     A dataset without a permission term gets ``abstain`` (nothing says what is
     allowed); a purpose term that is not a DUO permission is a ``deny``.
     """
-    if purpose.term not in _PERMISSIONS:
+    if purpose.term not in PERMISSIONS:
         return Recommendation(
             "deny", (f"{purpose.term}: not a DUO research purpose term",)
         )
     results: list[tuple[Outcome, str]] = []
-    permissions = [item for item in conditions if item.term in _PERMISSIONS]
+    permissions = [item for item in conditions if item.term in PERMISSIONS]
     if not permissions:
         results.append(("abstain", "the dataset has no DUO permission term"))
     for condition in permissions:
         results.append(_permission(condition, purpose))
     for condition in conditions:
-        if condition.term not in _PERMISSIONS:
+        if condition.term not in PERMISSIONS:
             results.append(_modifier(condition.term, purpose))
-    if purpose.clinical_care and all(item.term != "DUO:0000043" for item in conditions):
+    if purpose.clinical_care and all(item.term != CC for item in conditions):
         results.append(
             ("deny", "clinical care use needs DUO:0000043 (clinical care use)")
         )

@@ -33,8 +33,9 @@ from ..access import Caller, allowed_granularity
 from ..access.callers import audited, caller_of
 from ..errors import BeaconRequestError
 from ..node import Node
+from ..vocab import ontology
 from ..web import json_response, read_json, run_blocking
-from . import filters, framework, ontology
+from . import filters, framework
 from .catalog import Catalog
 from .engine import ENTRY_TYPES, PathScope, answer
 from .filtering_terms import filtering_terms
