@@ -33,8 +33,8 @@ from fastapi.testclient import TestClient
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.ingest import ingest
-from genomenode.node import init_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store.node import init_node
 
 BASE = "http://bench"
 

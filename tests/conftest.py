@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from genomenode.node import Node, init_node
+from genomenode.store.node import Node, init_node
 from tests.postgres_server import PostgresStartError, throwaway_postgres
 
 DATA = pathlib.Path(__file__).parent / "data"

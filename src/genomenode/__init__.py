@@ -17,13 +17,13 @@ _DEFINED_IN = {
     "DatasetDescription": "genomenode.dataset",
     "GenomenodeError": "genomenode.errors",
     "IngestResult": "genomenode.ingest.pipeline",
-    "Node": "genomenode.node",
+    "Node": "genomenode.store.node",
     "Secret": "genomenode.config",
     "discard": "genomenode.ingest.pipeline",
     "ingest": "genomenode.ingest.pipeline",
-    "init_node": "genomenode.node",
+    "init_node": "genomenode.store.node",
     "load_config": "genomenode.config",
-    "open_node": "genomenode.node",
+    "open_node": "genomenode.store.node",
     "read_dataset_description": "genomenode.dataset",
 }
 
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from .ingest.pipeline import IngestResult as IngestResult
     from .ingest.pipeline import discard as discard
     from .ingest.pipeline import ingest as ingest
-    from .node import Node as Node
-    from .node import init_node as init_node
-    from .node import open_node as open_node
+    from .store.node import Node as Node
+    from .store.node import init_node as init_node
+    from .store.node import open_node as open_node
 
 
 def __getattr__(name: str) -> Any:

@@ -42,7 +42,7 @@ from .config import check_production_trust
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
-from .node import Node, open_node
+from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
 from .transfer.htsget import HtsgetFiles
 from .transfer.service import TransferService
@@ -123,7 +123,8 @@ def create_app(
         filter_cpu_seconds=node.config.beacon_filter_cpu_seconds,
     )
     app.state.access = access
-    app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
+    app.state.published = app.state.beacon.published
+    app.state.transfer = TransferService(node, app.state.published, access)
     app.state.htsget_files = HtsgetFiles(app.state.transfer)
     app.state.htsget_max_regions = node.config.htsget_max_regions
     app.state.http_limits = HttpLimits.from_settings(node.config.values)

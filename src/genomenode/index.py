@@ -19,7 +19,7 @@ from .config import NodeConfig, is_development_identity_provider
 
 if TYPE_CHECKING:
     from .network.registry import Registry
-    from .node import Node
+    from .store.node import Node
 
 __all__ = [
     "describe_network",

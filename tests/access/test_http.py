@@ -36,8 +36,8 @@ from genomenode.beacon.schemas import validate
 from genomenode.cli import cli
 from genomenode.config import NodeConfig
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import Node, init_node
 from genomenode.store.models import AuditEntry, StoredFile
+from genomenode.store.node import Node, init_node
 
 from ..conftest import (
     free_port,

@@ -17,7 +17,6 @@ from genomenode.beacon.filters import (
 from genomenode.beacon.requests import Filter, parse_get, parse_post
 from genomenode.errors import BeaconRequestError, NotFoundError
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import (
     Dataset,
     Disease,
@@ -25,6 +24,7 @@ from genomenode.store.models import (
     Measure,
     PhenotypicFeature,
 )
+from genomenode.store.node import init_node
 from genomenode.vocab import ontology
 from tests.conftest import (
     CINECA_INDIVIDUALS,

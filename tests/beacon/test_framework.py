@@ -35,7 +35,7 @@ from genomenode.beacon.schemas import (
 )
 from genomenode.config import NodeConfig
 from genomenode.errors import ConfigError
-from genomenode.node import Node
+from genomenode.store.node import Node
 
 BASE_URL = "https://fi.node.example/api"
 UTC = dt.UTC

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genomenode.access import workflow
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 from tests.access.test_workflow import add_dataset
 
 from .conftest import invoke, invoke_json

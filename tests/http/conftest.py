@@ -43,7 +43,7 @@ from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
 from genomenode.network.app import create_network_app
 from genomenode.network.registry import RegisteredNode, Registry
-from genomenode.node import Node, init_node
+from genomenode.store.node import Node, init_node
 
 from ..conftest import (
     grant_access,

@@ -34,8 +34,8 @@ from genomenode import __version__
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import AuditEntry, StoredFile
+from genomenode.store.node import init_node
 from genomenode.transfer.drs import bundle_checksum
 from genomenode.transfer.links import LinkSigner, load_link_secret
 

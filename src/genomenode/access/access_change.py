@@ -27,11 +27,11 @@ from ..dataset import (
     check_data_use,
 )
 from ..errors import InputError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import STATUS_PUBLISHED, STATUS_UNPUBLISHED, Dataset
 from ..store.models import DataUseTerm as DataUseTermRow
+from ..store.node import Node
 from .audit import add_entry
 from .decision import (
     DEFAULT_GRANULARITY,

@@ -196,7 +196,7 @@ def _log_of(session: Session) -> _Log:
     if not isinstance(files, AuditFiles):
         raise StoreError(
             "this database's audit log has no key: open it as a node "
-            "(genomenode.node) or with genomenode.network.audit"
+            "(genomenode.store.node) or with genomenode.network.audit"
         )
     log = _LOGS.get(files)
     if log is None:

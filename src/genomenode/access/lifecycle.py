@@ -31,7 +31,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, NotFoundError, StoreError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -42,6 +41,7 @@ from ..store.models import (
     Dataset,
     Entitlement,
 )
+from ..store.node import Node
 from .applications import DRAFT, RETURNED, SUBMITTED, Application, _build, _rows
 from .audit import add_entry, append
 from .workflow import _in_transaction

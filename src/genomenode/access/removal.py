@@ -17,7 +17,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, NotFoundError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -38,6 +37,7 @@ from ..store.models import (
     PhenotypicFeature,
     StoredFile,
 )
+from ..store.node import Node
 from .audit import add_entry
 from .lifecycle import (
     REMOVED,

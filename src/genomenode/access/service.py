@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import ConfigError, TokenError
-from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
+from ..store.node import Node
 from . import workflow
 from .audit import AuditWriter
 from .authorize import Authoriser, JsonFetcher, rejected_visas

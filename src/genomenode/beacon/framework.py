@@ -28,7 +28,7 @@ from genomenode.beacon.schemas import BASE_URI
 from genomenode.errors import ConfigError
 
 if TYPE_CHECKING:
-    from genomenode.node import Node
+    from genomenode.store.node import Node
 
 __all__ = [
     "API_VERSION",

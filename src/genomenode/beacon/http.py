@@ -31,12 +31,13 @@ from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
 from ..access.callers import audited, caller_of
+from ..access.decision import dataset_access
 from ..errors import BeaconRequestError
-from ..node import Node
+from ..store.node import Node
+from ..store.published import PublishedDatasets
 from ..vocab import ontology
 from ..web import json_response, read_json, run_blocking
 from . import filters, framework
-from .catalog import Catalog
 from .engine import ENTRY_TYPES, PathScope, answer
 from .filtering_terms import filtering_terms
 from .requests import BeaconRequest, parse_get, parse_post
@@ -66,8 +67,8 @@ Handler = Callable[..., Awaitable[JSONResponse]]
 
 
 class BeaconService:
-    """What the Beacon routes share (``app.state.beacon``): the node, its catalog,
-    identity and settings."""
+    """What the Beacon routes share (``app.state.beacon``): the node, its published
+    datasets, identity and settings."""
 
     def __init__(
         self,
@@ -82,7 +83,7 @@ class BeaconService:
         self.node = node
         self.max_filters = max_filters
         self.filter_cpu_seconds = filter_cpu_seconds
-        self.catalog = Catalog(node)
+        self.published = PublishedDatasets(node)
         self.identity = framework.identity_from_node(
             node, base_url, environment=environment
         )
@@ -94,8 +95,8 @@ class BeaconService:
         """Datasets the caller may query at all (others are never mentioned)."""
         return [
             handle
-            for handle in self.catalog.datasets()
-            if allowed_granularity(caller, handle.access) is not None
+            for handle in self.published.datasets()
+            if allowed_granularity(caller, dataset_access(handle)) is not None
         ]
 
     def summaries(self, caller: Caller) -> list[framework.DatasetSummary]:
@@ -260,7 +261,7 @@ def _answer_document(
     caller = caller_of(request)
     with filters.cpu_budget(service.filter_cpu_seconds):
         found = answer(
-            service.catalog,
+            service.published,
             beacon_request,
             scope,
             caller,

@@ -29,8 +29,8 @@ from rdflib.plugins.parsers.jsonld import to_rdf
 from sqlalchemy import Select, select
 
 from ..errors import NotFoundError, did_you_mean
-from ..node import Node
 from ..store.models import Dataset, DataUseTerm, StoredFile, published_datasets
+from ..store.node import Node
 from ..vocab.duo import PERMISSIONS
 
 __all__ = [

@@ -37,7 +37,7 @@ from ..errors import (
     PermissionDenied,
     TooManyRequests,
 )
-from ..node import Node
+from ..store.node import Node
 from ..web import json_response
 from .dcat import SerialisationFormat, catalogue_graph, serialise
 from .harvest import UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS, Harvester

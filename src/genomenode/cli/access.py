@@ -64,7 +64,7 @@ def access_applications(
 ) -> None:
     """List every application (the operator's view), recording expiries first."""
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         workflow.expire_due(node.engine)
@@ -82,7 +82,7 @@ def access_applications(
 def access_show(node_dir: pathlib.Path, application_id: int, as_json: bool) -> None:
     """Show one application: purpose, DUO recommendation, grant and history."""
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         application = workflow.get_application(
@@ -129,7 +129,7 @@ def access_approve(
     if override != (reason is not None):
         raise click.UsageError("--override and --reason go together")
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     ends_at = (until + dt.timedelta(days=1)).replace(tzinfo=dt.UTC)
     with open_node(node_dir) as node:
@@ -164,7 +164,7 @@ def _decision(name: str, function_name: str, verb: str, help_text: str) -> None:
         node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
     ) -> None:
         from ..access import workflow
-        from ..node import open_node
+        from ..store.node import open_node
 
         with open_node(node_dir) as node:
             application = getattr(workflow, function_name)(
@@ -215,7 +215,7 @@ def access_grants(
 ) -> None:
     """List the grants in force, or all of them with --all."""
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node, node.session() as session:
         found = workflow.grants(
@@ -253,7 +253,7 @@ def access_members(
 ) -> None:
     """Show a dataset's data access committee; add or remove members."""
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         members = workflow.change_dac_members(
@@ -273,7 +273,7 @@ def access_members(
 def access_rotate_key(node_dir: pathlib.Path, as_json: bool) -> None:
     """Sign visas with a new key from now on; visas signed before keep verifying."""
     from ..access.visas import rotate_node_visa_key
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         rotation = rotate_node_visa_key(node.config.node_dir)

@@ -48,7 +48,7 @@ def audit_verify(
 ) -> None:
     """Check every entry and checkpoint of the audit log; name the first bad one."""
     from ..access.audit import read_checkpoint_files, verify
-    from ..node import open_node
+    from ..store.node import open_node
 
     tokens = read_checkpoint_files(checkpoint_files)
     with open_node(node_dir) as node, node.session() as session:
@@ -66,7 +66,7 @@ def audit_checkpoint(
 ) -> None:
     """Verify the log, then sign a checkpoint of its head (printed as a JWS)."""
     from ..access.audit import checkpoint
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         signed = checkpoint(node.engine)

@@ -46,7 +46,7 @@ def serve(
     """
     from ..config import check_production_trust, public_url_for
     from ..index import describe_node
-    from ..node import open_node
+    from ..store.node import open_node
     from ..web import HttpLimits
     from ..web import serve as run_server
 

@@ -26,11 +26,10 @@ from typing import Any
 import zarr
 from sqlalchemy import select
 
-from ..beacon.genes import GeneTable
 from ..dataset import AlignmentSource, DatasetDescription, read_dataset_description
 from ..errors import IngestError, InputError, StoreError
-from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store import crypt
+from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -40,6 +39,7 @@ from ..store.models import (
     STATUS_UNPUBLISHED,
     Dataset,
 )
+from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store.private import private_files
 from . import convert, vcf
 from .alignments import ensure_alignment_index, stage_reference

@@ -11,16 +11,20 @@ import sys
 import pytest
 import yaml
 
-from genomenode.beacon import genes as genes_module
-from genomenode.beacon.genes import Gene, GeneTable, gene_queries, gene_table_for
 from genomenode.beacon.requests import parse_get
-from genomenode.beacon.variants import matching_variants, naive_matching_variants
+from genomenode.beacon.variants import (
+    gene_queries,
+    matching_variants,
+    naive_matching_variants,
+)
 from genomenode.dataset import read_dataset_description
 from genomenode.errors import ConfigError, IngestError, InputError, NotFoundError
 from genomenode.ingest import ingest, pipeline
-from genomenode.node import init_node, open_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store import genes as genes_module
+from genomenode.store.genes import Gene, GeneTable, gene_table_for
 from genomenode.store.genotypes import GenotypeStore
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import write_small_cohort
 
@@ -197,7 +201,7 @@ def test_unknown_gene_and_gene_without_variants_match_nothing(published):
 def test_dataset_without_a_table_warns_once(published, caplog):
     node, _ = published
     genes_module._WARNED.clear()
-    with caplog.at_level("WARNING", logger="genomenode.beacon.genes"):
+    with caplog.at_level("WARNING", logger="genomenode.store.genes"):
         assert gene_table_for(node, "no-genes") is None
         assert gene_table_for(node, "no-genes") is None
     warnings = [r for r in caplog.records if "no-genes" in r.getMessage()]
