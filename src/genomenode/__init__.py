@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 # Public name -> the module that defines it (its one import path).
 _DEFINED_IN = {
     "DatasetDescription": "genomenode.dataset",
@@ -19,6 +17,7 @@ _DEFINED_IN = {
     "IngestResult": "genomenode.ingest.pipeline",
     "Node": "genomenode.store.node",
     "Secret": "genomenode.config",
+    "__version__": "genomenode.version",
     "discard": "genomenode.ingest.pipeline",
     "ingest": "genomenode.ingest.pipeline",
     "init_node": "genomenode.store.node",
@@ -27,7 +26,7 @@ _DEFINED_IN = {
     "read_dataset_description": "genomenode.dataset",
 }
 
-__all__ = sorted([*_DEFINED_IN, "__version__"])
+__all__ = sorted(_DEFINED_IN)
 
 if TYPE_CHECKING:
     from .config import Secret as Secret
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from .store.node import Node as Node
     from .store.node import init_node as init_node
     from .store.node import open_node as open_node
+    from .version import __version__ as __version__
 
 
 def __getattr__(name: str) -> Any:

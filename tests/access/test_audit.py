@@ -32,11 +32,10 @@ from genomenode.access.audit import (
     AuditWriter,
     add_entry,
     append,
-    checkpoint,
     entry_hash,
     entry_mac,
-    verify,
 )
+from genomenode.access.audit_check import checkpoint, verify
 from genomenode.access.audit_keys import AuditKey
 from genomenode.access.visas import SigningKeys
 from genomenode.cli import cli

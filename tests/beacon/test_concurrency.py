@@ -21,7 +21,8 @@ import uvicorn
 
 from genomenode.app import create_app
 from genomenode.store.published import PublishedDataset
-from genomenode.web import ServerProtocol, check_cancelled
+from genomenode.web.blocking import check_cancelled
+from genomenode.web.server import ServerProtocol
 
 from ..conftest import free_port
 

@@ -14,7 +14,8 @@ from genomenode.beacon.filters import (
     individuals_matching,
     naive_individuals_matching,
 )
-from genomenode.beacon.requests import Filter, parse_get, parse_post
+from genomenode.beacon.query import Filter
+from genomenode.beacon.requests import parse_get, parse_post
 from genomenode.errors import BeaconRequestError, NotFoundError
 from genomenode.ingest.pipeline import ingest
 from genomenode.store.models import (

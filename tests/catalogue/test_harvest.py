@@ -24,7 +24,7 @@ from genomenode.catalogue.http import HarvestGate, network_router
 from genomenode.config import Secret
 from genomenode.ingest.pipeline import ingest
 from genomenode.store.node import init_node
-from genomenode.web import install_error_handlers
+from genomenode.web.responses import install_error_handlers
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 

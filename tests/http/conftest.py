@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from genomenode.access import duo as access_duo
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.beacon.schemas import validate
@@ -160,7 +161,7 @@ def ids(fuzz_node, node_client, passports) -> Ids:
         dataset_id=CONTROLLED,
         applicant="applicant@demo.genomenode",
         project_title="Fuzzed approvals",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
         submit=True,
     )
     return Ids(drs_objects=objects, submitted_application=application.id)

@@ -19,7 +19,8 @@ from genomenode.beacon.variants import (
 )
 from genomenode.dataset import read_dataset_description
 from genomenode.errors import ConfigError, IngestError, InputError, NotFoundError
-from genomenode.ingest import ingest, pipeline
+from genomenode.ingest import ingest
+from genomenode.ingest import run as ingest_run
 from genomenode.simulate import simulate_cohort
 from genomenode.store import genes as genes_module
 from genomenode.store.genes import Gene, GeneTable, gene_table_for
@@ -249,7 +250,7 @@ def test_gene_table_changed_during_the_ingest_is_refused(
     sqlite_node, tmp_path, monkeypatch
 ):
     dataset_yaml = _cohort_with_genes(tmp_path / "changing", "changing")
-    original = pipeline.checkpoint
+    original = ingest_run.checkpoint
 
     def edit_after_encrypt(name: str) -> None:
         if name == "after:encrypt":
@@ -257,7 +258,8 @@ def test_gene_table_changed_during_the_ingest_is_refused(
                 handle.write("G9\tLATE\t1\t0\t10\n")
         original(name)
 
-    monkeypatch.setattr(pipeline, "checkpoint", edit_after_encrypt)
+    # "after:encrypt" is reported when the run records the step.
+    monkeypatch.setattr(ingest_run, "checkpoint", edit_after_encrypt)
     with pytest.raises(IngestError, match="changed during the ingest"):
         ingest(sqlite_node, dataset_yaml)
     assert sqlite_node.published() == []

@@ -53,7 +53,7 @@ from .lifecycle import (
     _Refusal,
     _refuse,
 )
-from .workflow import _in_transaction
+from .transactions import in_transaction
 
 __all__ = ["set_access"]
 
@@ -332,7 +332,7 @@ def set_access(
         return change
 
     with dataset_lock(node.staging_dir, dataset_id):
-        result = _in_transaction(node.engine, work)
+        result = in_transaction(node.engine, work)
     if isinstance(result, _Refusal):
         raise _refuse(node, result.change, actor=actor, reason=result.reason)
     return result

@@ -31,13 +31,33 @@ committee (abstain).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Literal
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
+from ..errors import InputError
 from ..vocab import ontology
-from ..vocab.duo import CC, DS, GRU, HMB, NRES, PERMISSIONS, POA, duo_terms
+from ..vocab.duo import (
+    CC,
+    DS,
+    GRU,
+    HMB,
+    NRES,
+    PERMISSIONS,
+    POA,
+    PURPOSE_TERMS,
+    duo_terms,
+)
 
-__all__ = ["DataUseCondition", "Recommendation", "ResearchPurpose", "match"]
+__all__ = [
+    "DataUseCondition",
+    "Recommendation",
+    "ResearchPurpose",
+    "checked_purpose",
+    "match",
+    "purpose_from_json",
+    "purpose_to_json",
+]
 
 Outcome = Literal["approve", "deny", "abstain"]
 
@@ -65,6 +85,16 @@ _FOR_THE_COMMITTEE = (
 
 def _label(term: str) -> str:
     return duo_terms()[term]["label"]
+
+
+_PURPOSE_FLAGS = (
+    "commercial",
+    "for_profit",
+    "methods_development",
+    "genetic_study",
+    "clinical_care",
+)
+_CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:\S+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,3 +231,95 @@ def match(
         else "approve"
     )
     return Recommendation(outcome, tuple(reason for _, reason in results))
+
+
+# -- as JSON ----------------------------------------------------------------------
+
+
+def purpose_to_json(purpose: ResearchPurpose) -> dict[str, Any]:
+    """A research purpose as JSON: the DUO term (with its label) and the facts."""
+    known = duo_terms().get(purpose.term)
+    return {
+        "term": purpose.term,
+        "label": known["label"] if known else None,
+        "disease": purpose.disease,
+        "commercial": purpose.commercial,
+        "for_profit": purpose.for_profit,
+        "methods_development": purpose.methods_development,
+        "genetic_study": purpose.genetic_study,
+        "clinical_care": purpose.clinical_care,
+        "accepted": sorted(purpose.accepted),
+    }
+
+
+def purpose_from_json(document: Mapping[str, Any]) -> ResearchPurpose:
+    """A research purpose from JSON (as :func:`purpose_to_json` writes it).
+
+    ``term`` is the DUO permission that says what the research is: ``DUO:0000042``
+    (GRU), ``DUO:0000006`` (HMB), ``DUO:0000007`` (DS, with a ``disease`` CURIE) or
+    ``DUO:0000011`` (POA). ``commercial``, ``for_profit``, ``methods_development``,
+    ``genetic_study`` (default true) and ``clinical_care`` are booleans; ``accepted``
+    lists the DUO modifiers the applicant accepts (``DUO:0000019`` publication
+    required...). ``label`` is ignored.
+
+    Raises
+    ------
+    InputError
+        Naming the field at fault, e.g. ``purpose.term``.
+    """
+    if not isinstance(document, Mapping):
+        raise InputError(
+            "must be a mapping such as {term: DUO:0000042}", field="purpose"
+        )
+    allowed = {"term", "label", "disease", "accepted", *_PURPOSE_FLAGS}
+    for key in document:
+        if key not in allowed:
+            raise InputError(
+                f"unknown key; use {', '.join(sorted(allowed))}", field=f"purpose.{key}"
+            )
+    known = duo_terms()
+    term = document.get("term")
+    if not isinstance(term, str) or term not in PURPOSE_TERMS:
+        raise InputError(
+            f"{term!r} is not a DUO research purpose; use one of "
+            + ", ".join(f"{key} ({known[key]['shorthand']})" for key in PURPOSE_TERMS),
+            field="purpose.term",
+        )
+    disease = document.get("disease")
+    if known[term]["needs"] == "disease":
+        if not isinstance(disease, str) or not _CURIE.match(disease):
+            raise InputError(
+                f"{term} ({known[term]['label']}) needs a disease term such as "
+                "ICD10:I25.1 or MONDO:0005010",
+                field="purpose.disease",
+            )
+    elif disease is not None:
+        raise InputError(f"{term} takes no disease", field="purpose.disease")
+    flags = {flag: document.get(flag) for flag in _PURPOSE_FLAGS}
+    for flag, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            raise InputError(f"{value!r} is not true or false", field=f"purpose.{flag}")
+    accepted = document.get("accepted", [])
+    if not isinstance(accepted, list):
+        raise InputError("must be a list of DUO terms", field="purpose.accepted")
+    for index, item in enumerate(accepted):
+        if not isinstance(item, str) or known.get(item, {}).get("kind") != "modifier":
+            raise InputError(
+                f"{item!r} is not a DUO modifier term (e.g. DUO:0000019)",
+                field=f"purpose.accepted[{index}]",
+            )
+    return ResearchPurpose(
+        term=term,
+        disease=disease,
+        commercial=flags["commercial"] is True,
+        for_profit=flags["for_profit"] is True,
+        methods_development=flags["methods_development"] is True,
+        # A purpose is a genetic study unless it says otherwise.
+        genetic_study=flags["genetic_study"] is not False,
+        clinical_care=flags["clinical_care"] is True,
+        accepted=frozenset(accepted),
+    )
+
+
+def checked_purpose(purpose: ResearchPurpose) -> ResearchPurpose:
+    return purpose_from_json(purpose_to_json(purpose))

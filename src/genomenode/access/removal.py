@@ -50,7 +50,7 @@ from .lifecycle import (
     _Refusal,
     _refuse,
 )
-from .workflow import _in_transaction
+from .transactions import in_transaction
 
 __all__ = ["remove"]
 
@@ -150,7 +150,7 @@ def _start_removal(
         )
         return change
 
-    result = _in_transaction(node.engine, work)
+    result = in_transaction(node.engine, work)
     if isinstance(result, _Refusal):
         raise _refuse(node, result.change, actor=actor, reason=result.reason)
     return result
@@ -207,4 +207,4 @@ def _delete_rows(
             dataset_id, "remove", True, REMOVED, {"status": (STATUS_REMOVING, REMOVED)}
         )
 
-    return _in_transaction(node.engine, work)
+    return in_transaction(node.engine, work)

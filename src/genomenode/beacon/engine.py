@@ -38,7 +38,7 @@ from ..store.genes import gene_table_for
 from ..store.published import PublishedDataset, PublishedDatasets
 from . import filters as beacon_filters
 from . import variants as beacon_variants
-from .requests import BeaconRequest, Filter, Granularity, VariantQuery
+from .query import BeaconRequest, Filter, Granularity, VariantQuery
 
 __all__ = [
     "COLLECTIONS",

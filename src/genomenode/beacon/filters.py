@@ -58,10 +58,10 @@ from genomenode.store.models import (
     PhenotypicFeature,
     published_datasets,
 )
-from genomenode.web import check_cancelled
+from genomenode.web.blocking import check_cancelled
 
 from ..vocab import ontology
-from .requests import Filter
+from .query import Filter
 
 __all__ = [
     "ALPHANUMERIC_FIELDS",

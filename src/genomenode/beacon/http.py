@@ -8,13 +8,14 @@ handlers are module-level functions; what the app shares with them is
 and what a route's path names (entry type, id, nesting) is its
 :class:`BeaconPath`, read from the matched route by the :func:`beacon_path`
 dependency. Handlers are ``async`` only to read the request
-(:func:`genomenode.web.read_json`, with the node's limits); the query itself
+(:func:`genomenode.web.body.read_json`, with the node's limits); the query itself
 (SQL, Zarr, numpy, the passport check) runs in the thread pool
-(:func:`genomenode.web.run_blocking`), so a slow per-person scan never holds up a
-count query, and it stops when its client goes away. A request may carry at most
-``beacon_max_filters`` filters and spend ``beacon_filter_cpu_seconds`` expanding
-them. Scale out with ``genomenode serve --workers``. Handlers carry no
-docstrings, which FastAPI would publish in the OpenAPI.
+(:func:`genomenode.web.blocking.run_blocking`), so a slow per-person scan never
+holds up a count query, and it stops when its client goes away. A request may
+carry at most ``beacon_max_filters`` filters and spend
+``beacon_filter_cpu_seconds`` expanding them. Scale out with ``genomenode serve
+--workers``. Handlers carry no docstrings, which FastAPI would publish in the
+OpenAPI.
 
 Errors become Beacon error documents in the node's one error handler
 (:mod:`genomenode.web`).
@@ -36,11 +37,15 @@ from ..errors import BeaconRequestError
 from ..store.node import Node
 from ..store.published import PublishedDatasets
 from ..vocab import ontology
-from ..web import json_response, read_json, run_blocking
+from ..web.blocking import run_blocking
+from ..web.body import read_json
+from ..web.responses import json_response
 from . import filters, framework
 from .engine import ENTRY_TYPES, PathScope, answer
+from .entry_types import NESTED
 from .filtering_terms import filtering_terms
-from .requests import BeaconRequest, parse_get, parse_post
+from .query import BeaconRequest
+from .requests import parse_get, parse_post
 from .responses import result_response
 
 __all__ = [
@@ -396,7 +401,7 @@ def add_beacon_routes(
             f"{entry}_one",
             f"One of {entry} by id{scope}",
         )
-        for nested in framework.NESTED.get(entry, ()):
+        for nested in NESTED.get(entry, ()):
             _query_route(
                 router,
                 f"/{entry}/{{entry_id}}/{nested}",

@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import BeaconRequestError
 from ..store.genes import GeneTable
 from ..store.genotypes import GenotypeStore
-from .requests import VariantQuery
+from .query import VariantQuery
 
 __all__ = [
     "VARIANT_TYPES",

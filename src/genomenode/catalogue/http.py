@@ -38,7 +38,7 @@ from ..errors import (
     TooManyRequests,
 )
 from ..store.node import Node
-from ..web import json_response
+from ..web.responses import json_response
 from .dcat import SerialisationFormat, catalogue_graph, serialise
 from .harvest import UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS, Harvester
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from ..web import check_cancelled
+from ..web.blocking import check_cancelled
 from .generation import read_generation
 from .genotypes import GenotypeStore
 from .models import (

@@ -49,7 +49,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from .. import __version__
 from ..access.callers import caller_of, required_access_service
 from ..access.decision import authorize, dataset_access
 from ..errors import (
@@ -59,6 +58,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
+from ..version import __version__
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
 from .service import StoredObject, transfer_service
 
