@@ -38,8 +38,8 @@ from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.access.visas import GrantVisa, SigningKeys, issue_grant_visa
 from genomenode.app import create_app
 from genomenode.ingest import ingest
-from genomenode.node import init_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store.node import init_node
 
 BASE = "http://bench"
 

@@ -46,14 +46,14 @@ import pysam
 import yaml
 
 from genomenode.access import ANONYMOUS
-from genomenode.beacon.catalog import Catalog
 from genomenode.beacon.engine import PathScope, answer
-from genomenode.beacon.ontology import descendants
 from genomenode.beacon.requests import parse_post
 from genomenode.beacon.responses import result_response
 from genomenode.ingest import ingest
-from genomenode.node import init_node, open_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store.node import init_node, open_node
+from genomenode.store.published import PublishedDatasets
+from genomenode.vocab.ontology import descendants
 
 HERE = pathlib.Path(__file__).parent
 CACHE = HERE / "cache"
@@ -103,7 +103,7 @@ def _percentiles(seconds: list[float]) -> tuple[float, float]:
 def _queries(node_dir: pathlib.Path, number: int, seed: int):
     """Random real variants, a 10 kb window at each, and the common phenotype."""
     with open_node(node_dir) as node:
-        handle = Catalog(node).get("bench-beacon")
+        handle = PublishedDatasets(node).get("bench-beacon")
         assert handle is not None, "the bench dataset is not published"
         store = handle.store
         generator = random.Random(seed)
@@ -181,15 +181,15 @@ def _bodies(variants, term):
 def _in_process(node_dir: pathlib.Path, bodies) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {}
     with open_node(node_dir) as node:
-        catalog = Catalog(node)
+        published = PublishedDatasets(node)
         for name, queries in bodies.items():
             # One warm-up pass: the first query of a dataset opens its store.
             for entry, body in queries[:5]:
-                answer(catalog, parse_post(body), PathScope(entry), ANONYMOUS)
+                answer(published, parse_post(body), PathScope(entry), ANONYMOUS)
             seconds = []
             for entry, body in queries:
                 started = time.perf_counter()
-                found = answer(catalog, parse_post(body), PathScope(entry), ANONYMOUS)
+                found = answer(published, parse_post(body), PathScope(entry), ANONYMOUS)
                 result_response(found, caller=ANONYMOUS, meta=dict(META), threshold=5)
                 seconds.append(time.perf_counter() - started)
             timings[name] = seconds

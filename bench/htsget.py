@@ -30,11 +30,12 @@ import time
 import pysam
 from fastapi.testclient import TestClient
 
+from genomenode.access import duo as access_duo
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.ingest import ingest
-from genomenode.node import init_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store.node import init_node
 
 BASE = "http://bench"
 
@@ -72,7 +73,7 @@ def main() -> int:
             dataset_id="bench-htsget",
             applicant="bench@demo",
             project_title="bench",
-            purpose=workflow.purpose_from_json(
+            purpose=access_duo.purpose_from_json(
                 {
                     "term": "DUO:0000007",
                     "disease": "ICD10:I25.1",

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from genomenode.node import Node, init_node
+from genomenode.store.node import Node, init_node
 from tests.postgres_server import PostgresStartError, throwaway_postgres
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -331,6 +331,7 @@ def grant_access(
     """``subject`` applies for ``dataset_id`` (GRU) and an operator approves it
     (overriding a deny recommendation, as a committee may); returns the
     application id. ``now`` backdates both steps."""
+    from genomenode.access import duo as access_duo
     from genomenode.access import workflow
 
     moment = now or dt.datetime.now(dt.UTC)
@@ -339,7 +340,7 @@ def grant_access(
         dataset_id=dataset_id,
         applicant=subject,
         project_title=f"Access for {subject}",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
         submit=True,
         now=now,
     )

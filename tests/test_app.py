@@ -58,7 +58,7 @@ def test_serve_without_public_url_publishes_urls_on_the_served_port(
     from fastapi.testclient import TestClient
 
     from genomenode.ingest.pipeline import ingest
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     from .conftest import write_dataset_yaml, write_small_cohort
 
@@ -108,7 +108,7 @@ def test_a_prod_node_trusting_a_development_provider_refuses_to_start(
     from genomenode.app import create_app
     from genomenode.config import load_config
     from genomenode.errors import ConfigError
-    from genomenode.node import Node
+    from genomenode.store.node import Node
 
     broker = "http://127.0.0.1:8081/dev-idp"
     config_path = sqlite_node.config.node_dir / "genomenode.yaml"
@@ -133,7 +133,7 @@ def test_keys_made_while_serving_are_private(tmp_path, permissive_umask):
     from fastapi.testclient import TestClient
 
     from genomenode.app import create_app
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     from .conftest import assert_private
 

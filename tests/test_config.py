@@ -17,7 +17,7 @@ from genomenode.config import (
     public_url_for,
 )
 from genomenode.errors import ConfigError
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 
 DOCS = pathlib.Path(__file__).parent.parent / "docs"
 

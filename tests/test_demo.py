@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from genomenode.beacon.schemas import validate
 from genomenode.demo import DEMO_RESEARCHER, run_demo
-from genomenode.node import open_node
 from genomenode.store.models import AuditEntry
+from genomenode.store.node import open_node
 
 from .conftest import assert_private
 

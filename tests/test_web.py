@@ -17,16 +17,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from genomenode.errors import PermissionDenied
-from genomenode.web import (
-    HttpLimits,
-    ServerProtocol,
-    check_cancelled,
-    install_error_handlers,
-    json_response,
-    parse_json,
-    read_json,
-    run_blocking,
-)
+from genomenode.web.blocking import check_cancelled, run_blocking
+from genomenode.web.body import HttpLimits, parse_json, read_json
+from genomenode.web.responses import install_error_handlers, json_response
+from genomenode.web.server import ServerProtocol
 
 from .conftest import free_port
 

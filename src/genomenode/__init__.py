@@ -10,24 +10,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 # Public name -> the module that defines it (its one import path).
 _DEFINED_IN = {
     "DatasetDescription": "genomenode.dataset",
     "GenomenodeError": "genomenode.errors",
     "IngestResult": "genomenode.ingest.pipeline",
-    "Node": "genomenode.node",
+    "Node": "genomenode.store.node",
     "Secret": "genomenode.config",
+    "__version__": "genomenode.version",
     "discard": "genomenode.ingest.pipeline",
     "ingest": "genomenode.ingest.pipeline",
-    "init_node": "genomenode.node",
+    "init_node": "genomenode.store.node",
     "load_config": "genomenode.config",
-    "open_node": "genomenode.node",
+    "open_node": "genomenode.store.node",
     "read_dataset_description": "genomenode.dataset",
 }
 
-__all__ = sorted([*_DEFINED_IN, "__version__"])
+__all__ = sorted(_DEFINED_IN)
 
 if TYPE_CHECKING:
     from .config import Secret as Secret
@@ -38,9 +37,10 @@ if TYPE_CHECKING:
     from .ingest.pipeline import IngestResult as IngestResult
     from .ingest.pipeline import discard as discard
     from .ingest.pipeline import ingest as ingest
-    from .node import Node as Node
-    from .node import init_node as init_node
-    from .node import open_node as open_node
+    from .store.node import Node as Node
+    from .store.node import init_node as init_node
+    from .store.node import open_node as open_node
+    from .version import __version__ as __version__
 
 
 def __getattr__(name: str) -> Any:

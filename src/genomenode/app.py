@@ -17,7 +17,8 @@ what they share in ``app.state`` and includes the routers:
 - ``app.state.transfer``: the :class:`~genomenode.transfer.service.TransferService`;
 - ``app.state.htsget_files``: the :class:`~genomenode.transfer.htsget.HtsgetFiles`;
 - ``app.state.htsget_max_regions``: the ``htsget_max_regions`` setting;
-- ``app.state.http_limits``: the :class:`~genomenode.web.HttpLimits` of the settings;
+- ``app.state.http_limits``: the settings'
+  :class:`~genomenode.web.body.HttpLimits`;
 - ``app.state.dev_identity_provider``: the development identity provider, if served.
 """
 
@@ -29,7 +30,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from . import __version__
 from .access import devidp_http
 from .access import http as access_http
 from .access.devidp import DevIdentityProvider
@@ -42,11 +42,13 @@ from .config import check_production_trust
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
-from .node import Node, open_node
+from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
 from .transfer.htsget import HtsgetFiles
 from .transfer.service import TransferService
-from .web import HttpLimits, install_error_handlers
+from .version import __version__
+from .web.body import HttpLimits
+from .web.responses import install_error_handlers
 
 __all__ = [
     "app_from_environment",
@@ -123,7 +125,8 @@ def create_app(
         filter_cpu_seconds=node.config.beacon_filter_cpu_seconds,
     )
     app.state.access = access
-    app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
+    app.state.published = app.state.beacon.published
+    app.state.transfer = TransferService(node, app.state.published, access)
     app.state.htsget_files = HtsgetFiles(app.state.transfer)
     app.state.htsget_max_regions = node.config.htsget_max_regions
     app.state.http_limits = HttpLimits.from_settings(node.config.values)

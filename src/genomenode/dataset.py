@@ -6,10 +6,7 @@ the field at fault.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import functools
-import importlib.resources
 import pathlib
 import re
 import zlib
@@ -19,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import DatasetDescriptionError
+from .vocab.duo import duo_terms
 
 __all__ = [
     "ALIGNMENT_INDEX_SUFFIXES",
@@ -34,7 +32,6 @@ __all__ = [
     "DatasetDescription",
     "check_beacon_granularity",
     "check_data_use",
-    "duo_terms",
     "read_dataset_description",
 ]
 
@@ -141,16 +138,6 @@ class DatasetDescription:
     )
     dac_members: tuple[str, ...] = ()
     alignments: tuple[AlignmentSource, ...] = ()
-
-
-@functools.cache
-def duo_terms() -> dict[str, dict[str, str]]:
-    """The DUO terms genomenode knows, by id (shipped as ``data/duo.csv``)."""
-    text = importlib.resources.files("genomenode.data").joinpath("duo.csv").read_text()
-    rows = csv.DictReader(
-        line for line in text.splitlines() if not line.startswith("#")
-    )
-    return {row["id"]: row for row in rows}
 
 
 class _Reader:

@@ -36,8 +36,8 @@ import yaml
 from rich.console import Console
 
 from .ingest import ingest
-from .node import init_node, open_node
 from .simulate import simulate_cohort
+from .store.node import init_node, open_node
 from .store.private import private_files
 
 __all__ = ["DEMO_DAC", "DEMO_RESEARCHER", "DemoNode", "run_demo"]

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from . import __version__
 from .config import NodeConfig, is_development_identity_provider
+from .version import __version__
 
 if TYPE_CHECKING:
     from .network.registry import Registry
-    from .node import Node
+    from .store.node import Node
 
 __all__ = [
     "describe_network",

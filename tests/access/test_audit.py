@@ -32,11 +32,10 @@ from genomenode.access.audit import (
     AuditWriter,
     add_entry,
     append,
-    checkpoint,
     entry_hash,
     entry_mac,
-    verify,
 )
+from genomenode.access.audit_check import checkpoint, verify
 from genomenode.access.audit_keys import AuditKey
 from genomenode.access.visas import SigningKeys
 from genomenode.cli import cli
@@ -660,7 +659,7 @@ def test_parallel_appends_keep_one_chain(node):
 _PROCESS_WRITER = """
 import sys
 from genomenode.access.audit import AuditWriter, append
-from genomenode.node import open_node
+from genomenode.store.node import open_node
 
 node = open_node(sys.argv[1])
 writer = AuditWriter(node.engine, max_delay_seconds=0.005)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genomenode.access.duo import DataUseCondition, ResearchPurpose, match
-from genomenode.dataset import duo_terms
+from genomenode.vocab.duo import duo_terms
 
 GRU, NRES, HMB, DS, POA = (
     "DUO:0000042",

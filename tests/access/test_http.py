@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from genomenode.access import authorize, workflow
-from genomenode.access.audit import verify
+from genomenode.access import applications, authorize, workflow
+from genomenode.access import duo as access_duo
+from genomenode.access.audit_check import verify
 from genomenode.access.devidp import DevIdentityProvider
 from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.access.visas import GrantVisa, SigningKeys, issue_grant_visa
@@ -36,8 +37,8 @@ from genomenode.beacon.schemas import validate
 from genomenode.cli import cli
 from genomenode.config import NodeConfig
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import Node, init_node
 from genomenode.store.models import AuditEntry, StoredFile
+from genomenode.store.node import Node, init_node
 
 from ..conftest import (
     free_port,
@@ -375,7 +376,7 @@ def test_an_expired_entitlement_grants_nothing(client, node):
         dataset_id=CONTROLLED,
         applicant="late@demo.genomenode",
         project_title="Expired",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000006"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000006"}),
         submit=True,
         now=past,
     )
@@ -410,12 +411,10 @@ def test_a_grant_visa_for_another_dataset_grants_nothing_here(client, provider, 
 
 
 def test_refusals_and_server_errors_on_access_paths_are_audited(app, node, monkeypatch):
-    from genomenode.access import workflow
-
     def broken(*_args, **_kwargs):
         raise RuntimeError("the database fell over")
 
-    monkeypatch.setattr(workflow, "list_applications", broken)
+    monkeypatch.setattr(applications, "list_applications", broken)
     with TestClient(app, raise_server_exceptions=False) as local:
         before = len(_audit(app, node))
         anonymous = local.get("/access/applications")

@@ -15,8 +15,9 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from genomenode.access import access_change, lifecycle, removal, workflow
-from genomenode.access.audit import verify
+from genomenode.access import access_change, applications, lifecycle, removal, workflow
+from genomenode.access import duo as access_duo
+from genomenode.access.audit_check import verify
 from genomenode.app import create_app
 from genomenode.errors import ConflictError, IngestError, NotFoundError
 from genomenode.ingest.pipeline import discard, ingest
@@ -156,7 +157,7 @@ def test_unpublish_hides_the_dataset_at_once_and_publish_restores_it(
     # The data are kept, and so is the grant.
     assert (node.datasets_dir / DATASET / "dataset.json").exists()
     with node.session() as session:
-        assert len(workflow.grants(session, dataset_id=DATASET)) == 1
+        assert len(applications.grants(session, dataset_id=DATASET)) == 1
     with pytest.raises(IngestError, match="unpublished"):
         ingest(node, tmp_path / "cohort" / "dataset.yaml")
     assert discard(node, DATASET) is False
@@ -231,7 +232,7 @@ def test_granularities_and_duo_terms_that_take_from_grants_need_force(
         dataset_id=DATASET,
         applicant=VISITOR,
         project_title="Open question",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
     )
     granted = _bearer(client, RESEARCHER)
     assert _exists(client, granted, "record")["numTotalResults"] >= 1
@@ -283,7 +284,7 @@ def test_granularities_and_duo_terms_that_take_from_grants_need_force(
         ).all()
     assert terms == ["DUO:0000007"]
     assert (
-        workflow.get_application(
+        applications.get_application(
             node.engine, draft.id, as_operator=True
         ).recommendation.outcome
         == "deny"

@@ -17,7 +17,7 @@ import httpx2
 
 from genomenode.access import access_change, lifecycle
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node, open_node
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import free_port, wait_until_up, write_dataset_yaml, write_small_cohort
 

@@ -34,8 +34,8 @@ from genomenode.app import create_app
 from genomenode.config import NodeConfig, load_config
 from genomenode.errors import ConfigError, TokenError
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import Node, init_node, open_node
 from genomenode.store.models import AuditEntry
+from genomenode.store.node import Node, init_node, open_node
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 

@@ -16,10 +16,10 @@ import sys
 import httpx2
 import yaml
 
-from genomenode.access.audit import verify
+from genomenode.access.audit_check import verify
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node, open_node
 from genomenode.store.models import AuditEntry
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import (
     free_port,

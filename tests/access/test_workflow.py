@@ -11,10 +11,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import event, func, select
 
-from genomenode.access import workflow
-from genomenode.access.audit import verify
-from genomenode.access.duo import DataUseCondition, ResearchPurpose
-from genomenode.access.workflow import (
+from genomenode.access import applications, committee, workflow
+from genomenode.access import duo as access_duo
+from genomenode.access.applications import (
     APPROVED,
     DRAFT,
     EXPIRED,
@@ -25,6 +24,8 @@ from genomenode.access.workflow import (
     SUBMITTED,
     TRANSITIONS,
 )
+from genomenode.access.audit_check import verify
+from genomenode.access.duo import DataUseCondition, ResearchPurpose
 from genomenode.errors import (
     AuthenticationRequired,
     ConflictError,
@@ -114,7 +115,7 @@ def assert_audit_intact(node) -> None:
 
 def active(node, subject="alice", now=NOW) -> frozenset[str]:
     with node.session() as session:
-        return workflow.active_grants(session, subject, now=now)
+        return applications.active_grants(session, subject, now=now)
 
 
 def reach(node, state: str) -> int:
@@ -139,13 +140,13 @@ def reach(node, state: str) -> int:
         elif state == EXPIRED:
             expired = workflow.expire_due(engine, now=NOW + dt.timedelta(days=2))
             assert expired == [application_id]
-    assert workflow.get_application(engine, application_id, as_operator=True).state == (
-        state
-    )
+    assert applications.get_application(
+        engine, application_id, as_operator=True
+    ).state == (state)
     return application_id
 
 
-ACTIONS: dict[str, Callable[..., workflow.Application]] = {
+ACTIONS: dict[str, Callable[..., applications.Application]] = {
     "edit": lambda engine, i: workflow.edit_application(
         engine, i, actor="alice", project_title="New title", now=NOW
     ),
@@ -328,13 +329,17 @@ def test_every_action_outside_its_states_is_a_conflict(node, state):
     for action, (sources, _target) in TRANSITIONS.items():
         if action == "expire" or state in sources:
             continue
-        before = workflow.get_application(node.engine, application_id, as_operator=True)
+        before = applications.get_application(
+            node.engine, application_id, as_operator=True
+        )
         with pytest.raises(ConflictError) as caught:
             ACTIONS[action](node.engine, application_id)
         assert caught.value.status == 409
         assert f"is {state}" in str(caught.value)
         assert f"cannot {action}" in str(caught.value)
-        after = workflow.get_application(node.engine, application_id, as_operator=True)
+        after = applications.get_application(
+            node.engine, application_id, as_operator=True
+        )
         assert after == before
     assert_audit_intact(node)
 
@@ -373,7 +378,7 @@ def test_refusals_change_nothing_and_are_audited(node, state, action, actor, mes
     application_id = reach(node, state)
     if actor == "bob":
         _add_member(node, application_id, "bob")
-    before = workflow.get_application(node.engine, application_id, as_operator=True)
+    before = applications.get_application(node.engine, application_id, as_operator=True)
     num_entries = len(audit_entries(node))
     calls = {
         "edit": lambda: workflow.edit_application(
@@ -400,7 +405,7 @@ def test_refusals_change_nothing_and_are_audited(node, state, action, actor, mes
         calls[action]()
 
     assert caught.value.status == 403
-    after = workflow.get_application(node.engine, application_id, as_operator=True)
+    after = applications.get_application(node.engine, application_id, as_operator=True)
     assert after == before
     entries = audit_entries(node)
     assert len(entries) == num_entries + 1
@@ -443,7 +448,9 @@ def test_committee_of_another_dataset_may_not_decide_nor_learn_of_it(node):
 
 def _hidden_calls(engine, application_id: int, actor: str) -> dict[str, Callable]:
     return {
-        "read": lambda: workflow.get_application(engine, application_id, viewer=actor),
+        "read": lambda: applications.get_application(
+            engine, application_id, viewer=actor
+        ),
         "edit": lambda: workflow.edit_application(
             engine, application_id, actor=actor, project_title="x", now=NOW
         ),
@@ -468,7 +475,7 @@ def test_an_application_one_may_not_see_reads_as_a_missing_one(node, action):
     state = {"edit": DRAFT, "submit": DRAFT, "revoke": APPROVED}.get(action, SUBMITTED)
     application_id = reach(node, state)
     missing_id = application_id + 1000
-    before = workflow.get_application(node.engine, application_id, as_operator=True)
+    before = applications.get_application(node.engine, application_id, as_operator=True)
     num_entries = len(audit_entries(node))
 
     answers = []
@@ -482,7 +489,7 @@ def test_an_application_one_may_not_see_reads_as_a_missing_one(node, action):
     # One answer, which names neither the dataset nor its committee.
     assert len(set(answers)) == 1, answers
     assert "d1" not in answers[0] and COMMITTEE not in answers[0]
-    after = workflow.get_application(node.engine, application_id, as_operator=True)
+    after = applications.get_application(node.engine, application_id, as_operator=True)
     assert after == before
     # Every refusal is in the audit log: who, which application, why.
     entries = audit_entries(node)[num_entries:]
@@ -518,7 +525,7 @@ def test_approve_needs_an_aware_end_in_the_future(node, ends_at, message):
         )
 
     assert caught.value.field == "ends_at"
-    state = workflow.get_application(node.engine, application_id, as_operator=True)
+    state = applications.get_application(node.engine, application_id, as_operator=True)
     assert state.state == SUBMITTED
 
 
@@ -591,14 +598,14 @@ def test_purpose_json_round_trips():
         accepted=frozenset({"DUO:0000019", "DUO:0000024"}),
     )
 
-    document = workflow.purpose_to_json(purpose)
+    document = access_duo.purpose_to_json(purpose)
 
     assert document["term"] == DS
     assert document["label"] == "disease specific research"
     assert document["accepted"] == ["DUO:0000019", "DUO:0000024"]
     assert json.loads(json.dumps(document)) == document
-    assert workflow.purpose_from_json(document) == purpose
-    assert workflow.purpose_from_json({"term": GRU}) == ResearchPurpose(GRU)
+    assert access_duo.purpose_from_json(document) == purpose
+    assert access_duo.purpose_from_json({"term": GRU}) == ResearchPurpose(GRU)
 
 
 @pytest.mark.parametrize(
@@ -618,7 +625,7 @@ def test_purpose_json_round_trips():
 )
 def test_purpose_errors_name_the_field(document, field, message):
     with pytest.raises(InputError, match=re.escape(message)) as caught:
-        workflow.purpose_from_json(document)
+        access_duo.purpose_from_json(document)
 
     assert caught.value.field == field
     assert caught.value.status == 400
@@ -678,7 +685,9 @@ def test_approving_against_a_deny_needs_a_reason_that_is_audited(node):
             override_reason=blank,
         )
     assert (
-        workflow.get_application(node.engine, application.id, as_operator=True).state
+        applications.get_application(
+            node.engine, application.id, as_operator=True
+        ).state
         == SUBMITTED
     )
 
@@ -746,7 +755,9 @@ def test_a_grant_ends_at_its_end_before_expiry_is_recorded(node):
     assert active(node, now=NOW) == {"d1"}
     assert active(node, now=last_moment) == {"d1"}
     assert active(node, now=ends_at) == frozenset()  # expire_due has not run
-    application = workflow.get_application(node.engine, application_id, viewer="alice")
+    application = applications.get_application(
+        node.engine, application_id, viewer="alice"
+    )
     assert application.state == APPROVED
     assert application.grant.active(last_moment)
     assert not application.grant.active(ends_at)
@@ -755,9 +766,9 @@ def test_a_grant_ends_at_its_end_before_expiry_is_recorded(node):
     assert workflow.expire_due(node.engine, now=ends_at) == [application_id]
     assert workflow.expire_due(node.engine, now=ends_at) == []
 
-    expired = workflow.get_application(node.engine, application_id, viewer="alice")
+    expired = applications.get_application(node.engine, application_id, viewer="alice")
     assert expired.state == EXPIRED
-    assert expired.events[-1].actor == workflow.EXPIRY_ACTOR
+    assert expired.events[-1].actor == applications.EXPIRY_ACTOR
     assert (expired.events[-1].from_state, expired.events[-1].to_state) == (
         APPROVED,
         EXPIRED,
@@ -766,7 +777,7 @@ def test_a_grant_ends_at_its_end_before_expiry_is_recorded(node):
     assert (entry.action, entry.outcome, entry.actor) == (
         "access.expire",
         "allow",
-        workflow.EXPIRY_ACTOR,
+        applications.EXPIRY_ACTOR,
     )
     assert ends_at.isoformat() in entry.reason
     assert_audit_intact(node)
@@ -786,7 +797,7 @@ def test_expire_due_leaves_revoked_and_unexpired_alone(node):
 
     states = {
         item.id: item.state
-        for item in workflow.list_applications(engine, as_operator=True)
+        for item in applications.list_applications(engine, as_operator=True)
     }
     assert states == {short: EXPIRED, long: APPROVED, revoked: REVOKED}
 
@@ -805,11 +816,11 @@ def test_grants_lists_active_or_all(node):
     workflow.revoke(engine, second, actor=COMMITTEE, now=NOW)
 
     with node.session() as session:
-        in_force = workflow.grants(session, now=NOW)
-        everything = workflow.grants(session, include_inactive=True, now=NOW)
-        alices = workflow.grants(session, subject="alice", include_inactive=True)
-        on_d2 = workflow.grants(session, dataset_id="d2", include_inactive=True)
-        after_the_end = workflow.grants(session, now=LATER)
+        in_force = applications.grants(session, now=NOW)
+        everything = applications.grants(session, include_inactive=True, now=NOW)
+        alices = applications.grants(session, subject="alice", include_inactive=True)
+        on_d2 = applications.grants(session, dataset_id="d2", include_inactive=True)
+        after_the_end = applications.grants(session, now=LATER)
 
     assert [g.application_id for g in in_force] == [first, third]
     assert [g.application_id for g in everything] == [first, second, third]
@@ -855,15 +866,15 @@ def test_who_may_see_an_application(node):
     application_id = apply(node, members=["bob"]).id
 
     for viewer in ("alice", "bob", COMMITTEE):
-        seen = workflow.get_application(node.engine, application_id, viewer=viewer)
+        seen = applications.get_application(node.engine, application_id, viewer=viewer)
         assert seen.id == application_id
-    assert workflow.get_application(node.engine, application_id, as_operator=True)
+    assert applications.get_application(node.engine, application_id, as_operator=True)
     with pytest.raises(NotFoundError):
-        workflow.get_application(node.engine, application_id, viewer="mallory")
+        applications.get_application(node.engine, application_id, viewer="mallory")
     with pytest.raises(AuthenticationRequired):
-        workflow.get_application(node.engine, application_id)
+        applications.get_application(node.engine, application_id)
     with pytest.raises(NotFoundError):
-        workflow.get_application(node.engine, 404, as_operator=True)
+        applications.get_application(node.engine, 404, as_operator=True)
 
 
 def test_list_applications_by_viewer_dataset_and_state(node):
@@ -875,7 +886,7 @@ def test_list_applications_by_viewer_dataset_and_state(node):
     bob_d2 = apply(node, dataset_id="d2", applicant="bob", members=["erin"]).id
 
     def ids(**options):
-        return [item.id for item in workflow.list_applications(engine, **options)]
+        return [item.id for item in applications.list_applications(engine, **options)]
 
     assert ids(as_operator=True) == [alice_d1, alice_d2, bob_d2]
     assert ids(viewer="alice") == [alice_d1, alice_d2]
@@ -899,7 +910,7 @@ def test_application_json(node):
         node.engine, application_id, actor=COMMITTEE, ends_at=LATER, now=NOW
     )
 
-    document = workflow.get_application(
+    document = applications.get_application(
         node.engine, application_id, as_operator=True
     ).to_json()
 
@@ -926,29 +937,29 @@ def test_committee_is_dataset_yaml_and_added_members(node):
     add_dataset(node, dac=("yaml-member",))
     engine = node.engine
 
-    workflow.add_dac_member(engine, dataset_id="d1", subject=" added ", actor="op:x")
-    workflow.add_dac_member(engine, dataset_id="d1", subject="added", actor="op:x")
-    workflow.add_dac_member(engine, dataset_id="d1", subject="yaml-member", actor="o")
+    committee.add_dac_member(engine, dataset_id="d1", subject=" added ", actor="op:x")
+    committee.add_dac_member(engine, dataset_id="d1", subject="added", actor="op:x")
+    committee.add_dac_member(engine, dataset_id="d1", subject="yaml-member", actor="o")
     with node.session() as session:
-        assert workflow.dac_members(session, "d1") == {"yaml-member", "added"}
-        assert workflow.dac_members(session, "nowhere") == frozenset()
+        assert applications.dac_members(session, "d1") == {"yaml-member", "added"}
+        assert applications.dac_members(session, "nowhere") == frozenset()
 
     application_id = apply(node, submit=True).id
     workflow.reject(node.engine, application_id, actor="added", now=NOW)
 
     with pytest.raises(ConflictError, match=r"dataset\.yaml"):
-        workflow.remove_dac_member(
+        committee.remove_dac_member(
             engine, dataset_id="d1", subject="yaml-member", actor="op:x"
         )
-    workflow.remove_dac_member(engine, dataset_id="d1", subject="added", actor="op:x")
+    committee.remove_dac_member(engine, dataset_id="d1", subject="added", actor="op:x")
     with pytest.raises(NotFoundError):
-        workflow.remove_dac_member(
+        committee.remove_dac_member(
             engine, dataset_id="d1", subject="added", actor="op:x"
         )
     with pytest.raises(NotFoundError):
-        workflow.add_dac_member(engine, dataset_id="d9", subject="x", actor="op:x")
+        committee.add_dac_member(engine, dataset_id="d9", subject="x", actor="op:x")
     with node.session() as session:
-        assert workflow.dac_members(session, "d1") == {"yaml-member"}
+        assert applications.dac_members(session, "d1") == {"yaml-member"}
 
     changes = [
         (e.action, e.actor, e.details)
@@ -966,10 +977,10 @@ def test_catalogue_lists_published_datasets_with_conditions(node):
     add_dataset(node, "d1", terms=((DS, "ICD10:I50"), ("DUO:0000019", None)))
     add_dataset(node, "d0", dac=None)
     add_dataset(node, "staged", status="staging")
-    workflow.add_dac_member(node.engine, dataset_id="d1", subject="zed", actor="op")
+    committee.add_dac_member(node.engine, dataset_id="d1", subject="zed", actor="op")
 
     with node.session() as session:
-        items = workflow.catalogue_items(session)
+        items = applications.catalogue_items(session)
 
     assert [item.dataset_id for item in items] == ["d0", "d1"]
     d1 = items[1]
@@ -992,7 +1003,7 @@ def test_catalogue_lists_published_datasets_with_conditions(node):
 
 
 def test_grant_active_bounds():
-    grant = workflow.Grant(
+    grant = applications.Grant(
         id=1,
         application_id=1,
         subject="alice",
@@ -1006,7 +1017,9 @@ def test_grant_active_bounds():
     assert not grant.active(NOW - dt.timedelta(microseconds=1))
     assert grant.active(NOW)
     assert not grant.active(LATER)
-    revoked = workflow.Grant(**{**grant.__dict__, "revoked_at": NOW, "revoked_by": "c"})
+    revoked = applications.Grant(
+        **{**grant.__dict__, "revoked_at": NOW, "revoked_by": "c"}
+    )
     assert not revoked.active(NOW)
 
 
@@ -1065,8 +1078,8 @@ def test_racing_approvals_grant_once(node):
         ]
     )
 
-    won = [r for r in results if isinstance(r, workflow.Application)]
-    lost = [r for r in results if not isinstance(r, workflow.Application)]
+    won = [r for r in results if isinstance(r, applications.Application)]
+    lost = [r for r in results if not isinstance(r, applications.Application)]
     assert len(won) == 1
     assert len(lost) == 7
     for error in lost:
@@ -1082,7 +1095,7 @@ def test_racing_approvals_grant_once(node):
         == 1
     )
     assert count(node, AuditEntry, AuditEntry.action == "access.approve") == 1
-    final = workflow.get_application(node.engine, application_id, as_operator=True)
+    final = applications.get_application(node.engine, application_id, as_operator=True)
     assert final.grant.id == won[0].grant.id
     assert final.events[-1].actor == won[0].events[-1].actor
     assert_audit_intact(node)
@@ -1115,14 +1128,14 @@ def test_many_decisions_at_once_lose_no_update(node):
     for batch in batches:
         for position, application_id in enumerate(batch):
             expected[application_id] = REVOKED if position % 2 == 0 else APPROVED
-    found = workflow.list_applications(node.engine, as_operator=True)
+    found = applications.list_applications(node.engine, as_operator=True)
     assert {item.id: item.state for item in found} == expected
     for item in found:
         assert replay(item.events) == item.state
         assert len(item.events) == (4 if item.state == REVOKED else 3)
         assert item.version == len(item.events) - 1
     with node.session() as session:
-        granted = workflow.grants(session, now=NOW)
+        granted = applications.grants(session, now=NOW)
     assert {grant.application_id for grant in granted} == {
         i for i, state in expected.items() if state == APPROVED
     }
@@ -1155,13 +1168,15 @@ def test_approve_reject_return_revoke_race_ends_consistent(node):
             ]
         )
         for result in results:
-            assert isinstance(result, workflow.Application | ConflictError), result
-        final = workflow.get_application(node.engine, application_id, as_operator=True)
+            assert isinstance(result, applications.Application | ConflictError), result
+        final = applications.get_application(
+            node.engine, application_id, as_operator=True
+        )
         assert replay(final.events) == final.state
         actions = [event.action for event in final.events]
         # Exactly one of the decisions on the submitted application took effect.
         assert sum(actions.count(a) for a in ("approve", "reject", "return")) == 1
-        succeeded = [r for r in results if isinstance(r, workflow.Application)]
+        succeeded = [r for r in results if isinstance(r, applications.Application)]
         assert len(succeeded) == len(actions) - 2
         approved = "approve" in actions
         assert (final.grant is not None) == approved
@@ -1169,7 +1184,7 @@ def test_approve_reject_return_revoke_race_ends_consistent(node):
             assert final.state == REVOKED
             assert final.grant.revoked_by == "dac-d"
         with node.session() as session:
-            granted = workflow.active_grants(session, applicant, now=NOW)
+            granted = applications.active_grants(session, applicant, now=NOW)
         assert ("d1" in granted) == (final.state == APPROVED)
         assert count(
             node, Entitlement, Entitlement.application_id == application_id

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import Node, init_node
 from genomenode.simulate import simulate_cohort
+from genomenode.store.node import Node, init_node
 
 from ..conftest import (
     CINECA_INDIVIDUALS,

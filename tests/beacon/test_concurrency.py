@@ -20,8 +20,9 @@ import pytest
 import uvicorn
 
 from genomenode.app import create_app
-from genomenode.beacon.catalog import DatasetHandle
-from genomenode.web import ServerProtocol, check_cancelled
+from genomenode.store.published import PublishedDataset
+from genomenode.web.blocking import check_cancelled
+from genomenode.web.server import ServerProtocol
 
 from ..conftest import free_port
 
@@ -38,7 +39,7 @@ COUNT_QUERY = {
 def slow_scans(monkeypatch):
     """Each block of a per-person scan takes 50 ms; records which scans stopped."""
     state = {"blocks": 0, "stopped": threading.Event()}
-    original = DatasetHandle.sample_variants
+    original = PublishedDataset.sample_variants
 
     def slow(self, sample):
         try:
@@ -51,7 +52,7 @@ def slow_scans(monkeypatch):
             state["stopped"].set()
             raise
 
-    monkeypatch.setattr(DatasetHandle, "sample_variants", slow)
+    monkeypatch.setattr(PublishedDataset, "sample_variants", slow)
     return state
 
 

@@ -11,11 +11,11 @@ import pysam
 import pytest
 
 from genomenode.access import ANONYMOUS, Caller
-from genomenode.beacon.catalog import Catalog
 from genomenode.beacon.engine import PathScope, answer
 from genomenode.beacon.requests import parse_post
 from genomenode.beacon.responses import result_response
 from genomenode.beacon.schemas import validate
+from genomenode.store.published import PublishedDatasets
 
 from ..conftest import CINECA_VCF
 
@@ -399,9 +399,9 @@ def test_controlled_dataset_tells_anonymous_callers_nothing(
 def _engine_response(
     beacon_node, caller: Caller, entry: str, body: dict, **scope
 ) -> dict:
-    catalog = Catalog(beacon_node)
+    published = PublishedDatasets(beacon_node)
     request = parse_post(body)
-    found = answer(catalog, request, PathScope(entry, **scope), caller)
+    found = answer(published, request, PathScope(entry, **scope), caller)
     return result_response(found, caller=caller, meta=dict(META), threshold=5)
 
 

@@ -13,8 +13,8 @@ from genomenode.beacon.filters import individuals_matching, naive_individuals_ma
 from genomenode.beacon.requests import parse_get
 from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import Individual
+from genomenode.store.node import init_node
 from tests.beacon.test_filters import _write_big_dataset
 from tests.conftest import CINECA_INDIVIDUALS, CINECA_VCF, write_dataset_yaml
 

@@ -10,15 +10,14 @@ import time
 import pytest
 from sqlalchemy import insert, update
 
-from genomenode.beacon import ontology
 from genomenode.beacon.filters import (
     individuals_matching,
     naive_individuals_matching,
 )
-from genomenode.beacon.requests import Filter, parse_get, parse_post
+from genomenode.beacon.query import Filter
+from genomenode.beacon.requests import parse_get, parse_post
 from genomenode.errors import BeaconRequestError, NotFoundError
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import (
     Dataset,
     Disease,
@@ -26,6 +25,8 @@ from genomenode.store.models import (
     Measure,
     PhenotypicFeature,
 )
+from genomenode.store.node import init_node
+from genomenode.vocab import ontology
 from tests.conftest import (
     CINECA_INDIVIDUALS,
     CINECA_VCF,

@@ -9,12 +9,14 @@ import re
 import pytest
 
 import genomenode
-from genomenode.beacon import framework
-from genomenode.beacon.framework import (
+from genomenode.beacon import entry_types
+from genomenode.beacon.entry_types import (
     ENTRY_TYPES,
     ENTRY_TYPES_BY_ENDPOINT,
     FILTERING_TERMS_PATHS,
     NESTED,
+)
+from genomenode.beacon.framework import (
     BeaconIdentity,
     DatasetSummary,
     configuration_response,
@@ -35,7 +37,7 @@ from genomenode.beacon.schemas import (
 )
 from genomenode.config import NodeConfig
 from genomenode.errors import ConfigError
-from genomenode.node import Node
+from genomenode.store.node import Node
 
 BASE_URL = "https://fi.node.example/api"
 UTC = dt.UTC
@@ -154,7 +156,7 @@ def test_meta_names_the_beacon_and_version(identity, datasets):
 
 def test_api_version_has_the_schema_format():
     # beaconCommonComponents: a GitHub-style "v"-prefixed semantic version.
-    assert re.fullmatch(r"v\d+\.\d+\.\d+", framework.API_VERSION)
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", entry_types.API_VERSION)
 
 
 def test_informational_meta_is_reusable_for_result_responses(identity):

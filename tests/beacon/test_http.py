@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.routing import APIRoute
 
-from genomenode.beacon import framework
+from genomenode.beacon import entry_types
 from genomenode.beacon import http as beacon_http
 from genomenode.beacon.http import BeaconPath, BeaconService
 from genomenode.beacon.schemas import validate
@@ -37,7 +37,7 @@ KNOWN_IDS = {
 }
 # The nested endpoints, as the framework declares them (checked against the
 # official OpenAPI in test_framework.py).
-NESTED = framework.NESTED
+NESTED = entry_types.NESTED
 
 
 def check(document: dict, entry: str) -> None:

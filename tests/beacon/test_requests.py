@@ -7,17 +7,10 @@ from typing import Any
 
 import pytest
 
-from genomenode.beacon.requests import (
-    BeaconRequest,
-    BeaconRequestError,
-    Filter,
-    RequestedSchema,
-    VariantQuery,
-    parse_get,
-    parse_post,
-)
+from genomenode.beacon.query import BeaconRequest, Filter, RequestedSchema, VariantQuery
+from genomenode.beacon.requests import parse_get, parse_post
 from genomenode.beacon.schemas import validate
-from genomenode.errors import InputError
+from genomenode.errors import BeaconRequestError, InputError
 
 META = {"apiVersion": "v2.0.0"}
 

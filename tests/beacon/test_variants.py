@@ -23,8 +23,8 @@ from genomenode.beacon.variants import (
 )
 from genomenode.errors import BeaconRequestError
 from genomenode.ingest import ingest
-from genomenode.node import init_node
 from genomenode.store.genotypes import GenotypeStore
+from genomenode.store.node import init_node
 
 from ..conftest import (
     CINECA_INDIVIDUALS,

@@ -20,8 +20,8 @@ from genomenode.app import create_app
 from genomenode.catalogue import http as catalogue_http
 from genomenode.catalogue.dcat import DPV, HEALTHDCATAP, parse_jsonld
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import Dataset
+from genomenode.store.node import init_node
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 from ..handlers import stub_request

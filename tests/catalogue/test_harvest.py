@@ -23,8 +23,8 @@ from genomenode.catalogue.harvest import CatalogueSource, Harvester
 from genomenode.catalogue.http import HarvestGate, network_router
 from genomenode.config import Secret
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
-from genomenode.web import install_error_handlers
+from genomenode.store.node import init_node
+from genomenode.web.responses import install_error_handlers
 
 from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohort
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from genomenode.access import workflow
+from genomenode.access import applications, workflow
 from genomenode.access.duo import ResearchPurpose
 from genomenode.cli import cli
 from genomenode.cli.access import STATES, access_applications
@@ -106,12 +106,12 @@ def test_from_ingest_to_revocation(sqlite_node, tmp_path):
         (application_id, "small")
     ]
     with node.session() as session:
-        assert workflow.active_grants(session, "alice") == {"small"}
+        assert applications.active_grants(session, "alice") == {"small"}
 
     revoked = run(node, "revoke", str(application_id), "--comment", "ended early")
     assert f"Revoked application {application_id} (small, alice)" in revoked.stdout
     with node.session() as session:
-        assert workflow.active_grants(session, "alice") == frozenset()
+        assert applications.active_grants(session, "alice") == frozenset()
     assert run(node, "grants").stdout.strip() == "No grants."
     everything = run(node, "grants", "--all").stdout
     assert "revoked" in everything and "operator:tester" in everything
@@ -189,7 +189,7 @@ def test_applications_filters_and_records_expiry(node):
     assert run_json(node, "applications", "--state", "approved") == []
     expired = run_json(node, "applications", "--state", "expired")
     assert [a["id"] for a in expired] == [lapsed]
-    assert expired[0]["events"][-1]["actor"] == workflow.EXPIRY_ACTOR
+    assert expired[0]["events"][-1]["actor"] == applications.EXPIRY_ACTOR
     on_d2 = run_json(node, "applications", "--dataset", "d2")
     assert [a["id"] for a in on_d2] == [waiting]
     assert run(node, "applications", "--dataset", "d9").stdout.strip() == (
@@ -218,4 +218,4 @@ def test_state_choices_are_the_workflow_states():
     # Spelled out in the CLI so that --help does not import the database layer.
     state_option = next(p for p in access_applications.params if p.name == "state")
     assert isinstance(state_option.type, click.Choice)
-    assert tuple(state_option.type.choices) == STATES == workflow.STATES
+    assert tuple(state_option.type.choices) == STATES == applications.STATES

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from genomenode.access import workflow
-from genomenode.node import init_node
+from genomenode.access import committee
+from genomenode.store.node import init_node
 from tests.access.test_workflow import add_dataset
 
 from .conftest import invoke, invoke_json
@@ -12,7 +12,7 @@ from .conftest import invoke, invoke_json
 def test_verify_checkpoint_and_an_unwritable_out(tmp_path):
     with init_node(tmp_path / "node", node_id="fi-node", country="FI") as node:
         add_dataset(node)
-        workflow.add_dac_member(
+        committee.add_dac_member(
             node.engine, dataset_id="d1", subject="erin", actor="operator:t"
         )
     node_dir = tmp_path / "node"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genomenode.ingest import pipeline
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 from tests.conftest import write_dataset_yaml, write_small_cohort, write_vcf
 
 from .conftest import invoke, invoke_json

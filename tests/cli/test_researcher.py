@@ -29,7 +29,7 @@ from genomenode.access import workflow
 from genomenode.cli import cli
 from genomenode.client.tokens import TokenStore
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node, open_node
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import (
     free_port,

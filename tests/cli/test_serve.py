@@ -9,7 +9,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 from tests.conftest import write_small_cohort
 
 from .conftest import invoke

@@ -55,9 +55,10 @@ def test_the_command_line_and_its_help_load_no_library_stack():
 
 def test_the_public_names_load_on_first_use():
     modules = _imported_after(
-        "import genomenode\nassert genomenode.open_node.__module__ == 'genomenode.node'"
+        "import genomenode\n"
+        "assert genomenode.open_node.__module__ == 'genomenode.store.node'"
     )
-    assert "genomenode.node" in modules and "zarr" not in modules
+    assert "genomenode.store.node" in modules and "zarr" not in modules
 
 
 def test_the_version_is_the_project_version():

@@ -37,13 +37,14 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from genomenode.access import duo as access_duo
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
 from genomenode.network.app import create_network_app
 from genomenode.network.registry import RegisteredNode, Registry
-from genomenode.node import Node, init_node
+from genomenode.store.node import Node, init_node
 
 from ..conftest import (
     grant_access,
@@ -160,7 +161,7 @@ def ids(fuzz_node, node_client, passports) -> Ids:
         dataset_id=CONTROLLED,
         applicant="applicant@demo.genomenode",
         project_title="Fuzzed approvals",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
         submit=True,
     )
     return Ids(drs_objects=objects, submitted_application=application.id)

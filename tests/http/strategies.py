@@ -25,8 +25,8 @@ import urllib.parse
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from genomenode.beacon import ontology
 from genomenode.beacon.requests import GET_PARAMETERS
+from genomenode.vocab import ontology
 
 #: Set to fuzz longer: every fuzz test runs this many examples.
 EXAMPLES_VARIABLE = "GENOMENODE_FUZZ_EXAMPLES"

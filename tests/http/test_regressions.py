@@ -15,7 +15,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from genomenode.access import workflow
+from genomenode.access import applications, workflow
+from genomenode.access import duo as access_duo
 from genomenode.store.models import AuditEntry
 
 from .conftest import (
@@ -284,7 +285,7 @@ def test_approving_until_9999_12_31_is_a_400_naming_ends_at_and_audited(
         dataset_id=CONTROLLED,
         applicant="long@demo.genomenode",
         project_title="Forever",
-        purpose=workflow.purpose_from_json({"term": "DUO:0000042"}),
+        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
         submit=True,
     )
     before = len(_audit(node_app, fuzz_node))
@@ -305,7 +306,7 @@ def test_approving_until_9999_12_31_is_a_400_naming_ends_at_and_audited(
     assert all(entry.outcome != "allow" for entry in attempts)
     assert attempts[-1].actor == DAC
     # Nothing was granted.
-    shown = workflow.get_application(
+    shown = applications.get_application(
         fuzz_node.engine, application.id, viewer="long@demo.genomenode"
     )
     assert shown.state == "submitted", shown

@@ -14,9 +14,9 @@ from genomenode.dataset import read_dataset_description
 from genomenode.errors import DatasetDescriptionError, InputError
 from genomenode.ingest import ingest
 from genomenode.ingest.pipeline import fingerprint, input_files
-from genomenode.node import init_node, open_node
 from genomenode.store import crypt
 from genomenode.store.models import Dataset, StoredFile
+from genomenode.store.node import init_node, open_node
 from genomenode.transfer.cram import StoredCram
 from genomenode.transfer.crypt4gh import Crypt4GHReader
 from genomenode.transfer.reads import ReadRegion, StoredReads

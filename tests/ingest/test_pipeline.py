@@ -17,9 +17,9 @@ import zarr
 from sqlalchemy import func, select
 
 from genomenode.ingest import ingest
-from genomenode.node import open_node
 from genomenode.store.genotypes import GenotypeStore
 from genomenode.store.models import Disease, Individual, Measure, StoredFile
+from genomenode.store.node import open_node
 
 from ..conftest import CINECA_INDIVIDUALS, DATA, genotype_tally, write_dataset_yaml
 
@@ -212,7 +212,7 @@ def genotype_samples(vcf):
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_store(tmp_path, cineca_dataset, monkeypatch):
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     stores = {}
     for workers in ("0", "2"):
@@ -337,8 +337,8 @@ def test_init_and_ingest_leave_only_private_files(
     """Keys, database, store and staging: 0600 files in 0700 directories, also
     what bio2zarr's worker processes write."""
     from genomenode.ingest import pipeline
-    from genomenode.node import init_node
     from genomenode.simulate import simulate_cohort
+    from genomenode.store.node import init_node
 
     from ..conftest import assert_private
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from genomenode.errors import NotFoundError
 from genomenode.ingest import ingest
-from genomenode.node import init_node, open_node
 from genomenode.store import models
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import write_small_cohort
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genomenode.ingest import ingest
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 
 from ..conftest import write_dataset_yaml, write_vcf
 

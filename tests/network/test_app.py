@@ -26,7 +26,7 @@ from genomenode.network.app import (
 )
 from genomenode.network.breaker import BreakerSettings
 from genomenode.network.registry import RegisteredNode, Registry
-from genomenode.web import cancel_on_disconnect
+from genomenode.web.blocking import cancel_on_disconnect
 
 from .test_merge import GOOD, _info
 

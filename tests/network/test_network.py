@@ -27,7 +27,7 @@ import yaml
 
 from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 
 from ..conftest import (
     free_port,

@@ -35,7 +35,7 @@ def _store(node, dataset_id) -> GenotypeStore:
 @pytest.fixture(scope="module")
 def cineca(tmp_path_factory):
     """The 1000 Genomes slice (2,504 samples), ingested once: (store, vcf)."""
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     from ..conftest import CINECA_INDIVIDUALS, CINECA_VCF
 
@@ -54,7 +54,7 @@ def cineca(tmp_path_factory):
 @pytest.fixture(scope="module")
 def chrx(tmp_path_factory):
     """Real chrX (1,126 samples; males written ``0/.``), ingested once."""
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     directory = tmp_path_factory.mktemp("chrx")
     vcf = directory / "cohort.vcf.gz"
@@ -254,7 +254,7 @@ def test_chunk_length_divides_the_block(variants_chunk_size, length):
 @pytest.mark.parametrize("variants_chunk_size", ["37", "130"])
 def test_odd_chunk_sizes_with_two_workers(tmp_path, monkeypatch, variants_chunk_size):
     """Blocks of 37 rows (chunks of 37) and 130 (chunks of 65, last one partial)."""
-    from genomenode.node import init_node
+    from genomenode.store.node import init_node
 
     monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", "2")
     monkeypatch.setenv("GENOMENODE_VARIANTS_CHUNK_SIZE", variants_chunk_size)

@@ -14,7 +14,7 @@ import pysam
 import pytest
 
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
+from genomenode.store.node import init_node
 from genomenode.transfer.client import parse_region
 
 from ..conftest import (

@@ -30,14 +30,14 @@ from crypt4gh import header as c4gh_header
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from genomenode import __version__
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import AuditEntry, StoredFile
+from genomenode.store.node import init_node
 from genomenode.transfer.drs import bundle_checksum
 from genomenode.transfer.links import LinkSigner, load_link_secret
+from genomenode.version import __version__
 
 from ..conftest import (
     grant_access,

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from genomenode.access import workflow
 from genomenode.app import create_app
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.store.models import AuditEntry
+from genomenode.store.node import init_node
 
 from ..conftest import (
     CINECA_INDIVIDUALS,

@@ -16,7 +16,8 @@ from genomenode.errors import (
     UnsupportedFormatError,
 )
 from genomenode.transfer import reads as reads_module
-from genomenode.transfer.reads import READ_FIELDS, ReadRegion, StoredReads
+from genomenode.transfer.read_fields import READ_FIELDS
+from genomenode.transfer.reads import ReadRegion, StoredReads
 
 REFERENCES = [("chr1", 300_000), ("chr2", 120_000), ("chrM", 16_569), ("empty", 5_000)]
 LONG_REFERENCE = ("big", 700_000_000)  # past 2^29: only a CSI indexes it

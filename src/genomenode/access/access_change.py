@@ -27,11 +27,11 @@ from ..dataset import (
     check_data_use,
 )
 from ..errors import InputError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import STATUS_PUBLISHED, STATUS_UNPUBLISHED, Dataset
 from ..store.models import DataUseTerm as DataUseTermRow
+from ..store.node import Node
 from .audit import add_entry
 from .decision import (
     DEFAULT_GRANULARITY,
@@ -53,7 +53,7 @@ from .lifecycle import (
     _Refusal,
     _refuse,
 )
-from .workflow import _in_transaction
+from .transactions import in_transaction
 
 __all__ = ["set_access"]
 
@@ -332,7 +332,7 @@ def set_access(
         return change
 
     with dataset_lock(node.staging_dir, dataset_id):
-        result = _in_transaction(node.engine, work)
+        result = in_transaction(node.engine, work)
     if isinstance(result, _Refusal):
         raise _refuse(node, result.change, actor=actor, reason=result.reason)
     return result

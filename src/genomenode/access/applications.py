@@ -13,14 +13,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
-from ..dataset import duo_terms
 from ..errors import (
     AuthenticationRequired,
     InputError,
@@ -36,7 +34,14 @@ from ..store.models import (
     Entitlement,
 )
 from .audit import append
-from .duo import DataUseCondition, Recommendation, ResearchPurpose, match
+from .duo import (
+    DataUseCondition,
+    Recommendation,
+    ResearchPurpose,
+    match,
+    purpose_from_json,
+    purpose_to_json,
+)
 
 __all__ = [
     "APPROVED",
@@ -59,8 +64,6 @@ __all__ = [
     "get_application",
     "grants",
     "list_applications",
-    "purpose_from_json",
-    "purpose_to_json",
 ]
 
 DRAFT = "draft"
@@ -97,16 +100,6 @@ _ROLES: Mapping[str, _Role] = {
     "expire": "node",
 }
 _MAX_SUBJECT = 255
-_PURPOSE_FLAGS = (
-    "commercial",
-    "for_profit",
-    "methods_development",
-    "genetic_study",
-    "clinical_care",
-)
-# The DUO permissions that say what research is ("no restriction" describes data).
-_PURPOSE_TERMS = ("DUO:0000042", "DUO:0000006", "DUO:0000007", "DUO:0000011")
-_CURIE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:\S+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,95 +295,6 @@ def _title(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError("is required", field="project_title")
     return value.strip()
-
-
-def purpose_to_json(purpose: ResearchPurpose) -> dict[str, Any]:
-    """A research purpose as JSON: the DUO term (with its label) and the facts."""
-    known = duo_terms().get(purpose.term)
-    return {
-        "term": purpose.term,
-        "label": known["label"] if known else None,
-        "disease": purpose.disease,
-        "commercial": purpose.commercial,
-        "for_profit": purpose.for_profit,
-        "methods_development": purpose.methods_development,
-        "genetic_study": purpose.genetic_study,
-        "clinical_care": purpose.clinical_care,
-        "accepted": sorted(purpose.accepted),
-    }
-
-
-def purpose_from_json(document: Mapping[str, Any]) -> ResearchPurpose:
-    """A research purpose from JSON (as :func:`purpose_to_json` writes it).
-
-    ``term`` is the DUO permission that says what the research is: ``DUO:0000042``
-    (GRU), ``DUO:0000006`` (HMB), ``DUO:0000007`` (DS, with a ``disease`` CURIE) or
-    ``DUO:0000011`` (POA). ``commercial``, ``for_profit``, ``methods_development``,
-    ``genetic_study`` (default true) and ``clinical_care`` are booleans; ``accepted``
-    lists the DUO modifiers the applicant accepts (``DUO:0000019`` publication
-    required...). ``label`` is ignored.
-
-    Raises
-    ------
-    InputError
-        Naming the field at fault, e.g. ``purpose.term``.
-    """
-    if not isinstance(document, Mapping):
-        raise InputError(
-            "must be a mapping such as {term: DUO:0000042}", field="purpose"
-        )
-    allowed = {"term", "label", "disease", "accepted", *_PURPOSE_FLAGS}
-    for key in document:
-        if key not in allowed:
-            raise InputError(
-                f"unknown key; use {', '.join(sorted(allowed))}", field=f"purpose.{key}"
-            )
-    known = duo_terms()
-    term = document.get("term")
-    if not isinstance(term, str) or term not in _PURPOSE_TERMS:
-        raise InputError(
-            f"{term!r} is not a DUO research purpose; use one of "
-            + ", ".join(f"{key} ({known[key]['shorthand']})" for key in _PURPOSE_TERMS),
-            field="purpose.term",
-        )
-    disease = document.get("disease")
-    if known[term]["needs"] == "disease":
-        if not isinstance(disease, str) or not _CURIE.match(disease):
-            raise InputError(
-                f"{term} ({known[term]['label']}) needs a disease term such as "
-                "ICD10:I25.1 or MONDO:0005010",
-                field="purpose.disease",
-            )
-    elif disease is not None:
-        raise InputError(f"{term} takes no disease", field="purpose.disease")
-    flags = {flag: document.get(flag) for flag in _PURPOSE_FLAGS}
-    for flag, value in flags.items():
-        if value is not None and not isinstance(value, bool):
-            raise InputError(f"{value!r} is not true or false", field=f"purpose.{flag}")
-    accepted = document.get("accepted", [])
-    if not isinstance(accepted, list):
-        raise InputError("must be a list of DUO terms", field="purpose.accepted")
-    for index, item in enumerate(accepted):
-        if not isinstance(item, str) or known.get(item, {}).get("kind") != "modifier":
-            raise InputError(
-                f"{item!r} is not a DUO modifier term (e.g. DUO:0000019)",
-                field=f"purpose.accepted[{index}]",
-            )
-    return ResearchPurpose(
-        term=term,
-        disease=disease,
-        commercial=flags["commercial"] is True,
-        for_profit=flags["for_profit"] is True,
-        methods_development=flags["methods_development"] is True,
-        # A purpose is a genetic study unless it says otherwise.
-        genetic_study=flags["genetic_study"] is not False,
-        clinical_care=flags["clinical_care"] is True,
-        accepted=frozenset(accepted),
-    )
-
-
-def _checked_purpose(purpose: ResearchPurpose) -> ResearchPurpose:
-    return purpose_from_json(purpose_to_json(purpose))
 
 
 # -- reading -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 
 from ..errors import AuthenticationRequired, PermissionDenied
-from ..web import read_body
+from ..web.body import read_body
 from .decision import ANONYMOUS, Caller, start_collecting, stop_collecting
 from .network_trust import ASSERTION_HEADER, NetworkCaller
 from .service import AccessService

@@ -34,7 +34,10 @@ import contextvars
 import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..store.published import PublishedDataset
 
 __all__ = [
     "ACTIONS",
@@ -50,6 +53,7 @@ __all__ = [
     "authorize",
     "caller_kind",
     "collecting_decisions",
+    "dataset_access",
     "lower_granularity",
     "start_collecting",
     "stop_collecting",
@@ -154,6 +158,19 @@ class DatasetAccess:
     security_level: str
     granularity: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: {**DEFAULT_GRANULARITY}
+    )
+
+
+def dataset_access(dataset: PublishedDataset) -> DatasetAccess:
+    """What the decision needs of a published dataset: its security level and the
+    Beacon granularities its description sets over :data:`DEFAULT_GRANULARITY`."""
+    facts = dataset.facts
+    granularity: dict[str, str] = {**DEFAULT_GRANULARITY}
+    configured = facts.description_document.get("beacon") or {}
+    if isinstance(configured, Mapping):
+        granularity.update({str(k): str(v) for k, v in configured.items()})
+    return DatasetAccess(
+        id=facts.id, security_level=facts.security_level, granularity=granularity
     )
 
 

@@ -21,7 +21,9 @@ import fastapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..errors import InputError, TokenError
-from ..web import json_response, read_body, read_json, run_blocking
+from ..web.blocking import run_blocking
+from ..web.body import read_body, read_json
+from ..web.responses import json_response
 from .devidp import (
     DEFAULT_VISA_TYPES,
     DEMO_IDENTITIES,

@@ -21,7 +21,7 @@ passport):
 :data:`router` is mounted with ``prefix="/access"``, :data:`well_known_router`
 without a prefix. Each handler reads its body (with the node's limits) on the
 event loop and does its database work in the thread pool
-(:func:`genomenode.web.run_blocking`); the caller is
+(:func:`genomenode.web.blocking.run_blocking`); the caller is
 :func:`~genomenode.access.callers.caller_of`'s, the service the app's
 (:func:`~genomenode.access.callers.required_access_service`). DAC actions audit
 themselves (in their own transaction): these routes add no per-request entry.
@@ -39,8 +39,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from ..errors import InputError, PermissionDenied
-from ..web import json_response, read_json_object, run_blocking
-from . import workflow
+from ..web.blocking import run_blocking
+from ..web.body import read_json_object
+from ..web.responses import json_response
+from . import applications, workflow
+from . import duo as access_duo
 from .callers import access_service, identity_of, prepared, required_access_service
 
 __all__ = ["router", "well_known_router"]
@@ -55,7 +58,7 @@ _LAST_GRANT_YEAR = 9000
 #: Application ids are 64-bit database keys.
 _APPLICATION_ID = Path(ge=1, le=2**63 - 1, description="application id")
 #: ``POST /access/applications/{id}/{action}``: the workflow step of each action.
-_ACTIONS: Mapping[str, Callable[..., workflow.Application]] = {
+_ACTIONS: Mapping[str, Callable[..., applications.Application]] = {
     "submit": workflow.submit,
     "approve": workflow.approve,
     "reject": workflow.reject,
@@ -70,7 +73,7 @@ async def catalogue(request: Request) -> JSONResponse:
 
     def items() -> list[dict[str, Any]]:
         with service.authoriser.session() as session:
-            found = workflow.catalogue_items(session)
+            found = applications.catalogue_items(session)
         return [_public_item(item.to_json()) for item in found]
 
     return json_response({"items": await run_blocking(request, items)})
@@ -94,7 +97,7 @@ async def create(request: Request) -> JSONResponse:
             dataset_id=dataset_id,
             applicant=identity.subject,
             project_title=_text(body, "project_title", "") or "",
-            purpose=workflow.purpose_from_json(purpose_document),
+            purpose=access_duo.purpose_from_json(purpose_document),
             purpose_text=_text(body, "purpose_text", "") or "",
             members=_members(body) or (),
             submit=bool(body.get("submit", False)),
@@ -108,10 +111,10 @@ async def create(request: Request) -> JSONResponse:
 async def listing(request: Request) -> JSONResponse:
     service = required_access_service(request)
 
-    def applications() -> list[dict[str, Any]]:
+    def visible() -> list[dict[str, Any]]:
         identity = identity_of(request)
         workflow.expire_due(service.authoriser.engine)
-        found = workflow.list_applications(
+        found = applications.list_applications(
             service.authoriser.engine,
             viewer=identity.subject,
             dataset_id=request.query_params.get("dataset"),
@@ -119,7 +122,7 @@ async def listing(request: Request) -> JSONResponse:
         )
         return [item.to_json() for item in found]
 
-    return json_response({"applications": await run_blocking(request, applications)})
+    return json_response({"applications": await run_blocking(request, visible)})
 
 
 @router.get("/applications/{application_id}", summary="One application")
@@ -129,7 +132,7 @@ async def show(request: Request, application_id: int = _APPLICATION_ID) -> JSONR
     def one() -> dict[str, Any]:
         identity = identity_of(request)
         workflow.expire_due(service.authoriser.engine)
-        application = workflow.get_application(
+        application = applications.get_application(
             service.authoriser.engine, application_id, viewer=identity.subject
         )
         return application.to_json()
@@ -153,7 +156,7 @@ async def edit(request: Request, application_id: int = _APPLICATION_ID) -> JSONR
             actor=identity.subject,
             project_title=_text(body, "project_title"),
             purpose=(
-                workflow.purpose_from_json(purpose_document)
+                access_duo.purpose_from_json(purpose_document)
                 if isinstance(purpose_document, dict)
                 else None
             ),
@@ -214,7 +217,7 @@ async def my_grants(request: Request) -> JSONResponse:
     def found() -> list[dict[str, Any]]:
         identity = identity_of(request)
         with service.authoriser.session() as session:
-            grants = workflow.grants(
+            grants = applications.grants(
                 session,
                 subject=identity.subject,
                 include_inactive=request.query_params.get("all") == "true",

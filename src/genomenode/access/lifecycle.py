@@ -31,7 +31,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, NotFoundError, StoreError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -42,9 +41,10 @@ from ..store.models import (
     Dataset,
     Entitlement,
 )
+from ..store.node import Node
 from .applications import DRAFT, RETURNED, SUBMITTED, Application, _build, _rows
 from .audit import add_entry, append
-from .workflow import _in_transaction
+from .transactions import in_transaction
 
 __all__ = [
     "OPEN_STATES",
@@ -305,7 +305,7 @@ def _set_status(
         return change
 
     with dataset_lock(node.staging_dir, dataset_id):
-        return _in_transaction(node.engine, work)
+        return in_transaction(node.engine, work)
 
 
 def unpublish(node: Node, dataset_id: str, *, actor: str) -> DatasetChange:

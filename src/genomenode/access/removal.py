@@ -17,7 +17,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, NotFoundError
-from ..node import Node
 from ..store.generation import bump_generation
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -38,6 +37,7 @@ from ..store.models import (
     PhenotypicFeature,
     StoredFile,
 )
+from ..store.node import Node
 from .audit import add_entry
 from .lifecycle import (
     REMOVED,
@@ -50,7 +50,7 @@ from .lifecycle import (
     _Refusal,
     _refuse,
 )
-from .workflow import _in_transaction
+from .transactions import in_transaction
 
 __all__ = ["remove"]
 
@@ -150,7 +150,7 @@ def _start_removal(
         )
         return change
 
-    result = _in_transaction(node.engine, work)
+    result = in_transaction(node.engine, work)
     if isinstance(result, _Refusal):
         raise _refuse(node, result.change, actor=actor, reason=result.reason)
     return result
@@ -207,4 +207,4 @@ def _delete_rows(
             dataset_id, "remove", True, REMOVED, {"status": (STATUS_REMOVING, REMOVED)}
         )
 
-    return _in_transaction(node.engine, work)
+    return in_transaction(node.engine, work)

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import ConfigError, TokenError
-from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
-from . import workflow
+from ..store.node import Node
+from . import applications
 from .audit import AuditWriter
 from .authorize import Authoriser, JsonFetcher, rejected_visas
 from .decision import Caller, DecisionRecord
@@ -126,7 +126,7 @@ class AccessService:
         """Newly signed ControlledAccessGrants visas of ``subject``'s active grants."""
         now = dt.datetime.now(dt.UTC)
         with self.authoriser.session() as session:
-            grants = workflow.grants(session, subject=subject, now=now)
+            grants = applications.grants(session, subject=subject, now=now)
         return [
             issue_grant_visa(
                 self.signing_keys,

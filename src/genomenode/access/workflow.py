@@ -14,7 +14,7 @@ Who may act: the applicant edits and submits (only in ``draft`` or ``returned``)
 member of the dataset's committee, or an operator, approves, rejects, returns and
 revokes; nobody approves their own application. A dataset's committee is the
 ``dac.members`` of its dataset.yaml plus the members operators added
-(:func:`add_dac_member`).
+(:func:`genomenode.access.committee.add_dac_member`).
 
 Every change is one transaction: the application row is updated only where its
 ``version`` and ``state`` are still those read (optimistic locking), and the event,
@@ -27,339 +27,70 @@ even see the application (not its applicant, a member or on its committee) gets
 so that ids cannot be probed; one who may see it but not act gets
 :class:`~genomenode.errors.PermissionDenied`.
 
-:func:`active_grants` is the per-request access check: one indexed query on the
-entitlements, which is right at any moment whether or not :func:`expire_due` has
-recorded the expiry yet.
+:func:`genomenode.access.applications.active_grants` is the per-request access
+check: one indexed query on the entitlements, which is right at any moment whether
+or not :func:`expire_due` has recorded the expiry yet.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import CursorResult, Engine, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import (
     ConflictError,
     InputError,
-    NotFoundError,
-    PermissionDenied,
-    did_you_mean,
 )
 from ..store.models import (
-    STATUS_PUBLISHED,
     AccessApplication,
     AccessApplicationEvent,
-    DacMember,
-    Dataset,
     Entitlement,
 )
 from .applications import (
-    _ROLES,
     APPROVED,
     DRAFT,
-    EXPIRED,
     EXPIRY_ACTOR,
-    REJECTED,
-    RETURNED,
-    REVOKED,
-    STATES,
     SUBMITTED,
-    TRANSITIONS,
     Application,
-    ApplicationEvent,
-    CatalogueItem,
-    Grant,
     _aware,
     _build,
-    _checked_purpose,
     _conditions,
-    _is_published,
-    _may_see,
     _members,
-    _not_found,
     _now,
-    _row,
-    _rows,
     _subject,
     _title,
-    active_grants,
-    catalogue_items,
-    dac_members,
-    get_application,
-    grants,
-    list_applications,
+)
+from .audit import add_entry
+from .duo import (
+    Recommendation,
+    ResearchPurpose,
+    checked_purpose,
+    match,
     purpose_from_json,
     purpose_to_json,
 )
-from .audit import add_entry, append
-from .duo import Recommendation, ResearchPurpose, match
+from .transactions import (
+    by_whom,
+    clean_comment,
+    in_transaction,
+    require_published,
+    transition,
+)
 
 __all__ = [
-    "APPROVED",
-    "DRAFT",
-    "EXPIRED",
-    "EXPIRY_ACTOR",
-    "REJECTED",
-    "RETURNED",
-    "REVOKED",
-    "STATES",
-    "SUBMITTED",
-    "TRANSITIONS",
-    "Application",
-    "ApplicationEvent",
-    "CatalogueItem",
-    "Grant",
-    "active_grants",
-    "add_dac_member",
     "approve",
-    "catalogue_items",
-    "change_dac_members",
     "create_application",
-    "dac_members",
     "edit_application",
     "expire_due",
-    "get_application",
-    "grants",
-    "list_applications",
-    "purpose_from_json",
-    "purpose_to_json",
     "reject",
-    "remove_dac_member",
     "return_for_changes",
     "revoke",
     "submit",
 ]
-
-_T = TypeVar("_T")
-_ATTEMPTS = 50
-
-
-# -- changing ------------------------------------------------------------------------
-
-
-class _Changed(Exception):
-    """The application changed between reading it and updating it: read again."""
-
-
-def _in_transaction(engine: Engine, work: Callable[[Session], _T]) -> _T:
-    """``work`` in one transaction, run again while it loses a race.
-
-    Two writers chaining to the same audit head cannot both commit (IntegrityError,
-    or OperationalError on a busy SQLite): the loser's whole transaction runs again
-    and re-reads everything. ``_Changed`` re-runs it at once.
-    """
-    last_error: Exception | None = None
-    for attempt in range(_ATTEMPTS):
-        try:
-            with Session(engine, expire_on_commit=False) as session, session.begin():
-                return work(session)
-        except _Changed:
-            continue
-        except (IntegrityError, OperationalError) as error:
-            last_error = error
-            time.sleep(0.002 * attempt)
-    if last_error is not None:
-        raise last_error  # the database itself, most likely: not a 409
-    raise ConflictError(
-        f"gave up after {_ATTEMPTS} attempts: other changes kept getting there first"
-    )
-
-
-def _comment(comment: str | None) -> str | None:
-    if comment is None:
-        return None
-    if not isinstance(comment, str):
-        raise InputError("must be text", field="comment")
-    return comment.strip() or None
-
-
-def _refusal(
-    action: str,
-    row: AccessApplication,
-    *,
-    actor: str,
-    as_operator: bool,
-    committee: frozenset[str],
-) -> str | None:
-    """Why ``actor`` may not take ``action`` on ``row``; None when they may."""
-    role = _ROLES[action]
-    if role == "applicant" and actor != row.applicant:
-        return f"only the applicant may {action} application {row.id}"
-    if role == "committee":
-        if action == "approve" and actor == row.applicant:
-            return f"{actor} may not approve their own application {row.id}"
-        if not as_operator and actor not in committee:
-            return f"{actor} is not on the data access committee of {row.dataset_id}"
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Refused:
-    dataset_id: str | None
-    state: str | None
-    reason: str
-    # Missing, or not the actor's to see: answered 404, never 403, so that
-    # application ids cannot be probed.
-    hidden: bool = False
-
-
-def _transition(
-    engine: Engine,
-    application_id: int,
-    action: str,
-    *,
-    actor: str,
-    now: dt.datetime,
-    reason: str,
-    comment: str | None = None,
-    as_operator: bool = False,
-    changes: Mapping[str, Any] | None = None,
-    on_change: Callable[[Session, AccessApplication], Mapping[str, Any]] | None = None,
-) -> Application:
-    """Take ``action`` on an application: update, event, grant change, audit entry.
-
-    ``changes`` are further column values (an edit); ``on_change`` makes the grant's
-    change and returns what to add to the audit entry's details.
-    """
-    sources, target = TRANSITIONS[action]
-    first_seen: list[str] = []
-
-    # The node's own steps (expiry) and operators see every application.
-    sees_all = as_operator or _ROLES[action] == "node"
-
-    def work(session: Session) -> Application | _Refused:
-        found = _rows(session, AccessApplication.id == application_id)
-        if not found:
-            if sees_all:
-                raise _not_found(application_id)
-            return _Refused(None, None, f"no application {application_id}", True)
-        row = found[0]
-        if not sees_all and not _may_see(session, row, actor):
-            return _Refused(
-                row.dataset_id,
-                row.state,
-                f"{actor} is neither an applicant of application {application_id} "
-                f"nor on the committee of {row.dataset_id}",
-                True,
-            )
-        committee = (
-            dac_members(session, row.dataset_id)
-            if _ROLES[action] == "committee"
-            else frozenset()
-        )
-        refusal = _refusal(
-            action, row, actor=actor, as_operator=as_operator, committee=committee
-        )
-        if refusal is not None:
-            return _Refused(row.dataset_id, row.state, refusal)
-        from_state, version = row.state, row.version
-        if not first_seen:
-            first_seen.append(from_state)
-        if from_state != first_seen[0]:
-            raise ConflictError(
-                f"application {application_id} became {from_state} while {actor} "
-                f"tried to {action} it"
-            )
-        if from_state not in sources:
-            raise ConflictError(
-                f"application {application_id} is {from_state}: cannot {action} it "
-                f"({action} needs {' or '.join(sorted(sources))})"
-            )
-        to_state = target or from_state
-        # A DML statement's result is a CursorResult; Session.execute types it wider.
-        updated = cast(
-            CursorResult[Any],
-            session.execute(
-                update(AccessApplication)
-                .where(
-                    AccessApplication.id == application_id,
-                    AccessApplication.version == version,
-                    AccessApplication.state == from_state,
-                )
-                .values(
-                    state=to_state,
-                    version=version + 1,
-                    updated_at=now,
-                    **(changes or {}),
-                )
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if updated.rowcount != 1:
-            raise _Changed
-        session.add(
-            AccessApplicationEvent(
-                application_id=application_id,
-                at=now,
-                actor=actor,
-                action=action,
-                from_state=from_state,
-                to_state=to_state,
-                comment=comment,
-            )
-        )
-        details: dict[str, Any] = {
-            "application": application_id,
-            "from": from_state,
-            "to": to_state,
-        }
-        if on_change is not None:
-            details.update(on_change(session, row))
-        add_entry(
-            session,
-            actor=actor,
-            action=f"access.{action}",
-            outcome="allow",
-            reason=reason,
-            dataset_id=row.dataset_id,
-            details=details,
-            at=now,
-        )
-        return _build(session, [_row(session, application_id)])[0]
-
-    result = _in_transaction(engine, work)
-    if isinstance(result, _Refused):
-        # Every decision is audited, refusals too; the refusal changed nothing else.
-        details: dict[str, Any] = {"application": application_id}
-        if result.state is not None:
-            details["state"] = result.state
-        append(
-            engine,
-            actor=actor,
-            action=f"access.{action}",
-            outcome="deny",
-            reason=result.reason,
-            dataset_id=result.dataset_id,
-            details=details,
-            at=now,
-        )
-        if result.hidden:
-            raise _not_found(application_id)
-        raise PermissionDenied(result.reason)
-    return result
-
-
-def _require_published(session: Session, dataset_id: str) -> None:
-    """Raise NotFoundError (naming the closest published ids) unless published."""
-    if _is_published(session, dataset_id):
-        return
-    known = session.scalars(
-        select(Dataset.id).where(Dataset.status == STATUS_PUBLISHED)
-    )
-    raise NotFoundError(
-        f"dataset {dataset_id!r} is not published on this node"
-        + did_you_mean(dataset_id, known)
-    )
-
-
-def _by_whom(as_operator: bool) -> str:
-    return "an operator" if as_operator else "the data access committee"
 
 
 def create_application(
@@ -389,7 +120,7 @@ def create_application(
     moment = _now(now)
     applicant = _subject(applicant, "applicant")
     title = _title(project_title)
-    checked = _checked_purpose(purpose)
+    checked = checked_purpose(purpose)
     co_applicants = _members(members, applicant)
     if not isinstance(purpose_text, str):
         raise InputError("must be text", field="purpose_text")
@@ -398,7 +129,7 @@ def create_application(
         steps.append(("submit", DRAFT, SUBMITTED))
 
     def work(session: Session) -> Application:
-        _require_published(session, dataset_id)
+        require_published(session, dataset_id)
         row = AccessApplication(
             dataset_id=dataset_id,
             applicant=applicant,
@@ -436,7 +167,7 @@ def create_application(
             )
         return _build(session, [row])[0]
 
-    return _in_transaction(engine, work)
+    return in_transaction(engine, work)
 
 
 def edit_application(
@@ -467,7 +198,7 @@ def edit_application(
     if project_title is not None:
         changes["project_title"] = _title(project_title)
     if purpose is not None:
-        changes["purpose"] = purpose_to_json(_checked_purpose(purpose))
+        changes["purpose"] = purpose_to_json(checked_purpose(purpose))
     if purpose_text is not None:
         if not isinstance(purpose_text, str):
             raise InputError("must be text", field="purpose_text")
@@ -476,7 +207,7 @@ def edit_application(
         changes["members"] = _members(members, actor)
     if not changes:
         raise InputError("nothing to change: give at least one field")
-    return _transition(
+    return transition(
         engine,
         application_id,
         "edit",
@@ -491,7 +222,7 @@ def submit(
     engine: Engine, application_id: int, *, actor: str, now: dt.datetime | None = None
 ) -> Application:
     """Submit a draft or returned application to the committee (its applicant only)."""
-    return _transition(
+    return transition(
         engine,
         application_id,
         "submit",
@@ -568,17 +299,17 @@ def approve(
             details["override_reason"] = override
         return details
 
-    reason = f"approved by {_by_whom(as_operator)} until {until.isoformat()}"
+    reason = f"approved by {by_whom(as_operator)} until {until.isoformat()}"
     if override is not None:
         reason += f", overriding the DUO recommendation deny: {override}"
-    return _transition(
+    return transition(
         engine,
         application_id,
         "approve",
         actor=actor,
         now=moment,
         reason=reason,
-        comment=_comment(comment),
+        comment=clean_comment(comment),
         as_operator=as_operator,
         on_change=grant,
     )
@@ -615,14 +346,14 @@ def reject(
     now: dt.datetime | None = None,
 ) -> Application:
     """Reject a submitted application (committee or operator); final."""
-    return _transition(
+    return transition(
         engine,
         application_id,
         "reject",
         actor=actor,
         now=_now(now),
-        reason=f"rejected by {_by_whom(as_operator)}",
-        comment=_comment(comment),
+        reason=f"rejected by {by_whom(as_operator)}",
+        comment=clean_comment(comment),
         as_operator=as_operator,
     )
 
@@ -637,14 +368,14 @@ def return_for_changes(
     now: dt.datetime | None = None,
 ) -> Application:
     """Send a submitted application back to its applicant to change and resubmit."""
-    return _transition(
+    return transition(
         engine,
         application_id,
         "return",
         actor=actor,
         now=_now(now),
-        reason=f"returned for changes by {_by_whom(as_operator)}",
-        comment=_comment(comment),
+        reason=f"returned for changes by {by_whom(as_operator)}",
+        comment=clean_comment(comment),
         as_operator=as_operator,
     )
 
@@ -672,14 +403,14 @@ def revoke(
         )
         return {"grantee": row.applicant}
 
-    return _transition(
+    return transition(
         engine,
         application_id,
         "revoke",
         actor=actor,
         now=moment,
-        reason=f"revoked by {_by_whom(as_operator)}",
-        comment=_comment(comment),
+        reason=f"revoked by {by_whom(as_operator)}",
+        comment=clean_comment(comment),
         as_operator=as_operator,
         on_change=end_grant,
     )
@@ -703,7 +434,7 @@ def expire_due(engine: Engine, *, now: dt.datetime | None = None) -> list[int]:
     expired = []
     for application_id, ends_at in due:
         try:
-            _transition(
+            transition(
                 engine,
                 application_id,
                 "expire",
@@ -715,105 +446,3 @@ def expire_due(engine: Engine, *, now: dt.datetime | None = None) -> list[int]:
             continue  # revoked, or expired by another process, meanwhile
         expired.append(application_id)
     return expired
-
-
-def add_dac_member(
-    engine: Engine, *, dataset_id: str, subject: str, actor: str
-) -> None:
-    """Put ``subject`` on the committee of a published dataset (audited).
-
-    For operators: the caller decides who may. Adding a member twice changes nothing.
-    """
-    subject = _subject(subject, "subject")
-
-    def work(session: Session) -> None:
-        _require_published(session, dataset_id)
-        if subject in dac_members(session, dataset_id):
-            return
-        session.add(
-            DacMember(
-                dataset_id=dataset_id,
-                subject=subject,
-                added_by=actor,
-                added_at=dt.datetime.now(dt.UTC),
-            )
-        )
-        add_entry(
-            session,
-            actor=actor,
-            action="access.dac_add",
-            outcome="allow",
-            reason=f"{subject} put on the data access committee",
-            dataset_id=dataset_id,
-            details={"subject": subject},
-        )
-
-    _in_transaction(engine, work)
-
-
-def remove_dac_member(
-    engine: Engine, *, dataset_id: str, subject: str, actor: str
-) -> None:
-    """Take ``subject`` off the committee of a dataset (audited; for operators).
-
-    Raises
-    ------
-    NotFoundError
-        ``subject`` is not on the committee.
-    ConflictError
-        ``subject`` is listed in the dataset's dataset.yaml, which the node does not
-        change.
-    """
-    subject = _subject(subject, "subject")
-
-    def work(session: Session) -> None:
-        row = session.get(DacMember, (dataset_id, subject))
-        if row is None:
-            if subject in dac_members(session, dataset_id):
-                raise ConflictError(
-                    f"{subject} is on the committee of {dataset_id} through its "
-                    "dataset.yaml (dac.members); that list is not changed here"
-                )
-            raise NotFoundError(f"{subject} is not on the committee of {dataset_id}")
-        session.delete(row)
-        add_entry(
-            session,
-            actor=actor,
-            action="access.dac_remove",
-            outcome="allow",
-            reason=f"{subject} taken off the data access committee",
-            dataset_id=dataset_id,
-            details={"subject": subject},
-        )
-
-    _in_transaction(engine, work)
-
-
-def change_dac_members(
-    engine: Engine,
-    dataset_id: str,
-    *,
-    added: Sequence[str] = (),
-    removed: Sequence[str] = (),
-    actor: str,
-) -> tuple[str, ...]:
-    """Add and remove members of a published dataset's committee (each change
-    audited, as :func:`add_dac_member` and :func:`remove_dac_member` do); returns
-    the committee after the changes, sorted. With neither, it only reads it.
-
-    Raises
-    ------
-    NotFoundError
-        The dataset is not published (naming the closest published ids), or a
-        subject to remove is not on the committee.
-    ConflictError
-        A subject to remove is listed in the dataset's dataset.yaml.
-    """
-    with Session(engine) as session:
-        _require_published(session, dataset_id)
-    for subject in added:
-        add_dac_member(engine, dataset_id=dataset_id, subject=subject, actor=actor)
-    for subject in removed:
-        remove_dac_member(engine, dataset_id=dataset_id, subject=subject, actor=actor)
-    with Session(engine) as session:
-        return tuple(sorted(dac_members(session, dataset_id)))

@@ -23,18 +23,22 @@ one page of matching keys; :mod:`.responses` turns it into the Beacon document.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..access import Caller, allowed_granularity
-from ..access.decision import GRANULARITY_ORDER, lower_granularity
+from ..access.decision import GRANULARITY_ORDER, dataset_access, lower_granularity
 from ..errors import BeaconRequestError, NotFoundError
-from . import genes as beacon_genes
+from ..store.genes import gene_table_for
+from ..store.published import PublishedDataset, PublishedDatasets
+from . import filters as beacon_filters
 from . import variants as beacon_variants
-from .catalog import Catalog, DatasetHandle
-from .requests import BeaconRequest, Granularity, VariantQuery
+from .query import BeaconRequest, Filter, Granularity, VariantQuery
 
 __all__ = [
     "COLLECTIONS",
@@ -44,6 +48,7 @@ __all__ = [
     "DatasetAnswer",
     "PathScope",
     "answer",
+    "individuals_matching",
     "page_bounds",
     "parse_variant_id",
     "variant_id",
@@ -68,6 +73,44 @@ _ID_SUFFIX = {"runs": "-run", "analyses": "-analysis"}
 
 VariantKey = tuple[int, int]  # (row, allele index)
 
+# Filter answers kept per dataset (each a set of individual ids).
+_MATCHED_CACHE = 256
+_MatchedCache = collections.OrderedDict[
+    tuple[tuple[Filter, ...], str], frozenset[str] | None
+]
+# One cache per published dataset, gone with it (a changed dataset is a new one).
+_MATCHED: weakref.WeakKeyDictionary[PublishedDataset, _MatchedCache] = (
+    weakref.WeakKeyDictionary()
+)
+_MATCHED_LOCK = threading.Lock()
+
+
+def individuals_matching(
+    handle: PublishedDataset, filters: Sequence[Filter], entry_type: str
+) -> frozenset[str] | None:
+    """:func:`.filters.individuals_matching` on one published dataset, memoised.
+
+    A published dataset never changes, so the individuals a set of filters
+    selects can be kept; the most recent ``_MATCHED_CACHE`` answers are.
+    """
+    if not filters:
+        return None
+    key = (tuple(filters), entry_type)
+    with _MATCHED_LOCK:
+        matched = _MATCHED.setdefault(handle, collections.OrderedDict())
+        if key in matched:
+            matched.move_to_end(key)
+            return matched[key]
+    with handle.node.session() as session:
+        found = beacon_filters.individuals_matching(
+            session, handle.id, filters, entry_type=entry_type
+        )
+    with _MATCHED_LOCK:
+        matched[key] = found
+        if len(matched) > _MATCHED_CACHE:
+            matched.popitem(last=False)
+    return found
+
 
 @dataclasses.dataclass(frozen=True)
 class PathScope:
@@ -88,7 +131,7 @@ class PathScope:
 class DatasetAnswer:
     """One dataset's part of an answer."""
 
-    dataset: DatasetHandle
+    dataset: PublishedDataset
     granularity: Granularity
     count: int
     keys: list[object] = dataclasses.field(default_factory=list)
@@ -109,7 +152,7 @@ class Answer:
     suppressed_datasets: list[str] = dataclasses.field(default_factory=list)
 
 
-def variant_id(handle: DatasetHandle, row: int, allele: int) -> str:
+def variant_id(handle: PublishedDataset, row: int, allele: int) -> str:
     """The node's id of a variant: ``<contig>-<POS>-<REF>-<ALT>`` (gnomAD style)."""
     store = handle.store
     alleles = store.alleles(row, row + 1)[0]
@@ -126,14 +169,14 @@ def parse_variant_id(text: str) -> tuple[str, int, str, str]:
     return parts[0], int(parts[1]), parts[2], parts[3]
 
 
-def _contig_of_row(handle: DatasetHandle, row: int) -> str:
+def _contig_of_row(handle: PublishedDataset, row: int) -> str:
     for name, (first, last) in handle.store.contigs.items():
         if first <= row < last:
             return name
     raise NotFoundError(f"no variant row {row} in dataset {handle.id!r}")
 
 
-def _find_variant(handle: DatasetHandle, text: str) -> list[VariantKey]:
+def _find_variant(handle: PublishedDataset, text: str) -> list[VariantKey]:
     contig, position, reference, alternate = parse_variant_id(text)
     store = handle.store
     if contig not in store.contigs:
@@ -151,7 +194,7 @@ def _find_variant(handle: DatasetHandle, text: str) -> list[VariantKey]:
 
 
 def _variant_matches(
-    handle: DatasetHandle, query: VariantQuery
+    handle: PublishedDataset, query: VariantQuery
 ) -> list[VariantKey] | None:
     """Matches of a variant query in one dataset; None if the dataset cannot answer."""
     if query.kind == "hgvs":
@@ -161,11 +204,11 @@ def _variant_matches(
         return None
     table = None
     if query.kind == "gene":
-        table = beacon_genes.gene_table_for(handle.node, handle.id)
+        table = gene_table_for(handle.node, handle.id)
     return beacon_variants.matching_variants(handle.store, query, genes=table)
 
 
-def _carriers(handle: DatasetHandle, keys: Sequence[VariantKey]) -> set[str]:
+def _carriers(handle: PublishedDataset, keys: Sequence[VariantKey]) -> set[str]:
     """Individuals carrying at least one copy of any of the alleles."""
     individuals: set[str] = set()
     names = handle.sample_individuals
@@ -200,7 +243,7 @@ class _DatasetQuery:
     """The selections of one dataset for one request."""
 
     def __init__(
-        self, handle: DatasetHandle, request: BeaconRequest, scope: PathScope
+        self, handle: PublishedDataset, request: BeaconRequest, scope: PathScope
     ) -> None:
         self.handle = handle
         self.request = request
@@ -211,8 +254,10 @@ class _DatasetQuery:
         selected: set[str] | None = None
         # Filters on a collection select the individuals it must contain.
         entry = self.scope.entry_type
-        matched = self.handle.individuals_matching(
-            self.request.filters, "individuals" if entry in COLLECTIONS else entry
+        matched = individuals_matching(
+            self.handle,
+            self.request.filters,
+            "individuals" if entry in COLLECTIONS else entry,
         )
         if matched is not None:
             selected = set(matched)
@@ -280,7 +325,7 @@ def _page(items: Sequence[object], request: BeaconRequest) -> list[object]:
 
 
 def _answer_dataset(
-    handle: DatasetHandle,
+    handle: PublishedDataset,
     request: BeaconRequest,
     scope: PathScope,
     granularity: Granularity,
@@ -321,14 +366,14 @@ def _answer_dataset(
     return DatasetAnswer(handle, granularity, len(biosamples), keys)
 
 
-def _all_individuals(handle: DatasetHandle) -> list[str]:
+def _all_individuals(handle: PublishedDataset) -> list[str]:
     return sorted(handle.all_individual_ids)
 
 
 def _answer_variants(query: _DatasetQuery, granularity: Granularity) -> DatasetAnswer:
     handle, request, scope = query.handle, query.request, query.scope
     keys = query.variant_keys()
-    matched = handle.individuals_matching(request.filters, "g_variants")
+    matched = individuals_matching(handle, request.filters, "g_variants")
     restriction: set[str] | None = set(matched) if matched is not None else None
     owner: str | None = None
     if scope.parent_type == "individuals":
@@ -358,7 +403,7 @@ def _answer_variants(query: _DatasetQuery, granularity: Granularity) -> DatasetA
 
 
 def _carried_by(
-    handle: DatasetHandle, keys: Sequence[VariantKey], individuals: set[str]
+    handle: PublishedDataset, keys: Sequence[VariantKey], individuals: set[str]
 ) -> list[VariantKey]:
     samples = np.array(
         sorted(
@@ -379,7 +424,7 @@ def _carried_by(
 
 
 def _all_variants(
-    handle: DatasetHandle, request: BeaconRequest, granularity: Granularity
+    handle: PublishedDataset, request: BeaconRequest, granularity: Granularity
 ) -> DatasetAnswer:
     """A non-filtered g_variants query: every (row, ALT) of the dataset."""
     count = handle.num_alleles
@@ -391,7 +436,7 @@ def _all_variants(
 
 
 def _owner_variants(
-    handle: DatasetHandle,
+    handle: PublishedDataset,
     request: BeaconRequest,
     granularity: Granularity,
     owner: str,
@@ -432,7 +477,9 @@ def _involves_genotypes(request: BeaconRequest, scope: PathScope) -> bool:
     )
 
 
-def _singles_out(handle: DatasetHandle, request: BeaconRequest, threshold: int) -> bool:
+def _singles_out(
+    handle: PublishedDataset, request: BeaconRequest, threshold: int
+) -> bool:
     """True when individual filters on a variant query select too few people.
 
     "Does anyone with this rare phenotype carry this variant?" answered for one or
@@ -440,12 +487,12 @@ def _singles_out(handle: DatasetHandle, request: BeaconRequest, threshold: int) 
     """
     if not request.filters:
         return False
-    matched = handle.individuals_matching(request.filters, "g_variants")
+    matched = individuals_matching(handle, request.filters, "g_variants")
     return matched is not None and 0 < len(matched) < threshold
 
 
 def answer(
-    catalog: Catalog,
+    published: PublishedDatasets,
     request: BeaconRequest,
     scope: PathScope,
     caller: Caller,
@@ -461,9 +508,9 @@ def answer(
     (``/individuals/{id}/g_variants``...) is answered only by datasets that give
     this caller records: anything less would still disclose that person's data.
     """
-    visible: list[tuple[DatasetHandle, Granularity]] = []
-    for handle in catalog.datasets():
-        allowed = allowed_granularity(caller, handle.access)
+    visible: list[tuple[PublishedDataset, Granularity]] = []
+    for handle in published.datasets():
+        allowed = allowed_granularity(caller, dataset_access(handle))
         if allowed is None:
             continue
         if _dataset_restricted_away(handle, scope):
@@ -494,7 +541,7 @@ def answer(
     return Answer(scope, request, granularity, answers, lower, suppressed)
 
 
-def _dataset_restricted_away(handle: DatasetHandle, scope: PathScope) -> bool:
+def _dataset_restricted_away(handle: PublishedDataset, scope: PathScope) -> bool:
     """True when the path names another dataset (or cohort) than this one."""
     for kind, identifier in (
         (scope.parent_type, scope.parent_id),

@@ -11,7 +11,7 @@ the data spells it (``sex:female``, ``ethnicity:South Asian``, ``countryOfBirth:
 values that differ only in case or ``_`` / space are listed once). Ancestors of the
 terms are valid filters too (descendant expansion) but are not listed.
 ``resources`` describes each vocabulary the listed terms come from (see
-:data:`~genomenode.beacon.ontology.VOCABULARIES`).
+:data:`~genomenode.vocab.ontology.VOCABULARIES`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from genomenode.store.models import (
     published_datasets,
 )
 
-from . import ontology
+from ..vocab import ontology
 from .filters import ALPHANUMERIC_FIELDS, CUSTOM_FIELDS, normalise_custom_value
 
 __all__ = ["TERM_SCOPES", "filtering_terms"]

@@ -5,11 +5,12 @@ entry type (biosamples, genomic variants, runs, analyses) is restricted to the
 records linked to the matching individuals. Filters are combined with AND.
 
 * **Ontology filters** match an individual that has the term, or (by default,
-  ``includeDescendantTerms``) a term below it (see :mod:`.ontology`), as its sex,
-  ethnicity, geographic origin, a disease, a phenotypic feature that is not
-  excluded, or the assay of a measure. ``similarity`` widens the term to its
-  ancestors up to 1 (``high``), 2 (``medium``) or 3 (``low``) levels up, in
-  hierarchical vocabularies; flat vocabularies match exactly whatever it says.
+  ``includeDescendantTerms``) a term below it (see
+  :mod:`genomenode.vocab.ontology`), as its sex, ethnicity, geographic origin, a
+  disease, a phenotypic feature that is not excluded, or the assay of a measure.
+  ``similarity`` widens the term to its ancestors up to 1 (``high``), 2
+  (``medium``) or 3 (``low``) levels up, in hierarchical vocabularies; flat
+  vocabularies match exactly whatever it says.
 * **Alphanumeric filters** compare a field (:data:`ALPHANUMERIC_FIELDS`, or the id
   of a measure's assay such as ``LOINC:35925-4``) with a value. Numeric fields
   take every operator; text fields take ``=`` and ``!`` and ``%`` wildcards (SQL
@@ -57,10 +58,10 @@ from genomenode.store.models import (
     PhenotypicFeature,
     published_datasets,
 )
-from genomenode.web import check_cancelled
+from genomenode.web.blocking import check_cancelled
 
-from . import ontology
-from .requests import Filter
+from ..vocab import ontology
+from .query import Filter
 
 __all__ = [
     "ALPHANUMERIC_FIELDS",

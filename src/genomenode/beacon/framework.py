@@ -5,9 +5,9 @@ datasets it publishes) and returns the whole JSON-ready response, ``meta`` inclu
 valid against the official Beacon v2.1.1 schema (``tests/beacon/test_framework.py``
 checks every one). Nothing here reads the database or knows about HTTP.
 
-The entry types this node serves are declared once, in :data:`ENTRY_TYPES`, and the
-endpoints nested under each single entry in :data:`NESTED`; the configuration, the
-map, the entry-types response and the HTTP routes are all built from them.
+The entry types this node serves are declared once, in :mod:`.entry_types`; the
+configuration, the map, the entry-types response and the HTTP routes are all built
+from them.
 
 Examples
 --------
@@ -21,27 +21,28 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from genomenode.beacon.schemas import BASE_URI
 from genomenode.errors import ConfigError
+from genomenode.version import __version__
 
 if TYPE_CHECKING:
-    from genomenode.node import Node
+    from genomenode.store.node import Node
+from .entry_types import (
+    API_VERSION,
+    ENTRY_TYPES,
+    ENTRY_TYPES_BY_ENDPOINT,
+    FILTERING_TERMS_PATHS,
+    MODEL_URI,
+    NESTED,
+)
 
 __all__ = [
-    "API_VERSION",
     "BEACON_ID_PREFIX",
-    "ENTRY_TYPES",
-    "ENTRY_TYPES_BY_ENDPOINT",
     "ENVIRONMENTS",
-    "FILTERING_TERMS_PATHS",
-    "NESTED",
-    "SPECIFICATION",
     "BeaconIdentity",
     "DatasetSummary",
-    "EntryType",
     "configuration_response",
     "entry_types_response",
     "error_response",
@@ -52,230 +53,13 @@ __all__ = [
     "service_info_response",
 ]
 
-#: The Beacon specification served, in the "v"-prefixed form the schemas ask for.
-API_VERSION = "v2.1.1"
-SPECIFICATION = "Beacon v2.1.1"
+_RESPONSE_URI = BASE_URI + "framework/json/responses/"
+_CONFIGURATION_URI = BASE_URI + "framework/json/configuration/"
 #: Beacon ids are ``org.genomenode.<node_id>``: reverse-domain, unique per node id.
 BEACON_ID_PREFIX = "org.genomenode."
 #: Allowed ``environment`` values, and the configuration's ``productionStatus`` each
 #: one maps to (the info schema's fourth value, "staging", has no maturity level).
 ENVIRONMENTS: dict[str, str] = {"prod": "PROD", "test": "TEST", "dev": "DEV"}
-
-_MODEL_URI = BASE_URI + "models/json/beacon-v2-default-model/"
-_RESPONSE_URI = BASE_URI + "framework/json/responses/"
-_CONFIGURATION_URI = BASE_URI + "framework/json/configuration/"
-
-
-def _genomenode_version() -> str:
-    import genomenode
-
-    # __version__ is set last in genomenode/__init__; during a partial import, or
-    # if it is ever dropped, the installed distribution's metadata still knows.
-    version = getattr(genomenode, "__version__", None)
-    return str(version) if version else metadata.version("genomenode")
-
-
-@dataclasses.dataclass(frozen=True)
-class EntryType:
-    """One entry type of the Beacon v2 default model, as this node serves it.
-
-    Attributes
-    ----------
-    id, name, description
-        The entry type's id (the key used in the configuration and the map), its
-        human name and its definition.
-    endpoint
-        The path segment under the API root (``"individuals"``, ``"g_variants"``).
-    ontology_id, ontology_label
-        The ontology term for the type, as the reference implementation declares it.
-    schema_folder, schema_name
-        The default-model folder holding its schema, and that schema's name.
-    set_type
-        ``"dataset"`` or ``"cohort"`` for collections, ``None`` for result entries.
-    collection_of
-        For collections, the ids of the entry types they group.
-    non_filtered_queries_allowed
-        Whether a query without any filter or parameter is answered.
-    """
-
-    id: str
-    name: str
-    description: str
-    endpoint: str
-    ontology_id: str
-    ontology_label: str
-    schema_folder: str
-    schema_name: str
-    schema_key: str
-    set_type: str | None = None
-    collection_of: tuple[str, ...] = ()
-    non_filtered_queries_allowed: bool = True
-
-    @property
-    def schema_id(self) -> str:
-        """The id of the default schema, as it appears in ``returnedSchemas``."""
-        return f"beacon-{self.schema_key}-{API_VERSION}"
-
-    @property
-    def schema_url(self) -> str:
-        """The official URL of the entry type's default schema."""
-        return f"{_MODEL_URI}{self.schema_folder}/defaultSchema.json"
-
-    def returned_schema(self) -> dict[str, str]:
-        """The ``returnedSchemas`` item of a response returning this entry type."""
-        return {"entityType": self.id, "schema": self.schema_id}
-
-    def definition(self) -> dict[str, Any]:
-        """The ``entryTypeDefinition`` document of the configuration."""
-        document: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "ontologyTermForThisType": {
-                "id": self.ontology_id,
-                "label": self.ontology_label,
-            },
-            "partOfSpecification": SPECIFICATION,
-            "defaultSchema": {
-                "id": self.schema_id,
-                "name": self.schema_name,
-                "referenceToSchemaDefinition": self.schema_url,
-                "schemaVersion": API_VERSION,
-            },
-            "additionallySupportedSchemas": [],
-            "nonFilteredQueriesAllowed": self.non_filtered_queries_allowed,
-        }
-        if self.collection_of:
-            document["aCollectionOf"] = [
-                {"id": member, "name": ENTRY_TYPES[member].name}
-                for member in self.collection_of
-            ]
-        return document
-
-
-_ENTRY_TYPE_LIST = (
-    EntryType(
-        id="analysis",
-        name="Bioinformatics analysis",
-        description="Apply analytical methods to existing data of a specific type.",
-        endpoint="analyses",
-        ontology_id="edam:operation_2945",
-        ontology_label="Analysis",
-        schema_folder="analyses",
-        schema_name="Default schema for a bioinformatics analysis",
-        schema_key="analysis",
-    ),
-    EntryType(
-        id="biosample",
-        name="Biological Sample",
-        description=(
-            "Any material sample taken from a biological entity for testing, "
-            "diagnostic, propagation, treatment or research purposes. [ NCI ]"
-        ),
-        endpoint="biosamples",
-        ontology_id="NCIT:C70699",
-        ontology_label="Biospecimen",
-        schema_folder="biosamples",
-        schema_name="Default schema for a biological sample",
-        schema_key="biosample",
-    ),
-    EntryType(
-        id="cohort",
-        name="Cohort",
-        description="A group of individuals, identified by a common characteristic.",
-        endpoint="cohorts",
-        ontology_id="NCIT:C61512",
-        ontology_label="Cohort",
-        schema_folder="cohorts",
-        schema_name="Default schema for cohorts",
-        schema_key="cohort",
-        set_type="cohort",
-        collection_of=("individual",),
-    ),
-    EntryType(
-        id="dataset",
-        name="Dataset",
-        description=(
-            "A Dataset is a collection of records, like rows in a database or cards "
-            "in a cardholder."
-        ),
-        endpoint="datasets",
-        ontology_id="NCIT:C47824",
-        ontology_label="Data set",
-        schema_folder="datasets",
-        schema_name="Default schema for datasets",
-        schema_key="dataset",
-        set_type="dataset",
-        collection_of=("genomicVariant", "individual", "biosample"),
-    ),
-    EntryType(
-        id="genomicVariant",
-        name="Genomic Variants",
-        description="The location of a sequence.",
-        endpoint="g_variants",
-        ontology_id="SO:0000735",
-        ontology_label="sequence_location",
-        schema_folder="genomicVariations",
-        schema_name="Default schema for a genomic variation",
-        schema_key="g_variant",
-    ),
-    EntryType(
-        id="individual",
-        name="Individual",
-        description=(
-            "A human being. It could be a Patient, a Tissue Donor, a Participant, "
-            "a Human Study Subject, etc."
-        ),
-        endpoint="individuals",
-        ontology_id="NCIT:C25190",
-        ontology_label="Person",
-        schema_folder="individuals",
-        schema_name="Default schema for an individual",
-        schema_key="individual",
-    ),
-    EntryType(
-        id="run",
-        name="Sequencing run",
-        description=(
-            "The valid and completed operation of a high-throughput sequencing "
-            "instrument for a single sequencing process. [ NCI ]"
-        ),
-        endpoint="runs",
-        ontology_id="NCIT:C148088",
-        ontology_label="Sequencing run",
-        schema_folder="runs",
-        schema_name="Default schema for a sequencing run",
-        schema_key="run",
-    ),
-)
-
-#: The entry types served, by id.
-ENTRY_TYPES: dict[str, EntryType] = {entry.id: entry for entry in _ENTRY_TYPE_LIST}
-#: The same entry types, by endpoint (the first path segment under the API root).
-ENTRY_TYPES_BY_ENDPOINT: dict[str, EntryType] = {
-    entry.endpoint: entry for entry in _ENTRY_TYPE_LIST
-}
-
-#: For each endpoint, the endpoints nested under one of its entries
-#: (``/individuals/{id}/g_variants``), as in the official OpenAPI definitions.
-NESTED: dict[str, tuple[str, ...]] = {
-    "individuals": ("g_variants", "biosamples"),
-    "g_variants": ("individuals", "biosamples"),
-    "biosamples": ("g_variants", "analyses", "runs"),
-    "runs": ("g_variants", "analyses"),
-    "analyses": ("g_variants",),
-    "datasets": ("g_variants", "individuals", "biosamples"),
-    "cohorts": ("individuals",),
-}
-
-#: Endpoints with their own filtering terms, and the path (under the API root) that
-#: lists them. The official OpenAPI puts the individuals' terms on the collection
-#: (``/individuals/filtering_terms``) but the collections' terms on one entry.
-FILTERING_TERMS_PATHS: dict[str, str] = {
-    "individuals": "individuals/filtering_terms",
-    "datasets": "datasets/{id}/filtering_terms",
-    "cohorts": "cohorts/{id}/filtering_terms",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,7 +111,7 @@ class BeaconIdentity:
     alternative_url: str | None = None
     documentation_url: str | None = None
     api_version: str = API_VERSION
-    version: str = dataclasses.field(default_factory=_genomenode_version)
+    version: str = __version__
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("https://", "http://")):
@@ -615,7 +399,7 @@ def service_info_response(identity: BeaconIdentity) -> dict[str, Any]:
 
 
 def _entry_type_definitions() -> dict[str, Any]:
-    return {entry.id: entry.definition() for entry in _ENTRY_TYPE_LIST}
+    return {entry.id: entry.definition() for entry in ENTRY_TYPES.values()}
 
 
 def configuration_response(
@@ -679,7 +463,7 @@ def map_response(identity: BeaconIdentity) -> dict[str, Any]:
         the returned entry type id.
     """
     endpoint_sets: dict[str, Any] = {}
-    for entry in _ENTRY_TYPE_LIST:
+    for entry in ENTRY_TYPES.values():
         root = identity.url(entry.endpoint)
         terms = FILTERING_TERMS_PATHS.get(entry.endpoint, "filtering_terms")
         endpoint_sets[entry.id] = {
@@ -687,7 +471,7 @@ def map_response(identity: BeaconIdentity) -> dict[str, Any]:
             "rootUrl": root,
             "singleEntryUrl": root + "/{id}",
             "filteringTermsUrl": identity.url(terms),
-            "openAPIEndpointsDefinition": f"{_MODEL_URI}{entry.schema_folder}"
+            "openAPIEndpointsDefinition": f"{MODEL_URI}{entry.schema_folder}"
             "/endpoints.json",
             "endpoints": {
                 ENTRY_TYPES_BY_ENDPOINT[nested].id: {

@@ -8,13 +8,14 @@ handlers are module-level functions; what the app shares with them is
 and what a route's path names (entry type, id, nesting) is its
 :class:`BeaconPath`, read from the matched route by the :func:`beacon_path`
 dependency. Handlers are ``async`` only to read the request
-(:func:`genomenode.web.read_json`, with the node's limits); the query itself
+(:func:`genomenode.web.body.read_json`, with the node's limits); the query itself
 (SQL, Zarr, numpy, the passport check) runs in the thread pool
-(:func:`genomenode.web.run_blocking`), so a slow per-person scan never holds up a
-count query, and it stops when its client goes away. A request may carry at most
-``beacon_max_filters`` filters and spend ``beacon_filter_cpu_seconds`` expanding
-them. Scale out with ``genomenode serve --workers``. Handlers carry no
-docstrings, which FastAPI would publish in the OpenAPI.
+(:func:`genomenode.web.blocking.run_blocking`), so a slow per-person scan never
+holds up a count query, and it stops when its client goes away. A request may
+carry at most ``beacon_max_filters`` filters and spend
+``beacon_filter_cpu_seconds`` expanding them. Scale out with ``genomenode serve
+--workers``. Handlers carry no docstrings, which FastAPI would publish in the
+OpenAPI.
 
 Errors become Beacon error documents in the node's one error handler
 (:mod:`genomenode.web`).
@@ -31,14 +32,20 @@ from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
 from ..access.callers import audited, caller_of
+from ..access.decision import dataset_access
 from ..errors import BeaconRequestError
-from ..node import Node
-from ..web import json_response, read_json, run_blocking
-from . import filters, framework, ontology
-from .catalog import Catalog
+from ..store.node import Node
+from ..store.published import PublishedDatasets
+from ..vocab import ontology
+from ..web.blocking import run_blocking
+from ..web.body import read_json
+from ..web.responses import json_response
+from . import filters, framework
 from .engine import ENTRY_TYPES, PathScope, answer
+from .entry_types import NESTED
 from .filtering_terms import filtering_terms
-from .requests import BeaconRequest, parse_get, parse_post
+from .query import BeaconRequest
+from .requests import parse_get, parse_post
 from .responses import result_response
 
 __all__ = [
@@ -65,8 +72,8 @@ Handler = Callable[..., Awaitable[JSONResponse]]
 
 
 class BeaconService:
-    """What the Beacon routes share (``app.state.beacon``): the node, its catalog,
-    identity and settings."""
+    """What the Beacon routes share (``app.state.beacon``): the node, its published
+    datasets, identity and settings."""
 
     def __init__(
         self,
@@ -81,7 +88,7 @@ class BeaconService:
         self.node = node
         self.max_filters = max_filters
         self.filter_cpu_seconds = filter_cpu_seconds
-        self.catalog = Catalog(node)
+        self.published = PublishedDatasets(node)
         self.identity = framework.identity_from_node(
             node, base_url, environment=environment
         )
@@ -94,8 +101,8 @@ class BeaconService:
         """Datasets the caller may query at all (others are never mentioned)."""
         return [
             handle
-            for handle in self.catalog.datasets()
-            if allowed_granularity(caller, handle.access) is not None
+            for handle in self.published.datasets()
+            if allowed_granularity(caller, dataset_access(handle)) is not None
         ]
 
     def summaries(self, caller: Caller) -> list[framework.DatasetSummary]:
@@ -266,7 +273,7 @@ def _answer_document(
     caller = caller_of(request)
     with filters.cpu_budget(service.filter_cpu_seconds):
         found = answer(
-            service.catalog,
+            service.published,
             beacon_request,
             scope,
             caller,
@@ -401,7 +408,7 @@ def add_beacon_routes(
             f"{entry}_one",
             f"One of {entry} by id{scope}",
         )
-        for nested in framework.NESTED.get(entry, ()):
+        for nested in NESTED.get(entry, ()):
             _query_route(
                 router,
                 f"/{entry}/{{entry_id}}/{nested}",

@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from ..access import Caller, caller_kind
 from ..store.models import Individual
-from .catalog import DatasetHandle
+from ..store.published import PublishedDataset
 from .engine import parse_variant_id, per_biosample_id, variant_id
+from .variants import refseq_accession
 
 __all__ = ["DUO_VERSION", "build_records"]
 
@@ -51,7 +52,9 @@ def _datetime(value: Any) -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _individuals(handle: DatasetHandle, keys: Sequence[object]) -> list[dict[str, Any]]:
+def _individuals(
+    handle: PublishedDataset, keys: Sequence[object]
+) -> list[dict[str, Any]]:
     wanted = [str(key) for key in keys]
     with handle.node.session() as session:
         rows = session.execute(
@@ -63,7 +66,7 @@ def _individuals(handle: DatasetHandle, keys: Sequence[object]) -> list[dict[str
     return [by_id[key] for key in wanted if key in by_id]
 
 
-def _biosample(handle: DatasetHandle, key: str) -> dict[str, Any]:
+def _biosample(handle: PublishedDataset, key: str) -> dict[str, Any]:
     return {
         "id": key,
         "individualId": key,
@@ -72,7 +75,7 @@ def _biosample(handle: DatasetHandle, key: str) -> dict[str, Any]:
     }
 
 
-def _run(handle: DatasetHandle, key: str) -> dict[str, Any]:
+def _run(handle: PublishedDataset, key: str) -> dict[str, Any]:
     return {
         "id": per_biosample_id("runs", key),
         "biosampleId": key,
@@ -82,7 +85,7 @@ def _run(handle: DatasetHandle, key: str) -> dict[str, Any]:
     }
 
 
-def _analysis(handle: DatasetHandle, key: str) -> dict[str, Any]:
+def _analysis(handle: PublishedDataset, key: str) -> dict[str, Any]:
     return {
         "id": per_biosample_id("analyses", key),
         "runId": per_biosample_id("runs", key),
@@ -96,7 +99,7 @@ def _analysis(handle: DatasetHandle, key: str) -> dict[str, Any]:
     }
 
 
-def _dataset(handle: DatasetHandle) -> dict[str, Any]:
+def _dataset(handle: PublishedDataset) -> dict[str, Any]:
     facts = handle.facts
     duo = []
     for term in handle.data_use:
@@ -125,7 +128,7 @@ def _dataset(handle: DatasetHandle) -> dict[str, Any]:
     return document
 
 
-def _cohort(handle: DatasetHandle) -> dict[str, Any]:
+def _cohort(handle: PublishedDataset) -> dict[str, Any]:
     facts = handle.facts
     return {
         "id": facts.id,
@@ -140,7 +143,9 @@ def _cohort(handle: DatasetHandle) -> dict[str, Any]:
     }
 
 
-def _frequencies(handle: DatasetHandle, row: int, allele: int) -> list[dict[str, Any]]:
+def _frequencies(
+    handle: PublishedDataset, row: int, allele: int
+) -> list[dict[str, Any]]:
     # A sex other than male or female (``FI_U``) counts towards its country only.
     groups, names = handle.population_groups
     counts = handle.store.population_counts(row, allele, groups, len(names))
@@ -182,10 +187,28 @@ def _frequencies(handle: DatasetHandle, row: int, allele: int) -> list[dict[str,
     return frequencies
 
 
+def _sequence_id(handle: PublishedDataset, contig: str) -> str:
+    """A CURIE for the reference sequence of ``contig`` (RefSeq when known)."""
+    accession = refseq_accession(handle.facts.assembly, contig)
+    if accession is not None:
+        return f"refseq:{accession}"
+    return f"{handle.facts.assembly}:{contig}"
+
+
+def _hgvs_id(
+    handle: PublishedDataset, contig: str, position: int, reference: str, alternate: str
+) -> str | None:
+    """Genomic HGVS of a simple substitution on a RefSeq chromosome, else None."""
+    accession = refseq_accession(handle.facts.assembly, contig)
+    if accession is None or len(reference) != 1 or len(alternate) != 1:
+        return None
+    return f"{accession}:g.{position}{reference}>{alternate}"
+
+
 def _variation(
-    handle: DatasetHandle, contig: str, position: int, reference: str, alternate: str
+    handle: PublishedDataset, contig: str, position: int, reference: str, alternate: str
 ) -> dict[str, Any]:
-    sequence = handle.sequence_id(contig)
+    sequence = _sequence_id(handle, contig)
     return {
         "type": "Allele",
         "location": {
@@ -202,7 +225,7 @@ def _variation(
 
 
 def _variant(
-    handle: DatasetHandle, key: tuple[int, int], caller: Caller
+    handle: PublishedDataset, key: tuple[int, int], caller: Caller
 ) -> dict[str, Any]:
     row, allele = key
     identifier = variant_id(handle, row, allele)
@@ -220,7 +243,7 @@ def _variant(
             }
         ],
     }
-    hgvs = handle.hgvs_id(contig, position, reference, alternate)
+    hgvs = _hgvs_id(handle, contig, position, reference, alternate)
     if hgvs is not None:
         record["identifiers"]["genomicHGVSId"] = hgvs
     if caller_kind(caller, handle.id) == "granted":
@@ -228,7 +251,9 @@ def _variant(
     return record
 
 
-def _case_level(handle: DatasetHandle, row: int, allele: int) -> list[dict[str, Any]]:
+def _case_level(
+    handle: PublishedDataset, row: int, allele: int
+) -> list[dict[str, Any]]:
     calls = handle.store.carrier_calls(row, allele)
     names = handle.sample_individuals
     cases = []
@@ -248,7 +273,7 @@ def _case_level(handle: DatasetHandle, row: int, allele: int) -> list[dict[str, 
 
 def build_records(
     entry_type: str,
-    handle: DatasetHandle,
+    handle: PublishedDataset,
     keys: Sequence[object],
     caller: Caller,
 ) -> list[dict[str, Any]]:

@@ -22,9 +22,9 @@ from typing import Any
 
 from ..access import Caller
 from .engine import COLLECTIONS, Answer, DatasetAnswer
-from .framework import ENTRY_TYPES_BY_ENDPOINT
+from .entry_types import ENTRY_TYPES_BY_ENDPOINT
+from .query import BeaconRequest, VariantQuery
 from .records import build_records
-from .requests import BeaconRequest, VariantQuery
 
 __all__ = ["received_request_summary", "result_response"]
 

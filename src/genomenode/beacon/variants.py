@@ -14,7 +14,7 @@ as in ``variant_allele``.
 - *bracket* (``start=[s0, s1]``, ``end=[e0, e1]``): the variant starts in
   ``[s0, s1]`` and ends in ``[e0, e1]`` (both inclusive);
 - *gene* (``geneId``): a range query over the gene's interval, from a
-  :class:`~genomenode.beacon.genes.GeneTable`;
+  :class:`~genomenode.store.genes.GeneTable`;
 - *hgvs* (``genomicAlleleShortForm``): a substitution on a RefSeq chromosome,
   answered as a sequence query (see :func:`resolve_hgvs`).
 
@@ -39,15 +39,16 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import BeaconRequestError
+from ..store.genes import GeneTable
 from ..store.genotypes import GenotypeStore
-from .genes import GeneTable, gene_queries
-from .requests import VariantQuery
+from .query import VariantQuery
 
 __all__ = [
     "VARIANT_TYPES",
     "allele_length",
     "allele_type",
     "assembly_matches",
+    "gene_queries",
     "matching_variants",
     "naive_matching_variants",
     "normalise_assembly",
@@ -334,6 +335,27 @@ def _alleles_at(store: GenotypeStore, rows: range) -> np.ndarray:
     return store.alleles(rows.start, rows.stop)
 
 
+def gene_queries(query: VariantQuery, genes: GeneTable) -> list[VariantQuery]:
+    """The range queries a gene query stands for: one per gene its ``geneId`` names.
+
+    Every other parameter (``variantType``, ``alternateBases``, lengths ...) is kept.
+    An unknown gene gives no query, so it matches nothing.
+    """
+    if query.gene_id is None:
+        return []
+    return [
+        dataclasses.replace(
+            query,
+            kind="range",
+            reference_name=gene.contig,
+            reference_name_original=gene.contig,
+            start=(gene.start,),
+            end=(gene.end,),
+        )
+        for gene in genes.lookup(query.gene_id)
+    ]
+
+
 def _answer(
     store: GenotypeStore,
     query: VariantQuery,
@@ -376,7 +398,7 @@ def matching_variants(
     query
         Any kind of variant query; ``variantType`` and the length bounds narrow it.
     genes
-        The dataset's gene table (:func:`~genomenode.beacon.genes.gene_table_for`),
+        The dataset's gene table (:func:`~genomenode.store.genes.gene_table_for`),
         for gene queries. Without one a gene query matches nothing; an unknown gene
         matches nothing either.
 

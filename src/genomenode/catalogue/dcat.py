@@ -29,8 +29,9 @@ from rdflib.plugins.parsers.jsonld import to_rdf
 from sqlalchemy import Select, select
 
 from ..errors import NotFoundError, did_you_mean
-from ..node import Node
 from ..store.models import Dataset, DataUseTerm, StoredFile, published_datasets
+from ..store.node import Node
+from ..vocab.duo import PERMISSIONS
 
 __all__ = [
     "ACCESS_RIGHTS",
@@ -128,11 +129,6 @@ SERVICE_SPECIFICATIONS: Mapping[str, URIRef] = {
     "drs": URIRef("https://ga4gh.github.io/data-repository-service-schemas/"),
 }
 
-# DUO permission terms say what research the data may be used for: the purposes
-# HealthDCAT-AP's dpv:hasPurpose records. Modifiers are conditions, not purposes.
-_DUO_PERMISSIONS = frozenset(
-    {"DUO:0000004", "DUO:0000042", "DUO:0000006", "DUO:0000007", "DUO:0000011"}
-)
 # EDAM "Genomics" topic: the theme every genomenode dataset has.
 _GENOMICS_THEME = URIRef("http://edamontology.org/topic_0622")
 
@@ -297,7 +293,7 @@ class _CatalogueBuilder:
             add((subject, DCTERMS.conformsTo, iri))
             add((iri, RDFS.label, RdfLiteral(term.label, lang="en")))
             add((iri, SKOS.notation, RdfLiteral(term.term_id)))
-            if term.term_id in _DUO_PERMISSIONS:
+            if term.term_id in PERMISSIONS:
                 add((subject, DPV.hasPurpose, iri))
             if term.disease_id:
                 # A disease-specific dataset is about its disease: HealthDCAT-AP's

@@ -37,8 +37,8 @@ from ..errors import (
     PermissionDenied,
     TooManyRequests,
 )
-from ..node import Node
-from ..web import json_response
+from ..store.node import Node
+from ..web.responses import json_response
 from .dcat import SerialisationFormat, catalogue_graph, serialise
 from .harvest import UNAUTHENTICATED_HARVEST_INTERVAL_SECONDS, Harvester
 

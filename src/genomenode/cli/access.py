@@ -63,12 +63,12 @@ def access_applications(
     node_dir: pathlib.Path, dataset_id: str | None, state: str | None, as_json: bool
 ) -> None:
     """List every application (the operator's view), recording expiries first."""
-    from ..access import workflow
-    from ..node import open_node
+    from ..access import applications, workflow
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         workflow.expire_due(node.engine)
-        found = workflow.list_applications(
+        found = applications.list_applications(
             node.engine, as_operator=True, dataset_id=dataset_id, state=state
         )
     _print_list(found, as_json, "No applications.")
@@ -81,11 +81,11 @@ def access_applications(
 @errors_to_exit
 def access_show(node_dir: pathlib.Path, application_id: int, as_json: bool) -> None:
     """Show one application: purpose, DUO recommendation, grant and history."""
-    from ..access import workflow
-    from ..node import open_node
+    from ..access import applications
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
-        application = workflow.get_application(
+        application = applications.get_application(
             node.engine, application_id, as_operator=True
         )
     print_result(application.to_json(), as_json, application.describe())
@@ -129,7 +129,7 @@ def access_approve(
     if override != (reason is not None):
         raise click.UsageError("--override and --reason go together")
     from ..access import workflow
-    from ..node import open_node
+    from ..store.node import open_node
 
     ends_at = (until + dt.timedelta(days=1)).replace(tzinfo=dt.UTC)
     with open_node(node_dir) as node:
@@ -164,7 +164,7 @@ def _decision(name: str, function_name: str, verb: str, help_text: str) -> None:
         node_dir: pathlib.Path, application_id: int, comment: str | None, as_json: bool
     ) -> None:
         from ..access import workflow
-        from ..node import open_node
+        from ..store.node import open_node
 
         with open_node(node_dir) as node:
             application = getattr(workflow, function_name)(
@@ -214,11 +214,11 @@ def access_grants(
     as_json: bool,
 ) -> None:
     """List the grants in force, or all of them with --all."""
-    from ..access import workflow
-    from ..node import open_node
+    from ..access import applications
+    from ..store.node import open_node
 
     with open_node(node_dir) as node, node.session() as session:
-        found = workflow.grants(
+        found = applications.grants(
             session,
             subject=subject,
             dataset_id=dataset_id,
@@ -252,11 +252,11 @@ def access_members(
     as_json: bool,
 ) -> None:
     """Show a dataset's data access committee; add or remove members."""
-    from ..access import workflow
-    from ..node import open_node
+    from ..access import committee
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
-        members = workflow.change_dac_members(
+        members = committee.change_dac_members(
             node.engine, dataset_id, added=added, removed=removed, actor=operator()
         )
     print_result(
@@ -273,7 +273,7 @@ def access_members(
 def access_rotate_key(node_dir: pathlib.Path, as_json: bool) -> None:
     """Sign visas with a new key from now on; visas signed before keep verifying."""
     from ..access.visas import rotate_node_visa_key
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         rotation = rotate_node_visa_key(node.config.node_dir)

@@ -47,8 +47,8 @@ def audit_verify(
     node_dir: pathlib.Path, checkpoint_files: tuple[pathlib.Path, ...], as_json: bool
 ) -> None:
     """Check every entry and checkpoint of the audit log; name the first bad one."""
-    from ..access.audit import read_checkpoint_files, verify
-    from ..node import open_node
+    from ..access.audit_check import read_checkpoint_files, verify
+    from ..store.node import open_node
 
     tokens = read_checkpoint_files(checkpoint_files)
     with open_node(node_dir) as node, node.session() as session:
@@ -65,8 +65,8 @@ def audit_checkpoint(
     node_dir: pathlib.Path, out: pathlib.Path | None, as_json: bool
 ) -> None:
     """Verify the log, then sign a checkpoint of its head (printed as a JWS)."""
-    from ..access.audit import checkpoint
-    from ..node import open_node
+    from ..access.audit_check import checkpoint
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         signed = checkpoint(node.engine)

@@ -45,7 +45,7 @@ def ingest(
     Interrupted (Ctrl-C, a crash), the same command resumes where it stopped;
     nothing is published before the last step.
     """
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         if dry_run:
@@ -129,7 +129,7 @@ def datasets(
     """
     if context.invoked_subcommand is not None:
         return
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(require_node(context, node_dir)) as node:
         rows = node.dataset_summaries()
@@ -240,7 +240,7 @@ def datasets_scaffold(
 def discard(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
     """Remove the staged work of an ingest that was not published."""
     from ..ingest.pipeline import discard as run_discard
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         found = run_discard(node, dataset_id)

@@ -54,7 +54,7 @@ def _report(change: Any, as_json: bool, done: str) -> None:
 def unpublish(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
     """Hide a dataset from every service; its data and grants stay."""
     from ..access.lifecycle import unpublish as run_unpublish
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         change = run_unpublish(node, dataset_id, actor=operator())
@@ -75,7 +75,7 @@ def unpublish(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
 def publish(node_dir: pathlib.Path, dataset_id: str, as_json: bool) -> None:
     """Publish an unpublished dataset again."""
     from ..access.lifecycle import publish as run_publish
-    from ..node import open_node
+    from ..store.node import open_node
 
     with open_node(node_dir) as node:
         change = run_publish(node, dataset_id, actor=operator())
@@ -146,7 +146,7 @@ def set_access(
 ) -> None:
     """Change security level, Beacon granularities or DUO terms."""
     from ..access.access_change import set_access as run_set_access
-    from ..node import open_node
+    from ..store.node import open_node
 
     if security_level is None and not beacon_levels and not duo_terms:
         raise click.UsageError("give --security-level, --beacon or --duo")
@@ -190,7 +190,7 @@ def remove(
 ) -> None:
     """Delete a dataset: files, metadata, applications, grants."""
     from ..access.removal import remove as run_remove
-    from ..node import open_node
+    from ..store.node import open_node
 
     if not yes:
         click.confirm(

@@ -44,7 +44,7 @@ def network_serve(
         operator_token_from_environment,
     )
     from ..network.registry import load_registry
-    from ..web import serve as run_server
+    from ..web.server import serve as run_server
     from .serve import print_served
 
     registry = load_registry(network_yaml)  # fail here, clearly, on a bad file
@@ -103,7 +103,7 @@ def network_audit_verify(
     as_json: bool,
 ) -> None:
     """Check the network's audit log of forwarded queries, and its checkpoints."""
-    from ..access.audit import read_checkpoint_files
+    from ..access.audit_check import read_checkpoint_files
     from ..network.audit import verify_network_audit
     from ..network.registry import load_registry
 

@@ -32,7 +32,7 @@ def init(
     set (and the node then needs it in its environment to serve).
     """
     from ..config import Secret
-    from ..node import init_node
+    from ..store.node import init_node
 
     passphrase = Secret(os.environ.get("GENOMENODE_KEY_PASSPHRASE", ""))
     with init_node(

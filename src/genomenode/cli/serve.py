@@ -46,9 +46,9 @@ def serve(
     """
     from ..config import check_production_trust, public_url_for
     from ..index import describe_node
-    from ..node import open_node
-    from ..web import HttpLimits
-    from ..web import serve as run_server
+    from ..store.node import open_node
+    from ..web.body import HttpLimits
+    from ..web.server import serve as run_server
 
     # Fail here, clearly, on a bad node directory or an unsafe prod setting.
     with open_node(node_dir) as node:

@@ -14,9 +14,9 @@ import logging
 import pathlib
 from typing import Any
 
-from ..beacon.genes import GeneTable
 from ..dataset import DatasetDescription
 from ..errors import ClinicalDataError
+from ..store.genes import GeneTable
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
 from .clinical import read_clinical

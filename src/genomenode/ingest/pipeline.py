@@ -19,18 +19,15 @@ import logging
 import os
 import pathlib
 import shutil
-import tarfile
 import time
 from typing import Any
 
 import zarr
 from sqlalchemy import select
 
-from ..beacon.genes import GeneTable
-from ..dataset import AlignmentSource, DatasetDescription, read_dataset_description
+from ..dataset import DatasetDescription, read_dataset_description
 from ..errors import IngestError, InputError, StoreError
-from ..node import DATASET_FORMAT_VERSION, Node, write_json_atomic
-from ..store import crypt
+from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -40,12 +37,15 @@ from ..store.models import (
     STATUS_UNPUBLISHED,
     Dataset,
 )
+from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store.private import private_files
 from . import convert, vcf
-from .alignments import ensure_alignment_index, stage_reference
+from .alignments import ensure_alignment_index
 from .check import check_inputs
 from .clinical import ClinicalRecord, read_clinical
 from .metadata import load_metadata, mark_published
+from .originals import encrypt
+from .run import IngestRun, input_files
 from .workers import Reporter, checkpoint
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 STAGING_FORMAT_VERSION = 1
 GENES_FILENAME = "genes.tsv"
 #: Where the reference FASTA of each CRAM lies in a dataset directory.
-REFERENCES_DIRECTORY = "references"
 STEPS = (
     "validate",
     "index",
@@ -94,60 +93,12 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path]]:
-    """(role, path) of every input file that is stored, encrypted, with the dataset."""
-    files = [("description", description.source)]
-    files += [("genotypes", path) for path in description.genotypes]
-    for path in description.genotypes:
-        for suffix in (".tbi", ".csi"):
-            index = path.with_name(path.name + suffix)
-            if index.exists():
-                files.append(("genotypes-index", index))
-    clinical = description.clinical.path
-    if clinical.is_dir():
-        files += [("clinical", path) for path in sorted(clinical.glob("*.json"))]
-    else:
-        files.append(("clinical", clinical))
-    if description.genes is not None:
-        files.append(("genes", description.genes))
-    for alignment in description.alignments:
-        files.append(("alignments", alignment.path))
-        if alignment.index is not None:
-            files.append(("alignments-index", alignment.index))
-    return files
-
-
 def fingerprint(description: DatasetDescription) -> str:
     """A hash of every input's name and content: same inputs, same dataset."""
     digest = hashlib.sha256()
     for role, path in input_files(description):
         digest.update(f"{role}\0{path.name}\0{_sha256(path)}\n".encode())
     return digest.hexdigest()
-
-
-@dataclasses.dataclass
-class _Run:
-    node: Node
-    description: DatasetDescription
-    work: pathlib.Path
-    state: dict[str, Any]
-    reporter: Reporter
-
-    @property
-    def publish_dir(self) -> pathlib.Path:
-        return self.work / "publish"
-
-    @property
-    def vcz(self) -> pathlib.Path:
-        return self.publish_dir / "genotypes.vcz"
-
-    def done(self, step: str) -> bool:
-        return step in self.state["done"]
-
-    def finish(self, step: str, result: Any = True) -> None:
-        self.state["done"][step] = result
-        write_json_atomic(self.work / "ingest.json", self.state)
-        checkpoint(f"after:{step}")
 
 
 def _lock(node: Node, dataset_id: str) -> contextlib.AbstractContextManager[None]:
@@ -257,7 +208,7 @@ def discard(node: Node, dataset_id: str) -> bool:
         return found
 
 
-def _after_bad_input(run: _Run) -> str:
+def _after_bad_input(run: IngestRun) -> str:
     """What an operator can do once a step stopped on bad input. True to the
     store: a fixed input changes the fingerprint, so the next run starts over."""
     advice = " — nothing was published. Fix the input and run the same command again"
@@ -298,7 +249,7 @@ def _published_row(node: Node, dataset_id: str) -> Dataset | None:
 
 def _open_run(
     node: Node, description: DatasetDescription, content: str, show_progress: bool
-) -> _Run:
+) -> IngestRun:
     work = node.staging_dir / description.id
     settings = {
         "variants_chunk_size": node.config.variants_chunk_size,
@@ -313,7 +264,7 @@ def _open_run(
             and state.get("settings") == settings
         )
         if same:
-            return _Run(node, description, work, state, Reporter(show_progress))
+            return IngestRun(node, description, work, state, Reporter(show_progress))
         logger.warning(
             "inputs or settings changed since the interrupted ingest of %s; "
             "starting it again",
@@ -329,18 +280,18 @@ def _open_run(
         "done": {},
     }
     write_json_atomic(state_path, state)
-    return _Run(node, description, work, state, Reporter(show_progress))
+    return IngestRun(node, description, work, state, Reporter(show_progress))
 
 
-def _read_records(run: _Run) -> list[ClinicalRecord]:
+def _read_records(run: IngestRun) -> list[ClinicalRecord]:
     return list(read_clinical(run.description.clinical))
 
 
-def _validate(run: _Run) -> None:
+def _validate(run: IngestRun) -> None:
     run.finish("validate", check_inputs(run.description).staging_state())
 
 
-def _stage_genes(run: _Run) -> dict[str, Any] | None:
+def _stage_genes(run: IngestRun) -> dict[str, Any] | None:
     """Copy the gene table into the dataset being published, as ``genes.tsv``.
 
     The copy must be the file that was fingerprinted and encrypted: compared with
@@ -372,7 +323,7 @@ def _stage_genes(run: _Run) -> dict[str, Any] | None:
     }
 
 
-def _header(run: _Run) -> vcf.VcfHeader:
+def _header(run: IngestRun) -> vcf.VcfHeader:
     validated = run.state["done"]["validate"]
     return vcf.VcfHeader(
         path=run.description.genotypes[0],
@@ -383,7 +334,7 @@ def _header(run: _Run) -> vcf.VcfHeader:
     )
 
 
-def _index(run: _Run) -> None:
+def _index(run: IngestRun) -> None:
     indexed = vcf.ensure_index(
         run.description.genotypes[0],
         run.work,
@@ -392,7 +343,7 @@ def _index(run: _Run) -> None:
     run.finish("index", str(indexed))
 
 
-def _index_alignments(run: _Run) -> None:
+def _index_alignments(run: IngestRun) -> None:
     indexes = []
     for number, alignment in enumerate(run.description.alignments):
         index, made = ensure_alignment_index(
@@ -402,7 +353,7 @@ def _index_alignments(run: _Run) -> None:
     run.finish("index_alignments", indexes)
 
 
-def _explode(run: _Run) -> None:
+def _explode(run: IngestRun) -> None:
     source = run.description.genotypes[0]
     try:
         convert.explode(
@@ -419,7 +370,7 @@ def _explode(run: _Run) -> None:
     run.finish("explode")
 
 
-def _encode(run: _Run) -> None:
+def _encode(run: IngestRun) -> None:
     run.publish_dir.mkdir(exist_ok=True)
     convert.encode(
         run.description.genotypes[0],
@@ -441,7 +392,7 @@ def _open_vcz(path: pathlib.Path) -> Any:
     return zarr.open_group(path, mode="r")
 
 
-def _check_records(run: _Run) -> None:
+def _check_records(run: IngestRun) -> None:
     root = _open_vcz(run.vcz)
     if root["call_genotype"].shape[2] > 2:
         raise vcf.VcfError(
@@ -461,7 +412,7 @@ def _check_records(run: _Run) -> None:
     )
 
 
-def _statistics(run: _Run) -> None:
+def _statistics(run: IngestRun) -> None:
     convert.statistics(
         run.vcz,
         num_variants=run.state["done"]["check_records"]["num_variants"],
@@ -472,185 +423,7 @@ def _statistics(run: _Run) -> None:
     run.finish("statistics", {"contigs": contig_ranges(run.vcz)})
 
 
-def _encrypt(run: _Run) -> None:
-    files_dir = run.publish_dir / "files"
-    files_dir.mkdir(parents=True, exist_ok=True)
-    done = run.state["done"].setdefault("encrypt_files", {})
-    inputs = _stored_inputs(run)
-    stored_ids: dict[pathlib.Path, str] = {}
-    with run.reporter.step("Encrypt originals", len(inputs)) as advance:
-        for number, (role, path) in enumerate(inputs):
-            # Prefix keeps names unique when two inputs share a file name.
-            stored_name = f"{number:04d}-{path.name}.c4gh"
-            stored_ids[path] = f"{run.description.id}:{stored_name[:-5]}"
-            if stored_name not in done:
-                result = crypt.encrypt_file(
-                    path, files_dir / stored_name, [run.node.public_key]
-                )
-                done[stored_name] = {
-                    "id": f"{run.description.id}:{stored_name[:-5]}",
-                    "role": role,
-                    "original_name": path.name,
-                    "stored_path": f"files/{stored_name}",
-                    "file_format": _file_format(path),
-                    **dataclasses.asdict(result),
-                }
-                write_json_atomic(run.work / "ingest.json", run.state)
-                checkpoint("encrypt:file")
-            advance()
-    references = _stage_references(run)
-    run.state["done"]["encrypt_alignments"] = _alignment_manifest(
-        run, stored_ids, references
-    )
-    run.finish("encrypt", sorted(done))
-
-
-def _stage_references(run: _Run) -> dict[pathlib.Path, str]:
-    """Store the reference FASTA of each CRAM, indexed, under ``references/``.
-
-    A reference genome is public data, so it is stored as a plain file (a CRAM is
-    decoded against it); it is not an input of the fingerprint, which stays that
-    of the dataset's own files. Returns each FASTA's path in the dataset
-    directory. Staged whole in ``references.part`` and renamed: a rerun finds it
-    done.
-    """
-    users: dict[pathlib.Path, list[tuple[int, AlignmentSource]]] = {}
-    for number, alignment in enumerate(run.description.alignments):
-        if alignment.reference is not None:
-            users.setdefault(alignment.reference, []).append((number, alignment))
-    names: dict[pathlib.Path, str] = {}
-    for fasta, sources in users.items():
-        name = fasta.name
-        if name in names.values():
-            # Two FASTAs of one name: the later one takes its first CRAM's number.
-            name = f"{sources[0][0]:04d}-{name}"
-        names[fasta] = name
-    target = run.publish_dir / REFERENCES_DIRECTORY
-    if names and not target.exists():
-        partial = target.with_name(target.name + ".part")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        for fasta, name in names.items():
-            stage_reference(fasta, partial / name, users[fasta])
-        os.replace(partial, target)
-    return {fasta: f"{REFERENCES_DIRECTORY}/{name}" for fasta, name in names.items()}
-
-
-def _alignment_manifest(
-    run: _Run,
-    stored_ids: dict[pathlib.Path, str],
-    references: dict[pathlib.Path, str],
-) -> list[dict[str, Any]]:
-    """Each alignment file's stored file, its index's, the sample of its reads and
-    (a CRAM) its reference FASTA in the dataset directory."""
-    samples = run.state["done"]["validate"].get("alignment_samples", [])
-    indexes = run.state["done"].get("index_alignments", [])
-    return [
-        {
-            "file": stored_ids[alignment.path],
-            "index": stored_ids[pathlib.Path(index["index"])],
-            "format": alignment.format,
-            "sample": sample,
-            "reference": None
-            if alignment.reference is None
-            else references[alignment.reference],
-        }
-        for alignment, sample, index in zip(
-            run.description.alignments, samples, indexes, strict=True
-        )
-    ]
-
-
-def _stored_inputs(run: _Run) -> list[tuple[str, pathlib.Path]]:
-    """Inputs as stored, with every index the node made.
-
-    An index the node made (for a VCF or alignment file without a current one)
-    is stored like the operator's, in place of a stale one beside the input; it is
-    not an input, so the dataset's fingerprint does not change.
-    """
-    stored = _inputs_with_clinical_archive(run)
-    made: list[tuple[str, pathlib.Path]] = []
-    stale: set[pathlib.Path] = set()
-    vcf_index = _vcf_index_made_by_node(run)
-    if vcf_index is not None:
-        made.append(("genotypes-index", vcf_index))
-        stale |= {path for role, path in stored if role == "genotypes-index"}
-    indexes = run.state["done"].get("index_alignments", [])
-    for alignment, index in zip(run.description.alignments, indexes, strict=True):
-        if index["made_by_node"]:
-            made.append(("alignments-index", pathlib.Path(index["index"])))
-            if alignment.index is not None:
-                stale.add(alignment.index)
-    return [(role, path) for role, path in stored if path not in stale] + made
-
-
-def _vcf_index_made_by_node(run: _Run) -> pathlib.Path | None:
-    indexed = pathlib.Path(run.state["done"]["index"])
-    if indexed == run.description.genotypes[0]:
-        return None
-    for suffix in (".csi", ".tbi"):
-        index = indexed.with_name(indexed.name + suffix)
-        if index.exists():
-            return index
-    raise StoreError(f"ingest staging damaged: no index beside {indexed}")
-
-
-def _inputs_with_clinical_archive(run: _Run) -> list[tuple[str, pathlib.Path]]:
-    """Inputs, a clinical directory made one tar archive, not N files."""
-    clinical = run.description.clinical.path
-    if not clinical.is_dir():
-        return input_files(run.description)
-    archive = run.work / f"{clinical.name}.tar"
-    if not archive.exists():
-        partial = archive.with_name(archive.name + ".part")
-        members = [
-            path for role, path in input_files(run.description) if role == "clinical"
-        ]
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            for member in members:
-                info = tar.gettarinfo(member, arcname=f"{clinical.name}/{member.name}")
-                # Same content, same archive: no owners, times or modes of this host.
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mtime = 0
-                info.mode = 0o644
-                with open(member, "rb") as handle:
-                    tar.addfile(info, handle)
-        os.replace(partial, archive)
-    stored = [
-        (role, path)
-        for role, path in input_files(run.description)
-        if role != "clinical"
-    ]
-    return [*stored, ("clinical", archive)]
-
-
-def _file_format(path: pathlib.Path) -> str:
-    name = path.name.lower()
-    for suffix, kind in (
-        (".vcf.gz", "VCF"),
-        (".vcf.bgz", "VCF"),
-        (".bcf", "BCF"),
-        (".tbi", "TBI"),
-        (".csi", "CSI"),
-        (".bam", "BAM"),
-        (".bai", "BAI"),
-        (".cram", "CRAM"),
-        (".crai", "CRAI"),
-        (".jsonl", "JSONL"),
-        (".tar", "TAR"),
-        (".json", "JSON"),
-        (".csv", "CSV"),
-        (".tsv", "TSV"),
-        (".yaml", "YAML"),
-        (".yml", "YAML"),
-    ):
-        if name.endswith(suffix):
-            return kind
-    return "other"
-
-
-def _metadata(run: _Run) -> None:
+def _metadata(run: IngestRun) -> None:
     records = _read_records(run)
     root = _open_vcz(run.vcz)
     samples = [str(sample) for sample in root["sample_id"][:]]
@@ -680,7 +453,7 @@ def _metadata(run: _Run) -> None:
     )
 
 
-def _publish(run: _Run) -> None:
+def _publish(run: IngestRun) -> None:
     dataset_id = run.description.id
     target = run.node.datasets_dir / dataset_id
     if run.publish_dir.exists():
@@ -733,7 +506,7 @@ _STEP_FUNCTIONS = {
     "encode": _encode,
     "check_records": _check_records,
     "statistics": _statistics,
-    "encrypt": _encrypt,
+    "encrypt": encrypt,
     "metadata": _metadata,
     "publish": _publish,
 }

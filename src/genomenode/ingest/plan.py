@@ -8,8 +8,8 @@ import pathlib
 from typing import Any
 
 from ..dataset import read_dataset_description
-from ..node import Node
 from ..store.models import STATUS_PUBLISHED, Dataset
+from ..store.node import Node
 from .check import check_inputs
 from .pipeline import STAGING_FORMAT_VERSION, STEPS, fingerprint
 

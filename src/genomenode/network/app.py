@@ -25,7 +25,6 @@ from typing import Any
 import httpx2
 from fastapi import FastAPI
 
-from .. import __version__
 from ..access.network_trust import NetworkSigner
 from ..beacon import framework
 from ..catalogue import http as catalogue_http
@@ -33,7 +32,9 @@ from ..catalogue.harvest import CatalogueSource, Harvester
 from ..catalogue.http import HarvestGate
 from ..config import Secret
 from ..errors import ConfigError
-from ..web import HttpLimits, install_error_handlers
+from ..version import __version__
+from ..web.body import HttpLimits
+from ..web.responses import install_error_handlers
 from . import http as network_http
 from . import merge
 from .audit import open_network_audit

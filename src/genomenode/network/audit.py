@@ -35,7 +35,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from ..access.audit import AuditCheck, AuditWriter, Checkpoint, checkpoint, verify
+from ..access.audit import AuditWriter
+from ..access.audit_check import AuditCheck, checkpoint, verify
+from ..access.audit_keys import Checkpoint
 from ..errors import StoreError
 from ..store.db import create_engine
 from ..store.models import AUDIT_FILES_OPTION, AuditFiles, Base
@@ -168,7 +170,7 @@ def verify_network_audit(
     db_schema: str | None = None,
 ) -> AuditCheck:
     """Walk the network's audit log and check ``checkpoints`` (compact JWS) and
-    the stored ones against it (:func:`genomenode.access.audit.verify`)."""
+    the stored ones against it (:func:`genomenode.access.audit_check.verify`)."""
     engine = open_network_audit_database(
         directory, db_url, network_id=network_id, db_schema=db_schema, create=False
     )
@@ -187,7 +189,8 @@ def checkpoint_network_audit(
     db_schema: str | None = None,
 ) -> Checkpoint:
     """Verify the network's audit log, then sign and store a checkpoint of its
-    head (:func:`genomenode.access.audit.checkpoint`); keep its ``token`` apart."""
+    head (:func:`genomenode.access.audit_check.checkpoint`); keep its ``token``
+    apart."""
     engine = open_network_audit_database(
         directory, db_url, network_id=network_id, db_schema=db_schema, create=False
     )

@@ -16,7 +16,7 @@ Everything the caller controls is checked before any node is asked (a 400, or
 the body, the ``Authorization`` header. The path asked of the nodes is built from
 the route, never copied from the URL. A node whose circuit breaker is open is not
 asked (:mod:`~genomenode.network.breaker`), and when the caller disconnects the
-fan-out is cancelled (:func:`genomenode.web.cancel_on_disconnect`).
+fan-out is cancelled (:func:`genomenode.web.blocking.cancel_on_disconnect`).
 Each forwarded query is answered through one function, ``_forwarded``, which
 records it in ``app.state.audit`` when the app has an audit writer.
 
@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse
 
 from ..access import jws
 from ..access.network_trust import NetworkSigner
-from ..beacon import framework
+from ..beacon import entry_types
 from ..beacon.http import (
     BeaconPath,
     add_beacon_routes,
@@ -48,7 +48,8 @@ from ..beacon.http import (
 from ..beacon.query import BeaconRequest
 from ..beacon.responses import received_request_summary
 from ..errors import BeaconRequestError, ClientDisconnected
-from ..web import cancel_on_disconnect, json_response
+from ..web.blocking import cancel_on_disconnect
+from ..web.responses import json_response
 from . import merge
 from .breaker import Breakers
 from .fanout import NodeAnswer, fan_out
@@ -333,7 +334,7 @@ async def query_entries(
 ) -> JSONResponse:
     forwarded = _forwarded_path(path)
     beacon_request, body, query = await _parsed(request)
-    summary = received_request_summary(beacon_request, framework.API_VERSION)
+    summary = received_request_summary(beacon_request, entry_types.API_VERSION)
     answers = await _ask_nodes(request, forwarded, body, query)
     status, document = merge.merge_results(
         registry_of(request),

@@ -33,7 +33,7 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from genomenode.beacon import framework
+from genomenode.beacon import entry_types, framework
 
 from .fanout import NodeAnswer
 from .registry import Registry
@@ -265,10 +265,10 @@ def merge_results(
     if not ok:
         return _refusal(registry, answers, summary)
     granularity = _network_granularity(ok)
-    entry_type = framework.ENTRY_TYPES_BY_ENDPOINT.get(endpoint)
+    entry_type = entry_types.ENTRY_TYPES_BY_ENDPOINT.get(endpoint)
     meta: dict[str, Any] = {
         "beaconId": registry.beacon_id,
-        "apiVersion": framework.API_VERSION,
+        "apiVersion": entry_types.API_VERSION,
         "returnedGranularity": granularity,
         "returnedSchemas": [entry_type.returned_schema()] if entry_type else [],
         "receivedRequestSummary": dict(summary),

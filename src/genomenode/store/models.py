@@ -321,7 +321,7 @@ class DacMember(Base):
     """A member of a dataset's data access committee, added by an operator.
 
     The subjects listed under ``dac.members`` in dataset.yaml are members too; the
-    committee is the union (:func:`genomenode.access.workflow.dac_members`).
+    committee is the union (:func:`genomenode.access.applications.dac_members`).
     """
 
     __tablename__ = "dac_members"

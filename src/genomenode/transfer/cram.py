@@ -48,7 +48,8 @@ from ..errors import (
     StoreError,
     UnsupportedFormatError,
 )
-from .reads import READ_FIELDS, ReadRegion, read_parameters_change_records
+from .read_fields import READ_FIELDS, read_parameters_change_records
+from .reads import ReadRegion
 
 __all__ = ["StoredCram"]
 

@@ -49,9 +49,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from .. import __version__
 from ..access.callers import caller_of, required_access_service
-from ..access.decision import authorize
+from ..access.decision import authorize, dataset_access
 from ..errors import (
     GenomenodeError,
     InputError,
@@ -59,6 +58,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
+from ..version import __version__
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
 from .service import StoredObject, transfer_service
 
@@ -302,7 +302,7 @@ def object_document(request: Request, object_id: str) -> dict[str, Any]:
     if ":" not in object_id:
         # Dataset ids never hold ':'; stored file ids always do.
         transfer.require(request, object_id, what="drs.object")
-        handle = transfer.catalog.get(object_id)
+        handle = transfer.published.get(object_id)
         if handle is None:
             raise NotFoundError(f"no object {object_id!r}")
         return _bundle_document(
@@ -323,8 +323,8 @@ def _fetchable_objects(request: Request) -> list[StoredObject]:
     caller = caller_of(request)
     return [
         stored
-        for handle in transfer.catalog.datasets()
-        if authorize(caller, "download", handle.access).allowed
+        for handle in transfer.published.datasets()
+        if authorize(caller, "download", dataset_access(handle)).allowed
         for stored in transfer.objects(handle.facts.id)
     ]
 

@@ -4,8 +4,8 @@
 Each handler reads the request (and a POST's body, with the node's limits) on the
 event loop, fetches the keys a passport in the body needs without blocking, and
 does everything else (authorisation, database, files) in the thread pool
-(:func:`genomenode.web.run_blocking`); a download streams from the pool. Handlers
-carry no docstrings, which FastAPI would publish in the OpenAPI.
+(:func:`genomenode.web.blocking.run_blocking`); a download streams from the pool.
+Handlers carry no docstrings, which FastAPI would publish in the OpenAPI.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..access.callers import prepared
-from ..web import json_response, read_json_object, run_blocking
+from ..web.blocking import run_blocking
+from ..web.body import read_json_object
+from ..web.responses import json_response
 from . import drs
 
 __all__ = [

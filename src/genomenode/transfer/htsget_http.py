@@ -3,8 +3,8 @@
 
 Each handler reads the request on the event loop and does everything else (the
 authorisation, the database, reading and slicing the file) in the thread pool
-(:func:`genomenode.web.run_blocking`); a block's bytes are streamed from the pool
-by ``StreamingResponse``. What the app shares with the routes is
+(:func:`genomenode.web.blocking.run_blocking`); a block's bytes are streamed from
+the pool by ``StreamingResponse``. What the app shares with the routes is
 ``app.state.htsget_files`` (:func:`htsget_files`) and the
 ``htsget_max_regions`` setting (:func:`max_regions`). Handlers carry no
 docstrings, which FastAPI would publish in the OpenAPI.
@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..access.callers import prepared
 from ..errors import NotFoundError, TokenError
-from ..web import json_response, read_json_object, run_blocking
+from ..web.blocking import run_blocking
+from ..web.body import read_json_object
+from ..web.responses import json_response
 from .htsget import (
     FORMATS,
     HTSGET_MEDIA_TYPE,

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from ..access import applications
 from ..access.audit import append
 from ..access.callers import caller_of
-from ..access.decision import Caller, authorize
+from ..access.decision import Caller, authorize, dataset_access
 from ..access.service import AccessService
-from ..beacon.catalog import Catalog
 from ..errors import NotFoundError, PermissionDenied, TokenError
-from ..node import Node
 from ..store import crypt
 from ..store.models import StoredFile
+from ..store.node import Node
+from ..store.published import PublishedDatasets
 from .crypt4gh import Crypt4GHReader
 from .links import LinkClaims, LinkSigner, load_link_secret
 
@@ -62,15 +62,17 @@ class TransferService:
     ----------
     node
         The node (its store, database and private key).
-    catalog
+    published
         The published datasets (shared with the Beacon).
     access
         Callers, grants and the audit log.
     """
 
-    def __init__(self, node: Node, catalog: Catalog, access: AccessService) -> None:
+    def __init__(
+        self, node: Node, published: PublishedDatasets, access: AccessService
+    ) -> None:
         self.node = node
-        self.catalog = catalog
+        self.published = published
         self.access = access
         self.links = LinkSigner(
             load_link_secret(node.config.node_dir / "keys" / "links.key")
@@ -92,7 +94,7 @@ class TransferService:
 
     def objects(self, dataset_id: str, role: str | None = None) -> list[StoredObject]:
         """The stored files of a published dataset (optionally of one role)."""
-        handle = self.catalog.get(dataset_id)
+        handle = self.published.get(dataset_id)
         if handle is None:
             raise NotFoundError(f"no published dataset {dataset_id!r}")
         query = select(StoredFile).where(StoredFile.dataset_id == dataset_id)
@@ -106,9 +108,9 @@ class TransferService:
         """A stored file of a published dataset by id (``<dataset>:<stored name>``)."""
         with self.node.session() as session:
             row = session.get(StoredFile, object_id)
-            if row is None or self.catalog.get(row.dataset_id) is None:
+            if row is None or self.published.get(row.dataset_id) is None:
                 raise NotFoundError(f"no object {object_id!r}")
-            handle = self.catalog.get(row.dataset_id)
+            handle = self.published.get(row.dataset_id)
             assert handle is not None
             return self._object(row, handle.facts.published_at)
 
@@ -214,10 +216,10 @@ class TransferService:
     def _decide(
         self, caller: Caller, dataset_id: str, *, what: str, via: str
     ) -> Caller:
-        handle = self.catalog.get(dataset_id)
+        handle = self.published.get(dataset_id)
         if handle is None:
             raise NotFoundError(f"no published dataset {dataset_id!r}")
-        decision = authorize(caller, "download", handle.access)
+        decision = authorize(caller, "download", dataset_access(handle))
         append(
             self.access.authoriser.engine,
             actor=caller.subject or "anonymous",

@@ -11,16 +11,21 @@ import sys
 import pytest
 import yaml
 
-from genomenode.beacon import genes as genes_module
-from genomenode.beacon.genes import Gene, GeneTable, gene_queries, gene_table_for
 from genomenode.beacon.requests import parse_get
-from genomenode.beacon.variants import matching_variants, naive_matching_variants
+from genomenode.beacon.variants import (
+    gene_queries,
+    matching_variants,
+    naive_matching_variants,
+)
 from genomenode.dataset import read_dataset_description
 from genomenode.errors import ConfigError, IngestError, InputError, NotFoundError
-from genomenode.ingest import ingest, pipeline
-from genomenode.node import init_node, open_node
+from genomenode.ingest import ingest
+from genomenode.ingest import run as ingest_run
 from genomenode.simulate import simulate_cohort
+from genomenode.store import genes as genes_module
+from genomenode.store.genes import Gene, GeneTable, gene_table_for
 from genomenode.store.genotypes import GenotypeStore
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import write_small_cohort
 
@@ -197,7 +202,7 @@ def test_unknown_gene_and_gene_without_variants_match_nothing(published):
 def test_dataset_without_a_table_warns_once(published, caplog):
     node, _ = published
     genes_module._WARNED.clear()
-    with caplog.at_level("WARNING", logger="genomenode.beacon.genes"):
+    with caplog.at_level("WARNING", logger="genomenode.store.genes"):
         assert gene_table_for(node, "no-genes") is None
         assert gene_table_for(node, "no-genes") is None
     warnings = [r for r in caplog.records if "no-genes" in r.getMessage()]
@@ -245,7 +250,7 @@ def test_gene_table_changed_during_the_ingest_is_refused(
     sqlite_node, tmp_path, monkeypatch
 ):
     dataset_yaml = _cohort_with_genes(tmp_path / "changing", "changing")
-    original = pipeline.checkpoint
+    original = ingest_run.checkpoint
 
     def edit_after_encrypt(name: str) -> None:
         if name == "after:encrypt":
@@ -253,7 +258,8 @@ def test_gene_table_changed_during_the_ingest_is_refused(
                 handle.write("G9\tLATE\t1\t0\t10\n")
         original(name)
 
-    monkeypatch.setattr(pipeline, "checkpoint", edit_after_encrypt)
+    # "after:encrypt" is reported when the run records the step.
+    monkeypatch.setattr(ingest_run, "checkpoint", edit_after_encrypt)
     with pytest.raises(IngestError, match="changed during the ingest"):
         ingest(sqlite_node, dataset_yaml)
     assert sqlite_node.published() == []

@@ -1,49 +1,44 @@
-"""The published datasets as the Beacon sees them, opened once and cached.
+"""The published datasets, opened once per process and cached.
 
 The content of a published dataset never changes (a new version is a new id), so
 its genotype store, its sample → individual map and its manifest are opened once
 per process. What an operator may change (publish, unpublish, security level,
 Beacon granularities, DUO terms, removal) bumps the datasets' generation
-(:mod:`genomenode.store.generation`); :meth:`Catalog.datasets` compares it on every
-call and re-reads the list when it moved (and at least every ``refresh_seconds``),
-keeping a handle only while its facts are unchanged. So every worker of a server
-answers the next request with the change.
+(:mod:`genomenode.store.generation`); :meth:`PublishedDatasets.datasets` compares
+it on every call and re-reads the list when it moved (and at least every
+``refresh_seconds``), keeping a handle only while its facts are unchanged. So every
+worker of a server answers the next request with the change.
+
+What a caller may see of a dataset is decided above this layer
+(:func:`genomenode.access.decision.dataset_access`); this module only holds data.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
-from ..access import DatasetAccess
-from ..access.decision import DEFAULT_GRANULARITY
-from ..node import Node
-from ..store.generation import read_generation, read_signal, write_signal
-from ..store.genotypes import GenotypeStore
-from ..store.models import (
+from ..web.blocking import check_cancelled
+from .generation import read_generation, read_signal, write_signal
+from .genotypes import GenotypeStore
+from .models import (
     Biosample,
     Dataset,
     DataUseTerm,
     Individual,
     published_datasets,
 )
-from ..web import check_cancelled
-from . import filters as beacon_filters
-from .requests import Filter
-from .variants import refseq_accession
+from .node import Node
 
-__all__ = ["Catalog", "DatasetHandle"]
+__all__ = ["DatasetFacts", "PublishedDataset", "PublishedDatasets"]
 
 _SEX_LETTER = {"NCIT:C20197": "M", "NCIT:C16576": "F"}
-# Filter answers kept per dataset (each a set of individual ids).
-_MATCHED_CACHE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,51 +76,13 @@ class DatasetFacts:
         )
 
 
-class DatasetHandle:
-    """One published dataset: its facts, access settings and opened stores."""
+class PublishedDataset:
+    """One published dataset: its facts and opened stores."""
 
     def __init__(self, node: Node, facts: DatasetFacts) -> None:
         self.node = node
         self.facts = facts
         self.id = facts.id
-        self._matched: collections.OrderedDict[
-            tuple[tuple[Filter, ...], str], frozenset[str] | None
-        ] = collections.OrderedDict()
-
-    def individuals_matching(
-        self, filters: Sequence[Filter], entry_type: str
-    ) -> frozenset[str] | None:
-        """:func:`.filters.individuals_matching`, memoised.
-
-        A published dataset never changes, so the individuals a set of filters
-        selects can be kept; the most recent ``_MATCHED_CACHE`` answers are.
-        """
-        if not filters:
-            return None
-        key = (tuple(filters), entry_type)
-        if key in self._matched:
-            self._matched.move_to_end(key)
-            return self._matched[key]
-        with self.node.session() as session:
-            found = beacon_filters.individuals_matching(
-                session, self.id, filters, entry_type=entry_type
-            )
-        self._matched[key] = found
-        if len(self._matched) > _MATCHED_CACHE:
-            self._matched.popitem(last=False)
-        return found
-
-    @functools.cached_property
-    def access(self) -> DatasetAccess:
-        granularity: dict[str, str] = {**DEFAULT_GRANULARITY}
-        configured = self.facts.description_document.get("beacon") or {}
-        if isinstance(configured, Mapping):
-            granularity.update({str(k): str(v) for k, v in configured.items()})
-        return DatasetAccess(
-            id=self.id,
-            security_level=self.facts.security_level,
-            granularity=granularity,
-        )
 
     @functools.cached_property
     def manifest(self) -> dict[str, Any]:
@@ -250,22 +207,6 @@ class DatasetHandle:
             groups[index] = names.setdefault(name, len(names))
         return groups, list(names)
 
-    def sequence_id(self, contig: str) -> str:
-        """A CURIE for the reference sequence of ``contig`` (RefSeq when known)."""
-        accession = refseq_accession(self.facts.assembly, contig)
-        if accession is not None:
-            return f"refseq:{accession}"
-        return f"{self.facts.assembly}:{contig}"
-
-    def hgvs_id(
-        self, contig: str, position: int, reference: str, alternate: str
-    ) -> str | None:
-        """Genomic HGVS of a simple substitution on a RefSeq chromosome, else None."""
-        accession = refseq_accession(self.facts.assembly, contig)
-        if accession is None or len(reference) != 1 or len(alternate) != 1:
-            return None
-        return f"{accession}:g.{position}{reference}>{alternate}"
-
     @functools.cached_property
     def data_use(self) -> list[dict[str, Any]]:
         with self.node.session() as session:
@@ -280,18 +221,18 @@ class DatasetHandle:
         ]
 
 
-class Catalog:
+class PublishedDatasets:
     """The node's published datasets, read again whenever their generation moves."""
 
     def __init__(self, node: Node, *, refresh_seconds: float = 2.0) -> None:
         self.node = node
         self.refresh_seconds = refresh_seconds
-        self._handles: dict[str, DatasetHandle] = {}
+        self._handles: dict[str, PublishedDataset] = {}
         self._read_at = -float("inf")
         self._generation: int | None = None
         self._signal: str | None = None
 
-    def datasets(self) -> list[DatasetHandle]:
+    def datasets(self) -> list[PublishedDataset]:
         """Every published dataset, by id, as the database says now.
 
         One small file read per call (the generation's signal, see
@@ -326,17 +267,17 @@ class Catalog:
         self._signal = signal
         return list(self._handles.values())
 
-    def _handle(self, facts: DatasetFacts) -> DatasetHandle:
+    def _handle(self, facts: DatasetFacts) -> PublishedDataset:
         """The handle kept for ``facts``; a new one when anything about it changed
-        (its access settings are cached in the handle)."""
+        (what it caches depends on them)."""
         kept = self._handles.get(facts.id)
         return (
             kept
             if kept is not None and kept.facts == facts
-            else DatasetHandle(self.node, facts)
+            else PublishedDataset(self.node, facts)
         )
 
-    def get(self, dataset_id: str) -> DatasetHandle | None:
+    def get(self, dataset_id: str) -> PublishedDataset | None:
         """One published dataset, or None."""
         for handle in self.datasets():
             if handle.id == dataset_id:

@@ -29,25 +29,25 @@ import yaml
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from .config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_config
-from .errors import (
+from ..config import CONFIG_FILENAME, NodeConfig, Secret, load_config, resolve_config
+from ..errors import (
     ConfigError,
     FormatVersionError,
     NotFoundError,
     StoreError,
     did_you_mean,
 )
-from .store import crypt
-from .store.db import open_database
-from .store.generation import GENERATION_FILE_OPTION
-from .store.models import (
+from . import crypt
+from .db import open_database
+from .generation import GENERATION_FILE_OPTION
+from .models import (
     AUDIT_FILES_OPTION,
     STATUS_PUBLISHED,
     AuditFiles,
     Dataset,
     published_datasets,
 )
-from .store.private import private_files
+from .private import private_files
 
 __all__ = [
     "DATASET_FORMAT_VERSION",

@@ -1,4 +1,4 @@
-"""Gene tables: where a Beacon ``geneId`` is on the genome.
+"""Gene tables: where a gene (a Beacon ``geneId``) is on the genome.
 
 A gene table is a tab-separated file with a header line and one gene a line::
 
@@ -22,14 +22,12 @@ import threading
 from collections.abc import Iterator
 
 from ..errors import ConfigError, InputError
-from ..node import Node
-from .requests import VariantQuery
+from .node import Node
 
 __all__ = [
     "GENE_TABLE_COLUMNS",
     "Gene",
     "GeneTable",
-    "gene_queries",
     "gene_table_for",
 ]
 
@@ -175,27 +173,6 @@ def _gene(fields: list[str], path: pathlib.Path, number: int) -> Gene:
             field="end",
         )
     return Gene(gene_id, symbol, _strip_chr(contig), start, end)
-
-
-def gene_queries(query: VariantQuery, genes: GeneTable) -> list[VariantQuery]:
-    """The range queries a gene query stands for: one per gene its ``geneId`` names.
-
-    Every other parameter (``variantType``, ``alternateBases``, lengths ...) is kept.
-    An unknown gene gives no query, so it matches nothing.
-    """
-    if query.gene_id is None:
-        return []
-    return [
-        dataclasses.replace(
-            query,
-            kind="range",
-            reference_name=gene.contig,
-            reference_name_original=gene.contig,
-            start=(gene.start,),
-            end=(gene.end,),
-        )
-        for gene in genes.lookup(query.gene_id)
-    ]
 
 
 # ------------------------------------------------------------------------- per node

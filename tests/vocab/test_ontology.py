@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genomenode.beacon import ontology
 from genomenode.ingest.clinical import KNOWN_PREFIXES
+from genomenode.vocab import ontology
 
 
 def test_hpo_version_is_the_bundled_release():
