@@ -14,6 +14,7 @@ from genomenode.access import applications, workflow
 from genomenode.access.duo import ResearchPurpose
 from genomenode.cli import cli
 from genomenode.cli.access import STATES, access_applications
+from genomenode.cli.options import access_end
 from genomenode.ingest.pipeline import ingest
 from genomenode.store.models import AuditEntry
 from tests.access.test_workflow import COMMITTEE, HMB, POA, add_dataset
@@ -219,3 +220,24 @@ def test_state_choices_are_the_workflow_states():
     state_option = next(p for p in access_applications.params if p.name == "state")
     assert isinstance(state_option.type, click.Choice)
     assert tuple(state_option.type.choices) == STATES == applications.STATES
+
+
+def test_approve_says_the_last_day_given_not_the_midnight_after(node):
+    add_dataset(node)
+    application_id = submitted(node)
+    approved = run(node, "approve", str(application_id), "--until", UNTIL)
+    assert approved.stdout.strip().endswith(
+        "may access d1 until the end of 2099-12-31 (UTC)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("ends_at", "shown"),
+    [
+        ("2031-01-01T00:00:00+00:00", "the end of 2030-12-31 (UTC)"),
+        (dt.datetime(2031, 1, 1, 1, tzinfo=dt.UTC), "2031-01-01T01:00:00+00:00"),
+        ("2031-03-01T00:00:00", "the end of 2031-02-28 (UTC)"),
+    ],
+)
+def test_access_end_reads_as_people_do(ends_at, shown):
+    assert access_end(ends_at) == shown

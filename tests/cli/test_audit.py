@@ -17,7 +17,8 @@ def test_verify_checkpoint_and_an_unwritable_out(tmp_path):
         )
     node_dir = tmp_path / "node"
     assert invoke("audit", "verify", "--node", node_dir).stdout == (
-        "Audit log intact: 1 entries verified, 0 checkpoints match.\n"
+        "Audit log intact: 1 entries verified, no checkpoints yet "
+        "(`genomenode audit checkpoint` makes one).\n"
     )
     kept = tmp_path / "kept.jws"
     written = invoke("audit", "checkpoint", "--node", node_dir, "--out", kept)

@@ -57,10 +57,12 @@ class AuditCheck:
     def describe(self) -> str:
         """One line: intact with what was checked, or TAMPERED and where."""
         if self.intact:
-            return (
-                f"Audit log intact: {self.num_entries} entries verified, "
-                f"{self.num_checkpoints} checkpoints match."
+            checked = (
+                f"{self.num_checkpoints} checkpoints match"
+                if self.num_checkpoints
+                else "no checkpoints yet (`genomenode audit checkpoint` makes one)"
             )
+            return f"Audit log intact: {self.num_entries} entries verified, {checked}."
         where = (
             f" at entry {self.first_bad_id}" if self.first_bad_id is not None else ""
         )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .options import (
+    access_end,
     errors_to_exit,
     group,
     json_option,
@@ -146,7 +147,7 @@ def access_approve(
         application.to_json(),
         as_json,
         f"Approved application {application.id}: {application.applicant} may access "
-        f"{application.dataset_id} until {ends_at.isoformat()}"
+        f"{application.dataset_id} until {access_end(ends_at)}"
         + (" (DUO recommendation overridden)." if override else "."),
     )
 

@@ -7,6 +7,7 @@ neither the ingest stack nor the web server.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import pathlib
@@ -21,6 +22,7 @@ from ..errors import GenomenodeError
 __all__ = [
     "Command",
     "Group",
+    "access_end",
     "command",
     "errors_to_exit",
     "group",
@@ -190,3 +192,15 @@ def print_json_line(result: Any) -> None:
     """``result`` as one JSON line, flushed (for servers: read before they exit)."""
     click.echo(json.dumps(result, sort_keys=True))
     sys.stdout.flush()
+
+
+def access_end(ends_at: dt.datetime | str) -> str:
+    """When access ends, as people read it: ``--until 2030-12-31`` stores
+    2031-01-01T00:00 UTC, shown as "the end of 2030-12-31 (UTC)"."""
+    moment = dt.datetime.fromisoformat(ends_at) if isinstance(ends_at, str) else ends_at
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    moment = moment.astimezone(dt.UTC)
+    if moment.time() == dt.time(0):
+        return f"the end of {(moment - dt.timedelta(days=1)).date()} (UTC)"
+    return moment.isoformat()

@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from .options import command, errors_to_exit, json_option, print_result
+from .options import (
+    access_end,
+    command,
+    errors_to_exit,
+    json_option,
+    print_result,
+)
 
 __all__ = ["RESEARCHER_COMMANDS"]
 
@@ -228,7 +234,7 @@ def grants(
     else:
         click.echo(
             "\n".join(
-                f"{item['dataset_id']}  until {item['ends_at']}  "
+                f"{item['dataset_id']}  until {access_end(item['ends_at'])}  "
                 f"(application {item['application_id']})"
                 + ("  REVOKED" if item.get("revoked_at") else "")
                 for item in found
