@@ -116,6 +116,10 @@ def test_a_listed_origin_gets_preflights_tickets_and_blocks(serve):
     assert data.headers["access-control-allow-origin"] == IGV
     exposed = data.headers["access-control-expose-headers"]
     assert "Content-Length" in exposed and "Content-Range" in exposed
+    # DRS (objects, access URLs, downloads) under the same policy.
+    assert preflight(client, "/ga4gh/drs/v1/objects/x", IGV).status_code == 204
+    drs = client.get("/ga4gh/drs/v1/service-info", headers={"Origin": IGV})
+    assert drs.headers["access-control-allow-origin"] == IGV
     # Errors too, so that the page can read the htsget error document.
     missing = client.get(f"{TICKET}-nope", headers={**passport, "Origin": IGV})
     assert missing.status_code == 404
