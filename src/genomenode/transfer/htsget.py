@@ -8,6 +8,12 @@ Routes (:mod:`genomenode.transfer.htsget_http`, mounted under ``/htsget``):
   ``fields``, ``tags``, ``notags``;
 - ``GET /blocks/{kind}/{id}``: the bytes behind a ticket's URLs (not in the spec's
   API; reached through the ticket).
+- ``GET /variants/service-info``, ``GET /reads/service-info``: GA4GH service-info
+  of type ``org.ga4gh:htsget:1.3.0`` (:func:`service_info`).
+
+A GET's parameters are its query string, each given once; a POST's are its JSON
+body alone (URL parameters are refused), with ``regions`` (when given) naming at
+least one region, each with a ``referenceName`` and JSON-integer positions.
 
 A ticket (``{"htsget": {"format", "urls": [...]}}``) lists, in order: the header as
 an inline ``data:`` URI, one URL per region served by the node, and the BGZF
@@ -20,9 +26,10 @@ Ticket URLs are absolute under the node's ``public_url`` setting, never under th
 request's ``Host``.
 
 Parameters follow the spec: ``start`` is 0-based inclusive, ``end`` 0-based
-exclusive; ``class=header`` asks for the header only. Errors are htsget error
-documents (``{"htsget": {"error": "InvalidRange", "message": ...}}``) made in the
-node's one error handler.
+exclusive, and a range holds at least one base (``start < end``);
+``class=header`` asks for the header only and takes no other parameter than
+``format``. Errors are htsget error documents (``{"htsget": {"error":
+"InvalidRange", "message": ...}}``) made in the node's one error handler.
 
 This module is the protocol: :func:`parse_query` validates a request,
 :func:`ticket` answers it, :func:`block_chunks` streams a block; the routes read
