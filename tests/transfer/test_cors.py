@@ -16,8 +16,9 @@ from genomenode.errors import ConfigError
 from genomenode.node import open_node
 from genomenode.transfer.cors import CorsPolicy
 
+from ..conftest import grant_access
 from . import test_htsget
-from .test_htsget import BASE, DATASET, RESEARCHER
+from .test_htsget import BASE, DAC, DATASET, RESEARCHER
 
 cohort = test_htsget.cohort
 node = test_htsget.node
@@ -42,7 +43,7 @@ def serve(node, monkeypatch):
         )
         client.__enter__()
         clients.append((client, opened))
-        test_htsget.grant_access(opened, DATASET, RESEARCHER, actor=test_htsget.DAC)
+        grant_access(opened, DATASET, RESEARCHER, actor=DAC)
         return client, test_htsget._passport(client, RESEARCHER)
 
     yield start
