@@ -20,6 +20,9 @@ what they share in ``app.state`` and includes the routers:
 - ``app.state.http_limits``: the settings'
   :class:`~genomenode.web.body.HttpLimits`;
 - ``app.state.dev_identity_provider``: the development identity provider, if served.
+
+CORS for browser clients of htsget and DRS is one middleware
+(:class:`~genomenode.transfer.cors.CorsMiddleware`, the ``cors_*`` settings).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from .index import node_index
 from .index import router as index_router
 from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
+from .transfer.cors import CorsMiddleware, CorsPolicy
 from .transfer.htsget import HtsgetFiles
 from .transfer.service import TransferService
 from .version import __version__
@@ -147,6 +151,10 @@ def create_app(
     install_error_handlers(
         app,
         {"/api": lambda status, message: error_response(identity, status, message)},
+    )
+    # htsget and DRS for browser clients (cors_allowed_origins; none by default).
+    app.add_middleware(
+        CorsMiddleware, policy=CorsPolicy.from_settings(node.config.values)
     )
     return app
 

@@ -175,6 +175,45 @@ def _trusted_networks(value: Any) -> tuple[Mapping[str, str], ...]:
     return networks
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    """The ``cors_allowed_origins`` setting: ``*``, or origins
+    (``scheme://host[:port]``, no path), from a list or comma-separated text.
+
+    Raises
+    ------
+    ValueError
+        An entry is not an http(s) origin, or ``*`` is listed with others.
+    """
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) for item in value
+    ):
+        raise ValueError(f"must be a list of origins or *, not {value!r}")
+    origins = []
+    for item in value:
+        if item == "*":
+            origins.append(item)
+            continue
+        parts = urllib.parse.urlsplit(item.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValueError(
+                f"{item!r} is not an origin such as https://igv.org "
+                "(scheme, host and port only)"
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    if "*" in origins and len(origins) > 1:
+        raise ValueError("* stands alone: it allows every origin")
+    return tuple(origins)
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One setting: its name, how to parse it, its default and what it does."""
@@ -397,6 +436,20 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         100,
         "Most regions in one htsget POST request (400).",
+    ),
+    Setting(
+        "cors_allowed_origins",
+        _origins,
+        (),
+        "Origins (https://igv.org) whose web pages may read the node's htsget and "
+        "DRS answers (CORS), or * for any page; empty: none.",
+    ),
+    Setting(
+        "cors_allow_credentials",
+        _bool,
+        False,
+        "Send Access-Control-Allow-Credentials to the listed CORS origins (never "
+        "with *, which is refused).",
     ),
 )
 

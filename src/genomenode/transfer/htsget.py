@@ -8,6 +8,12 @@ Routes (:mod:`genomenode.transfer.htsget_http`, mounted under ``/htsget``):
   ``fields``, ``tags``, ``notags``;
 - ``GET /blocks/{kind}/{id}``: the bytes behind a ticket's URLs (not in the spec's
   API; reached through the ticket).
+- ``GET /variants/service-info``, ``GET /reads/service-info``: GA4GH service-info
+  of type ``org.ga4gh:htsget:1.3.0`` (:func:`service_info`).
+
+A GET's parameters are its query string, each given once; a POST's are its JSON
+body alone (URL parameters are refused), with ``regions`` (when given) naming at
+least one region, each with a ``referenceName`` and JSON-integer positions.
 
 A ticket (``{"htsget": {"format", "urls": [...]}}``) lists, in order: the header as
 an inline ``data:`` URI, one URL per region served by the node, and the BGZF
@@ -20,9 +26,10 @@ Ticket URLs are absolute under the node's ``public_url`` setting, never under th
 request's ``Host``.
 
 Parameters follow the spec: ``start`` is 0-based inclusive, ``end`` 0-based
-exclusive; ``class=header`` asks for the header only. Errors are htsget error
-documents (``{"htsget": {"error": "InvalidRange", "message": ...}}``) made in the
-node's one error handler.
+exclusive, and a range holds at least one base (``start < end``);
+``class=header`` asks for the header only and takes no other parameter than
+``format``. Errors are htsget error documents (``{"htsget": {"error":
+"InvalidRange", "message": ...}}``) made in the node's one error handler.
 
 This module is the protocol: :func:`parse_query` validates a request,
 :func:`ticket` answers it, :func:`block_chunks` streams a block; the routes read
@@ -60,10 +67,12 @@ __all__ = [
     "block_chunks",
     "block_resource",
     "parse_query",
+    "service_info",
     "ticket",
 ]
 
 HTSGET_MEDIA_TYPE = "application/vnd.ga4gh.htsget.v1.3.0+json"
+HTSGET_VERSION = "1.3.0"
 #: More regions than this in one POST is a PayloadTooLarge (the default of the
 #: ``htsget_max_regions`` setting).
 MAX_REGIONS = 100
@@ -96,9 +105,13 @@ class HtsgetQuery:
     notags: frozenset[str] = frozenset()
 
 
-def _integer(value: object, name: str) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be an integer", field=name)
+def _integer(value: object, name: str, *, post: bool) -> int:
+    # A GET parameter is text; a POST's is a JSON number, and only an integer
+    # one (10.5, "10" and true are not positions).
+    if isinstance(value, bool) or (post and not isinstance(value, int)):
+        raise InputError(
+            f"{name} must be an integer, not {str(value)[:40]!r}", field=name
+        )
     if isinstance(value, str) and len(value.strip()) > 20:
         raise InputError(f"{name} is too long to be a position", field=name)
     try:
@@ -118,10 +131,23 @@ def _integer(value: object, name: str) -> int:
 _MAX_POSITION = 2**63 - 1
 
 
-def _region(kind: Kind, document: Mapping[str, Any], where: str) -> ReadRegion:
+_REGION_KEYS = frozenset({"referenceName", "start", "end"})
+
+
+def _region(
+    kind: Kind, document: Mapping[str, Any], where: str, *, post: bool
+) -> ReadRegion:
     name = document.get("referenceName")
     start = document.get("start")
     end = document.get("end")
+    if post:
+        unknown = sorted(set(document) - _REGION_KEYS)
+        if unknown:
+            raise InputError(
+                f"{where}unknown key {unknown[0]!r} in a region", field="regions"
+            )
+        if name is None:
+            raise InputError(f"{where}a region needs a referenceName", field="regions")
     if name is None:
         if start is not None or end is not None:
             raise InputError(
@@ -129,31 +155,34 @@ def _region(kind: Kind, document: Mapping[str, Any], where: str) -> ReadRegion:
             )
         return ReadRegion(None)
     if not isinstance(name, str) or not name:
-        raise InputError("referenceName must be a name", field="referenceName")
+        raise InputError(f"{where}referenceName must be a name", field="referenceName")
     if name == "*" and kind == "variants":
         raise InputError(
             "referenceName '*' is for unplaced reads only", field="referenceName"
         )
     if name == "*" and (start is not None or end is not None):
         raise InputError("referenceName '*' takes no start or end", field="start")
-    first = None if start is None else _integer(start, "start")
-    last = None if end is None else _integer(end, "end")
-    if first is not None and last is not None and first > last:
+    first = None if start is None else _integer(start, "start", post=post)
+    last = None if end is None else _integer(end, "end", post=post)
+    if first is not None and last is not None and first >= last:
+        # start == end is a range of no bases: nothing can be in it.
         raise InvalidRangeError(
-            f"{where}start {first} is after end {last}", field="start"
+            f"{where}start {first} is not before end {last}", field="start"
         )
     return ReadRegion(name, first, last)
 
 
-def _names(value: object, name: str) -> frozenset[str] | None:
+def _names(value: object, name: str, *, post: bool = False) -> frozenset[str] | None:
+    # GET: comma-separated text (empty: none); POST: a JSON array of strings.
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and not post:
         items = [item for item in value.split(",") if item]
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
         items = list(value)
     else:
-        raise InputError(f"{name} must be a list of names", field=name)
+        form = "an array of strings" if post else "a comma-separated list"
+        raise InputError(f"{name} must be {form}", field=name)
     return frozenset(items)
 
 
@@ -179,7 +208,10 @@ def parse_query(
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise InputError(f"unknown parameter {unknown[0]!r}", field=unknown[0])
-    output_format = str(parameters.get("format") or FORMATS[kind][0]).upper()
+    requested_format = parameters.get("format")
+    if requested_format is not None and not isinstance(requested_format, str):
+        raise InputError("format must be a string", field="format")
+    output_format = (requested_format or FORMATS[kind][0]).upper()
     if output_format not in FORMATS[kind]:
         raise UnsupportedFormatError(
             f"format {output_format!r} is not served for {kind} "
@@ -191,10 +223,13 @@ def parse_query(
         raise InputError(
             f"class must be 'header', not {request_class!r}", field="class"
         )
-    fields = _names(parameters.get("fields"), "fields")
-    tags = _names(parameters.get("tags"), "tags")
-    notags = _names(parameters.get("notags"), "notags") or frozenset()
-    if kind == "variants" and (fields is not None or tags is not None or notags):
+    fields = _names(parameters.get("fields"), "fields", post=post)
+    tags = _names(parameters.get("tags"), "tags", post=post)
+    given_notags = _names(parameters.get("notags"), "notags", post=post)
+    notags = given_notags or frozenset()
+    if kind == "variants" and (
+        fields is not None or tags is not None or given_notags is not None
+    ):
         raise InputError("fields, tags and notags are for reads only", field="fields")
     if fields is not None and fields - _READ_FIELDS:
         bad = sorted(fields - _READ_FIELDS)[0]
@@ -209,6 +244,12 @@ def parse_query(
             isinstance(item, dict) for item in raw_regions
         ):
             raise InputError("regions must be a list of objects", field="regions")
+        elif not raw_regions:
+            raise InputError(
+                "regions must name at least one region (leave it out for the "
+                "whole file)",
+                field="regions",
+            )
         elif len(raw_regions) > max_regions:
             raise PayloadTooLargeError(
                 f"{len(raw_regions)} regions in one request (at most {max_regions}, "
@@ -216,14 +257,21 @@ def parse_query(
             )
         else:
             regions = tuple(
-                _region(kind, item, f"regions[{number}]: ")
+                _region(kind, item, f"regions[{number}]: ", post=True)
                 for number, item in enumerate(raw_regions)
             )
     else:
-        region = _region(kind, parameters, "")
+        region = _region(kind, parameters, "", post=False)
         regions = None if region.reference_name is None else (region,)
-    if request_class == "header" and (regions is not None or fields or tags):
-        raise InputError("class=header takes no regions, fields or tags", field="class")
+    if request_class == "header" and (
+        regions is not None
+        or fields is not None
+        or tags is not None
+        or given_notags is not None
+    ):
+        raise InputError(
+            "class=header takes no other parameter than format", field="class"
+        )
     return HtsgetQuery(
         kind=kind,
         format=output_format,
@@ -233,6 +281,44 @@ def parse_query(
         tags=tags,
         notags=notags,
     )
+
+
+def service_info(
+    kind: Kind,
+    *,
+    node_id: str,
+    version: str,
+    organisation_name: str,
+    organisation_url: str,
+    environment: str,
+) -> dict[str, Any]:
+    """The GA4GH service-info of the ``kind`` endpoint (htsget 1.3.0's
+    ``/reads/service-info`` and ``/variants/service-info``).
+
+    The ``htsget`` object says what the endpoint serves: its ``datatype``, its
+    ``formats`` and whether ``fields`` and ``tags``/``notags`` take effect
+    (they do for reads, and are refused for variants).
+    """
+    effective = kind == "reads"
+    return {
+        "id": f"org.genomenode.{node_id}.htsget.{kind}",
+        "name": f"genomenode htsget {kind} {node_id}",
+        "type": {"group": "org.ga4gh", "artifact": "htsget", "version": HTSGET_VERSION},
+        "description": (
+            f"GA4GH htsget {HTSGET_VERSION} {kind} of the genomenode node {node_id}: "
+            "slices of the files of its published datasets, for callers a data "
+            "access committee has granted access."
+        ),
+        "organization": {"name": organisation_name, "url": organisation_url},
+        "version": version,
+        "environment": environment,
+        "htsget": {
+            "datatype": kind,
+            "formats": list(FORMATS[kind]),
+            "fieldsParametersEffective": effective,
+            "tagsParametersEffective": effective,
+        },
+    }
 
 
 def _data_uri(media: str, payload: bytes) -> str:

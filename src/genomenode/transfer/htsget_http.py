@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..access.callers import prepared
-from ..errors import NotFoundError, TokenError
+from ..errors import InputError, NotFoundError, TokenError
+from ..version import __version__
 from ..web.blocking import run_blocking
 from ..web.body import read_json_object
 from ..web.responses import json_response
@@ -31,6 +32,7 @@ from .htsget import (
     block_chunks,
     block_resource,
     parse_query,
+    service_info,
     ticket,
 )
 
@@ -38,8 +40,10 @@ __all__ = [
     "block",
     "htsget_files",
     "max_regions",
+    "reads_service_info",
     "reads_ticket",
     "router",
+    "variants_service_info",
     "variants_ticket",
 ]
 
@@ -62,6 +66,43 @@ def max_regions(request: Request) -> int:
     ``htsget_max_regions`` setting)."""
     limit: int = getattr(request.app.state, "htsget_max_regions", MAX_REGIONS)
     return limit
+
+
+# Literal paths before /{kind}/{object_id}, which would take "service-info".
+@router.get(
+    "/variants/service-info",
+    summary="htsget variants service-info",
+    operation_id="htsget_variants_service_info",
+)
+async def variants_service_info(request: Request) -> JSONResponse:
+    return json_response(_service_info(request, "variants"))
+
+
+@router.get(
+    "/reads/service-info",
+    summary="htsget reads service-info",
+    operation_id="htsget_reads_service_info",
+)
+async def reads_service_info(request: Request) -> JSONResponse:
+    return json_response(_service_info(request, "reads"))
+
+
+def _service_info(request: Request, kind: Kind) -> dict[str, Any]:
+    # Nothing here reads the database or a file: built on the event loop.
+    files = htsget_files(request)
+    config = files.service.node.config
+    identity = getattr(getattr(request.app.state, "beacon", None), "identity", None)
+    public_url = files.service.access.issuer.rstrip("/")
+    return service_info(
+        kind,
+        node_id=config.node_id,
+        version=__version__,
+        organisation_name=getattr(
+            identity, "organisation_name", f"genomenode node {config.node_id}"
+        ),
+        organisation_url=getattr(identity, "organisation_url", public_url),
+        environment=getattr(identity, "environment", "dev"),
+    )
 
 
 # Decorators apply bottom-up: GET is the first route, as in the OpenAPI.
@@ -109,14 +150,34 @@ async def _ticket(request: Request, kind: Kind, object_id: str) -> JSONResponse:
 
 
 async def _parameters(request: Request) -> tuple[dict[str, Any], bool]:
-    """A ticket request's parameters (POST: the body, with query parameters it
-    lacks), and whether it was a POST."""
+    """A ticket request's parameters (POST: the body; GET: the query string),
+    and whether it was a POST.
+
+    Raises
+    ------
+    InputError
+        A POST with parameters in its URL (they belong in the body, and taking
+        either would answer a request other than the one the body states), or a
+        GET naming a parameter twice.
+    """
     if request.method == "POST":
-        body = await read_json_object(request)
-        for name in ("format", "class", "fields", "tags", "notags"):
-            if name in request.query_params and name not in body:
-                body[name] = request.query_params[name]
-        return body, True
+        if request.query_params:
+            name = next(iter(request.query_params))
+            raise InputError(
+                f"a POST takes its parameters in the body, not the URL ({name!r})",
+                field=name,
+            )
+        return await read_json_object(request), True
+    repeated = sorted(
+        {name for name, _ in request.query_params.multi_items()}
+        - {
+            name
+            for name in request.query_params
+            if len(request.query_params.getlist(name)) == 1
+        }
+    )
+    if repeated:
+        raise InputError(f"parameter {repeated[0]!r} is given twice", field=repeated[0])
     return dict(request.query_params), False
 
 

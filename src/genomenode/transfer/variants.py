@@ -6,8 +6,8 @@ region. The index (``.tbi``, ``.csi``, or one built by a scan) names the chunks
 that may hold such records; only the BGZF blocks those chunks touch are read
 (through the decrypting reader) and inflated, and only the first eight columns of
 each line are parsed. Blocks whose every byte is wanted are copied as they are;
-the rest is recompressed. BCF is made by htslib (pysam) from the VCF slice, in
-memory files.
+the rest is recompressed. BCF is made by htslib from the VCF slice, in memory
+files, record for record as ``bcftools view -Ob`` makes it (INFO/END included).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import struct
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
-import pysam
-
 from ..errors import (
     InvalidRangeError,
     NotFoundError,
@@ -30,6 +28,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from . import bgzf
+from .htslib import HtslibError, vcf_to_bcf
 from .indexes import (
     Chunk,
     VariantIndex,
@@ -481,8 +480,10 @@ def _vcf_to_bcf(
 ) -> Iterator[bytes]:
     """Uncompressed BCF of each batch of VCF records, with the same header.
 
-    htslib (pysam) converts each batch between two memory files (``memfd``: RAM,
-    never a file system on disk) that it opens by their ``/dev/fd`` names. A
+    htslib converts each batch (:func:`~genomenode.transfer.htslib.vcf_to_bcf`,
+    as ``bcftools view`` does: an INFO/END within REF is kept, where pysam's
+    writer would drop it) between two memory files (``memfd``: RAM, never a file
+    system on disk) that it opens by their ``/dev/fd`` names. A
     batch at a time keeps memory bounded; the BCF header, the same for every
     batch, fixes the dictionary the records are encoded with, so the records of
     all batches belong after any one of the headers.
@@ -517,19 +518,12 @@ def _vcf_to_bcf(
             vcf_file.replace(header + batch)
             bcf_file.replace(b"")
             try:
-                with (
-                    pysam.VariantFile(vcf_file.path) as reader,
-                    pysam.VariantFile(
-                        bcf_file.path, "wb0", header=reader.header
-                    ) as writer,
-                ):
-                    for record in reader:
-                        writer.write(record)
-            except (OSError, ValueError) as error:
+                vcf_to_bcf(vcf_file.path, bcf_file.path)
+            except HtslibError as error:
                 raise UnsupportedFormatError(
                     f"these records cannot be written as BCF: {error}", field="format"
                 ) from error
-            # Level 0 BGZF: inflating it is a copy.
+            # htslib writes "uncompressed" BCF as level-0 BGZF: inflating is a copy.
             yield bgzf.decompress(bcf_file.contents())
 
 
