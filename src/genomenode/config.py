@@ -439,9 +439,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "disclosure_epsilon_budget",
         _positive_float,
-        100.0,
+        10.0,
         "Epsilon one caller may spend on one dataset per budget window; then 429 "
         "with Retry-After.",
+    ),
+    Setting(
+        "disclosure_presence_epsilon",
+        _positive_float,
+        0.05,
+        "Budget one answer about which variants a dataset holds spends (no people "
+        "selected, not perturbed: the rare-allele policy decides), times its "
+        "weighted cost.",
     ),
     Setting(
         "disclosure_budget_window_seconds",

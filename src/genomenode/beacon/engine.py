@@ -24,7 +24,8 @@ one page of matching keys; :mod:`.responses` turns it into the Beacon document.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -101,6 +102,7 @@ class DatasetAnswer:
     count: int
     keys: list[object] = dataclasses.field(default_factory=list)
     kind: str = "people"
+    counted: str | None = None
     reported: int | None = None
     adjusted: bool = False
     exists: bool | None = None
@@ -245,7 +247,8 @@ class _DatasetQuery:
         self.scope = scope
         self.guard = guard
         self.allowed = allowed
-        #: The lowest allele count among the matched alleles (weighted cost).
+        #: The lowest allele count among the visible matched alleles (the
+        #: weighted cost of the answer).
         self.min_allele_count: int | None = None
         self._keys: list[VariantKey] | None = None
         self._keys_found = False
@@ -297,10 +300,13 @@ class _DatasetQuery:
         visible: list[VariantKey] = []
         for key in keys:
             allele_count, total = _allele_count(self.handle, key)
+            if self.guard.hides(self.handle, self.allowed, allele_count, total):
+                # Answered as absent whatever the truth: it reveals nothing and
+                # costs nothing more.
+                continue
+            visible.append(key)
             if self.min_allele_count is None or allele_count < self.min_allele_count:
                 self.min_allele_count = allele_count
-            if not self.guard.hides(self.handle, self.allowed, allele_count, total):
-                visible.append(key)
         return visible
 
     def _matched_keys(self) -> list[VariantKey] | None:
@@ -351,7 +357,9 @@ def _answer_dataset(
     allowed: Granularity = "record",
 ) -> tuple[DatasetAnswer, int, int | None]:
     """The true answer of one dataset, the count disclosure control is asked to
-    release for it, and the lowest allele count of the alleles it is about."""
+    release for it, and the lowest allele count of the alleles it is about.
+    For counts of people, ``DatasetAnswer.counted`` names them (the noise is
+    drawn for that set of people, so rewording a question draws nothing new)."""
     query = _DatasetQuery(handle, request, scope, guard, allowed)
     record = granularity == "record"
     entry = scope.entry_type
@@ -366,6 +374,7 @@ def _answer_dataset(
             item.kind = "total"
             return item, item.count, None
         item.kind = "collection"
+        item.counted = _digest(selected)
         return item, len(selected), query.min_allele_count
     if entry == "g_variants":
         item = _answer_variants(query, granularity)
@@ -382,6 +391,8 @@ def _answer_dataset(
             keys = _page(ordered, request) if record else []
         item = DatasetAnswer(handle, granularity, count, keys)
         item.kind = "total" if individuals is None else "people"
+        if individuals is not None:
+            item.counted = _digest(ordered)
         return item, count, query.min_allele_count
     # biosamples, runs, analyses: one per genotyped individual's sample.
     samples = handle.individual_samples
@@ -395,7 +406,14 @@ def _answer_dataset(
     keys = _page(biosamples, request) if record else []
     item = DatasetAnswer(handle, granularity, len(biosamples), keys)
     item.kind = "total" if individuals is None and scope.entry_id is None else "people"
+    item.counted = _digest(biosamples)
     return item, item.count, query.min_allele_count
+
+
+def _digest(names: Iterable[str]) -> str:
+    """One short text for a set of people (the noise of a count is drawn for it)."""
+    text = "\n".join(sorted(names))
+    return "people:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _all_individuals(handle: DatasetHandle) -> list[str]:
@@ -619,6 +637,7 @@ def _released(
         count=basis,
         filtered=bool(request.filters),
         allele_count=allele_count,
+        counted=item.counted,
     )
     if release.withheld in ("budget", "error") or release.value is None:
         found.withheld_datasets[handle.id] = release.withheld or "error"

@@ -79,7 +79,13 @@ class Guard:
     caller: Caller
     canonical: str
 
-    def asked(self, handle: DatasetHandle, allowed: str, filtered: bool) -> Asked:
+    def asked(
+        self,
+        handle: DatasetHandle,
+        allowed: str,
+        filtered: bool,
+        counted: str | None = None,
+    ) -> Asked:
         """What is asked of one dataset. The layer knows three kinds of caller:
         one allowed the dataset's records (whatever it asked for now) is
         ``granted`` and gets the truth; one granted the dataset but allowed less
@@ -94,7 +100,9 @@ class Guard:
             caller_kind=kind,
             dataset_id=handle.id,
             security_level=handle.facts.security_level,
-            canonical=self.canonical,
+            # A count of people is asked of the people counted: every spelling
+            # of a question that selects them gets the same noise.
+            canonical=counted or self.canonical,
             # The data's version: a re-ingested dataset gets fresh noise, an
             # access change does not (it would let repeats be averaged).
             generation=str(handle.facts.created_at),
@@ -119,13 +127,15 @@ class Guard:
         count: int,
         filtered: bool,
         allele_count: int | None,
+        counted: str | None = None,
     ) -> Release:
-        """What may be released of one dataset's true ``count``."""
+        """What may be released of one dataset's true ``count`` (``counted``:
+        the set of people it counts, as :func:`~.engine` digests it)."""
         if granularity == "record" or kind == "total":
             return Release(count, exact=True)
         if not self.control.enabled and kind != "people":
             return Release(count, exact=True)
-        asked = self.asked(handle, allowed, filtered)
+        asked = self.asked(handle, allowed, filtered, counted)
         if kind == "presence":
             return self.control.release_presence(
                 asked, count, allele_count=allele_count

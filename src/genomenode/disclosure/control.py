@@ -250,8 +250,15 @@ class DisclosureControl:
         """True when the caller gets the truth (layer off, or records granted)."""
         return not self.settings.enabled or asked.caller_kind == "granted"
 
-    def _charge(self, asked: Asked, allele_count: int | None) -> Release | None:
-        epsilon = self.settings.epsilon_per_query * self.settings.cost(allele_count)
+    def _charge(
+        self, asked: Asked, allele_count: int | None, *, presence: bool = False
+    ) -> Release | None:
+        unit = (
+            self.settings.presence_epsilon
+            if presence
+            else self.settings.epsilon_per_query
+        )
+        epsilon = unit * self.settings.cost(allele_count)
         charged = self.budgets.charge(asked.identity, asked.dataset_id, epsilon)
         if not charged.allowed:
             return Release(None, withheld="budget", retry_after=charged.retry_after)
@@ -345,10 +352,10 @@ class DisclosureControl:
     ) -> Release:
         if self._passes(asked):
             return Release(num_present, exact=True)
-        refused = self._charge(asked, allele_count)
+        refused = self._charge(asked, allele_count, presence=True)
         if refused is not None:
             return refused
-        epsilon = self.settings.epsilon_per_query * self.settings.cost(allele_count)
+        epsilon = self.settings.presence_epsilon * self.settings.cost(allele_count)
         return Release(num_present, exact=True, epsilon=epsilon)
 
     def _frequency(
