@@ -98,17 +98,17 @@ class Budgets:
             return Charge(False, retry_after)
         table = self._table
         insert = postgresql.insert if self._postgresql else sqlite.insert
-        statement = insert(table).values(
+        statement: Any = insert(table).values(
             identity=identity, dataset_id=dataset_id, window_start=window, spent=cost
         )
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[table.c.identity, table.c.dataset_id, table.c.window_start],
             set_={"spent": table.c.spent + statement.excluded.spent},
             # A hair of slack: twenty charges of 0.05 must make 1.0 in floats.
             where=table.c.spent + statement.excluded.spent <= self.budget + 1e-9,
         ).returning(table.c.spent)
         with self._begin() as connection:
-            spent = connection.execute(statement).scalar()
+            spent = connection.execute(upsert).scalar()
             if spent is None:
                 return Charge(False, retry_after)
             if spent == cost:
