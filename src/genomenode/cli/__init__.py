@@ -15,6 +15,7 @@ One module per command group, each command a few lines over one library call:
 ``keys``        ``keys generate``
 ``fetch``       ``fetch`` (with the login's token)
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
+``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
 ``docs``        ``docs``
 ==============  =========================================================
 
@@ -41,6 +42,7 @@ from . import (
     lifecycle,
     network,
     nodes,
+    privacy,
     researcher,
     serve,
 )
@@ -81,6 +83,7 @@ for _command in (
     keys.keys,
     fetch.fetch,
     network.network,
+    privacy.privacy,
     docs.docs,
     *researcher.RESEARCHER_COMMANDS,
 ):
