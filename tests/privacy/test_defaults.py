@@ -132,7 +132,8 @@ def test_discovery_of_variants_above_one_percent_is_unchanged(utility_node):
     common = np.flatnonzero(members.frequencies() >= 0.01)
     rng = np.random.default_rng(5)
     chosen = np.sort(rng.choice(common, size=min(UTILITY_VARIANTS, common.size)))
-    variants = [members.keys()[row] for row in chosen]
+    keys = members.variant_keys()
+    variants = [keys[row] for row in chosen]
     answers = {}
     for name, environment in (("off", UNPROTECTED), ("defaults", DEFAULTS)):
         with serve_node(node_dir, environment) as url, contextlib.ExitStack() as stack:

@@ -16,6 +16,7 @@ One module per command group, each command a few lines over one library call:
 ``fetch``       ``fetch`` (with the login's token)
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
 ``docs``        ``docs``
+``privacy_attack`` ``privacy attack`` (until ``privacy`` joins ``cli/privacy.py``)
 ==============  =========================================================
 
 Shared options (``--node`` with ``$GENOMENODE_NODE``, ``--json``, the listen
@@ -41,6 +42,7 @@ from . import (
     lifecycle,
     network,
     nodes,
+    privacy_attack,
     researcher,
     serve,
 )
@@ -82,6 +84,7 @@ for _command in (
     fetch.fetch,
     network.network,
     docs.docs,
+    privacy_attack.privacy,
     *researcher.RESEARCHER_COMMANDS,
 ):
     cli.add_command(_command)

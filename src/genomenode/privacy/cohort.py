@@ -52,7 +52,7 @@ class VariantGenotypes:
     dosage: np.ndarray
     samples: list[str] = field(default_factory=list)
 
-    def keys(self) -> list[tuple[str, int, str, str]]:
+    def variant_keys(self) -> list[tuple[str, int, str, str]]:
         """``(contig, position, ref, alt)`` of every variant."""
         return list(
             zip(
@@ -79,7 +79,7 @@ class VariantGenotypes:
     def aligned_to(self, keys: list[tuple[str, int, str, str]]) -> np.ndarray:
         """Dosage rows for ``keys`` (zeros where a key is not among these variants):
         a variant a group does not carry is simply absent from its VCF."""
-        index = {key: row for row, key in enumerate(self.keys())}
+        index = {key: row for row, key in enumerate(self.variant_keys())}
         out = np.zeros((len(keys), self.dosage.shape[1]), dtype=np.int8)
         for row, key in enumerate(keys):
             found = index.get(key)
@@ -274,24 +274,63 @@ def read_genotypes(
 
 
 def synthesise_genotypes(
-    variants: VariantGenotypes, num_samples: int, *, seed: int = 0
+    variants: VariantGenotypes,
+    num_samples: int,
+    *,
+    novel_per_person: float = 0.0,
+    seed: int = 0,
 ) -> VariantGenotypes:
     """Genotypes of ``num_samples`` people drawn under Hardy-Weinberg equilibrium
-    from the frequencies of ``variants``, each site independently.
+    from the frequencies of ``variants``, each site independently, plus alleles
+    the dataset does not have.
 
-    The stand-in for non-members when the operator has none: it ignores linkage
-    disequilibrium and the sampling noise of real people, and every synthetic
-    allele sits at a site the dataset has, so these controls look more like the
-    members than real outsiders would (their rare alleles exist in the beacon).
+    The stand-in for non-members when the operator has none. An outsider carries
+    about as many alleles unseen among the dataset's N people as a member carries
+    alleles no other member has (exchangeability), so each synthetic person gets
+    Poisson(``novel_per_person``) *novel* alleles: another base at a random SNV
+    of the dataset. It still ignores linkage disequilibrium and the sampling
+    noise of real people, so it describes real outsiders only roughly.
     """
     rng = np.random.default_rng(seed)
     frequencies = variants.frequencies()
     dosage = rng.binomial(2, frequencies[:, None], size=(len(frequencies), num_samples))
+    novel_counts = rng.poisson(novel_per_person, size=num_samples)
+    snvs = np.flatnonzero(
+        np.array(
+            [
+                len(r) == 1 and len(a) == 1
+                for r, a in zip(variants.reference, variants.alternate, strict=True)
+            ],
+            dtype=bool,
+        )
+    )
+    contig, position = list(variants.contig), list(variants.position)
+    reference, alternate = list(variants.reference), list(variants.alternate)
+    extra_rows = []
+    existing = set(variants.variant_keys())
+    for person, count in enumerate(novel_counts):
+        for row in rng.choice(snvs, size=min(count, snvs.size), replace=False):
+            bases = [b for b in "ACGT" if b not in (reference[row], alternate[row])]
+            key = (
+                contig[row],
+                int(position[row]),
+                reference[row],
+                str(rng.choice(bases)),
+            )
+            if key in existing:
+                continue
+            existing.add(key)
+            column = np.zeros(num_samples, dtype=np.int8)
+            column[person] = 1
+            extra_rows.append((key, column))
+    keys = [*variants.variant_keys(), *(key for key, _ in extra_rows)]
+    if extra_rows:
+        dosage = np.concatenate([dosage, np.array([c for _, c in extra_rows])])
     return VariantGenotypes(
-        contig=variants.contig,
-        position=variants.position,
-        reference=variants.reference,
-        alternate=variants.alternate,
+        contig=np.array([key[0] for key in keys], dtype=object),
+        position=np.array([key[1] for key in keys], dtype=np.int64),
+        reference=np.array([key[2] for key in keys], dtype=object),
+        alternate=np.array([key[3] for key in keys], dtype=object),
         dosage=dosage.astype(np.int8),
         samples=[f"synthetic-{i + 1}" for i in range(num_samples)],
     )

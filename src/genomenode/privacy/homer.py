@@ -74,7 +74,7 @@ def homer_attack(
         one per SNP.
     """
     rows = homer_snps(reference, max(0, queries - 1), min_frequency=min_frequency)
-    keys = reference.keys()
+    keys = reference.variant_keys()
     snps: list[Variant] = [keys[row] for row in rows]
     oracles = [oracle] if isinstance(oracle, BeaconOracle) else list(oracle)
     num_individuals = oracles[0].num_individuals()

@@ -86,7 +86,7 @@ def sb_attack(
         fitted to the reference panel; ``"frequencies"``: ``D_N`` per query from
         the panel's frequency of that allele (add-one smoothed).
     """
-    keys = targets.keys()
+    keys = targets.variant_keys()
     counts = reference.aligned_to(keys).sum(axis=1)
     num_reference = reference.dosage.shape[1]
     frequencies = counts / (2.0 * max(1, num_reference))
