@@ -39,6 +39,7 @@ from .beacon.framework import error_response
 from .beacon.http import BeaconService
 from .catalogue import http as catalogue_http
 from .config import check_production_trust
+from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
@@ -51,6 +52,7 @@ from .web import HttpLimits, install_error_handlers
 __all__ = [
     "app_from_environment",
     "create_app",
+    "disclosure_of",
 ]
 
 
@@ -61,6 +63,7 @@ def create_app(
     count_threshold: int = 5,
     environment: str = "dev",
     dev_identity_provider: bool = False,
+    disclosure_enabled: bool | None = None,
 ) -> FastAPI:
     """The ASGI app serving ``node``.
 
@@ -78,6 +81,9 @@ def create_app(
     dev_identity_provider
         Serve and trust the development identity provider (demo and tests only;
         refused in ``prod``).
+    disclosure_enabled
+        Overrides the node's ``disclosure_enabled`` setting (tests that check
+        exact answers).
 
     Raises
     ------
@@ -121,6 +127,7 @@ def create_app(
         environment=environment,
         max_filters=node.config.beacon_max_filters,
         filter_cpu_seconds=node.config.beacon_filter_cpu_seconds,
+        disclosure=disclosure_of(node, count_threshold, disclosure_enabled),
     )
     app.state.access = access
     app.state.transfer = TransferService(node, app.state.beacon.catalog, access)
@@ -146,6 +153,18 @@ def create_app(
         {"/api": lambda status, message: error_response(identity, status, message)},
     )
     return app
+
+
+def disclosure_of(
+    node: Node, count_threshold: int, enabled: bool | None = None
+) -> DisclosureControl:
+    """The node's disclosure layer, from its settings (``enabled`` overrides)."""
+    values = {**node.config.values, "beacon_count_threshold": count_threshold}
+    if enabled is not None:
+        values["disclosure_enabled"] = enabled
+    return DisclosureControl.for_node(
+        values, node.engine, node.config.node_dir / "keys"
+    )
 
 
 def app_from_environment() -> FastAPI:

@@ -127,6 +127,35 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"must be true or false, not {value!r}")
 
 
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number between 0 and 1, not {value!r}")
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"must be a number between 0 and 1, not {value!r}")
+    return number
+
+
+def _boolean_mechanism(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("noisy-threshold", "randomized-response"):
+        raise ValueError(
+            f"must be noisy-threshold or randomized-response, not {value!r}"
+        )
+    return text
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    """Address ranges (CIDR); from the environment comma-separated."""
+    names = _string_list(value) if value not in (None, "", []) else ()
+    for name in names:
+        try:
+            ipaddress.ip_network(name, strict=False)
+        except ValueError:
+            raise ValueError(f"{name!r} is not an address range (CIDR)") from None
+    return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
+
+
 def _string_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [item.strip() for item in value.split(",") if item.strip()]
@@ -391,6 +420,116 @@ SETTINGS: tuple[Setting, ...] = (
         "CPU time one Beacon request may spend expanding and matching its "
         "filters (ontology descendants, clinical matches) before it is refused "
         "with 400.",
+    ),
+    Setting(
+        "disclosure_enabled",
+        _bool,
+        True,
+        "Master switch of disclosure control (docs/privacy.md): query budgets, "
+        "noise, rounding, the rare-allele policy and the DataSHIELD-style filters. "
+        "false leaves only the security levels and beacon_count_threshold.",
+    ),
+    Setting(
+        "disclosure_epsilon_per_query",
+        _positive_float,
+        0.5,
+        "Privacy loss (epsilon) of one released aggregate of cost 1; counts get "
+        "Laplace noise of scale 1/epsilon.",
+    ),
+    Setting(
+        "disclosure_epsilon_budget",
+        _positive_float,
+        10.0,
+        "Epsilon one caller may spend on one dataset per budget window; then 429 "
+        "with Retry-After.",
+    ),
+    Setting(
+        "disclosure_presence_epsilon",
+        _positive_float,
+        0.05,
+        "Budget one answer about which variants a dataset holds spends (no people "
+        "selected, not perturbed: the rare-allele policy decides), times its "
+        "weighted cost.",
+    ),
+    Setting(
+        "disclosure_budget_window_seconds",
+        _positive_int,
+        86_400,
+        "Length of a budget window (seconds); budgets restart with each window.",
+    ),
+    Setting(
+        "disclosure_rare_cost_allele_count",
+        _positive_int,
+        20,
+        "Weighted cost: an answer about a variant of allele count AC costs "
+        "ceil(this / AC) units of epsilon_per_query (at least 1).",
+    ),
+    Setting(
+        "disclosure_count_rounding",
+        _positive_int,
+        5,
+        "Released counts are rounded to a multiple of this (1: no rounding).",
+    ),
+    Setting(
+        "disclosure_rare_allele_count",
+        _non_negative_int,
+        10,
+        "Rare-allele policy: a variant whose allele count in the dataset is below "
+        "this is answered as absent to anonymous and registered callers.",
+    ),
+    Setting(
+        "disclosure_rare_allele_frequency",
+        _fraction,
+        0.005,
+        "Rare-allele policy: so is a variant whose allele frequency is below this.",
+    ),
+    Setting(
+        "disclosure_boolean_mechanism",
+        _boolean_mechanism,
+        "noisy-threshold",
+        "How a yes/no answer is perturbed: noisy-threshold (yes when the noisy "
+        "count reaches the count threshold) or randomized-response.",
+    ),
+    Setting(
+        "disclosure_trusted_proxies",
+        _networks,
+        (),
+        "Address ranges (CIDR) of reverse proxies whose X-Forwarded-For names the "
+        "client that anonymous budgets are kept for (environment: comma-separated).",
+    ),
+    Setting(
+        "disclosure_nfilter_tab",
+        _positive_int,
+        3,
+        "DataSHIELD nfilter.tab: the smallest non-zero cell count a released table "
+        "may hold.",
+    ),
+    Setting(
+        "disclosure_nfilter_subset",
+        _positive_int,
+        3,
+        "DataSHIELD nfilter.subset: the fewest people an aggregate over a filtered "
+        "subset may be computed on.",
+    ),
+    Setting(
+        "disclosure_nfilter_glm",
+        _fraction,
+        0.33,
+        "DataSHIELD nfilter.glm: the largest ratio of model parameters to "
+        "observations.",
+    ),
+    Setting(
+        "disclosure_nfilter_levels_max",
+        _positive_int,
+        40,
+        "DataSHIELD nfilter.levels.max: the most levels a released factor may have.",
+    ),
+    Setting(
+        "disclosure_nfilter_levels_density",
+        _fraction,
+        0.33,
+        "DataSHIELD nfilter.levels.density: the largest ratio of a factor's levels "
+        "to observations.",
     ),
     Setting(
         "htsget_max_regions",

@@ -241,9 +241,21 @@ class NotFoundError(GenomenodeError):
 
 
 class TooManyRequests(GenomenodeError):
-    """The caller asked for this too often; the message says when to retry."""
+    """The caller asked for this too often; the message says when to retry, and
+    ``retry_after_seconds`` (when known) becomes the ``Retry-After`` header."""
 
     status = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: int | None = None):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers this error adds (``Retry-After``)."""
+        if self.retry_after_seconds is None:
+            return {}
+        return {"Retry-After": str(max(1, int(self.retry_after_seconds)))}
 
 
 class ClientDisconnected(GenomenodeError):

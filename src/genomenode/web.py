@@ -609,7 +609,9 @@ def install_error_handlers(
                 exc_info=exc,
             )
             return error_response(request, exc.status, "internal error", exc)
-        return error_response(request, exc.status, str(exc), exc)
+        return error_response(
+            request, exc.status, str(exc), exc, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

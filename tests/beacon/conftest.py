@@ -74,7 +74,10 @@ def beacon_node(tmp_path_factory) -> Node:
 
 @pytest.fixture(scope="session")
 def client(beacon_node) -> TestClient:
-    with TestClient(create_app(beacon_node)) as test_client:
+    # These tests check exact answers (and the floor and subset rule, which stay
+    # with the layer off); the defaults' noise and budgets: tests/disclosure.
+    app = create_app(beacon_node, disclosure_enabled=False)
+    with TestClient(app) as test_client:
         yield test_client
 
 

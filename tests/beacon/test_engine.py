@@ -402,7 +402,7 @@ def _engine_response(
     catalog = Catalog(beacon_node)
     request = parse_post(body)
     found = answer(catalog, request, PathScope(entry, **scope), caller)
-    return result_response(found, caller=caller, meta=dict(META), threshold=5)
+    return result_response(found, caller=caller, meta=dict(META))
 
 
 def test_granted_caller_gets_records_and_case_level_data(beacon_node):

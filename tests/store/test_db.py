@@ -59,7 +59,7 @@ def test_migrations_create_the_schema_and_are_idempotent(node):
         version = connection.execute(
             sqlalchemy.text("SELECT version_num FROM alembic_version")
         )
-        assert [row[0] for row in version] == ["0005"]
+        assert [row[0] for row in version] == ["0006"]
 
 
 def test_head_revision_is_the_newest_migration_script():

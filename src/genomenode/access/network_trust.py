@@ -8,7 +8,7 @@ header (in the spirit of OAuth DPoP proofs and client assertions)::
     claims  {"iss": <network id URL>, "aud": <node base URL or node id>,
              "iat": ..., "exp": iat + 60, "jti": <random>,
              "htm": "POST", "htu": "/api/g_variants?...",
-             "bdh": base64url(sha256(body))}
+             "bdh": base64url(sha256(body)), "clt": "ip:<caller address>"}
 
 The assertion binds one request: the method (``htm``), the path and query the node
 receives (``htu``) and the body (``bdh``), so that a captured assertion cannot be
@@ -29,7 +29,10 @@ Assertions are checked by the node's one token routine,
 :meth:`NetworkVerifier.prepare`, never while verifying.
 
 An assertion says which network relayed a request, nothing about who asks: the
-passport (``Authorization``) still decides the caller's rights. See
+passport (``Authorization``) still decides the caller's rights. Its ``clt`` claim
+names the address the network was asked from, so that a node keeps an anonymous
+caller's disclosure budget for that caller rather than for the network
+(``docs/privacy.md``). See
 ``docs/network-trust.md``.
 """
 
@@ -104,10 +107,15 @@ class NetworkCaller:
     jti
         The assertion's id, for matching the node's audit log with the
         network's.
+    client
+        The ``clt`` claim: who the network was asked by (``ip:<address>``), so
+        that a node budgets the original caller, not the network
+        (``docs/privacy.md``); None when the assertion has none.
     """
 
     network: str
     jti: str
+    client: str | None = None
 
 
 class NetworkSigner:
@@ -133,7 +141,13 @@ class NetworkSigner:
         self.lifetime_seconds = lifetime_seconds
 
     def assertion(
-        self, *, audience: str, method: str, path_and_query: str, body: bytes = b""
+        self,
+        *,
+        audience: str,
+        method: str,
+        path_and_query: str,
+        body: bytes = b"",
+        client: str | None = None,
     ) -> str:
         """A signed assertion for one request to one node.
 
@@ -148,6 +162,9 @@ class NetworkSigner:
             URL first, then sign its path and query, e.g. ``httpx.URL.raw_path``).
         body
             The request body as sent (empty for GET).
+        client
+            Who asked the network (``ip:<address>``): the ``clt`` claim, under
+            which a node keeps an anonymous caller's disclosure budget.
         """
         kid, key = self.keys.active()
         issued_at = int(time.time())
@@ -161,6 +178,8 @@ class NetworkSigner:
             "htu": path_and_query,
             "bdh": body_digest(body),
         }
+        if client is not None:
+            claims["clt"] = client
         return jws.sign_es256(claims, key, kid=kid, token_type=ASSERTION_TYPE)
 
     def jwks(self) -> dict[str, Any]:
@@ -353,4 +372,9 @@ class NetworkVerifier:
             (network.issuer, jti), expires + self._leeway, self._clock()
         ):
             raise TokenError(f"{prefix} has been used already (jti {jti!r})")
-        return NetworkCaller(network=network.issuer, jti=jti)
+        client = claims.get("clt")
+        return NetworkCaller(
+            network=network.issuer,
+            jti=jti,
+            client=client if isinstance(client, str) and client else None,
+        )

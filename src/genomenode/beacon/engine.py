@@ -24,16 +24,19 @@ one page of matching keys; :mod:`.responses` turns it into the Beacon document.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from ..access import Caller, allowed_granularity
 from ..access.decision import GRANULARITY_ORDER, lower_granularity
+from ..disclosure.control import DisclosureControl
 from ..errors import BeaconRequestError, NotFoundError
 from . import genes as beacon_genes
 from . import variants as beacon_variants
 from .catalog import Catalog, DatasetHandle
+from .guard import Guard, canonical_question
 from .requests import BeaconRequest, Granularity, VariantQuery
 
 __all__ = [
@@ -86,12 +89,31 @@ class PathScope:
 
 @dataclasses.dataclass
 class DatasetAnswer:
-    """One dataset's part of an answer."""
+    """One dataset's part of an answer.
+
+    ``count`` is the true count; ``reported`` what disclosure control releases
+    (``adjusted``: reported as the small-count floor, "fewer or equal"), and
+    ``exists`` the released yes/no. ``kind`` says what the count counts (see
+    :mod:`.guard`).
+    """
 
     dataset: DatasetHandle
     granularity: Granularity
     count: int
     keys: list[object] = dataclasses.field(default_factory=list)
+    kind: str = "people"
+    counted: str | None = None
+    reported: int | None = None
+    adjusted: bool = False
+    exists: bool | None = None
+
+    @property
+    def released_count(self) -> int:
+        return self.count if self.reported is None else self.reported
+
+    @property
+    def released_exists(self) -> bool:
+        return self.count > 0 if self.exists is None else self.exists
 
 
 @dataclasses.dataclass
@@ -105,8 +127,12 @@ class Answer:
     # Visible datasets that answer below the returned granularity (left out).
     lower_datasets: list[str] = dataclasses.field(default_factory=list)
     # Datasets left out because the answer would single out fewer people than
-    # the small-count threshold (see _singles_out).
+    # the small-count threshold (the disclosure layer's subset rule).
     suppressed_datasets: list[str] = dataclasses.field(default_factory=list)
+    # Datasets whose answer disclosure control withheld: id -> reason
+    # ("budget", "error"); retry_after: seconds until the budget allows more.
+    withheld_datasets: dict[str, str] = dataclasses.field(default_factory=dict)
+    retry_after: int | None = None
 
 
 def variant_id(handle: DatasetHandle, row: int, allele: int) -> str:
@@ -175,6 +201,15 @@ def _carriers(handle: DatasetHandle, keys: Sequence[VariantKey]) -> set[str]:
     return individuals
 
 
+def _allele_count(handle: DatasetHandle, key: VariantKey) -> tuple[int, int]:
+    """(AC, AN) of one allele in the dataset, from the stored statistics."""
+    row, allele = key
+    store = handle.store
+    counts = store.read("variant_allele_count", row, row + 1)[0]
+    total = int(store.read("variant_allele_total", row, row + 1)[0])
+    return int(counts[allele]), total
+
+
 def _intersect(first: set[str] | None, second: set[str] | None) -> set[str] | None:
     if first is None:
         return second
@@ -200,11 +235,23 @@ class _DatasetQuery:
     """The selections of one dataset for one request."""
 
     def __init__(
-        self, handle: DatasetHandle, request: BeaconRequest, scope: PathScope
+        self,
+        handle: DatasetHandle,
+        request: BeaconRequest,
+        scope: PathScope,
+        guard: Guard | None = None,
+        allowed: Granularity = "record",
     ) -> None:
         self.handle = handle
         self.request = request
         self.scope = scope
+        self.guard = guard
+        self.allowed = allowed
+        #: The lowest allele count among the visible matched alleles (the
+        #: weighted cost of the answer).
+        self.min_allele_count: int | None = None
+        self._keys: list[VariantKey] | None = None
+        self._keys_found = False
 
     def individuals(self) -> set[str] | None:
         """Individuals selected by filters, variant query and path; None: all."""
@@ -240,7 +287,29 @@ class _DatasetQuery:
         return {str(self.handle.sample_individuals[index])}
 
     def variant_keys(self) -> list[VariantKey] | None:
-        """Variants selected by the query and the path; None: not restricted."""
+        """Variants selected by the query and the path, less those the rare-allele
+        policy hides from this caller; None: not restricted."""
+        if not self._keys_found:
+            self._keys = self._visible(self._matched_keys())
+            self._keys_found = True
+        return self._keys
+
+    def _visible(self, keys: list[VariantKey] | None) -> list[VariantKey] | None:
+        if keys is None or self.guard is None:
+            return keys
+        visible: list[VariantKey] = []
+        for key in keys:
+            allele_count, total = _allele_count(self.handle, key)
+            if self.guard.hides(self.handle, self.allowed, allele_count, total):
+                # Answered as absent whatever the truth: it reveals nothing and
+                # costs nothing more.
+                continue
+            visible.append(key)
+            if self.min_allele_count is None or allele_count < self.min_allele_count:
+                self.min_allele_count = allele_count
+        return visible
+
+    def _matched_keys(self) -> list[VariantKey] | None:
         keys: list[VariantKey] | None = None
         scope = self.scope
         if self.request.variant is not None:
@@ -284,19 +353,32 @@ def _answer_dataset(
     request: BeaconRequest,
     scope: PathScope,
     granularity: Granularity,
-) -> DatasetAnswer:
-    query = _DatasetQuery(handle, request, scope)
+    guard: Guard | None = None,
+    allowed: Granularity = "record",
+) -> tuple[DatasetAnswer, int, int | None]:
+    """The true answer of one dataset, the count disclosure control is asked to
+    release for it, and the lowest allele count of the alleles it is about.
+    For counts of people, ``DatasetAnswer.counted`` names them (the noise is
+    drawn for that set of people, so rewording a question draws nothing new)."""
+    query = _DatasetQuery(handle, request, scope, guard, allowed)
     record = granularity == "record"
     entry = scope.entry_type
     if entry in COLLECTIONS:
         wanted = scope.entry_id is None or scope.entry_id == handle.id
         selected = query.individuals() if request.filters else None
         matches = wanted and (selected is None or bool(selected))
-        return DatasetAnswer(
+        item = DatasetAnswer(
             handle, granularity, int(matches), [handle.id] if matches else []
         )
+        if selected is None or not wanted:
+            item.kind = "total"
+            return item, item.count, None
+        item.kind = "collection"
+        item.counted = _digest(selected)
+        return item, len(selected), query.min_allele_count
     if entry == "g_variants":
-        return _answer_variants(query, granularity)
+        item = _answer_variants(query, granularity)
+        return item, item.count, query.min_allele_count
     individuals = query.individuals()
     if entry == "individuals":
         if individuals is None:
@@ -307,7 +389,11 @@ def _answer_dataset(
             ordered = sorted(name for name in individuals if name in known)
             count = len(ordered)
             keys = _page(ordered, request) if record else []
-        return DatasetAnswer(handle, granularity, count, keys)
+        item = DatasetAnswer(handle, granularity, count, keys)
+        item.kind = "total" if individuals is None else "people"
+        if individuals is not None:
+            item.counted = _digest(ordered)
+        return item, count, query.min_allele_count
     # biosamples, runs, analyses: one per genotyped individual's sample.
     samples = handle.individual_samples
     if individuals is None:
@@ -318,7 +404,16 @@ def _answer_dataset(
         biosample = _biosample_of(entry, scope.entry_id)
         biosamples = [name for name in biosamples if name == biosample]
     keys = _page(biosamples, request) if record else []
-    return DatasetAnswer(handle, granularity, len(biosamples), keys)
+    item = DatasetAnswer(handle, granularity, len(biosamples), keys)
+    item.kind = "total" if individuals is None and scope.entry_id is None else "people"
+    item.counted = _digest(biosamples)
+    return item, item.count, query.min_allele_count
+
+
+def _digest(names: Iterable[str]) -> str:
+    """One short text for a set of people (the noise of a count is drawn for it)."""
+    text = "\n".join(sorted(names))
+    return "people:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _all_individuals(handle: DatasetHandle) -> list[str]:
@@ -341,19 +436,30 @@ def _answer_variants(query: _DatasetQuery, granularity: Granularity) -> DatasetA
         restriction = _intersect(restriction, {owner})
     if keys is None:
         if restriction is None:
-            return _all_variants(handle, request, granularity)
+            return dataclasses.replace(
+                _all_variants(handle, request, granularity), kind="total"
+            )
         if owner is None:
             raise BeaconRequestError(
                 "g_variants with individual filters needs a variant query "
                 "(referenceName with start/end, or geneId)",
                 field="requestParameters",
             )
-        return _owner_variants(handle, request, granularity, owner, restriction)
+        return dataclasses.replace(
+            _owner_variants(handle, request, granularity, owner, restriction),
+            kind="total",
+        )
+    kind = "presence"
     if restriction is not None:
         keys = _carried_by(handle, keys, restriction)
+        kind = "carried"
     record = granularity == "record"
     return DatasetAnswer(
-        handle, granularity, len(keys), _page(keys, request) if record else []
+        handle,
+        granularity,
+        len(keys),
+        _page(keys, request) if record else [],
+        kind=kind,
     )
 
 
@@ -432,24 +538,13 @@ def _involves_genotypes(request: BeaconRequest, scope: PathScope) -> bool:
     )
 
 
-def _singles_out(handle: DatasetHandle, request: BeaconRequest, threshold: int) -> bool:
-    """True when individual filters on a variant query select too few people.
-
-    "Does anyone with this rare phenotype carry this variant?" answered for one or
-    two people is their genotype; below record level such a dataset is left out.
-    """
-    if not request.filters:
-        return False
-    matched = handle.individuals_matching(request.filters, "g_variants")
-    return matched is not None and 0 < len(matched) < threshold
-
-
 def answer(
     catalog: Catalog,
     request: BeaconRequest,
     scope: PathScope,
     caller: Caller,
     *,
+    guard: Guard | None = None,
     threshold: int = 5,
 ) -> Answer:
     """Answer ``request`` for the datasets ``caller`` may query.
@@ -460,7 +555,20 @@ def answer(
     this caller in ``/api/datasets``). A path that names one person
     (``/individuals/{id}/g_variants``...) is answered only by datasets that give
     this caller records: anything less would still disclose that person's data.
+
+    Below records, every dataset's answer passes disclosure control (``guard``;
+    without one, the layer switched off with the floor ``threshold``): the
+    subset rule, the rare-allele policy, the budget, noise and rounding.
+    Datasets whose answer is withheld are named in
+    :attr:`Answer.withheld_datasets`.
     """
+    if guard is None:
+        guard = Guard(
+            DisclosureControl.off(threshold),
+            identity="local",
+            caller=caller,
+            canonical=canonical_question(request, scope),
+        )
     visible: list[tuple[DatasetHandle, Granularity]] = []
     for handle in catalog.datasets():
         allowed = allowed_granularity(caller, handle.access)
@@ -476,22 +584,76 @@ def answer(
     else:
         best = max(GRANULARITY_ORDER.index(allowed) for _, allowed in visible)
         granularity = lower_granularity(request.granularity, GRANULARITY_ORDER[best])
-    answers: list[DatasetAnswer] = []
-    lower: list[str] = []
-    suppressed: list[str] = []
+    found = Answer(scope, request, granularity, [])
     for handle, allowed in visible:
         if GRANULARITY_ORDER.index(allowed) < GRANULARITY_ORDER.index(granularity):
-            lower.append(handle.id)
+            found.lower_datasets.append(handle.id)
             continue
         if (
             granularity != "record"
             and _involves_genotypes(request, scope)
-            and _singles_out(handle, request, threshold)
+            and _subset_too_small(handle, request, guard)
         ):
-            suppressed.append(handle.id)
+            found.suppressed_datasets.append(handle.id)
             continue
-        answers.append(_answer_dataset(handle, request, scope, granularity))
-    return Answer(scope, request, granularity, answers, lower, suppressed)
+        item = _released(handle, request, scope, (granularity, allowed), guard, found)
+        if item is not None:
+            found.datasets.append(item)
+    return found
+
+
+def _subset_too_small(
+    handle: DatasetHandle, request: BeaconRequest, guard: Guard
+) -> bool:
+    """True when individual filters on a variant query select too few people
+    (the disclosure layer's subset rule)."""
+    if not request.filters:
+        return False
+    matched = handle.individuals_matching(request.filters, "g_variants")
+    size = None if matched is None else len(matched)
+    return guard.control.check_subset(size).withheld is not None
+
+
+def _released(
+    handle: DatasetHandle,
+    request: BeaconRequest,
+    scope: PathScope,
+    granularities: tuple[Granularity, Granularity],
+    guard: Guard,
+    found: Answer,
+) -> DatasetAnswer | None:
+    """One dataset's answer as disclosure control releases it; None (and the
+    dataset named in ``found.withheld_datasets``) when withheld.
+    ``granularities``: the answer's, and the most this caller is allowed."""
+    granularity, allowed = granularities
+    item, basis, allele_count = _answer_dataset(
+        handle, request, scope, granularity, guard, allowed
+    )
+    release = guard.release(
+        handle,
+        kind=item.kind,
+        granularity=granularity,
+        allowed=allowed,
+        count=basis,
+        filtered=bool(request.filters),
+        allele_count=allele_count,
+        counted=item.counted,
+    )
+    if release.withheld in ("budget", "error") or release.value is None:
+        found.withheld_datasets[handle.id] = release.withheld or "error"
+        if release.retry_after is not None:
+            found.retry_after = max(found.retry_after or 0, release.retry_after)
+        return None
+    if item.kind == "collection":
+        item.exists = bool(release.value)
+        item.reported = int(item.exists)
+    elif isinstance(release.value, bool):
+        item.exists = release.value
+    else:
+        item.reported = int(release.value)
+        item.adjusted = release.adjusted
+        item.exists = item.reported > 0
+    return item
 
 
 def _dataset_restricted_away(handle: DatasetHandle, scope: PathScope) -> bool:

@@ -30,14 +30,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
-from ..access.callers import audited, caller_of
-from ..errors import BeaconRequestError
+from ..access.callers import access_service, audited, caller_of
+from ..disclosure.control import DisclosureControl
+from ..disclosure.identity import client_address, identity_key
+from ..errors import BeaconRequestError, TooManyRequests
 from ..node import Node
 from ..web import json_response, read_json, run_blocking
 from . import filters, framework, ontology
 from .catalog import Catalog
-from .engine import ENTRY_TYPES, PathScope, answer
+from .engine import ENTRY_TYPES, Answer, PathScope, answer
 from .filtering_terms import filtering_terms
+from .guard import Guard, canonical_question
 from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
@@ -50,6 +53,7 @@ __all__ = [
     "beacon_map",
     "beacon_path",
     "beacon_service",
+    "budget_identity",
     "configuration",
     "entry_types",
     "info",
@@ -77,8 +81,11 @@ class BeaconService:
         environment: str = "dev",
         max_filters: int = 100,
         filter_cpu_seconds: float = 1.0,
+        disclosure: DisclosureControl | None = None,
     ) -> None:
         self.node = node
+        #: The node's disclosure layer (every count and yes/no passes it).
+        self.disclosure = disclosure or DisclosureControl.off(count_threshold)
         self.max_filters = max_filters
         self.filter_cpu_seconds = filter_cpu_seconds
         self.catalog = Catalog(node)
@@ -257,20 +264,66 @@ def _answer_document(
     """The whole answer of an entry-type query (blocking: SQL, Zarr, numpy)."""
     service = beacon_service(request)
     caller = caller_of(request)
-    with filters.cpu_budget(service.filter_cpu_seconds):
-        found = answer(
-            service.catalog,
-            beacon_request,
-            scope,
-            caller,
-            threshold=service.count_threshold,
-        )
-    return result_response(
-        found,
+    guard = Guard(
+        service.disclosure,
+        identity=budget_identity(request),
         caller=caller,
-        meta=framework.informational_meta(service.identity),
-        threshold=service.count_threshold,
+        canonical=canonical_question(beacon_request, scope),
     )
+    with filters.cpu_budget(service.filter_cpu_seconds):
+        found = answer(service.catalog, beacon_request, scope, caller, guard=guard)
+    _withheld(request, found)
+    return result_response(
+        found, caller=caller, meta=framework.informational_meta(service.identity)
+    )
+
+
+def budget_identity(request: Request) -> str:
+    """The key the caller's disclosure budget is kept under
+    (:func:`~genomenode.disclosure.identity.identity_key`): the passport's issuer
+    and subject, else the client address (by the trusted-proxy rule), or the
+    client a trusted network vouched for in its signed assertion."""
+    caller_of(request)
+    identity = getattr(request.state, "identity", None)
+    network = getattr(request.state, "network", None)
+    service = beacon_service(request)
+    peer = request.client.host if request.client is not None else None
+    return identity_key(
+        subject=getattr(identity, "subject", None),
+        issuer=getattr(identity, "issuer", None),
+        client=client_address(
+            peer,
+            request.headers.get("x-forwarded-for"),
+            service.disclosure.settings.trusted_proxies,
+        ),
+        network=getattr(network, "network", None),
+        relayed_client=getattr(network, "client", None),
+    )
+
+
+def _withheld(request: Request, found: Answer) -> None:
+    """Audit what disclosure control withheld; 429 when the budget withheld the
+    answer of every dataset that would have answered."""
+    if not found.withheld_datasets:
+        return
+    access = access_service(request)
+    caller = caller_of(request)
+    if access is not None:
+        access.audit.record(
+            actor=caller.subject or "anonymous",
+            action="disclosure withheld",
+            outcome="withhold",
+            reason=", ".join(sorted(set(found.withheld_datasets.values()))),
+            details={"datasets": dict(found.withheld_datasets)},
+        )
+    budget_only = set(found.withheld_datasets.values()) == {"budget"}
+    if budget_only and not found.datasets:
+        raise TooManyRequests(
+            "the disclosure budget of this caller for "
+            + ", ".join(sorted(found.withheld_datasets))
+            + f" is spent; retry in {found.retry_after} s (docs/privacy.md)",
+            retry_after_seconds=found.retry_after,
+        )
 
 
 def _filtering_terms_document(

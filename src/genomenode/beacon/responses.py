@@ -8,12 +8,12 @@ Shapes (all validated against the official schemas in the tests):
 - *record*: ``beaconResultsetsResponse`` (``beaconCollectionsResponse`` for
   datasets and cohorts) with one page of records per dataset.
 
-Small counts: below record granularity a count of people (individuals,
-biosamples, runs, analyses) ``c`` with ``0 < c < threshold`` is reported as
-``threshold`` and the result set says so in ``info``
+Counts and yes/no answers below record granularity are those disclosure control
+released (:mod:`.guard`, :mod:`genomenode.disclosure`): perturbed, rounded, and a
+small count reported as the floor, which the result set says in ``info``
 (``countAdjustedTo``, ``countPrecision: "fewer-or-equal"``), so the answer reveals
-only "between 1 and threshold". Totals add the reported values, never the true
-ones. Zero stays zero.
+only "between 1 and the floor". Totals add the released values, never the true
+ones. Datasets whose answer was withheld are named in ``info.datasetsWithheld``.
 """
 
 from __future__ import annotations
@@ -80,37 +80,18 @@ def received_request_summary(
     return summary
 
 
-def _reported_count(
-    count: int, granularity: str, threshold: int, entry: str
-) -> tuple[int, bool]:
-    # Counts of datasets, cohorts or variants are not counts of people: not
-    # thresholded. (Variant answers that could single people out are handled by
-    # the engine: one-person paths need records, and filters selecting fewer
-    # people than the threshold leave the dataset out.)
-    if entry in COLLECTIONS or entry == "g_variants":
-        return count, False
-    if granularity != "record" and 0 < count < threshold:
-        return threshold, True
-    return count, False
-
-
 def _included(item: DatasetAnswer, include: str) -> bool:
-    hit = item.count > 0
+    hit = item.released_exists
     return {"HIT": hit, "MISS": not hit, "ALL": True, "NONE": False}[include]
 
 
-def _result_set(
-    answer: Answer,
-    item: DatasetAnswer,
-    caller: Caller,
-    threshold: int,
-) -> dict[str, Any]:
+def _result_set(answer: Answer, item: DatasetAnswer, caller: Caller) -> dict[str, Any]:
     entry = answer.scope.entry_type
-    count, adjusted = _reported_count(item.count, answer.granularity, threshold, entry)
+    count = item.released_count
     result_set: dict[str, Any] = {
         "id": item.dataset.id,
         "setType": "cohort" if entry == "cohorts" else "dataset",
-        "exists": item.count > 0,
+        "exists": item.released_exists,
         "resultsCount": count,
         "results": (
             build_records(entry, item.dataset, item.keys, caller)
@@ -118,9 +99,9 @@ def _result_set(
             else []
         ),
     }
-    if adjusted:
+    if item.adjusted:
         result_set["info"] = {
-            "countAdjustedTo": threshold,
+            "countAdjustedTo": count,
             "countPrecision": "fewer-or-equal",
         }
     return result_set
@@ -131,7 +112,6 @@ def result_response(
     *,
     caller: Caller,
     meta: dict[str, Any],
-    threshold: int,
 ) -> dict[str, Any]:
     """The whole response document of an entry-type query.
 
@@ -151,20 +131,20 @@ def result_response(
             "testMode": request.test_mode,
         },
     }
-    reported = [
-        _reported_count(item.count, answer.granularity, threshold, entry)
-        for item in answer.datasets
-    ]
-    exists = any(item.count > 0 for item in answer.datasets)
+    exists = any(item.released_exists for item in answer.datasets)
     summary: dict[str, Any] = {"exists": exists}
     if answer.granularity != "boolean":
-        summary["numTotalResults"] = sum(count for count, _ in reported)
+        summary["numTotalResults"] = sum(
+            item.released_count for item in answer.datasets
+        )
     document["responseSummary"] = summary
     info: dict[str, Any] = {}
     if answer.lower_datasets:
         info["datasetsAtLowerGranularity"] = list(answer.lower_datasets)
     if answer.suppressed_datasets:
         info["datasetsSuppressed"] = list(answer.suppressed_datasets)
+    if answer.withheld_datasets:
+        info["datasetsWithheld"] = dict(answer.withheld_datasets)
     if info:
         document["info"] = info
     if answer.granularity == "boolean":
@@ -178,15 +158,13 @@ def result_response(
         collections: list[dict[str, Any]] = []
         if answer.granularity == "record":
             for item in included:
-                if item.count:
+                if item.released_exists:
                     collections.extend(
                         build_records(entry, item.dataset, item.keys, caller)
                     )
         document["response"] = {"collections": collections}
         return document
     document["response"] = {
-        "resultSets": [
-            _result_set(answer, item, caller, threshold) for item in included
-        ]
+        "resultSets": [_result_set(answer, item, caller) for item in included]
     }
     return document

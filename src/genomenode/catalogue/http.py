@@ -21,6 +21,7 @@ Handlers carry no docstrings, which FastAPI would publish in the OpenAPI.
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -207,7 +208,8 @@ class HarvestGate:
             wait = self._interval - (now - self._last)
             raise TooManyRequests(
                 f"the nodes were harvested on demand {now - self._last:.0f} s ago; "
-                f"retry in {wait:.0f} s (or configure an operator token)"
+                f"retry in {wait:.0f} s (or configure an operator token)",
+                retry_after_seconds=math.ceil(wait),
             )
         self._last = now
 

@@ -257,6 +257,7 @@ async def _ask(
     headers: Sequence[tuple[str, str]],
     schema_for: Callable[[str, Mapping[str, Any]], str],
     signer: NetworkSigner | None = None,
+    client_key: str | None = None,
 ) -> NodeAnswer:
     started = time.perf_counter()
 
@@ -280,6 +281,7 @@ async def _ask(
                     method=method,
                     path_and_query=target or "/",
                     body=body or b"",
+                    client=client_key,
                 ),
             )
         )
@@ -386,6 +388,7 @@ async def fan_out(
     schema_for: Callable[[str, Mapping[str, Any]], str] = expected_schema,
     signer: NetworkSigner | None = None,
     breakers: Breakers | None = None,
+    client_key: str | None = None,
 ) -> list[NodeAnswer]:
     """Send one request to every node concurrently; one answer per node.
 
@@ -428,6 +431,9 @@ async def fan_out(
         Signs each request for its node.
     breakers
         The network's circuit breakers, by node id.
+    client_key
+        Who asked the network (``ip:<address>``), signed into each assertion as
+        ``clt`` so that nodes budget the caller, not the network.
 
     Returns
     -------
@@ -470,6 +476,7 @@ async def fan_out(
             headers=forwarded,
             schema_for=schema_for,
             signer=signer,
+            client_key=client_key,
         )
         try:
             answer = await _bounded(node, timeout_seconds, asking)

@@ -230,6 +230,9 @@ async def _ask_nodes(
         client=client_of(request),
         signer=signer_of(request),
         breakers=breakers_of(request),
+        # Signed into each assertion (clt): nodes keep an anonymous caller's
+        # disclosure budget for the caller, not for the network.
+        client_key=f"ip:{request.client.host}" if request.client else None,
     )
     try:
         # Starlette would let the fan-out run on for a caller who has gone.

@@ -21,7 +21,7 @@ __all__ = ["HEAD_REVISION", "create_engine", "migrate", "open_database"]
 
 #: The newest revision in ``migrations/versions`` (a test checks it against the
 #: scripts): a new migration changes it.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

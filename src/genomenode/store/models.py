@@ -46,6 +46,7 @@ __all__ = [
     "DataUseTerm",
     "Dataset",
     "DatasetGeneration",
+    "DisclosureBudget",
     "Disease",
     "Entitlement",
     "Individual",
@@ -108,6 +109,22 @@ class DatasetGeneration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class DisclosureBudget(Base):
+    """What one caller spent on one dataset in one budget window (privacy loss ε).
+
+    Charged by one conditional UPDATE (:mod:`genomenode.disclosure.budgets`), so
+    workers sharing the database cannot overspend; rows of past windows are
+    deleted as new windows begin.
+    """
+
+    __tablename__ = "disclosure_budgets"
+
+    identity: Mapped[str] = mapped_column(String(512), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    spent: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class DataUseTerm(Base):
