@@ -152,7 +152,7 @@ def _table(rows: dict[str, list[tuple]]) -> str:
         f"population, {LENGTH // 1_000_000} Mb. Power at 5 % false-positive rate; "
         "one anonymous caller per point. Written by `python bench/privacy_power.py`.",
         "",
-        "| attack | queries | power (off) | power (defaults) | sent (defaults) "
+        "| attack | queries | power (off) | power (defaults) | answered (defaults) "
         "| refused by budget (defaults) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -166,7 +166,8 @@ def _table(rows: dict[str, list[tuple]]) -> str:
                 f"| {label} | {queries} | "
                 f"{off.power.power:.0%} | "  # type: ignore[union-attr]
                 f"{on.power.power:.0%} | "  # type: ignore[union-attr]
-                f"{on.num_queries} | {on.num_refused} |"  # type: ignore[union-attr]
+                f"{on.num_queries - on.num_refused} | "  # type: ignore[union-attr]
+                f"{on.num_refused + on.num_unsent} |"  # type: ignore[union-attr]
             )
     return "\n".join(lines) + "\n"
 

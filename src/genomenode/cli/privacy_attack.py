@@ -77,8 +77,11 @@ def attack(
             "members / non-members",
             f"{summary['num_members']} / {summary['num_non_members']}",
         ),
-        ("queries used", str(summary["num_queries"])),
-        ("refused by budget", str(summary["num_refused"])),
+        ("queries sent", str(summary["num_queries"])),
+        (
+            "refused by budget",
+            f"{summary['num_refused']} (and {summary['num_unsent']} not sent)",
+        ),
         ("non-members", summary["non_members"]),
     ]
     width = max(len(name) for name, _ in rows)

@@ -98,4 +98,5 @@ def homer_attack(
         queries_asked=queries,
         num_queries=sum(one.num_queries for one in oracles),
         num_refused=sum(one.num_refused for one in oracles),
+        num_unsent=sum(one.num_unsent for one in oracles),
     )

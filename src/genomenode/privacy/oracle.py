@@ -8,7 +8,10 @@ Two questions, as any caller can ask them:
   count granularity, ``responseSummary.numTotalResults`` (count access; Homer).
 
 A 429 (a spent query budget) is a refusal: the answer is ``None`` and counted in
-:attr:`BeaconOracle.num_refused`. The client is anything with ``get(url, params=,
+:attr:`BeaconOracle.num_refused`. After the first one the oracle stops asking, as
+an attacker told to come back tomorrow would (``Retry-After``): later questions
+are answered ``None`` without a request and counted in
+:attr:`BeaconOracle.num_unsent`. The client is anything with ``get(url, params=,
 headers=)`` answering like httpx: an ``httpx2.Client`` on a real server or the
 network, or a FastAPI ``TestClient`` in-process.
 """
@@ -66,9 +69,14 @@ class BeaconOracle:
         self.workers = max(1, workers)
         self.num_queries = 0
         self.num_refused = 0
+        self.num_unsent = 0
         self._lock = threading.Lock()
 
     def _get(self, endpoint: str, params: dict[str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            if self.num_refused:
+                self.num_unsent += 1
+                return None
         response = self.client.get(
             f"{self.prefix}/{endpoint}", params=params, headers=self.headers
         )

@@ -30,6 +30,8 @@ class AttackResult:
         Requests sent to the beacon.
     num_refused
         Of those, how many the beacon refused (429: a spent budget).
+    num_unsent
+        Queries not sent because the budget was known to be spent.
     """
 
     attack: str
@@ -39,6 +41,7 @@ class AttackResult:
     queries_asked: int
     num_queries: int
     num_refused: int
+    num_unsent: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values (no per-target scores)."""
@@ -53,6 +56,7 @@ class AttackResult:
             "queries_asked": self.queries_asked,
             "num_queries": self.num_queries,
             "num_refused": self.num_refused,
+            "num_unsent": self.num_unsent,
         }
 
 
@@ -65,6 +69,7 @@ def attack_result(
     queries_asked: int,
     num_queries: int,
     num_refused: int,
+    num_unsent: int = 0,
 ) -> AttackResult:
     """Split the targets' scores by membership and measure the power at ``fpr``."""
     members = scores[is_member]
@@ -77,4 +82,5 @@ def attack_result(
         queries_asked=queries_asked,
         num_queries=num_queries,
         num_refused=num_refused,
+        num_unsent=num_unsent,
     )
