@@ -12,6 +12,10 @@ point of the curve, so that every point has a budget of its own):
 - the Shringarpure & Bustamante test (yes/no answers), by queries per target;
 - Homer's test (counts of carriers), by queries in all.
 
+Against the defaults the attacks also run as an attacker with many addresses
+(``sybil``): SB from a fresh address for every target, Homer from a fresh address
+for every 10 SNPs, each within its own budget.
+
 Power is at a 5 % false-positive rate, the threshold taken from the non-members.
 Writes ``docs/privacy-power.md`` (a Markdown table for docs/privacy.md to include)
 and ``docs/privacy-power.svg`` (the curves, drawn by hand), and prints the table.
@@ -50,6 +54,8 @@ SETTINGS = {
     "off": {"GENOMENODE_DISCLOSURE_ENABLED": "false"},
     "defaults": {},
 }
+#: Homer's SNPs per address for the attacker with many addresses.
+SNPS_PER_ADDRESS = 10
 
 
 def _free_port() -> int:
@@ -134,6 +140,22 @@ def _curves(root: pathlib.Path, quick: bool) -> dict[str, list[tuple]]:
                     )
                 rows["sb"].append((setting, queries, result))
                 print(f"sb {setting} {queries}: {result.as_dict()}", file=sys.stderr)
+                if setting == "defaults":
+                    with contextlib.ExitStack() as stack:
+                        many = [
+                            BeaconOracle(addresses.client(stack), url, workers=4)
+                            for _ in range(len(is_member))
+                        ]
+                        result = sb_attack(
+                            many,
+                            targets,
+                            is_member,
+                            reference,
+                            num_individuals=MEMBERS,
+                            queries=queries,
+                        )
+                    rows["sb"].append(("sybil", queries, result))
+                    print(f"sb sybil {queries}: {result.as_dict()}", file=sys.stderr)
             for queries in homer_grid:
                 with contextlib.ExitStack() as stack:
                     oracle = BeaconOracle(addresses.client(stack), url, workers=4)
@@ -142,6 +164,17 @@ def _curves(root: pathlib.Path, quick: bool) -> dict[str, list[tuple]]:
                     )
                 rows["homer"].append((setting, queries, result))
                 print(f"homer {setting} {queries}: {result.as_dict()}", file=sys.stderr)
+                if setting == "defaults":
+                    with contextlib.ExitStack() as stack:
+                        many = [
+                            BeaconOracle(addresses.client(stack), url, workers=4)
+                            for _ in range(max(1, queries // SNPS_PER_ADDRESS))
+                        ]
+                        result = homer_attack(
+                            many, targets, is_member, reference, queries=queries
+                        )
+                    rows["homer"].append(("sybil", queries, result))
+                    print(f"homer sybil {queries}: {result.as_dict()}", file=sys.stderr)
     return rows
 
 
@@ -153,8 +186,8 @@ def _table(rows: dict[str, list[tuple]]) -> str:
         "one anonymous caller per point. Written by `python bench/privacy_power.py`.",
         "",
         "| attack | queries | power (off) | power (defaults) | answered (defaults) "
-        "| refused by budget (defaults) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| refused by budget (defaults) | power (defaults, many addresses) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for attack, label in (("sb", "SB, per target"), ("homer", "Homer, in all")):
         by_point: dict[int, dict[str, object]] = {}
@@ -162,12 +195,14 @@ def _table(rows: dict[str, list[tuple]]) -> str:
             by_point.setdefault(queries, {})[setting] = result
         for queries, results in sorted(by_point.items()):
             off, on = results.get("off"), results.get("defaults")
+            many = results.get("sybil")
             lines.append(
                 f"| {label} | {queries} | "
                 f"{off.power.power:.0%} | "  # type: ignore[union-attr]
                 f"{on.power.power:.0%} | "  # type: ignore[union-attr]
                 f"{on.num_queries - on.num_refused} | "  # type: ignore[union-attr]
-                f"{on.num_refused + on.num_unsent} |"  # type: ignore[union-attr]
+                f"{on.num_refused + on.num_unsent} | "  # type: ignore[union-attr]
+                f"{many.power.power:.0%} |"  # type: ignore[union-attr]
             )
     return "\n".join(lines) + "\n"
 
@@ -175,7 +210,7 @@ def _table(rows: dict[str, list[tuple]]) -> str:
 def _svg(rows: dict[str, list[tuple]]) -> str:
     """Two panels (SB, Homer): power against log queries, off and defaults."""
     width, height, pad = 360, 240, 40
-    colours = {"off": "#c0392b", "defaults": "#2471a3"}
+    colours = {"off": "#c0392b", "defaults": "#2471a3", "sybil": "#7d3c98"}
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" '
         f'height="{height}" font-family="sans-serif" font-size="11">'
@@ -230,7 +265,7 @@ def _svg(rows: dict[str, list[tuple]]) -> str:
                 f'<polyline points="{path}" fill="none" stroke="{colour}" '
                 'stroke-width="2"/>'
             )
-            label_y = y(0.9 if setting == "off" else 0.2)
+            label_y = y({"off": 0.9, "defaults": 0.2, "sybil": 0.55}[setting])
             parts.append(
                 f'<text x="{left + width - pad}" y="{label_y}" fill="{colour}" '
                 f'text-anchor="end">{setting}</text>'
