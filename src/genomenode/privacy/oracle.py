@@ -8,7 +8,9 @@ Two questions, as any caller can ask them:
   count granularity, ``responseSummary.numTotalResults`` (count access; Homer).
 
 A 429 (a spent query budget) is a refusal: the answer is ``None`` and counted in
-:attr:`BeaconOracle.num_refused`. After the first one the oracle stops asking, as
+:attr:`BeaconOracle.num_refused`; so is an answer that names datasets withheld
+for the budget (``info.datasetsWithheld``: the others answered, so it is
+partial). After the first one the oracle stops asking, as
 an attacker told to come back tomorrow would (``Retry-After``): later questions
 are answered ``None`` without a request and counted in
 :attr:`BeaconOracle.num_unsent`. The client is anything with ``get(url, params=,
@@ -91,6 +93,13 @@ class BeaconOracle:
                 f"{response.text[:200]}"
             )
         document: dict[str, Any] = response.json()
+        withheld = (document.get("info") or {}).get("datasetsWithheld") or {}
+        if "budget" in withheld.values():
+            # Some datasets answered, others had spent this caller's budget: the
+            # answer is partial, and the rest of the run would be too.
+            with self._lock:
+                self.num_refused += 1
+            return None
         return document
 
     @staticmethod
