@@ -180,6 +180,8 @@ def _curves(root: pathlib.Path, quick: bool) -> dict[str, list[tuple]]:
 
 def _table(rows: dict[str, list[tuple]]) -> str:
     lines = [
+        "# Membership attacks: power against queries",
+        "",
         f"Members: {MEMBERS} (one PUBLIC dataset, anonymous callers get counts); "
         f"non-members: {NON_MEMBERS}; reference panel: {REFERENCE}; one simulated "
         f"population, {LENGTH // 1_000_000} Mb. Power at 5 % false-positive rate; "
