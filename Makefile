@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed)
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); the disclosure layer on the Beacon hot path (on against off)
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
@@ -42,6 +42,7 @@ bench: venv
 	$(BIN)/python bench/network.py
 	$(BIN)/python bench/hardening.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/disclosure.py
 	$(BIN)/python bench/privacy_power.py
 
 clean:

@@ -51,12 +51,14 @@ class Cohort:
         return int((self.diseases[disease] & (self.ages >= min_age)).sum())
 
 
-def build(directory: pathlib.Path, seed: int = 12) -> Cohort:
-    """Write the cohort (VCF + CSV) into ``directory``; its truth."""
+def build(directory: pathlib.Path, seed: int = 12, *, oldest: bool = True) -> Cohort:
+    """Write the cohort (VCF + CSV) into ``directory``; its truth. Without
+    ``oldest`` nobody is 86 or older (another node's cohort in the network)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     ages = rng.integers(18, 86, NUM_PEOPLE)
-    ages[0], ages[1], ages[2] = 90, 88, 86
+    if oldest:
+        ages[0], ages[1], ages[2] = 90, 88, 86
     diseases = {}
     for index, disease in enumerate(DISEASES):
         has = rng.random(NUM_PEOPLE) < 0.1 + 0.05 * index

@@ -36,7 +36,7 @@ from ..errors import BeaconRequestError, NotFoundError
 from . import genes as beacon_genes
 from . import variants as beacon_variants
 from .catalog import Catalog, DatasetHandle
-from .guard import Guard, canonical_question
+from .guard import Guard
 from .requests import BeaconRequest, Granularity, VariantQuery
 
 __all__ = [
@@ -295,7 +295,7 @@ class _DatasetQuery:
         return self._keys
 
     def _visible(self, keys: list[VariantKey] | None) -> list[VariantKey] | None:
-        if keys is None or self.guard is None:
+        if keys is None or self.guard is None or not self.guard.applies(self.allowed):
             return keys
         visible: list[VariantKey] = []
         for key in keys:
@@ -567,7 +567,7 @@ def answer(
             DisclosureControl.off(threshold),
             identity="local",
             caller=caller,
-            canonical=canonical_question(request, scope),
+            question=(request, scope),
         )
     visible: list[tuple[DatasetHandle, Granularity]] = []
     for handle in catalog.datasets():

@@ -23,6 +23,7 @@ With the layer off, only counts of people keep the old floor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -70,14 +71,24 @@ class Guard:
         The caller's budget key.
     caller
         Who asks (for the caller kind per dataset).
-    canonical
-        :func:`canonical_question` of the request.
+    question
+        The request and its path scope (:func:`canonical_question` of them is
+        :attr:`canonical`, computed only for answers that are perturbed).
     """
 
     control: DisclosureControl
     identity: str
     caller: Caller
-    canonical: str
+    question: tuple[BeaconRequest, Any]
+
+    @functools.cached_property
+    def canonical(self) -> str:
+        """:func:`canonical_question` of the request, when first needed."""
+        return canonical_question(*self.question)
+
+    def applies(self, allowed: str) -> bool:
+        """Whether the layer changes anything for a caller allowed ``allowed``."""
+        return self.control.enabled and allowed != "record"
 
     def asked(
         self,

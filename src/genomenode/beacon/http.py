@@ -40,7 +40,7 @@ from . import filters, framework, ontology
 from .catalog import Catalog
 from .engine import ENTRY_TYPES, Answer, PathScope, answer
 from .filtering_terms import filtering_terms
-from .guard import Guard, canonical_question
+from .guard import Guard
 from .requests import BeaconRequest, parse_get, parse_post
 from .responses import result_response
 
@@ -268,7 +268,7 @@ def _answer_document(
         service.disclosure,
         identity=budget_identity(request),
         caller=caller,
-        canonical=canonical_question(beacon_request, scope),
+        question=(beacon_request, scope),
     )
     with filters.cpu_budget(service.filter_cpu_seconds):
         found = answer(service.catalog, beacon_request, scope, caller, guard=guard)

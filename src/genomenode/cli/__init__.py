@@ -15,8 +15,8 @@ One module per command group, each command a few lines over one library call:
 ``keys``        ``keys generate``
 ``fetch``       ``fetch`` (with the login's token)
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
+``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
 ``docs``        ``docs``
-``privacy_attack`` ``privacy attack`` (until ``privacy`` joins ``cli/privacy.py``)
 ==============  =========================================================
 
 Shared options (``--node`` with ``$GENOMENODE_NODE``, ``--json``, the listen
@@ -42,6 +42,7 @@ from . import (
     lifecycle,
     network,
     nodes,
+    privacy,
     privacy_attack,
     researcher,
     serve,
@@ -83,13 +84,14 @@ for _command in (
     keys.keys,
     fetch.fetch,
     network.network,
+    privacy.privacy,
     docs.docs,
-    privacy_attack.privacy,
     *researcher.RESEARCHER_COMMANDS,
 ):
     cli.add_command(_command)
 for _command in lifecycle.LIFECYCLE_COMMANDS:
     datasets.datasets.add_command(_command)
+privacy.privacy.add_command(privacy_attack.attack)
 
 
 def main() -> None:

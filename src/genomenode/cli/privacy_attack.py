@@ -1,4 +1,8 @@
-"""``genomenode privacy attack``: run a membership attack on the node's own answers."""
+"""``genomenode privacy attack``: run a membership attack on the node's own answers.
+
+A command of the ``privacy`` group (:mod:`.privacy`), added to it in the CLI's
+``__init__``.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,12 @@ import pathlib
 
 import click
 
-from .options import errors_to_exit, group, json_option, node_option, print_result
+from .options import command, errors_to_exit, json_option, node_option, print_result
 
-__all__ = ["attack", "privacy"]
-
-
-@group()
-def privacy() -> None:
-    """What the node's answers reveal about the people in its datasets."""
+__all__ = ["attack"]
 
 
-@privacy.command("attack")
+@command("attack")
 @node_option
 @click.argument("dataset")
 @click.option(

@@ -1,0 +1,84 @@
+"""Budgets: atomic charges on SQLite and PostgreSQL, across threads and processes,
+kept across restarts, with the seconds to the next window."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+
+from genomenode.disclosure.budgets import Budgets
+from genomenode.node import open_node
+from genomenode.store.db import create_engine
+
+
+def _budgets(node, budget=5.0, window=3600, clock=None) -> Budgets:
+    options = {"clock": clock} if clock is not None else {}
+    return Budgets(node.engine, budget=budget, window_seconds=window, **options)
+
+
+def test_charges_until_the_budget_is_spent(node):
+    budgets = _budgets(node, budget=2.0)
+    assert [budgets.charge("ip:1.2.3.4", "d", 0.5).allowed for _ in range(5)] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert budgets.spent("ip:1.2.3.4", "d") == 2.0
+    # Per identity and per dataset.
+    assert budgets.charge("ip:1.2.3.5", "d", 0.5).allowed
+    assert budgets.charge("ip:1.2.3.4", "other", 0.5).allowed
+    assert not budgets.charge("ip:9.9.9.9", "d", 2.5).allowed
+
+
+def test_a_refusal_says_when_the_next_window_begins(node):
+    now = [7200.0 + 1000.0]
+    budgets = _budgets(node, budget=1.0, window=3600, clock=lambda: now[0])
+    assert budgets.charge("a", "d", 1.0).allowed
+    refused = budgets.charge("a", "d", 1.0)
+    assert (refused.allowed, refused.retry_after) == (False, 2600)
+    now[0] = 10800.0  # the next window
+    assert budgets.charge("a", "d", 1.0).allowed
+    # The ended window's row is gone.
+    with node.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT window_start FROM disclosure_budgets"
+        ).all()
+    assert rows == [(10800,)]
+
+
+def test_concurrent_threads_cannot_overspend(node):
+    budgets = _budgets(node, budget=10.0)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda _: budgets.charge("sub:x|y", "d", 1.0).allowed, range(40))
+        )
+    assert sum(results) == 10
+    assert budgets.spent("sub:x|y", "d") == 10.0
+
+
+def _charge_many(url: str, schema: str | None, count: int) -> int:
+    engine = create_engine(url, schema)
+    budgets = Budgets(engine, budget=25.0, window_seconds=3600)
+    allowed = sum(budgets.charge("ip:10.0.0.1", "d", 1.0).allowed for _ in range(count))
+    engine.dispose()
+    return allowed
+
+
+def test_concurrent_processes_cannot_overspend(node):
+    url = node.config.database_url
+    schema = node.config.values.get("db_schema")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context) as pool:
+        allowed = sum(pool.map(_charge_many, [url] * 4, [schema] * 4, [15] * 4))
+    assert allowed == 25
+    assert _budgets(node, budget=25.0).spent("ip:10.0.0.1", "d") == 25.0
+
+
+def test_a_restart_does_not_reset_a_budget(node):
+    budgets = _budgets(node, budget=1.0)
+    assert budgets.charge("a", "d", 1.0).allowed
+    node.close()
+    with open_node(node.config.node_dir) as reopened:
+        assert not _budgets(reopened, budget=1.0).charge("a", "d", 1.0).allowed
