@@ -204,8 +204,19 @@ def attack_node(
         if handle is None:
             raise NotFoundError(f"no published dataset {dataset_id!r} on this node")
         store = handle.store
-        members = members_from_store(
-            store, store.samples, max_members=max_members, seed=seed
+        everyone = members_from_store(
+            store, store.samples, max_members=len(store.samples), seed=seed
+        )
+        picked = np.sort(
+            np.random.default_rng(seed).permutation(len(everyone.samples))[:max_members]
+        )
+        members = VariantGenotypes(
+            contig=everyone.contig,
+            position=everyone.position,
+            reference=everyone.reference,
+            alternate=everyone.alternate,
+            dosage=everyone.dosage[:, picked],
+            samples=[everyone.samples[column] for column in picked],
         )
         num_individuals = int(handle.facts.num_individuals)
         if non_members_vcf is not None:
@@ -220,9 +231,6 @@ def attack_node(
             reference = _columns(outsiders, slice(half, None))
             described = f"vcf:{non_members_vcf}"
         else:
-            everyone = members_from_store(
-                store, store.samples, max_members=len(store.samples), seed=seed
-            )
             # Alleles only one member carries: what an outsider has unseen here.
             singletons = (everyone.dosage.sum(axis=1) == 1)[:, None] & (
                 everyone.dosage == 1

@@ -86,14 +86,14 @@ def sb_attack(
         fitted to the reference panel; ``"frequencies"``: ``D_N`` per query from
         the panel's frequency of that allele (add-one smoothed).
     """
+    if model not in ("sfs", "frequencies"):
+        raise ValueError(f"model must be 'sfs' or 'frequencies', not {model!r}")
     keys = targets.variant_keys()
     counts = reference.aligned_to(keys).sum(axis=1)
     num_reference = reference.dosage.shape[1]
     frequencies = counts / (2.0 * max(1, num_reference))
     smoothed = (counts + 1.0) / (2.0 * num_reference + 2.0)
     beta = beta_from_frequencies(frequencies) if model == "sfs" else None
-    if model not in ("sfs", "frequencies"):
-        raise ValueError(f"model must be 'sfs' or 'frequencies', not {model!r}")
     oracles = [oracle] if isinstance(oracle, BeaconOracle) else list(oracle)
     chosen = sb_queries(targets, frequencies, queries, seed=seed)
     answers: dict[int, bool | None] = {}
