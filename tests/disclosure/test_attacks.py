@@ -179,3 +179,43 @@ def test_boolean_differencing_learns_nothing(attacked):
     assert decisions.decided == NUM_RARE
     assert decisions.advantage() == 0.0
     assert decisions.p_value() > 0.01
+
+
+def test_legitimate_discovery_of_common_variants_is_exact(attacked):
+    """Anonymous yes/no on variants with AF >= 1 %: the same answers as without
+    the layer (g_variants: all of them; carriers: at least 95 %). The budget is
+    unlimited here: it bounds how many questions, not what they answer."""
+    cohort = attacked.cohort
+    common = range(NUM_COMMON)
+
+    def answers(client, entry):
+        found = []
+        for variant in common:
+            body = {
+                "meta": {"apiVersion": "2.0"},
+                "query": {
+                    "requestParameters": attacks._variant(cohort, variant),
+                    "requestedGranularity": "boolean",
+                },
+            }
+            response = client.post(f"/api/{entry}", json=body)
+            assert response.status_code == 200, response.text
+            found.append(response.json()["responseSummary"]["exists"])
+        return found
+
+    _fresh_budget(attacked)
+    with _client(attacked, disclosure_enabled=False) as client:
+        exact = {
+            entry: answers(client, entry) for entry in ("g_variants", "individuals")
+        }
+    with _client(attacked, disclosure_epsilon_budget=1e12) as client:
+        protected = {
+            entry: answers(client, entry) for entry in ("g_variants", "individuals")
+        }
+    assert all(exact["g_variants"])
+    assert protected["g_variants"] == exact["g_variants"]
+    same = sum(
+        a == b
+        for a, b in zip(protected["individuals"], exact["individuals"], strict=True)
+    )
+    assert same >= 0.95 * len(common)

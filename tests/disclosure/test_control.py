@@ -13,6 +13,8 @@ from genomenode.disclosure.settings import DisclosureSettings
 
 
 def _control(node, **settings) -> DisclosureControl:
+    # A fixed key: the draws, and so these tests, are reproducible.
+    (node.config.node_dir / "keys" / "disclosure.key").write_text("3c" * 32)
     values = {"disclosure_epsilon_budget": 1e12, **settings}
     return DisclosureControl.for_node(
         values, node.engine, node.config.node_dir / "keys"
@@ -76,8 +78,10 @@ def test_counts_are_noisy_rounded_and_floored(sqlite_node):
     variance = sum((v - mean) ** 2 for v in released) / len(released)
     assert abs(mean - 100) < 0.3
     assert 7 < variance < 13
-    small = {control.release_count(_asked(f"s{i}"), 2).value for i in range(200)}
-    assert small <= {0, 5, 10}
+    small = [control.release_count(_asked(f"s{i}"), 2).value for i in range(200)]
+    assert all(value % 5 == 0 for value in small)
+    # Laplace(2) beyond +8: 1.7 % of draws.
+    assert sum(value <= 10 for value in small) >= 190
     # A zero over the whole dataset stays zero; over a filtered subset it is noisy.
     assert control.release_count(_asked(filtered=False), 0).value == 0
     zeros = [control.release_count(_asked(f"z{i}"), 0).value for i in range(500)]

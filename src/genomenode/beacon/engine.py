@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -374,7 +375,7 @@ def _answer_dataset(
             item.kind = "total"
             return item, item.count, None
         item.kind = "collection"
-        item.counted = _digest(selected)
+        item.counted = _digest(_individual_positions(handle), selected)
         return item, len(selected), query.min_allele_count
     if entry == "g_variants":
         item = _answer_variants(query, granularity)
@@ -392,7 +393,7 @@ def _answer_dataset(
         item = DatasetAnswer(handle, granularity, count, keys)
         item.kind = "total" if individuals is None else "people"
         if individuals is not None:
-            item.counted = _digest(ordered)
+            item.counted = _digest(_individual_positions(handle), ordered)
         return item, count, query.min_allele_count
     # biosamples, runs, analyses: one per genotyped individual's sample.
     samples = handle.individual_samples
@@ -406,14 +407,34 @@ def _answer_dataset(
     keys = _page(biosamples, request) if record else []
     item = DatasetAnswer(handle, granularity, len(biosamples), keys)
     item.kind = "total" if individuals is None and scope.entry_id is None else "people"
-    item.counted = _digest(biosamples)
+    item.counted = _digest(handle.individual_samples, biosamples)
     return item, item.count, query.min_allele_count
 
 
-def _digest(names: Iterable[str]) -> str:
-    """One short text for a set of people (the noise of a count is drawn for it)."""
-    text = "\n".join(sorted(names))
-    return "people:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _digest(positions: Mapping[str, int], names: Collection[str]) -> str:
+    """One short text for a set of people (the noise of a count is drawn for it):
+    a hash of their sorted positions in the dataset, which costs a fraction of
+    hashing their sorted names."""
+    array = np.fromiter(
+        (positions.get(name, -1) for name in names), dtype=np.int64, count=len(names)
+    )
+    array.sort()
+    return "people:" + hashlib.sha256(array.tobytes()).hexdigest()
+
+
+_POSITIONS: weakref.WeakKeyDictionary[DatasetHandle, dict[str, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _individual_positions(handle: DatasetHandle) -> dict[str, int]:
+    """Individual id -> its position among the dataset's individuals (kept per
+    handle: a published dataset never changes)."""
+    found = _POSITIONS.get(handle)
+    if found is None:
+        found = {name: index for index, name in enumerate(_all_individuals(handle))}
+        _POSITIONS[handle] = found
+    return found
 
 
 def _all_individuals(handle: DatasetHandle) -> list[str]:
