@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pysam
 import pysam.bcftools
 import pytest
 from click.testing import CliRunner
@@ -37,6 +38,7 @@ def test_sb_with_real_outsiders_finds_the_members_when_unprotected(
         str(attack_cohort.split.pool_vcf),
         catch_stdout=False,
     )
+    pysam.tabix_index(str(outsiders), preset="vcf", force=True)
     report = _attack(
         "--node",
         str(attack_cohort.single_node),
