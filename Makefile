@@ -51,6 +51,7 @@ bench: venv
 	$(BIN)/python bench/hardening.py
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/disclosure.py
+	$(BIN)/python bench/privacy_power.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

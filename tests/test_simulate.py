@@ -275,3 +275,25 @@ def test_simulate_writes_private_files(tmp_path: Path, permissive_umask) -> None
     assert any(name.startswith("phenopackets/") for name in files)
     # The umask is the caller's again afterwards.
     assert os.umask(0o022) == 0o022
+
+
+def test_each_sample_names_its_population(cohort: SimulationResult) -> None:
+    # 80 % from the country's own population, the rest split between the others.
+    populations = cohort.sample_populations
+    assert len(populations) == cohort.num_samples
+    assert {name: populations.count(name) for name in set(populations)} == {
+        "FIN": 96,
+        "NWE": 12,
+        "SEU": 12,
+    }
+    # The labels follow the VCF columns: Finns share long haplotypes, so a Finn's
+    # closest neighbour (by genotype distance) is a Finn far more often than not.
+    calls = pysam.bcftools.query("-f", "[%GT\t]\n", str(cohort.vcf_path))
+    dosage = np.array(
+        [[gt.count("1") for gt in line.split("\t")[:-1]] for line in calls.splitlines()]
+    ).T
+    distance = np.abs(dosage[:, None, :] - dosage[None, :, :]).sum(axis=2)
+    np.fill_diagonal(distance, distance.max() + 1)
+    finns = np.array([name == "FIN" for name in populations])
+    nearest_is_finn = finns[distance.argmin(axis=1)]
+    assert nearest_is_finn[finns].mean() > 0.9

@@ -131,6 +131,9 @@ class SimulationResult:
     num_variants: int
     num_cases: int
     causal_variants: list[tuple[str, int, str, str]]
+    #: The simulated population of each sample, in sample-id order ("FIN",
+    #: "NWE" or "SEU"): 80% come from the country's own population.
+    sample_populations: tuple[str, ...] = ()
 
 
 def _logit(p: float) -> float:
@@ -348,6 +351,9 @@ def simulate_cohort(
             samples=samples, seed=seed, length=length, country=country
         )
         columns = sample_columns(ts, rng_order)
+        node_population = ts.tables.nodes.population[ts.samples()[columns[:, 0]]]
+        names = [population.metadata["name"] for population in ts.populations()]
+        populations = tuple(names[index] for index in node_population)
         width = max(5, len(str(samples)))
         sample_ids = [f"{country}{i:0{width}d}" for i in range(1, samples + 1)]
         causal = choose_causal(ts, rng_causal)
@@ -436,4 +442,5 @@ def simulate_cohort(
         num_variants=num_variants,
         num_cases=num_cases,
         causal_variants=causal_out,
+        sample_populations=populations,
     )

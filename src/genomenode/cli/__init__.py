@@ -43,6 +43,7 @@ from . import (
     network,
     nodes,
     privacy,
+    privacy_attack,
     researcher,
     serve,
 )
@@ -90,6 +91,7 @@ for _command in (
     cli.add_command(_command)
 for _command in lifecycle.LIFECYCLE_COMMANDS:
     datasets.datasets.add_command(_command)
+privacy.privacy.add_command(privacy_attack.attack)
 
 
 def main() -> None:
