@@ -41,11 +41,11 @@ import httpx2
 import numpy as np
 
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.privacy.cohort import read_genotypes, simulate_split_cohort
 from genomenode.privacy.homer import homer_attack
 from genomenode.privacy.oracle import BeaconOracle
 from genomenode.privacy.sb import sb_attack
+from genomenode.store.node import init_node
 
 MEMBERS, NON_MEMBERS, REFERENCE, LENGTH = 20, 100, 300, 8_000_000
 SB_QUERIES = (1, 2, 3, 5, 10, 20, 50)

@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"beacon", "reference", "transfer", "analysis", "catalogue", "client"},
         {"network"},
         {"portal"},
-        {"app", "cli", "index", "demo", "docs", "__main__", "__init__"},
+        {"app", "cli", "privacy", "index", "demo", "docs", "__main__", "__init__"},
     )
 )
 #: The bottom of the bottom: imports nothing else of genomenode.

@@ -32,7 +32,6 @@ import pytest
 import yaml
 
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.privacy.cohort import (
     SplitCohort,
     VariantGenotypes,
@@ -40,6 +39,7 @@ from genomenode.privacy.cohort import (
     simulate_split_cohort,
 )
 from genomenode.privacy.oracle import BeaconOracle
+from genomenode.store.node import init_node
 
 from ..conftest import free_port, in_process_workers, wait_until_up
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from genomenode.ingest.pipeline import ingest
-from genomenode.node import init_node
 from genomenode.privacy.cohort import read_genotypes, simulate_split_cohort
 from genomenode.privacy.homer import homer_attack
 from genomenode.privacy.oracle import BeaconOracle
 from genomenode.privacy.sb import sb_attack
+from genomenode.store.node import init_node
 
 from ..conftest import in_process_workers
 from .conftest import (

@@ -194,13 +194,13 @@ def attack_node(
     InputError
         Unknown attack, or too few non-members in the VCF.
     """
-    from ..beacon.catalog import Catalog
-    from ..node import open_node
+    from ..store.node import open_node
+    from ..store.published import PublishedDatasets
 
     if attack not in ATTACKS:
         raise InputError(f"unknown attack {attack!r}: one of {', '.join(ATTACKS)}")
     with open_node(node_dir) as node:
-        handle = Catalog(node).get(dataset_id)
+        handle = PublishedDatasets(node).get(dataset_id)
         if handle is None:
             raise NotFoundError(f"no published dataset {dataset_id!r} on this node")
         store = handle.store
