@@ -113,7 +113,11 @@ def main() -> None:
         unlimited = Node(
             NodeConfig(
                 node.config.node_dir,
-                {**node.config.values, "disclosure_epsilon_budget": 1e12},
+                {
+                    **node.config.values,
+                    "disclosure_epsilon_budget": 1e12,
+                    "disclosure_anonymous_epsilon_budget": 1e12,
+                },
             )
         )
         on = disclosure_of(unlimited, 5, True)

@@ -483,6 +483,14 @@ SETTINGS: tuple[Setting, ...] = (
         "with Retry-After.",
     ),
     Setting(
+        "disclosure_anonymous_epsilon_budget",
+        _positive_float,
+        100.0,
+        "Epsilon all anonymous callers together may spend on one dataset per budget "
+        "window on counts and answers about people (presence answers excepted): "
+        "many addresses buy no more than this.",
+    ),
+    Setting(
         "disclosure_presence_epsilon",
         _positive_float,
         0.05,

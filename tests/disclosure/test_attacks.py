@@ -104,7 +104,11 @@ def test_filter_differencing_recovers_a_count_below_the_floor_without_defences(
 def test_filter_differencing_recovers_no_count_below_the_floor(attacked):
     cohort = attacked.cohort
     _fresh_budget(attacked)
-    with _client(attacked, disclosure_epsilon_budget=1e12) as client:
+    with _client(
+        attacked,
+        disclosure_epsilon_budget=1e12,
+        disclosure_anonymous_epsilon_budget=1e12,
+    ) as client:
         post = _post(client, _registered(client, "attacker-1"))
         estimates = attacks.filter_differencing(post, dataset=REGISTERED)
         # Every spelling of a question that selects the same people gets the
@@ -150,7 +154,11 @@ def test_isolation_fails_within_the_default_budget(attacked):
 
 def test_isolation_fails_with_an_unlimited_budget(attacked):
     _fresh_budget(attacked)
-    with _client(attacked, disclosure_epsilon_budget=1e12) as client:
+    with _client(
+        attacked,
+        disclosure_epsilon_budget=1e12,
+        disclosure_anonymous_epsilon_budget=1e12,
+    ) as client:
         post = _post(client, _registered(client, "attacker-2"))
         decisions = attacks.isolation(post, attacked.cohort, dataset=REGISTERED)
     assert decisions.decided >= 150
@@ -174,7 +182,11 @@ def test_boolean_differencing_finds_rare_variants_of_the_oldest_without_defences
 
 def test_boolean_differencing_learns_nothing(attacked):
     _fresh_budget(attacked)
-    with _client(attacked, disclosure_epsilon_budget=1e12) as client:
+    with _client(
+        attacked,
+        disclosure_epsilon_budget=1e12,
+        disclosure_anonymous_epsilon_budget=1e12,
+    ) as client:
         decisions = attacks.boolean_differencing(_post(client), attacked.cohort)
     assert decisions.decided == NUM_RARE
     assert decisions.advantage() == 0.0
@@ -208,7 +220,11 @@ def test_legitimate_discovery_of_common_variants_is_exact(attacked):
         exact = {
             entry: answers(client, entry) for entry in ("g_variants", "individuals")
         }
-    with _client(attacked, disclosure_epsilon_budget=1e12) as client:
+    with _client(
+        attacked,
+        disclosure_epsilon_budget=1e12,
+        disclosure_anonymous_epsilon_budget=1e12,
+    ) as client:
         protected = {
             entry: answers(client, entry) for entry in ("g_variants", "individuals")
         }

@@ -15,7 +15,11 @@ from genomenode.disclosure.settings import DisclosureSettings
 def _control(node, **settings) -> DisclosureControl:
     # A fixed key: the draws, and so these tests, are reproducible.
     (node.config.node_dir / "keys" / "disclosure.key").write_text("3c" * 32)
-    values = {"disclosure_epsilon_budget": 1e12, **settings}
+    values = {
+        "disclosure_epsilon_budget": 1e12,
+        "disclosure_anonymous_epsilon_budget": 1e12,
+        **settings,
+    }
     return DisclosureControl.for_node(
         values, node.engine, node.config.node_dir / "keys"
     )
@@ -120,6 +124,35 @@ def test_the_budget_withholds_and_says_when(sqlite_node):
     # A rare (but not hidden) allele costs more: ceil(20 / 12) = 2 units.
     fresh = dataclasses.replace(_asked(), identity="ip:192.0.2.2")
     assert control.release_boolean(fresh, 6, allele_count=12).epsilon == 1.0
+
+
+def test_many_anonymous_addresses_share_one_pool(sqlite_node):
+    """Addresses are cheap: anonymous counts also spend a pool all anonymous callers
+    share, so a thousand addresses get no more than the pool allows."""
+    control = _control(
+        sqlite_node,
+        disclosure_epsilon_budget=10.0,
+        disclosure_anonymous_epsilon_budget=2.0,
+    )
+
+    def from_address(number: int, kind: str = "anonymous") -> Asked:
+        return dataclasses.replace(
+            _asked(f"q{number}", kind=kind), identity=f"ip:198.51.100.{number}"
+        )
+
+    answered = [
+        control.release_count(from_address(number), 50).withheld
+        for number in range(1, 11)
+    ]
+    assert answered == [None] * 4 + ["budget"] * 6  # 2.0 / 0.5 per count
+    # Registered callers have budgets of their own, and presence answers leave the
+    # pool alone (nobody can spend a public Beacon's discovery for everyone).
+    assert control.release_count(from_address(11, "registered"), 50).withheld is None
+    presence = control.release_presence(from_address(12), 1, allele_count=500)
+    assert presence.withheld is None
+    # The operator's attack tool gives its run a pool of its own.
+    control.anonymous_pool = "anonymous:privacy-attack-run"
+    assert control.release_count(from_address(13), 50).withheld is None
 
 
 def test_presence_spends_little(sqlite_node):

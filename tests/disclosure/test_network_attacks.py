@@ -145,7 +145,12 @@ def test_through_the_network_without_defences_the_attacks_succeed(
 
 def test_through_the_network_the_attacks_fail(nodes, signer, network_keys):
     opened, cohort = nodes
-    with _network(opened, signer, disclosure_epsilon_budget=1e12) as post:
+    with _network(
+        opened,
+        signer,
+        disclosure_epsilon_budget=1e12,
+        disclosure_anonymous_epsilon_budget=1e12,
+    ) as post:
         estimates = attacks.filter_differencing(post, dataset=None)
         decisions = attacks.isolation(post, cohort, dataset=None)
         booleans = attacks.boolean_differencing(post, cohort)

@@ -31,7 +31,7 @@ class DatasetView:
 
 
 def _per_caller(
-    settings: DisclosureSettings, granularity: str | None
+    settings: DisclosureSettings, granularity: str | None, kind: str = "registered"
 ) -> dict[str, Any]:
     if granularity is None:
         return {
@@ -81,6 +81,16 @@ def _per_caller(
                 f"an allele of count AC costs ceil({settings.rare_cost_allele_count}"
                 "/AC) units"
             ),
+            **(
+                {
+                    "anonymous_pool_epsilon": settings.anonymous_epsilon_budget,
+                    "anonymous_pool_answers_about_people": math.floor(
+                        settings.anonymous_epsilon_budget / per_answer + 1e-9
+                    ),
+                }
+                if kind == "anonymous"
+                else {}
+            ),
         },
         "epsilon_per_answer": per_answer,
         "rare_allele_policy": {
@@ -111,7 +121,7 @@ def describe(
                 "id": view.id,
                 "security_level": view.security_level,
                 "callers": {
-                    kind: _per_caller(settings, view.granularity.get(kind))
+                    kind: _per_caller(settings, view.granularity.get(kind), kind)
                     for kind in CALLER_KINDS
                 },
             }

@@ -94,8 +94,18 @@ class Budgets:
         start = int(now // self.window_seconds) * self.window_seconds
         return start, max(1, math.ceil(start + self.window_seconds - now))
 
-    def charge(self, identity: str, dataset_id: str, cost: float) -> Charge:
+    def charge(
+        self,
+        identity: str,
+        dataset_id: str,
+        cost: float,
+        *,
+        budget: float | None = None,
+    ) -> Charge:
         """Spend ``cost`` of ``identity``'s budget on ``dataset_id``, or refuse.
+
+        ``budget`` replaces :attr:`budget` for this identity (the pool all
+        anonymous callers share has its own).
 
         One statement: ``INSERT ... ON CONFLICT DO UPDATE SET spent = spent +
         cost WHERE spent + cost <= budget RETURNING spent``; a row back means
@@ -103,7 +113,8 @@ class Budgets:
         windows.
         """
         window, retry_after = self._window()
-        if cost > self.budget:
+        limit = self.budget if budget is None else budget
+        if cost > limit:
             return Charge(False, retry_after)
         with self._begin() as connection:
             spent = connection.execute(
@@ -114,7 +125,7 @@ class Budgets:
                     "window_start": window,
                     "cost": cost,
                     # A hair of slack: twenty charges of 0.05 must make 1.0.
-                    "limit": self.budget + 1e-9,
+                    "limit": limit + 1e-9,
                 },
             ).scalar()
             if spent is None:

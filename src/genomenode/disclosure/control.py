@@ -38,10 +38,14 @@ from .budgets import Budgets
 from .noise import NoiseKey, laplace, uniform
 from .settings import DisclosureSettings
 
-__all__ = ["KEY_FILENAME", "Asked", "DisclosureControl", "Release"]
+__all__ = ["ANONYMOUS_POOL", "KEY_FILENAME", "Asked", "DisclosureControl", "Release"]
 
 #: The disclosure key's file in the node's keys directory.
 KEY_FILENAME = "disclosure.key"
+
+#: The budget identity every anonymous caller also spends (with
+#: ``disclosure_anonymous_epsilon_budget``); no passport or address looks like it.
+ANONYMOUS_POOL = "anonymous:*"
 
 _log = logging.getLogger(__name__)
 
@@ -133,6 +137,9 @@ class DisclosureControl:
             budget=settings.epsilon_budget,
             window_seconds=settings.budget_window_seconds,
         )
+        #: The budget identity anonymous callers share (the operator's attack tool
+        #: gives its run a pool of its own, so as not to spend the real one).
+        self.anonymous_pool = ANONYMOUS_POOL
         self._key_path = keys_directory / KEY_FILENAME
         self._key: NoiseKey | None = None
 
@@ -260,6 +267,15 @@ class DisclosureControl:
         )
         epsilon = unit * self.settings.cost(allele_count)
         charged = self.budgets.charge(asked.identity, asked.dataset_id, epsilon)
+        if charged.allowed and asked.caller_kind == "anonymous" and not presence:
+            # Anonymous callers are addresses, and addresses are cheap: counts and
+            # answers about people also spend one pool all of them share.
+            charged = self.budgets.charge(
+                self.anonymous_pool,
+                asked.dataset_id,
+                epsilon,
+                budget=self.settings.anonymous_epsilon_budget,
+            )
         if not charged.allowed:
             return Release(None, withheld="budget", retry_after=charged.retry_after)
         return None

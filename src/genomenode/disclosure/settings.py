@@ -25,6 +25,7 @@ class DisclosureSettings:
     count_threshold: int = _DEFAULTS["beacon_count_threshold"]
     epsilon_per_query: float = _DEFAULTS["disclosure_epsilon_per_query"]
     epsilon_budget: float = _DEFAULTS["disclosure_epsilon_budget"]
+    anonymous_epsilon_budget: float = _DEFAULTS["disclosure_anonymous_epsilon_budget"]
     presence_epsilon: float = _DEFAULTS["disclosure_presence_epsilon"]
     budget_window_seconds: int = _DEFAULTS["disclosure_budget_window_seconds"]
     rare_cost_allele_count: int = _DEFAULTS["disclosure_rare_cost_allele_count"]

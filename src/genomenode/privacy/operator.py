@@ -20,8 +20,8 @@ reference panel sits on the mixture's frequencies and Homer's power is
 understated; a VCF of real outsiders gives a faithful estimate.
 
 Every run queries as a fresh caller (``privacy-attack-<random>``), so it spends a
-budget of its own and never that of a real caller; its queries are audited like
-any other.
+budget of its own (and an anonymous pool of its own) and never that of a real
+caller; its queries are audited like any other.
 """
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ def _in_process_client(node: Any) -> Iterator[Any]:
         environment=config.beacon_environment,
     )
     caller = ("privacy-attack-" + secrets.token_hex(4), 0)
+    # A pool of the run's own, of the same size: the attack meets the defaults
+    # without spending what the node's real anonymous callers share.
+    app.state.beacon.disclosure.anonymous_pool = f"anonymous:{caller[0]}"
     with TestClient(app, client=caller) as client:
         yield client
 
