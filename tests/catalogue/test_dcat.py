@@ -246,3 +246,20 @@ def test_the_dataset_handler_answers_alone(node):
     base = node.config.public_url.rstrip("/")
     subject = URIRef(f"{base}/catalogue/datasets/{PUBLIC}")
     assert set(graph.subjects(RDF.type, DCAT.Dataset)) == {subject}
+
+
+def test_a_dataset_below_the_floor_publishes_the_floor(tmp_path):
+    """Catalogue counts pass the one disclosure layer: a dataset of three people
+    says 5 (the small-count floor), as the Beacon says of its total."""
+    with in_process_workers():
+        write_small_cohort(tmp_path / "tiny", dataset_id="fi-tiny", num_samples=3)
+        description = write_dataset_yaml(
+            tmp_path / "tiny", id="fi-tiny", security_level="PUBLIC"
+        )
+        with init_node(tmp_path / "node", node_id="fi-node", country="FI") as node:
+            ingest(node, description)
+            with TestClient(create_app(node, base_url=BASE)) as client:
+                graph = _jsonld(client, "/catalogue/datasets")
+    subject = _iri("fi-tiny")
+    assert int(graph.value(subject, HEALTHDCATAP.numberOfRecords)) == 5
+    assert int(graph.value(subject, HEALTHDCATAP.numberOfUniqueIndividuals)) == 5

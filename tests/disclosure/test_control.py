@@ -155,6 +155,22 @@ def test_many_anonymous_addresses_share_one_pool(sqlite_node):
     assert control.release_count(from_address(13), 50).withheld is None
 
 
+def test_totals_are_published_facts_above_the_floor(sqlite_node):
+    control = _control(sqlite_node, disclosure_epsilon_budget=1.0)
+    assert [control.release_total(n).value for n in (0, 1, 4, 5, 2504)] == [
+        0,
+        5,
+        5,
+        5,
+        2504,
+    ]
+    assert control.release_total(3).adjusted
+    # No budget is spent on totals.
+    assert all(control.release_total(3).epsilon == 0 for _ in range(50))
+    off = _control(sqlite_node, disclosure_enabled=False)
+    assert off.release_total(3).value == 3
+
+
 def test_presence_spends_little(sqlite_node):
     control = _control(sqlite_node, disclosure_epsilon_budget=1.0)
     answers = [

@@ -94,6 +94,27 @@ def test_a_spent_budget_is_429_with_retry_after(budget_node):
         assert withheld and withheld[-1].details["datasets"] == {DATASET: "budget"}
 
 
+def test_rare_alleles_answered_as_absent_are_audited(budget_node):
+    _reset(budget_node)
+    query = {
+        "meta": {"apiVersion": "2.0"},
+        "query": {
+            "requestParameters": {"referenceName": "1", "start": [0], "end": [10**9]},
+            "requestedGranularity": "boolean",
+        },
+    }
+    with TestClient(create_app(budget_node, base_url=BASE)) as client:
+        assert client.post("/api/g_variants", json=query).status_code == 200
+        client.app.state.access.audit.flush()
+    with budget_node.session() as session:
+        withheld = session.scalars(
+            select(AuditEntry).where(AuditEntry.outcome == "withhold")
+        ).all()
+    rare = [entry for entry in withheld if "rare-allele" in entry.reason]
+    assert rare, [entry.reason for entry in withheld]
+    assert rare[-1].details["rare_alleles"][DATASET] > 0
+
+
 def test_a_restart_keeps_the_budget(budget_node):
     _reset(budget_node)
     with TestClient(create_app(budget_node, base_url=BASE)) as client:

@@ -80,6 +80,8 @@ class Guard:
     identity: str
     caller: Caller
     question: tuple[BeaconRequest, Any]
+    #: Alleles the rare-allele policy answered as absent, by dataset (audited).
+    hidden: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def canonical(self) -> str:
@@ -124,9 +126,12 @@ class Guard:
         self, handle: PublishedDataset, allowed: str, allele_count: int, total: int
     ) -> bool:
         """Whether the rare-allele policy answers one allele as absent."""
-        return self.control.hides(
+        hidden = self.control.hides(
             self.asked(handle, allowed, filtered=False), allele_count, total
         )
+        if hidden:
+            self.hidden[handle.id] = self.hidden.get(handle.id, 0) + 1
+        return hidden
 
     def release(
         self,
@@ -142,8 +147,10 @@ class Guard:
     ) -> Release:
         """What may be released of one dataset's true ``count`` (``counted``:
         the set of people it counts, as :func:`~.engine` digests it)."""
-        if granularity == "record" or kind == "total":
+        if granularity == "record":
             return Release(count, exact=True)
+        if kind == "total":
+            return self.control.release_total(count)
         if not self.control.enabled and kind != "people":
             return Release(count, exact=True)
         asked = self.asked(handle, allowed, filtered, counted)

@@ -286,7 +286,7 @@ def _answer_document(
     )
     with filters.cpu_budget(service.filter_cpu_seconds):
         found = answer(service.published, beacon_request, scope, caller, guard=guard)
-    _withheld(request, found)
+    _withheld(request, found, guard)
     return result_response(
         found, caller=caller, meta=framework.informational_meta(service.identity)
     )
@@ -315,21 +315,34 @@ def budget_identity(request: Request) -> str:
     )
 
 
-def _withheld(request: Request, found: Answer) -> None:
-    """Audit what disclosure control withheld; 429 when the budget withheld the
-    answer of every dataset that would have answered."""
-    if not found.withheld_datasets:
+def _withheld(request: Request, found: Answer, guard: Guard) -> None:
+    """Audit what disclosure control withheld (budget, errors, the subset rule,
+    rare alleles answered as absent); 429 when the budget withheld the answer of
+    every dataset that would have answered."""
+    reasons = set(found.withheld_datasets.values())
+    if found.suppressed_datasets:
+        reasons.add("subset")
+    if guard.hidden:
+        reasons.add("rare-allele")
+    if not reasons:
         return
     access = access_service(request)
     caller = caller_of(request)
     if access is not None:
+        details: dict[str, Any] = {"datasets": dict(found.withheld_datasets)}
+        if found.suppressed_datasets:
+            details["subset"] = list(found.suppressed_datasets)
+        if guard.hidden:
+            details["rare_alleles"] = dict(guard.hidden)
         access.audit.record(
             actor=caller.subject or "anonymous",
             action="disclosure withheld",
             outcome="withhold",
-            reason=", ".join(sorted(set(found.withheld_datasets.values()))),
-            details={"datasets": dict(found.withheld_datasets)},
+            reason=", ".join(sorted(reasons)),
+            details=details,
         )
+    if not found.withheld_datasets:
+        return
     budget_only = set(found.withheld_datasets.values()) == {"budget"}
     if budget_only and not found.datasets:
         raise TooManyRequests(

@@ -28,6 +28,8 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from rdflib.plugins.parsers.jsonld import to_rdf
 from sqlalchemy import Select, select
 
+from ..disclosure.control import DisclosureControl
+from ..disclosure.settings import DisclosureSettings
 from ..errors import NotFoundError, did_you_mean
 from ..store.models import Dataset, DataUseTerm, StoredFile, published_datasets
 from ..store.node import Node
@@ -207,6 +209,13 @@ class _CatalogueBuilder:
         self.base_url = base_url.rstrip("/")
         self.graph = graph
         self.publisher = URIRef(f"{self.base_url}/catalogue#publisher")
+        # The counts published here pass the one disclosure layer too (totals:
+        # no budget, no noise, the small-count floor).
+        self.disclosure = DisclosureControl(
+            DisclosureSettings.from_values(node.config.values),
+            None,
+            node.config.node_dir / "keys",
+        )
 
     def add_publisher(self) -> None:
         add = self.graph.add
@@ -278,14 +287,11 @@ class _CatalogueBuilder:
     ) -> None:
         add = self.graph.add
         # A genomenode record is one individual: both counts are num_individuals.
-        add((subject, HEALTHDCATAP.numberOfRecords, _count(row.num_individuals)))
-        add(
-            (
-                subject,
-                HEALTHDCATAP.numberOfUniqueIndividuals,
-                _count(row.num_individuals),
-            )
-        )
+        released = self.disclosure.release_total(row.num_individuals).value
+        if released is not None:  # withheld: no count at all, never the true one
+            individuals = int(released)
+            add((subject, HEALTHDCATAP.numberOfRecords, _count(individuals)))
+            add((subject, HEALTHDCATAP.numberOfUniqueIndividuals, _count(individuals)))
         for term in terms:
             iri = duo_iri(term.term_id)
             # Every data-use condition, permission or modifier, is a rule the

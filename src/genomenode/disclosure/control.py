@@ -184,6 +184,14 @@ class DisclosureControl:
             return Release(False, withheld="subset")
         return Release(True, exact=True)
 
+    def release_total(self, count: int) -> Release:
+        """A whole-dataset total (individuals in a dataset, its variants): a
+        published fact, no budget and no noise, but a non-zero total below the
+        floor is shown as the floor (a dataset of two people says "at most 5")."""
+        if self.settings.enabled and 0 < count < self.settings.floor:
+            return Release(self.settings.floor, adjusted=True)
+        return Release(count, exact=True)
+
     def release_count(
         self,
         asked: Asked,
