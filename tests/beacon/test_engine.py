@@ -644,3 +644,22 @@ def test_assembly_id_leaves_out_other_assemblies(client):
     assert count(client, "g_variants", query) == both > 0
     query["requestParameters"]["assemblyId"] = "GRCh38"
     assert count(client, "g_variants", query) in (0, None)
+
+
+def test_allele_counts_at_once_equal_one_at_a_time(beacon_node):
+    """The rare-allele policy reads (AC, AN) of every matched allele in one read;
+    its slow twin reads them one by one."""
+    from genomenode.beacon.engine import _allele_count, _allele_counts
+    from genomenode.store.published import PublishedDatasets
+
+    handle = PublishedDatasets(beacon_node).datasets()[0]
+    rows = handle.facts.num_variants
+    keys = [
+        (row, allele)
+        for row in range(0, rows, max(1, rows // 300))
+        for allele in (1, 0)
+    ]
+    counts, totals = _allele_counts(handle, keys)
+    assert [(int(c), int(t)) for c, t in zip(counts, totals, strict=True)] == [
+        _allele_count(handle, key) for key in keys
+    ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 
+import sqlalchemy
+
 from genomenode.disclosure.budgets import Budgets
 from genomenode.store.db import create_engine
 from genomenode.store.node import open_node
@@ -82,3 +84,27 @@ def test_a_restart_does_not_reset_a_budget(node):
     node.close()
     with open_node(node.config.node_dir) as reopened:
         assert not _budgets(reopened, budget=1.0).charge("a", "d", 1.0).allowed
+
+
+def test_a_spent_budget_is_refused_again_without_the_database(node):
+    """What is spent never goes down within a window, so a refused cost (or a
+    bigger one) is refused from memory; a smaller one still asks, and a new window
+    forgets."""
+    now = [1000.0]
+    budgets = _budgets(node, budget=1.0, window=3600, clock=lambda: now[0])
+    assert budgets.charge("a", "d", 0.75).allowed
+    assert not budgets.charge("a", "d", 0.5).allowed
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        budgets.engine,
+        "before_cursor_execute",
+        lambda *arguments: statements.append(arguments[2]),
+    )
+    for _ in range(20):
+        assert not budgets.charge("a", "d", 0.5).allowed
+        assert not budgets.charge("a", "d", 0.75).allowed
+    assert statements == []
+    assert budgets.charge("a", "d", 0.25).allowed  # smaller: asked, and it fits
+    assert statements
+    now[0] = 3600.0 + 1000.0
+    assert budgets.charge("a", "d", 0.5).allowed

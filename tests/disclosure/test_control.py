@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from genomenode.disclosure.control import Asked, DisclosureControl
@@ -216,3 +217,15 @@ def test_subset_rule(sqlite_node, enabled):
     assert control.check_subset(None).withheld is None
     assert control.check_subset(0).withheld is None
     assert DisclosureSettings().min_subset == 5
+
+
+@pytest.mark.parametrize("kind", ["anonymous", "registered", "granted"])
+def test_hides_many_equals_hides_one_at_a_time(sqlite_node, kind):
+    control = _control(sqlite_node)
+    counts = np.array([0, 1, 3, 9, 10, 11, 40, 80, 5000, 2])
+    numbers = np.array([800, 800, 800, 800, 800, 4000, 10_000, 800, 10_000, 0])
+    asked = _asked(kind=kind)
+    assert control.hides_many(asked, counts, numbers).tolist() == [
+        control.hides(asked, int(c), int(n))
+        for c, n in zip(counts, numbers, strict=True)
+    ]

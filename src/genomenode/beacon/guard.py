@@ -27,6 +27,8 @@ import functools
 import json
 from typing import Any
 
+import numpy as np
+
 from ..access import Caller, caller_kind
 from ..disclosure.control import Asked, DisclosureControl, Release
 from ..store.published import PublishedDataset
@@ -131,6 +133,22 @@ class Guard:
         )
         if hidden:
             self.hidden[handle.id] = self.hidden.get(handle.id, 0) + 1
+        return hidden
+
+    def hides_many(
+        self,
+        handle: PublishedDataset,
+        allowed: str,
+        allele_counts: np.ndarray,
+        totals: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`hides` of many alleles at once (boolean array)."""
+        hidden = self.control.hides_many(
+            self.asked(handle, allowed, filtered=False), allele_counts, totals
+        )
+        number = int(hidden.sum())
+        if number:
+            self.hidden[handle.id] = self.hidden.get(handle.id, 0) + number
         return hidden
 
     def release(

@@ -31,6 +31,9 @@ from ..store.models import DisclosureBudget
 
 __all__ = ["Budgets", "Charge"]
 
+#: Refusals remembered per process before the memo starts again (memory bound).
+_MAX_REFUSED = 100_000
+
 # One statement, the same on SQLite (3.35+) and PostgreSQL; written out rather
 # than built per call, which cost more than running it.
 _UPSERT = text(
@@ -79,6 +82,12 @@ class Budgets:
         self.window_seconds = window_seconds
         self._clock = clock
         self._table = cast(Any, DisclosureBudget.__table__)
+        # The least cost refused per (identity, dataset, limit) in the current
+        # window: what is spent never goes down within a window, so a cost at
+        # least as big is refused again without asking the database (a caller
+        # hammering a spent budget costs the node a dictionary look-up).
+        self._refused: dict[tuple[str, str, float], float] = {}
+        self._refused_window = -1
 
     @property
     def engine(self) -> Engine:
@@ -116,6 +125,12 @@ class Budgets:
         limit = self.budget if budget is None else budget
         if cost > limit:
             return Charge(False, retry_after)
+        if window != self._refused_window or len(self._refused) > _MAX_REFUSED:
+            self._refused = {}
+            self._refused_window = window
+        refused_key = (identity, dataset_id, limit)
+        if cost >= self._refused.get(refused_key, math.inf):
+            return Charge(False, retry_after)
         with self._begin() as connection:
             spent = connection.execute(
                 _UPSERT,
@@ -129,6 +144,8 @@ class Budgets:
                 },
             ).scalar()
             if spent is None:
+                least = self._refused.get(refused_key, math.inf)
+                self._refused[refused_key] = min(least, cost)
                 return Charge(False, retry_after)
             if spent == cost:
                 # A new window began for this caller: forget its ended ones.

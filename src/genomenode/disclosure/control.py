@@ -32,6 +32,7 @@ import math
 import pathlib
 from typing import Any
 
+import numpy as np
 from sqlalchemy.engine import Engine
 
 from .budgets import Budgets
@@ -249,6 +250,14 @@ class DisclosureControl:
             and asked.caller_kind != "granted"
             and self.settings.is_rare(allele_count, allele_number)
         )
+
+    def hides_many(
+        self, asked: Asked, allele_counts: np.ndarray, allele_numbers: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`hides` of many variants at once (boolean array)."""
+        if not self.settings.enabled or asked.caller_kind == "granted":
+            return np.zeros(len(allele_counts), dtype=bool)
+        return self.settings.are_rare(allele_counts, allele_numbers)
 
     # -- the mechanisms ---------------------------------------------------------
 

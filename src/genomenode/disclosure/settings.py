@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ..config import SETTINGS
 
 __all__ = ["DisclosureSettings"]
@@ -75,6 +77,17 @@ class DisclosureSettings:
             allele_number > 0
             and allele_count / allele_number < self.rare_allele_frequency
         )
+
+    def are_rare(
+        self, allele_counts: np.ndarray, allele_numbers: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`is_rare` of many variants at once (boolean array)."""
+        counts = np.asarray(allele_counts, dtype=np.int64)
+        numbers = np.asarray(allele_numbers, dtype=np.int64)
+        frequency_low = (numbers > 0) & (
+            counts < self.rare_allele_frequency * np.maximum(numbers, 1)
+        )
+        return (counts > 0) & ((counts < self.rare_allele_count) | frequency_low)
 
     def cost(self, allele_count: int | None) -> int:
         """Units of ``epsilon_per_query`` an answer about a variant costs: rarer
