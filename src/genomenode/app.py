@@ -148,6 +148,7 @@ def create_app(
         app,
         {"/api": lambda status, message: error_response(identity, status, message)},
     )
+    beacon_http.publish_beacon_openapi(app)
     return app
 
 
