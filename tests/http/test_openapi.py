@@ -110,6 +110,19 @@ def test_the_other_apis_declare_their_error_documents(node_client):
             assert error["required"] == ["msg", "status_code"], (method, path)
         elif not path.startswith("/api"):
             assert error["required"] == ["detail"], (method, path)
+    # DRS and the DAC API declare what they answer, a new application its 201.
+    paths = document["paths"]
+    created = paths["/access/applications"]["post"]["responses"]
+    assert "201" in created and "200" not in created
+    for path, method in (
+        ("/ga4gh/drs/v1/objects/{object_id}", "get"),
+        ("/ga4gh/drs/v1/objects/{object_id}/access/{access_id}", "post"),
+        ("/access/applications/{application_id}", "get"),
+        ("/access/grants", "get"),
+    ):
+        answer = paths[path][method]["responses"]
+        status = "201" if "201" in answer else "200"
+        assert answer[status]["content"]["application/json"]["schema"]["required"]
     assert any(path.startswith("/htsget") for path in document["paths"])
     assert any(path.startswith("/ga4gh/drs") for path in document["paths"])
     assert any(path.startswith("/access") for path in document["paths"])
