@@ -7,6 +7,7 @@ import contextlib
 import socket
 import threading
 import time
+from typing import ClassVar
 
 import httpx2
 import pytest
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from genomenode.errors import PermissionDenied
+from genomenode.errors import PermissionDenied, TooManyRequests
 from genomenode.web.blocking import check_cancelled, run_blocking
 from genomenode.web.body import HttpLimits, parse_json, read_json
 from genomenode.web.responses import install_error_handlers, json_response
@@ -30,6 +31,12 @@ LIMITS = HttpLimits(
     max_integer_digits=20,
     body_timeout_seconds=0.5,
 )
+
+
+class _Busy(TooManyRequests):
+    """An error that asks its answer to carry a header."""
+
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "7"}
 
 
 def _app(limits: HttpLimits = LIMITS) -> tuple[FastAPI, dict[str, object]]:
@@ -64,6 +71,14 @@ def _app(limits: HttpLimits = LIMITS) -> tuple[FastAPI, dict[str, object]]:
     @app.get("/forbidden")
     async def forbidden():
         raise PermissionDenied("not yours")
+
+    @app.get("/echo")
+    async def echo_get():
+        return json_response({"body": None})
+
+    @app.get("/busy")
+    async def busy():
+        raise _Busy("too many requests: retry in 7 seconds")
 
     @app.get("/broken")
     async def broken():
@@ -145,8 +160,17 @@ def test_errors_become_documents_with_their_headers():
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.delete("/echo")
         assert response.status_code == 405
-        assert response.headers["allow"] == "POST"
+        # Both routes of the path, not only the one that refused the method.
+        assert response.headers["allow"] == "GET, POST"
         assert response.json() == {"detail": "Method Not Allowed"}
+
+        response = client.post("/forbidden")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET"
+
+        response = client.get("/busy")
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "7"
 
         response = client.get("/forbidden")
         assert (response.status_code, response.json()) == (

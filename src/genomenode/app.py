@@ -163,6 +163,7 @@ def create_app(
     app.add_middleware(
         CorsMiddleware, policy=CorsPolicy.from_settings(node.config.values)
     )
+    beacon_http.publish_beacon_openapi(app)
     return app
 
 

@@ -25,6 +25,7 @@ ENTITY_SCHEMA = {
     "cohorts": "cohorts",
 }
 ENTRIES = tuple(ENTITY_SCHEMA)
+COLLECTIONS = ("datasets", "cohorts")
 # One entry of each type in the public CINECA dataset.
 KNOWN_IDS = {
     "g_variants": "1-10177-A-AC",
@@ -108,7 +109,7 @@ def test_filtering_terms_come_from_visible_data(client):
     assert {term["id"] for term in own["response"]["filteringTerms"]} <= ids
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e not in COLLECTIONS])
 @pytest.mark.parametrize("granularity", ["boolean", "count", "record"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_every_entry_type_at_every_granularity(client, entry, granularity, method):
@@ -134,9 +135,51 @@ def test_every_entry_type_at_every_granularity(client, entry, granularity, metho
     if granularity != "boolean":
         # Only the dataset that gives anonymous callers records answers above boolean.
         assert document["info"]["datasetsAtLowerGranularity"] == ["sim-public"]
-        if entry not in ("datasets", "cohorts"):
-            ids = [item["id"] for item in document["response"]["resultSets"]]
-            assert ids == ["cineca-1kg"]
+        ids = [item["id"] for item in document["response"]["resultSets"]]
+        assert ids == ["cineca-1kg"]
+
+
+@pytest.mark.parametrize("entry", COLLECTIONS)
+@pytest.mark.parametrize("granularity", [None, "boolean", "count", "record"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_collections_are_records_to_anyone_who_may_see_the_dataset(
+    client, entry, granularity, method
+):
+    # Dataset and cohort records are catalogue metadata (already public in
+    # DCAT-AP): sim-public allows anonymous callers only boolean, and is listed.
+    query = {} if granularity is None else {"requestedGranularity": granularity}
+    if method == "GET":
+        response = client.get(f"/api/{entry}", params=query)
+    else:
+        response = client.post(f"/api/{entry}", json={"query": query})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    check(document, entry)
+    validate(document, "beaconCollectionsResponse")
+    assert document["meta"]["returnedGranularity"] == "record"
+    assert "info" not in document
+    records = document["response"]["collections"]
+    assert sorted(record["id"] for record in records) == ["cineca-1kg", "sim-public"]
+    assert document["responseSummary"] == {"exists": True, "numTotalResults": 2}
+
+    one = client.get(f"/api/{entry}/sim-public").json()
+    check(one, entry)
+    assert [record["id"] for record in one["response"]["collections"]] == ["sim-public"]
+
+
+@pytest.mark.parametrize("entry", COLLECTIONS)
+def test_collections_selected_by_filters_keep_the_dataset_granularity(client, entry):
+    # "Which datasets hold a woman" is a question about people: a dataset that
+    # gives anonymous callers boolean answers it at boolean.
+    body = {
+        "query": {"filters": [{"id": "NCIT:C16576"}], "requestedGranularity": "record"}
+    }
+    document = client.post(f"/api/{entry}", json=body).json()
+    check(document, entry)
+    assert document["meta"]["returnedGranularity"] == "record"
+    assert document["info"]["datasetsAtLowerGranularity"] == ["sim-public"]
+    records = document["response"]["collections"]
+    assert [record["id"] for record in records] == ["cineca-1kg"]
 
 
 @pytest.mark.parametrize("entry", ENTRIES)

@@ -36,6 +36,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import (
+    allow_header_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+)
+from schemathesis.core.failures import FailureGroup
 
 from genomenode.access import duo as access_duo
 from genomenode.access import workflow
@@ -67,6 +73,14 @@ DAC = "dac@demo.genomenode"
 #: The statuses a refusal may have (the issue's list, and 409 for a DAC action
 #: on an application in the wrong state).
 REFUSALS = frozenset({400, 401, 403, 404, 405, 408, 409, 413, 415, 422})
+
+
+#: What schemathesis checks of every answer to a case drawn from an OpenAPI.
+CONFORMANCE = [
+    not_a_server_error,
+    response_schema_conformance,
+    allow_header_conformance,
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,13 +420,16 @@ def fuzz_openapi(schema: Any, *, examples: int) -> list[str]:
                     assert_error_document(
                         path, response.status_code, headers, response.content
                     )
+                # The answer is what the document declares for its status.
+                case.validate_response(response, checks=CONFORMANCE)
 
             try:
                 check()
             except Unsatisfiable:
                 # Negative cases when what is declared cannot be broken.
                 continue
-            except Exception as error:
+            except (Exception, FailureGroup) as error:
+                # schemathesis reports its checks' failures as a BaseExceptionGroup.
                 problems.append(f"{operation.label} ({mode}): {error}"[:600])
     return problems
 

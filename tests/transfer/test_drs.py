@@ -387,6 +387,19 @@ def test_unknown_objects_and_access_methods_are_404(client, granted, vcf):
         f"{DRS}/objects/{DATASET}/access/crypt4gh", headers=granted
     )
     assert bundle_access.status_code == 404
+    assert "is a bundle" in _valid(bundle_access.json(), "Error")["msg"]
+    # An id that names nothing is no bundle: a plain 404, for anyone.
+    for headers in (granted, {}):
+        for method in ("GET", "POST"):
+            unknown = client.request(
+                method,
+                f"{DRS}/objects/no-such-dataset/access/crypt4gh",
+                headers=headers,
+                json={} if method == "POST" else None,
+            )
+            assert unknown.status_code == 404
+            error = _valid(unknown.json(), "Error")
+            assert error == {"msg": "no object 'no-such-dataset'", "status_code": 404}
 
 
 # -- granted ------------------------------------------------------------------------

@@ -57,6 +57,67 @@ well_known_router = APIRouter(tags=["access"])
 _LAST_GRANT_YEAR = 9000
 #: Application ids are 64-bit database keys.
 _APPLICATION_ID = Path(ge=1, le=2**63 - 1, description="application id")
+# What the routes answer, for the published OpenAPI: the top-level fields.
+_APPLICATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "dataset_id", "applicant", "state", "version", "events"],
+    "properties": {
+        "id": {"type": "integer"},
+        "dataset_id": {"type": "string"},
+        "applicant": {"type": "string"},
+        "members": {"type": "array", "items": {"type": "string"}},
+        "project_title": {"type": "string"},
+        "purpose": {"type": "object"},
+        "purpose_text": {"type": "string"},
+        "state": {"type": "string"},
+        "version": {"type": "integer"},
+        "events": {"type": "array", "items": {"type": "object"}},
+        "grant": {"type": ["object", "null"]},
+        "recommendation": {"type": "object"},
+    },
+}
+_APPLICATION_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "dataset": {"type": "string"},
+        "purpose": {"type": "object", "description": "A DUO research purpose"},
+        "project_title": {"type": "string"},
+        "purpose_text": {"type": "string"},
+        "members": {"type": "array", "items": {"type": "string"}},
+        "submit": {"type": "boolean"},
+        "version": {"type": "integer"},
+        "comment": {"type": "string"},
+        "ends_at": {"type": "string"},
+    },
+}
+
+
+def _answers(
+    description: str, schema: dict[str, Any], status: int = 200
+) -> dict[Any, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def _listing(key: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array"}},
+    }
+
+
+_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": _APPLICATION_BODY}},
+    }
+}
+
 #: ``POST /access/applications/{id}/{action}``: the workflow step of each action.
 _ACTIONS: Mapping[str, Callable[..., applications.Application]] = {
     "submit": workflow.submit,
@@ -67,7 +128,11 @@ _ACTIONS: Mapping[str, Callable[..., applications.Application]] = {
 }
 
 
-@router.get("/catalogue", summary="Catalogue")
+@router.get(
+    "/catalogue",
+    summary="Catalogue",
+    responses=_answers("What may be applied for", _listing("items")),
+)
 async def catalogue(request: Request) -> JSONResponse:
     service = required_access_service(request)
 
@@ -79,7 +144,13 @@ async def catalogue(request: Request) -> JSONResponse:
     return json_response({"items": await run_blocking(request, items)})
 
 
-@router.post("/applications", summary="Apply for a dataset")
+@router.post(
+    "/applications",
+    summary="Apply for a dataset",
+    status_code=201,
+    responses=_answers("The new application", _APPLICATION, 201),
+    openapi_extra=_BODY,
+)
 async def create(request: Request) -> JSONResponse:
     service = required_access_service(request)
     identity = await run_blocking(request, identity_of, request)
@@ -107,7 +178,11 @@ async def create(request: Request) -> JSONResponse:
     return json_response(await run_blocking(request, apply), 201)
 
 
-@router.get("/applications", summary="Applications I may see")
+@router.get(
+    "/applications",
+    summary="Applications I may see",
+    responses=_answers("The applications", _listing("applications")),
+)
 async def listing(request: Request) -> JSONResponse:
     service = required_access_service(request)
 
@@ -125,7 +200,11 @@ async def listing(request: Request) -> JSONResponse:
     return json_response({"applications": await run_blocking(request, visible)})
 
 
-@router.get("/applications/{application_id}", summary="One application")
+@router.get(
+    "/applications/{application_id}",
+    summary="One application",
+    responses=_answers("The application", _APPLICATION),
+)
 async def show(request: Request, application_id: int = _APPLICATION_ID) -> JSONResponse:
     service = required_access_service(request)
 
@@ -141,7 +220,10 @@ async def show(request: Request, application_id: int = _APPLICATION_ID) -> JSONR
 
 
 @router.put(
-    "/applications/{application_id}", summary="Edit a draft or returned application"
+    "/applications/{application_id}",
+    summary="Edit a draft or returned application",
+    responses=_answers("The application", _APPLICATION),
+    openapi_extra=_BODY,
 )
 async def edit(request: Request, application_id: int = _APPLICATION_ID) -> JSONResponse:
     service = required_access_service(request)
@@ -171,6 +253,8 @@ async def edit(request: Request, application_id: int = _APPLICATION_ID) -> JSONR
 @router.post(
     "/applications/{application_id}/{action}",
     summary="submit, approve, reject, return or revoke",
+    responses=_answers("The application", _APPLICATION),
+    openapi_extra=_BODY,
 )
 async def act(
     request: Request, action: str, application_id: int = _APPLICATION_ID
@@ -210,7 +294,9 @@ async def act(
     return json_response(await run_blocking(request, perform))
 
 
-@router.get("/grants", summary="My grants")
+@router.get(
+    "/grants", summary="My grants", responses=_answers("The grants", _listing("grants"))
+)
 async def my_grants(request: Request) -> JSONResponse:
     service = required_access_service(request)
 
@@ -230,6 +316,16 @@ async def my_grants(request: Request) -> JSONResponse:
 @router.get(
     "/permissions/{user}",
     summary="REMS-compatible: the user's grants as signed visas",
+    responses=_answers(
+        "The visas",
+        {
+            "type": "object",
+            "required": ["ga4gh_passport_v1"],
+            "properties": {
+                "ga4gh_passport_v1": {"type": "array", "items": {"type": "string"}}
+            },
+        },
+    ),
 )
 async def permissions(request: Request, user: str) -> JSONResponse:
     service = required_access_service(request)
@@ -260,7 +356,11 @@ async def permissions(request: Request, user: str) -> JSONResponse:
     return json_response({"ga4gh_passport_v1": await run_blocking(request, visas)})
 
 
-@well_known_router.get("/.well-known/jwks.json", summary="Visa signing keys")
+@well_known_router.get(
+    "/.well-known/jwks.json",
+    summary="Visa signing keys",
+    responses=_answers("A JWK Set", _listing("keys")),
+)
 async def jwks(request: Request) -> JSONResponse:
     service = access_service(request)
     if service is None:

@@ -636,7 +636,9 @@ def answer(
     The returned granularity is the lower of the requested one and the highest any
     visible dataset allows; datasets that allow less are left out of the answer
     and named in :attr:`Answer.lower_datasets` (their ids are already visible to
-    this caller in ``/api/datasets``). A path that names one person
+    this caller in ``/api/datasets``). Without filters, ``/datasets`` and
+    ``/cohorts`` answer records of every visible dataset, whatever the requested
+    granularity: they are catalogue metadata. A path that names one person
     (``/individuals/{id}/g_variants``...) is answered only by datasets that give
     this caller records: anything less would still disclose that person's data.
 
@@ -653,18 +655,26 @@ def answer(
             caller=caller,
             question=(request, scope),
         )
+    # Dataset and cohort records are catalogue metadata (published in DCAT-AP
+    # to anyone): whoever may query a dataset at all gets them. Filters make it
+    # a question about people, answered at the dataset's granularity.
+    catalogue = scope.entry_type in COLLECTIONS and not request.filters
     visible: list[tuple[PublishedDataset, Granularity]] = []
     for handle in published.datasets():
         allowed = allowed_granularity(caller, dataset_access(handle))
         if allowed is None:
             continue
+        if catalogue:
+            allowed = "record"
         if _dataset_restricted_away(handle, scope):
             continue
         if _names_one_person(scope) and allowed != "record":
             continue
         visible.append((handle, allowed))
-    if not visible:
-        granularity: Granularity = "boolean"
+    if catalogue:
+        granularity: Granularity = "record"
+    elif not visible:
+        granularity = "boolean"
     else:
         best = max(GRANULARITY_ORDER.index(allowed) for _, allowed in visible)
         granularity = lower_granularity(request.granularity, GRANULARITY_ORDER[best])

@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ..access import Caller, allowed_granularity
@@ -41,17 +41,19 @@ from ..store.published import PublishedDatasets
 from ..vocab import ontology
 from ..web.blocking import run_blocking
 from ..web.body import read_json
+from ..web.openapi import publish_openapi
 from ..web.responses import json_response
-from . import filters, framework
-from .engine import ENTRY_TYPES, Answer, PathScope, answer
+from . import filters, framework, schemas
+from .engine import COLLECTIONS, ENTRY_TYPES, Answer, PathScope, answer
 from .entry_types import NESTED
 from .filtering_terms import filtering_terms
 from .guard import Guard
 from .query import BeaconRequest
-from .requests import parse_get, parse_post
+from .requests import GET_PARAMETERS, parse_get, parse_post
 from .responses import result_response
 
 __all__ = [
+    "OPENAPI_SCHEMAS",
     "BeaconPath",
     "BeaconService",
     "Handler",
@@ -64,6 +66,7 @@ __all__ = [
     "configuration",
     "entry_types",
     "info",
+    "publish_beacon_openapi",
     "query_entries",
     "query_filtering_terms",
     "read_beacon_request",
@@ -387,6 +390,42 @@ async def entry_types(request: Request) -> JSONResponse:
 # -- the route table ------------------------------------------------------------
 
 
+# -- the OpenAPI of the routes ----------------------------------------------------
+
+#: The official schemas the Beacon operations reference (by name, see
+#: :func:`~genomenode.beacon.schemas.openapi_components`).
+OPENAPI_SCHEMAS = (
+    "beaconBooleanResponse",
+    "beaconCollectionsResponse",
+    "beaconConfigurationResponse",
+    "beaconCountResponse",
+    "beaconEntryTypesResponse",
+    "beaconErrorResponse",
+    "beaconFilteringTermsResponse",
+    "beaconInfoResponse",
+    "beaconMapResponse",
+    "beaconRequestBody",
+    "beaconResultsetsResponse",
+    "ga4gh-service-info-1-0-0-schema",
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schemas.openapi_name(name)}"}
+
+
+def _answers(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` of an operation whose 200 is ``schema`` (JSON)."""
+    return {
+        "responses": {
+            "200": {
+                "description": description,
+                "content": {"application/json": {"schema": schema}},
+            }
+        }
+    }
+
+
 _ENTRY_ID_PARAMETER = {
     "name": "entry_id",
     "in": "path",
@@ -395,14 +434,62 @@ _ENTRY_ID_PARAMETER = {
     "schema": {"type": "string"},
 }
 
+_COUNT = {"type": "integer", "minimum": 0}
+_IDS = {"type": "array", "items": {"type": "string"}}
+#: The schema of each GET parameter; any other is a string.
+_GET_SCHEMAS: dict[str, dict[str, Any]] = {
+    "skip": _COUNT,
+    "limit": _COUNT,
+    "variantMinLength": _COUNT,
+    "variantMaxLength": _COUNT,
+    "start": {"type": "array", "items": _COUNT, "maxItems": 2},
+    "end": {"type": "array", "items": _COUNT, "maxItems": 2},
+    "filters": _IDS,
+    "requestedSchema": _IDS,
+    "requestedSchemas": _IDS,
+    "requestedGranularity": {"enum": ["boolean", "count", "record"]},
+    "includeResultsetResponses": {"enum": ["HIT", "MISS", "ALL", "NONE"]},
+    "testMode": {"type": "boolean"},
+}
+
+
+def _get_parameters() -> list[dict[str, Any]]:
+    """The query parameters of a Beacon GET (those :func:`parse_get` reads)."""
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            # Lists are repeated (form style, exploded: filters=a&filters=b);
+            # the node reads commas too (filters=a,b).
+            "schema": _GET_SCHEMAS.get(name, {"type": "string"}),
+        }
+        for name in sorted(GET_PARAMETERS)
+    ]
+
 
 def _query_route(
-    router: APIRouter, path: str, endpoint: Handler, name: str, summary: str
+    router: APIRouter,
+    path: str,
+    endpoint: Handler,
+    name: str,
+    summary: str,
+    answer: dict[str, Any],
 ) -> None:
-    """A route answering GET and POST (one OpenAPI operation each)."""
+    """A route answering GET and POST (one OpenAPI operation each): the query
+    in the query string or in a ``beaconRequestBody``, the 200 ``answer``."""
     # Handlers read the id through beacon_path; declare it for clients.
-    extra = {"parameters": [_ENTRY_ID_PARAMETER]} if "{entry_id}" in path else None
+    path_parameters = [_ENTRY_ID_PARAMETER] if "{entry_id}" in path else []
     for method in ("GET", "POST"):
+        extra: dict[str, Any] = {**answer}
+        if method == "GET":
+            extra["parameters"] = [*path_parameters, *_get_parameters()]
+        else:
+            extra["parameters"] = path_parameters
+            extra["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("beaconRequestBody")}},
+            }
         router.add_api_route(
             path,
             endpoint,
@@ -411,6 +498,35 @@ def _query_route(
             operation_id=f"{name}_{method.lower()}",
             openapi_extra=extra,
         )
+
+
+def _entries_answer(collections: bool) -> dict[str, Any]:
+    """The 200 of an entry-type query: boolean, count, or records."""
+    records = "beaconCollectionsResponse" if collections else "beaconResultsetsResponse"
+    return _answers(
+        "The answer, at the returned granularity",
+        {
+            "anyOf": [
+                _ref("beaconBooleanResponse"),
+                _ref("beaconCountResponse"),
+                _ref(records),
+            ]
+        },
+    )
+
+
+_FILTERING_TERMS = _answers("The filtering terms", _ref("beaconFilteringTermsResponse"))
+
+
+def publish_beacon_openapi(app: FastAPI) -> None:
+    """Publish ``app``'s OpenAPI with the official Beacon schemas the Beacon
+    operations reference, and Beacon error documents under ``/api`` (the node's
+    and the network's)."""
+    publish_openapi(
+        app,
+        components=schemas.openapi_components(OPENAPI_SCHEMAS),
+        errors={"/api": _ref("beaconErrorResponse")},
+    )
 
 
 def add_beacon_routes(
@@ -432,33 +548,62 @@ def add_beacon_routes(
     this module's own handlers, which describe ``app.state.beacon.identity``.
     ``who`` and ``scope`` only word the OpenAPI summaries.
     """
-    router.add_api_route("", info, methods=["GET"], summary=f"{who} information")
+    info_answer = _answers(f"{who} information", _ref("beaconInfoResponse"))
+    router.add_api_route(
+        "",
+        info,
+        methods=["GET"],
+        summary=f"{who} information",
+        openapi_extra=info_answer,
+    )
     router.add_api_route("/", info, methods=["GET"], include_in_schema=False)
-    router.add_api_route("/info", info, methods=["GET"], summary=f"{who} information")
     router.add_api_route(
-        "/service-info", service_info, methods=["GET"], summary="GA4GH service-info"
+        "/info",
+        info,
+        methods=["GET"],
+        summary=f"{who} information",
+        openapi_extra=info_answer,
     )
-    router.add_api_route(
-        "/configuration", configuration, methods=["GET"], summary="Configuration"
-    )
-    router.add_api_route("/map", beacon_map, methods=["GET"], summary="Beacon map")
-    router.add_api_route(
-        "/entry_types", entry_types, methods=["GET"], summary="Entry types"
-    )
+    for path, handler, summary, schema in (
+        (
+            "/service-info",
+            service_info,
+            "GA4GH service-info",
+            "ga4gh-service-info-1-0-0-schema",
+        ),
+        (
+            "/configuration",
+            configuration,
+            "Configuration",
+            "beaconConfigurationResponse",
+        ),
+        ("/map", beacon_map, "Beacon map", "beaconMapResponse"),
+        ("/entry_types", entry_types, "Entry types", "beaconEntryTypesResponse"),
+    ):
+        router.add_api_route(
+            path,
+            handler,
+            methods=["GET"],
+            summary=summary,
+            openapi_extra=_answers(summary, _ref(schema)),
+        )
     _query_route(
         router,
         "/filtering_terms",
         query_filtering_terms,
         "all_filtering_terms",
         f"Filtering terms of every dataset{scope}",
+        _FILTERING_TERMS,
     )
     for entry in ENTRY_TYPES:
+        answer = _entries_answer(entry in COLLECTIONS)
         _query_route(
             router,
             f"/{entry}",
             query_entries,
             f"{entry}_all",
             f"Query {entry}{scope}",
+            answer,
         )
         _query_route(
             router,
@@ -466,6 +611,7 @@ def add_beacon_routes(
             query_filtering_terms,
             f"{entry}_filtering_terms",
             f"Filtering terms for {entry}{scope}",
+            _FILTERING_TERMS,
         )
         _query_route(
             router,
@@ -473,6 +619,7 @@ def add_beacon_routes(
             query_entries,
             f"{entry}_one",
             f"One of {entry} by id{scope}",
+            answer,
         )
         for nested in NESTED.get(entry, ()):
             _query_route(
@@ -481,14 +628,16 @@ def add_beacon_routes(
                 query_entries,
                 f"{entry}_one_{nested}",
                 f"{nested} of one of {entry}{scope}",
+                _entries_answer(nested in COLLECTIONS),
             )
-        if entry in ("datasets", "cohorts"):
+        if entry in COLLECTIONS:
             _query_route(
                 router,
                 f"/{entry}/{{entry_id}}/filtering_terms",
                 query_filtering_terms,
                 f"{entry}_filtering_terms_one",
                 f"Filtering terms of one of {entry}{scope}",
+                _FILTERING_TERMS,
             )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import posixpath
 from collections.abc import Iterable
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -51,6 +52,8 @@ __all__ = [
     "BeaconSchemaError",
     "BeaconValidationError",
     "SchemaViolation",
+    "openapi_components",
+    "openapi_name",
     "registry",
     "schema_files",
     "schema_uri",
@@ -302,3 +305,89 @@ def validate(document: object, name: str) -> None:
     errors = list(validator(name).iter_errors(document))
     if errors:
         raise BeaconValidationError(name, _violations(errors))
+
+
+# -- OpenAPI ---------------------------------------------------------------------
+
+
+def openapi_name(name: str) -> str:
+    """The name of a schema (a key of :data:`SCHEMA_PATHS` or a vendored path)
+    among an OpenAPI document's ``components.schemas``: its path in the vendored
+    tree without ``framework/json/`` and ``.json``, dotted
+    (``responses.beaconBooleanResponse``, ``common.beaconCommonComponents``)."""
+    relative = SCHEMA_PATHS.get(name, name).removesuffix(".json")
+    return relative.removeprefix("framework/json/").replace("/", ".")
+
+
+def _local_ref(reference: str, relative: str) -> str:
+    """A ``$ref`` of the vendored file ``relative`` as a reference into the
+    OpenAPI document's ``components.schemas``."""
+    target, _, fragment = reference.partition("#")
+    if not target:
+        target = relative
+    elif target.startswith(BASE_URI):
+        target = target.removeprefix(BASE_URI)
+    else:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(relative), target))
+    target = _ALIASES.get(target, target)
+    return f"#/components/schemas/{openapi_name(target)}{fragment}"
+
+
+def _rewritten(node: Any, relative: str, found: set[str]) -> Any:
+    if isinstance(node, dict):
+        copy = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                local = _local_ref(value, relative)
+                found.add(local.split("/")[3].split("#")[0])
+                copy[key] = local
+            else:
+                copy[key] = _rewritten(value, relative, found)
+        return copy
+    if isinstance(node, list):
+        return [_rewritten(item, relative, found) for item in node]
+    return node
+
+
+@functools.cache
+def _openapi_components(names: tuple[str, ...]) -> dict[str, Any]:
+    paths = {
+        openapi_name(relative): relative
+        for relative in schema_files()
+        if relative.startswith("framework/")
+    } | {openapi_name(name): SCHEMA_PATHS[name] for name in SCHEMA_PATHS}
+    components: dict[str, Any] = {}
+    pending = [openapi_name(name) for name in names]
+    while pending:
+        name = pending.pop()
+        if name in components:
+            continue
+        relative = paths[name]
+        found: set[str] = set()
+        contents = dict(_load(relative).contents)
+        # Each file becomes a subschema of the OpenAPI document: no dialect or
+        # base URI of its own (a $defs entry named "$schema" stays).
+        contents.pop("$schema", None)
+        contents.pop("$id", None)
+        components[name] = _rewritten(contents, relative, found)
+        pending.extend(sorted(found - components.keys()))
+    return dict(sorted(components.items()))
+
+
+def openapi_components(names: Iterable[str]) -> dict[str, Any]:
+    """The official schemas ``names`` and every schema they reference, as an
+    OpenAPI 3.1 document's ``components.schemas``.
+
+    Each vendored file becomes one component named by :func:`openapi_name`, its
+    content unchanged but for its ``$ref`` s, which point into the components
+    (``#/components/schemas/common.beaconCommonComponents/$defs/Skip``): the
+    document is self-contained (the schemas dereferenced into it), and a
+    response is described by reference,
+    ``{"$ref": "#/components/schemas/responses.beaconBooleanResponse"}``.
+
+    Parameters
+    ----------
+    names
+        Keys of :data:`SCHEMA_PATHS` (``"beaconBooleanResponse"``...).
+    """
+    return json.loads(json.dumps(_openapi_components(tuple(sorted(names)))))

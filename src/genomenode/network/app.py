@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from ..access.network_trust import NetworkSigner
 from ..beacon import framework
+from ..beacon.http import publish_beacon_openapi
 from ..catalogue import http as catalogue_http
 from ..catalogue.harvest import CatalogueSource, Harvester
 from ..catalogue.http import HarvestGate
@@ -207,6 +208,7 @@ def create_network_app(
             )
         },
     )
+    publish_beacon_openapi(app)
     return app
 
 

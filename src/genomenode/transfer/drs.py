@@ -335,12 +335,18 @@ def access_url(request: Request, object_id: str, access_id: str) -> dict[str, An
     Raises
     ------
     NotFoundError
-        No such object or access method, or a bundle.
+        No such object or access method, or a bundle (said only to a caller
+        who may fetch it).
     PermissionDenied
         The caller may not download it (audited).
     """
     transfer = transfer_service(request)
     if ":" not in object_id:
+        # Dataset ids never hold ':'. Only a dataset the caller may fetch is
+        # named a bundle; any other id is no object at all.
+        if transfer.published.get(object_id) is None:
+            raise NotFoundError(f"no object {object_id!r}")
+        transfer.require(request, object_id, what="drs.access")
         raise NotFoundError(f"{object_id!r} is a bundle: fetch its contents one by one")
     stored = transfer.object(object_id)
     if access_id != ACCESS_ID:

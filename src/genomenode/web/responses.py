@@ -11,8 +11,12 @@ anything else      ``{"detail": ...}``
 =================  =====================================================
 
 A 500 says only "internal error" (the cause goes to the log, without the
-request's parameters); a 401 carries ``WWW-Authenticate: Bearer``; a 405 keeps
-its ``Allow`` header.
+request's parameters); a 401 carries ``WWW-Authenticate: Bearer``. The headers an
+error carries are kept: Starlette's ``HTTPException.headers``, and the
+``headers`` mapping of a :class:`~genomenode.errors.GenomenodeError` that has one
+(a 429's ``Retry-After``). A 405's ``Allow`` (RFC 9110) names every method
+the path answers: each route is declared once per method (one OpenAPI
+operation each), so the one route that refused the method knows only its own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import get_route_path
 
 from ..errors import (
     ClientDisconnected,
@@ -156,6 +162,24 @@ def error_response(
     return json_response(_document(request, status, message, error), status, merged)
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """``Allow`` of a 405: the methods of every route whose path matches."""
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        route_methods = getattr(route, "methods", None)
+        pattern = getattr(route, "path_regex", None)
+        if route_methods and pattern is not None and pattern.match(path):
+            methods.update(route_methods)
+    return ", ".join(sorted(methods)) or None
+
+
+def _error_headers(error: BaseException) -> dict[str, str]:
+    """The headers an error asks its answer to carry."""
+    headers = getattr(error, "headers", None)
+    return dict(headers) if isinstance(headers, Mapping) else {}
+
+
 def _validation_message(error: RequestValidationError) -> str:
     problems = []
     for item in error.errors()[:3]:
@@ -190,13 +214,18 @@ def install_error_handlers(
             )
             return error_response(request, exc.status, "internal error", exc)
         return error_response(
-            request, exc.status, str(exc), exc, headers=getattr(exc, "headers", None)
+            request, exc.status, str(exc), exc, headers=_error_headers(exc)
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = _error_headers(exc)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            if allowed is not None:
+                headers["Allow"] = allowed
         return error_response(
-            request, exc.status_code, str(exc.detail), headers=exc.headers
+            request, exc.status_code, str(exc.detail), headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
