@@ -45,7 +45,12 @@ def _assert_counts_match(node, dataset_id, vcf):
         alleles = len(record["alleles"])
         stored_alleles = [str(a) for a in arrays["variant_allele"][row][:alleles]]
         assert stored_alleles == record["alleles"]
-        for name in ("allele_count", "allele_count_hom", "allele_count_het"):
+        for name in (
+            "allele_count",
+            "allele_count_hom",
+            "allele_count_het",
+            "allele_count_hemi",
+        ):
             stored = list(arrays[f"variant_{name}"][row][:alleles])
             assert stored == record[name], (name, record["contig"], record["position"])
         assert arrays["variant_allele_total"][row] == record["allele_total"]
