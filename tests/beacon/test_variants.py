@@ -509,3 +509,29 @@ def test_mate_name_is_refused_not_ignored(store):
     )
     with pytest.raises(BeaconRequestError, match="mateName"):
         matching_variants(store, request.variant)
+
+
+def test_spanning_deletions_are_not_variants(typed):
+    """``*`` (Beacon's alternateBases cannot name it) is found by no query and no
+    id, though its record is in a range that finds its neighbours."""
+    from genomenode.beacon.variants import alleles_with_id
+
+    store, _ = typed
+    queries = [
+        {"referenceName": "1", "start": "6999", "end": "7000"},
+        {"referenceName": "1", "start": "0", "end": "100000"},
+        {"referenceName": "1", "start": "6999,6999", "end": "7000,7000"},
+        {"referenceName": "1", "start": "6999", "alternateBases": "N"},
+    ]
+    for parameters in queries:
+        query = parse_get(parameters).variant
+        found = matching_variants(store, query)
+        assert (7000, "*") not in _alleles(store, found), parameters
+        assert found == naive_matching_variants(store, query)
+    whole = parse_get(queries[1]).variant
+    assert len(matching_variants(store, whole)) == len(TYPED) - 1
+    assert alleles_with_id(store, "1", 7000, "A", "*") == []
+    assert alleles_with_id(store, "1", 100, "A", "G") != []
+    with pytest.raises(BeaconRequestError) as caught:
+        parse_get({"referenceName": "1", "start": "6999", "alternateBases": "*"})
+    assert caught.value.field == "alternateBases"

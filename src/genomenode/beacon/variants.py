@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import BeaconRequestError
 from ..store.genes import GeneTable
-from ..store.genotypes import GenotypeStore
+from ..store.genotypes import NOT_VARIANTS, GenotypeStore
 from ..vocab.contigs import assembly_matches, find_contig, refseq_chromosome
 from .query import VariantQuery
 
@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 Match = tuple[int, int]
+
+# NOT_VARIANTS as _select compares alleles (upper case).
+_NOT_VARIANTS = frozenset(allele.upper() for allele in NOT_VARIANTS)
 
 #: The ``variantType`` values genomenode classifies its alleles into; a query may
 #: also use ``INDEL`` (DEL, INS or a length-changing substitution), ``SNV`` (= SNP),
@@ -222,7 +225,7 @@ def _select(
             continue
         for index, allele in enumerate(alleles[offset][1:], start=1):
             allele = str(allele).upper()
-            if not allele:
+            if not allele or allele in _NOT_VARIANTS:
                 continue
             wanted = alternate_bases
             if wanted is not None and not _bases_match(wanted, allele):
@@ -289,7 +292,8 @@ def _select_fast(
                 )
             )
         return matches
-    present = alleles[offsets, 1:] != ""
+    alternates = alleles[offsets, 1:]
+    present = (alternates != "") & ~np.isin(alternates, sorted(NOT_VARIANTS))
     kept, allele = np.nonzero(present)
     return list(
         zip(
@@ -358,7 +362,7 @@ def alleles_with_id(
         if str(alleles[offset][0]) != reference:
             continue
         for index, allele in enumerate(alleles[offset][1:], start=1):
-            if str(allele) == alternate:
+            if str(allele) == alternate and alternate not in NOT_VARIANTS:
                 found.append((row, index))
     return found
 
