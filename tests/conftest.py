@@ -205,20 +205,22 @@ def genotype_tally(vcf: pathlib.Path) -> list[dict]:
         allele_count = collections.Counter()
         hom = collections.Counter()
         het = collections.Counter()
+        hemi = collections.Counter()
         called = 0
         for call in calls:
             parts = call.replace("|", "/").split("/")
             present = [int(part) for part in parts if part != "."]
             for allele in present:
                 allele_count[allele] += 1
-            if present and len(present) == len(parts):
-                called += 1
-                if len(parts) == 2:
-                    if parts[0] == parts[1]:
-                        hom[present[0]] += 2
-                    else:
-                        het[present[0]] += 1
-                        het[present[1]] += 1
+            # As bcftools +fill-tags: one called allele (1, or 1/.) is haploid.
+            if len(present) == 1:
+                hemi[present[0]] += 1
+            elif len(present) == 2 and present[0] == present[1]:
+                hom[present[0]] += 2
+            elif len(present) == 2:
+                het[present[0]] += 1
+                het[present[1]] += 1
+            called += bool(present)
         rows.append(
             {
                 "contig": contig,
@@ -228,7 +230,55 @@ def genotype_tally(vcf: pathlib.Path) -> list[dict]:
                 "allele_total": sum(allele_count.values()),
                 "allele_count_hom": [hom[index] for index in range(len(alleles))],
                 "allele_count_het": [het[index] for index in range(len(alleles))],
+                "allele_count_hemi": [hemi[index] for index in range(len(alleles))],
                 "num_called": called,
+            }
+        )
+    return rows
+
+
+#: The tags of ``bcftools +fill-tags`` that genomenode's statistics reproduce.
+FILL_TAGS = ("AC", "AN", "NS", "AC_Hom", "AC_Het", "AC_Hemi")
+
+
+def fill_tags(vcf: pathlib.Path, samples: list[str] | None = None) -> list[dict]:
+    """Per record: ``bcftools +fill-tags`` counts, ALT alleles as lists.
+
+    The Debian bcftools (``.ci/run`` installs it): pysam's bundled bcftools has no
+    plugins. ``samples`` restricts the counts to those samples (``-s``).
+    """
+    bcftools = shutil.which("bcftools")
+    assert bcftools, (
+        "bcftools (Debian) is needed for +fill-tags: apt-get install bcftools"
+    )
+    subset = ["-s", ",".join(samples)] if samples is not None else []
+    tagged = subprocess.run(
+        [bcftools, "view", *subset, "-Ou", str(vcf)], check=True, capture_output=True
+    ).stdout
+    tagged = subprocess.run(
+        [bcftools, "+fill-tags", "-Ou", "-", "--", "-t", ",".join(FILL_TAGS)],
+        input=tagged,
+        check=True,
+        capture_output=True,
+    ).stdout
+    query = "\t".join(f"%INFO/{tag}" for tag in FILL_TAGS) + "\n"
+    out = subprocess.run(
+        [bcftools, "query", "-f", query, "-"],
+        input=tagged,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    rows = []
+    for line in out.splitlines():
+        values = dict(zip(FILL_TAGS, line.split("\t"), strict=True))
+        rows.append(
+            {
+                tag: (
+                    int(value)
+                    if tag in ("AN", "NS")
+                    else [int(part) for part in value.split(",") if part != "."]
+                )
+                for tag, value in values.items()
             }
         )
     return rows

@@ -607,6 +607,16 @@ def test_hgvs_and_sequence_queries_agree(client):
         },
     )
     assert other_assembly == 0
+    # GET with the official endpoints.json name (allele) answers the same.
+    response = client.get(
+        "/api/g_variants",
+        params={
+            "allele": f"NC_000001.10:g.{position}{change}",
+            "requestedGranularity": "count",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["responseSummary"]["numTotalResults"] == 1
 
 
 @pytest.mark.parametrize(

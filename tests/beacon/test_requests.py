@@ -703,3 +703,48 @@ def test_huge_numbers_are_refused_by_name(name, digits):
     with pytest.raises(InputError, match="too large") as caught:
         parse_get(params)
     assert caught.value.field == name
+
+
+def test_get_names_of_the_official_endpoints_json():
+    """``geneid`` and ``allele`` (Beacon v2 ``endpoints.json``) are the request
+    schema's ``geneId`` and ``genomicAlleleShortForm``."""
+    gene = parse_get({"geneid": "BRAF"}).variant
+    assert gene is not None and (gene.kind, gene.gene_id) == ("gene", "BRAF")
+    assert parse_get({"geneid": "BRAF"}) == parse_get({"geneId": "BRAF"})
+    hgvs = parse_get({"allele": "NC_000001.10:g.100A>G"})
+    assert hgvs == parse_get({"genomicAlleleShortForm": "NC_000001.10:g.100A>G"})
+    assert hgvs.variant is not None and hgvs.variant.kind == "hgvs"
+    # Both names at once must agree.
+    assert parse_get({"geneid": "BRAF", "geneId": "BRAF"}).variant == gene
+    with pytest.raises(BeaconRequestError) as caught:
+        parse_get({"geneid": "BRAF", "geneId": "KRAS"})
+    assert caught.value.field == "geneid"
+    # An error names the parameter as sent.
+    with pytest.raises(BeaconRequestError) as caught:
+        parse_get({"geneid": "BRAF", "start": "5"})
+    assert "geneid" in str(caught.value) or caught.value.field == "geneid"
+
+
+def test_get_parameters_cover_the_official_endpoints_json():
+    """Every query parameter of the default model's ``endpoints.json`` files."""
+    from genomenode.beacon.requests import GET_PARAMETERS
+
+    official = {
+        "allele",
+        "alternateBases",
+        "aminoacidChange",
+        "assemblyId",
+        "end",
+        "filters",
+        "geneid",
+        "includeResultsetResponses",
+        "limit",
+        "referenceBases",
+        "referenceName",
+        "requestedSchema",
+        "skip",
+        "start",
+        "variantMaxLength",
+        "variantMinLength",
+    }
+    assert official <= GET_PARAMETERS

@@ -14,10 +14,8 @@ from genomenode.beacon.requests import parse_get
 from genomenode.beacon.variants import (
     allele_length,
     allele_type,
-    assembly_matches,
     matching_variants,
     naive_matching_variants,
-    normalise_assembly,
     resolve_hgvs,
     type_matches,
 )
@@ -417,30 +415,6 @@ def test_random_typed_range_queries_equal_a_full_scan(typed):
 # ------------------------------------------------------------ assemblies and HGVS
 
 
-@pytest.mark.parametrize(
-    ("names", "family"),
-    [
-        (["GRCh38", "grch38", "hg38", "GRCh38.p14", "HG38", " GRCh38.p1 "], "GRCh38"),
-        (["GRCh37", "hg19", "GRCh37.p13", "b37", "hs37d5"], "GRCh37"),
-        (["NCBI36", "hg18"], "NCBI36"),
-    ],
-)
-def test_assembly_names_normalise_to_one_family(names, family):
-    for name in names:
-        assert normalise_assembly(name) == family
-        assert assembly_matches(name, family)
-        assert assembly_matches(family, name)
-
-
-def test_assembly_matches():
-    assert assembly_matches(None, "GRCh37")
-    assert assembly_matches("hg19", "GRCh37.p13")
-    assert not assembly_matches("GRCh38", "GRCh37")
-    assert not assembly_matches("hg19", "hg38")
-    assert assembly_matches("CHM13", "chm13")
-    assert not assembly_matches("CHM13", "GRCh38")
-
-
 def test_hgvs_substitution_is_a_sequence_query(store):
     position, reference, alternates = _records()[5]
     assert len(reference) == 1 and len(alternates[0]) == 1
@@ -495,7 +469,11 @@ def test_refseq_reference_name(store):
             "alternateBases": alternates[0],
         }
     ).variant
-    assert (3, 1) in matching_variants(store, query)
+    # The slice is GRCh37: NC_000001.10 is its chromosome 1, not GRCh38's.
+    assert (3, 1) in matching_variants(store, query, assembly="GRCh37")
+    assert (3, 1) in matching_variants(store, query, assembly="GCF_000001405.25")
+    assert matching_variants(store, query, assembly="GRCh38") == []
+    assert matching_variants(store, query) == []
 
 
 def test_n_in_bases_is_a_wildcard(store):
@@ -531,3 +509,29 @@ def test_mate_name_is_refused_not_ignored(store):
     )
     with pytest.raises(BeaconRequestError, match="mateName"):
         matching_variants(store, request.variant)
+
+
+def test_spanning_deletions_are_not_variants(typed):
+    """``*`` (Beacon's alternateBases cannot name it) is found by no query and no
+    id, though its record is in a range that finds its neighbours."""
+    from genomenode.beacon.variants import alleles_with_id
+
+    store, _ = typed
+    queries = [
+        {"referenceName": "1", "start": "6999", "end": "7000"},
+        {"referenceName": "1", "start": "0", "end": "100000"},
+        {"referenceName": "1", "start": "6999,6999", "end": "7000,7000"},
+        {"referenceName": "1", "start": "6999", "alternateBases": "N"},
+    ]
+    for parameters in queries:
+        query = parse_get(parameters).variant
+        found = matching_variants(store, query)
+        assert (7000, "*") not in _alleles(store, found), parameters
+        assert found == naive_matching_variants(store, query)
+    whole = parse_get(queries[1]).variant
+    assert len(matching_variants(store, whole)) == len(TYPED) - 1
+    assert alleles_with_id(store, "1", 7000, "A", "*") == []
+    assert alleles_with_id(store, "1", 100, "A", "G") != []
+    with pytest.raises(BeaconRequestError) as caught:
+        parse_get({"referenceName": "1", "start": "6999", "alternateBases": "*"})
+    assert caught.value.field == "alternateBases"

@@ -62,7 +62,8 @@ def _naive_counts(record):
         for allele in (first, second):
             if allele is not None:
                 allele_count[allele] += 1
-        called += first is not None and second is not None
+        # A call with one called allele (1/.) is called, as bcftools counts NS.
+        called += first is not None or second is not None
     return allele_count, called
 
 

@@ -21,7 +21,13 @@ from genomenode.store.genotypes import (
 )
 from genomenode.store.population_counts import naive_population_counts
 
-from ..conftest import DATA, genotype_tally, write_dataset_yaml, write_small_cohort
+from ..conftest import (
+    DATA,
+    fill_tags,
+    genotype_tally,
+    write_dataset_yaml,
+    write_small_cohort,
+)
 
 
 def _store(node, dataset_id) -> GenotypeStore:
@@ -127,6 +133,8 @@ def test_population_counts_add_up_to_stored_statistics(real):
             assert counts.allele_total.sum() == record["allele_total"]
             assert counts.allele_count_hom.sum() == record["allele_count_hom"][allele]
             assert counts.allele_count_het.sum() == record["allele_count_het"][allele]
+            hemi = record["allele_count_hemi"][allele]
+            assert counts.allele_count_hemi.sum() == hemi
             assert counts.num_called.sum() == record["num_called"]
             for name in ("count", "count_hom", "count_het", "count_hemi"):
                 stored = statistics[f"variant_allele_{name}"][row, allele]
@@ -178,11 +186,59 @@ def test_carriers_equal_pysam(real):
 
 def test_carrier_zygosity_on_chrx(chrx):
     store, _vcf = chrx
-    # Males are written 1/. in this file: a carrier with a missing second allele.
+    # Males are written 1/. in this file: hemizygous carriers, as bcftools counts
+    # them (AC_Hemi).
     zygosities = set()
     for row in range(0, store.root["variant_position"].shape[0], 7):
-        zygosities.update(store.carrier_calls(row, 1).zygosity())
-    assert {"heterozygous", "homozygous", "unknown"} <= zygosities
+        calls = store.carrier_calls(row, 1)
+        zygosity = calls.zygosity()
+        zygosities.update(zygosity)
+        hemi = store.root["variant_allele_count_hemi"][row, 1]
+        assert zygosity.count("hemizygous") == hemi
+    assert zygosities == {"heterozygous", "homozygous", "hemizygous"}
+
+
+def test_chrx_counts_equal_bcftools_fill_tags(chrx):
+    """Real chrX (males ``0/.``, ``1/.``): the stored statistics, and the counts of
+    two groups of samples, are ``bcftools +fill-tags``' on the file and on each
+    group's samples (the per-population rows of ``frequencyInPopulations``)."""
+    store, vcf = chrx
+    statistics = _stored_statistics(store)
+    samples = store.samples
+    groups = np.arange(len(samples)) % 2
+    expected_all = fill_tags(vcf)
+    expected_groups = [fill_tags(vcf, list(samples[group::2])) for group in (0, 1)]
+    assert len(expected_all) == len(statistics["variant_allele_total"]) == 1069
+    names = {"AC": "", "AC_Hom": "_hom", "AC_Het": "_het", "AC_Hemi": "_hemi"}
+    num_hemi = 0
+    for row, expected in enumerate(expected_all):
+        alternates = len(expected["AC"])
+        assert statistics["variant_allele_total"][row] == expected["AN"], row
+        assert statistics["variant_num_called"][row] == expected["NS"], row
+        for tag, suffix in names.items():
+            stored = statistics[f"variant_allele_count{suffix}"][row]
+            assert stored[1 : 1 + alternates].tolist() == expected[tag], (row, tag)
+        num_hemi += sum(expected["AC_Hemi"])
+        counts = store.population_counts(row, 1, groups, 2)
+        for group in (0, 1):
+            tags = expected_groups[group][row]
+            assert (
+                counts.allele_count[group],
+                counts.allele_total[group],
+                counts.num_called[group],
+                counts.allele_count_hom[group],
+                counts.allele_count_het[group],
+                counts.allele_count_hemi[group],
+            ) == (
+                tags["AC"][0],
+                tags["AN"],
+                tags["NS"],
+                tags["AC_Hom"][0],
+                tags["AC_Het"][0],
+                tags["AC_Hemi"][0],
+            ), (row, group)
+    # The file's males are all partly missing calls: the case this test is for.
+    assert num_hemi > 1000
 
 
 def test_carriers_equal_bcftools_subset(cineca):

@@ -19,6 +19,8 @@ from genomenode.store.population_counts import (
     population_counts,
 )
 
+from ..conftest import fill_tags
+
 
 @st.composite
 def variants(draw):
@@ -96,9 +98,9 @@ def test_counts_of_a_known_variant():
     assert counts.allele_count_hom.tolist() == [2, 2]
     assert counts.num_hom.tolist() == [1, 1]
     assert counts.allele_count_het.tolist() == [2, 0]
-    assert counts.allele_count_hemi.tolist() == [0, 1]
-    # 1/. is not called; the haploid 1 is.
-    assert counts.num_called.tolist() == [4, 2]
+    # 1/. counts as haploid, as bcftools +fill-tags counts it.
+    assert counts.allele_count_hemi.tolist() == [0, 2]
+    assert counts.num_called.tolist() == [4, 3]
 
     carriers = carrier_calls(calls, 1)
     assert carriers.samples.tolist() == [1, 2, 3, 5, 6, 7, 8]
@@ -107,7 +109,7 @@ def test_counts_of_a_known_variant():
         "heterozygous",
         "homozygous",
         "heterozygous",
-        "unknown",
+        "hemizygous",
         "hemizygous",
         "homozygous",
         "heterozygous",
@@ -118,3 +120,92 @@ def test_counts_need_one_group_per_sample():
     calls = np.zeros((4, 2), dtype=np.int8)
     with pytest.raises(ValueError, match="3 groups for 4 samples"):
         population_counts(calls, 1, np.zeros(3, dtype=np.int64), 1)
+
+
+# Every call shape of a diploid array: haploid, partly missing either side, phased,
+# multi-allelic, wholly missing.
+_CALLS = [
+    ["1/.", "./1", "0/.", "1", "1/1", "0/1", "./.", ".", "0", "0/0"],
+    ["1/2", "2/.", "./.", "2", "2/2", "0/2", "1|.", ".|2", "0/0", "1|2"],
+    ["0/0", "0/.", ".", "0", "./0", "0|0", "0/0", "0/0", "./.", "0/0"],
+    ["3/1", "3", "./3", "2/3", "3|3", "0/1", "1/.", "0", "2", "./."],
+]
+
+
+def _genotypes(calls: list[str]) -> np.ndarray:
+    """GT strings → one variant's diploid calls (-1 missing, -2 haploid fill)."""
+    rows = []
+    for call in calls:
+        parts = [
+            -1 if part == "." else int(part)
+            for part in call.replace("|", "/").split("/")
+        ]
+        rows.append(parts if len(parts) == 2 else [parts[0], -2])
+    return np.array(rows, dtype=np.int8)
+
+
+def _write_vcf(path, calls: list[list[str]]) -> None:
+    samples = [f"s{index}" for index in range(len(calls[0]))]
+    header = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=X,length=1000>",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"])
+        + "\tFORMAT\t"
+        + "\t".join(samples),
+    ]
+    lines = [
+        f"X\t{10 * (row + 1)}\t.\tA\tC,G,T\t.\t.\t.\tGT\t" + "\t".join(record)
+        for row, record in enumerate(calls)
+    ]
+    path.write_text("\n".join(header + lines) + "\n")
+
+
+def test_kernels_equal_bcftools_fill_tags(tmp_path):
+    """AC, AN, NS, AC_Hom, AC_Het, AC_Hemi of both kernels are bcftools'."""
+    vcf = tmp_path / "calls.vcf"
+    _write_vcf(vcf, _CALLS)
+    num_samples = len(_CALLS[0])
+    groups = np.arange(num_samples) % 2
+    members = [[f"s{index}" for index in range(g, num_samples, 2)] for g in (0, 1)]
+    expected_all = fill_tags(vcf)
+    expected_groups = [fill_tags(vcf, samples) for samples in members]
+    names = {"AC_Hom": "hom", "AC_Het": "het", "AC_Hemi": "hemi"}
+    for row, record in enumerate(_CALLS):
+        genotypes = _genotypes(record)
+        statistics = statistics_from_table(genotype_table(genotypes[None], 4))
+        expected = expected_all[row]
+        assert statistics["variant_allele_total"][0] == expected["AN"]
+        assert statistics["variant_num_called"][0] == expected["NS"]
+        assert statistics["variant_allele_count"][0, 1:].tolist() == expected["AC"]
+        for tag, name in names.items():
+            stored = statistics[f"variant_allele_count_{name}"][0, 1:].tolist()
+            assert stored == expected[tag], (row, tag)
+        for allele in (1, 2, 3):
+            for kernel in (population_counts, naive_population_counts):
+                counts = kernel(genotypes, allele, groups, 2)
+                for group in (0, 1):
+                    tags = expected_groups[group][row]
+                    index = allele - 1
+                    assert (
+                        counts.allele_count[group],
+                        counts.allele_total[group],
+                        counts.num_called[group],
+                        counts.allele_count_hom[group],
+                        counts.allele_count_het[group],
+                        counts.allele_count_hemi[group],
+                    ) == (
+                        tags["AC"][index],
+                        tags["AN"],
+                        tags["NS"],
+                        tags["AC_Hom"][index],
+                        tags["AC_Het"][index],
+                        tags["AC_Hemi"][index],
+                    ), (row, allele, group, kernel.__name__)
+        # Case-level zygosity names the same calls the counts count.
+        for allele in (1, 2, 3):
+            zygosity = carrier_calls(genotypes, allele).zygosity()
+            index = allele - 1
+            assert zygosity.count("hemizygous") == expected["AC_Hemi"][index]
+            assert zygosity.count("heterozygous") == expected["AC_Het"][index]
+            assert 2 * zygosity.count("homozygous") == expected["AC_Hom"][index]

@@ -82,3 +82,52 @@ def test_the_database_is_read_only_when_the_signal_changes(node):
         bump_generation(session)
     published.datasets()
     assert len(statements) > read_first
+
+
+def test_alleles_that_are_no_variant_are_left_out(tmp_path):
+    """``*`` and ``<NON_REF>`` are not Beacon variants: not counted, not listed,
+    not carried, wherever they sit among the ALT alleles."""
+    from genomenode.store.genotypes import NOT_VARIANTS
+
+    from ..conftest import write_dataset_yaml, write_vcf
+
+    records = [
+        "1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1",
+        "1\t101\t.\tA\t*,C\t.\tPASS\t.\tGT\t1/2\t0/1\t2/2",
+        "1\t102\t.\tA\tT,<NON_REF>\t.\tPASS\t.\tGT\t1/2\t2/2\t0/1",
+        "1\t103\t.\tA\t*\t.\tPASS\t.\tGT\t0/1\t1/1\t0/0",
+        "1\t104\t.\tA\tC,*,G\t.\tPASS\t.\tGT\t2/3\t1/2\t3/3",
+    ]
+    directory = tmp_path / "stars"
+    directory.mkdir()
+    write_vcf(directory / "cohort.vcf.gz", records)
+    (directory / "clinical.csv").write_text("sample,sex\nS1,male\nS2,male\nS3,male\n")
+    description = write_dataset_yaml(
+        directory,
+        id="stars",
+        clinical={
+            "format": "csv",
+            "path": "clinical.csv",
+            "columns": {"id": "sample", "sex": "sex"},
+        },
+    )
+    with in_process_workers():
+        node = init_node(tmp_path / "node", node_id="n", country="FI")
+        ingest(node, description)
+    try:
+        handle = PublishedDatasets(node).get("stars")
+        keys = [(0, 1), (1, 2), (2, 1), (4, 1), (4, 3)]
+        assert handle.num_alleles == len(keys)
+        assert list(handle.allele_keys(0, 100)) == keys
+        assert list(handle.allele_keys(2, 2)) == keys[2:4]
+        for sample in range(3):
+            carried = list(handle.sample_variants(sample))
+            assert carried == [
+                key
+                for key in _naive_sample_variants(handle, sample)
+                if str(handle.store.alleles(key[0], key[0] + 1)[0][key[1]])
+                not in NOT_VARIANTS
+            ]
+            assert set(carried) <= set(keys)
+    finally:
+        node.close()

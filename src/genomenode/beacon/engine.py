@@ -38,6 +38,7 @@ from ..disclosure.control import DisclosureControl
 from ..errors import BeaconRequestError, NotFoundError
 from ..store.genes import gene_table_for
 from ..store.published import PublishedDataset, PublishedDatasets
+from ..vocab.contigs import assembly_matches
 from . import filters as beacon_filters
 from . import variants as beacon_variants
 from .guard import Guard
@@ -204,19 +205,9 @@ def _contig_of_row(handle: PublishedDataset, row: int) -> str:
 
 def _find_variant(handle: PublishedDataset, text: str) -> list[VariantKey]:
     contig, position, reference, alternate = parse_variant_id(text)
-    store = handle.store
-    if contig not in store.contigs:
-        return []
-    rows = store.rows_at(contig, position)
-    found: list[VariantKey] = []
-    for offset, row in enumerate(rows):
-        alleles = store.alleles(rows.start, rows.stop)[offset]
-        if str(alleles[0]) != reference:
-            continue
-        for index, allele in enumerate(alleles[1:], start=1):
-            if str(allele) == alternate:
-                found.append((row, index))
-    return found
+    return beacon_variants.alleles_with_id(
+        handle.store, contig, position, reference, alternate, handle.facts.assembly
+    )
 
 
 def _variant_matches(
@@ -226,12 +217,14 @@ def _variant_matches(
     if query.kind == "hgvs":
         # The accession's version names the assembly: resolve before matching it.
         query = beacon_variants.resolve_hgvs(query)
-    if not beacon_variants.assembly_matches(query.assembly_id, handle.facts.assembly):
+    if not assembly_matches(query.assembly_id, handle.facts.assembly):
         return None
     table = None
     if query.kind == "gene":
         table = gene_table_for(handle.node, handle.id)
-    return beacon_variants.matching_variants(handle.store, query, genes=table)
+    return beacon_variants.matching_variants(
+        handle.store, query, genes=table, assembly=handle.facts.assembly
+    )
 
 
 def _carriers(handle: PublishedDataset, keys: Sequence[VariantKey]) -> set[str]:

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from ..access import Caller, caller_kind
 from ..store.models import Individual
 from ..store.published import PublishedDataset
+from ..vocab.contigs import refseq_accession
 from .engine import parse_variant_id, per_biosample_id, variant_id
-from .variants import refseq_accession
 
 __all__ = ["DUO_VERSION", "build_records"]
 

@@ -19,15 +19,18 @@ Accepted shapes (the official Beacon v2.1.1 schemas under
   given in both places they must agree;
 * JSON ``null`` for an optional value means "not given";
 * GET parameters as strings or lists of strings (repeated parameters); ``filters``
-  and ``requestedSchema`` may be comma-separated and repeated.
+  and ``requestedSchema`` may be comma-separated and repeated; ``geneid`` and
+  ``allele`` (the names of the official ``endpoints.json``) stand for ``geneId`` and
+  ``genomicAlleleShortForm``.
 
 Coordinates are kept exactly as the Beacon specification defines them: **0-based**,
 ``start`` inclusive and ``end`` exclusive (half-open). Nothing here converts them;
 ``start=[16050074]`` means the base VCF calls position 16050075.
 
-``referenceName`` is normalised by stripping a leading ``chr`` (any case), so that
-``chr22`` and ``22`` are the same chromosome; the original spelling is kept in
-:attr:`VariantQuery.reference_name_original`.
+``referenceName`` is normalised by stripping a leading ``chr`` (any case); the
+original spelling is kept in :attr:`VariantQuery.reference_name_original`, and each
+dataset finds its contig under any spelling of a chromosome (``22``, ``chr22``,
+``NC_000022.11``, ``refseq:NC_000022.11``; :mod:`genomenode.vocab.contigs`).
 
 Examples
 --------
@@ -70,20 +73,31 @@ from .request_fields import (
     _variant,
 )
 
-__all__ = ["GET_PARAMETERS", "parse_get", "parse_post"]
+__all__ = ["GET_ALIASES", "GET_PARAMETERS", "parse_get", "parse_post"]
+
+#: GET names of the official Beacon v2 ``endpoints.json`` (the OpenAPI clients are
+#: generated from) that differ from the request schema's: both are accepted.
+GET_ALIASES: Mapping[str, str] = {
+    "allele": "genomicAlleleShortForm",
+    "geneid": "geneId",
+}
 
 #: Every GET query-string parameter :func:`parse_get` understands.
-GET_PARAMETERS: frozenset[str] = VARIANT_PARAMETERS | {
-    "apiVersion",
-    "filters",
-    "includeResultsetResponses",
-    "limit",
-    "requestedGranularity",
-    "requestedSchema",
-    "requestedSchemas",
-    "skip",
-    "testMode",
-}
+GET_PARAMETERS: frozenset[str] = (
+    VARIANT_PARAMETERS
+    | GET_ALIASES.keys()
+    | {
+        "apiVersion",
+        "filters",
+        "includeResultsetResponses",
+        "limit",
+        "requestedGranularity",
+        "requestedSchema",
+        "requestedSchemas",
+        "skip",
+        "testMode",
+    }
+)
 
 
 # ------------------------------------------------------------------------------ GET
@@ -153,6 +167,15 @@ def parse_get(params: Mapping[str, str | list[str]]) -> BeaconRequest:
             variant[name] = (",".join(_get_values(name, params[name])), name)
         else:
             variant[name] = (_get_scalar(name, params[name]), name)
+    for alias, name in GET_ALIASES.items():
+        if alias not in params:
+            continue
+        value = _get_scalar(alias, params[alias])
+        if name in variant and variant[name][0] != value:
+            raise _fail(
+                alias, f"conflicts with {name} ({value!r} != {variant[name][0]!r})"
+            )
+        variant.setdefault(name, (value, alias))
     return BeaconRequest(
         api_version=_one(scalar("apiVersion"), _api_version, None),
         requested_schemas=tuple(schemas),

@@ -20,8 +20,11 @@ as in ``variant_allele``.
 
 Every kind is narrowed by ``variantType``, ``variantMinLength`` and
 ``variantMaxLength``: :func:`allele_type` and :func:`allele_length` classify stored
-alleles, ``docs/beacon-variants.md`` explains the choices. ``assemblyId`` is
-compared by :func:`assembly_matches` (GRCh38 = hg38 = GRCh38.p14).
+alleles, ``docs/beacon-variants.md`` explains the choices. ``referenceName`` is
+found among the dataset's contigs under any spelling (``chr22``, ``22``,
+``NC_000022.11`` in GRCh38, ``refseq:NC_000022.11``; ``MT``, ``chrM``...) by
+:func:`genomenode.vocab.contigs.find_contig`, which also compares ``assemblyId``
+(GRCh38 = hg38 = GRCh38.p14 = GCF_000001405.26).
 
 Only rows near the query are read: a range is widened to the left by the longest
 ``variant_length`` of the contig, found once per store, so nothing is scanned.
@@ -29,10 +32,7 @@ Only rows near the query are read: a range is widened to the left by the longest
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import functools
-import importlib.resources
 import re
 from collections.abc import Callable
 
@@ -40,25 +40,26 @@ import numpy as np
 
 from ..errors import BeaconRequestError
 from ..store.genes import GeneTable
-from ..store.genotypes import GenotypeStore
+from ..store.genotypes import NOT_VARIANTS, GenotypeStore
+from ..vocab.contigs import assembly_matches, find_contig, refseq_chromosome
 from .query import VariantQuery
 
 __all__ = [
     "VARIANT_TYPES",
     "allele_length",
     "allele_type",
-    "assembly_matches",
+    "alleles_with_id",
     "gene_queries",
     "matching_variants",
     "naive_matching_variants",
-    "normalise_assembly",
-    "refseq_accession",
-    "refseq_chromosome",
     "resolve_hgvs",
     "type_matches",
 ]
 
 Match = tuple[int, int]
+
+# NOT_VARIANTS as _select compares alleles (upper case).
+_NOT_VARIANTS = frozenset(allele.upper() for allele in NOT_VARIANTS)
 
 #: The ``variantType`` values genomenode classifies its alleles into; a query may
 #: also use ``INDEL`` (DEL, INS or a length-changing substitution), ``SNV`` (= SNP),
@@ -164,15 +165,15 @@ def type_matches(query_type: str, kind: str | None) -> bool:
     return tag == wanted or tag.startswith(wanted + ":")
 
 
-def _contig(store: GenotypeStore, reference_name: str | None) -> str | None:
-    """The store's name for a Beacon ``referenceName`` (``chr``-less or RefSeq)."""
-    if reference_name is None:
-        return None
-    wanted = refseq_chromosome(reference_name) or reference_name
-    for name in store.contigs:
-        stripped = name[3:] if name.lower().startswith("chr") else name
-        if stripped == wanted:
-            return name
+def _contig(
+    store: GenotypeStore, query: VariantQuery, assembly: str | None
+) -> str | None:
+    """The store's name for the query's ``referenceName``, in any spelling."""
+    for name in (query.reference_name_original, query.reference_name):
+        if name:
+            found = find_contig(store.contigs, name, assembly)
+            if found is not None:
+                return found
     return None
 
 
@@ -224,7 +225,7 @@ def _select(
             continue
         for index, allele in enumerate(alleles[offset][1:], start=1):
             allele = str(allele).upper()
-            if not allele:
+            if not allele or allele in _NOT_VARIANTS:
                 continue
             wanted = alternate_bases
             if wanted is not None and not _bases_match(wanted, allele):
@@ -291,7 +292,8 @@ def _select_fast(
                 )
             )
         return matches
-    present = alleles[offsets, 1:] != ""
+    alternates = alleles[offsets, 1:]
+    present = (alternates != "") & ~np.isin(alternates, sorted(NOT_VARIANTS))
     kept, allele = np.nonzero(present)
     return list(
         zip(
@@ -302,8 +304,10 @@ def _select_fast(
     )
 
 
-def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
-    contig = _contig(store, query.reference_name)
+def _search(
+    store: GenotypeStore, query: VariantQuery, assembly: str | None
+) -> list[Match]:
+    contig = _contig(store, query, assembly)
     if contig is None:
         return []
     # rows_at takes 1-based POS in [first, last).
@@ -319,8 +323,10 @@ def _search(store: GenotypeStore, query: VariantQuery) -> list[Match]:
     return _select_fast(query, rows, positions, alleles, _spans(store, rows, alleles))
 
 
-def _scan(store: GenotypeStore, query: VariantQuery) -> list[Match]:
-    contig = _contig(store, query.reference_name)
+def _scan(
+    store: GenotypeStore, query: VariantQuery, assembly: str | None
+) -> list[Match]:
+    contig = _contig(store, query, assembly)
     if contig is None:
         return []
     rows = range(*store.contigs[contig])
@@ -333,6 +339,32 @@ def _alleles_at(store: GenotypeStore, rows: range) -> np.ndarray:
     if len(rows) == 0:
         return np.empty((0, 0), dtype=object)
     return store.alleles(rows.start, rows.stop)
+
+
+def alleles_with_id(
+    store: GenotypeStore,
+    contig: str,
+    position: int,
+    reference: str,
+    alternate: str,
+    assembly: str | None = None,
+) -> list[Match]:
+    """The (row, allele) pairs a variant id (``22-16050075-A-G``) names: the
+    contig in any spelling (``chr22``, ``NC_000022.11`` in its assembly), ``POS``
+    (1-based) and the alleles exactly as stored."""
+    name = find_contig(store.contigs, contig, assembly)
+    if name is None:
+        return []
+    rows = store.rows_at(name, position)
+    alleles = _alleles_at(store, rows)
+    found: list[Match] = []
+    for offset, row in enumerate(rows):
+        if str(alleles[offset][0]) != reference:
+            continue
+        for index, allele in enumerate(alleles[offset][1:], start=1):
+            if str(allele) == alternate and alternate not in NOT_VARIANTS:
+                found.append((row, index))
+    return found
 
 
 def gene_queries(query: VariantQuery, genes: GeneTable) -> list[VariantQuery]:
@@ -360,8 +392,12 @@ def _answer(
     store: GenotypeStore,
     query: VariantQuery,
     genes: GeneTable | None,
-    find: Callable[[GenotypeStore, VariantQuery], list[Match]],
+    assembly: str | None,
+    search: Callable[[GenotypeStore, VariantQuery, str | None], list[Match]],
 ) -> list[Match]:
+    def find(store: GenotypeStore, query: VariantQuery) -> list[Match]:
+        return search(store, query, assembly)
+
     if query.mate_name is not None:
         # Refused rather than ignored: a breakend query answered as if its mate
         # did not matter would return variants the caller did not ask for.
@@ -387,7 +423,11 @@ def _answer(
 
 
 def matching_variants(
-    store: GenotypeStore, query: VariantQuery, *, genes: GeneTable | None = None
+    store: GenotypeStore,
+    query: VariantQuery,
+    *,
+    genes: GeneTable | None = None,
+    assembly: str | None = None,
 ) -> list[Match]:
     """The (row, allele) pairs that answer ``query``, found by binary search.
 
@@ -401,6 +441,9 @@ def matching_variants(
         The dataset's gene table (:func:`~genomenode.store.genes.gene_table_for`),
         for gene queries. Without one a gene query matches nothing; an unknown gene
         matches nothing either.
+    assembly
+        The dataset's assembly: a RefSeq ``referenceName`` finds a contig only in
+        a dataset of its own assembly (none when None).
 
     Returns
     -------
@@ -413,86 +456,21 @@ def matching_variants(
         For ``aminoacidChange`` and for HGVS descriptions other than a genomic
         substitution on a GRCh37/GRCh38 RefSeq chromosome.
     """
-    return _answer(store, query, genes, _search)
+    return _answer(store, query, genes, assembly, _search)
 
 
 def naive_matching_variants(
-    store: GenotypeStore, query: VariantQuery, *, genes: GeneTable | None = None
+    store: GenotypeStore,
+    query: VariantQuery,
+    *,
+    genes: GeneTable | None = None,
+    assembly: str | None = None,
 ) -> list[Match]:
     """The obviously correct twin of :func:`matching_variants`: scans the contig."""
-    return _answer(store, query, genes, _scan)
+    return _answer(store, query, genes, assembly, _scan)
 
 
-# ----------------------------------------------------------------------- assemblies
-
-# Names of one assembly, by family; patch releases (GRCh38.p14) and UCSC names
-# (hg38) describe the same coordinates on the primary chromosomes.
-_ASSEMBLY_FAMILIES = (
-    ("GRCh38", re.compile(r"^(grch38|hg38|hs38|hs38dh)$")),
-    ("GRCh37", re.compile(r"^(grch37|hg19|b37|hs37|hs37d5|grch37-lite)$")),
-    ("NCBI36", re.compile(r"^(ncbi36|hg18)$")),
-)
-_PATCH = re.compile(r"\.p\d+$")
-
-
-def normalise_assembly(name: str) -> str:
-    """The family name of an assembly: ``GRCh38``, ``GRCh37``, ``NCBI36``, or as given.
-
-    Case-insensitive; a patch suffix (``.p14``) is dropped; ``hg38`` is ``GRCh38``,
-    ``hg19``, ``b37`` and ``hs37d5`` are ``GRCh37``, ``hg18`` is ``NCBI36``. An
-    unknown name comes back stripped and upper-cased.
-
-    Examples
-    --------
-    >>> normalise_assembly("GRCh38.p14"), normalise_assembly("hg19")
-    ('GRCh38', 'GRCh37')
-    """
-    text = _PATCH.sub("", name.strip().lower())
-    for family, pattern in _ASSEMBLY_FAMILIES:
-        if pattern.match(text):
-            return family
-    return text.upper()
-
-
-def assembly_matches(query_assembly: str | None, dataset_assembly: str) -> bool:
-    """Whether a query's ``assemblyId`` selects a dataset of ``dataset_assembly``.
-
-    None (no ``assemblyId`` sent) matches every dataset; otherwise both names are
-    compared by :func:`normalise_assembly`.
-    """
-    if query_assembly is None or not query_assembly.strip():
-        return True
-    return normalise_assembly(query_assembly) == normalise_assembly(dataset_assembly)
-
-
-@functools.cache
-def _refseq_table() -> dict[str, tuple[str, str | None]]:
-    text = importlib.resources.files("genomenode.data").joinpath(
-        "refseq_chromosomes.tsv"
-    )
-    lines = [line for line in text.read_text().splitlines() if not line.startswith("#")]
-    return {
-        row["accession"].upper(): (row["chromosome"], row["assembly"] or None)
-        for row in csv.DictReader(lines, delimiter="\t")
-    }
-
-
-def refseq_chromosome(name: str) -> str | None:
-    """The chromosome (``17``) of a RefSeq accession (``NC_000017.11``), or None."""
-    found = _refseq_table().get(name.strip().upper())
-    return None if found is None else found[0]
-
-
-def refseq_accession(assembly: str, contig: str) -> str | None:
-    """The RefSeq accession of chromosome ``contig`` (``chr`` optional) in
-    ``assembly`` (any spelling :func:`normalise_assembly` knows), or None."""
-    chromosome = contig[3:] if contig.lower().startswith("chr") else contig
-    family = normalise_assembly(assembly)
-    for accession, (name, owner) in _refseq_table().items():
-        if name == chromosome and owner in (family, None):
-            return accession
-    return None
-
+# ---------------------------------------------------------------------------- HGVS
 
 _HGVS_SUBSTITUTION = re.compile(
     r"^(?P<accession>NC_\d+\.\d+):g\.(?P<position>[1-9]\d*)"
@@ -531,7 +509,7 @@ def resolve_hgvs(query: VariantQuery) -> VariantQuery:
             "chromosome are supported, e.g. NC_000022.11:g.16050075A>G",
             field=field,
         )
-    chromosome = _refseq_table().get(found["accession"].upper())
+    chromosome = refseq_chromosome(found["accession"])
     if chromosome is None:
         raise BeaconRequestError(
             f"{found['accession']!r} is not a GRCh37 or GRCh38 RefSeq chromosome",

@@ -78,9 +78,10 @@ def statistics_from_table(table: np.ndarray) -> dict[str, np.ndarray]:
         Called alleles (bcftools AN).
     ``variant_allele_count_hom`` / ``_het`` / ``_hemi`` (variants, alleles)
         Copies of each allele in homozygous, heterozygous and haploid calls
-        (bcftools +fill-tags AC_Hom, AC_Het, AC_Hemi).
+        (bcftools +fill-tags AC_Hom, AC_Het, AC_Hemi). A partly missing diploid
+        call ``a/.`` counts as haploid, as bcftools counts it.
     ``variant_num_called``
-        Samples whose call has no missing allele (bcftools NS).
+        Samples whose call has at least one called allele (bcftools NS).
     ``variant_num_hom_ref`` / ``variant_num_het`` / ``variant_num_hom_alt``
         Diploid calls that are 0/0; a/b with a != b; a/a with a > 0.
     """
@@ -92,13 +93,18 @@ def statistics_from_table(table: np.ndarray) -> dict[str, np.ndarray]:
     diagonal = diploid[:, alleles, alleles]
     off_diagonal = diploid.copy()
     off_diagonal[:, alleles, alleles] = 0
-    # A haploid call sits in (a, fill); (fill, a) is allowed for symmetry.
-    hemi = table[:, :num_alleles, fill] + table[:, fill, :num_alleles]
-    # Partly missing diploid calls (a, missing) still contribute their called allele.
-    partial = table[:, :num_alleles, missing] + table[:, missing, :num_alleles]
+    # A haploid call sits in (a, fill); (fill, a) is allowed for symmetry. A partly
+    # missing diploid call (a, missing) has one called allele: bcftools +fill-tags
+    # counts it as haploid (AC_Hemi, NS), and so does genomenode.
+    hemi = (
+        table[:, :num_alleles, fill]
+        + table[:, fill, :num_alleles]
+        + table[:, :num_alleles, missing]
+        + table[:, missing, :num_alleles]
+    )
     het = off_diagonal.sum(axis=2) + off_diagonal.sum(axis=1)
     hom = 2 * diagonal
-    allele_count = hom + het + hemi + partial
+    allele_count = hom + het + hemi
     return {
         "variant_allele_count": allele_count.astype(np.int32),
         "variant_allele_total": allele_count.sum(axis=1).astype(np.int32),

@@ -37,6 +37,7 @@ from .population_counts import (
 
 __all__ = [
     "BY_VARIANT",
+    "NOT_VARIANTS",
     "STATISTICS",
     "GenotypeStore",
     "by_variant_chunk_length",
@@ -48,6 +49,13 @@ __all__ = [
 
 # call_genotype again, chunked (a few dozen variants) x all samples x ploidy.
 BY_VARIANT = "call_genotype_by_variant"
+
+#: ALT alleles that describe no variant: ``*`` (the allele is missing because of an
+#: overlapping deletion) and gVCF's ``<*>`` / ``<NON_REF>`` (any other allele). They
+#: are kept in the store (their calls count in AN) but are not Beacon variants: no
+#: query finds them, no id fetches them (Beacon's ``alternateBases`` cannot name
+#: them either).
+NOT_VARIANTS: frozenset[str] = frozenset({"*", "<*>", "<NON_REF>"})
 
 STATISTICS = (
     "variant_allele_count",

@@ -9,9 +9,11 @@ group add up to the stored ``variant_allele_count`` ... of the variant:
 - a diploid call ``a/a`` is homozygous and adds 2 to ``allele_count_hom``;
 - ``a/b`` with ``b`` another called allele is heterozygous and adds 1 to
   ``allele_count_het``;
-- a haploid call ``a`` (``a`` and fill) adds 1 to ``allele_count_hemi``;
-- a partly missing call ``a/.`` adds its ``a`` to ``allele_count`` and
-  ``allele_total`` only: it is neither homozygous, heterozygous nor called.
+- a call with one called allele adds it to ``allele_count_hemi``: a haploid call
+  ``a`` (``a`` and fill), and a partly missing diploid call ``a/.`` or ``./a``,
+  which ``bcftools +fill-tags`` counts as haploid too (the 1000 Genomes chrX
+  release writes males so);
+- a call is called (``num_called``, bcftools ``NS``) when it has a called allele.
 
 Each function has a naive twin (``naive_*``) written as plain loops, for tests.
 """
@@ -54,10 +56,10 @@ class PopulationCounts:
         Copies in heterozygous diploid calls, which is the number of heterozygous
         carriers (``AC_Het``).
     allele_count_hemi
-        Copies in haploid calls, which is the number of hemizygous carriers
-        (``AC_Hemi``).
+        Copies in calls with one called allele (haploid, or a partly missing
+        ``1/.``), which is the number of hemizygous carriers (``AC_Hemi``).
     num_called
-        Samples whose call has no missing allele (``NS``).
+        Samples whose call has at least one called allele (``NS``).
     """
 
     allele_count: np.ndarray
@@ -86,8 +88,8 @@ class CarrierCalls:
     ploidy
         Alleles in the call, fill not counted: 1 for a haploid call, else 2.
     called
-        Called (not missing) alleles in the call; less than ``ploidy`` for a
-        partly missing call such as ``1/.``.
+        Called (not missing) alleles in the call: 1 for a haploid call and for a
+        partly missing call such as ``1/.``, else 2.
     """
 
     samples: np.ndarray
@@ -96,17 +98,13 @@ class CarrierCalls:
     called: np.ndarray
 
     def zygosity(self) -> list[str]:
-        """``homozygous``, ``heterozygous``, ``hemizygous`` or ``unknown`` by carrier.
+        """``homozygous``, ``heterozygous`` or ``hemizygous`` by carrier.
 
-        A partly missing call (``1/.``) is ``unknown``: the missing allele may be
-        the same or another.
+        A call with one called allele is hemizygous, a partly missing ``1/.`` too,
+        as the counts (``allele_count_hemi``) and bcftools count it.
         """
-        names = np.array(["heterozygous", "homozygous", "hemizygous", "unknown"])
-        kind = np.select(
-            [self.called < self.ploidy, self.ploidy == 1, self.copies == self.ploidy],
-            [3, 2, 1],
-            default=0,
-        )
+        names = np.array(["heterozygous", "homozygous", "hemizygous"])
+        kind = np.select([self.called == 1, self.copies == 2], [2, 1], default=0)
         return names[kind].tolist()
 
 
@@ -178,14 +176,14 @@ def population_counts(
     table = np.bincount(group, minlength=(num_groups + 1) * _KINDS)
     table = table[: num_groups * _KINDS].reshape(num_groups, 3, 3, 3)
     values = np.arange(3)
-    full = table[:, :, [1, 2], [1, 2]]  # called == ploidy >= 1, by copies
     return PopulationCounts(
         allele_count=np.einsum("gcdp,c->g", table, values),
         allele_total=np.einsum("gcdp,d->g", table, values),
         allele_count_hom=2 * table[:, 2, 2, 2],
         allele_count_het=table[:, 1, 2, 2],
-        allele_count_hemi=table[:, 1, 1, 1],
-        num_called=full.sum(axis=(1, 2)),
+        # One called allele, haploid (ploidy 1) or partly missing (ploidy 2).
+        allele_count_hemi=table[:, 1, 1, 1] + table[:, 1, 1, 2],
+        num_called=table[:, :, 1:, :].sum(axis=(1, 2, 3)),
     )
 
 
@@ -212,14 +210,14 @@ def naive_population_counts(
         present = [value for value in alleles if value != _MISSING]
         counts["allele_count"][group] += present.count(allele)
         counts["allele_total"][group] += len(present)
-        if not alleles or len(present) < len(alleles):
+        if not present:
             continue
         counts["num_called"][group] += 1
-        if len(alleles) == 1:
+        if len(present) == 1:
             counts["allele_count_hemi"][group] += present.count(allele)
-        elif alleles == [allele, allele]:
+        elif present == [allele, allele]:
             counts["allele_count_hom"][group] += 2
-        elif allele in alleles:
+        elif allele in present:
             counts["allele_count_het"][group] += 1
     return PopulationCounts(
         **{name: np.array(values, dtype=np.int64) for name, values in counts.items()}

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from ..web.blocking import check_cancelled
 from .generation import read_generation, read_signal, write_signal
-from .genotypes import GenotypeStore
+from .genotypes import NOT_VARIANTS, GenotypeStore
 from .models import (
     Biosample,
     Dataset,
@@ -134,30 +134,41 @@ class PublishedDataset:
         return frozenset(self.all_individual_ids)
 
     @functools.cached_property
-    def _alternate_offsets(self) -> np.ndarray:
-        """Cumulative count of ALT alleles before each row (length rows + 1)."""
+    def _variant_alleles(self) -> tuple[np.ndarray, dict[int, list[int]]]:
+        """Cumulative count of Beacon variant alleles before each row (length rows
+        + 1), and the variant alleles of the rows that also hold one of
+        :data:`NOT_VARIANTS` (``*``; rare), whose alleles are not simply 1..n."""
         store = self.store
         total = self.facts.num_variants
         counts = np.zeros(total, dtype=np.int64)
+        sparse: dict[int, list[int]] = {}
         step = store.root["variant_allele"].chunks[0]
+        not_variants = sorted(NOT_VARIANTS)
         for start in range(0, total, step):
             alleles = store.read("variant_allele", start, min(start + step, total))
-            counts[start : start + len(alleles)] = (alleles[:, 1:] != "").sum(axis=1)
-        return np.concatenate([[0], np.cumsum(counts)])
+            alternates = alleles[:, 1:]
+            present = alternates != ""
+            variant = present & ~np.isin(alternates, not_variants)
+            counts[start : start + len(alleles)] = variant.sum(axis=1)
+            for offset in np.flatnonzero((present != variant).any(axis=1)).tolist():
+                kept = np.flatnonzero(variant[offset]) + 1
+                sparse[start + offset] = kept.tolist()
+        return np.concatenate([[0], np.cumsum(counts)]), sparse
 
     @property
     def num_alleles(self) -> int:
         """Number of (variant, ALT allele) pairs: the dataset's Beacon variants."""
-        return int(self._alternate_offsets[-1])
+        return int(self._variant_alleles[0][-1])
 
     def allele_keys(self, skip: int, limit: int) -> Iterator[tuple[int, int]]:
         """(row, allele) pairs ``skip`` to ``skip + limit`` in genome order."""
-        offsets = self._alternate_offsets
+        offsets, sparse = self._variant_alleles
         position = skip
         stop = min(skip + limit, int(offsets[-1]))
         while position < stop:
             row = int(np.searchsorted(offsets, position, side="right")) - 1
-            yield row, position - int(offsets[row]) + 1
+            index = position - int(offsets[row])
+            yield row, sparse[row][index] if row in sparse else index + 1
             position += 1
 
     def sample_variants(self, sample: int) -> Iterator[tuple[int, int]]:
@@ -170,6 +181,7 @@ class PublishedDataset:
         call_genotype = self.store.root["call_genotype"]
         step = call_genotype.chunks[0]
         total = call_genotype.shape[0]
+        sparse = self._variant_alleles[1]
         for start in range(0, total, step):
             check_cancelled()  # seconds of work: stop when the client has gone
             block = np.asarray(call_genotype[start : start + step, sample])
@@ -179,7 +191,10 @@ class PublishedDataset:
             # scan holds the GIL less, so other requests keep their pace).
             keys = np.unique(rows.astype(np.int64) * 256 + block[rows, columns])
             for key in keys.tolist():
-                yield start + key // 256, key % 256
+                row, allele = start + key // 256, key % 256
+                if row in sparse and allele not in sparse[row]:
+                    continue  # a * allele: not a variant
+                yield row, allele
 
     @functools.cached_property
     def population_groups(self) -> tuple[np.ndarray, list[str]]:

@@ -56,7 +56,7 @@ from ..errors import (
 from .cram import StoredCram
 from .reads import ReadRegion, StoredReads
 from .service import StoredObject, TransferService
-from .variants import Region, StoredVariants
+from .variants import Region, StoredVariants, regions_as_named
 
 __all__ = [
     "FORMATS",
@@ -480,6 +480,18 @@ def _variant_regions(regions: Sequence[ReadRegion] | None) -> list[Region] | Non
     return [Region(str(item.reference_name), item.start, item.end) for item in regions]
 
 
+def _named_as_in_file(
+    files: HtsgetFiles, stored: StoredObject, query: HtsgetQuery, known: set[str]
+) -> HtsgetQuery:
+    """``query`` with its regions named as the file names them: any spelling of a
+    chromosome (``22`` of a ``chr22`` file, a RefSeq accession of the dataset's
+    assembly) finds it."""
+    handle = files.service.published.get(stored.dataset_id)
+    assembly = None if handle is None else handle.facts.assembly
+    regions = regions_as_named(query.regions, known, assembly)
+    return dataclasses.replace(query, regions=regions)
+
+
 def _whole_file_ticket(
     files: HtsgetFiles,
     caller: Caller,
@@ -545,11 +557,13 @@ def ticket(
     if kind == "variants":
         slicer_v = files.variants(stored)
         known = set(slicer_v.reference_names())
+        query = _named_as_in_file(files, stored, query, known)
         header = slicer_v.header_part(query.format)  # type: ignore[arg-type]
         eof = slicer_v.eof()
     else:
         slicer_r = files.reads(stored)
         known = set(slicer_r.reference_names()) | {"*"}
+        query = _named_as_in_file(files, stored, query, known)
         if isinstance(slicer_r, StoredCram):
             return _whole_file_ticket(files, caller, stored, query, known)
         if query.format != "BAM":

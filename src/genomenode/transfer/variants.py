@@ -27,6 +27,7 @@ from ..errors import (
     StoreError,
     UnsupportedFormatError,
 )
+from ..vocab.contigs import find_contig
 from . import bgzf
 from .htslib import HtslibError, vcf_to_bcf
 from .indexes import (
@@ -37,8 +38,15 @@ from .indexes import (
     parse_index,
     vcf_record_span,
 )
+from .reads import ReadRegion
 
-__all__ = ["OUTPUT_FORMATS", "OutputFormat", "Region", "StoredVariants"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "OutputFormat",
+    "Region",
+    "StoredVariants",
+    "regions_as_named",
+]
 
 OutputFormat = Literal["VCF", "BCF"]
 OUTPUT_FORMATS: Final[tuple[str, ...]] = ("VCF", "BCF")
@@ -73,6 +81,27 @@ class Region:
     reference_name: str
     start: int | None = None
     end: int | None = None
+
+
+def regions_as_named(
+    regions: Sequence[ReadRegion] | None, names: Iterable[str], assembly: str | None
+) -> tuple[ReadRegion, ...] | None:
+    """``regions`` with each ``referenceName`` spelled as the file spells it.
+
+    A chromosome may be asked for in any spelling (``22`` of a ``chr22`` file,
+    ``chrM`` of ``MT``, ``NC_000022.11`` in a GRCh38 dataset:
+    :func:`genomenode.vocab.contigs.find_contig`); a name the file does not have
+    in any spelling is kept, for the caller to refuse.
+    """
+    if regions is None:
+        return None
+    known = list(names)
+    renamed = []
+    for region in regions:
+        name = region.reference_name
+        found = None if name is None else find_contig(known, name, assembly)
+        renamed.append(dataclasses.replace(region, reference_name=found or name))
+    return tuple(renamed)
 
 
 @dataclasses.dataclass(frozen=True)
