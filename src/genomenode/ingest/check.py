@@ -44,6 +44,7 @@ class CheckedInputs:
             "contigs": list(self.header.contigs),
             "num_samples": len(self.header.samples),
             "info_number_g": list(self.header.info_number_g),
+            "file_format": self.header.file_format,
             "alignment_samples": list(self.alignment_samples),
         }
 
@@ -59,15 +60,7 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
     genotypes = description.genotypes[0]
     vcf.check_bgzf(genotypes)
     header = vcf.read_header(genotypes)
-    seen: set[str] = set()
-    for record in read_clinical(description.clinical):
-        if record.id in seen:
-            raise ClinicalDataError(
-                f"individual {record.id!r} appears twice",
-                path=description.clinical.path,
-                field="id",
-            )
-        seen.add(record.id)
+    seen = _clinical_ids(description)
     if description.genes is not None:
         _check_genes(description.genes, header.contigs)
     missing = tuple(sample for sample in header.samples if sample not in seen)
@@ -78,7 +71,7 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
             f"{len(missing)} genotyped sample(s) have no clinical record: "
             f"{shown}{more}. "
             "Add their records, or set `missing_clinical: allow` in dataset.yaml",
-            path=description.clinical.path,
+            path=description.clinical.path if description.clinical else None,
         )
     for number, alignment in enumerate(description.alignments):
         check_alignment_reference(alignment, number, description.source)
@@ -92,6 +85,22 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
         samples_without_clinical=missing,
         alignment_samples=alignment_samples,
     )
+
+
+def _clinical_ids(description: DatasetDescription) -> set[str]:
+    """The ids of the clinical records (none for a genotypes-only dataset)."""
+    seen: set[str] = set()
+    if description.clinical is None:
+        return seen
+    for record in read_clinical(description.clinical):
+        if record.id in seen:
+            raise ClinicalDataError(
+                f"individual {record.id!r} appears twice",
+                path=description.clinical.path,
+                field="id",
+            )
+        seen.add(record.id)
+    return seen
 
 
 def _check_genes(path: pathlib.Path, contigs: tuple[str, ...]) -> None:

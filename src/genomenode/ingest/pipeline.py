@@ -284,6 +284,8 @@ def _open_run(
 
 
 def _read_records(run: IngestRun) -> list[ClinicalRecord]:
+    if run.description.clinical is None:
+        return []
     return list(read_clinical(run.description.clinical))
 
 
@@ -331,6 +333,7 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
         contigs=tuple(validated["contigs"]),
         samples=(),
         info_number_g=tuple(validated["info_number_g"]),
+        file_format=validated.get("file_format", "VCF"),
     )
 
 
@@ -340,6 +343,7 @@ def _index(run: IngestRun) -> None:
         run.work,
         run.state["done"]["validate"]["num_samples"],
     )
+    vcf.check_index_contigs(_header(run), indexed)
     run.finish("index", str(indexed))
 
 
