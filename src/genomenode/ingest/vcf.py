@@ -68,6 +68,7 @@ class VcfHeader:
 
     ``contigs`` are the ``##contig`` lines' ids, in order; empty when the header has
     none (optional before VCF 4.3): the records' contigs are then taken as they come.
+    ``samples`` is empty for a sites-only file; ``info_fields`` are the INFO ids.
     ``file_format`` is ``"VCF"`` or ``"BCF"``; the line of a BCF record is its line in
     the text ``bcftools view`` prints.
     """
@@ -78,6 +79,12 @@ class VcfHeader:
     samples: tuple[str, ...]
     info_number_g: tuple[str, ...]
     file_format: str = "VCF"
+    info_fields: tuple[str, ...] = ()
+
+    @property
+    def sites_only(self) -> bool:
+        """No sample columns: an aggregate-only file (counts in INFO)."""
+        return not self.samples
 
 
 def check_bgzf(path: pathlib.Path) -> None:
@@ -110,6 +117,7 @@ def read_header(path: pathlib.Path) -> VcfHeader:
     """Parse and check the VCF header (meta lines and the #CHROM line)."""
     contigs: list[str] = []
     info_number_g: list[str] = []
+    info_fields: list[str] = []
     file_format = "BCF" if is_bcf(path) else "VCF"
     try:
         with contextlib.closing(_header_lines(path, file_format)) as lines:
@@ -131,8 +139,10 @@ def read_header(path: pathlib.Path) -> VcfHeader:
                                 line=number,
                             )
                         contigs.append(fields["ID"])
-                    elif kind == "INFO" and fields["Number"] == "G":
-                        info_number_g.append(fields["ID"])
+                    elif kind == "INFO":
+                        info_fields.append(fields["ID"])
+                        if fields["Number"] == "G":
+                            info_number_g.append(fields["ID"])
                     continue
                 if line.startswith("#CHROM"):
                     samples = _samples(line, path, number)
@@ -143,6 +153,7 @@ def read_header(path: pathlib.Path) -> VcfHeader:
                         samples=samples,
                         info_number_g=tuple(info_number_g),
                         file_format=file_format,
+                        info_fields=tuple(info_fields),
                     )
                 raise VcfError(
                     "expected a ## meta line or the #CHROM header line",
@@ -246,11 +257,8 @@ def _samples(line: str, path: pathlib.Path, number: int) -> tuple[str, ...]:
         raise VcfError(
             "column 9 of the #CHROM line must be FORMAT", path=path, line=number
         )
+    # No sample columns: a sites-only file, whose counts are in INFO.
     samples = columns[9:]
-    if not samples:
-        raise VcfError(
-            "the VCF has no sample columns (no genotypes)", path=path, line=number
-        )
     seen: set[str] = set()
     for sample in samples:
         if sample in seen:
@@ -306,7 +314,7 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
     """
     seen: set[str] = set()
     previous_contig, previous_position = None, 0
-    num_columns = 9 + num_samples
+    num_columns = 9 + num_samples if num_samples else 8
     with contextlib.closing(_text_lines(vcf)) as lines:
         for number, line in enumerate(lines, 1):
             if line.startswith("#"):
@@ -316,7 +324,7 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
             def fail(message: str, field: str, number: int = number) -> VcfError:
                 return VcfError(message, path=vcf, line=number, field=field)
 
-            if len(columns) != num_columns:
+            if len(columns) != num_columns and (num_samples or len(columns) != 9):
                 raise fail(
                     f"{len(columns)} columns where the header has {num_columns}",
                     "#CHROM",
@@ -346,7 +354,7 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
             for alternate in columns[4].split(","):
                 if alternate != "." and not _ALT.match(alternate):
                     raise fail(f"ALT {alternate!r} is not a valid allele", "ALT")
-            keys = columns[8].split(":")
+            keys = columns[8].split(":") if num_samples else []
             if "GT" in keys:
                 slot = keys.index("GT")
                 for sample, call in enumerate(columns[9:]):
