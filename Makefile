@@ -40,7 +40,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed)
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python bench/network.py
 	$(BIN)/python bench/hardening.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/sites_only.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

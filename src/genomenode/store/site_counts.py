@@ -22,6 +22,7 @@ quantity; a reader refuses a version it does not know.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,9 @@ _WHOLE = {
 _PER_POPULATION = re.compile(r"^(AC|AN|nhomalt|AC_HOM|AC_HET|AC_HEMI)_([A-Za-z0-9]+)$")
 _QUANTITY = {value: key for key, value in _WHOLE.items()}
 _COPIES = ("hom", "het", "hemi")
+# Decoded chunks kept per dataset (five arrays; a chunk of 10,000 variants × 11
+# populations × 2 alleles is under 1 MB).
+_CACHED_CHUNKS = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +238,23 @@ class SiteCounts:
                 f"supported (this is {FORMAT_VERSION}); re-ingest the dataset"
             )
         self.populations: list[str] = list(attributes["populations"])
+        # Opening an array reads its metadata (~1 ms): once, not per query.
+        self._arrays: dict[str, Any] = {
+            name: self.root[name]
+            for name in (
+                "variant_population_allele_count",
+                "variant_population_allele_total",
+                *(f"variant_population_allele_count_{kind}" for kind in _COPIES),
+            )
+        }
+        self._chunk = functools.lru_cache(maxsize=_CACHED_CHUNKS)(self._read_chunk)
+
+    def _read_chunk(self, name: str, index: int) -> np.ndarray:
+        array = self._arrays[name]
+        length = array.chunks[0]
+        chunk = np.asarray(array[index * length : (index + 1) * length])
+        chunk.flags.writeable = False
+        return chunk
 
     @staticmethod
     def present(vcz_path: pathlib.Path) -> bool:
@@ -246,7 +267,8 @@ class SiteCounts:
         gives them for (AC and AN present)."""
 
         def read(name: str) -> np.ndarray:
-            return np.asarray(self.root[name][row])
+            length = self._arrays[name].chunks[0]
+            return self._chunk(name, row // length)[row % length]
 
         count = read("variant_population_allele_count")[:, allele]
         total = read("variant_population_allele_total")
