@@ -16,10 +16,13 @@ import numpy as np
 import pysam
 import pysam.bcftools
 import pytest
+import yaml
 import zarr
 
 from genomenode.errors import DatasetDescriptionError, StoreError, VcfError
 from genomenode.ingest.pipeline import ingest
+from genomenode.ingest.plan import plan_ingest
+from genomenode.ingest.scaffold import scaffold_dataset
 from genomenode.store.node import init_node
 from genomenode.store.site_counts import SiteCounts, site_fields
 from tests.conftest import write_dataset_yaml
@@ -208,3 +211,21 @@ def test_whole_dataset_hemizygous_unknown_is_minus_one(published):
     root = zarr.open_group(directory / "genotypes.vcz", mode="r")
     assert np.all(root["variant_allele_count_hemi"][:] == -1)
     assert np.all(root["variant_num_called"][:] == -1)
+
+
+def test_scaffold_of_a_sites_only_vcf_passes_the_dry_run(tmp_path):
+    vcf = write_sites_vcf(tmp_path / "sites.vcf.gz")
+
+    written = scaffold_dataset(
+        vcf, country="FI", contact_name="Steward", contact_email="s@example.org"
+    )
+    with init_node(tmp_path / "node", node_id="n", country="FI") as node:
+        plan = plan_ingest(node, written.dataset_yaml)
+
+    assert written.clinical_template is None
+    assert "clinical:" not in yaml.safe_load(written.dataset_yaml.read_text())
+    assert (plan.action, plan.num_samples, plan.num_clinical_records) == (
+        "publish",
+        0,
+        0,
+    )
