@@ -144,7 +144,6 @@ def test_csv_clinical_source_with_column_mapping(directory):
         "assembly",
         "data_use",
         "genotypes",
-        "clinical",
         "contact",
     ],
 )
@@ -153,6 +152,28 @@ def test_missing_required_field(directory, field):
 
     assert_field(error, field)
     assert "required" in error.message
+
+
+def test_no_clinical_is_a_genotypes_only_dataset(directory):
+    description = read_dataset_description(write_dataset_yaml(directory, clinical=None))
+
+    assert description.clinical is None
+    assert description.missing_clinical == "allow"
+
+
+def test_no_clinical_with_missing_clinical_error_is_refused(directory):
+    error = failure(
+        write_dataset_yaml(directory, clinical=None, missing_clinical="error")
+    )
+
+    assert_field(error, "clinical")
+    assert "missing_clinical" in error.message
+
+
+def test_clinical_still_defaults_to_every_sample_needing_a_record(directory):
+    assert read_dataset_description(write_dataset_yaml(directory)).missing_clinical == (
+        "error"
+    )
 
 
 @pytest.mark.parametrize("field", ["name", "email"])

@@ -116,6 +116,8 @@ class DatasetDescription:
     as ``Dataset.description_document``). ``dac_members`` are the subjects of the
     optional ``dac: {members: [...]}`` block, kept in ``document`` as ``dac``.
     ``alignments`` are the optional BAM and CRAM files, in file order.
+    ``clinical`` is ``None`` for a genotypes-only dataset (no ``clinical:`` block):
+    every sample is then an individual without clinical data.
     """
 
     source: pathlib.Path
@@ -129,7 +131,7 @@ class DatasetDescription:
     assembly: str
     data_use: tuple[DataUseTerm, ...]
     genotypes: tuple[pathlib.Path, ...]
-    clinical: ClinicalSource
+    clinical: ClinicalSource | None
     missing_clinical: str
     genes: pathlib.Path | None
     document: Mapping[str, Any]
@@ -224,11 +226,22 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
             f"unknown security level {security_level!r}; "
             f"use one of {', '.join(SECURITY_LEVELS)}",
         )
-    missing_clinical = str(document.get("missing_clinical", "error"))
+    clinical = _clinical(reader, document.get("clinical"))
+    # Without clinical records a genotypes-only dataset is what was meant, unless
+    # the operator said every sample needs one.
+    missing_clinical = str(
+        document.get("missing_clinical", "error" if clinical else "allow")
+    )
     if missing_clinical not in MISSING_CLINICAL_POLICIES:
         raise reader.fail(
             "missing_clinical",
             f"{missing_clinical!r}: use one of {', '.join(MISSING_CLINICAL_POLICIES)}",
+        )
+    if clinical is None and missing_clinical == "error":
+        raise reader.fail(
+            "clinical",
+            "is required with `missing_clinical: error`: give {format: ..., "
+            "path: ...}, or leave out missing_clinical for a genotypes-only dataset",
         )
     genes = document.get("genes")
     beacon_granularity = _beacon_granularity(reader, document.get("beacon"))
@@ -248,7 +261,7 @@ def read_dataset_description(path: str | pathlib.Path) -> DatasetDescription:
         assembly=reader.text(document, "assembly"),
         data_use=_data_use(reader, document.get("data_use")),
         genotypes=_genotypes(reader, document.get("genotypes")),
-        clinical=_clinical(reader, document.get("clinical")),
+        clinical=clinical,
         missing_clinical=missing_clinical,
         genes=None if genes is None else reader.file(genes, "genes"),
         document=document,
@@ -416,9 +429,11 @@ def _genotypes(reader: _Reader, value: Any) -> tuple[pathlib.Path, ...]:
     return tuple(paths)
 
 
-def _clinical(reader: _Reader, value: Any) -> ClinicalSource:
+def _clinical(reader: _Reader, value: Any) -> ClinicalSource | None:
+    if value is None:
+        return None
     if not isinstance(value, dict):
-        raise reader.fail("clinical", "is required: {format: ..., path: ...}")
+        raise reader.fail("clinical", "must be a mapping: {format: ..., path: ...}")
     clinical_format = reader.text(value, "format", "clinical.")
     if clinical_format not in CLINICAL_FORMATS:
         raise reader.fail(

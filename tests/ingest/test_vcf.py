@@ -191,13 +191,14 @@ def test_chrom_line_column_9_must_be_format(tmp_path):
 
 
 @pytest.mark.parametrize("chrom_line", [FIXED, f"{FIXED}\tFORMAT"])
-def test_vcf_without_samples(tmp_path, chrom_line):
-    path = bgzip_lines(tmp_path / "bad.vcf.gz", ["##fileformat=VCFv4.3", chrom_line])
+def test_vcf_without_samples_is_sites_only(tmp_path, chrom_line):
+    path = bgzip_lines(tmp_path / "sites.vcf.gz", ["##fileformat=VCFv4.3", chrom_line])
 
-    error = header_failure(path)
+    header = read_header(path)
 
-    assert_line(error, 2)
-    assert "no sample columns" in str(error)
+    # Accepted as an aggregate-only file (tests/ingest/test_sites_only.py).
+    assert header.samples == ()
+    assert header.sites_only
 
 
 def test_duplicate_sample_ids(tmp_path):

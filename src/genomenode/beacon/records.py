@@ -187,6 +187,31 @@ def _frequencies(
     return frequencies
 
 
+def _site_frequencies(
+    handle: PublishedDataset, row: int, allele: int
+) -> list[dict[str, Any]]:
+    """A sites-only dataset's frequencies, as its INFO fields gave them; the whole
+    dataset is named by its country, as for a cohort."""
+    assert handle.site_counts is not None
+    frequencies = []
+    for counts in handle.site_counts.frequencies(row, allele):
+        frequency: dict[str, Any] = {
+            "population": counts.population or handle.facts.country,
+            "alleleFrequency": counts.count / counts.total if counts.total else 0.0,
+            "alleleCount": counts.count,
+            "alleleNumber": counts.total,
+        }
+        for key, value in (
+            ("alleleCountHomozygous", counts.hom),
+            ("alleleCountHeterozygous", counts.het),
+            ("alleleCountHemizygous", counts.hemi),
+        ):
+            if value is not None:
+                frequency[key] = value
+        frequencies.append(frequency)
+    return frequencies
+
+
 def _sequence_id(handle: PublishedDataset, contig: str) -> str:
     """A CURIE for the reference sequence of ``contig`` (RefSeq when known)."""
     accession = refseq_accession(handle.facts.assembly, contig)
@@ -239,14 +264,18 @@ def _variant(
                 "source": f"genomenode dataset {handle.id}",
                 "sourceReference": _GENOME_OF_EUROPE,
                 "version": _date(handle.facts.published_at or handle.facts.created_at),
-                "frequencies": _frequencies(handle, row, allele),
+                "frequencies": (
+                    _frequencies(handle, row, allele)
+                    if handle.site_counts is None
+                    else _site_frequencies(handle, row, allele)
+                ),
             }
         ],
     }
     hgvs = _hgvs_id(handle, contig, position, reference, alternate)
     if hgvs is not None:
         record["identifiers"]["genomicHGVSId"] = hgvs
-    if caller_kind(caller, handle.id) == "granted":
+    if caller_kind(caller, handle.id) == "granted" and handle.site_counts is None:
         record["caseLevelData"] = _case_level(handle, row, allele)
     return record
 

@@ -15,8 +15,9 @@ import pathlib
 from typing import Any
 
 from ..dataset import DatasetDescription
-from ..errors import ClinicalDataError
+from ..errors import ClinicalDataError, DatasetDescriptionError, VcfError
 from ..store.genes import GeneTable
+from ..store.site_counts import site_fields
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
 from .clinical import read_clinical
@@ -44,6 +45,8 @@ class CheckedInputs:
             "contigs": list(self.header.contigs),
             "num_samples": len(self.header.samples),
             "info_number_g": list(self.header.info_number_g),
+            "file_format": self.header.file_format,
+            "info_fields": list(self.header.info_fields),
             "alignment_samples": list(self.alignment_samples),
         }
 
@@ -59,15 +62,9 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
     genotypes = description.genotypes[0]
     vcf.check_bgzf(genotypes)
     header = vcf.read_header(genotypes)
-    seen: set[str] = set()
-    for record in read_clinical(description.clinical):
-        if record.id in seen:
-            raise ClinicalDataError(
-                f"individual {record.id!r} appears twice",
-                path=description.clinical.path,
-                field="id",
-            )
-        seen.add(record.id)
+    if header.sites_only:
+        _check_sites_only(description, header)
+    seen = _clinical_ids(description)
     if description.genes is not None:
         _check_genes(description.genes, header.contigs)
     missing = tuple(sample for sample in header.samples if sample not in seen)
@@ -78,7 +75,7 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
             f"{len(missing)} genotyped sample(s) have no clinical record: "
             f"{shown}{more}. "
             "Add their records, or set `missing_clinical: allow` in dataset.yaml",
-            path=description.clinical.path,
+            path=description.clinical.path if description.clinical else None,
         )
     for number, alignment in enumerate(description.alignments):
         check_alignment_reference(alignment, number, description.source)
@@ -92,6 +89,47 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
         samples_without_clinical=missing,
         alignment_samples=alignment_samples,
     )
+
+
+def _check_sites_only(description: DatasetDescription, header: vcf.VcfHeader) -> None:
+    """A sites-only VCF is an aggregate-only dataset: counts in INFO, no people."""
+    if description.clinical is not None:
+        raise DatasetDescriptionError(
+            "a sites-only VCF (no sample columns) makes an aggregate-only dataset "
+            "without individuals: remove the clinical: block",
+            path=description.source,
+            field="clinical",
+        )
+    if description.alignments:
+        raise DatasetDescriptionError(
+            "a sites-only VCF has no samples for aligned reads to belong to",
+            path=description.source,
+            field="alignments",
+        )
+    if "" not in site_fields(header.info_fields).fields:
+        raise VcfError(
+            "a sites-only VCF (no sample columns) needs its counts in INFO: "
+            "declare and fill AC (Number=A) and AN (Number=1); see "
+            "docs/ingest.md, accepted inputs",
+            path=header.path,
+            field="INFO",
+        )
+
+
+def _clinical_ids(description: DatasetDescription) -> set[str]:
+    """The ids of the clinical records (none for a genotypes-only dataset)."""
+    seen: set[str] = set()
+    if description.clinical is None:
+        return seen
+    for record in read_clinical(description.clinical):
+        if record.id in seen:
+            raise ClinicalDataError(
+                f"individual {record.id!r} appears twice",
+                path=description.clinical.path,
+                field="id",
+            )
+        seen.add(record.id)
+    return seen
 
 
 def _check_genes(path: pathlib.Path, contigs: tuple[str, ...]) -> None:

@@ -145,13 +145,15 @@ def encode(
     drop_info_fields: tuple[str, ...],
     worker_processes: int,
     reporter: Reporter,
+    sites_only: bool = False,
 ) -> None:
     """ICF → VCF Zarr at ``vcz``; leaves out the named INFO fields."""
+    last_array = "variant_position" if sites_only else "call_genotype"
     marker = vcz / "wip" / "metadata.json"
     if vcz.exists() and not marker.exists():
         # Either a finished encode, or one killed inside its finalise; only the
         # former has every array in place and no wip directory.
-        if (vcz / "call_genotype").exists() and not (vcz / "wip").exists():
+        if (vcz / last_array).exists() and not (vcz / "wip").exists():
             return
         shutil.rmtree(vcz)
     if not vcz.exists():

@@ -152,6 +152,8 @@ def _vcf_index_made_by_node(run: IngestRun) -> pathlib.Path | None:
 
 def _inputs_with_clinical_archive(run: IngestRun) -> list[tuple[str, pathlib.Path]]:
     """Inputs, a clinical directory made one tar archive, not N files."""
+    if run.description.clinical is None:
+        return input_files(run.description)
     clinical = run.description.clinical.path
     if not clinical.is_dir():
         return input_files(run.description)

@@ -39,6 +39,8 @@ from ..store.models import (
 )
 from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
 from ..store.private import private_files
+from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
+from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
 from .alignments import ensure_alignment_index
 from .check import check_inputs
@@ -284,6 +286,8 @@ def _open_run(
 
 
 def _read_records(run: IngestRun) -> list[ClinicalRecord]:
+    if run.description.clinical is None:
+        return []
     return list(read_clinical(run.description.clinical))
 
 
@@ -331,7 +335,14 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
         contigs=tuple(validated["contigs"]),
         samples=(),
         info_number_g=tuple(validated["info_number_g"]),
+        file_format=validated.get("file_format", "VCF"),
+        info_fields=tuple(validated.get("info_fields", ())),
     )
+
+
+def _sites_only(run: IngestRun) -> bool:
+    """The VCF has no sample columns: counts come from INFO (store/site_counts.py)."""
+    return bool(run.state["done"]["validate"]["num_samples"] == 0)
 
 
 def _index(run: IngestRun) -> None:
@@ -340,6 +351,7 @@ def _index(run: IngestRun) -> None:
         run.work,
         run.state["done"]["validate"]["num_samples"],
     )
+    vcf.check_index_contigs(_header(run), indexed)
     run.finish("index", str(indexed))
 
 
@@ -381,6 +393,7 @@ def _encode(run: IngestRun) -> None:
         drop_info_fields=_header(run).info_number_g,
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
+        sites_only=_sites_only(run),
     )
     run.finish("encode")
     # The intermediate format is large and no longer needed.
@@ -394,7 +407,7 @@ def _open_vcz(path: pathlib.Path) -> Any:
 
 def _check_records(run: IngestRun) -> None:
     root = _open_vcz(run.vcz)
-    if root["call_genotype"].shape[2] > 2:
+    if not _sites_only(run) and root["call_genotype"].shape[2] > 2:
         raise vcf.VcfError(
             f"ploidy {root['call_genotype'].shape[2]} is not supported (1 or 2)",
             path=run.description.genotypes[0],
@@ -413,6 +426,14 @@ def _check_records(run: IngestRun) -> None:
 
 
 def _statistics(run: IngestRun) -> None:
+    if _sites_only(run):
+        fields = site_fields(_header(run).info_fields)
+        write_site_counts(run.vcz, fields)
+        run.finish(
+            "statistics",
+            {"contigs": contig_ranges(run.vcz), "populations": fields.populations},
+        )
+        return
     convert.statistics(
         run.vcz,
         num_variants=run.state["done"]["check_records"]["num_variants"],
@@ -473,6 +494,7 @@ def _publish(run: IngestRun) -> None:
             "files": [done["encrypt_files"][name] for name in done["encrypt"]],
             "alignments": done.get("encrypt_alignments", []),
             "genes": genes,
+            "site_counts": _site_counts_manifest(run),
             "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         write_json_atomic(run.publish_dir / "dataset.json", manifest)
@@ -496,6 +518,16 @@ def _publish(run: IngestRun) -> None:
             f"dataset {dataset_id!r}: staging rows vanished before publish"
         )
     run.finish("publish")
+
+
+def _site_counts_manifest(run: IngestRun) -> dict[str, Any] | None:
+    """A sites-only dataset's populations (the whole dataset is ``""``)."""
+    if not _sites_only(run):
+        return None
+    return {
+        "format_version": SITE_COUNTS_FORMAT_VERSION,
+        "populations": run.state["done"]["statistics"]["populations"],
+    }
 
 
 _STEP_FUNCTIONS = {

@@ -51,11 +51,12 @@ def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path
             index = path.with_name(path.name + suffix)
             if index.exists():
                 files.append(("genotypes-index", index))
-    clinical = description.clinical.path
-    if clinical.is_dir():
-        files += [("clinical", path) for path in sorted(clinical.glob("*.json"))]
-    else:
-        files.append(("clinical", clinical))
+    if description.clinical is not None:
+        clinical = description.clinical.path
+        if clinical.is_dir():
+            files += [("clinical", path) for path in sorted(clinical.glob("*.json"))]
+        else:
+            files.append(("clinical", clinical))
     if description.genes is not None:
         files.append(("genes", description.genes))
     for alignment in description.alignments:

@@ -108,7 +108,10 @@ def scaffold_dataset(
         )
     identifier = dataset_id or _id_from(source)
     template = None
-    if clinical is None:
+    if header.sites_only and clinical is None:
+        # An aggregate-only dataset: no individuals, so no clinical records.
+        clinical_yaml = ""
+    elif clinical is None:
         template = target.parent / "clinical.csv"
         clinical_yaml = _clinical_csv_block(_relative(template, target), CSV_COLUMNS)
     else:
@@ -142,7 +145,11 @@ def scaffold_dataset(
         assembly=assembly,
         assembly_note=assembly_note,
         genotypes=json.dumps(_relative(source, target)),
-        clinical=clinical_yaml,
+        clinical=(
+            f"clinical:\n{clinical_yaml}\n{_MISSING_CLINICAL}\n"
+            if clinical_yaml
+            else _SITES_ONLY
+        ),
         contigs=", ".join(header.contigs[:10])
         + (f" and {len(header.contigs) - 10} more" if len(header.contigs) > 10 else "")
         or "none declared",
@@ -239,6 +246,13 @@ def _write_clinical_template(path: pathlib.Path, samples: tuple[str, ...]) -> No
             writer.writerow([sample, "unknown", *[""] * (len(CSV_COLUMNS) - 2)])
 
 
+_MISSING_CLINICAL = (
+    "missing_clinical: error   # every genotyped sample needs a record (or: allow)"
+)
+_SITES_ONLY = (
+    "# no clinical: a sites-only VCF is an aggregate-only dataset (counts from INFO:\n"
+    "# docs/ingest.md, accepted inputs)\n"
+)
 _TEMPLATE = """\
 # dataset.yaml for {vcf_name} ({num_samples} samples, {num_contigs} contigs),
 # written by `genomenode datasets scaffold`. Every field: docs/dataset-yaml.md
@@ -259,10 +273,7 @@ data_use:   # DUO: exactly one permission and any modifiers; review it
   - id: DUO:0000006   # health/medical/biomedical research (HMB)
 genotypes:
   - path: {genotypes}   # contigs: {contigs}
-clinical:
-{clinical}
-missing_clinical: error   # every genotyped sample needs a record (or: allow)
-beacon:   # the defaults: the most each kind of caller learns
+{clinical}beacon:   # the defaults: the most each kind of caller learns
   anonymous: boolean
   registered: count
   granted: record

@@ -1,20 +1,25 @@
 """Checks of the genotype file: BGZF container, header, index and records.
 
-The header is read with our own parser because htslib forgives malformed lines that
-other tools then trip over. Records are checked after conversion, on the VCF Zarr
-arrays (positions, contigs, alleles), which costs a fraction of a second even for a
-large cohort; the reported line is the record's line in the VCF.
+The file is a bgzipped VCF or a BCF (told by its first decompressed bytes). The header
+is read with our own parser because htslib forgives malformed lines that other tools
+then trip over; a BCF's header is the same text, stored after its magic bytes.
+Records are checked after conversion, on the VCF Zarr arrays (positions,
+contigs, alleles), which costs a fraction of a second even for a large cohort; the
+reported line is the record's line in the VCF.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import os
 import pathlib
 import re
 import shutil
+import struct
 import zlib
+from collections.abc import Generator
 
 import numpy as np
 import pysam
@@ -24,13 +29,16 @@ from ..errors import VcfError
 __all__ = [
     "VcfHeader",
     "check_bgzf",
+    "check_index_contigs",
     "check_records",
     "ensure_index",
     "find_record_error",
+    "is_bcf",
     "read_header",
 ]
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
+_BCF_MAGIC = b"BCF\x02"
 _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _STRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=<(.*)>$")
 _UNSTRUCTURED = re.compile(r"^##([A-Za-z0-9_.-]+)=(.*)$")
@@ -56,13 +64,27 @@ _ALT = re.compile(
 
 @dataclasses.dataclass(frozen=True)
 class VcfHeader:
-    """What the ingest needs from a VCF header."""
+    """What the ingest needs from a VCF header.
+
+    ``contigs`` are the ``##contig`` lines' ids, in order; empty when the header has
+    none (optional before VCF 4.3): the records' contigs are then taken as they come.
+    ``samples`` is empty for a sites-only file; ``info_fields`` are the INFO ids.
+    ``file_format`` is ``"VCF"`` or ``"BCF"``; the line of a BCF record is its line in
+    the text ``bcftools view`` prints.
+    """
 
     path: pathlib.Path
     num_header_lines: int
     contigs: tuple[str, ...]
     samples: tuple[str, ...]
     info_number_g: tuple[str, ...]
+    file_format: str = "VCF"
+    info_fields: tuple[str, ...] = ()
+
+    @property
+    def sites_only(self) -> bool:
+        """No sample columns: an aggregate-only file (counts in INFO)."""
+        return not self.samples
 
 
 def check_bgzf(path: pathlib.Path) -> None:
@@ -95,8 +117,10 @@ def read_header(path: pathlib.Path) -> VcfHeader:
     """Parse and check the VCF header (meta lines and the #CHROM line)."""
     contigs: list[str] = []
     info_number_g: list[str] = []
+    info_fields: list[str] = []
+    file_format = "BCF" if is_bcf(path) else "VCF"
     try:
-        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
+        with contextlib.closing(_header_lines(path, file_format)) as lines:
             for number, line in enumerate(lines, 1):
                 line = line.rstrip("\n").rstrip("\r")
                 if number == 1 and not line.startswith("##fileformat=VCFv4"):
@@ -115,8 +139,10 @@ def read_header(path: pathlib.Path) -> VcfHeader:
                                 line=number,
                             )
                         contigs.append(fields["ID"])
-                    elif kind == "INFO" and fields["Number"] == "G":
-                        info_number_g.append(fields["ID"])
+                    elif kind == "INFO":
+                        info_fields.append(fields["ID"])
+                        if fields["Number"] == "G":
+                            info_number_g.append(fields["ID"])
                     continue
                 if line.startswith("#CHROM"):
                     samples = _samples(line, path, number)
@@ -126,6 +152,8 @@ def read_header(path: pathlib.Path) -> VcfHeader:
                         contigs=tuple(contigs),
                         samples=samples,
                         info_number_g=tuple(info_number_g),
+                        file_format=file_format,
+                        info_fields=tuple(info_fields),
                     )
                 raise VcfError(
                     "expected a ## meta line or the #CHROM header line",
@@ -135,6 +163,31 @@ def read_header(path: pathlib.Path) -> VcfHeader:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
         raise VcfError(f"cannot read the header: {error}", path=path) from None
     raise VcfError("no #CHROM header line", path=path)
+
+
+def is_bcf(path: pathlib.Path) -> bool:
+    """Whether the (BGZF) file is a BCF: its decompressed bytes start ``BCF\\2``."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(len(_BCF_MAGIC)) == _BCF_MAGIC
+    except (OSError, EOFError, zlib.error):
+        return False
+
+
+def _header_lines(path: pathlib.Path, file_format: str) -> Generator[str, None, None]:
+    """The header's text lines: a VCF's first lines, or a BCF's stored header text."""
+    if file_format == "VCF":
+        with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
+            yield from lines
+        return
+    with gzip.open(path, "rb") as handle:
+        # magic "BCF" 2 2, then l_text (uint32, little-endian), then the text.
+        head = handle.read(len(_BCF_MAGIC) + 5)
+        length = struct.unpack("<I", head[5:9])[0] if len(head) == 9 else -1
+        text = handle.read(length) if length >= 0 else b""
+    if length < 0 or len(text) < length:
+        raise VcfError("truncated BCF header", path=path)
+    yield from text.rstrip(b"\0").decode("utf-8").splitlines(keepends=True)
 
 
 def _meta_line(
@@ -204,11 +257,8 @@ def _samples(line: str, path: pathlib.Path, number: int) -> tuple[str, ...]:
         raise VcfError(
             "column 9 of the #CHROM line must be FORMAT", path=path, line=number
         )
+    # No sample columns: a sites-only file, whose counts are in INFO.
     samples = columns[9:]
-    if not samples:
-        raise VcfError(
-            "the VCF has no sample columns (no genotypes)", path=path, line=number
-        )
     seen: set[str] = set()
     for sample in samples:
         if sample in seen:
@@ -264,8 +314,8 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
     """
     seen: set[str] = set()
     previous_contig, previous_position = None, 0
-    num_columns = 9 + num_samples
-    with gzip.open(vcf, "rt") as lines:
+    num_columns = 9 + num_samples if num_samples else 8
+    with contextlib.closing(_text_lines(vcf)) as lines:
         for number, line in enumerate(lines, 1):
             if line.startswith("#"):
                 continue
@@ -274,7 +324,7 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
             def fail(message: str, field: str, number: int = number) -> VcfError:
                 return VcfError(message, path=vcf, line=number, field=field)
 
-            if len(columns) != num_columns:
+            if len(columns) != num_columns and (num_samples or len(columns) != 9):
                 raise fail(
                     f"{len(columns)} columns where the header has {num_columns}",
                     "#CHROM",
@@ -304,7 +354,7 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
             for alternate in columns[4].split(","):
                 if alternate != "." and not _ALT.match(alternate):
                     raise fail(f"ALT {alternate!r} is not a valid allele", "ALT")
-            keys = columns[8].split(":")
+            keys = columns[8].split(":") if num_samples else []
             if "GT" in keys:
                 slot = keys.index("GT")
                 for sample, call in enumerate(columns[9:]):
@@ -315,6 +365,48 @@ def find_record_error(vcf: pathlib.Path, num_samples: int) -> None:
                             "not valid (e.g. 0/1, 1|1, ./.)",
                             "GT",
                         )
+
+
+def _text_lines(path: pathlib.Path) -> Generator[str, None, None]:
+    """The file as VCF text: a BCF's records as ``bcftools view`` prints them."""
+    if not is_bcf(path):
+        with gzip.open(path, "rt") as lines:
+            yield from lines
+        return
+    with pysam.VariantFile(os.fspath(path)) as variants:
+        yield from str(variants.header).splitlines(keepends=True)
+        for variant in variants:
+            yield str(variant)
+
+
+def check_index_contigs(header: VcfHeader, indexed: pathlib.Path) -> None:
+    """Fail, before the conversion, if records use a contig the header does not declare.
+
+    A header without ``##contig`` lines declares none and accepts the records'
+    contigs as they come; one with some must declare every contig the index lists.
+    """
+    if not header.contigs:
+        return
+    with pysam.VariantFile(os.fspath(indexed)) as variants:
+        index = variants.index
+        indexed_contigs = list(index.keys()) if index is not None else []
+    undeclared = {name for name in indexed_contigs if name not in header.contigs}
+    if not undeclared:
+        return
+    # Only now read the text, to name the first such record's line.
+    line, contig = None, sorted(undeclared)[0]
+    with contextlib.closing(_text_lines(header.path)) as lines:
+        for number, text in enumerate(lines, 1):
+            if not text.startswith("#") and text.split("\t", 1)[0] in undeclared:
+                line, contig = number, text.split("\t", 1)[0]
+                break
+    raise VcfError(
+        f"contig {contig!r} is not declared in the header: add a ##contig line "
+        "for it, or remove all ##contig lines",
+        path=header.path,
+        line=line,
+        field="CHROM",
+    )
 
 
 def check_records(
@@ -333,7 +425,8 @@ def check_records(
     def line_of(record: int) -> int:
         return header.num_header_lines + 1 + int(record)
 
-    declared = set(header.contigs)
+    # No ##contig lines: the records' contigs are the dataset's.
+    declared = set(header.contigs) if header.contigs else set(contig_ids)
     for contig_index in np.unique(variant_contig):
         name = contig_ids[contig_index]
         if name not in declared:

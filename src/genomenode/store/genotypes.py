@@ -521,8 +521,15 @@ class GenotypeStore:
         """
         if not 0 <= row < len(self._positions):
             raise NotFoundError(f"no variant row {row}")
+        if self._sites_only:
+            # An aggregate-only dataset (store/site_counts.py): nobody's calls.
+            return np.empty((0, 2), dtype=np.int8)
         size = self._by_variant.chunks[0]
         return self._genotype_chunk(row // size)[row % size]
+
+    @functools.cached_property
+    def _sites_only(self) -> bool:
+        return "call_genotype" not in self.root and BY_VARIANT not in self.root
 
     @functools.cached_property
     def _max_alleles(self) -> int:

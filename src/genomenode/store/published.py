@@ -35,6 +35,7 @@ from .models import (
     published_datasets,
 )
 from .node import Node
+from .site_counts import SiteCounts
 
 __all__ = ["DatasetFacts", "PublishedDataset", "PublishedDatasets"]
 
@@ -95,6 +96,14 @@ class PublishedDataset:
             self.node.datasets_dir / self.id / genotypes["path"],
             genotypes["contigs"],
         )
+
+    @functools.cached_property
+    def site_counts(self) -> SiteCounts | None:
+        """A sites-only dataset's per-population counts; None for a cohort."""
+        if not self.manifest.get("site_counts"):
+            return None
+        genotypes = self.manifest["genotypes"]
+        return SiteCounts(self.node.datasets_dir / self.id / genotypes["path"])
 
     @functools.cached_property
     def _samples(self) -> tuple[np.ndarray, dict[str, int]]:
