@@ -28,6 +28,7 @@ CHECKPOINTS = [
     "explode:partition",
     "after:explode",
     "encode:partition",
+    "encode:finalise-array",  # some arrays in place, others not (was a crash)
     "after:encode",
     "after:check_records",
     "after:statistics",

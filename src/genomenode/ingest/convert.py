@@ -15,6 +15,7 @@ import logging
 import pathlib
 import shutil
 from collections.abc import Callable
+from typing import Any
 
 import numcodecs
 from bio2zarr import vcf as bio2zarr_vcf
@@ -194,7 +195,27 @@ def encode(
         worker_processes=worker_processes,
         reporter=reporter,
     )
-    bio2zarr_vcf.encode_finalise(vcz)
+    _finalise(writer)
+
+
+def _finalise(writer: Any) -> None:
+    """bio2zarr's ``encode_finalise``, resumable: an ingest killed inside it has
+    moved some arrays into place already (bio2zarr would then refuse with "Array
+    ... already exists"); those are kept, the others finalised (moving chunks is
+    a rename per file, so a half-moved array finishes moving), then the work
+    directory goes."""
+    missing = [
+        partition
+        for partition in range(writer.num_partitions)
+        if not writer.partition_path(partition).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(f"partitions not encoded: {missing}")
+    for field in writer.schema.fields:
+        if not (writer.path / field.name).exists():
+            writer.finalise_array(field.name)
+            checkpoint("encode:finalise-array")
+    shutil.rmtree(writer.wip_path)
 
 
 def statistics(
