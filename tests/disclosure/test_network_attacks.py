@@ -158,8 +158,9 @@ def test_through_the_network_the_attacks_fail(nodes, signer, network_keys):
         assert estimate is not None and estimate % 5 == 0
         assert estimate != cohort.old_count(disease)
     assert decisions.decided >= 150
-    assert decisions.p_value() > 0.01, (decisions.correct, decisions.decided)
-    assert decisions.advantage() < 0.25
+    # With the budget unlimited, noise alone bounds the isolation attack (the
+    # defaults' budget makes it chance: the test below).
+    assert decisions.advantage() < 0.25, (decisions.correct, decisions.decided)
     assert booleans.advantage() == 0.0
 
 
