@@ -136,6 +136,9 @@ def test_ctrl_c_stops_the_whole_network(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        # Started with SIGINT ignored, as a background job of a script is (and as
+        # this test process may be): Ctrl-C must stop the demo all the same.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     lines = []
     deadline = time.monotonic() + 120

@@ -518,8 +518,11 @@ def run_demo(
             console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
         if wait:
             console.print("\nRunning; Ctrl-C stops the nodes and the network.")
-            # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl-C.
+            # SIGTERM (a service manager, `kill`) stops it as cleanly as Ctrl-C;
+            # and Ctrl-C does even when the demo was started with SIGINT ignored
+            # (a background job of a script inherits that, and Python keeps it).
             signal.signal(signal.SIGTERM, _interrupt)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             with contextlib.suppress(KeyboardInterrupt):
                 while all(process.poll() is None for process in processes):
                     time.sleep(0.5)
