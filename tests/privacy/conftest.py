@@ -18,11 +18,8 @@ baseline) and with the defaults.
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,8 +39,9 @@ from genomenode.privacy.oracle import BeaconOracle
 from genomenode.store.node import init_node
 
 from ..conftest import free_port, in_process_workers, wait_until_up
+from ..network.test_network import _start as start_python
+from ..network.test_network import _stop
 
-REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 MEMBERS, NON_MEMBERS, REFERENCE = 20, 100, 300
 LENGTH = 8_000_000
 UNPROTECTED = {"GENOMENODE_DISCLOSURE_ENABLED": "false"}
@@ -89,24 +87,7 @@ def attack_cohort(tmp_path_factory) -> AttackCohort:
 
 
 def _start(arguments: list[str], environment: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "genomenode", *arguments],
-        env={**os.environ, **environment},
-        cwd=REPOSITORY,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    return start_python(["-m", "genomenode", *arguments], environment)
 
 
 @contextlib.contextmanager
