@@ -394,20 +394,7 @@ async def entry_types(request: Request) -> JSONResponse:
 
 #: The official schemas the Beacon operations reference (by name, see
 #: :func:`~genomenode.beacon.schemas.openapi_components`).
-OPENAPI_SCHEMAS = (
-    "beaconBooleanResponse",
-    "beaconCollectionsResponse",
-    "beaconConfigurationResponse",
-    "beaconCountResponse",
-    "beaconEntryTypesResponse",
-    "beaconErrorResponse",
-    "beaconFilteringTermsResponse",
-    "beaconInfoResponse",
-    "beaconMapResponse",
-    "beaconRequestBody",
-    "beaconResultsetsResponse",
-    "ga4gh-service-info-1-0-0-schema",
-)
+OPENAPI_SCHEMAS = (*schemas.RESPONSE_SCHEMAS, "beaconRequestBody")
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -48,6 +48,7 @@ from genomenode.errors import (
 
 __all__ = [
     "BASE_URI",
+    "RESPONSE_SCHEMAS",
     "SCHEMA_PATHS",
     "BeaconSchemaError",
     "BeaconValidationError",
@@ -74,24 +75,24 @@ _ALIASES: dict[str, str] = {
     _MODEL + "common/info.json": "framework/json/common/info.json",
 }
 
+#: The official response schemas (framework/json/responses/).
+RESPONSE_SCHEMAS = (
+    "beaconBooleanResponse",
+    "beaconCollectionsResponse",
+    "beaconConfigurationResponse",
+    "beaconCountResponse",
+    "beaconEntryTypesResponse",
+    "beaconErrorResponse",
+    "beaconFilteringTermsResponse",
+    "beaconInfoResponse",
+    "beaconMapResponse",
+    "beaconResultsetsResponse",
+    "ga4gh-service-info-1-0-0-schema",
+)
+
 #: Schema names accepted by :func:`validator`, and their path in the vendored tree.
 SCHEMA_PATHS: dict[str, str] = {
-    **{
-        name: f"{_RESPONSES}{name}.json"
-        for name in (
-            "beaconBooleanResponse",
-            "beaconCollectionsResponse",
-            "beaconConfigurationResponse",
-            "beaconCountResponse",
-            "beaconEntryTypesResponse",
-            "beaconErrorResponse",
-            "beaconFilteringTermsResponse",
-            "beaconInfoResponse",
-            "beaconMapResponse",
-            "beaconResultsetsResponse",
-            "ga4gh-service-info-1-0-0-schema",
-        )
-    },
+    **{name: f"{_RESPONSES}{name}.json" for name in RESPONSE_SCHEMAS},
     "beaconRequestBody": "framework/json/requests/beaconRequestBody.json",
     "beaconRequestMeta": "framework/json/requests/beaconRequestMeta.json",
     "beaconConfigurationSchema": (
