@@ -282,6 +282,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Directory of the node store (datasets, staging); default NODE_DIR/store.",
     ),
     Setting(
+        "dask_scheduler",
+        _optional_str,
+        None,
+        "Address of a Dask distributed scheduler (tcp://host:8786) on which ingest "
+        "partitions and the node's computations run; unset: in this process.",
+    ),
+    Setting(
         "private_key",
         str,
         "keys/node.sec",
