@@ -166,3 +166,20 @@ def test_an_answer_that_breaks_its_declared_schema_is_reported():
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     problems = fuzz_openapi(schema, examples=2)
     assert problems and "name" in problems[0], problems
+
+
+def test_htsget_operations_declare_their_parameters_body_and_ticket(node_client):
+    paths = node_client.get("/api/openapi.json").json()["paths"]
+    for kind, only_reads in (("variants", set()), ("reads", {"fields", "tags"})):
+        operations = paths[f"/htsget/{kind}/{{object_id}}"]
+        names = {p["name"] for p in operations["get"]["parameters"]}
+        assert {"format", "class", "referenceName", "start", "end"} <= names
+        assert only_reads <= names
+        if kind == "variants":
+            assert not {"fields", "tags", "notags"} & names
+        body = operations["post"]["requestBody"]["content"]["application/json"]
+        assert "regions" in body["schema"]["properties"]
+        for method in ("get", "post"):
+            content = operations[method]["responses"]["200"]["content"]
+            ticket = content["application/vnd.ga4gh.htsget.v1.3.0+json"]["schema"]
+            assert ticket["properties"]["htsget"]["required"] == ["format", "urls"]

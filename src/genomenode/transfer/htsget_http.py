@@ -105,16 +105,114 @@ def _service_info(request: Request, kind: Kind) -> dict[str, Any]:
     )
 
 
+def _string(description: str, **schema: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **schema}
+
+
+#: The ticket (htsget 1.3 "Response JSON"): 200 of every ticket request.
+_TICKET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["htsget"],
+    "properties": {
+        "htsget": {
+            "type": "object",
+            "required": ["format", "urls"],
+            "properties": {
+                "format": _string("The format of the data the URLs return."),
+                "urls": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {
+                            "url": _string("A block: https URL or data: URI."),
+                            "headers": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                            "class": _string("Header or body", enum=["header", "body"]),
+                        },
+                    },
+                },
+                "md5": _string("MD5 of the whole answer, when known."),
+            },
+        }
+    },
+}
+
+
+def _ticket_openapi(kind: Kind, post: bool) -> dict[str, Any]:
+    """``openapi_extra`` of a ticket operation: its query parameters (GET) or body
+    (POST), as :func:`~genomenode.transfer.htsget.parse_query` reads them, and
+    the ticket it answers with."""
+    names: dict[str, dict[str, Any]] = {
+        "format": _string("Output format.", enum=list(FORMATS[kind])),
+        "class": _string("Only the header (no other parameter).", enum=["header"]),
+    }
+    if kind == "reads":
+        names |= {
+            "fields": _string("Comma-separated SAM fields to keep."),
+            "tags": _string("Comma-separated tags to keep."),
+            "notags": _string("Comma-separated tags to drop."),
+        }
+    region = {
+        "referenceName": _string("The reference sequence (e.g. 22, chr22, *)."),
+        "start": {"type": "integer", "minimum": 0, "description": "0-based start."},
+        "end": {"type": "integer", "minimum": 0, "description": "Exclusive end."},
+    }
+    extra: dict[str, Any] = {
+        "responses": {
+            "200": {
+                "description": "The ticket: the URLs whose bodies, concatenated, "
+                "are the answer",
+                "content": {HTSGET_MEDIA_TYPE: {"schema": _TICKET_SCHEMA}},
+            }
+        }
+    }
+    if post:
+        body_names = {
+            name: {"type": "array", "items": {"type": "string"}}
+            if name in ("fields", "tags", "notags")
+            else schema
+            for name, schema in names.items()
+        }
+        body_names["regions"] = {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["referenceName"],
+                "properties": region,
+            },
+        }
+        extra["requestBody"] = {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": body_names}
+                }
+            },
+        }
+    else:
+        extra["parameters"] = [
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in (names | region).items()
+        ]
+    return extra
+
+
 # Decorators apply bottom-up: GET is the first route, as in the OpenAPI.
 @router.post(
     "/variants/{object_id}",
     summary="htsget ticket for variants",
     operation_id="htsget_variants_post",
+    openapi_extra=_ticket_openapi("variants", post=True),
 )
 @router.get(
     "/variants/{object_id}",
     summary="htsget ticket for variants",
     operation_id="htsget_variants_get",
+    openapi_extra=_ticket_openapi("variants", post=False),
 )
 async def variants_ticket(request: Request, object_id: str) -> JSONResponse:
     return await _ticket(request, "variants", object_id)
@@ -124,11 +222,13 @@ async def variants_ticket(request: Request, object_id: str) -> JSONResponse:
     "/reads/{object_id}",
     summary="htsget ticket for reads",
     operation_id="htsget_reads_post",
+    openapi_extra=_ticket_openapi("reads", post=True),
 )
 @router.get(
     "/reads/{object_id}",
     summary="htsget ticket for reads",
     operation_id="htsget_reads_get",
+    openapi_extra=_ticket_openapi("reads", post=False),
 )
 async def reads_ticket(request: Request, object_id: str) -> JSONResponse:
     return await _ticket(request, "reads", object_id)
