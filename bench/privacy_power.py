@@ -14,7 +14,8 @@ point of the curve, so that every point has a budget of its own):
 
 Against the defaults the attacks also run as an attacker with many addresses
 (``sybil``): SB from a fresh address for every target, Homer from a fresh address
-for every 10 SNPs, each within its own budget.
+for every 10 SNPs, each within its own budget (and all within the anonymous pool).
+Every point starts with every budget unspent (a new budget window).
 
 Power is at a 5 % false-positive rate, the threshold taken from the non-members.
 Writes ``docs/privacy-power.md`` (a Markdown table for docs/privacy.md to include)
@@ -45,7 +46,7 @@ from genomenode.privacy.cohort import read_genotypes, simulate_split_cohort
 from genomenode.privacy.homer import homer_attack
 from genomenode.privacy.oracle import BeaconOracle
 from genomenode.privacy.sb import sb_attack
-from genomenode.store.node import init_node
+from genomenode.store.node import init_node, open_node
 
 MEMBERS, NON_MEMBERS, REFERENCE, LENGTH = 20, 100, 300, 8_000_000
 SB_QUERIES = (1, 2, 3, 5, 10, 20, 50)
@@ -93,6 +94,17 @@ def _serve(node_dir: pathlib.Path, environment: dict[str, str]) -> Iterator[str]
         process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def _fresh(node_dir: pathlib.Path, environment: dict[str, str]) -> Iterator[str]:
+    """The node served with every budget unspent, as on the first day of a budget
+    window: each point of a curve is an attack of its own, not the leftovers of
+    the points before it (the anonymous pool is shared by every address)."""
+    with open_node(node_dir) as node, node.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM disclosure_budgets")
+    with _serve(node_dir, environment) as url:
+        yield url
+
+
 class _Addresses:
     """A fresh loopback address (so a fresh anonymous budget) per point."""
 
@@ -125,56 +137,58 @@ def _curves(root: pathlib.Path, quick: bool) -> dict[str, list[tuple]]:
     homer_grid = HOMER_QUERIES[:3] if quick else HOMER_QUERIES
     rows: dict[str, list[tuple]] = {"sb": [], "homer": []}
     addresses = _Addresses()
+    node_dir = root / "node"
     for setting, environment in SETTINGS.items():
-        with _serve(root / "node", environment) as url:
-            for queries in sb_grid:
-                with contextlib.ExitStack() as stack:
-                    oracle = BeaconOracle(addresses.client(stack), url, workers=4)
-                    result = sb_attack(
-                        oracle,
-                        targets,
-                        is_member,
-                        reference,
-                        num_individuals=MEMBERS,
-                        queries=queries,
-                    )
-                rows["sb"].append((setting, queries, result))
-                print(f"sb {setting} {queries}: {result.as_dict()}", file=sys.stderr)
-                if setting == "defaults":
-                    with contextlib.ExitStack() as stack:
-                        many = [
-                            BeaconOracle(addresses.client(stack), url, workers=4)
-                            for _ in range(len(is_member))
-                        ]
-                        result = sb_attack(
-                            many,
-                            targets,
-                            is_member,
-                            reference,
-                            num_individuals=MEMBERS,
-                            queries=queries,
-                        )
-                    rows["sb"].append(("sybil", queries, result))
-                    print(f"sb sybil {queries}: {result.as_dict()}", file=sys.stderr)
-            for queries in homer_grid:
-                with contextlib.ExitStack() as stack:
-                    oracle = BeaconOracle(addresses.client(stack), url, workers=4)
-                    result = homer_attack(
-                        oracle, targets, is_member, reference, queries=queries
-                    )
-                rows["homer"].append((setting, queries, result))
-                print(f"homer {setting} {queries}: {result.as_dict()}", file=sys.stderr)
-                if setting == "defaults":
-                    with contextlib.ExitStack() as stack:
-                        many = [
-                            BeaconOracle(addresses.client(stack), url, workers=4)
-                            for _ in range(max(1, queries // SNPS_PER_ADDRESS))
-                        ]
-                        result = homer_attack(
-                            many, targets, is_member, reference, queries=queries
-                        )
-                    rows["homer"].append(("sybil", queries, result))
-                    print(f"homer sybil {queries}: {result.as_dict()}", file=sys.stderr)
+        for queries in sb_grid:
+            with _fresh(node_dir, environment) as url, contextlib.ExitStack() as stack:
+                oracle = BeaconOracle(addresses.client(stack), url, workers=4)
+                result = sb_attack(
+                    oracle,
+                    targets,
+                    is_member,
+                    reference,
+                    num_individuals=MEMBERS,
+                    queries=queries,
+                )
+            rows["sb"].append((setting, queries, result))
+            print(f"sb {setting} {queries}: {result.as_dict()}", file=sys.stderr)
+            if setting != "defaults":
+                continue
+            with _fresh(node_dir, environment) as url, contextlib.ExitStack() as stack:
+                many = [
+                    BeaconOracle(addresses.client(stack), url, workers=4)
+                    for _ in range(len(is_member))
+                ]
+                result = sb_attack(
+                    many,
+                    targets,
+                    is_member,
+                    reference,
+                    num_individuals=MEMBERS,
+                    queries=queries,
+                )
+            rows["sb"].append(("sybil", queries, result))
+            print(f"sb sybil {queries}: {result.as_dict()}", file=sys.stderr)
+        for queries in homer_grid:
+            with _fresh(node_dir, environment) as url, contextlib.ExitStack() as stack:
+                oracle = BeaconOracle(addresses.client(stack), url, workers=4)
+                result = homer_attack(
+                    oracle, targets, is_member, reference, queries=queries
+                )
+            rows["homer"].append((setting, queries, result))
+            print(f"homer {setting} {queries}: {result.as_dict()}", file=sys.stderr)
+            if setting != "defaults":
+                continue
+            with _fresh(node_dir, environment) as url, contextlib.ExitStack() as stack:
+                many = [
+                    BeaconOracle(addresses.client(stack), url, workers=4)
+                    for _ in range(max(1, queries // SNPS_PER_ADDRESS))
+                ]
+                result = homer_attack(
+                    many, targets, is_member, reference, queries=queries
+                )
+            rows["homer"].append(("sybil", queries, result))
+            print(f"homer sybil {queries}: {result.as_dict()}", file=sys.stderr)
     return rows
 
 

@@ -519,6 +519,14 @@ SETTINGS: tuple[Setting, ...] = (
         "ceil(this / AC) units of epsilon_per_query (at least 1).",
     ),
     Setting(
+        "disclosure_small_dataset_individuals",
+        _non_negative_int,
+        100,
+        "Weighted cost: an answer about people in a dataset of N individuals costs "
+        "at least ceil(this / N) units of epsilon_per_query (each person is 1/N of "
+        "it; 0: off).",
+    ),
+    Setting(
         "disclosure_count_rounding",
         _positive_int,
         5,

@@ -127,6 +127,31 @@ def test_the_budget_withholds_and_says_when(sqlite_node):
     assert control.release_boolean(fresh, 6, allele_count=12).epsilon == 1.0
 
 
+def test_answers_about_people_in_small_datasets_cost_more(sqlite_node):
+    """Each person is 1/N of an answer about N people: below
+    disclosure_small_dataset_individuals (100) an answer costs ceil(100 / N)
+    units, so a 20-person dataset gives a caller a fifth of the answers; presence
+    answers select nobody and are not weighted."""
+    control = _control(sqlite_node, disclosure_epsilon_budget=5.0)
+
+    def asked(question: str, individuals: int | None, number: int = 1) -> Asked:
+        return dataclasses.replace(
+            _asked(question), identity=f"ip:192.0.2.{number}", individuals=individuals
+        )
+
+    assert control.release_count(asked("a", 20), 50).epsilon == 2.5
+    assert control.release_count(asked("b", 20), 50).epsilon == 2.5
+    assert control.release_count(asked("c", 20), 50).withheld == "budget"
+    assert control.release_count(asked("d", 1000, 2), 50).epsilon == 0.5
+    assert control.release_count(asked("e", None, 2), 50).epsilon == 0.5
+    # The larger of the two weights: ceil(20 / 2) = 10 units for AC 2.
+    assert control.release_boolean(asked("f", 20, 3), 6, allele_count=2).epsilon == 5
+    presence = control.release_presence(asked("g", 20, 4), 1, allele_count=500)
+    assert presence.epsilon == 0.05
+    off = _control(sqlite_node, disclosure_small_dataset_individuals=0)
+    assert off.release_count(asked("h", 20, 5), 50).epsilon == 0.5
+
+
 def test_many_anonymous_addresses_share_one_pool(sqlite_node):
     """Addresses are cheap: anonymous counts also spend a pool all anonymous callers
     share, so a thousand addresses get no more than the pool allows."""

@@ -25,7 +25,9 @@ from ..conftest import in_process_workers, write_dataset_yaml, write_small_cohor
 
 BASE = "http://testserver"
 DATASET = "budgeted"
-#: Anonymous yes/no on people carrying a common variant: 0.5 of the budget each.
+#: Anonymous yes/no on people carrying a common variant: in a dataset of 60 people
+#: each costs ceil(100 / 60) = 2 units of 0.5 (disclosure_small_dataset_individuals),
+#: a quarter of the budget of 4.
 QUERY = {
     "meta": {"apiVersion": "2.0"},
     "query": {
@@ -51,7 +53,7 @@ def budget_node(tmp_path_factory):
     config_file.write_text(
         config_file.read_text()
         + f"trusted_networks: {json.dumps(trusted)}\n"
-        + "disclosure_epsilon_budget: 2.0\n"
+        + "disclosure_epsilon_budget: 4.0\n"
     )
     node.close()
     reopened = open_node(root / "node")
@@ -128,7 +130,8 @@ def test_concurrent_requests_cannot_overspend(budget_node):
     node = Node(
         NodeConfig(
             budget_node.config.node_dir,
-            {**budget_node.config.values, "disclosure_epsilon_budget": 10.0},
+            # 1.0 an answer (QUERY): twenty of them.
+            {**budget_node.config.values, "disclosure_epsilon_budget": 20.0},
         )
     )
     with (

@@ -122,6 +122,7 @@ class Guard:
             # access change does not (it would let repeats be averaged).
             generation=str(handle.facts.created_at),
             filtered=filtered,
+            individuals=handle.facts.num_individuals or handle.facts.num_samples,
         )
 
     def hides(

@@ -73,6 +73,9 @@ class Asked:
         The aggregate is over people chosen by filters: a zero is perturbed too
         (a zero over the whole dataset is left alone: it says nothing of a person
         that the rare-allele policy has not already decided).
+    individuals
+        How many people the dataset holds (None: unknown), for the weighted cost
+        of answers about people (``disclosure_small_dataset_individuals``).
     """
 
     identity: str
@@ -82,6 +85,7 @@ class Asked:
     canonical: str
     generation: str | int = 0
     filtered: bool = True
+    individuals: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,15 +278,20 @@ class DisclosureControl:
         """True when the caller gets the truth (layer off, or records granted)."""
         return not self.settings.enabled or asked.caller_kind == "granted"
 
+    def _epsilon(
+        self, asked: Asked, allele_count: int | None, *, presence: bool = False
+    ) -> float:
+        """What one answer costs: presence answers (no people selected) by the
+        variant's rarity, answers about people by the dataset's size too."""
+        if presence:
+            return self.settings.presence_epsilon * self.settings.cost(allele_count)
+        units = self.settings.cost(allele_count, asked.individuals)
+        return self.settings.epsilon_per_query * units
+
     def _charge(
         self, asked: Asked, allele_count: int | None, *, presence: bool = False
     ) -> Release | None:
-        unit = (
-            self.settings.presence_epsilon
-            if presence
-            else self.settings.epsilon_per_query
-        )
-        epsilon = unit * self.settings.cost(allele_count)
+        epsilon = self._epsilon(asked, allele_count, presence=presence)
         charged = self.budgets.charge(asked.identity, asked.dataset_id, epsilon)
         if charged.allowed and asked.caller_kind == "anonymous" and not presence:
             # Anonymous callers are addresses, and addresses are cheap: counts and
@@ -330,7 +339,7 @@ class DisclosureControl:
         refused = self._charge(asked, allele_count)
         if refused is not None:
             return refused
-        epsilon = self.settings.epsilon_per_query * self.settings.cost(allele_count)
+        epsilon = self._epsilon(asked, allele_count)
         if true_count == 0 and not asked.filtered:
             return Release(0, exact=True, epsilon=epsilon)
         step = self.settings.count_rounding
@@ -360,7 +369,7 @@ class DisclosureControl:
         refused = self._charge(asked, allele_count)
         if refused is not None:
             return refused
-        epsilon = self.settings.epsilon_per_query * self.settings.cost(allele_count)
+        epsilon = self._epsilon(asked, allele_count)
         if true_count == 0 and not asked.filtered:
             return Release(False, exact=True, epsilon=epsilon)
         if self.settings.boolean_mechanism == "randomized-response":
@@ -388,7 +397,7 @@ class DisclosureControl:
         refused = self._charge(asked, allele_count, presence=True)
         if refused is not None:
             return refused
-        epsilon = self.settings.presence_epsilon * self.settings.cost(allele_count)
+        epsilon = self._epsilon(asked, allele_count, presence=True)
         return Release(num_present, exact=True, epsilon=epsilon)
 
     def _frequency(
@@ -407,7 +416,7 @@ class DisclosureControl:
         refused = self._charge(asked, allele_count)
         if refused is not None:
             return refused
-        epsilon = self.settings.epsilon_per_query * self.settings.cost(allele_count)
+        epsilon = self._epsilon(asked, allele_count)
         noisy = round(self._noisy(asked, allele_count))
         noisy = min(max(noisy, 0), allele_number)
         return Release(

@@ -31,6 +31,7 @@ class DisclosureSettings:
     presence_epsilon: float = _DEFAULTS["disclosure_presence_epsilon"]
     budget_window_seconds: int = _DEFAULTS["disclosure_budget_window_seconds"]
     rare_cost_allele_count: int = _DEFAULTS["disclosure_rare_cost_allele_count"]
+    small_dataset_individuals: int = _DEFAULTS["disclosure_small_dataset_individuals"]
     count_rounding: int = _DEFAULTS["disclosure_count_rounding"]
     rare_allele_count: int = _DEFAULTS["disclosure_rare_allele_count"]
     rare_allele_frequency: float = _DEFAULTS["disclosure_rare_allele_frequency"]
@@ -89,9 +90,15 @@ class DisclosureSettings:
         )
         return (counts > 0) & ((counts < self.rare_allele_count) | frequency_low)
 
-    def cost(self, allele_count: int | None) -> int:
-        """Units of ``epsilon_per_query`` an answer about a variant costs: rarer
-        costs more (Raisaro et al. 2017); ``None`` (no variant) costs 1."""
-        if allele_count is None or allele_count >= self.rare_cost_allele_count:
-            return 1
-        return -(-self.rare_cost_allele_count // max(allele_count, 1))
+    def cost(self, allele_count: int | None, individuals: int | None = None) -> int:
+        """Units of ``epsilon_per_query`` an answer costs: one about a rarer
+        variant costs more (Raisaro et al. 2017), and so does one about people in
+        a smaller dataset (``individuals``), where each person is a larger part
+        of every answer (Homer's test gains with the ratio of answers to
+        people). ``None``: no variant, or not an answer about people."""
+        units = 1
+        if allele_count is not None and allele_count < self.rare_cost_allele_count:
+            units = -(-self.rare_cost_allele_count // max(allele_count, 1))
+        if individuals is not None and 0 < individuals < self.small_dataset_individuals:
+            units = max(units, -(-self.small_dataset_individuals // individuals))
+        return units
