@@ -38,8 +38,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     allow_header_conformance,
+    content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
+    status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
 
@@ -78,6 +80,8 @@ REFUSALS = frozenset({400, 401, 403, 404, 405, 408, 409, 413, 415, 422})
 #: What schemathesis checks of every answer to a case drawn from an OpenAPI.
 CONFORMANCE = [
     not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
     response_schema_conformance,
     allow_header_conformance,
 ]

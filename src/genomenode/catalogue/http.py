@@ -24,7 +24,7 @@ import hmac
 import math
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -106,6 +106,54 @@ def negotiate_format(
     return "json-ld"
 
 
+#: The query parameter naming a serialisation (else the Accept header decides).
+_FORMAT_PARAMETER: dict[str, Any] = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "jsonld (default) or turtle; without it, the Accept header",
+    "schema": {"type": "string", "enum": sorted(_FORMAT_NAMES)},
+}
+
+
+def _graph_answers(description: str, *, json_search: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` of a route answering with a DCAT-AP graph: JSON-LD or
+    Turtle (and, ``json_search``, the network's search results as plain JSON
+    when no format is named)."""
+    content: dict[str, Any] = {
+        "application/ld+json": {"schema": {"type": "object"}},
+        "text/turtle": {"schema": {"type": "string"}},
+    }
+    if json_search:
+        content["application/json"] = {
+            "schema": {
+                "type": "array",
+                "description": "Datasets of the harvested catalogues that match",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "node", "country", "access_rights", "urls"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": {"type": ["string", "null"]},
+                        "description": {"type": ["string", "null"]},
+                        "node": {"type": "string"},
+                        "country": {"type": ["string", "null"]},
+                        # PUBLIC, RESTRICTED or NON_PUBLIC from genomenode nodes.
+                        "access_rights": {"type": ["string", "null"]},
+                        "num_individuals": {"type": ["integer", "null"]},
+                        "duo": {"type": "array", "items": {"type": "string"}},
+                        "diseases": {"type": "array", "items": {"type": "string"}},
+                        "urls": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                },
+            }
+        }
+    return {"responses": {"200": {"description": description, "content": content}}}
+
+
 # -- a node's catalogue -----------------------------------------------------------
 
 
@@ -115,12 +163,26 @@ def catalogue_node(request: Request) -> Node:
     return node
 
 
-@router.get("/datasets", summary="The node's DCAT-AP catalogue of published datasets")
+@router.get(
+    "/datasets",
+    summary="The node's DCAT-AP catalogue of published datasets",
+    openapi_extra={
+        "parameters": [_FORMAT_PARAMETER],
+        **_graph_answers("The catalogue (DCAT-AP 3 / HealthDCAT-AP)"),
+    },
+)
 async def catalog(request: Request) -> Response:
     return await _catalogue_response(request, None)
 
 
-@router.get("/datasets/{dataset_id}", summary="One published dataset as DCAT-AP")
+@router.get(
+    "/datasets/{dataset_id}",
+    summary="One published dataset as DCAT-AP",
+    openapi_extra={
+        "parameters": [_FORMAT_PARAMETER],
+        **_graph_answers("The dataset's record (DCAT-AP 3 / HealthDCAT-AP)"),
+    },
+)
 async def dataset(request: Request, dataset_id: str) -> Response:
     return await _catalogue_response(request, dataset_id)
 
@@ -235,7 +297,15 @@ def harvest_gate(request: Request) -> HarvestGate:
     return gate
 
 
-@network_router.get("/datasets", summary="Search the harvested datasets of the network")
+@network_router.get(
+    "/datasets",
+    summary="Search the harvested datasets of the network",
+    openapi_extra=_graph_answers(
+        "Matching datasets (JSON); with format, the union of the harvested "
+        "catalogues as a graph",
+        json_search=True,
+    ),
+)
 async def datasets(
     request: Request,
     q: str | None = None,
