@@ -260,6 +260,11 @@ def test_a_dataset_below_the_floor_publishes_the_floor(tmp_path):
             ingest(node, description)
             with TestClient(create_app(node, base_url=BASE)) as client:
                 graph = _jsonld(client, "/catalogue/datasets")
+            # The serving app's layer decides: switched off there, the truth.
+            off = create_app(node, base_url=BASE, disclosure_enabled=False)
+            with TestClient(off) as client:
+                unprotected = _jsonld(client, "/catalogue/datasets")
     subject = _iri("fi-tiny")
     assert int(graph.value(subject, HEALTHDCATAP.numberOfRecords)) == 5
     assert int(graph.value(subject, HEALTHDCATAP.numberOfUniqueIndividuals)) == 5
+    assert int(unprotected.value(subject, HEALTHDCATAP.numberOfUniqueIndividuals)) == 3

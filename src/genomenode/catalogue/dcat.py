@@ -204,14 +204,21 @@ def _new_graph() -> Graph:
 class _CatalogueBuilder:
     """Adds a node's catalogue to a graph; one per request."""
 
-    def __init__(self, node: Node, base_url: str, graph: Graph) -> None:
+    def __init__(
+        self,
+        node: Node,
+        base_url: str,
+        graph: Graph,
+        disclosure: DisclosureControl | None = None,
+    ) -> None:
         self.node = node
         self.base_url = base_url.rstrip("/")
         self.graph = graph
         self.publisher = URIRef(f"{self.base_url}/catalogue#publisher")
         # The counts published here pass the one disclosure layer too (totals:
-        # no budget, no noise, the small-count floor).
-        self.disclosure = DisclosureControl(
+        # no budget, no noise, the small-count floor): the serving app's layer,
+        # else one from the node's settings.
+        self.disclosure = disclosure or DisclosureControl(
             DisclosureSettings.from_values(node.config.values),
             None,
             node.config.node_dir / "keys",
@@ -367,7 +374,11 @@ def _fragment(url: str) -> str:
 
 
 def catalogue_graph(
-    node: Node, *, base_url: str, dataset_id: str | None = None
+    node: Node,
+    *,
+    base_url: str,
+    dataset_id: str | None = None,
+    disclosure: DisclosureControl | None = None,
 ) -> Graph:
     """The DCAT catalogue of ``node``'s published datasets, or of one of them.
 
@@ -379,6 +390,9 @@ def catalogue_graph(
         The external URL of the node; every IRI of the catalogue is under it.
     dataset_id
         Describe only this dataset (and no ``dcat:Catalog``).
+    disclosure
+        The disclosure layer the published counts pass (the serving app's);
+        default: one built from the node's settings.
 
     Returns
     -------
@@ -416,7 +430,7 @@ def catalogue_graph(
             )
         )
     graph = _new_graph()
-    builder = _CatalogueBuilder(node, base_url, graph)
+    builder = _CatalogueBuilder(node, base_url, graph, disclosure)
     builder.add_publisher()
     if dataset_id is None:
         builder.add_catalog(ids)

@@ -20,6 +20,7 @@ Handlers carry no docstrings, which FastAPI would publish in the OpenAPI.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import math
 import time
@@ -192,8 +193,15 @@ async def _catalogue_response(request: Request, dataset_id: str | None) -> Respo
         request.query_params.get("format"), request.headers.get("accept")
     )
     node = catalogue_node(request)
+    beacon = getattr(request.app.state, "beacon", None)
     graph = await run_in_threadpool(
-        catalogue_graph, node, base_url=_base_url(request), dataset_id=dataset_id
+        functools.partial(
+            catalogue_graph,
+            node,
+            base_url=_base_url(request),
+            dataset_id=dataset_id,
+            disclosure=getattr(beacon, "disclosure", None),
+        )
     )
     return Response(
         serialise(graph, serialisation),
