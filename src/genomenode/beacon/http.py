@@ -41,7 +41,7 @@ from ..store.published import PublishedDatasets
 from ..vocab import ontology
 from ..web.blocking import run_blocking
 from ..web.body import read_json
-from ..web.openapi import publish_openapi
+from ..web.openapi import answers, publish_openapi
 from ..web.responses import json_response
 from . import filters, framework, schemas
 from .engine import COLLECTIONS, ENTRY_TYPES, Answer, PathScope, answer
@@ -401,18 +401,6 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{schemas.openapi_name(name)}"}
 
 
-def _answers(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` of an operation whose 200 is ``schema`` (JSON)."""
-    return {
-        "responses": {
-            "200": {
-                "description": description,
-                "content": {"application/json": {"schema": schema}},
-            }
-        }
-    }
-
-
 _ENTRY_ID_PARAMETER = {
     "name": "entry_id",
     "in": "path",
@@ -490,7 +478,7 @@ def _query_route(
 def _entries_answer(collections: bool) -> dict[str, Any]:
     """The 200 of an entry-type query: boolean, count, or records."""
     records = "beaconCollectionsResponse" if collections else "beaconResultsetsResponse"
-    return _answers(
+    return answers(
         "The answer, at the returned granularity",
         {
             "anyOf": [
@@ -502,7 +490,7 @@ def _entries_answer(collections: bool) -> dict[str, Any]:
     )
 
 
-_FILTERING_TERMS = _answers("The filtering terms", _ref("beaconFilteringTermsResponse"))
+_FILTERING_TERMS = answers("The filtering terms", _ref("beaconFilteringTermsResponse"))
 
 
 def publish_beacon_openapi(app: FastAPI) -> None:
@@ -535,7 +523,7 @@ def add_beacon_routes(
     this module's own handlers, which describe ``app.state.beacon.identity``.
     ``who`` and ``scope`` only word the OpenAPI summaries.
     """
-    info_answer = _answers(f"{who} information", _ref("beaconInfoResponse"))
+    info_answer = answers(f"{who} information", _ref("beaconInfoResponse"))
     router.add_api_route(
         "",
         info,
@@ -572,7 +560,7 @@ def add_beacon_routes(
             handler,
             methods=["GET"],
             summary=summary,
-            openapi_extra=_answers(summary, _ref(schema)),
+            openapi_extra=answers(summary, _ref(schema)),
         )
     _query_route(
         router,

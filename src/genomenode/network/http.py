@@ -49,6 +49,7 @@ from ..beacon.query import BeaconRequest
 from ..beacon.responses import received_request_summary
 from ..errors import BeaconRequestError, ClientDisconnected
 from ..web.blocking import cancel_on_disconnect
+from ..web.openapi import answers
 from ..web.responses import json_response
 from . import merge
 from .breaker import Breakers
@@ -382,7 +383,39 @@ status_router = APIRouter()
 well_known_router = APIRouter()
 
 
-@status_router.get("/status", summary="Node status")
+_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["networkId", "nodes"],
+    "properties": {
+        "networkId": {"type": "string"},
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "country", "url", "lastSeen", "circuit"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "country": {"type": "string"},
+                    "url": {"type": "string"},
+                    "lastSeen": {
+                        "type": ["string", "null"],
+                        "description": "When the node last answered (ISO 8601)",
+                    },
+                    "circuit": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@status_router.get(
+    "/status",
+    summary="Node status",
+    openapi_extra=answers(
+        "Each registered node and how it last answered", _STATUS_SCHEMA
+    ),
+)
 async def status(request: Request) -> JSONResponse:
     # Each node, when it last answered this network and the state of its circuit
     # breaker (in this process).

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from ..access.callers import prepared
 from ..web.blocking import run_blocking
 from ..web.body import read_json_object
+from ..web.openapi import SERVICE_INFO_SCHEMA, answers
 from ..web.responses import json_response
 from . import drs
 
@@ -124,7 +125,13 @@ _ACCESS = _answers("An AccessURL", _ACCESS_URL)
 router = APIRouter(tags=["drs"], dependencies=[Depends(prepared)])
 
 
-@router.get("/service-info", summary="DRS service-info")
+@router.get(
+    "/service-info",
+    summary="DRS service-info",
+    openapi_extra=answers(
+        "GA4GH service-info, with DRS 1.4's drs", SERVICE_INFO_SCHEMA
+    ),
+)
 async def service_info(request: Request) -> JSONResponse:
     # Counting what the caller may fetch reads the database and may verify a
     # passport: off the event loop.

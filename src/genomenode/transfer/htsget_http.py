@@ -22,6 +22,7 @@ from ..errors import InputError, NotFoundError, TokenError
 from ..version import __version__
 from ..web.blocking import run_blocking
 from ..web.body import read_json_object
+from ..web.openapi import SERVICE_INFO_SCHEMA, answers
 from ..web.responses import json_response
 from .htsget import (
     FORMATS,
@@ -73,6 +74,9 @@ def max_regions(request: Request) -> int:
     "/variants/service-info",
     summary="htsget variants service-info",
     operation_id="htsget_variants_service_info",
+    openapi_extra=answers(
+        "GA4GH service-info, with htsget 1.3's htsget", SERVICE_INFO_SCHEMA
+    ),
 )
 async def variants_service_info(request: Request) -> JSONResponse:
     return json_response(_service_info(request, "variants"))
@@ -82,6 +86,9 @@ async def variants_service_info(request: Request) -> JSONResponse:
     "/reads/service-info",
     summary="htsget reads service-info",
     operation_id="htsget_reads_service_info",
+    openapi_extra=answers(
+        "GA4GH service-info, with htsget 1.3's htsget", SERVICE_INFO_SCHEMA
+    ),
 )
 async def reads_service_info(request: Request) -> JSONResponse:
     return json_response(_service_info(request, "reads"))

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["ERROR_SCHEMAS", "publish_openapi"]
+__all__ = ["ERROR_SCHEMAS", "SERVICE_INFO_SCHEMA", "answers", "publish_openapi"]
 
 #: The error documents of the APIs the one error handler knows, by path prefix
 #: (the first matching prefix wins; ``""`` is the rest).
@@ -55,6 +55,49 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"detail": {"type": "string"}},
     },
 }
+
+
+#: GA4GH service-info 1.0 (what every service-info route answers; the APIs add
+#: fields of their own, which the schema allows).
+SERVICE_INFO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "type", "organization", "version"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "type": {
+            "type": "object",
+            "required": ["group", "artifact", "version"],
+            "properties": {
+                "group": {"type": "string"},
+                "artifact": {"type": "string"},
+                "version": {"type": "string"},
+            },
+        },
+        "description": {"type": "string"},
+        "organization": {
+            "type": "object",
+            "required": ["name", "url"],
+            "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
+        },
+        "version": {"type": "string"},
+        "environment": {"type": "string"},
+    },
+}
+
+
+def answers(
+    description: str, schema: Mapping[str, Any], media_type: str = "application/json"
+) -> dict[str, Any]:
+    """``openapi_extra`` of an operation whose 200 is ``schema``."""
+    return {
+        "responses": {
+            "200": {
+                "description": description,
+                "content": {media_type: {"schema": dict(schema)}},
+            }
+        }
+    }
 
 
 def _error_schema(path: str, errors: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
