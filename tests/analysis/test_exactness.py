@@ -116,8 +116,10 @@ def test_chi_square_and_fisher_equal_pooled_scipy(network, pooled):
     assert network.wait(job["id"])["state"] == "COMPLETE"
     result = network.results(job["id"])
     index = {key: row for row, key in enumerate(pooled.keys)}
-    assert len(result["rows"]) > 100
-    for row in result["rows"][:: max(1, len(result["rows"]) // 150)]:
+    # A table is released only if every non-empty cell on every node holds at
+    # least nfilter.tab people: with ~30 cases a node, few variants pass.
+    assert len(result["rows"]) > 15
+    for row in result["rows"]:
         dosage = pooled.dosages[index[f"{row['position']}:{row['reference']}:{row['alternate']}"]]
         cases, controls = dosage[pooled.cad == 1], dosage[pooled.cad == 0]
         table = np.array(
@@ -215,3 +217,106 @@ def test_logistic_gwas_equals_plink2(logistic, pooled, cohort, tmp_path):
         assert float(theirs["P"]) == pytest.approx(row["p"], rel=1e-4)
         compared += 1
     assert compared > 500
+
+
+def test_summaries_equal_pooled_numpy(network, pooled):
+    job = network.submit(
+        {
+            "analysis": "summary",
+            "datasets": DATASETS,
+            "variables": ["age", "sex", "ICD10:I25.1"],
+        }
+    )
+    assert network.wait(job["id"])["state"] == "COMPLETE"
+    variables = network.results(job["id"])["variables"]
+    assert variables["age"]["num"] == len(pooled.age)
+    _close(variables["age"]["mean"], pooled.age.mean(), "mean")
+    _close(variables["age"]["variance"], pooled.age.var(ddof=1), "variance")
+    assert variables["sex"]["counts"] == [
+        int((pooled.sex == 0).sum()),
+        int((pooled.sex == 1).sum()),
+    ]
+    assert variables["ICD10:I25.1"]["counts"][1] == int(pooled.cad.sum())
+
+
+def test_frequencies_per_stratum_equal_pooled_counts(network, pooled):
+    job = network.submit(
+        {
+            "analysis": "frequencies",
+            "datasets": DATASETS,
+            "strata": ["sex"],
+            "region": {"contig": "1", "start": 1, "end": 300_000},
+        }
+    )
+    assert network.wait(job["id"])["state"] == "COMPLETE"
+    result = network.results(job["id"])
+    assert result["strata"] == ["sex=0", "sex=1"]
+    assert result["num_individuals"] == {
+        "sex=0": int((pooled.sex == 0).sum()),
+        "sex=1": int((pooled.sex == 1).sum()),
+    }
+    index = {key: row for row, key in enumerate(pooled.keys)}
+    assert len(result["rows"]) > 100
+    for row in result["rows"]:
+        dosage = pooled.dosages[
+            index[f"{row['position']}:{row['reference']}:{row['alternate']}"]
+        ]
+        expected = [int(dosage[pooled.sex == s].sum()) for s in (0, 1)]
+        assert row["allele_count"] == expected
+        assert row["allele_number"] == [
+            2 * int((pooled.sex == s).sum()) for s in (0, 1)
+        ]
+
+
+def test_federated_pca_equals_pooled_pca_up_to_sign(network, pooled, cohort):
+    job = network.submit(
+        {
+            "analysis": "pca",
+            "datasets": DATASETS,
+            "region": {"contig": "1", "start": 1, "end": 2_000_000},
+            "components": 3,
+            "max_variants": 60,
+        }
+    )
+    status = network.wait(job["id"])
+    assert status["state"] == "COMPLETE", status
+    result = network.results(job["id"])
+    index = {key: row for row, key in enumerate(pooled.keys)}
+    rows = [index[key] for key in result["variants"]]
+    dosages = pooled.dosages[rows]
+    frequency = dosages.mean(axis=1) / 2
+    np.testing.assert_allclose(result["frequencies"], frequency, rtol=1e-12)
+    z = (dosages - 2 * frequency[:, None]) / np.sqrt(
+        2 * frequency * (1 - frequency)
+    )[:, None]
+    values, vectors = np.linalg.eigh(z @ z.T)
+    order = np.argsort(values)[::-1][:3]
+    values, vectors = values[order], vectors[:, order]
+    np.testing.assert_allclose(result["eigenvalues"], values, rtol=1e-6)
+    loadings = np.array(result["loadings"])
+    signs = np.sign((loadings * vectors).sum(axis=0))
+    np.testing.assert_allclose(loadings, vectors * signs, atol=1e-6)
+    pooled_scores = z.T @ vectors * signs
+    for directory, samples in zip(network.node_dirs, cohort.samples, strict=True):
+        dataset = directory.name.replace("node", "part")
+        kept = np.load(directory / "analysis" / dataset / "pcs.npy")
+        columns = [pooled.samples.index(sample) for sample in samples]
+        np.testing.assert_allclose(kept, pooled_scores[columns], rtol=1e-6, atol=1e-9)
+    # The scores stay on the nodes and serve as covariates there.
+    gwas = network.submit(
+        {
+            "analysis": "gwas",
+            "datasets": DATASETS,
+            "phenotype": "age",
+            "model": "linear",
+            "covariates": ["sex", "pc1", "pc2"],
+            "region": {"contig": "1", "start": 1, "end": 200_000},
+        }
+    )
+    assert network.wait(gwas["id"])["state"] == "COMPLETE"
+    found = network.results(gwas["id"])
+    design = np.column_stack([np.ones(len(pooled.sex)), pooled.sex, pooled_scores[:, :2]])
+    for row, variant in _rows(found, pooled, most=40):
+        fit = sm.OLS(pooled.age, np.column_stack([design, pooled.dosages[variant]])).fit()
+        _close(row["beta"], fit.params[-1], "beta with PCs")
+        _close(row["se"], fit.bse[-1], "se with PCs")
