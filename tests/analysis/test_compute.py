@@ -57,7 +57,7 @@ def test_a_local_cluster_gives_the_in_process_numbers(
             prefixes = client.run_on_scheduler(
                 lambda dask_scheduler: list(dask_scheduler.task_prefixes)
             )
-            assert "_read_block" in prefixes
+            assert "read_block" in prefixes
     assert distributed["variants"] == in_process["variants"]
     for name in ("information", "score", "log_likelihood", "num_observations"):
         np.testing.assert_array_equal(
