@@ -115,9 +115,7 @@ def read_pooled(cohort: DealtCohort) -> Pooled:
                 continue
             keys.append(f"{record.pos}:{record.ref}:{record.alts[0]}")
             positions.append(record.pos)
-            rows.append(
-                [sum(a > 0 for a in record.samples[s]["GT"]) for s in samples]
-            )
+            rows.append([sum(a > 0 for a in record.samples[s]["GT"]) for s in samples])
     sex, age, cad = [], [], []
     for sample in samples:
         packet = json.loads(
@@ -125,7 +123,9 @@ def read_pooled(cohort: DealtCohort) -> Pooled:
         )
         subject = packet["subject"]
         sex.append(1.0 if subject["sex"] == "MALE" else 0.0)
-        age.append(float(subject["timeAtLastEncounter"]["age"]["iso8601duration"][1:-1]))
+        age.append(
+            float(subject["timeAtLastEncounter"]["age"]["iso8601duration"][1:-1])
+        )
         diseases = {d["term"]["id"] for d in packet.get("diseases", [])}
         cad.append(1.0 if "ICD10:I25.1" in diseases else 0.0)
     return Pooled(

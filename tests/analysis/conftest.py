@@ -208,7 +208,13 @@ def serve_network(
             )
         )
         network = Network(
-            network_url, urls, directories, processes, None, network_yaml, root  # type: ignore[arg-type]
+            network_url,
+            urls,
+            directories,
+            processes,
+            None,
+            network_yaml,
+            root,  # type: ignore[arg-type]
         )
         network.start_network()
         stack.callback(lambda: network.stop_network())

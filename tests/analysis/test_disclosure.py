@@ -148,12 +148,16 @@ def test_rare_variants_are_withheld_from_the_federated_result(network, pooled, c
     )
     assert network.wait(job["id"])["state"] == "COMPLETE"
     result = network.results(job["id"])
-    reported = {f"{r['position']}:{r['reference']}:{r['alternate']}" for r in result["rows"]}
+    reported = {
+        f"{r['position']}:{r['reference']}:{r['alternate']}" for r in result["rows"]
+    }
     per_node = []
     for samples in cohort.samples:
         columns = [pooled.samples.index(sample) for sample in samples]
         here = pooled.dosages[:, columns]
-        per_node.append(np.minimum(here.sum(axis=1), 2 * len(columns) - here.sum(axis=1)))
+        per_node.append(
+            np.minimum(here.sum(axis=1), 2 * len(columns) - here.sum(axis=1))
+        )
     everywhere = np.min(per_node, axis=0) >= 5
     expected = {key for key, ok in zip(pooled.keys, everywhere, strict=True) if ok}
     assert reported == expected

@@ -120,7 +120,9 @@ def test_chi_square_and_fisher_equal_pooled_scipy(network, pooled):
     # least nfilter.tab people: with ~30 cases a node, few variants pass.
     assert len(result["rows"]) > 15
     for row in result["rows"]:
-        dosage = pooled.dosages[index[f"{row['position']}:{row['reference']}:{row['alternate']}"]]
+        dosage = pooled.dosages[
+            index[f"{row['position']}:{row['reference']}:{row['alternate']}"]
+        ]
         cases, controls = dosage[pooled.cad == 1], dosage[pooled.cad == 0]
         table = np.array(
             [[(group == g).sum() for g in (0, 1, 2)] for group in (cases, controls)]
@@ -212,7 +214,9 @@ def test_logistic_gwas_equals_plink2(logistic, pooled, cohort, tmp_path):
         if theirs["A1"] != row["alternate"]:
             continue
         # plink2 prints six significant digits: equal to that precision.
-        assert np.log(float(theirs["OR"])) == pytest.approx(row["beta"], rel=1e-5, abs=1e-6)
+        assert np.log(float(theirs["OR"])) == pytest.approx(
+            row["beta"], rel=1e-5, abs=1e-6
+        )
         assert float(theirs["LOG(OR)_SE"]) == pytest.approx(row["se"], rel=1e-5)
         assert float(theirs["P"]) == pytest.approx(row["p"], rel=1e-4)
         compared += 1
@@ -286,9 +290,9 @@ def test_federated_pca_equals_pooled_pca_up_to_sign(network, pooled, cohort):
     dosages = pooled.dosages[rows]
     frequency = dosages.mean(axis=1) / 2
     np.testing.assert_allclose(result["frequencies"], frequency, rtol=1e-12)
-    z = (dosages - 2 * frequency[:, None]) / np.sqrt(
-        2 * frequency * (1 - frequency)
-    )[:, None]
+    z = (dosages - 2 * frequency[:, None]) / np.sqrt(2 * frequency * (1 - frequency))[
+        :, None
+    ]
     values, vectors = np.linalg.eigh(z @ z.T)
     order = np.argsort(values)[::-1][:3]
     values, vectors = values[order], vectors[:, order]
@@ -315,8 +319,12 @@ def test_federated_pca_equals_pooled_pca_up_to_sign(network, pooled, cohort):
     )
     assert network.wait(gwas["id"])["state"] == "COMPLETE"
     found = network.results(gwas["id"])
-    design = np.column_stack([np.ones(len(pooled.sex)), pooled.sex, pooled_scores[:, :2]])
+    design = np.column_stack(
+        [np.ones(len(pooled.sex)), pooled.sex, pooled_scores[:, :2]]
+    )
     for row, variant in _rows(found, pooled, most=40):
-        fit = sm.OLS(pooled.age, np.column_stack([design, pooled.dosages[variant]])).fit()
+        fit = sm.OLS(
+            pooled.age, np.column_stack([design, pooled.dosages[variant]])
+        ).fit()
         _close(row["beta"], fit.params[-1], "beta with PCs")
         _close(row["se"], fit.bse[-1], "se with PCs")

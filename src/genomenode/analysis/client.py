@@ -95,7 +95,9 @@ def write_tsv(result: Mapping[str, Any], out: pathlib.Path) -> int:
             rows = [
                 {"component": f"pc{i + 1}", "eigenvalue": value, "variance": share}
                 for i, (value, share) in enumerate(
-                    zip(result["eigenvalues"], result["variance_explained"], strict=True)
+                    zip(
+                        result["eigenvalues"], result["variance_explained"], strict=True
+                    )
                 )
             ]
     columns: list[str] = []

@@ -59,7 +59,7 @@ def decode(value: Any, *, field: str) -> np.ndarray:
     kind, shape, data = value["dtype"], value["shape"], value["data"]
     if kind not in _DTYPES or not isinstance(shape, list) or len(shape) > 4:
         raise InputError("dtype <f8 or <i8 and at most 4 dimensions", field=field)
-    if not all(isinstance(n, int) and 0 <= n for n in shape):
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
         raise InputError("shape must be non-negative integers", field=field)
     if not isinstance(data, str) or len(data) > MAX_ARRAY_BYTES * 4 // 3 + 4:
         raise InputError("data must be base64 within the size limit", field=field)

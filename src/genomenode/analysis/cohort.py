@@ -103,7 +103,7 @@ def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
                 Individual.sample_index.is_not(None),
             )
         ).all()
-        column_of = {str(row[0]): int(row[1]) for row in people}
+        column_of = {str(row[0]): int(row[1] or 0) for row in people}
         out: dict[str, np.ndarray] = {}
         for name in dict.fromkeys(names):
             values = np.full(num, np.nan)
@@ -172,7 +172,7 @@ class WindowGenotypes:
     alternates: list[str]
     dosages: np.ndarray
 
-    def keys(self) -> list[tuple[int, str, str]]:
+    def variant_keys(self) -> list[tuple[int, str, str]]:
         return list(
             zip(self.positions.tolist(), self.references, self.alternates, strict=True)
         )
@@ -198,7 +198,8 @@ def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
     """Dosages of rows ``start:stop`` (runs on a Dask worker: opens the store)."""
     import zarr
 
-    calls = np.asarray(zarr.open_group(vcz_path, mode="r")["call_genotype"][start:stop])
+    array: Any = zarr.open_group(vcz_path, mode="r")["call_genotype"]
+    calls = np.asarray(array[start:stop])
     return dosages_of(calls)
 
 

@@ -73,7 +73,9 @@ def plot_gwas(
     plt.close(figure)
 
     observed = np.sort(-np.log10([row["p"] for row in kept]))[::-1]
-    expected = -np.log10((np.arange(1, len(observed) + 1) - 0.5) / max(len(observed), 1))
+    expected = -np.log10(
+        (np.arange(1, len(observed) + 1) - 0.5) / max(len(observed), 1)
+    )
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
     axes.scatter(expected, observed, s=4, color="#1f4e79", rasterized=True)
     top = max(float(expected.max(initial=1)), float(observed.max(initial=1)))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..disclosure.filters import check_glm, check_levels, check_subset, check_table
 from ..disclosure.settings import DisclosureSettings
@@ -64,7 +65,7 @@ def _select(
     window: WindowGenotypes, keys: Sequence[str] | None
 ) -> tuple[list[str], np.ndarray]:
     """The window's keys and dosages, restricted to ``keys`` in their order."""
-    own = [_key(*key) for key in window.keys()]
+    own = [_key(*key) for key in window.variant_keys()]
     if keys is None:
         return own, window.dosages
     index = {key: row for row, key in enumerate(own)}
@@ -137,9 +138,7 @@ def _model_rows(
         levels = np.unique(column)
         if len(levels) <= 2:
             # A binary covariate is a factor: both levels need nfilter.tab people.
-            _refuse(
-                check_table(settings, [int((column == v).sum()) for v in levels])
-            )
+            _refuse(check_table(settings, [int((column == v).sum()) for v in levels]))
     return keep, design[keep], response[keep], counts
 
 
@@ -153,8 +152,8 @@ def glm(
     covariates: Sequence[str],
     window: Window | None,
     variants: Sequence[str] | None,
-    beta: Sequence[Sequence[float]] | None,
-    start: Sequence[float] | None,
+    beta: npt.ArrayLike | None,
+    start: npt.ArrayLike | None,
     scheduler: str | None = None,
 ) -> dict[str, Any]:
     """One round of per-variant regressions over a window (or the covariates-only
@@ -234,14 +233,16 @@ def frequencies(
         _refuse(check_levels(settings, len(values), num))
         index = {v: i for i, v in enumerate(values)}
         codes = np.array([index.get(v, -1) if not np.isnan(v) else -1 for v in column])
-        groups = np.where((groups >= 0) & (codes >= 0), groups * len(values) + codes, -1)
+        groups = np.where(
+            (groups >= 0) & (codes >= 0), groups * len(values) + codes, -1
+        )
         names = [f"{n}{'&' if n else ''}{name}={v:g}" for n in names for v in values]
     sizes = [int((groups == g).sum()) for g in range(len(names))]
     _refuse(check_table(settings, sizes))
     genotypes = read_window(
         dataset, window.contig, window.start, window.end, scheduler=scheduler
     )
-    keys = [_key(*key) for key in genotypes.keys()]
+    keys = [_key(*key) for key in genotypes.variant_keys()]
     dosages = genotypes.dosages
     rare = _rare(settings, min_minor_allele_count, dosages)
     counts = statistics.genotype_counts(dosages[~rare], groups, len(names))
@@ -274,7 +275,7 @@ def tables(
     genotypes = read_window(
         dataset, window.contig, window.start, window.end, scheduler=scheduler
     )
-    keys = [_key(*key) for key in genotypes.keys()]
+    keys = [_key(*key) for key in genotypes.variant_keys()]
     rare = _rare(settings, min_minor_allele_count, genotypes.dosages)
     counts = statistics.genotype_counts(genotypes.dosages, groups, 2)
     released, withheld, cells = [], [], []
@@ -325,7 +326,7 @@ def _standardised(
     dataset: PublishedDataset,
     window: Window,
     variants: Sequence[str],
-    frequencies_: Sequence[float],
+    frequencies_: npt.ArrayLike,
     scheduler: str | None,
 ) -> np.ndarray:
     genotypes = read_window(
@@ -347,7 +348,7 @@ def pca_gram(
     *,
     window: Window,
     variants: Sequence[str],
-    frequencies_: Sequence[float],
+    frequencies_: npt.ArrayLike,
     scheduler: str | None = None,
 ) -> dict[str, Any]:
     """ZᵀZ over this node's people for the standardised ``variants`` (pooled
@@ -364,8 +365,8 @@ def pca_scores(
     *,
     window: Window,
     variants: Sequence[str],
-    frequencies_: Sequence[float],
-    loadings: Sequence[Sequence[float]],
+    frequencies_: npt.ArrayLike,
+    loadings: npt.ArrayLike,
     scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Project this node's people on the federated loadings and keep the scores

@@ -111,9 +111,7 @@ def linear_statistics(
     """XᵀX, Xᵀy, yᵀy and n per variant of per-variant least squares: the whole
     model in one round."""
     k = covariates.shape[1]
-    hessian, filled, weights, present = _blocks(
-        dosages, covariates, np.ones_like(dosages)
-    )
+    hessian, filled, _, present = _blocks(dosages, covariates, np.ones_like(dosages))
     kept = np.where(present, outcome[None, :], 0.0)
     moment = np.empty((dosages.shape[0], k + 1))
     moment[:, :k] = kept @ covariates

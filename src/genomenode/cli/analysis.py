@@ -106,9 +106,7 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
 
 @submit.command("gwas")
 @click.option("--phenotype", required=True, help="ICD10:I25.1, HP:..., age...")
-@click.option(
-    "--model", type=click.Choice(["logistic", "linear"]), default="logistic"
-)
+@click.option("--model", type=click.Choice(["logistic", "linear"]), default="logistic")
 @click.option("--covariates", default="", help="sex,age,pc1,pc2...")
 @click.option("--chunk-variants", type=int, default=3000, show_default=True)
 @_job_options

@@ -36,9 +36,8 @@ from ..errors import ConfigError
 from ..version import __version__
 from ..web.body import HttpLimits
 from ..web.responses import install_error_handlers
-from . import analysis_http
+from . import analysis_http, merge
 from . import http as network_http
-from . import merge
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import PerOriginTransport, probe_nodes

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -101,14 +102,18 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
     if analysis in ("gwas", "table"):
         phenotype = body.get("phenotype")
         if not isinstance(phenotype, str) or not phenotype:
-            raise InputError("the outcome variable (ICD10:I25.1, age...)", field="phenotype")
+            raise InputError(
+                "the outcome variable (ICD10:I25.1, age...)", field="phenotype"
+            )
         request["phenotype"] = phenotype
     if analysis == "gwas":
         model = body.get("model", "logistic")
         if model not in _MODELS:
             raise InputError("logistic or linear", field="model")
         request["model"] = model
-        request["covariates"] = _strings(body.get("covariates", []), "covariates", most=30)
+        request["covariates"] = _strings(
+            body.get("covariates", []), "covariates", most=30
+        )
     if analysis == "frequencies":
         request["strata"] = _strings(body.get("strata", []), "strata", most=3)
     if analysis == "summary":
@@ -125,7 +130,11 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
             raise InputError("in (0, 0.5)", field="min_frequency")
         if "region" not in request:
             raise InputError("the PCA needs a region", field="region")
-        request |= {"components": components, "max_variants": most, "min_frequency": maf}
+        request |= {
+            "components": components,
+            "max_variants": most,
+            "min_frequency": maf,
+        }
     return request
 
 
@@ -209,11 +218,15 @@ class Coordinator:
                 timeout=self.timeout_seconds,
             )
         except httpx2.TimeoutException:
-            raise NodeFailure(dataset, "SYSTEM_ERROR", f"{node.id}: no answer in time")
+            raise NodeFailure(
+                dataset, "SYSTEM_ERROR", f"{node.id}: no answer in time"
+            ) from None
         except httpx2.HTTPError as error:
             raise NodeFailure(
-                dataset, "SYSTEM_ERROR", f"{node.id}: {type(error).__name__}: {error}"[:300]
-            )
+                dataset,
+                "SYSTEM_ERROR",
+                f"{node.id}: {type(error).__name__}: {error}"[:300],
+            ) from None
         if response.status_code >= 500:
             raise NodeFailure(
                 dataset, "SYSTEM_ERROR", f"{node.id}: HTTP {response.status_code}"
@@ -221,7 +234,7 @@ class Coordinator:
         try:
             document = response.json()
         except ValueError:
-            raise NodeFailure(dataset, "SYSTEM_ERROR", f"{node.id}: not JSON")
+            raise NodeFailure(dataset, "SYSTEM_ERROR", f"{node.id}: not JSON") from None
         if response.status_code >= 400:
             detail = document.get("detail") if isinstance(document, dict) else None
             if not isinstance(detail, str):
@@ -299,7 +312,7 @@ class Coordinator:
                     excluded.add(failure.dataset)
                     left = [d for d in request["datasets"] if d not in excluded]
                     if request["on_node_failure"] == "fail" or not left:
-                        for dataset, task in self.tasks.items():
+                        for task in self.tasks.values():
                             if task["state"] not in FINAL_STATES:
                                 task["state"] = "CANCELED"
                         await self._save(state=failure.state, reason=failure.reason)
@@ -369,9 +382,11 @@ class Coordinator:
                     continue
             pieces = max(1, math.ceil(count / request["chunk_variants"]))
             edges = np.linspace(first, last, pieces + 1).round().astype(int)
-            for start, end in zip(edges[:-1], edges[1:], strict=True):
+            for start, end in itertools.pairwise(edges):
                 if end > start:
-                    windows.append({"contig": contig, "start": int(start), "end": int(end)})
+                    windows.append(
+                        {"contig": contig, "start": int(start), "end": int(end)}
+                    )
         return windows
 
     async def _progress(self, tasks: Sequence[_Task], done: int, total: int) -> None:
@@ -379,7 +394,9 @@ class Coordinator:
             self.tasks[task.dataset]["progress"] = round(done / max(total, 1), 4)
         await self._save()
 
-    async def _analyse(self, request: dict[str, Any], tasks: list[_Task]) -> dict[str, Any]:
+    async def _analyse(
+        self, request: dict[str, Any], tasks: list[_Task]
+    ) -> dict[str, Any]:
         analysis = request["analysis"]
         if analysis == "summary":
             return await self._summary(request, tasks)
@@ -394,11 +411,15 @@ class Coordinator:
         extra: dict[str, Any] = {}
         for number, window in enumerate(windows):
             if analysis == "gwas":
-                found, hidden = await self._gwas_window(request, tasks, window, null_beta)
+                found, hidden = await self._gwas_window(
+                    request, tasks, window, null_beta
+                )
             elif analysis == "table":
                 found, hidden = await self._table_window(request, tasks, window)
             else:
-                found, hidden, extra = await self._frequency_window(request, tasks, window)
+                found, hidden, extra = await self._frequency_window(
+                    request, tasks, window
+                )
             rows.extend(found)
             withheld += hidden
             await self._progress(tasks, number + 1, len(windows))
@@ -413,18 +434,25 @@ class Coordinator:
             "covariates": request["covariates"],
         }
 
-    async def _null_model(self, request: dict[str, Any], tasks: list[_Task]) -> np.ndarray:
+    async def _null_model(
+        self, request: dict[str, Any], tasks: list[_Task]
+    ) -> np.ndarray:
         """The covariates-only logistic model (the start of every variant's IRLS)."""
         beta = np.zeros(len(request["covariates"]) + 1)
         for _ in range(federated.MAX_ITERATIONS):
             answers = await self._round(
                 tasks, "glm", {**self._model_body(request), "start": encode(beta)}
             )
-            information = sum(decode(a["information"], field="information") for a in answers.values())
+            information = sum(
+                decode(a["information"], field="information") for a in answers.values()
+            )
             score = sum(decode(a["score"], field="score") for a in answers.values())
             step = np.linalg.solve(information, score)
             beta = beta + step
-            if np.max(np.abs(step) / np.maximum(1, np.abs(beta))) < federated.CONVERGENCE_TOLERANCE:
+            if (
+                np.max(np.abs(step) / np.maximum(1, np.abs(beta)))
+                < federated.CONVERGENCE_TOLERANCE
+            ):
                 break
         return beta
 
@@ -499,7 +527,10 @@ class Coordinator:
                 self._gather(answers, keys, "yty"),
                 num,
             )
-            return self._result_rows(window, keys, num, beta, se, p, ["ok"] * len(keys)), hidden
+            return self._result_rows(
+                window, keys, num, beta, se, p, ["ok"] * len(keys)
+            ), hidden
+        assert null_beta is not None  # a logistic model starts from the null model
         beta_all = np.tile(np.append(null_beta, 0.0), (len(keys), 1))
         information_all = np.zeros((len(keys), beta_all.shape[1], beta_all.shape[1]))
         status = np.array(["not converged"] * len(keys), dtype=object)
@@ -532,7 +563,7 @@ class Coordinator:
         b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
         return self._result_rows(window, keys, num, b, se, p, list(status)), hidden
 
-    # -- tables and frequencies ---------------------------------------------------------
+    # -- tables and frequencies ----------------------------------------------------
 
     async def _table_window(
         self, request: dict[str, Any], tasks: list[_Task], window: dict[str, Any]
@@ -576,11 +607,17 @@ class Coordinator:
             index = {key: row for row, key in enumerate(answer["variants"])}
             rows = [index[key] for key in keys]
             columns = [strata.index(s) for s in answer["strata"]]
-            ac = np.asarray(answer["allele_count"], dtype=float).reshape(-1, len(columns))
-            an = np.asarray(answer["allele_number"], dtype=float).reshape(-1, len(columns))
+            ac = np.asarray(answer["allele_count"], dtype=float).reshape(
+                -1, len(columns)
+            )
+            an = np.asarray(answer["allele_number"], dtype=float).reshape(
+                -1, len(columns)
+            )
             counts[:, columns] += ac[rows]
             numbers[:, columns] += an[rows]
-            for name, size in zip(answer["strata"], answer["num_individuals"], strict=True):
+            for name, size in zip(
+                answer["strata"], answer["num_individuals"], strict=True
+            ):
                 people[name] += size
         out = []
         for j, key in enumerate(keys):
@@ -603,8 +640,12 @@ class Coordinator:
 
     # -- summaries and PCA ------------------------------------------------------------
 
-    async def _summary(self, request: dict[str, Any], tasks: list[_Task]) -> dict[str, Any]:
-        answers = await self._round(tasks, "summary", {"variables": request["variables"]})
+    async def _summary(
+        self, request: dict[str, Any], tasks: list[_Task]
+    ) -> dict[str, Any]:
+        answers = await self._round(
+            tasks, "summary", {"variables": request["variables"]}
+        )
         out: dict[str, Any] = {}
         for name in request["variables"]:
             parts = [a[name] for a in answers.values()]
@@ -613,20 +654,34 @@ class Coordinator:
                 out[name] = {"kind": "binary", "counts": cells.tolist()}
                 continue
             num = sum(part.get("num", sum(part.get("counts", []))) for part in parts)
-            total = sum(part.get("sum", part.get("counts", [0, 0])[-1]) for part in parts)
+            total = sum(
+                part.get("sum", part.get("counts", [0, 0])[-1]) for part in parts
+            )
             squares = sum(
-                part.get("sum_of_squares", part.get("counts", [0, 0])[-1]) for part in parts
+                part.get("sum_of_squares", part.get("counts", [0, 0])[-1])
+                for part in parts
             )
             mean = total / num
             variance = (squares - num * mean * mean) / (num - 1) if num > 1 else None
-            out[name] = {"kind": "numeric", "num": num, "mean": mean, "variance": variance}
+            out[name] = {
+                "kind": "numeric",
+                "num": num,
+                "mean": mean,
+                "variance": variance,
+            }
         await self._progress(tasks, 1, 1)
         return {"analysis": "summary", "variables": out}
 
     async def _pca(self, request: dict[str, Any], tasks: list[_Task]) -> dict[str, Any]:
         region = request["region"]
-        window = {"contig": region["contig"], "start": region["start"], "end": region["end"]}
-        answers = await self._round(tasks, "frequencies", {"strata": [], "window": window})
+        window = {
+            "contig": region["contig"],
+            "start": region["start"],
+            "end": region["end"],
+        }
+        answers = await self._round(
+            tasks, "frequencies", {"strata": [], "window": window}
+        )
         keys, _ = self._common(answers)
         frequency = np.zeros(len(keys))
         number = np.zeros(len(keys))
@@ -648,9 +703,15 @@ class Coordinator:
             raise NodeFailure(
                 request["datasets"][0], "EXECUTOR_ERROR", "too few common variants"
             )
-        base = {"window": window, "variants": chosen, "frequencies": encode(frequency[common])}
+        base = {
+            "window": window,
+            "variants": chosen,
+            "frequencies": encode(frequency[common]),
+        }
         answers = await self._round(tasks, "pca/gram", base)
-        gram = sum(decode(a["gram"], field="gram") for a in answers.values())
+        gram = np.sum(
+            [decode(a["gram"], field="gram") for a in answers.values()], axis=0
+        )
         values, loadings = federated.pca_from_gram(gram, request["components"])
         await self._round(tasks, "pca/scores", {**base, "loadings": encode(loadings)})
         await self._progress(tasks, 1, 1)

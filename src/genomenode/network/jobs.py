@@ -130,7 +130,11 @@ class JobStore:
         _metadata.create_all(engine)
 
     def create(
-        self, analysis: str, request: Mapping[str, Any], tasks: Mapping[str, Any], *,
+        self,
+        analysis: str,
+        request: Mapping[str, Any],
+        tasks: Mapping[str, Any],
+        *,
         submitter: str,
     ) -> Job:
         job_id = secrets.token_hex(16)
