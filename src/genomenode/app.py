@@ -2,9 +2,10 @@
 
 The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
 visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
-under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``; analysis
-joins it with its issue. With the ``dev_identity_provider`` setting (never in
-``prod``) the development identity provider answers under ``/dev-idp``. OpenAPI
+under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``, the
+whitelisted analyses under ``/analysis`` (:mod:`genomenode.analysis.http`). With
+the ``dev_identity_provider`` setting (never in ``prod``) the development identity
+provider answers under ``/dev-idp``. OpenAPI
 is published at ``/api/openapi.json`` (browsable at ``/api/docs``).
 
 Each package's routes are module-level handlers on its routers (``beacon/http.py``,
@@ -37,6 +38,7 @@ from .access import devidp_http
 from .access import http as access_http
 from .access.devidp import DevIdentityProvider
 from .access.service import build_access_service
+from .analysis import http as analysis_http
 from .beacon import http as beacon_http
 from .beacon.framework import error_response
 from .beacon.http import BeaconService
@@ -146,6 +148,10 @@ def create_app(
     app.include_router(htsget_http.router, prefix="/htsget")
     app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_http.router, prefix="/catalogue")
+    app.state.analysis = analysis_http.AnalysisSettings.from_values(
+        {**node.config.values, **_disclosure_override(disclosure_enabled)}
+    )
+    app.include_router(analysis_http.router, prefix="/analysis")
     app.include_router(access_http.well_known_router)
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None
@@ -177,6 +183,10 @@ def disclosure_of(
     return DisclosureControl.for_node(
         values, node.engine, node.config.node_dir / "keys"
     )
+
+
+def _disclosure_override(enabled: bool | None) -> dict[str, bool]:
+    return {} if enabled is None else {"disclosure_enabled": enabled}
 
 
 def app_from_environment() -> FastAPI:

@@ -594,6 +594,20 @@ SETTINGS: tuple[Setting, ...] = (
         "to observations.",
     ),
     Setting(
+        "disclosure_min_minor_allele_count",
+        _non_negative_int,
+        5,
+        "Per-variant statistics of an analysis (regression, table, frequency) are "
+        "withheld for a variant whose minor-allele count on this node is below "
+        "this (0: none withheld).",
+    ),
+    Setting(
+        "analysis_max_window_variants",
+        _positive_int,
+        20_000,
+        "Most variants one analysis call may name or cover (400).",
+    ),
+    Setting(
         "htsget_max_regions",
         _positive_int,
         100,

@@ -16,6 +16,7 @@ One module per command group, each command a few lines over one library call:
 ``fetch``       ``fetch`` (with the login's token)
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
 ``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
+``analysis``    ``analysis submit|status|results|cancel`` (through a network)
 ``docs``        ``docs``
 ==============  =========================================================
 
@@ -33,6 +34,7 @@ import click
 from ..version import __version__
 from . import (
     access,
+    analysis,
     audit,
     datasets,
     demo,
@@ -85,6 +87,7 @@ for _command in (
     fetch.fetch,
     network.network,
     privacy.privacy,
+    analysis.analysis,
     docs.docs,
     *researcher.RESEARCHER_COMMANDS,
 ):

@@ -36,12 +36,13 @@ from ..errors import ConfigError
 from ..version import __version__
 from ..web.body import HttpLimits
 from ..web.responses import install_error_handlers
+from . import analysis_http, merge
 from . import http as network_http
-from . import merge
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import PerOriginTransport, probe_nodes
 from .http import NetworkAudit
+from .jobs import JOBS_DB_URL_ENVIRONMENT_VARIABLE, JobStore, open_job_store
 from .node_client import HttpxNodeClient, NodeClient, NodeSender
 from .registry import MIN_OPERATOR_TOKEN_LENGTH, Registry, load_registry
 
@@ -102,6 +103,7 @@ def create_network_app(
     audit: NetworkAudit | None = None,
     operator_token: Secret | None = None,
     breakers: Breakers | None = None,
+    jobs: JobStore | None = None,
 ) -> FastAPI:
     """The ASGI app of a Beacon network over the registry's nodes.
 
@@ -127,6 +129,9 @@ def create_network_app(
     breakers
         The nodes' circuit breakers (tests pass ones on a fake clock); by
         default new ones with the registry's ``circuit_breaker`` settings.
+    jobs
+        The analysis jobs (:mod:`~genomenode.network.jobs`); None: an in-memory
+        store (jobs end with the process).
 
     Returns
     -------
@@ -161,9 +166,13 @@ def create_network_app(
         harvesting = asyncio.create_task(
             harvester.run_periodically(CATALOGUE_HARVEST_INTERVAL_SECONDS)
         )
+        # Jobs whose runner process is gone cannot go on (tokens are not kept).
+        await asyncio.to_thread(app.state.jobs.recover)
         try:
             yield
         finally:
+            for running in list(app.state.analysis_runs.values()):
+                running.cancel()
             harvesting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await harvesting
@@ -195,10 +204,13 @@ def create_network_app(
     app.state.harvester = harvester
     app.state.harvest_gate = HarvestGate(operator_token or registry.operator_token)
     app.state.signer = signer
+    app.state.jobs = jobs if jobs is not None else open_job_store(None, "memory")
+    app.state.analysis_runs = {}
     app.include_router(network_http.router, prefix="/api")
     app.include_router(network_http.status_router, prefix="/network")
     app.include_router(catalogue_http.network_router, prefix="/catalogue")
     app.include_router(network_http.well_known_router)
+    app.include_router(analysis_http.router, prefix="/analysis")
     identity = app.state.beacon.identity
     install_error_handlers(
         app,
@@ -280,11 +292,16 @@ def app_from_environment() -> FastAPI:
         os.environ.get(AUDIT_DB_URL_ENVIRONMENT_VARIABLE) or None,
         network_id=registry.network_id,
     )
+    # Analysis jobs and their results outlive the process (network-analysis.db).
+    jobs = open_job_store(
+        directory, os.environ.get(JOBS_DB_URL_ENVIRONMENT_VARIABLE) or None
+    )
     return create_network_app(
         registry,
         signer=signer,
         operator_token=operator_token_from_environment(),
         audit=audit,
+        jobs=jobs,
     )
 
 

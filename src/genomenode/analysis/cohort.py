@@ -1,0 +1,251 @@
+"""What an analysis knows of a dataset's people: outcome and covariates per
+genotype column, read from the node's clinical tables, and the genotypes of a
+genomic window read in chunks (Dask: threads in-process by default, a
+``distributed`` scheduler when the ``dask_scheduler`` setting names one).
+
+Variables an analysis may name (a whitelist, nothing else is read):
+
+- ``sex`` (1 male, 0 female; others missing), ``age`` (years at last encounter);
+- a disease or phenotypic-feature term (``ICD10:I25.1``, ``HP:0001677``): 1 when
+  the person has it, else 0;
+- a measure's assay id (``LOINC:...``) as recorded in the phenopackets;
+- ``pc1``, ``pc2``...: the person's score on the dataset's last federated PCA
+  (:mod:`.pca`), kept on this node.
+
+People missing an outcome or covariate are left out of that model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pathlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from ..errors import InputError
+from ..store.models import Disease, Individual, Measure, PhenotypicFeature
+from ..store.published import PublishedDataset
+from .statistics import dosages_of
+
+__all__ = [
+    "MAX_VARIABLES",
+    "Variables",
+    "WindowGenotypes",
+    "dask_client",
+    "quality_masks",
+    "read_window",
+    "variables_of",
+]
+
+#: The most variables (outcome and covariates) one request may name.
+MAX_VARIABLES = 32
+_TERM = re.compile(r"(ICD10|HP):[A-Za-z0-9.]{1,16}")
+_PC = re.compile(r"pc([1-9][0-9]?)")
+_MEASURE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}:[A-Za-z0-9._-]{1,32}")
+_MALE, _FEMALE = "NCIT:C20197", "NCIT:C16576"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variables:
+    """Named variables per genotype column (NaN: missing)."""
+
+    columns: dict[str, np.ndarray]
+    num_samples: int
+
+    def matrix(self, names: Sequence[str]) -> np.ndarray:
+        """Samples × (1 + len(names)): an intercept, then the named columns."""
+        return np.column_stack(
+            [np.ones(self.num_samples), *(self.columns[name] for name in names)]
+        )
+
+
+def quality_masks(
+    dataset: PublishedDataset,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The dataset's QC masks (sample_pass, variant_pass); None: all pass.
+
+    The one place analyses learn of QC flags (docs/analysis.md); it will read
+    ``genomenode.qc.flags.load_flags`` once QC flags are stored.
+    """
+    return None, None
+
+
+def _scores_path(dataset: PublishedDataset) -> pathlib.Path:
+    return dataset.node.config.node_dir / "analysis" / dataset.id / "pcs.npy"
+
+
+def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
+    """The named variables of ``dataset``'s genotype columns.
+
+    Raises
+    ------
+    InputError
+        An unknown or malformed name (field ``variables``), or ``pcN`` before a
+        PCA was run on this dataset.
+    """
+    if len(names) > MAX_VARIABLES:
+        raise InputError(f"at most {MAX_VARIABLES} variables", field="variables")
+    num = dataset.facts.num_samples
+    with dataset.node.session() as session:
+        people = session.execute(
+            select(
+                Individual.id,
+                Individual.sample_index,
+                Individual.sex_id,
+                Individual.age_years,
+            ).where(
+                Individual.dataset_id == dataset.id,
+                Individual.sample_index.is_not(None),
+            )
+        ).all()
+        column_of = {str(row[0]): int(row[1] or 0) for row in people}
+        out: dict[str, np.ndarray] = {}
+        for name in dict.fromkeys(names):
+            values = np.full(num, np.nan)
+            if name == "sex":
+                for _, index, sex, _ in people:
+                    values[index] = {_MALE: 1.0, _FEMALE: 0.0}.get(sex, np.nan)
+            elif name == "age":
+                for _, index, _, age in people:
+                    values[index] = np.nan if age is None else float(age)
+            elif _PC.fullmatch(name):
+                component = int(_PC.fullmatch(name).group(1))  # type: ignore[union-attr]
+                path = _scores_path(dataset)
+                if not path.exists():
+                    raise InputError(
+                        f"{name}: no PCA was run on dataset {dataset.id}",
+                        field="variables",
+                    )
+                scores = np.load(path)
+                if component > scores.shape[1]:
+                    raise InputError(
+                        f"{name}: the PCA kept {scores.shape[1]} components",
+                        field="variables",
+                    )
+                values = scores[:, component - 1].copy()
+            elif _TERM.fullmatch(name):
+                table: Any = Disease if name.startswith("ICD10") else PhenotypicFeature
+                having = session.scalars(
+                    select(table.individual_id).where(
+                        table.dataset_id == dataset.id, table.term_id == name
+                    )
+                ).all()
+                values[list(column_of.values())] = 0.0
+                for individual in having:
+                    if individual in column_of:
+                        values[column_of[individual]] = 1.0
+            elif _MEASURE.fullmatch(name):
+                measured = session.execute(
+                    select(Measure.individual_id, Measure.value).where(
+                        Measure.dataset_id == dataset.id, Measure.assay_id == name
+                    )
+                ).all()
+                if not measured:
+                    raise InputError(
+                        f"{name}: no such variable in dataset {dataset.id}",
+                        field="variables",
+                    )
+                for individual, value in measured:
+                    if individual in column_of and value is not None:
+                        values[column_of[individual]] = float(value)
+            else:
+                raise InputError(
+                    f"{name!r}: not a variable (sex, age, a term such as "
+                    "ICD10:I25.1, a measure's assay id, or pc1...)",
+                    field="variables",
+                )
+            out[name] = values
+    return Variables(out, num)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowGenotypes:
+    """Biallelic variants of a window and their dosages (variants × samples)."""
+
+    positions: np.ndarray
+    references: list[str]
+    alternates: list[str]
+    dosages: np.ndarray
+
+    def variant_keys(self) -> list[tuple[int, str, str]]:
+        return list(
+            zip(self.positions.tolist(), self.references, self.alternates, strict=True)
+        )
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` on ``scheduler`` (None: yields None, threads).
+
+    Local until the shared helper (``genomenode.store.compute.dask_client``)
+    lands; then this defers to it.
+    """
+    if not scheduler:
+        yield None
+        return
+    from distributed import Client
+
+    with Client(scheduler, set_as_default=False) as client:
+        yield client
+
+
+def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
+    """Dosages of rows ``start:stop`` (runs on a Dask worker: opens the store)."""
+    import zarr
+
+    array: Any = zarr.open_group(vcz_path, mode="r")["call_genotype"]
+    calls = np.asarray(array[start:stop])
+    return dosages_of(calls)
+
+
+def read_window(
+    dataset: PublishedDataset,
+    contig: str,
+    start: int,
+    end: int,
+    *,
+    scheduler: str | None = None,
+    block_rows: int = 2_000,
+) -> WindowGenotypes:
+    """The biallelic variants with 1-based POS in ``[start, end)`` on ``contig``,
+    read in blocks of ``block_rows`` rows as Dask tasks."""
+    import dask
+
+    store = dataset.store
+    rows = store.rows_at(contig, start, end)
+    if len(rows) == 0:
+        return WindowGenotypes(np.zeros(0, np.int64), [], [], np.zeros((0, 0)))
+    alleles = store.alleles(rows.start, rows.stop)
+    biallelic = (alleles[:, 1] != "") & (
+        (alleles[:, 2] == "") if alleles.shape[1] > 2 else True
+    )
+    _, variant_pass = quality_masks(dataset)
+    if variant_pass is not None:
+        biallelic &= variant_pass[rows.start : rows.stop]
+    path = str(store.path)
+    tasks = [
+        dask.delayed(_read_block)(path, first, min(first + block_rows, rows.stop))
+        for first in range(rows.start, rows.stop, block_rows)
+    ]
+    with dask_client(scheduler) as client:
+        if client is None:
+            blocks = dask.compute(*tasks, scheduler="threads")
+        else:
+            blocks = client.compute(tasks, sync=True)
+    dosages = np.concatenate(blocks)[biallelic]
+    sample_pass, _ = quality_masks(dataset)
+    if sample_pass is not None:
+        dosages[:, ~sample_pass] = np.nan
+    return WindowGenotypes(
+        positions=np.asarray(store.positions(rows.start, rows.stop))[biallelic].astype(
+            np.int64
+        ),
+        references=[str(a) for a in alleles[biallelic, 0]],
+        alternates=[str(a) for a in alleles[biallelic, 1]],
+        dosages=dosages,
+    )

@@ -1,0 +1,384 @@
+"""The node's whitelisted analyses: sufficient statistics and aggregates only.
+
+Each function takes a published dataset and a validated request and returns a
+JSON-ready aggregate, after the disclosure filters of
+:mod:`genomenode.disclosure.filters` (DataSHIELD's, under their names) have
+passed; a request that breaks one raises :class:`AggregateRefused` with the
+filter's reason, and per-variant statistics of variants below the node's
+``disclosure_min_minor_allele_count`` are withheld (listed, never computed on).
+Nothing per person leaves: the PCA scores are written beside the node's store
+and only their count is returned.
+
+Authorisation and audit are the HTTP layer's (:mod:`.http`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..disclosure.filters import check_glm, check_levels, check_subset, check_table
+from ..disclosure.settings import DisclosureSettings
+from ..errors import InputError, PermissionDenied
+from ..store.published import PublishedDataset
+from . import statistics
+from .cohort import WindowGenotypes, _scores_path, read_window, variables_of
+
+__all__ = [
+    "AggregateRefused",
+    "Window",
+    "frequencies",
+    "glm",
+    "layout",
+    "pca_gram",
+    "pca_scores",
+    "summary",
+    "tables",
+]
+
+
+class AggregateRefused(PermissionDenied):
+    """The aggregate asked for would break a disclosure filter (403, the reason)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    contig: str
+    start: int
+    end: int
+
+
+def _refuse(reason: str | None) -> None:
+    if reason is not None:
+        raise AggregateRefused(f"disclosure control refused the aggregate: {reason}")
+
+
+def _key(position: int, reference: str, alternate: str) -> str:
+    return f"{position}:{reference}:{alternate}"
+
+
+def _select(
+    window: WindowGenotypes, keys: Sequence[str] | None
+) -> tuple[list[str], np.ndarray]:
+    """The window's keys and dosages, restricted to ``keys`` in their order."""
+    own = [_key(*key) for key in window.variant_keys()]
+    if keys is None:
+        return own, window.dosages
+    index = {key: row for row, key in enumerate(own)}
+    missing = [key for key in keys if key not in index]
+    if missing:
+        raise InputError(
+            f"{len(missing)} variant(s) not in this window, e.g. {missing[0]}",
+            field="variants",
+        )
+    return list(keys), window.dosages[[index[key] for key in keys]]
+
+
+def _rare(
+    settings: DisclosureSettings, minimum: int, dosages: np.ndarray
+) -> np.ndarray:
+    """Variants whose minor-allele count here is below ``minimum`` (per node)."""
+    alt = np.nansum(dosages, axis=1)
+    number = 2 * (~np.isnan(dosages)).sum(axis=1)
+    minor = np.minimum(alt, number - alt)
+    if not settings.enabled:
+        return np.zeros(len(alt), dtype=bool)
+    return minor < minimum
+
+
+def layout(dataset: PublishedDataset) -> dict[str, Any]:
+    """Contigs, their first and last positions and numbers of variants: what a
+    coordinator needs to cut the genome into windows."""
+    store = dataset.store
+    contigs = []
+    for contig, (first, last) in store.contigs.items():
+        if last <= first:
+            continue
+        positions = store.positions(first, last)
+        contigs.append(
+            {
+                "contig": contig,
+                "first_position": int(positions[0]),
+                "last_position": int(positions[-1]),
+                "num_variants": int(last - first),
+            }
+        )
+    return {"dataset": dataset.id, "contigs": contigs}
+
+
+def _model_rows(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    outcome: str,
+    covariates: Sequence[str],
+    model: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """The complete cases of a model (mask), covariates with intercept, outcome,
+    and the counts released with it — after the model-level filters."""
+    variables = variables_of(dataset, [outcome, *covariates])
+    design = variables.matrix(covariates)
+    response = variables.columns[outcome]
+    keep = ~np.isnan(response) & ~np.isnan(design).any(axis=1)
+    num = int(keep.sum())
+    _refuse(check_subset(settings, num))
+    _refuse(check_glm(settings, design.shape[1] + 1, num))
+    counts = {"num_individuals": num}
+    if model == "logistic":
+        if not set(np.unique(response[keep]).tolist()) <= {0.0, 1.0}:
+            raise InputError(f"{outcome} is not 0/1", field="outcome")
+        cases = int(response[keep].sum())
+        _refuse(check_table(settings, [cases, num - cases]))
+        counts |= {"num_cases": cases, "num_controls": num - cases}
+    for name in covariates:
+        column = variables.columns[name][keep]
+        levels = np.unique(column)
+        if len(levels) <= 2:
+            # A binary covariate is a factor: both levels need nfilter.tab people.
+            _refuse(check_table(settings, [int((column == v).sum()) for v in levels]))
+    return keep, design[keep], response[keep], counts
+
+
+def glm(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    min_minor_allele_count: int,
+    model: str,
+    outcome: str,
+    covariates: Sequence[str],
+    window: Window | None,
+    variants: Sequence[str] | None,
+    beta: npt.ArrayLike | None,
+    start: npt.ArrayLike | None,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """One round of per-variant regressions over a window (or the covariates-only
+    null model when ``window`` is None: logistic only, for a starting point).
+
+    ``beta`` (one row per variant of ``variants``) is the current β; without it
+    each variant starts at ``start`` (the null model's β) and 0 for the dosage.
+    """
+    keep, design, response, counts = _model_rows(
+        dataset, settings, outcome, covariates, model
+    )
+    k = design.shape[1]
+    if window is None:
+        if model != "logistic":
+            raise InputError("the null model is for logistic models", field="window")
+        here = np.asarray(start if start is not None else np.zeros(k), float)
+        if here.shape != (k,):
+            raise InputError(f"start needs {k} values", field="start")
+        eta = design @ here
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        weights = mu * (1 - mu)
+        return {
+            **counts,
+            "information": (design.T * weights) @ design,
+            "score": design.T @ (response - mu),
+            "log_likelihood": float(np.sum(response * eta - np.logaddexp(0, eta))),
+        }
+    genotypes = read_window(
+        dataset, window.contig, window.start, window.end, scheduler=scheduler
+    )
+    keys, dosages = _select(genotypes, variants)
+    dosages = dosages[:, keep] if dosages.size else np.zeros((0, int(keep.sum())))
+    rare = _rare(settings, min_minor_allele_count, dosages)
+    withheld = [key for key, hidden in zip(keys, rare, strict=True) if hidden]
+    released = [key for key, hidden in zip(keys, rare, strict=True) if not hidden]
+    dosages = dosages[~rare]
+    answer: dict[str, Any] = {**counts, "variants": released, "withheld": withheld}
+    if model == "linear":
+        return answer | statistics.linear_statistics(dosages, design, response)
+    if beta is None:
+        base = np.asarray(start if start is not None else np.zeros(k), float)
+        if base.shape != (k,):
+            raise InputError(f"start needs {k} values", field="start")
+        current = np.tile(np.append(base, 0.0), (len(released), 1))
+    else:
+        # β follows ``variants`` when they are named, else this node's released
+        # variants of the window (what its previous answer listed).
+        current = np.asarray(beta, float)
+        rows = len(keys) if variants is not None else len(released)
+        if current.shape != (rows, k + 1):
+            raise InputError(
+                f"beta needs one row of {k + 1} values per variant", field="beta"
+            )
+        if variants is not None:
+            current = current[~rare]
+    return answer | statistics.logistic_statistics(dosages, design, response, current)
+
+
+def frequencies(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    min_minor_allele_count: int,
+    window: Window,
+    strata: Sequence[str],
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Allele counts and numbers per stratum (``sex`` and/or a 0/1 term such as
+    ``ICD10:I25.1``) for the window's biallelic variants."""
+    variables = variables_of(dataset, strata)
+    num = variables.num_samples
+    groups = np.zeros(num, dtype=np.int64)
+    names = [""]
+    for name in strata:
+        column = variables.columns[name]
+        values = sorted(v for v in np.unique(column) if not np.isnan(v))
+        _refuse(check_levels(settings, len(values), num))
+        index = {v: i for i, v in enumerate(values)}
+        codes = np.array([index.get(v, -1) if not np.isnan(v) else -1 for v in column])
+        groups = np.where(
+            (groups >= 0) & (codes >= 0), groups * len(values) + codes, -1
+        )
+        names = [f"{n}{'&' if n else ''}{name}={v:g}" for n in names for v in values]
+    sizes = [int((groups == g).sum()) for g in range(len(names))]
+    _refuse(check_table(settings, sizes))
+    genotypes = read_window(
+        dataset, window.contig, window.start, window.end, scheduler=scheduler
+    )
+    keys = [_key(*key) for key in genotypes.variant_keys()]
+    dosages = genotypes.dosages
+    rare = _rare(settings, min_minor_allele_count, dosages)
+    counts = statistics.genotype_counts(dosages[~rare], groups, len(names))
+    return {
+        "strata": names,
+        "num_individuals": sizes,
+        "variants": [k for k, r in zip(keys, rare, strict=True) if not r],
+        "withheld": [k for k, r in zip(keys, rare, strict=True) if r],
+        "allele_count": (counts[:, :, 1] + 2 * counts[:, :, 2]).tolist(),
+        "allele_number": (2 * counts.sum(axis=2)).tolist(),
+    }
+
+
+def tables(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    min_minor_allele_count: int,
+    window: Window,
+    outcome: str,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Genotype counts (case/control × 0/1/2) per variant; a variant's table
+    with a non-empty cell below ``nfilter.tab`` is withheld."""
+    variables = variables_of(dataset, [outcome])
+    response = variables.columns[outcome]
+    groups = np.where(np.isnan(response), -1, np.where(response == 1, 0, 1))
+    sizes = [int((groups == 0).sum()), int((groups == 1).sum())]
+    _refuse(check_table(settings, sizes))
+    genotypes = read_window(
+        dataset, window.contig, window.start, window.end, scheduler=scheduler
+    )
+    keys = [_key(*key) for key in genotypes.variant_keys()]
+    rare = _rare(settings, min_minor_allele_count, genotypes.dosages)
+    counts = statistics.genotype_counts(genotypes.dosages, groups, 2)
+    released, withheld, cells = [], [], []
+    for key, hidden, table in zip(keys, rare, counts, strict=True):
+        reason = "minor-allele count" if hidden else None
+        reason = reason or check_table(settings, table.ravel().tolist())
+        if reason:
+            withheld.append(key)
+        else:
+            released.append(key)
+            cells.append(table.tolist())
+    return {
+        "num_cases": sizes[0],
+        "num_controls": sizes[1],
+        "variants": released,
+        "withheld": withheld,
+        "counts": cells,
+    }
+
+
+def summary(
+    dataset: PublishedDataset, settings: DisclosureSettings, *, names: Sequence[str]
+) -> dict[str, Any]:
+    """Per variable: n, sum and sum of squares (means and variances pool
+    exactly), or level counts for a variable of at most two values."""
+    variables = variables_of(dataset, names)
+    out: dict[str, Any] = {}
+    for name in names:
+        column = variables.columns[name]
+        present = column[~np.isnan(column)]
+        _refuse(check_subset(settings, len(present)))
+        levels = np.unique(present)
+        if len(levels) <= 2 and set(levels.tolist()) <= {0.0, 1.0}:
+            cells = [int((present == v).sum()) for v in (0.0, 1.0)]
+            _refuse(check_table(settings, cells))
+            out[name] = {"kind": "binary", "counts": cells}
+        else:
+            out[name] = {
+                "kind": "numeric",
+                "num": len(present),
+                "sum": float(present.sum()),
+                "sum_of_squares": float((present * present).sum()),
+            }
+    return out
+
+
+def _standardised(
+    dataset: PublishedDataset,
+    window: Window,
+    variants: Sequence[str],
+    frequencies_: npt.ArrayLike,
+    scheduler: str | None,
+) -> np.ndarray:
+    genotypes = read_window(
+        dataset, window.contig, window.start, window.end, scheduler=scheduler
+    )
+    _, dosages = _select(genotypes, variants)
+    p = np.asarray(frequencies_, float)
+    if p.shape != (len(variants),) or not ((p > 0) & (p < 1)).all():
+        raise InputError("one frequency in (0, 1) per variant", field="frequencies")
+    mean, scale = 2 * p, np.sqrt(2 * p * (1 - p))
+    # Missing calls are set to the mean (0 after standardising), as in EIGENSOFT.
+    z = (dosages - mean[:, None]) / scale[:, None]
+    return np.where(np.isnan(z), 0.0, z)
+
+
+def pca_gram(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    window: Window,
+    variants: Sequence[str],
+    frequencies_: npt.ArrayLike,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """ZᵀZ over this node's people for the standardised ``variants`` (pooled
+    frequencies): a variants × variants matrix, refused when it would hold more
+    than ``nfilter.glm`` numbers per person."""
+    z = _standardised(dataset, window, variants, frequencies_, scheduler)
+    _refuse(check_subset(settings, z.shape[1]))
+    _refuse(check_glm(settings, len(variants), z.shape[1]))
+    return {"num_individuals": int(z.shape[1]), "gram": z @ z.T}
+
+
+def pca_scores(
+    dataset: PublishedDataset,
+    *,
+    window: Window,
+    variants: Sequence[str],
+    frequencies_: npt.ArrayLike,
+    loadings: npt.ArrayLike,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Project this node's people on the federated loadings and keep the scores
+    here (``pc1``... covariates of later models); returns only how many."""
+    z = _standardised(dataset, window, variants, frequencies_, scheduler)
+    vectors = np.asarray(loadings, float)
+    if vectors.ndim != 2 or vectors.shape[0] != len(variants):
+        raise InputError("one row of loadings per variant", field="loadings")
+    scores = z.T @ vectors
+    path = _scores_path(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp.npy")
+    np.save(partial, scores)
+    partial.replace(path)
+    return {"num_individuals": int(scores.shape[0]), "num_components": vectors.shape[1]}

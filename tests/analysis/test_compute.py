@@ -1,0 +1,86 @@
+"""The node's computations on a real ``distributed.LocalCluster`` (worker
+processes, the ``dask_scheduler`` setting) give the numbers of the in-process
+threads, bit for bit; and the vectorised kernels equal their naive twins."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from distributed import LocalCluster
+from fastapi.testclient import TestClient
+
+from genomenode.analysis import statistics
+from genomenode.analysis.codec import decode
+from genomenode.app import create_app
+from genomenode.store.node import open_node
+
+from .conftest import RESEARCHER
+
+BODY = {
+    "model": "logistic",
+    "outcome": "ICD10:I25.1",
+    "covariates": ["sex", "age"],
+    "window": {"contig": "1", "start": 1, "end": 2_000_000},
+}
+
+
+def _answer(directory) -> dict:
+    with open_node(directory) as node:
+        client = TestClient(
+            create_app(node, base_url="http://testserver", dev_identity_provider=True)
+        )
+        token = client.post("/dev-idp/token", json={"subject": RESEARCHER}).json()
+        response = client.post(
+            "/analysis/datasets/part-1/glm",
+            json=BODY,
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def test_a_local_cluster_gives_the_in_process_numbers(
+    node_templates, tmp_path, monkeypatch
+):
+    directory = tmp_path / "node"
+    shutil.copytree(node_templates[0], directory)
+    in_process = _answer(directory)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        monkeypatch.setenv("GENOMENODE_DASK_SCHEDULER", cluster.scheduler_address)
+        with cluster.get_client() as client:
+            distributed = _answer(directory)
+            # The blocks were read by the cluster's workers, not in this process.
+            prefixes = client.run_on_scheduler(
+                lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+            )
+            assert "read_block" in prefixes
+    assert distributed["variants"] == in_process["variants"]
+    for name in ("information", "score", "log_likelihood", "num_observations"):
+        np.testing.assert_array_equal(
+            decode(distributed[name], field=name), decode(in_process[name], field=name)
+        )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kernels_equal_their_naive_twins(seed):
+    generator = np.random.default_rng(seed)
+    samples, variants = 80, 12
+    dosages = generator.integers(0, 3, size=(variants, samples)).astype(float)
+    dosages[generator.random(dosages.shape) < 0.05] = np.nan
+    covariates = np.column_stack(
+        [np.ones(samples), generator.normal(size=samples), generator.random(samples)]
+    )
+    outcome = (generator.random(samples) < 0.4).astype(float)
+    beta = generator.normal(scale=0.3, size=(variants, 4))
+    fast = statistics.logistic_statistics(dosages, covariates, outcome, beta)
+    slow = statistics.naive_logistic_statistics(dosages, covariates, outcome, beta)
+    for name in fast:
+        np.testing.assert_allclose(fast[name], slow[name], rtol=1e-12, atol=1e-12)
+    fast = statistics.linear_statistics(dosages, covariates, outcome)
+    slow = statistics.naive_linear_statistics(dosages, covariates, outcome)
+    for name in fast:
+        np.testing.assert_allclose(fast[name], slow[name], rtol=1e-12, atol=1e-12)
