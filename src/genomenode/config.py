@@ -586,6 +586,13 @@ SETTINGS: tuple[Setting, ...] = (
         "to observations.",
     ),
     Setting(
+        "reference_release_controlled",
+        _bool,
+        False,
+        "Publish the allele-frequency reference of CONTROLLED datasets (when their "
+        "DUO terms allow aggregate release too; docs/reference.md).",
+    ),
+    Setting(
         "htsget_max_regions",
         _positive_int,
         100,
