@@ -38,6 +38,7 @@ from ..web.body import HttpLimits
 from ..web.responses import install_error_handlers
 from . import http as network_http
 from . import merge
+from . import reference as network_reference
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import PerOriginTransport, probe_nodes
@@ -198,6 +199,7 @@ def create_network_app(
     app.include_router(network_http.router, prefix="/api")
     app.include_router(network_http.status_router, prefix="/network")
     app.include_router(catalogue_http.network_router, prefix="/catalogue")
+    app.include_router(network_reference.router, prefix="/reference")
     app.include_router(network_http.well_known_router)
     identity = app.state.beacon.identity
     install_error_handlers(

@@ -94,17 +94,25 @@ class ReferenceStore:
         self.built_at: str = str(attributes.get("built_at", ""))
         self._lock = threading.Lock()
         self._chunks: dict[tuple[str, int], np.ndarray] = {}
+        self._arrays: dict[str, Any] = {}
 
     @property
     def num_variants(self) -> int:
-        return int(self.root["variant_pass"].shape[0])
+        return int(self.array("variant_pass").shape[0])
 
     @functools.cached_property
     def variant_pass(self) -> np.ndarray:
-        return np.asarray(self.root["variant_pass"][:], dtype=bool)
+        return np.asarray(self.array("variant_pass")[:], dtype=bool)
+
+    def array(self, name: str) -> Any:
+        """The zarr array ``name``, opened once (a group lookup costs ~1 ms)."""
+        array = self._arrays.get(name)
+        if array is None:
+            array = self._arrays[name] = self.root[name]
+        return array
 
     def _row(self, name: str, row: int) -> np.ndarray:
-        array = self.root[name]
+        array = self.array(name)
         size = array.chunks[0]
         key = (name, row // size)
         with self._lock:
@@ -123,7 +131,7 @@ class ReferenceStore:
         the variant failed QC or the row or allele is not in the reference."""
         if not 0 <= row < self.num_variants or not self.variant_pass[row]:
             return None
-        if not 1 <= allele <= self.root["allele_count"].shape[1]:
+        if not 1 <= allele <= self.array("allele_count").shape[1]:
             return None
         values = {
             name: self._row(name, row)[allele - 1].astype(np.int64)
@@ -140,7 +148,7 @@ class ReferenceStore:
     def block(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Every array of rows ``start:stop`` (for exports, one chunk at a time)."""
         names = (*COUNT_ARRAYS, "allele_number", "variant_pass")
-        return {name: np.asarray(self.root[name][start:stop]) for name in names}
+        return {name: np.asarray(self.array(name)[start:stop]) for name in names}
 
 
 def reference_path(dataset_directory: pathlib.Path) -> pathlib.Path:
