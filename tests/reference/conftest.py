@@ -96,8 +96,12 @@ def reference_node(tmp_path_factory) -> ReferenceNode:
             directory.mkdir()
             _rewrite(source, directory / "cohort.vcf.gz", edit)
             shutil.copy(CINECA_INDIVIDUALS, directory / "individuals.json")
+            # Records for anyone: the Beacon's frequencies can be compared.
             description = write_dataset_yaml(
-                directory, id=dataset_id, security_level="PUBLIC"
+                directory,
+                id=dataset_id,
+                security_level="PUBLIC",
+                beacon={"anonymous": "record"},
             )
             ingest(node, description)
             vcfs[dataset_id] = directory / "cohort.vcf.gz"
