@@ -377,6 +377,7 @@ def _write_cohort(
     causal_sites: list[tuple[int, str, str]] | None = None,
     description: str | None = None,
     simulation: dict[str, Any] | None = None,
+    keep_fixed: bool = False,
 ) -> SimulationResult:
     """Write one cohort from its tree sequence (simulated here when None, under
     the progress display). ``causal_sites``: the planted variants, when a joint
@@ -415,6 +416,7 @@ def _write_cohort(
             rng=rng_vcf,
             on_sites=bar.advance,
             index=False,
+            keep_fixed=keep_fixed,
         )
         bar.stage("indexing VCF, writing phenopackets", total=1)
         # Tabix re-reads the whole VCF without holding the GIL: overlap it.
@@ -594,6 +596,7 @@ def simulate_countries(
                     "Not real people; for demos, tests and benchmarks only."
                 ),
                 simulation={"joint_seed": seed, "countries": codes},
+                keep_fixed=True,
             )
         )
     return results

@@ -128,8 +128,8 @@ def simulate_tree_sequence(
 #: bottlenecks; southern countries are larger and older. Other countries take the
 #: defaults of their region.
 _COUNTRY_SIZES: dict[str, tuple[int, float]] = {
-    "FI": (10_000, 0.01),
-    "EE": (10_000, 0.01),
+    "FI": (10_000, 0.008),
+    "EE": (10_000, 0.008),
     "IT": (30_000, 0.004),
     "ES": (30_000, 0.004),
     "PT": (20_000, 0.004),
@@ -156,7 +156,7 @@ def country_demography(countries: Sequence[str]) -> msprime.Demography:
 
     A shared ancestral European pool (Ne 10,000) splits 300 generations ago into
     three regional pools (north-west and south of Ne 20,000, a north-east one of
-    Ne 5,000: the Finnic founders); each country splits from its region's pool 100
+    Ne 10,000: the Finnic founders); each country splits from its region's pool 100
     generations ago and grows to its present size (``_COUNTRY_SIZES``),
     with migration between all countries (1e-4 per generation, 5e-5 to and from
     the north-east). This gives pairwise Hudson F_ST of about 0.002-0.004 between
@@ -177,7 +177,7 @@ def country_demography(countries: Sequence[str]) -> msprime.Demography:
         dem.add_population(
             name=f"REGION_{region}",
             description=f"regional ancestral pool {region}",
-            initial_size=20_000 if region != "NE" else 5_000,
+            initial_size=20_000 if region != "NE" else 10_000,
             initially_active=False,
         )
     dem.add_population(
@@ -499,6 +499,7 @@ def write_vcf(
     rng: np.random.Generator,
     on_sites: Callable[[int], None] | None = None,
     index: bool = True,
+    keep_fixed: bool = False,
 ) -> int:
     """Write the biallelic SNVs of ``ts`` as a BGZF VCF 4.3 and tabix-index it.
 
@@ -523,6 +524,10 @@ def write_vcf(
         Source of the DP/GQ values.
     on_sites : callable, optional
         Called with the number of sites processed, for progress reporting.
+    keep_fixed : bool, optional
+        Also write sites where every sample carries the ALT allele (a country
+        cohort of a joint simulation: the variant is real, fixed in this country,
+        and other countries' cohorts have it at their own frequencies).
     index : bool, optional
         Write the ``.tbi`` with ``pysam.tabix_index``.  It re-reads the whole
         file, so callers with other work may do it themselves concurrently
@@ -546,7 +551,8 @@ def write_vcf(
         nonlocal written
         counts = genotypes[: len(records)].sum(axis=1, dtype=np.int64)
         # Sites fixed among the samples (after back mutation) are not variants.
-        keep = np.flatnonzero((counts > 0) & (counts < num_haps))
+        variable = counts < num_haps if not keep_fixed else counts <= num_haps
+        keep = np.flatnonzero((counts > 0) & variable)
         if len(keep):
             text = table.format(genotypes[keep], haplotypes, rng, fields[: len(keep)])
             parts: list[bytes | memoryview] = []
