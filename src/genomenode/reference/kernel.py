@@ -63,14 +63,13 @@ def cell_genotype_table(
     pairs = width * width
     slots = num_cells + 1  # the last one takes the samples counted nowhere
     calls = np.ascontiguousarray(call_genotype).view(f"<u{ploidy}")[..., 0]
-    index = _pair_codes(num_alleles, ploidy)[calls]
-    cells = np.where(sample_cells < 0, num_cells, sample_cells).astype(np.int64)
     total = num_variants * slots * pairs
     kind = np.int32 if total < 2**31 else np.int64
-    base = (np.arange(num_variants, dtype=kind)[:, None] * slots) + cells.astype(kind)
-    base *= pairs
-    index = index.astype(kind, copy=False)
-    index += base
+    # One gather, then two broadcast adds in place: (variant, cell, pair) codes.
+    index = np.take(_pair_codes(num_alleles, ploidy).astype(kind, copy=False), calls)
+    index += (np.arange(num_variants, dtype=kind) * (slots * pairs))[:, None]
+    cells = np.where(sample_cells < 0, num_cells, sample_cells).astype(kind)
+    index += (cells * pairs)[None, :]
     table = np.bincount(index.ravel(), minlength=total)
     return table.reshape(num_variants, slots, width, width)[:, :num_cells]
 
