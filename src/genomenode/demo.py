@@ -432,11 +432,13 @@ def _show(
 def _vcf_sites(path: pathlib.Path) -> dict[tuple[int, str, str], int]:
     import pysam
 
+    sites: dict[tuple[int, str, str], int] = {}
     with pysam.VariantFile(str(path)) as vcf:
-        return {
-            (record.pos, record.ref, record.alts[0]): int(record.info["AC"][0])
-            for record in vcf
-        }
+        for record in vcf:
+            sites[(record.pos, str(record.ref), str((record.alts or ("",))[0]))] = int(
+                record.info["AC"][0]
+            )
+    return sites
 
 
 def _private_variant(

@@ -57,11 +57,12 @@ def _rows(document: Any) -> list[PopulationFrequency]:
         if not isinstance(item, dict) or not isinstance(item.get("population"), str):
             raise ValueError("a population without a name")
         values = [item.get(field) for field in _FIELDS]
-        if not all(isinstance(value, int) and value >= 0 for value in values):
+        counts = [value for value in values if isinstance(value, int) and value >= 0]
+        if len(counts) != len(values):
             raise ValueError(f"population {item['population'][:20]!r}: bad counts")
         rows.append(
-            PopulationFrequency(
-                item["population"][:20], *values, adjusted=bool(item.get("adjusted"))
+            PopulationFrequency.of(
+                item["population"][:20], counts, adjusted=bool(item.get("adjusted"))
             )
         )
     return rows
@@ -78,7 +79,7 @@ async def _ask(
     status: dict[str, Any] = {"id": node.id, "country": node.country}
     breaker = breakers[node.id] if breakers is not None else None
     admission = breaker.admit() if breaker is not None else "closed"
-    if admission is None:
+    if breaker is not None and admission is None:
         return {**status, "status": "unavailable", "reason": breaker.reason()}, []
     rows: list[PopulationFrequency] = []
     try:

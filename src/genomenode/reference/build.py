@@ -119,11 +119,15 @@ def count_rows(
             table[first : first + len(rows)] += cell_genotype_table(
                 rows, cells, num_cells, num_alleles
             )
-    rows = stop - start
-    statistics = statistics_from_table(table.reshape(rows * num_cells, width, width))
+    num_rows = stop - start
+    statistics = statistics_from_table(
+        table.reshape(num_rows * num_cells, width, width)
+    )
 
     def per_population(name: str) -> np.ndarray:
-        values = statistics[name].reshape(rows, num_cells, num_alleles).astype(np.int64)
+        values = (
+            statistics[name].reshape(num_rows, num_cells, num_alleles).astype(np.int64)
+        )
         summed = np.einsum("rca,cp->rap", values, membership)
         return summed[:, 1:, :].astype(np.int32)
 
@@ -133,7 +137,7 @@ def count_rows(
         "allele_count_het": per_population("variant_allele_count_het"),
         "allele_count_hemi": per_population("variant_allele_count_hemi"),
     }
-    totals = statistics["variant_allele_total"].reshape(rows, num_cells)
+    totals = statistics["variant_allele_total"].reshape(num_rows, num_cells)
     counts["allele_number"] = (totals.astype(np.int64) @ membership).astype(np.int32)
     return counts
 

@@ -93,6 +93,14 @@ class PopulationFrequency:
     allele_count_hemi: int
     adjusted: bool
 
+    @classmethod
+    def of(
+        cls, population: str, values: Sequence[int], *, adjusted: bool
+    ) -> PopulationFrequency:
+        """From ``(AC, AN, hom copies, het, hemi)``."""
+        count, number, hom, het, hemi = (int(value) for value in values)
+        return cls(population, count, number, hom, het, hemi, adjusted)
+
     @property
     def allele_frequency(self) -> float:
         return self.allele_count / self.allele_number if self.allele_number else 0.0

@@ -181,7 +181,7 @@ def sum_frequencies(
                 item.adjusted
             )
     summed = [
-        PopulationFrequency(name, *values, adjusted=adjusted[name])  # type: ignore[misc]
+        PopulationFrequency.of(name, values, adjusted=adjusted[name])
         for name, values in sums.items()
         if name != TOTAL
     ]
@@ -200,8 +200,8 @@ def sum_frequencies(
             )
         ]
         summed.append(
-            PopulationFrequency(
-                TOTAL, *total, adjusted=any(item.adjusted for item in countries)
+            PopulationFrequency.of(
+                TOTAL, total, adjusted=any(item.adjusted for item in countries)
             )
         )
     return summed

@@ -75,7 +75,7 @@ class ReferenceStore:
             raise StoreError(f"{path}: no reference built")
         self.path = path
         self.root: Any = zarr.open_group(path, mode="r")
-        attributes = dict(self.root.attrs)
+        attributes: dict[str, Any] = dict(self.root.attrs)
         version = attributes.get("format_version")
         if version != FORMAT_VERSION:
             raise StoreError(
