@@ -390,3 +390,30 @@ def test_country_cohorts_are_datasets_of_their_own(countries) -> None:
     assert len(planted) == 1
     with pytest.raises(ValueError, match="distinct"):
         simulate_countries(pathlib.Path("/nonexistent"), countries=("FI", "FI"))
+
+
+def test_cli_multi_country_mode(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from genomenode.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(tmp_path),
+            "--countries",
+            "FI,IT",
+            "--samples",
+            "30",
+            "--length",
+            "50000",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cohorts = json.loads(result.output)["cohorts"]
+    assert [item["dataset_id"] for item in cohorts] == ["fi-cohort-7", "it-cohort-7"]
+    assert (tmp_path / "it" / "dataset.yaml").exists()
+    bad = CliRunner().invoke(cli, ["simulate", str(tmp_path), "--countries", "FI,FIN"])
+    assert bad.exit_code != 0 and "two-letter" in bad.output

@@ -190,6 +190,7 @@ def test_the_union_lists_every_country_and_the_pooled_numbers(three_nodes):
             assert row["alleleFrequency"] == pytest.approx(expected[0] / expected[1])
     pooled = {row["population"]: row for row in document["pooled"]}
     assert list(pooled) == ["total", "M", "F"]
+    assert document["pooledIncomplete"] == []
     for population in ("M", "F"):
         expected = [sum(t[population][i] for t in tallies.values()) for i in range(5)]
         assert [pooled[population][field] for field in FIELDS] == expected

@@ -8,7 +8,9 @@ timeout; a node whose circuit breaker is open is not asked) and answers with
   summed over the nodes holding that country;
 - ``pooled``: the European numbers, ``total``, ``M`` and ``F``, the sums of
   every node's published rows (``total``: of the countries' rows);
-- ``nodes``: every registered node with its status, as the Beacon network does.
+- ``nodes``: every registered node with its status, as the Beacon network does;
+- ``pooledIncomplete``: the pooled sex rows some node left out of its answer (it
+  withheld them under its small-count rule), so their sums miss that node.
 
 The nodes have already applied their release rules and small-count rule: the
 network only adds up what they published (a sum is ``adjusted`` when a part was).
@@ -132,6 +134,16 @@ def _pooled(rows: list[list[PopulationFrequency]]) -> list[PopulationFrequency]:
     return sorted(pooled, key=lambda item: order[item.population])
 
 
+def _incomplete(rows: list[list[PopulationFrequency]]) -> list[str]:
+    """Pooled sex rows that leave out a node which withheld its own (a small
+    group): the sum is then over the other nodes only."""
+    missing = []
+    for name in ("M", "F"):
+        if any(all(item.population != name for item in part) for part in rows):
+            missing.append(name)
+    return missing
+
+
 @router.get(
     "/variants/{variant_id}",
     summary="One variant's allele frequencies: every country's and the pooled ones",
@@ -176,6 +188,7 @@ async def network_variant(request: Request, variant_id: str) -> JSONResponse:
         "exists": bool(countries),
         "countries": countries,
         "pooled": [item.document() for item in _pooled(node_rows)],
+        "pooledIncomplete": _incomplete(node_rows),
         "nodes": [status for status, _ in answers],
     }
     return json_response(document)
