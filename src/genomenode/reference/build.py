@@ -20,6 +20,7 @@ import os
 import pathlib
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -108,17 +109,33 @@ def count_rows(
     width = num_alleles + 2
     table = np.zeros((stop - start, num_cells, width, width), dtype=np.int64)
     sample_chunk = call_genotype.chunks[1]
-    for first_sample in range(0, num_samples, sample_chunk):
-        samples = slice(first_sample, min(first_sample + sample_chunk, num_samples))
-        cells = sample_cells[samples]
-        if not (cells >= 0).any():
-            continue  # nobody here counts (all QC-failing)
-        piece = np.asarray(call_genotype[start:stop, samples])
-        for first in range(0, len(piece), _KERNEL_ROWS):
-            rows = piece[first : first + _KERNEL_ROWS]
-            table[first : first + len(rows)] += cell_genotype_table(
-                rows, cells, num_cells, num_alleles
+    blocks = [
+        slice(first, min(first + sample_chunk, num_samples))
+        for first in range(0, num_samples, sample_chunk)
+        if (sample_cells[first : first + sample_chunk] >= 0).any()
+    ]  # a block of QC-failing samples only is not read at all
+
+    def read(samples: slice) -> np.ndarray:
+        return np.asarray(call_genotype[start:stop, samples])
+
+    # The next stored chunk is decoded (Blosc releases the GIL) while this one is
+    # counted: two chunks in memory at most.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(read, blocks[0]) if blocks else None
+        for index, samples in enumerate(blocks):
+            assert upcoming is not None
+            piece = upcoming.result()
+            upcoming = (
+                reader.submit(read, blocks[index + 1])
+                if index + 1 < len(blocks)
+                else None
             )
+            cells = sample_cells[samples]
+            for first in range(0, len(piece), _KERNEL_ROWS):
+                rows = piece[first : first + _KERNEL_ROWS]
+                table[first : first + len(rows)] += cell_genotype_table(
+                    rows, cells, num_cells, num_alleles
+                )
     num_rows = stop - start
     statistics = statistics_from_table(
         table.reshape(num_rows * num_cells, width, width)
