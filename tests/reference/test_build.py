@@ -12,11 +12,20 @@ import numpy as np
 import zarr
 from click.testing import CliRunner
 from distributed import LocalCluster
+from fastapi.testclient import TestClient
 
+from genomenode.app import create_app
 from genomenode.cli import cli
 from genomenode.reference.build import build_dataset_reference, count_rows
 from genomenode.reference.service import reference_store
 from genomenode.store.published import PublishedDatasets
+
+
+def _variant_id(handle, row: int) -> str:
+    alleles = handle.store.alleles(row, row + 1)[0]
+    position = int(handle.store.positions(row, row + 1)[0])
+    return f"1-{position}-{alleles[0]}-{alleles[1]}"
+
 
 ARRAYS = (
     "allele_count",
@@ -67,6 +76,24 @@ def test_qc_masks_leave_out_samples_and_variants(reference_node):
         # The same as counting the passing samples' columns alone.
         genotypes = np.asarray(handle.store.genotypes(0))[sample_pass]
         assert counts.allele_count[index] == (genotypes == 1).sum()
+        # The Beacon's frequencies are the reference's: QC-passing samples only,
+        # and none for a QC-failing variant.
+        app = create_app(reference_node.node, disclosure_enabled=False)
+        with TestClient(app) as client:
+            (first, fifth) = (
+                client.get(
+                    f"/api/g_variants/{variant}",
+                    params={"requestedGranularity": "record"},
+                ).json()["response"]["resultSets"][0]["results"][0]
+                for variant in (_variant_id(handle, 0), _variant_id(handle, 5))
+            )
+        (fi,) = (
+            item
+            for item in first["frequencyInPopulations"][0]["frequencies"]
+            if item["population"] == "FI"
+        )
+        assert fi["alleleNumber"] == counts.allele_number[index]
+        assert "frequencyInPopulations" not in fifth
     finally:
         build_dataset_reference(handle)  # as the other tests expect it
 
