@@ -172,11 +172,16 @@ def test_the_union_lists_every_country_and_the_pooled_numbers(three_nodes):
         document = httpx2.get(f"{url}/reference/variants/{variant}", timeout=60).json()
         one = httpx2.get(f"{node_urls[2]}/reference/variants/{variant}", timeout=60)
         bad = httpx2.get(f"{url}/reference/variants/1-x-A-G", timeout=60)
+        index = httpx2.get(f"{url}/reference", timeout=60).json()
         # Both routes are in the published OpenAPI, the node's and the network's.
         for base in (url, node_urls[0]):
             paths = httpx2.get(f"{base}/api/openapi.json", timeout=60).json()["paths"]
             assert "/reference/variants/{variant_id}" in paths
     assert [node["status"] for node in document["nodes"]] == ["ok"] * 3
+    assert [
+        [item["datasetId"] for item in node["datasets"]] for node in index["nodes"]
+    ] == [["fi-cohort"], ["it-cohort"], ["pt-cohort"]]
+    assert all(item["built"] for node in index["nodes"] for item in node["datasets"])
     assert one.json()["exists"]  # the CONTROLLED node releases its reference
     assert bad.status_code == 400
     assert [item["country"] for item in document["countries"]] == sorted(COUNTRIES)

@@ -1,5 +1,6 @@
 """The network's ``/reference`` routes: the union of every node's reference.
 
+``GET /reference`` lists every node's reference (its ``GET /reference``);
 ``GET /reference/variants/{variant_id}`` asks every registered node's
 ``/reference/variants/{variant_id}`` concurrently (each within the registry's
 timeout; a node whose circuit breaker is open is not asked) and answers with
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +37,7 @@ from ..web.responses import json_response
 from .breaker import Breakers
 from .registry import RegisteredNode, Registry
 
-__all__ = ["network_variant", "router"]
+__all__ = ["network_reference_index", "network_variant", "router"]
 
 router = APIRouter(tags=["reference"])
 
@@ -70,27 +72,38 @@ def _rows(document: Any) -> list[PopulationFrequency]:
     return rows
 
 
+def _index(document: Any) -> list[dict[str, Any]]:
+    """A node's ``GET /reference`` datasets; ValueError when not a list of them."""
+    if not isinstance(document, dict) or not isinstance(document.get("datasets"), list):
+        raise ValueError("no datasets list")
+    items = [item for item in document["datasets"] if isinstance(item, dict)]
+    if len(items) != len(document["datasets"]):
+        raise ValueError("a dataset that is not an object")
+    return items
+
+
 async def _ask(
     client: httpx2.AsyncClient,
     node: RegisteredNode,
     path: str,
     timeout: float,
     breakers: Breakers | None,
-) -> tuple[dict[str, Any], list[PopulationFrequency]]:
+    parse: Callable[[Any], list[Any]] = _rows,
+) -> tuple[dict[str, Any], list[Any]]:
     started = time.perf_counter()
     status: dict[str, Any] = {"id": node.id, "country": node.country}
     breaker = breakers[node.id] if breakers is not None else None
     admission = breaker.admit() if breaker is not None else "closed"
     if breaker is not None and admission is None:
         return {**status, "status": "unavailable", "reason": breaker.reason()}, []
-    rows: list[PopulationFrequency] = []
+    rows: list[Any] = []
     try:
         response = await asyncio.wait_for(
             client.get(f"{node.url}{path}", timeout=timeout), timeout
         )
         if response.status_code != 200:
             raise ValueError(f"HTTP {response.status_code}")
-        rows = _rows(response.json())
+        rows = parse(response.json())
         status["status"] = "ok"
     except (TimeoutError, httpx2.TimeoutException):
         status.update(status="timeout", reason="no answer in time")
@@ -192,3 +205,28 @@ async def network_variant(request: Request, variant_id: str) -> JSONResponse:
         "nodes": [status for status, _ in answers],
     }
     return json_response(document)
+
+
+@router.get("", summary="Every node's reference: datasets, populations, when built")
+async def network_reference_index(request: Request) -> JSONResponse:
+    registry: Registry = request.app.state.registry
+    breakers: Breakers | None = getattr(request.app.state, "breakers", None)
+    answers = await asyncio.gather(
+        *(
+            _ask(
+                request.app.state.client,
+                node,
+                "/reference",
+                registry.timeout_seconds,
+                breakers,
+                _index,
+            )
+            for node in registry.nodes
+        )
+    )
+    return json_response(
+        {
+            "nodes": [{**status, "datasets": datasets} for status, datasets in answers],
+            "variantIds": "<contig>-<POS>-<REF>-<ALT>, e.g. 1-1000123-A-G",
+        }
+    )
