@@ -6,6 +6,7 @@ import gzip
 import itertools
 import json
 import os
+import pathlib
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from genomenode.simulate import (
     ICD10_TERMS,
     SimulationResult,
     simulate_cohort,
+    simulate_countries,
     simulate_tree_sequence,
 )
 from genomenode.simulate_vcf import BgzfWriter
@@ -297,3 +299,121 @@ def test_each_sample_names_its_population(cohort: SimulationResult) -> None:
     finns = np.array([name == "FIN" for name in populations])
     nearest_is_finn = finns[distance.argmin(axis=1)]
     assert nearest_is_finn[finns].mean() > 0.9
+
+
+# -- the multi-country mode: one shared history ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def countries(tmp_path_factory: pytest.TempPathFactory) -> list[SimulationResult]:
+    return simulate_countries(
+        tmp_path_factory.mktemp("countries"),
+        countries=("FI", "IT", "PT", "DE"),
+        samples=(150, 150, 150, 150),
+        seed=5,
+        length=1_000_000,
+    )
+
+
+def _frequencies(result: SimulationResult) -> dict[tuple[int, str, str], float]:
+    with pysam.VariantFile(str(result.vcf_path)) as vcf:
+        return {
+            (record.pos, record.ref, record.alts[0]): record.info["AC"][0]
+            / record.info["AN"]
+            for record in vcf
+        }
+
+
+def _hudson_fst(first: np.ndarray, second: np.ndarray, n: int) -> float:
+    """Hudson's F_ST (Bhatia et al. 2013, ratio of averages) of two samples of n
+    haplotypes each."""
+    numerator = (
+        (first - second) ** 2
+        - first * (1 - first) / (n - 1)
+        - second * (1 - second) / (n - 1)
+    )
+    denominator = first * (1 - second) + second * (1 - first)
+    return float(numerator.sum() / denominator.sum())
+
+
+def test_countries_share_their_common_variants(countries) -> None:
+    frequencies = [_frequencies(result) for result in countries]
+    for index, own in enumerate(frequencies):
+        common = [site for site, frequency in own.items() if frequency >= 0.05]
+        assert len(common) > 100
+        for other_index, other in enumerate(frequencies):
+            if other_index != index:
+                shared = sum(site in other for site in common) / len(common)
+                assert shared > 0.9, (index, other_index, shared)
+        # ... and each has private variants of its own, nearly all of them rare.
+        private = [
+            site
+            for site in own
+            if not any(
+                site in other for j, other in enumerate(frequencies) if j != index
+            )
+        ]
+        assert len(private) > 20
+        assert np.mean([own[site] < 0.05 for site in private]) > 0.9
+
+
+def test_country_frequencies_differ_as_european_populations_do(countries) -> None:
+    frequencies = [_frequencies(result) for result in countries]
+    sites = sorted(set().union(*frequencies))
+    matrix = np.array([[f.get(site, 0.0) for site in sites] for f in frequencies])
+    fst = {
+        (countries[i].dataset_id[:2], countries[j].dataset_id[:2]): _hudson_fst(
+            matrix[i], matrix[j], 300
+        )
+        for i, j in itertools.combinations(range(len(countries)), 2)
+    }
+    # Between European populations Hudson's F_ST runs from ~0.001 (neighbours)
+    # to ~0.02 (Finns against the south); the Finnish founders stand out.
+    for pair, value in fst.items():
+        assert 0.0005 < value < 0.03, (pair, value)
+    assert fst[("fi", "it")] > fst[("it", "pt")]
+    assert fst[("fi", "pt")] > fst[("it", "pt")]
+
+
+def test_country_cohorts_are_datasets_of_their_own(countries) -> None:
+    ids = [result.dataset_id for result in countries]
+    assert ids == ["fi-cohort-5", "it-cohort-5", "pt-cohort-5", "de-cohort-5"]
+    for result, country in zip(countries, ("FI", "IT", "PT", "DE"), strict=True):
+        document = yaml.safe_load(result.dataset_yaml.read_text())
+        assert document["country"] == country
+        assert document["simulation"]["countries"] == ["FI", "IT", "PT", "DE"]
+        assert set(result.sample_populations) == {country}
+        with pysam.VariantFile(str(result.vcf_path)) as vcf:
+            assert next(iter(vcf.header.samples)) == f"{country}00001"
+    # The planted variants are the same sites in every country.
+    planted = {tuple(map(tuple, result.causal_variants)) for result in countries}
+    assert len(planted) == 1
+    with pytest.raises(ValueError, match="distinct"):
+        simulate_countries(pathlib.Path("/nonexistent"), countries=("FI", "FI"))
+
+
+def test_cli_multi_country_mode(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from genomenode.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(tmp_path),
+            "--countries",
+            "FI,IT",
+            "--samples",
+            "30",
+            "--length",
+            "50000",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cohorts = json.loads(result.output)["cohorts"]
+    assert [item["dataset_id"] for item in cohorts] == ["fi-cohort-7", "it-cohort-7"]
+    assert (tmp_path / "it" / "dataset.yaml").exists()
+    bad = CliRunner().invoke(cli, ["simulate", str(tmp_path), "--countries", "FI,FIN"])
+    assert bad.exit_code != 0 and "two-letter" in bad.output

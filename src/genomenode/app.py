@@ -20,6 +20,7 @@ what they share in ``app.state`` and includes the routers:
 - ``app.state.htsget_max_regions``: the ``htsget_max_regions`` setting;
 - ``app.state.http_limits``: the settings'
   :class:`~genomenode.web.body.HttpLimits`;
+- ``app.state.reference``: the :class:`~genomenode.reference.http.ReferenceService`;
 - ``app.state.dev_identity_provider``: the development identity provider, if served.
 
 CORS for browser clients of htsget and DRS is one middleware
@@ -48,6 +49,7 @@ from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
+from .reference import http as reference_http
 from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
 from .transfer.cors import CorsMiddleware, CorsPolicy
@@ -152,6 +154,14 @@ def create_app(
         {**node.config.values, **_disclosure_override(disclosure_enabled)}
     )
     app.include_router(analysis_http.router, prefix="/analysis")
+    app.state.reference = reference_http.ReferenceService(
+        published=app.state.published,
+        disclosure=app.state.beacon.disclosure,
+        release_controlled=bool(node.config.values.get("reference_release_controlled")),
+        node_id=node.config.node_id,
+        country=str(node.config.values.get("country") or ""),
+    )
+    app.include_router(reference_http.router, prefix="/reference")
     app.include_router(access_http.well_known_router)
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None

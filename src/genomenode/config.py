@@ -608,6 +608,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Most variants one analysis call may name or cover (400).",
     ),
     Setting(
+        "reference_release_controlled",
+        _bool,
+        False,
+        "Publish the allele-frequency reference of CONTROLLED datasets (when their "
+        "DUO terms allow aggregate release too; docs/reference.md).",
+    ),
+    Setting(
         "htsget_max_regions",
         _positive_int,
         100,

@@ -1,12 +1,16 @@
 """``make demo``: a live three-country network on this machine.
 
-Simulates three national cohorts (FI, IT, PT: different sizes and seeds), one
-PUBLIC, one REGISTERED and one CONTROLLED, so that each kind of caller sees
-something different; initialises and ingests three nodes; starts them and the
-network aggregator as separate processes on localhost; then shows, as real HTTP
+Simulates three national cohorts (FI, IT, PT: different sizes) from one shared
+European history (``simulate_countries``: the same variants at country-specific
+frequencies), one PUBLIC, one REGISTERED and one CONTROLLED, so that each kind
+of caller sees something different; initialises and ingests three nodes and
+builds their allele-frequency references; starts the nodes and the network
+aggregator as separate processes on localhost; then shows, as real HTTP
 requests, what an anonymous, a registered and a granted caller get from the
-network, a catalogue search, and the access workflow (apply → the DAC approves →
-record-level answers across the network). Ctrl-C stops everything.
+network, a catalogue search, the access workflow (apply → the DAC approves →
+record-level answers across the network), and the network's reference of a
+common variant (every country's numbers and the pooled ones). Ctrl-C stops
+everything.
 
 The FI node runs the development identity provider (demo only, never on by
 default); the other nodes trust it as their broker, so one demo passport works on
@@ -23,6 +27,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,7 +41,8 @@ import yaml
 from rich.console import Console
 
 from .ingest import ingest
-from .simulate import simulate_cohort
+from .reference.build import build_reference
+from .simulate import simulate_countries
 from .store.node import init_node, open_node
 from .store.private import private_files
 
@@ -107,18 +113,8 @@ def _prepare(
     dataset_yaml = cohort_dir / "dataset.yaml"
     started = time.monotonic()
     if not dataset_yaml.exists():
-        simulate_cohort(
-            cohort_dir,
-            samples=node.samples,
-            seed=node.seed,
-            length=length,
-            country=node.country,
-            security_level=node.security_level,
-            dataset_id=node.dataset_id,
-        )
-        document = yaml.safe_load(dataset_yaml.read_text())
-        document["dac"] = {"members": [DEMO_DAC]}
-        dataset_yaml.write_text(yaml.safe_dump(document, sort_keys=False))
+        # Alone (run_demo simulates the three together first): its own history.
+        _simulate(directory, [node], length=length)
     if not (node_dir / "genomenode.yaml").exists():
         init_node(node_dir, node_id=node.node_id, country=node.country).close()
     # Settings change with the ports chosen for this run.
@@ -148,6 +144,9 @@ def _prepare(
     )
     with open_node(node_dir) as opened:
         result = ingest(opened, dataset_yaml, show_progress=False)
+        # The allele-frequency reference (docs/reference.md), built once.
+        if not (opened.datasets_dir / node.dataset_id / "reference.zarr").exists():
+            build_reference(opened)
     what = f"{node.dataset_id} ({node.security_level}, {result.num_samples} samples)"
     if result.status == "unchanged":
         console.print(f"{node.node_id}: {what} already published by an earlier run")
@@ -156,6 +155,34 @@ def _prepare(
             f"{node.node_id}: {what} simulated and published in "
             f"{time.monotonic() - started:.0f} s"
         )
+
+
+def _simulate(
+    directory: pathlib.Path, nodes: Sequence[DemoNode], *, length: int
+) -> None:
+    """The three cohorts from one joint simulation, each in ``<country>-cohort``
+    (kept from an earlier run when all are there)."""
+    if all((directory / node.dataset_id / "dataset.yaml").exists() for node in nodes):
+        return
+    staging = directory / ".cohorts"
+    shutil.rmtree(staging, ignore_errors=True)
+    results = simulate_countries(
+        staging,
+        countries=[node.country for node in nodes],
+        samples=[node.samples for node in nodes],
+        seed=nodes[0].seed,
+        length=length,
+        security_levels=[node.security_level for node in nodes],
+        dataset_ids=[node.dataset_id for node in nodes],
+    )
+    for node, result in zip(nodes, results, strict=True):
+        document = yaml.safe_load(result.dataset_yaml.read_text())
+        document["dac"] = {"members": [DEMO_DAC]}
+        result.dataset_yaml.write_text(yaml.safe_dump(document, sort_keys=False))
+        target = directory / node.dataset_id
+        shutil.rmtree(target, ignore_errors=True)
+        result.dataset_yaml.parent.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_network(
@@ -352,10 +379,10 @@ def _show(
     shown["application"] = approved
     granted = shown["granted"] = _count_query(network, researcher)
     console.print(f"[bold]5. ... the same researcher, granted[/]: {_summary(granted)}")
-    # Records: a variant planted in the PT cohort only, so that no node answering
-    # at count granularity lowers the network's answer.
-    document = yaml.safe_load((directory / "pt-cohort" / "dataset.yaml").read_text())
-    variant = (document.get("simulation") or {}).get("causal_variants", [{}])[0]
+    # Records: a variant of the PT cohort only (the cohorts share their common
+    # variants), so that no node answering at count granularity lowers the
+    # network's answer.
+    variant = _private_variant(directory, nodes, controlled)
     if variant:
         body = {
             "meta": {"apiVersion": "2.0"},
@@ -382,7 +409,78 @@ def _show(
             f"{variant['alt']}: {records.get('meta', {}).get('returnedGranularity')}; "
             + (", ".join(found) or "none")
         )
+    common = _common_variant(directory, nodes)
+    if common:
+        reference = shown["reference"] = httpx2.get(
+            f"{network}/reference/variants/{common}", timeout=30
+        ).json()
+        countries = ", ".join(
+            f"{item['country']} AF {item['populations'][0]['alleleFrequency']:.3f}"
+            for item in reference.get("countries", [])
+        )
+        pooled = {row["population"]: row for row in reference.get("pooled", [])}
+        total = pooled.get("total", {})
+        console.print(
+            f"[bold]7. The network's allele-frequency reference[/] of {common}: "
+            f"{countries}; pooled AF {total.get('alleleFrequency', 0):.3f} "
+            f"(AC {total.get('alleleCount')}, AN {total.get('alleleNumber')}); "
+            "the CONTROLLED cohort's consent (disease-specific) keeps it out"
+        )
     return shown
+
+
+def _vcf_sites(path: pathlib.Path) -> dict[tuple[int, str, str], int]:
+    import pysam
+
+    sites: dict[tuple[int, str, str], int] = {}
+    with pysam.VariantFile(str(path)) as vcf:
+        for record in vcf:
+            sites[(record.pos, str(record.ref), str((record.alts or ("",))[0]))] = int(
+                record.info["AC"][0]
+            )
+    return sites
+
+
+def _private_variant(
+    directory: pathlib.Path, nodes: Sequence[DemoNode], owner: DemoNode
+) -> dict[str, Any] | None:
+    """A variant carried by two or more people of ``owner``'s cohort only."""
+    sites = {
+        node.dataset_id: _vcf_sites(
+            directory / node.dataset_id / f"{node.dataset_id}.vcf.gz"
+        )
+        for node in nodes
+    }
+    others = set().union(
+        *(found for name, found in sites.items() if name != owner.dataset_id)
+    )
+    for (position, reference, alternate), count in sorted(
+        sites[owner.dataset_id].items()
+    ):
+        if count >= 2 and (position, reference, alternate) not in others:
+            return {
+                "contig": "1",
+                "position": position,
+                "ref": reference,
+                "alt": alternate,
+            }
+    return None
+
+
+def _common_variant(directory: pathlib.Path, nodes: Sequence[DemoNode]) -> str | None:
+    """The id of a variant common (AF 20-80 %) in every cohort."""
+    sites = [
+        _vcf_sites(directory / node.dataset_id / f"{node.dataset_id}.vcf.gz")
+        for node in nodes
+    ]
+    numbers = [2 * node.samples for node in nodes]
+    for key in sorted(sites[0]):
+        if all(
+            key in found and 0.2 <= found[key] / number <= 0.8
+            for found, number in zip(sites, numbers, strict=True)
+        ):
+            return f"1-{key[0]}-{key[1]}-{key[2]}"
+    return None
 
 
 def _try_commands(network: str, broker: str) -> list[str]:
@@ -459,6 +557,7 @@ def run_demo(
     broker = f"{nodes[0].url}/dev-idp"
     port = _free_port(network_port)
     network = f"http://127.0.0.1:{port}"
+    _simulate(directory, nodes, length=length)
     for node in nodes:
         _prepare(
             console, directory, node, length=length, broker=broker, network=network

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,13 +28,20 @@ import yaml
 
 from genomenode.simulate_vcf import (
     choose_causal,
+    country_subset,
     sample_columns,
+    simulate_countries_tree_sequence,
     simulate_tree_sequence,
     write_vcf,
 )
 from genomenode.store.private import private_files
 
-__all__ = ["SimulationResult", "simulate_cohort", "simulate_tree_sequence"]
+__all__ = [
+    "SimulationResult",
+    "simulate_cohort",
+    "simulate_countries",
+    "simulate_tree_sequence",
+]
 
 CAUSAL_DISEASE = "ICD10:I25.1"
 # Per-allele odds ratios of the planted variants (the first is the strong one).
@@ -340,23 +348,57 @@ def simulate_cohort(
         raise ValueError(f"invalid dataset_id {dataset_id!r} or contig {contig!r}")
     if samples < 1 or length < 1_000 or seed < 0:
         raise ValueError("need samples >= 1, length >= 1000 and seed >= 0")
-    out = Path(out_dir)
+    return _write_cohort(
+        Path(out_dir),
+        None,
+        samples=samples,
+        seed=seed,
+        length=length,
+        country=country,
+        security_level=security_level,
+        dataset_id=dataset_id,
+        contig=contig,
+        progress=progress,
+    )
+
+
+def _write_cohort(
+    out: Path,
+    ts: tskit.TreeSequence | None,
+    *,
+    samples: int,
+    seed: int,
+    length: int,
+    country: str,
+    security_level: str,
+    dataset_id: str,
+    contig: str,
+    progress: bool,
+    causal_sites: list[tuple[int, str, str]] | None = None,
+    description: str | None = None,
+    simulation: dict[str, Any] | None = None,
+    keep_fixed: bool = False,
+) -> SimulationResult:
+    """Write one cohort from its tree sequence (simulated here when None, under
+    the progress display). ``causal_sites``: the planted variants, when a joint
+    simulation chose them for every country."""
     out.mkdir(parents=True, exist_ok=True)
     rng_order, rng_causal, rng_clinical, rng_vcf, rng_genes = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5)
     )
     bar = _Progress(progress)
     try:
-        ts = simulate_tree_sequence(
-            samples=samples, seed=seed, length=length, country=country
-        )
+        if ts is None:
+            ts = simulate_tree_sequence(
+                samples=samples, seed=seed, length=length, country=country
+            )
         columns = sample_columns(ts, rng_order)
         node_population = ts.tables.nodes.population[ts.samples()[columns[:, 0]]]
         names = [population.metadata["name"] for population in ts.populations()]
         populations = tuple(names[index] for index in node_population)
         width = max(5, len(str(samples)))
         sample_ids = [f"{country}{i:0{width}d}" for i in range(1, samples + 1)]
-        causal = choose_causal(ts, rng_causal)
+        causal = causal_sites or choose_causal(ts, rng_causal)
         variant = tskit.Variant(ts)
         dosages = []
         for pos, _, _ in causal:
@@ -374,6 +416,7 @@ def simulate_cohort(
             rng=rng_vcf,
             on_sites=bar.advance,
             index=False,
+            keep_fixed=keep_fixed,
         )
         bar.stage("indexing VCF, writing phenopackets", total=1)
         # Tabix re-reads the whole VCF without holding the GIL: overlap it.
@@ -397,7 +440,8 @@ def simulate_cohort(
         "format_version": 1,
         "id": dataset_id,
         "name": f"Simulated {country} cohort (seed {seed}, {samples} samples)",
-        "description": (
+        "description": description
+        or (
             "Synthetic cohort simulated with msprime by genomenode (European-like "
             "demography, planted coronary artery disease variants). Not real "
             "people; for demos, tests and benchmarks only."
@@ -421,6 +465,7 @@ def simulate_cohort(
                 {"contig": c, "position": p, "ref": r, "alt": a, "odds_ratio": o}
                 for (c, p, r, a), o in zip(causal_out, CAUSAL_ODDS_RATIOS, strict=False)
             ],
+            **(simulation or {}),
         },
     }
     header = (
@@ -444,3 +489,114 @@ def simulate_cohort(
         causal_variants=causal_out,
         sample_populations=populations,
     )
+
+
+# Genotypes and phenopackets of (simulated) people: 0600 files, 0700 directories.
+@private_files()
+def simulate_countries(
+    out_dir: str | Path,
+    *,
+    countries: Sequence[str] = ("FI", "IT", "PT"),
+    samples: Sequence[int] | int = 300,
+    seed: int = 7,
+    length: int = 5_000_000,
+    security_levels: Sequence[str] | str = "CONTROLLED",
+    dataset_ids: Sequence[str] | None = None,
+    contig: str = "1",
+    progress: bool = False,
+) -> list[SimulationResult]:
+    """Simulate one cohort per country from one shared history.
+
+    Unlike :func:`simulate_cohort` (one independent simulation per call), every
+    country's people are drawn from one joint demography
+    (:func:`genomenode.simulate_vcf.country_demography`): the cohorts share their
+    common variants, at country-specific frequencies, and each has a few private
+    rare ones, as national cohorts of a European reference do. The planted causal
+    variants are the same sites in every country. Each country's cohort is written
+    to ``out_dir/<country lower>`` exactly as :func:`simulate_cohort` writes one.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Parent directory of the cohorts' directories.
+    countries : sequence of str
+        ISO 3166-1 alpha-2 codes, one population (and cohort) each.
+    samples : int or sequence of int
+        Diploid individuals per country (one number for all, or one each).
+    seed : int
+        Random seed of the joint simulation; each cohort's clinical data and
+        sample order derive from it and the country's position.
+    length : int
+        Length of the simulated contig in base pairs.
+    security_levels : str or sequence of str
+        Security level of each cohort's ``dataset.yaml``.
+    dataset_ids : sequence of str, optional
+        Dataset ids, default ``<country>-cohort-<seed>``.
+    contig : str
+        Contig name.
+    progress : bool
+        Show a progress display on stderr.
+
+    Returns
+    -------
+    list of SimulationResult
+        One per country, in the order of ``countries``; ``sample_populations``
+        names each sample's country.
+    """
+    codes = [country.upper() for country in countries]
+    if not codes or len(set(codes)) != len(codes):
+        raise ValueError(f"need distinct countries, got {list(countries)}")
+    for code in codes:
+        if not re.fullmatch(r"[A-Z]{2}", code):
+            raise ValueError(f"country must be a two-letter code, got {code!r}")
+    sizes = [samples] * len(codes) if isinstance(samples, int) else list(samples)
+    levels = (
+        [security_levels] * len(codes)
+        if isinstance(security_levels, str)
+        else list(security_levels)
+    )
+    ids = list(dataset_ids or [f"{code.lower()}-cohort-{seed}" for code in codes])
+    if not len(sizes) == len(levels) == len(ids) == len(codes):
+        raise ValueError("samples, security_levels and dataset_ids: one per country")
+    for size, level, dataset_id in zip(sizes, levels, ids, strict=True):
+        if size < 1:
+            raise ValueError("need samples >= 1 for every country")
+        if level not in SECURITY_LEVELS:
+            raise ValueError(f"security_level must be one of {SECURITY_LEVELS}")
+        if not _ID_RE.fullmatch(dataset_id):
+            raise ValueError(f"invalid dataset_id {dataset_id!r}")
+    if not _CONTIG_RE.fullmatch(contig) or length < 1_000 or seed < 0:
+        raise ValueError("need a valid contig, length >= 1000 and seed >= 0")
+    joint = simulate_countries_tree_sequence(
+        samples=sizes, countries=codes, seed=seed, length=length
+    )
+    causal = choose_causal(joint, np.random.default_rng([seed, 3]))
+    results = []
+    for index, (code, size, level, dataset_id) in enumerate(
+        zip(codes, sizes, levels, ids, strict=True)
+    ):
+        results.append(
+            _write_cohort(
+                Path(out_dir) / code.lower(),
+                country_subset(joint, code),
+                samples=size,
+                # Each country's own clinical draws and sample order.
+                seed=seed * 1_000 + index,
+                length=length,
+                country=code,
+                security_level=level,
+                dataset_id=dataset_id,
+                contig=contig,
+                progress=progress,
+                causal_sites=causal,
+                description=(
+                    f"Synthetic {code} cohort of a joint European simulation with "
+                    f"msprime by genomenode (countries {', '.join(codes)}, seed "
+                    f"{seed}: shared variants at country-specific frequencies). "
+                    "Not real people; for demos, tests and benchmarks only."
+                ),
+                simulation={"joint_seed": seed, "countries": codes},
+                keep_fixed=True,
+            )
+        )
+    return results

@@ -122,6 +122,120 @@ def simulate_tree_sequence(
     return msprime.sim_mutations(ts, rate=MUTATION_RATE, random_seed=mut_seed)
 
 
+#: Each country's population in the joint European demography of
+#: :func:`simulate_countries_tree_sequence`: (diploid Ne today, growth rate per
+#: generation, region). Finland and the Baltic states went through founder
+#: bottlenecks; southern countries are larger and older. Other countries take the
+#: defaults of their region.
+_COUNTRY_SIZES: dict[str, tuple[int, float]] = {
+    "FI": (10_000, 0.008),
+    "EE": (10_000, 0.008),
+    "IT": (30_000, 0.004),
+    "ES": (30_000, 0.004),
+    "PT": (20_000, 0.004),
+    "GR": (20_000, 0.004),
+    "DE": (30_000, 0.004),
+    "FR": (30_000, 0.004),
+    "GB": (30_000, 0.004),
+    "NL": (20_000, 0.004),
+    "SE": (15_000, 0.005),
+    "NO": (12_000, 0.005),
+    "DK": (12_000, 0.005),
+    "PL": (25_000, 0.004),
+}
+
+
+def _country_region(country: str) -> str:
+    if country in ("FI", "EE", "LV", "LT"):
+        return "NE"  # north-east: the founder populations
+    return "SEU" if country in _SOUTHERN else "NWE"
+
+
+def country_demography(countries: Sequence[str]) -> msprime.Demography:
+    """One joint demography with one population per country (generations; Ne).
+
+    A shared ancestral European pool (Ne 10,000) splits 300 generations ago into
+    three regional pools (north-west and south of Ne 20,000, a north-east one of
+    Ne 10,000: the Finnic founders); each country splits from its region's pool 100
+    generations ago and grows to its present size (``_COUNTRY_SIZES``),
+    with migration between all countries (1e-4 per generation, 5e-5 to and from
+    the north-east). This gives pairwise Hudson F_ST of about 0.002-0.004 between
+    neighbours and 0.01-0.02 between Finland and the south, the range measured
+    between European populations (1000 Genomes; Lao et al. 2008).
+    """
+    dem = msprime.Demography()
+    regions = sorted({_country_region(country) for country in countries})
+    for country in countries:
+        size, growth = _COUNTRY_SIZES.get(country, (20_000, 0.004))
+        dem.add_population(
+            name=country,
+            description=f"{country}-like population",
+            initial_size=size,
+            growth_rate=growth,
+        )
+    for region in regions:
+        dem.add_population(
+            name=f"REGION_{region}",
+            description=f"regional ancestral pool {region}",
+            initial_size=20_000 if region != "NE" else 10_000,
+            initially_active=False,
+        )
+    dem.add_population(
+        name="EUR", description="Ancestral European", initial_size=10_000
+    )
+    for first, second in itertools.combinations(countries, 2):
+        north_east = "NE" in (_country_region(first), _country_region(second))
+        rate = 5e-5 if north_east else 1e-4
+        dem.set_symmetric_migration_rate([first, second], rate)
+    for region in regions:
+        members = [c for c in countries if _country_region(c) == region]
+        dem.add_population_split(
+            time=100, derived=members, ancestral=f"REGION_{region}"
+        )
+    dem.add_population_split(
+        time=300, derived=[f"REGION_{region}" for region in regions], ancestral="EUR"
+    )
+    dem.sort_events()
+    return dem
+
+
+def simulate_countries_tree_sequence(
+    *,
+    samples: Sequence[int],
+    countries: Sequence[str],
+    seed: int = 7,
+    length: int = 5_000_000,
+) -> tskit.TreeSequence:
+    """Simulate one shared history for several countries' cohorts.
+
+    ``samples[i]`` diploid individuals are drawn from the population of
+    ``countries[i]`` of :func:`country_demography`: the same genealogy, so the
+    cohorts share their common variants at country-specific frequencies, and the
+    rare ones are mostly private, as in real national cohorts.
+    """
+    anc_seed, mut_seed = _msprime_seeds(seed)
+    ts = msprime.sim_ancestry(
+        samples=[
+            msprime.SampleSet(n, population=country)
+            for country, n in zip(countries, samples, strict=True)
+        ],
+        demography=country_demography(countries),
+        sequence_length=length,
+        recombination_rate=RECOMBINATION_RATE,
+        discrete_genome=True,
+        random_seed=anc_seed,
+    )
+    return msprime.sim_mutations(ts, rate=MUTATION_RATE, random_seed=mut_seed)
+
+
+def country_subset(ts: tskit.TreeSequence, country: str) -> tskit.TreeSequence:
+    """The individuals of ``country`` alone, every site of ``ts`` kept (so a site's
+    id and position are the same in every country's subset)."""
+    population = next(p.id for p in ts.populations() if p.metadata["name"] == country)
+    nodes = ts.samples(population=population)
+    return ts.simplify(samples=nodes, filter_sites=False, filter_populations=False)
+
+
 def sample_columns(ts: tskit.TreeSequence, rng: np.random.Generator) -> np.ndarray:
     """Map VCF sample columns to haplotypes, shuffling the individuals.
 
@@ -385,6 +499,7 @@ def write_vcf(
     rng: np.random.Generator,
     on_sites: Callable[[int], None] | None = None,
     index: bool = True,
+    keep_fixed: bool = False,
 ) -> int:
     """Write the biallelic SNVs of ``ts`` as a BGZF VCF 4.3 and tabix-index it.
 
@@ -409,6 +524,10 @@ def write_vcf(
         Source of the DP/GQ values.
     on_sites : callable, optional
         Called with the number of sites processed, for progress reporting.
+    keep_fixed : bool, optional
+        Also write sites where every sample carries the ALT allele (a country
+        cohort of a joint simulation: the variant is real, fixed in this country,
+        and other countries' cohorts have it at their own frequencies).
     index : bool, optional
         Write the ``.tbi`` with ``pysam.tabix_index``.  It re-reads the whole
         file, so callers with other work may do it themselves concurrently
@@ -432,7 +551,8 @@ def write_vcf(
         nonlocal written
         counts = genotypes[: len(records)].sum(axis=1, dtype=np.int64)
         # Sites fixed among the samples (after back mutation) are not variants.
-        keep = np.flatnonzero((counts > 0) & (counts < num_haps))
+        variable = counts < num_haps if not keep_fixed else counts <= num_haps
+        keep = np.flatnonzero((counts > 0) & variable)
         if len(keep):
             text = table.format(genotypes[keep], haplotypes, rng, fields[: len(keep)])
             parts: list[bytes | memoryview] = []

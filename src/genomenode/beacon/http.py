@@ -291,7 +291,10 @@ def _answer_document(
         found = answer(service.published, beacon_request, scope, caller, guard=guard)
     _withheld(request, found, guard)
     return result_response(
-        found, caller=caller, meta=framework.informational_meta(service.identity)
+        found,
+        caller=caller,
+        meta=framework.informational_meta(service.identity),
+        disclosure=service.disclosure,
     )
 
 

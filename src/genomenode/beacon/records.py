@@ -13,13 +13,17 @@ clinical source said more.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 
 from ..access import Caller, caller_kind
+from ..disclosure.control import DisclosureControl
+from ..disclosure.settings import DisclosureSettings
+from ..reference.release import released_frequencies
+from ..reference.service import dataset_counts
 from ..store.models import Individual
 from ..store.published import PublishedDataset
 from ..vocab.contigs import refseq_accession
@@ -36,6 +40,11 @@ _ZYGOSITY = {
     "hemizygous": {"id": "GENO:0000134", "label": "hemizygous"},
 }
 _GENOME_OF_EUROPE = "https://genomeofeurope.eu/"
+# The layer's default settings (enabled, the default floor), no database or key:
+# the small-count rule needs neither.
+_DEFAULT_DISCLOSURE = DisclosureControl(
+    DisclosureSettings(), None, pathlib.Path("/nonexistent")
+)
 
 
 def _date(value: Any) -> str:
@@ -144,47 +153,31 @@ def _cohort(handle: PublishedDataset) -> dict[str, Any]:
 
 
 def _frequencies(
-    handle: PublishedDataset, row: int, allele: int
-) -> list[dict[str, Any]]:
-    # A sex other than male or female (``FI_U``) counts towards its country only.
-    groups, names = handle.population_groups
-    counts = handle.store.population_counts(row, allele, groups, len(names))
-    totals: dict[str, np.ndarray] = {}
-
-    def add(population: str, index: int) -> None:
-        values = np.array(
-            [
-                counts.allele_count[index],
-                counts.allele_total[index],
-                counts.allele_count_hom[index],
-                counts.allele_count_het[index],
-                counts.allele_count_hemi[index],
-            ],
-            dtype=np.int64,
-        )
-        totals[population] = totals.get(population, 0) + values
-
-    for index, name in enumerate(names):
-        country, sex = name.split("_")
-        add(country, index)
-        if sex in ("M", "F"):
-            add(name, index)
-            add(sex, index)
-    frequencies = []
-    for population in sorted(totals, key=lambda name: (len(name) == 1, name)):
-        count, number, hom, het, hemi = (int(value) for value in totals[population])
-        frequencies.append(
-            {
-                "population": population,
-                "alleleFrequency": count / number if number else 0.0,
-                "alleleCount": count,
-                "alleleNumber": number,
-                "alleleCountHomozygous": hom,
-                "alleleCountHeterozygous": het,
-                "alleleCountHemizygous": hemi,
-            }
-        )
-    return frequencies
+    handle: PublishedDataset,
+    row: int,
+    allele: int,
+    disclosure: DisclosureControl,
+    exact: bool,
+) -> list[dict[str, Any]] | None:
+    """The dataset's reference numbers of one allele (docs/reference.md): QC-passing
+    samples, populations ``<country>``, ``<country>_M|F``, ``M``, ``F`` (and
+    ``total`` over several countries), through the node's small-count rule unless
+    the caller may see the records anyway. None: the variant failed QC."""
+    counts = dataset_counts(handle, row, allele)
+    if counts is None:
+        return None
+    return [
+        {
+            "population": item.population,
+            "alleleFrequency": item.allele_frequency,
+            "alleleCount": item.allele_count,
+            "alleleNumber": item.allele_number,
+            "alleleCountHomozygous": item.allele_count_hom,
+            "alleleCountHeterozygous": item.allele_count_het,
+            "alleleCountHemizygous": item.allele_count_hemi,
+        }
+        for item in released_frequencies(counts, disclosure, exact=exact)
+    ]
 
 
 def _site_frequencies(
@@ -250,32 +243,44 @@ def _variation(
 
 
 def _variant(
-    handle: PublishedDataset, key: tuple[int, int], caller: Caller
+    handle: PublishedDataset,
+    key: tuple[int, int],
+    caller: Caller,
+    disclosure: DisclosureControl,
 ) -> dict[str, Any]:
     row, allele = key
     identifier = variant_id(handle, row, allele)
     contig, position, reference, alternate = parse_variant_id(identifier)
+    granted = caller_kind(caller, handle.id) == "granted"
+    frequencies = (
+        _frequencies(handle, row, allele, disclosure, granted)
+        if handle.site_counts is None
+        else _site_frequencies(handle, row, allele)
+    )
     record: dict[str, Any] = {
         "variantInternalId": identifier,
         "variation": _variation(handle, contig, position, reference, alternate),
         "identifiers": {"variantAlternativeIds": [{"id": f"gnomad:{identifier}"}]},
-        "frequencyInPopulations": [
+    }
+    if frequencies:
+        record["frequencyInPopulations"] = [
             {
-                "source": f"genomenode dataset {handle.id}",
+                "source": (
+                    f"genomenode dataset {handle.id}"
+                    if handle.site_counts is not None
+                    else f"Genome of Europe reference of genomenode dataset "
+                    f"{handle.id} (QC-passing samples; populations: country, "
+                    "country_M/_F, M, F, total)"
+                ),
                 "sourceReference": _GENOME_OF_EUROPE,
                 "version": _date(handle.facts.published_at or handle.facts.created_at),
-                "frequencies": (
-                    _frequencies(handle, row, allele)
-                    if handle.site_counts is None
-                    else _site_frequencies(handle, row, allele)
-                ),
+                "frequencies": frequencies,
             }
-        ],
-    }
+        ]
     hgvs = _hgvs_id(handle, contig, position, reference, alternate)
     if hgvs is not None:
         record["identifiers"]["genomicHGVSId"] = hgvs
-    if caller_kind(caller, handle.id) == "granted" and handle.site_counts is None:
+    if granted and handle.site_counts is None:
         record["caseLevelData"] = _case_level(handle, row, allele)
     return record
 
@@ -305,12 +310,21 @@ def build_records(
     handle: PublishedDataset,
     keys: Sequence[object],
     caller: Caller,
+    disclosure: DisclosureControl | None = None,
 ) -> list[dict[str, Any]]:
-    """The records of one page of keys of one dataset."""
+    """The records of one page of keys of one dataset.
+
+    ``disclosure``: the node's layer, whose small-count rule the frequencies of
+    variants pass (None: its default settings, so nothing escapes the floor).
+    """
     if entry_type == "individuals":
         return _individuals(handle, keys)
     if entry_type == "g_variants":
-        return [_variant(handle, key, caller) for key in keys]  # type: ignore[arg-type]
+        control = disclosure or _DEFAULT_DISCLOSURE
+        return [
+            _variant(handle, key, caller, control)  # type: ignore[arg-type]
+            for key in keys
+        ]
     builders: Mapping[str, Any] = {
         "biosamples": _biosample,
         "runs": _run,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..access import Caller
+from ..disclosure.control import DisclosureControl
 from .engine import COLLECTIONS, Answer, DatasetAnswer
 from .entry_types import ENTRY_TYPES_BY_ENDPOINT
 from .query import BeaconRequest, VariantQuery
@@ -85,7 +86,12 @@ def _included(item: DatasetAnswer, include: str) -> bool:
     return {"HIT": hit, "MISS": not hit, "ALL": True, "NONE": False}[include]
 
 
-def _result_set(answer: Answer, item: DatasetAnswer, caller: Caller) -> dict[str, Any]:
+def _result_set(
+    answer: Answer,
+    item: DatasetAnswer,
+    caller: Caller,
+    disclosure: DisclosureControl | None,
+) -> dict[str, Any]:
     entry = answer.scope.entry_type
     count = item.released_count
     result_set: dict[str, Any] = {
@@ -94,7 +100,7 @@ def _result_set(answer: Answer, item: DatasetAnswer, caller: Caller) -> dict[str
         "exists": item.released_exists,
         "resultsCount": count,
         "results": (
-            build_records(entry, item.dataset, item.keys, caller)
+            build_records(entry, item.dataset, item.keys, caller, disclosure)
             if answer.granularity == "record"
             else []
         ),
@@ -112,8 +118,11 @@ def result_response(
     *,
     caller: Caller,
     meta: dict[str, Any],
+    disclosure: DisclosureControl | None = None,
 ) -> dict[str, Any]:
     """The whole response document of an entry-type query.
+
+    ``disclosure``: the node's layer, which the variants' frequencies pass.
 
     ``meta`` comes from the framework (beaconId, apiVersion); this adds
     ``returnedGranularity``, ``returnedSchemas`` and ``receivedRequestSummary``.
@@ -160,11 +169,15 @@ def result_response(
             for item in included:
                 if item.released_exists:
                     collections.extend(
-                        build_records(entry, item.dataset, item.keys, caller)
+                        build_records(
+                            entry, item.dataset, item.keys, caller, disclosure
+                        )
                     )
         document["response"] = {"collections": collections}
         return document
     document["response"] = {
-        "resultSets": [_result_set(answer, item, caller) for item in included]
+        "resultSets": [
+            _result_set(answer, item, caller, disclosure) for item in included
+        ]
     }
     return document

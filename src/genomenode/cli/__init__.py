@@ -17,6 +17,7 @@ One module per command group, each command a few lines over one library call:
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
 ``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
 ``analysis``    ``analysis submit|status|results|cancel`` (through a network)
+``reference``   ``reference build|export`` (the allele-frequency reference)
 ``docs``        ``docs``
 ==============  =========================================================
 
@@ -46,6 +47,7 @@ from . import (
     nodes,
     privacy,
     privacy_attack,
+    reference,
     researcher,
     serve,
 )
@@ -88,6 +90,7 @@ for _command in (
     network.network,
     privacy.privacy,
     analysis.analysis,
+    reference.reference,
     docs.docs,
     *researcher.RESEARCHER_COMMANDS,
 ):

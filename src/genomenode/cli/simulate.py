@@ -31,6 +31,12 @@ __all__ = ["simulate"]
     type=click.Choice(["PUBLIC", "REGISTERED", "CONTROLLED"]),
 )
 @click.option("--dataset-id", default=None, help="Default: <country>-sim-<seed>.")
+@click.option(
+    "--countries",
+    default=None,
+    help="Multi-country mode: comma-separated codes (FI,IT,PT), one cohort each "
+    "under OUT_DIR/<country>, all from one shared history; --samples is per country.",
+)
 @json_option
 @errors_to_exit
 def simulate(
@@ -41,11 +47,45 @@ def simulate(
     country: str,
     security_level: str,
     dataset_id: str | None,
+    countries: str | None,
     as_json: bool,
 ) -> None:
     """Simulate a cohort (msprime) with clinical data and its dataset.yaml."""
-    from ..simulate import simulate_cohort
+    from ..simulate import simulate_cohort, simulate_countries
 
+    if countries is not None:
+        try:
+            results = simulate_countries(
+                out_dir,
+                countries=[code.strip() for code in countries.split(",")],
+                samples=samples,
+                seed=seed,
+                length=length,
+                security_levels=security_level,
+                progress=not as_json and sys.stderr.isatty(),
+            )
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        cohorts = [
+            {
+                "dataset_id": item.dataset_id,
+                "dataset_yaml": str(item.dataset_yaml),
+                "vcf": str(item.vcf_path),
+                "num_samples": item.num_samples,
+                "num_variants": item.num_variants,
+            }
+            for item in results
+        ]
+        print_result(
+            {"cohorts": cohorts},
+            as_json,
+            "\n".join(
+                f"Simulated {item['num_samples']} samples × {item['num_variants']} "
+                f"variants ({security_level}): {item['dataset_yaml']}"
+                for item in cohorts
+            ),
+        )
+        return
     try:
         result = simulate_cohort(
             out_dir,

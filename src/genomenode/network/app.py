@@ -38,6 +38,7 @@ from ..web.body import HttpLimits
 from ..web.responses import install_error_handlers
 from . import analysis_http, merge
 from . import http as network_http
+from . import reference as network_reference
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import PerOriginTransport, probe_nodes
@@ -209,6 +210,7 @@ def create_network_app(
     app.include_router(network_http.router, prefix="/api")
     app.include_router(network_http.status_router, prefix="/network")
     app.include_router(catalogue_http.network_router, prefix="/catalogue")
+    app.include_router(network_reference.router, prefix="/reference")
     app.include_router(network_http.well_known_router)
     app.include_router(analysis_http.router, prefix="/analysis")
     identity = app.state.beacon.identity

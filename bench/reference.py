@@ -1,0 +1,157 @@
+"""Reference benchmark: allele counts for every variant x every GoE population.
+
+A simulated cohort (msprime; sexes from its phenopackets) is ingested into a
+node; then, timed in the same run on the same data:
+
+- **genomenode**: ``build_dataset_reference`` (AC, AN, homozygous, heterozygous
+  and hemizygous counts per variant allele for FI, FI_M, FI_F, M, F), in this
+  process over the VCF Zarr store;
+- **bcftools +fill-tags** on the cohort's VCF with the sexes as groups
+  (``-S``: totals and per sex; ``-t AN,AC,AC_Hom,AC_Het,AC_Hemi``), BCF to
+  /dev/null;
+- **plink2 --freq counts** from a pgen (converted beforehand, not timed), once for
+  everyone and once per sex (``--keep``).
+
+Targets (issue 15): >= 50x bcftools; within 10x of plink2. The full size is
+20,000 samples x 80,000 variants (``--full``); the default is a quick one.
+
+Usage: python bench/reference.py [--full] [--samples N] [--length BP]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+from genomenode.ingest import ingest
+from genomenode.reference.build import build_dataset_reference
+from genomenode.simulate import simulate_cohort
+from genomenode.store.node import init_node, open_node
+from genomenode.store.published import PublishedDatasets
+
+
+def _timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="20,000 x ~80,000")
+    parser.add_argument("--samples", type=int, default=2_000)
+    parser.add_argument("--length", type=int, default=2_000_000)
+    parser.add_argument("--dir", type=pathlib.Path, default=None)
+    arguments = parser.parse_args()
+    samples, length = arguments.samples, arguments.length
+    if arguments.full:
+        samples, length = 20_000, 7_000_000  # ~80,000 biallelic SNVs
+    directory = arguments.dir or pathlib.Path(tempfile.mkdtemp(prefix="bench-ref-"))
+    os.environ.setdefault("GENOMENODE_WORKER_PROCESSES", "0")
+    started = time.perf_counter()
+    cohort = simulate_cohort(
+        directory / "cohort", samples=samples, length=length, seed=3, dataset_id="c"
+    )
+    if (directory / "node").exists():  # --dir of an earlier run: reuse its node
+        opened = open_node(directory / "node")
+    else:
+        opened = init_node(directory / "node", node_id="bench", country="FI")
+    with opened as node:
+        ingest(node, cohort.dataset_yaml, show_progress=False)
+        handle = PublishedDatasets(node).get("c")
+        assert handle is not None
+        print(
+            f"cohort: {samples} samples x {cohort.num_variants} variants "
+            f"(simulated and ingested in {time.perf_counter() - started:.0f} s)"
+        )
+        timings = []
+        for _ in range(2):  # the second run has a warm page cache, as the tools do
+            started = time.perf_counter()
+            result = build_dataset_reference(handle)
+            timings.append(time.perf_counter() - started)
+        ours = min(timings)
+    populations = len(result.populations)
+
+    sexes = {}
+    for path in (cohort.phenopackets_dir).glob("*.json"):
+        subject = json.loads(path.read_text())["subject"]
+        sexes[subject["id"]] = {"MALE": "M", "FEMALE": "F"}[subject["sex"]]
+    groups = directory / "groups.txt"
+    groups.write_text("".join(f"{name}\t{sex}\n" for name, sex in sexes.items()))
+    vcf = str(cohort.vcf_path)
+    bcftools = min(
+        _timed(
+            [
+                "bcftools",
+                "+fill-tags",
+                vcf,
+                "-Ob",
+                "-o",
+                "/dev/null",
+                "--",
+                "-S",
+                str(groups),
+                "-t",
+                "AN,AC,AC_Hom,AC_Het,AC_Hemi",
+            ]
+        )
+        for _ in range(2)
+    )
+    prefix = directory / "cohort-pgen"
+    subprocess.run(
+        ["plink2", "--vcf", vcf, "--make-pgen", "--out", str(prefix)],
+        check=True,
+        capture_output=True,
+    )
+    keeps = {}
+    for sex in ("M", "F"):
+        keep = directory / f"{sex}.keep"
+        keep.write_text(
+            "#IID\n" + "".join(f"{n}\n" for n, s in sexes.items() if s == sex)
+        )
+        keeps[sex] = keep
+    plink_runs = [
+        [
+            "plink2",
+            "--pfile",
+            str(prefix),
+            "--freq",
+            "counts",
+            "--out",
+            str(directory / "all"),
+        ]
+    ]
+    plink_runs += [
+        [
+            "plink2",
+            "--pfile",
+            str(prefix),
+            "--keep",
+            str(keep),
+            "--freq",
+            "counts",
+            "--out",
+            str(directory / sex),
+        ]
+        for sex, keep in keeps.items()
+    ]
+    plink2 = min(sum(_timed(run) for run in plink_runs) for _ in range(2))
+    print(
+        f"genomenode reference build: {ours:8.3f} s  ({populations} populations: "
+        f"{', '.join(result.populations)})"
+    )
+    print(f"bcftools +fill-tags -S:     {bcftools:8.3f} s  (total + 2 sexes)")
+    print(f"plink2 --freq (pgen) x3:    {plink2:8.3f} s  (all, males, females)")
+    print(
+        f"ratios: bcftools / genomenode = {bcftools / ours:.1f}x (target >= 50x); "
+        f"genomenode / plink2 = {ours / plink2:.1f}x (target <= 10x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""Build a dataset's reference: counts per population, chunk by chunk.
+
+One task per block of variant rows (the store's ``variants_chunk_size``) reads
+``call_genotype`` one stored chunk of samples at a time and adds its calls into a
+genotype table per variant and cell (:mod:`.kernel`), so a task holds one stored
+chunk and the tables, never the cohort: memory is bounded whatever its size.
+Tasks run in this process, or on the Dask cluster of the ``dask_scheduler``
+setting (the same function, given the store's path); their results are written
+as they arrive, at most a few at a time in flight.
+
+QC flags come through one function, :func:`qc_masks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import os
+import pathlib
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ..errors import NotFoundError, StoreError
+from ..store.genotype_counts import statistics_from_table
+from ..store.node import Node
+from ..store.private import private_files
+from ..store.published import PublishedDataset, PublishedDatasets
+from .kernel import cell_genotype_table
+from .populations import Populations, populations_of_cells
+from .store import COUNT_ARRAYS, FORMAT_VERSION, reference_path
+
+__all__ = [
+    "BuildResult",
+    "build_dataset_reference",
+    "build_reference",
+    "count_rows",
+    "qc_masks",
+]
+
+# Rows handed to the kernel at a time: its int32 temporaries are ~5 times the
+# int8 calls of one stored chunk's rows.
+_KERNEL_ROWS = 1_000
+# Tasks in flight on a cluster: their results wait in memory until written.
+_IN_FLIGHT = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """What one dataset's build produced."""
+
+    dataset_id: str
+    path: pathlib.Path
+    populations: list[str]
+    population_samples: list[int]
+    num_variants: int
+    num_variants_pass: int
+    qc: bool
+    seconds: float
+
+
+def qc_masks(
+    node: Node, dataset_id: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The QC flags of a dataset: (sample_pass, variant_pass), None where QC
+    never ran (everything passes).
+
+    The one place the reference reads QC flags (docs/reference.md): from
+    ``genomenode.qc.flags.load_flags`` when that module is installed.
+    """
+    try:
+        flags_module: Any = importlib.import_module("genomenode.qc.flags")
+    except ImportError:
+        return None, None
+    flags = flags_module.load_flags(node, dataset_id)
+    if flags is None:
+        return None, None
+    return (
+        np.asarray(flags.sample_pass, dtype=bool),
+        np.asarray(flags.variant_pass, dtype=bool),
+    )
+
+
+def count_rows(
+    vcz_path: str,
+    start: int,
+    stop: int,
+    sample_cells: np.ndarray,
+    membership: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Counts of variant rows ``start:stop`` per ALT allele and population.
+
+    Returns ``allele_count``, ``allele_count_hom`` (copies in homozygous calls),
+    ``allele_count_het``, ``allele_count_hemi`` of shape ``(rows, alts, pops)``
+    and ``allele_number`` ``(rows, pops)``, int32. Plain arguments: a Dask worker
+    runs it as well as this process.
+    """
+    root: Any = zarr.open_group(vcz_path, mode="r")
+    call_genotype = root["call_genotype"]
+    num_alleles = int(root["variant_allele"].shape[1])
+    num_samples = call_genotype.shape[1]
+    num_cells = membership.shape[0]
+    width = num_alleles + 2
+    table = np.zeros((stop - start, num_cells, width, width), dtype=np.int64)
+    sample_chunk = call_genotype.chunks[1]
+    blocks = [
+        slice(first, min(first + sample_chunk, num_samples))
+        for first in range(0, num_samples, sample_chunk)
+        if (sample_cells[first : first + sample_chunk] >= 0).any()
+    ]  # a block of QC-failing samples only is not read at all
+
+    def read(samples: slice) -> np.ndarray:
+        return np.asarray(call_genotype[start:stop, samples])
+
+    # The next stored chunk is decoded (Blosc releases the GIL) while this one is
+    # counted: two chunks in memory at most.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(read, blocks[0]) if blocks else None
+        for index, samples in enumerate(blocks):
+            assert upcoming is not None
+            piece = upcoming.result()
+            upcoming = (
+                reader.submit(read, blocks[index + 1])
+                if index + 1 < len(blocks)
+                else None
+            )
+            cells = sample_cells[samples]
+            for first in range(0, len(piece), _KERNEL_ROWS):
+                rows = piece[first : first + _KERNEL_ROWS]
+                table[first : first + len(rows)] += cell_genotype_table(
+                    rows, cells, num_cells, num_alleles
+                )
+    num_rows = stop - start
+    statistics = statistics_from_table(
+        table.reshape(num_rows * num_cells, width, width)
+    )
+
+    def per_population(name: str) -> np.ndarray:
+        values = (
+            statistics[name].reshape(num_rows, num_cells, num_alleles).astype(np.int64)
+        )
+        summed = np.einsum("rca,cp->rap", values, membership)
+        return summed[:, 1:, :].astype(np.int32)
+
+    counts = {
+        "allele_count": per_population("variant_allele_count"),
+        "allele_count_hom": per_population("variant_allele_count_hom"),
+        "allele_count_het": per_population("variant_allele_count_het"),
+        "allele_count_hemi": per_population("variant_allele_count_hemi"),
+    }
+    totals = statistics["variant_allele_total"].reshape(num_rows, num_cells)
+    counts["allele_number"] = (totals.astype(np.int64) @ membership).astype(np.int32)
+    return counts
+
+
+@contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A distributed Client for ``address``, or None (in this process).
+
+    Local to this module until ``genomenode.store.compute.dask_client`` lands.
+    """
+    if not address:
+        yield None
+        return
+    from distributed import Client
+
+    with Client(address) as client:
+        yield client
+
+
+def _populations(
+    handle: PublishedDataset, sample_pass: np.ndarray | None
+) -> Populations:
+    groups, names = handle.population_groups
+    return populations_of_cells(groups, names, sample_pass)
+
+
+# The counts are true (unreleased) aggregates: 0600 files, 0700 directories.
+@private_files()
+def build_dataset_reference(
+    handle: PublishedDataset,
+    *,
+    sample_pass: np.ndarray | None = None,
+    variant_pass: np.ndarray | None = None,
+    scheduler: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> BuildResult:
+    """Build (or rebuild) one dataset's reference.
+
+    Parameters
+    ----------
+    handle
+        A published dataset with genotypes.
+    sample_pass, variant_pass
+        QC flags (None: all pass), in the VCF Zarr's sample and variant order.
+    scheduler
+        A Dask scheduler's address; None computes in this process.
+    on_rows
+        Called with the number of rows done, for progress.
+    """
+    started = dt.datetime.now(dt.UTC)
+    dataset_directory = handle.node.datasets_dir / handle.id
+    vcz_path = dataset_directory / handle.manifest["genotypes"]["path"]
+    root: Any = zarr.open_group(vcz_path, mode="r")
+    if "call_genotype" not in root:
+        raise StoreError(
+            f"dataset {handle.id} has no genotypes (sites only): nothing to count"
+        )
+    num_variants, _num_samples, _ploidy = root["call_genotype"].shape
+    num_alts = int(root["variant_allele"].shape[1]) - 1
+    if variant_pass is not None and len(variant_pass) != num_variants:
+        raise ValueError(
+            f"variant_pass has {len(variant_pass)} values for {num_variants} variants"
+        )
+    populations = _populations(handle, sample_pass)
+    num_populations = len(populations.names)
+    step = int(root["call_genotype"].chunks[0])
+    target = reference_path(dataset_directory)
+    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    group: Any = zarr.open_group(temporary, mode="w")
+    chunk_rows = max(1, min(step, num_variants))
+    arrays = {
+        name: group.create_array(
+            name,
+            shape=(num_variants, num_alts, num_populations),
+            chunks=(chunk_rows, num_alts, num_populations),
+            dtype=np.int32,
+        )
+        for name in COUNT_ARRAYS
+    }
+    arrays["allele_number"] = group.create_array(
+        "allele_number",
+        shape=(num_variants, num_populations),
+        chunks=(chunk_rows, num_populations),
+        dtype=np.int32,
+    )
+    passing = (
+        np.ones(num_variants, dtype=bool)
+        if variant_pass is None
+        else np.asarray(variant_pass, dtype=bool)
+    )
+    group.create_array(
+        "variant_pass", shape=(num_variants,), chunks=(chunk_rows,), dtype=bool
+    )[:] = passing
+    blocks = [
+        (start, min(start + step, num_variants))
+        for start in range(0, num_variants, step)
+    ]
+    arguments = (populations.sample_cells, populations.membership)
+
+    def write(start: int, counts: dict[str, np.ndarray]) -> None:
+        for name, values in counts.items():
+            arrays[name][start : start + len(values)] = values
+        if on_rows is not None:
+            on_rows(len(counts["allele_number"]))
+
+    with _dask_client(scheduler) as client:
+        if client is None:
+            for start, stop in blocks:
+                write(start, count_rows(str(vcz_path), start, stop, *arguments))
+        else:
+            from distributed import as_completed
+
+            cells, membership = (
+                client.scatter(value, broadcast=True) for value in arguments
+            )
+            starts: dict[str, int] = {}
+            queue = as_completed()
+            remaining = list(blocks)
+
+            def submit() -> None:
+                start, stop = remaining.pop(0)
+                future = client.submit(
+                    count_rows,
+                    str(vcz_path),
+                    start,
+                    stop,
+                    cells,
+                    membership,
+                    pure=False,
+                )
+                starts[future.key] = start
+                queue.add(future)
+
+            # At most _IN_FLIGHT results wait to be written: bounded memory.
+            for _ in range(min(_IN_FLIGHT, len(remaining))):
+                submit()
+            for future in queue:
+                write(starts.pop(future.key), future.result())
+                future.release()
+                if remaining:
+                    submit()
+    samples = populations.num_samples
+    group.attrs.update(
+        {
+            "format_version": FORMAT_VERSION,
+            "dataset_id": handle.id,
+            "populations": populations.names,
+            "population_samples": [int(value) for value in samples],
+            "cell_samples": populations.cell_samples(),
+            "qc": sample_pass is not None or variant_pass is not None,
+            "built_at": started.isoformat(timespec="seconds"),
+        }
+    )
+    # Replace the previous build whole: readers see the old or the new one.
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    temporary.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return BuildResult(
+        dataset_id=handle.id,
+        path=target,
+        populations=populations.names,
+        population_samples=[int(value) for value in samples],
+        num_variants=int(num_variants),
+        num_variants_pass=int(passing.sum()),
+        qc=sample_pass is not None or variant_pass is not None,
+        seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
+    )
+
+
+def build_reference(
+    node: Node,
+    *,
+    dataset_ids: list[str] | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> list[BuildResult]:
+    """Build the reference of every published dataset with genotypes (or those
+    named), with its QC flags (:func:`qc_masks`), on the node's Dask scheduler
+    when the ``dask_scheduler`` setting names one."""
+    published = PublishedDatasets(node)
+    handles = published.datasets()
+    if dataset_ids:
+        known = {handle.id: handle for handle in handles}
+        missing = [name for name in dataset_ids if name not in known]
+        if missing:
+            raise NotFoundError(f"no published dataset {', '.join(missing)}")
+        handles = [known[name] for name in dataset_ids]
+    scheduler = node.config.values.get("dask_scheduler")
+    results = []
+    for handle in handles:
+        if handle.site_counts is not None:
+            continue  # a sites-only dataset: no genotypes to count
+        sample_pass, variant_pass = qc_masks(node, handle.id)
+        results.append(
+            build_dataset_reference(
+                handle,
+                sample_pass=sample_pass,
+                variant_pass=variant_pass,
+                scheduler=scheduler,
+                on_rows=on_rows,
+            )
+        )
+    return results
