@@ -16,6 +16,7 @@ One module per command group, each command a few lines over one library call:
 ``fetch``       ``fetch`` (with the login's token)
 ``network``     ``network serve|status|audit-verify|audit-checkpoint``
 ``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
+``qc``          ``qc run|report``: 1+MG-ready quality control of a dataset
 ``docs``        ``docs``
 ==============  =========================================================
 
@@ -44,6 +45,7 @@ from . import (
     nodes,
     privacy,
     privacy_attack,
+    qc,
     researcher,
     serve,
 )
@@ -85,6 +87,7 @@ for _command in (
     fetch.fetch,
     network.network,
     privacy.privacy,
+    qc.qc,
     docs.docs,
     *researcher.RESEARCHER_COMMANDS,
 ):
