@@ -332,6 +332,7 @@ def pca_scores(
     dosages: np.ndarray,
     num_components: int,
     *,
+    fit: np.ndarray | None = None,
     seed: int = 0,
     block: int = 4096,
     iterations: int = 4,
@@ -339,44 +340,49 @@ def pca_scores(
     """Principal components of samples from common-variant dosages.
 
     Randomised SVD (Halko et al. 2011) of the standardised samples × variants
-    matrix, built a block of samples at a time: memory is the dosages plus
-    samples × (components + 10) numbers, never a samples × samples matrix.
+    matrix of the ``fit`` samples (default all), built a block of samples at a
+    time: memory is the dosages plus samples × (components + 10) numbers, never
+    a samples × samples matrix. Every sample is then projected on the
+    components, so that duplicates and relatives (left out of ``fit``) do not
+    make components of their own.
 
     Returns
     -------
     scores, eigenvalues
-        Samples × components (left singular vectors scaled by the singular
-        values, as plink2 --pca reports ``PC`` × sqrt(eigenvalue)), and the
-        eigenvalues of the genetic relationship matrix (variance / variants).
+        Samples × components (projections on the variant loadings), and the
+        eigenvalues of the fit samples' relationship matrix (variance / variants).
     """
     num_variants, num_samples = dosages.shape
-    components = max(1, min(num_components, num_samples - 1, num_variants))
-    called = dosages >= 0
-    counts = np.where(called, dosages, 0).sum(axis=1, dtype=np.float64)
+    chosen = np.flatnonzero(np.ones(num_samples, bool) if fit is None else fit)
+    components = max(1, min(num_components, len(chosen) - 1, num_variants))
+    part_dosages = dosages[:, chosen]
+    called = part_dosages >= 0
+    counts = np.where(called, part_dosages, 0).sum(axis=1, dtype=np.float64)
     frequency = counts / np.maximum(2 * called.sum(axis=1), 1)
     mean = 2 * frequency
     scale = np.sqrt(np.maximum(2 * frequency * (1 - frequency), 1e-12))
-    width = min(components + 10, num_samples, num_variants)
+    width = min(components + 10, len(chosen), num_variants)
     rng = np.random.default_rng(seed)
 
-    def times(matrix: np.ndarray) -> np.ndarray:  # X @ matrix, samples × k
-        out = np.empty((num_samples, matrix.shape[1]))
-        for part in _blocks(num_samples, block):
-            out[part] = _standardised(dosages[:, part], mean, scale) @ matrix
+    def times(source: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        # (standardised source).T @ matrix: samples × k
+        count = source.shape[1]
+        out = np.empty((count, matrix.shape[1]))
+        for part in _blocks(count, block):
+            out[part] = _standardised(source[:, part], mean, scale) @ matrix
         return out
 
-    def transposed_times(matrix: np.ndarray) -> np.ndarray:  # X.T @ matrix
+    def transposed_times(matrix: np.ndarray) -> np.ndarray:  # X_fit.T @ matrix
         out = np.zeros((num_variants, matrix.shape[1]))
-        for part in _blocks(num_samples, block):
-            out += _standardised(dosages[:, part], mean, scale).T @ matrix[part]
+        for part in _blocks(len(chosen), block):
+            out += _standardised(part_dosages[:, part], mean, scale).T @ matrix[part]
         return out
 
-    basis, _ = np.linalg.qr(times(rng.standard_normal((num_variants, width))))
+    basis, _ = np.linalg.qr(times(part_dosages, rng.standard_normal((num_variants, width))))
     for _ in range(iterations):
         basis, _ = np.linalg.qr(transposed_times(basis))
-        basis, _ = np.linalg.qr(times(basis))
+        basis, _ = np.linalg.qr(times(part_dosages, basis))
     small = transposed_times(basis).T  # width × variants
-    left, singular, _ = np.linalg.svd(small, full_matrices=False)
-    vectors = basis @ left[:, :components]
-    values = singular[:components]
-    return vectors * values, values**2 / num_variants
+    _left, singular, right = np.linalg.svd(small, full_matrices=False)
+    loadings = right[:components].T
+    return times(dosages, loadings), singular[:components] ** 2 / num_variants

@@ -121,6 +121,13 @@ def build_report(
         "median_mean_depth": _median(samples.metrics["mean_depth"]),
         "median_ti_tv": _median(samples.metrics["ti_tv"]),
         "median_heterozygosity": _median(samples.metrics["heterozygosity"]),
+        **samples.site_counts,
+        "ti_tv": (
+            samples.site_counts["num_transitions"]
+            / samples.site_counts["num_transversions"]
+            if samples.site_counts.get("num_transversions")
+            else None
+        ),
         "num_common_variants": samples.num_common_variants,
         "num_related_pairs": len(samples.kinship),
         "populations": variants.populations,

@@ -94,6 +94,14 @@ class SampleQc:
     )
     eigenvalues: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     num_common_variants: int = 0
+    #: Over the dataset, as bcftools stats' TSTV and SiS lines count them: SNP
+    #: ALT alleles that are transitions / transversions, and SNP ALT alleles
+    #: seen once.
+    site_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Common-variant dosages (variants × samples), kept from the pass for PCA.
+    dosages: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.empty((0, 0), dtype=np.int8), repr=False
+    )
     has_depth: bool = False
     has_quality: bool = False
 
@@ -193,13 +201,22 @@ def measure_samples(
     dosages = np.full((len(common), num_samples), -1, dtype=np.int8)
     allele_count = root["variant_allele_count"]
     allele_total = root["variant_allele_total"]
+    site_counts = dict.fromkeys(
+        ("num_transitions", "num_transversions", "num_singleton_snps"), 0
+    )
     for start in range(0, num_variants, variant_step):
         check_cancelled()
         stop = min(start + variant_step, num_variants)
         classes = allele_classes(root["variant_allele"][start:stop])
         block_kinds = kinds[start:stop]
+        block_counts = np.asarray(allele_count[start:stop])
+        site_counts["num_transitions"] += int((classes.snp & classes.transition).sum())
+        site_counts["num_transversions"] += int(
+            (classes.snp & ~classes.transition).sum()
+        )
+        site_counts["num_singleton_snps"] += int((classes.snp & (block_counts == 1)).sum())
         with np.errstate(divide="ignore", invalid="ignore"):
-            frequencies = allele_count[start:stop] / allele_total[start:stop][:, None]
+            frequencies = block_counts / allele_total[start:stop][:, None]
         expected = np.nan_to_num(expected_homozygosity(np.nan_to_num(frequencies)))
         first_common, last_common = np.searchsorted(common, [start, stop])
         common_here = common[first_common:last_common] - start
@@ -237,10 +254,11 @@ def measure_samples(
         declared_sex=declared_sex,
         metrics=metrics,
         num_common_variants=len(common),
+        site_counts=site_counts,
         has_depth=has_depth,
         has_quality=has_quality,
     )
-    _relatedness_and_ancestry(result, dosages, settings, check_cancelled)
+    _relatedness(result, dosages, settings, check_cancelled)
     return result
 
 
@@ -344,7 +362,7 @@ def _metrics(
     return metrics
 
 
-def _relatedness_and_ancestry(
+def _relatedness(
     result: SampleQc,
     dosages: np.ndarray,
     settings: QcSettings,
@@ -369,11 +387,7 @@ def _relatedness_and_ancestry(
         second,
         kinship,
     )
-    if num_samples >= 3:
-        scores, values = pca_scores(dosages, settings.pca_components)
-        result.principal_components, result.eigenvalues = scores, values
-    else:
-        result.principal_components = np.zeros((num_samples, 0))
+    result.dosages = dosages
 
 
 def _outside_of(
@@ -392,13 +406,14 @@ def _outside_of(
     return outside
 
 
-def _ancestry_outliers(scores: np.ndarray, limit: float) -> np.ndarray:
-    """EIGENSOFT's rule: beyond ``limit`` SDs on any component, five rounds."""
+def _ancestry_outliers(scores: np.ndarray, fit: np.ndarray, limit: float) -> np.ndarray:
+    """EIGENSOFT's rule: beyond ``limit`` SDs (of the fit samples that are not
+    outliers) on any component, repeated up to five times."""
     outliers = np.zeros(len(scores), dtype=bool)
     if scores.size == 0:
         return outliers
     for _ in range(5):
-        kept = scores[~outliers]
+        kept = scores[fit & ~outliers]
         if len(kept) < 3:
             break
         mean = kept.mean(axis=0)
@@ -454,10 +469,20 @@ def flag_samples(result: SampleQc, settings: QcSettings) -> None:
     dropped = _relatives_to_drop(result, settings, call_rate)
     for index, reason in dropped.items():
         reasons[index].append(reason)
-    flag(
-        _ancestry_outliers(result.principal_components, settings.pca_outlier_sd),
-        "ancestry_outlier",
-    )
+    # Components from the samples that pass so far (no duplicate or relative
+    # makes a component of its own); every sample is projected on them.
+    fit = np.array([not sample_reasons for sample_reasons in reasons], dtype=bool)
+    dosages = result.dosages
+    if len(dosages) and fit.sum() >= 3:
+        scores, values = pca_scores(dosages, settings.pca_components, fit=fit)
+        result.principal_components, result.eigenvalues = scores, values
+        flag(
+            _ancestry_outliers(scores, fit, settings.pca_outlier_sd),
+            "ancestry_outlier",
+        )
+    else:
+        result.principal_components = np.zeros((num_samples, 0))
+    result.dosages = np.empty((0, 0), dtype=np.int8)
     result.reasons = reasons
 
 

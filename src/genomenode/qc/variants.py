@@ -159,7 +159,6 @@ def measure_variants(
             hq_count += np.where(good, copies, 0).sum(axis=1)
         statistics = statistics_from_table(table)
         counts = statistics["variant_allele_count"].astype(np.int64)
-        total = statistics["variant_allele_total"].astype(np.float64)
         if num_kept:
             call_rate[start:stop] = statistics["variant_num_called"] / num_kept
         allele_count[start:stop] = counts[:, 1:].sum(axis=1)
@@ -169,8 +168,14 @@ def measure_variants(
             + statistics["variant_num_het"]
             + statistics["variant_num_hom_alt"]
         ).astype(np.float64)
+        # Frequencies among the diploid calls: on X those are the females', whose
+        # heterozygotes the coefficient is about.
+        diploid_copies = (
+            statistics["variant_allele_count_hom"]
+            + statistics["variant_allele_count_het"]
+        ).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            frequency = counts / total[:, None]
+            frequency = diploid_copies / (2 * diploid_called[:, None])
             expected_het = diploid_called * (1 - (frequency**2).sum(axis=1))
             inbreeding[start:stop] = np.where(
                 expected_het > 0,
