@@ -207,8 +207,9 @@ def measure_samples(
     for start in range(0, num_variants, variant_step):
         check_cancelled()
         stop = min(start + variant_step, num_variants)
-        classes = allele_classes(root["variant_allele"][start:stop])
-        block_kinds = kinds[start:stop]
+        block_alleles = root["variant_allele"][start:stop]
+        classes = allele_classes(block_alleles)
+        y_kinds = kinds[start:stop]
         block_counts = np.asarray(allele_count[start:stop])
         site_counts["num_transitions"] += int((classes.snp & classes.transition).sum())
         site_counts["num_transversions"] += int(
@@ -218,6 +219,9 @@ def measure_samples(
         with np.errstate(divide="ignore", invalid="ignore"):
             frequencies = block_counts / allele_total[start:stop][:, None]
         expected = np.nan_to_num(expected_homozygosity(np.nan_to_num(frequencies)))
+        # plink2 --het and --check-sex leave out variants monomorphic in the
+        # cohort (they would add 1 to O, E and N alike, F unchanged).
+        block_kinds = np.where(expected < 1 - 1e-12, y_kinds, OTHER)
         first_common, last_common = np.searchsorted(common, [start, stop])
         common_here = common[first_common:last_common] - start
         num_non_ref = np.zeros(stop - start, dtype=np.int64)
@@ -233,7 +237,9 @@ def measure_samples(
             any_non_ref = non_ref.any(axis=1)
             last = width - 1 - np.argmax(non_ref[:, ::-1], axis=1)
             last_non_ref[any_non_ref] = last[any_non_ref] + sample_start
-            _add_homozygosity(genotypes, block_kinds, expected, totals, sums, columns)
+            _add_homozygosity(
+                genotypes, block_kinds, y_kinds, expected, totals, sums, columns
+            )
             if has_depth:
                 _add_field(root["call_DP"], start, stop, columns, totals, "depth")
             if has_quality:
@@ -265,6 +271,7 @@ def measure_samples(
 def _add_homozygosity(
     genotypes: np.ndarray,
     kinds: np.ndarray,
+    y_kinds: np.ndarray,
     expected: np.ndarray,
     totals: dict[str, np.ndarray],
     sums: dict[str, np.ndarray],
@@ -290,7 +297,7 @@ def _add_homozygosity(
         observed = homozygous[x_rows] | haploid[x_rows]
         sums["x_observed_hom"][columns] += observed.sum(axis=0)
         sums["x_expected_hom"][columns] += expected[x_rows] @ called
-    y_rows = kinds == Y_CHROMOSOME
+    y_rows = y_kinds == Y_CHROMOSOME
     if y_rows.any():
         called = diploid[y_rows] | haploid[y_rows]
         totals["y_called"][columns] += called.sum(axis=0)
