@@ -7,6 +7,9 @@ A QC run writes ``<storage>/datasets/<id>/qc/`` (docs/store-format.md):
     dataset's fingerprint, the summary and declaration, and per sample its
     metrics, sex check, principal components and reasons to fail; the related
     pairs and the kinship histogram.
+``summary.json``
+    The same without anything about individual samples (what the catalogue
+    and other aggregate views read).
 ``variants.npz``
     Per variant row (the dataset's VCF Zarr order): ``reasons`` (bits of
     :data:`~genomenode.qc.variants.VARIANT_REASONS`), call rate, HWE p per
@@ -37,8 +40,10 @@ __all__ = [
     "QcFlags",
     "load_flags",
     "load_report",
+    "load_summary",
     "load_variant_arrays",
     "qc_directory",
+    "summary_of",
     "write_results",
 ]
 
@@ -94,6 +99,7 @@ def write_results(
         out.flush()
         os.fsync(out.fileno())
     write_json_atomic(partial / "qc.json", report)
+    write_json_atomic(partial / "summary.json", summary_of(report))
     previous = directory.with_name(directory.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
     if directory.exists():
@@ -102,7 +108,31 @@ def write_results(
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def load_report(node: Node, dataset_id: str) -> dict[str, Any] | None:
+def summary_of(report: dict[str, Any]) -> dict[str, Any]:
+    """What a report says without individual-level data: no sample ids, metrics
+    or components; only the summary, the declaration and the thresholds."""
+    kept = (
+        "format_version",
+        "dataset",
+        "fingerprint",
+        "created",
+        "genomenode_version",
+        "thresholds",
+        "summary",
+        "declaration",
+    )
+    return {key: report[key] for key in kept if key in report}
+
+
+def load_summary(node: Node, dataset_id: str) -> dict[str, Any] | None:
+    """``summary.json`` of a published dataset (small: what the catalogue and
+    aggregate views read); None if QC never ran on it."""
+    return load_report(node, dataset_id, name="summary.json")
+
+
+def load_report(
+    node: Node, dataset_id: str, *, name: str = "qc.json"
+) -> dict[str, Any] | None:
     """``qc.json`` of a published dataset; None if QC never ran on it.
 
     Raises
@@ -113,7 +143,7 @@ def load_report(node: Node, dataset_id: str) -> dict[str, Any] | None:
         The results are of other data than the dataset's (another fingerprint).
     """
     manifest = node.dataset_manifest(dataset_id)
-    path = qc_directory(node, dataset_id) / "qc.json"
+    path = qc_directory(node, dataset_id) / name
     if not path.exists():
         return None
     report = read_versioned_json(path, QC_FORMAT_VERSION)
@@ -148,7 +178,10 @@ def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
 
 
 def load_variant_arrays(node: Node, dataset_id: str) -> dict[str, np.ndarray]:
-    """Every per-variant array of a dataset's QC (``variants.npz``)."""
+    """Every per-variant array of a dataset's QC (``summary.json``
+    The same without anything about individual samples (what the catalogue
+    and other aggregate views read).
+``variants.npz``)."""
     path = qc_directory(node, dataset_id) / "variants.npz"
     try:
         with np.load(path) as arrays:

@@ -20,7 +20,7 @@ import numpy as np
 from ..store.node import Node
 from .flags import load_report
 
-__all__ = ["render_html", "report_document", "summary_document"]
+__all__ = ["render_html", "report_document"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;
@@ -52,22 +52,6 @@ def report_document(node: Node, dataset_id: str) -> dict[str, Any]:
             f"--node {node.config.node_dir} {dataset_id}"
         )
     return report
-
-
-def summary_document(report: dict[str, Any]) -> dict[str, Any]:
-    """What may be shown without individual-level data: no sample ids, metrics
-    or components, only the summary, the declaration and the thresholds."""
-    return {
-        key: report[key]
-        for key in (
-            "dataset",
-            "created",
-            "genomenode_version",
-            "thresholds",
-            "summary",
-            "declaration",
-        )
-    }
 
 
 def _figure(
