@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python bench/disclosure.py
 	$(BIN)/python bench/privacy_power.py
 	$(BIN)/python bench/sites_only.py
+	$(BIN)/python bench/qc.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -87,7 +87,9 @@ def write_cohort(
     second[np.ix_(on_x, male)] = -2  # haploid X in males
     missing = np.zeros((num_variants, num_samples), dtype=bool)
     depth = rng.poisson(30, (num_variants, num_samples)) + 5
-    quality = np.clip(rng.normal(70, 15, (num_variants, num_samples)), 21, 99).astype(int)
+    quality = np.clip(rng.normal(70, 15, (num_variants, num_samples)), 21, 99).astype(
+        int
+    )
 
     original, copy = 2, 6
     first[:, copy], second[:, copy] = first[:, original], second[:, original]
@@ -123,7 +125,9 @@ def write_cohort(
     clinical = directory / "clinical.csv"
     clinical.write_text(
         "sample_id,sex\n"
-        + "".join(f"{sample},{sex}\n" for sample, sex in zip(ids, declared, strict=True))
+        + "".join(
+            f"{sample},{sex}\n" for sample, sex in zip(ids, declared, strict=True)
+        )
     )
     description = {
         "format_version": 1,
@@ -180,8 +184,10 @@ def _write_vcf(
         '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
         '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
         "\t".join(
-            ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
-            + ids
+            [
+                *("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"),
+                *("FORMAT", *ids),
+            ]
         ),
     ]
     # Every call as text, from a table of (genotype, DP, GQ) → "GT:DP:GQ:AD".

@@ -35,7 +35,9 @@ def plink2() -> str:
 
 def plink19() -> str:
     found = shutil.which("plink1.9")
-    assert found, "plink 1.9 (Debian) is needed for --check-sex: apt-get install plink1.9"
+    assert found, (
+        "plink 1.9 (Debian) is needed for --check-sex: apt-get install plink1.9"
+    )
     return found
 
 
@@ -54,16 +56,17 @@ class Ingested:
 
 
 def _ingest(
-    directory: pathlib.Path, node: Node, source: pathlib.Path, dataset_id: str,
+    directory: pathlib.Path,
+    node: Node,
+    source: pathlib.Path,
+    dataset_id: str,
     assembly: str,
 ) -> Ingested:
     """Ingest a VCF without clinical data (every sample of unknown sex)."""
     directory.mkdir(parents=True)
     vcf = directory / "cohort.vcf.gz"
     # The UW-GAC slices are plain gzip: recompress them as BGZF, indexed.
-    subprocess.run(
-        [bcftools(), "view", "-Oz", "-o", str(vcf), str(source)], check=True
-    )
+    subprocess.run([bcftools(), "view", "-Oz", "-o", str(vcf), str(source)], check=True)
     subprocess.run([bcftools(), "index", "-f", str(vcf)], check=True)
     description = {
         "format_version": 1,

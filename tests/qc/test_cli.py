@@ -41,7 +41,9 @@ def test_run_then_report_as_html_and_json(planted, tmp_path):
     page = out.read_text()
     parser = _Resources()
     parser.feed(page)
-    assert parser.urls and all(url.startswith("data:image/png;base64,") for url in parser.urls)
+    assert parser.urls and all(
+        url.startswith("data:image/png;base64,") for url in parser.urls
+    )
     assert not {"script", "link", "iframe", "object"} & parser.tags
     assert "http://" not in page and "https://" not in page
     assert "1+MG-ready: yes" in page

@@ -48,9 +48,8 @@ def _naive_counts(genotypes, alleles):
             first = low if low > 0 else high
             second = high if low > 0 else 0
 
-            def snp(index):
-                alt = alleles[variant][index]
-                return index > 0 and len(alt) == 1 and len(reference) == 1
+            def snp(index, row=alleles[variant]):
+                return index > 0 and len(row[index]) == 1 and len(row[0]) == 1
 
             if a != b and (snp(first) or snp(second)):
                 row["het_snp"] += 1
@@ -102,8 +101,12 @@ def _naive_hwe(het, hom1, hom2):
         ways = math.factorial(n) // (
             math.factorial(rare_hom) * math.factorial(h) * math.factorial(common_hom)
         )
-        return ways * 2**h * math.factorial(minor) * math.factorial(2 * n - minor) / (
-            math.factorial(2 * n)
+        return (
+            ways
+            * 2**h
+            * math.factorial(minor)
+            * math.factorial(2 * n - minor)
+            / (math.factorial(2 * n))
         )
 
     observed = probability(het)

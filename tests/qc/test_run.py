@@ -83,7 +83,7 @@ def test_planted_hwe_violations_are_filtered(ran):
 
 
 def test_the_rest_passes(ran):
-    dataset, cohort, _before, summary, report = ran
+    _dataset, cohort, _before, summary, report = ran
     planted = {cohort.duplicate[1], cohort.sex_swapped, cohort.low_quality}
     others = [s for s in report["samples"] if s["id"] not in planted]
     failing = [s["id"] for s in others if s["reasons"]]
@@ -107,7 +107,7 @@ def test_flags_are_aligned_with_the_store_and_nothing_is_deleted(ran):
 
 
 def test_variant_qc_uses_only_passing_samples(ran):
-    dataset, cohort, _before, _summary, _report = ran
+    dataset, _cohort, _before, _summary, _report = ran
     arrays = load_variant_arrays(dataset.node, dataset.dataset_id)
     flags = load_flags(dataset.node, dataset.dataset_id)
     genotypes = dataset.root["call_genotype"][:]

@@ -304,7 +304,9 @@ class _CatalogueBuilder:
         ready = declaration["one_plus_mg_ready"]
         label = "1+MG-ready" if ready else "not 1+MG-ready"
         add((certificate, RDFS.label, RdfLiteral(label, lang="en")))
-        add((certificate, RDFS.comment, RdfLiteral(declaration["statement"], lang="en")))
+        add(
+            (certificate, RDFS.comment, RdfLiteral(declaration["statement"], lang="en"))
+        )
         add(
             (
                 certificate,

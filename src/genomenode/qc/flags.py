@@ -179,9 +179,9 @@ def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
 
 def load_variant_arrays(node: Node, dataset_id: str) -> dict[str, np.ndarray]:
     """Every per-variant array of a dataset's QC (``summary.json``
-    The same without anything about individual samples (what the catalogue
-    and other aggregate views read).
-``variants.npz``)."""
+        The same without anything about individual samples (what the catalogue
+        and other aggregate views read).
+    ``variants.npz``)."""
     path = qc_directory(node, dataset_id) / "variants.npz"
     try:
         with np.load(path) as arrays:

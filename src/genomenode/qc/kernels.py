@@ -16,8 +16,8 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 
 __all__ = [
-    "AlleleClasses",
     "SAMPLE_COUNTS",
+    "AlleleClasses",
     "allele_classes",
     "hwe_exact_p",
     "king_pairs",
@@ -275,9 +275,8 @@ def king_pairs(
 
     def indicators(part: np.ndarray) -> tuple[np.ndarray, ...]:
         columns = part.T
-        return tuple((columns == value).astype(np.float32) for value in (0, 1, 2)) + (
-            (columns >= 0).astype(np.float32),
-        )
+        by_value = [(columns == value).astype(np.float32) for value in (0, 1, 2)]
+        return (*by_value, (columns >= 0).astype(np.float32))
 
     for rows in _blocks(num_samples, block):
         hom_ref_i, het_i, hom_alt_i, called_i = indicators(dosages[:, rows])
@@ -378,7 +377,9 @@ def pca_scores(
             out += _standardised(part_dosages[:, part], mean, scale).T @ matrix[part]
         return out
 
-    basis, _ = np.linalg.qr(times(part_dosages, rng.standard_normal((num_variants, width))))
+    basis, _ = np.linalg.qr(
+        times(part_dosages, rng.standard_normal((num_variants, width)))
+    )
     for _ in range(iterations):
         basis, _ = np.linalg.qr(transposed_times(basis))
         basis, _ = np.linalg.qr(times(part_dosages, basis))

@@ -215,7 +215,9 @@ def measure_samples(
         site_counts["num_transversions"] += int(
             (classes.snp & ~classes.transition).sum()
         )
-        site_counts["num_singleton_snps"] += int((classes.snp & (block_counts == 1)).sum())
+        site_counts["num_singleton_snps"] += int(
+            (classes.snp & (block_counts == 1)).sum()
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             frequencies = block_counts / allele_total[start:stop][:, None]
         expected = np.nan_to_num(expected_homozygosity(np.nan_to_num(frequencies)))
