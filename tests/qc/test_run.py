@@ -15,18 +15,16 @@ from genomenode.qc.variants import VARIANT_REASONS
 def ran(planted):
     dataset, cohort = planted
     node = dataset.node
-    before = load_flags(node, dataset.dataset_id)
     summary = run_qc(node, dataset.dataset_id)
-    return dataset, cohort, before, summary, load_report(node, dataset.dataset_id)
+    return dataset, cohort, None, summary, load_report(node, dataset.dataset_id)
 
 
 def _sample(report, sample_id):
     return next(sample for sample in report["samples"] if sample["id"] == sample_id)
 
 
-def test_no_flags_before_qc_ran(ran):
-    _dataset, _cohort, before, _summary, _report = ran
-    assert before is None
+def test_no_flags_where_qc_never_ran(chr22):
+    assert load_flags(chr22.node, chr22.dataset_id) is None
 
 
 def test_planted_duplicate_is_flagged_once(ran):
