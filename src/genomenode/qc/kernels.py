@@ -258,7 +258,8 @@ def king_pairs(
 
     ``dosages`` is variants × samples (ALT copies 0, 1, 2; -1 missing), biallelic.
     The estimator is plink2 --make-king's (Manichaikul et al. 2010, between
-    families): over the variants both samples have called,
+    families): over the variants both samples have called (two matrix products
+    per block pair when nobody has a missing call, five otherwise),
     ``(HETHET - 2 IBS0) / (2 min(het_i, het_j)) + 1/2 - (het_i + het_j) /
     (4 min(het_i, het_j))``. Computed in blocks of samples by matrix products,
     so memory is a few blocks × variants.
@@ -278,6 +279,7 @@ def king_pairs(
         by_value = [(columns == value).astype(np.float32) for value in (0, 1, 2)]
         return (*by_value, (columns >= 0).astype(np.float32))
 
+    complete = bool((dosages >= 0).all())
     for rows in _blocks(num_samples, block):
         hom_ref_i, het_i, hom_alt_i, called_i = indicators(dosages[:, rows])
         for columns in _blocks(num_samples, block):
@@ -286,9 +288,15 @@ def king_pairs(
             hom_ref_j, het_j, hom_alt_j, called_j = indicators(dosages[:, columns])
             het_het = het_i @ het_j.T
             ibs0 = hom_ref_i @ hom_alt_j.T + hom_alt_i @ hom_ref_j.T
-            het_first = het_i @ called_j.T
-            het_second = called_i @ het_j.T
-            both = called_i @ called_j.T
+            if complete:
+                # Nobody missing: the pair's counts are each sample's own.
+                het_first = np.broadcast_to(het_i.sum(axis=1)[:, None], het_het.shape)
+                het_second = np.broadcast_to(het_j.sum(axis=1)[None, :], het_het.shape)
+                both = np.full(het_het.shape, dosages.shape[0], dtype=np.float32)
+            else:
+                het_first = het_i @ called_j.T
+                het_second = called_i @ het_j.T
+                both = called_i @ called_j.T
             smaller = np.minimum(het_first, het_second)
             with np.errstate(divide="ignore", invalid="ignore"):
                 kinship = (

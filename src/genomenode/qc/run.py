@@ -137,8 +137,8 @@ def build_report(
         "one_plus_mg_ready": ready,
         "statement": (
             "Sample and variant quality measured by genomenode QC with the "
-            "thresholds below; failing samples and variants are flagged and "
-            "left out of the reference and analyses."
+            "thresholds below; failing samples and variants are flagged (not "
+            "deleted) for the reference and analyses to leave out."
             if ready
             else "QC ran, but no sample or no variant passed it."
         ),
