@@ -46,6 +46,7 @@ from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
+from .qc import http as qc_http
 from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
 from .transfer.cors import CorsMiddleware, CorsPolicy
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(htsget_http.router, prefix="/htsget")
     app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_http.router, prefix="/catalogue")
+    app.include_router(qc_http.router, prefix="/qc")
     app.include_router(access_http.well_known_router)
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None
