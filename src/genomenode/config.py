@@ -701,7 +701,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "qc_common_max_variants",
         _positive_int,
-        20000,
+        10000,
         "Most common variants kinship and PCA use (evenly spaced along the "
         "genome, which also thins linkage); memory is this × samples bytes.",
     ),

@@ -341,7 +341,7 @@ def pca_scores(
     *,
     fit: np.ndarray | None = None,
     seed: int = 0,
-    block: int = 4096,
+    block: int = 1024,
     iterations: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Principal components of samples from common-variant dosages.

@@ -22,7 +22,7 @@ class QcSettings:
     kinship_duplicate: float = 0.354
     kinship_related: float = 0.0884
     common_min_maf: float = 0.05
-    common_max_variants: int = 20000
+    common_max_variants: int = 10000
     pca_components: int = 10
     pca_outlier_sd: float = 6.0
     variant_min_call_rate: float = 0.9
