@@ -55,6 +55,7 @@ bench: venv
 	$(BIN)/python bench/privacy_power.py
 	$(BIN)/python bench/sites_only.py
 	$(BIN)/python bench/reference.py
+	$(BIN)/python bench/qc.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -49,6 +49,7 @@ from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
+from .qc import http as qc_http
 from .reference import http as reference_http
 from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
@@ -162,6 +163,7 @@ def create_app(
         country=str(node.config.values.get("country") or ""),
     )
     app.include_router(reference_http.router, prefix="/reference")
+    app.include_router(qc_http.router, prefix="/qc")
     app.include_router(access_http.well_known_router)
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None

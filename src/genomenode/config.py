@@ -127,12 +127,39 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"must be true or false, not {value!r}")
 
 
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be zero or a positive number, not {value!r}")
+    number = float(value)
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"must be zero or a positive number, not {value!r}")
+    return number
+
+
 def _fraction(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"must be a number between 0 and 1, not {value!r}")
     number = float(value)
     if not 0 <= number <= 1:
         raise ValueError(f"must be a number between 0 and 1, not {value!r}")
+    return number
+
+
+def _coefficient(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number between -1 and 1, not {value!r}")
+    number = float(value)
+    if not -1 <= number <= 1:
+        raise ValueError(f"must be a number between -1 and 1, not {value!r}")
+    return number
+
+
+def _p_value(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a p-value between 0 and 1, not {value!r}")
+    number = float(value)
+    if not 0 <= number < 1:
+        raise ValueError(f"must be a p-value, 0 <= p < 1, not {value!r}")
     return number
 
 
@@ -633,6 +660,134 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Send Access-Control-Allow-Credentials to the listed CORS origins (never "
         "with *, which is refused).",
+    ),
+    # Quality control (genomenode qc, docs/qc.md): defaults and their sources.
+    Setting(
+        "qc_sample_min_call_rate",
+        _fraction,
+        0.9,
+        "A sample with fewer of its genotypes called fails QC (plink2 --mind's "
+        "default 0.1 missing).",
+    ),
+    Setting(
+        "qc_sample_min_mean_depth",
+        _non_negative_float,
+        15.0,
+        "A sample whose mean FORMAT/DP is lower fails QC (gnomAD's genome hard "
+        "filter, 15x); only where the VCF has DP.",
+    ),
+    Setting(
+        "qc_sample_min_mean_gq",
+        _non_negative_float,
+        20.0,
+        "A sample whose mean FORMAT/GQ is lower fails QC (gnomAD's high-quality "
+        "genotype, GQ >= 20, for the mean); only where the VCF has GQ.",
+    ),
+    Setting(
+        "qc_sample_outlier_mads",
+        _positive_float,
+        4.0,
+        "A sample further than this many median absolute deviations from its "
+        "population's median heterozygosity, het/hom-alt ratio, Ti/Tv or "
+        "singletons fails QC (gnomAD's sample QC, 4 MADs).",
+    ),
+    Setting(
+        "qc_sex_female_max_f",
+        _coefficient,
+        0.2,
+        "X chromosome inbreeding F at most this: genetically female (plink2 "
+        "--check-sex default).",
+    ),
+    Setting(
+        "qc_sex_male_min_f",
+        _coefficient,
+        0.8,
+        "X chromosome inbreeding F at least this: genetically male (plink2 "
+        "--check-sex default); between the two: ambiguous, which fails QC.",
+    ),
+    Setting(
+        "qc_kinship_duplicate",
+        _coefficient,
+        0.354,
+        "KING kinship above this: duplicates or monozygotic twins (Manichaikul et "
+        "al. 2010); one of each pair fails QC.",
+    ),
+    Setting(
+        "qc_kinship_related",
+        _coefficient,
+        0.0884,
+        "KING kinship above this: second-degree relatives or closer (Manichaikul "
+        "et al. 2010); all but one of each related group fail QC, as gnomAD keeps "
+        "unrelated samples for frequencies.",
+    ),
+    Setting(
+        "qc_common_min_maf",
+        _fraction,
+        0.05,
+        "Minor allele frequency of the common biallelic autosomal SNPs that "
+        "kinship and PCA use.",
+    ),
+    Setting(
+        "qc_common_max_variants",
+        _positive_int,
+        10000,
+        "Most common variants kinship and PCA use (evenly spaced along the "
+        "genome, which also thins linkage); memory is this × samples bytes.",
+    ),
+    Setting(
+        "qc_pca_components",
+        _positive_int,
+        10,
+        "Principal components computed for ancestry outliers (EIGENSOFT smartpca "
+        "numoutlierevec, 10).",
+    ),
+    Setting(
+        "qc_pca_outlier_sd",
+        _positive_float,
+        6.0,
+        "A sample further than this many standard deviations on any component is "
+        "an ancestry outlier and fails QC (EIGENSOFT smartpca outliersigmathresh, "
+        "6, five iterations).",
+    ),
+    Setting(
+        "qc_variant_min_call_rate",
+        _fraction,
+        0.9,
+        "A variant called in fewer of the passing samples fails QC (plink2 "
+        "--geno's default 0.1 missing).",
+    ),
+    Setting(
+        "qc_hwe_min_p",
+        _p_value,
+        1e-6,
+        "A variant whose Hardy-Weinberg exact p-value is below this in any "
+        "population fails QC (the usual plink --hwe 1e-6 for unaffected cohorts).",
+    ),
+    Setting(
+        "qc_genotype_min_gq",
+        _non_negative_float,
+        20.0,
+        "A high-quality genotype has GQ at least this (gnomAD's AC0 filter).",
+    ),
+    Setting(
+        "qc_genotype_min_depth",
+        _non_negative_float,
+        10.0,
+        "A high-quality genotype has DP at least this (gnomAD's AC0 filter).",
+    ),
+    Setting(
+        "qc_genotype_min_allele_balance",
+        _fraction,
+        0.2,
+        "A high-quality heterozygous genotype has at least this fraction of its "
+        "reads (FORMAT/AD) for the ALT allele (gnomAD's AC0 filter).",
+    ),
+    Setting(
+        "qc_min_inbreeding_coeff",
+        _coefficient,
+        -0.3,
+        "A variant whose InbreedingCoeff (1 - observed / expected heterozygotes) "
+        "is below this fails QC (gnomAD's excess-heterozygosity filter).",
     ),
 )
 

@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ..errors import InputError
+from ..qc.flags import load_flags
 from ..store.models import Disease, Individual, Measure, PhenotypicFeature
 from ..store.published import PublishedDataset
 from .statistics import dosages_of
@@ -69,10 +70,16 @@ def quality_masks(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The dataset's QC masks (sample_pass, variant_pass); None: all pass.
 
-    The one place analyses learn of QC flags (docs/analysis.md); it will read
-    ``genomenode.qc.flags.load_flags`` once QC flags are stored.
+    The one place analyses learn of QC flags (docs/analysis.md):
+    :func:`genomenode.qc.flags.load_flags` (``genomenode qc run``).
     """
-    return None, None
+    flags = load_flags(dataset.node, dataset.id)
+    if flags is None:
+        return None, None
+    return (
+        np.asarray(flags.sample_pass, dtype=bool),
+        np.asarray(flags.variant_pass, dtype=bool),
+    )
 
 
 def _scores_path(dataset: PublishedDataset) -> pathlib.Path:

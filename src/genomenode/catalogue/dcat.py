@@ -30,7 +30,8 @@ from sqlalchemy import Select, select
 
 from ..disclosure.control import DisclosureControl
 from ..disclosure.settings import DisclosureSettings
-from ..errors import NotFoundError, did_you_mean
+from ..errors import GenomenodeError, NotFoundError, did_you_mean
+from ..qc.flags import load_summary
 from ..store.models import Dataset, DataUseTerm, StoredFile, published_datasets
 from ..store.node import Node
 from ..vocab.duo import PERMISSIONS
@@ -40,6 +41,7 @@ __all__ = [
     "COUNTRY_ISO3",
     "DISEASE_IRI_PREFIXES",
     "DPV",
+    "DQV",
     "HEALTHDCATAP",
     "JSONLD_CONTEXT",
     "SERVICE_SPECIFICATIONS",
@@ -66,6 +68,9 @@ EU_ACCESS_RIGHT = Namespace(
 EU_DATA_THEME = Namespace(
     "http://publications.europa.eu/resource/authority/data-theme/"
 )
+#: W3C Data Quality Vocabulary (DCAT-AP's quality properties) and Web Annotation.
+DQV = Namespace("http://www.w3.org/ns/dqv#")
+OA = Namespace("http://www.w3.org/ns/oa#")
 
 #: ISO 3166-1 alpha-2 → alpha-3, which the EU country authority table is keyed by.
 COUNTRY_ISO3: Mapping[str, str] = {
@@ -146,6 +151,8 @@ JSONLD_CONTEXT: Mapping[str, str] = {
     "skos": str(SKOS),
     "healthdcatap": str(HEALTHDCATAP),
     "dpv": str(DPV),
+    "dqv": str(DQV),
+    "oa": str(OA),
 }
 
 SerialisationFormat = Literal["json-ld", "turtle"]
@@ -279,7 +286,70 @@ class _CatalogueBuilder:
         add((subject, DCAT.landingPage, URIRef(f"{self.base_url}/access/catalogue")))
         self._add_contact_point(subject, row)
         self._add_health_properties(subject, row, terms)
+        self._add_quality(subject, row)
         self._add_distributions(subject, row, files)
+
+    def _add_quality(self, subject: URIRef, row: Dataset) -> None:
+        """The dataset's QC declaration (genomenode qc run), as DQV: a quality
+        certificate saying whether it is 1+MG-ready, and measurements of the
+        whole dataset (the passing samples through the disclosure layer, as
+        every count of people here). Nothing when QC never ran."""
+        try:
+            report = load_summary(self.node, row.id)
+        except GenomenodeError:
+            return  # results of other data, or unreadable: declare nothing
+        if report is None:
+            return
+        add = self.graph.add
+        summary = report["summary"]
+        declaration = report["declaration"]
+        certificate = URIRef(f"{subject}#qc")
+        add((subject, DQV.hasQualityAnnotation, certificate))
+        add((certificate, RDF.type, DQV.QualityCertificate))
+        add((certificate, OA.hasTarget, subject))
+        add((certificate, OA.motivatedBy, DQV.qualityAssessment))
+        ready = declaration["one_plus_mg_ready"]
+        label = "1+MG-ready" if ready else "not 1+MG-ready"
+        add((certificate, RDFS.label, RdfLiteral(label, lang="en")))
+        add(
+            (certificate, RDFS.comment, RdfLiteral(declaration["statement"], lang="en"))
+        )
+        add(
+            (
+                certificate,
+                DCTERMS.issued,
+                RdfLiteral(report["created"], datatype=XSD.dateTime),
+            )
+        )
+        passed = self.disclosure.release_total(summary["num_samples_passed"]).value
+        measurements: list[tuple[str, str, Any, URIRef]] = [
+            ("one-plus-mg-ready", "Quality measured and declared (1+MG-ready)",
+             ready, XSD.boolean),
+            ("variants-passed", "Variants passing variant QC",
+             summary["num_variants_passed"], XSD.nonNegativeInteger),
+            ("median-call-rate", "Median call rate of the samples",
+             summary["median_call_rate"], XSD.double),
+            ("median-ti-tv", "Median transition/transversion ratio of the samples",
+             summary["median_ti_tv"], XSD.double),
+        ]  # fmt: skip
+        if passed is not None:
+            measurements.append(
+                ("samples-passed", "Samples passing sample QC", int(passed),
+                 XSD.nonNegativeInteger)
+            )  # fmt: skip
+        for name, definition, value, datatype in measurements:
+            if value is None:
+                continue
+            metric = URIRef(f"{self.base_url}/catalogue#qc-metric-{name}")
+            add((metric, RDF.type, DQV.Metric))
+            add((metric, SKOS.definition, RdfLiteral(definition, lang="en")))
+            measurement = URIRef(f"{subject}#qc-{name}")
+            add((subject, DQV.hasQualityMeasurement, measurement))
+            add((measurement, RDF.type, DQV.QualityMeasurement))
+            add((measurement, DQV.computedOn, subject))
+            add((measurement, DQV.isMeasurementOf, metric))
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            add((measurement, DQV.value, RdfLiteral(text, datatype=datatype)))
 
     def _add_contact_point(self, subject: URIRef, row: Dataset) -> None:
         add = self.graph.add

@@ -18,6 +18,7 @@ One module per command group, each command a few lines over one library call:
 ``privacy``     ``privacy audit`` (and the operator's ``privacy attack``)
 ``analysis``    ``analysis submit|status|results|cancel`` (through a network)
 ``reference``   ``reference build|export`` (the allele-frequency reference)
+``qc``          ``qc run|report``: 1+MG-ready quality control of a dataset
 ``docs``        ``docs``
 ==============  =========================================================
 
@@ -47,6 +48,7 @@ from . import (
     nodes,
     privacy,
     privacy_attack,
+    qc,
     reference,
     researcher,
     serve,
@@ -91,6 +93,7 @@ for _command in (
     privacy.privacy,
     analysis.analysis,
     reference.reference,
+    qc.qc,
     docs.docs,
     *researcher.RESEARCHER_COMMANDS,
 ):

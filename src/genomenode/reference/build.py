@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
 import os
 import pathlib
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 import zarr
 
 from ..errors import NotFoundError, StoreError
+from ..qc.flags import load_flags
 from ..store.genotype_counts import statistics_from_table
 from ..store.node import Node
 from ..store.private import private_files
@@ -71,14 +71,10 @@ def qc_masks(
     """The QC flags of a dataset: (sample_pass, variant_pass), None where QC
     never ran (everything passes).
 
-    The one place the reference reads QC flags (docs/reference.md): from
-    ``genomenode.qc.flags.load_flags`` when that module is installed.
+    The one place the reference reads QC flags (docs/reference.md):
+    :func:`genomenode.qc.flags.load_flags`.
     """
-    try:
-        flags_module: Any = importlib.import_module("genomenode.qc.flags")
-    except ImportError:
-        return None, None
-    flags = flags_module.load_flags(node, dataset_id)
+    flags = load_flags(node, dataset_id)
     if flags is None:
         return None, None
     return (

@@ -1,0 +1,188 @@
+"""QC benchmark: ``genomenode qc run`` next to the peer tools a QC pipeline runs.
+
+On one synthetic cohort (unlinked sites in Hardy-Weinberg equilibrium, frequencies
+from the neutral spectrum, ``GT:DP:GQ``, 22 autosomes and an X on which males are
+haploid; cached in bench/cache/), in the same run:
+
+- ``genomenode qc run`` on the ingested dataset: sample QC (bcftools-stats counts,
+  depth and GQ, heterozygosity, Ti/Tv, singletons, X F, KING kinship, PCA) and
+  variant QC (call rate, HWE per population, AC0, InbreedingCoeff);
+- ``bcftools stats -s -`` on the VCF (Debian's bcftools);
+- ``plink2 --het --hardy`` on the PGEN (Debian's plink2; the VCF → PGEN import is
+  timed on its own line, not added);
+- ``plink --check-sex`` (plink 1.9: Debian's plink2 2.00a3.5 has none) on the BED;
+- ``plink2 --make-king-table`` on the PGEN (the kinship genomenode also computes).
+
+It prints wall times and the ratio of genomenode to the sum of the peers'.
+
+Usage: python bench/qc.py [--quick | --full] [--samples N] [--variants M]
+(quick: 1,000 samples × 10,000 variants; full: 20,000 × 80,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pysam
+
+HERE = pathlib.Path(__file__).parent
+CACHE = HERE / "cache"
+CHROMOSOMES = [*(str(number) for number in range(1, 23)), "X"]
+
+
+def write_cohort(directory: pathlib.Path, num_samples: int, num_variants: int) -> None:
+    """VCF (bgzipped, indexed), clinical CSV and dataset.yaml in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20)
+    male = rng.random(num_samples) < 0.5
+    ids = [f"B{index:06d}" for index in range(num_samples)]
+    per_contig = num_variants // len(CHROMOSOMES)
+    table = []
+    for text in ("0/0", "0/1", "1/1", "0", "1"):
+        for dp in range(64):
+            table.append(f"{text}:{dp}:{min(99, 3 * dp)}")
+    lookup = np.array(table, dtype=object)
+    plain = directory / "cohort.vcf"
+    with open(plain, "w") as out:
+        out.write("##fileformat=VCFv4.3\n")
+        for name in CHROMOSOMES:
+            out.write(f"##contig=<ID={name},length=200000000>\n")
+        out.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
+        out.write('##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n')
+        out.write('##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Quality">\n')
+        out.write(
+            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+            + "\t".join(ids)
+            + "\n"
+        )
+        lowest = 1 / (2 * num_samples)
+        for name in CHROMOSOMES:
+            positions = np.sort(rng.choice(150_000_000, per_contig, replace=False))
+            positions += 3_000_000  # past the pseudo-autosomal region of X
+            frequency = lowest ** rng.random(per_contig)
+            haploid = male if name == "X" else np.zeros(num_samples, bool)
+            for row in range(per_contig):
+                copies = rng.binomial(2, frequency[row], num_samples)
+                copies = np.where(haploid, np.minimum(copies, 1) + 3, copies)
+                depth = rng.poisson(30, num_samples).clip(0, 63)
+                calls = lookup[copies * 64 + depth]
+                reference, alternate = rng.choice(list("ACGT"), 2, replace=False)
+                out.write(
+                    f"{name}\t{positions[row]}\t.\t{reference}\t{alternate}\t.\t"
+                    "PASS\t.\tGT:DP:GQ\t" + "\t".join(calls) + "\n"
+                )
+    vcf = directory / "cohort.vcf.gz"
+    pysam.tabix_compress(str(plain), str(vcf), force=True)
+    plain.unlink()
+    pysam.tabix_index(str(vcf), preset="vcf", force=True, csi=True)
+    (directory / "clinical.csv").write_text(
+        "sample_id,sex\n"
+        + "".join(
+            f"{sample},{'male' if is_male else 'female'}\n"
+            for sample, is_male in zip(ids, male, strict=True)
+        )
+    )
+    (directory / "sex.txt").write_text(
+        "".join(
+            f"{sample} {sample} {1 if is_male else 2}\n"
+            for sample, is_male in zip(ids, male, strict=True)
+        )
+    )
+    (directory / "dataset.yaml").write_text(
+        "format_version: 1\nid: qc-bench\nname: QC benchmark cohort\n"
+        "description: synthetic\ncountry: FI\n"
+        "contact: {name: bench, email: bench@example.org}\n"
+        "security_level: CONTROLLED\nassembly: GRCh38\n"
+        'data_use: [{id: "DUO:0000042"}]\ngenotypes: [{path: cohort.vcf.gz}]\n'
+        "clinical: {format: csv, path: clinical.csv, "
+        "columns: {id: sample_id, sex: sex}}\n"
+    )
+
+
+def timed(command: list[str], **keywords) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, **keywords)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="1,000 × 10,000 (default)")
+    mode.add_argument("--full", action="store_true", help="20,000 × 80,000")
+    parser.add_argument("--samples", type=int)
+    parser.add_argument("--variants", type=int)
+    arguments = parser.parse_args()
+    samples = arguments.samples or (20_000 if arguments.full else 1_000)
+    variants = arguments.variants or (80_000 if arguments.full else 10_000)
+    for tool in ("bcftools", "plink2", "plink1.9"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed (Debian packages bcftools, plink2, plink1.9)")
+    cohort = CACHE / f"qc-{samples}x{variants}"
+    if not (cohort / "dataset.yaml").exists():
+        print(f"writing the cohort ({samples} samples × {variants} variants) ...")
+        write_cohort(cohort, samples, variants)
+    environment = {**os.environ, "GENOMENODE_WORKER_PROCESSES": "2"}
+    genomenode = [sys.executable, "-m", "genomenode"]
+    with tempfile.TemporaryDirectory() as scratch:
+        work = pathlib.Path(scratch)
+        node = work / "node"
+        subprocess.run(
+            [*genomenode, "init", str(node), "--node-id", "bench", "--country", "FI"],
+            check=True,
+            capture_output=True,
+            env=environment,
+        )
+        ingest = timed(
+            [*genomenode, "ingest", "--node", str(node), str(cohort / "dataset.yaml")],
+            env=environment,
+        )
+        ours = timed(
+            [*genomenode, "qc", "run", "--node", str(node), "qc-bench"],
+            env=environment,
+        )
+        vcf = str(cohort / "cohort.vcf.gz")
+        plink_out = str(work / "plink")
+        common = ["--threads", "2", "--out", plink_out]
+        stats = timed(["bcftools", "stats", "-s", "-", vcf])
+        to_pgen = timed(
+            ["plink2", "--vcf", vcf, "--update-sex", str(cohort / "sex.txt"),
+             "--split-par", "hg38", "--make-pgen", *common]
+        )  # fmt: skip
+        to_pgen += timed(["plink2", "--pfile", plink_out, "--make-bed", *common])
+        het_hardy = timed(["plink2", "--pfile", plink_out, "--het", "--hardy", *common])
+        check_sex = timed(
+            ["plink1.9", "--bfile", plink_out, "--check-sex", "--threads", "2",
+             "--out", plink_out + "-sex"]
+        )  # fmt: skip
+        king = timed(["plink2", "--pfile", plink_out, "--make-king-table", *common])
+    peers = stats + het_hardy + check_sex
+    print(f"cohort: {samples} samples × {variants} variants (GT:DP:GQ)")
+    rows = [
+        ("genomenode ingest (not QC; for scale)", ingest),
+        ("genomenode qc run (sample + variant QC, KING, PCA)", ours),
+        ("bcftools stats -s -", stats),
+        ("plink2 VCF → PGEN/BED import (not added)", to_pgen),
+        ("plink2 --het --hardy", het_hardy),
+        ("plink 1.9 --check-sex", check_sex),
+        ("plink2 --make-king-table", king),
+    ]
+    for name, seconds in rows:
+        print(f"  {name:55} {seconds:8.2f} s")
+    print(
+        f"  {'peers: bcftools stats + --het --hardy + --check-sex':55} {peers:8.2f} s"
+    )
+    print(f"ratio genomenode qc / peers:               {ours / peers:6.2f}")
+    print(f"ratio genomenode qc / (peers + KING):      {ours / (peers + king):6.2f}")
+
+
+if __name__ == "__main__":
+    main()

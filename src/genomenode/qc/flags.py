@@ -1,0 +1,190 @@
+"""QC results stored with the dataset, and the flags other code reads.
+
+A QC run writes ``<storage>/datasets/<id>/qc/`` (docs/store-format.md):
+
+``qc.json``
+    ``format_version`` 1: when, by which genomenode, with which thresholds, the
+    dataset's fingerprint, the summary and declaration, and per sample its
+    metrics, sex check, principal components and reasons to fail; the related
+    pairs and the kinship histogram.
+``summary.json``
+    The same without anything about individual samples (what the catalogue
+    and other aggregate views read).
+``variants.npz``
+    Per variant row (the dataset's VCF Zarr order): ``reasons`` (bits of
+    :data:`~genomenode.qc.variants.VARIANT_REASONS`), call rate, HWE p per
+    population, InbreedingCoeff, raw and high-quality ALT counts.
+
+The directory is replaced whole by one rename, so readers see the old results or
+the new, never a mixture. Nothing is deleted from the dataset: failing samples
+and variants are flagged, and :func:`load_flags` is how the reference and the
+analyses learn which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import shutil
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from ..store.node import Node, read_versioned_json, write_json_atomic
+
+__all__ = [
+    "QC_DIRECTORY",
+    "QC_FORMAT_VERSION",
+    "QcFlags",
+    "load_flags",
+    "load_report",
+    "load_summary",
+    "load_variant_arrays",
+    "qc_directory",
+    "summary_of",
+    "write_results",
+]
+
+QC_FORMAT_VERSION = 1
+QC_DIRECTORY = "qc"
+
+
+@dataclasses.dataclass(frozen=True)
+class QcFlags:
+    """Which samples and variants passed QC.
+
+    Attributes
+    ----------
+    sample_pass
+        bool, one per sample, in the dataset's VCF Zarr sample order.
+    variant_pass
+        bool, one per variant row of the dataset's VCF Zarr.
+    sample_reasons
+        Per sample, why it fails (empty: it passes).
+    variant_reasons
+        uint8 bit set per variant row over
+        :data:`~genomenode.qc.variants.VARIANT_REASONS`.
+    thresholds
+        The ``qc_*`` settings the run used.
+    created
+        When the run finished (ISO 8601, UTC).
+    """
+
+    sample_pass: np.ndarray
+    variant_pass: np.ndarray
+    sample_reasons: tuple[tuple[str, ...], ...] = ()
+    variant_reasons: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.empty(0, dtype=np.uint8)
+    )
+    thresholds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created: str = ""
+
+
+def qc_directory(node: Node, dataset_id: str) -> pathlib.Path:
+    """Where a dataset's QC results are (whether or not QC ran)."""
+    return node.datasets_dir / dataset_id / QC_DIRECTORY
+
+
+def write_results(
+    directory: pathlib.Path, report: dict[str, Any], variants: dict[str, np.ndarray]
+) -> None:
+    """Replace ``directory`` by a new one holding ``report`` and ``variants``."""
+    partial = directory.with_name(directory.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(mode=0o700)
+    with open(partial / "variants.npz", "wb") as out:
+        np.savez_compressed(out, **variants)  # type: ignore[arg-type]
+        out.flush()
+        os.fsync(out.fileno())
+    write_json_atomic(partial / "qc.json", report)
+    write_json_atomic(partial / "summary.json", summary_of(report))
+    previous = directory.with_name(directory.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, previous)
+    os.replace(partial, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def summary_of(report: dict[str, Any]) -> dict[str, Any]:
+    """What a report says without individual-level data: no sample ids, metrics
+    or components; only the summary, the declaration and the thresholds."""
+    kept = (
+        "format_version",
+        "dataset",
+        "fingerprint",
+        "created",
+        "genomenode_version",
+        "thresholds",
+        "summary",
+        "declaration",
+    )
+    return {key: report[key] for key in kept if key in report}
+
+
+def load_summary(node: Node, dataset_id: str) -> dict[str, Any] | None:
+    """``summary.json`` of a published dataset (small: what the catalogue and
+    aggregate views read); None if QC never ran on it."""
+    return load_report(node, dataset_id, name="summary.json")
+
+
+def load_report(
+    node: Node, dataset_id: str, *, name: str = "qc.json"
+) -> dict[str, Any] | None:
+    """``qc.json`` of a published dataset; None if QC never ran on it.
+
+    Raises
+    ------
+    NotFoundError
+        The dataset is not published.
+    StoreError
+        The results are of other data than the dataset's (another fingerprint).
+    """
+    manifest = node.dataset_manifest(dataset_id)
+    path = qc_directory(node, dataset_id) / name
+    if not path.exists():
+        return None
+    report = read_versioned_json(path, QC_FORMAT_VERSION)
+    if report.get("fingerprint") != manifest.get("fingerprint"):
+        raise StoreError(
+            f"{path}: QC results of other data than dataset {dataset_id!r}; "
+            "run genomenode qc run again"
+        )
+    return report
+
+
+def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
+    """The QC flags of a published dataset; None if QC never ran on it."""
+    report = load_report(node, dataset_id)
+    if report is None:
+        return None
+    path = qc_directory(node, dataset_id) / "variants.npz"
+    try:
+        with np.load(path) as arrays:
+            reasons = np.asarray(arrays["reasons"], dtype=np.uint8)
+    except (OSError, KeyError, ValueError) as error:
+        raise StoreError(f"{path}: cannot read: {error}") from None
+    samples = report["samples"]
+    return QcFlags(
+        sample_pass=np.array([not sample["reasons"] for sample in samples], bool),
+        variant_pass=reasons == 0,
+        sample_reasons=tuple(tuple(sample["reasons"]) for sample in samples),
+        variant_reasons=reasons,
+        thresholds=dict(report["thresholds"]),
+        created=str(report["created"]),
+    )
+
+
+def load_variant_arrays(node: Node, dataset_id: str) -> dict[str, np.ndarray]:
+    """Every per-variant array of a dataset's QC (``summary.json``
+        The same without anything about individual samples (what the catalogue
+        and other aggregate views read).
+    ``variants.npz``)."""
+    path = qc_directory(node, dataset_id) / "variants.npz"
+    try:
+        with np.load(path) as arrays:
+            return {name: np.asarray(arrays[name]) for name in arrays.files}
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path}: cannot read: {error}") from None

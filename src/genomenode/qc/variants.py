@@ -1,0 +1,215 @@
+"""Variant QC: one pass over the calls of the samples that passed sample QC.
+
+Per variant row: call rate, the Hardy-Weinberg exact p-value in each population
+(autosomes; ALT alleles pooled against REF), InbreedingCoeff, raw and
+high-quality allele counts (gnomAD's AC0: no ALT in a genotype with GQ, DP and,
+for heterozygotes, allele balance at their thresholds, where the VCF has those
+fields), and the flags that follow. Memory is one stored chunk of calls (and of
+DP, GQ, AD) with its temporaries, plus a few numbers per variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..store.genotype_counts import genotype_table, statistics_from_table
+from .kernels import hwe_exact_p
+from .samples import AUTOSOME
+from .settings import QcSettings
+
+__all__ = ["VARIANT_REASONS", "VariantQc", "measure_variants"]
+
+#: Why a variant fails, as bits of ``VariantQc.reasons`` (bit i: reason i).
+VARIANT_REASONS = (
+    "low_call_rate",
+    "hwe",
+    "ac0",
+    "inbreeding_coeff",
+    "monomorphic",
+)
+
+
+@dataclasses.dataclass
+class VariantQc:
+    """Per variant row: what variant QC measured and its reasons to fail."""
+
+    populations: list[str]
+    call_rate: np.ndarray
+    hwe_p: np.ndarray  # variants × populations; NaN where not tested
+    inbreeding_coeff: np.ndarray
+    allele_count: np.ndarray  # ALT copies among passing samples (all ALTs)
+    allele_count_high_quality: np.ndarray
+    reasons: np.ndarray  # uint8 bit set over VARIANT_REASONS
+
+    @property
+    def passed(self) -> np.ndarray:
+        return self.reasons == 0
+
+    def reason_counts(self) -> dict[str, int]:
+        return {
+            reason: int(((self.reasons >> bit) & 1).sum())
+            for bit, reason in enumerate(VARIANT_REASONS)
+        }
+
+
+def _high_quality(
+    root: Any,
+    start: int,
+    stop: int,
+    columns: slice,
+    keep: np.ndarray,
+    genotypes: np.ndarray,
+    settings: QcSettings,
+) -> np.ndarray:
+    """Whether each call passes gnomAD's genotype filter (fields the VCF lacks
+    are not applied; a missing value where the field exists fails)."""
+    good = np.ones(genotypes.shape[:2], dtype=bool)
+    if "call_GQ" in root:
+        quality = np.asarray(root["call_GQ"][start:stop, columns])[:, keep]
+        good &= quality >= settings.genotype_min_gq
+    if "call_DP" in root:
+        depth = np.asarray(root["call_DP"][start:stop, columns])[:, keep]
+        good &= depth >= settings.genotype_min_depth
+    if "call_AD" in root:
+        depths = np.asarray(root["call_AD"][start:stop, columns])[:, keep]
+        reads = np.where(depths >= 0, depths, 0).sum(axis=2)
+        first, second = genotypes[:, :, 0], genotypes[:, :, 1]
+        het = (first >= 0) & (second >= 0) & (first != second)
+        allele = np.clip(np.maximum(first, second), 0, depths.shape[2] - 1)
+        alternate = np.take_along_axis(depths, allele[:, :, None].astype(np.intp), 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            balance = np.where(reads > 0, alternate[:, :, 0] / reads, 0.0)
+        good &= ~het | (balance >= settings.genotype_min_allele_balance)
+    return good
+
+
+def measure_variants(
+    root: Any,
+    *,
+    kinds: np.ndarray,
+    sample_pass: np.ndarray,
+    population: np.ndarray,
+    settings: QcSettings,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> VariantQc:
+    """Variant metrics and flags over the samples with ``sample_pass``.
+
+    Parameters
+    ----------
+    root
+        The dataset's ``genotypes.vcz`` group.
+    kinds
+        :func:`genomenode.qc.samples.row_kinds` of every row.
+    sample_pass, population
+        Per sample: whether it passed sample QC, and its population.
+    """
+    call_genotype = root["call_genotype"]
+    num_variants, num_samples, ploidy = call_genotype.shape
+    variant_step, sample_step = call_genotype.chunks[:2]
+    num_alleles = root["variant_allele"].shape[1]
+    names = sorted({str(name) for name in population[sample_pass]})
+    codes = np.array(
+        [names.index(str(name)) if name in names else -1 for name in population]
+    )
+    num_kept = int(sample_pass.sum())
+    call_rate = np.full(num_variants, np.nan)
+    hwe_p = np.full((num_variants, len(names)), np.nan)
+    inbreeding = np.full(num_variants, np.nan)
+    allele_count = np.zeros(num_variants, dtype=np.int64)
+    high_quality = np.zeros(num_variants, dtype=np.int64)
+    for start in range(0, num_variants, variant_step):
+        check_cancelled()
+        stop = min(start + variant_step, num_variants)
+        rows = stop - start
+        width = num_alleles + 2
+        table = np.zeros((rows, width, width), dtype=np.int64)
+        hom_ref = np.zeros((rows, len(names)), dtype=np.int64)
+        het = np.zeros((rows, len(names)), dtype=np.int64)
+        hom_alt = np.zeros((rows, len(names)), dtype=np.int64)
+        hq_count = np.zeros(rows, dtype=np.int64)
+        for sample_start in range(0, num_samples, sample_step):
+            columns = slice(sample_start, min(sample_start + sample_step, num_samples))
+            keep = sample_pass[columns]
+            if not keep.any():
+                continue
+            genotypes = np.asarray(call_genotype[start:stop, columns])[:, keep]
+            if ploidy == 1:
+                genotypes = np.concatenate(
+                    [genotypes, np.full_like(genotypes, -2)], axis=2
+                )
+            table += genotype_table(genotypes, num_alleles)
+            first, second = genotypes[:, :, 0], genotypes[:, :, 1]
+            diploid = (first >= 0) & (second >= 0)
+            group = codes[columns][keep]
+            reference = diploid & (first == 0) & (second == 0)
+            mixed = diploid & ((first == 0) != (second == 0))
+            alternate = diploid & (first > 0) & (second > 0)
+            for code in range(len(names)):
+                members = group == code
+                if members.any():
+                    hom_ref[:, code] += reference[:, members].sum(axis=1)
+                    het[:, code] += mixed[:, members].sum(axis=1)
+                    hom_alt[:, code] += alternate[:, members].sum(axis=1)
+            good = _high_quality(root, start, stop, columns, keep, genotypes, settings)
+            copies = (first > 0).astype(np.int64) + (second > 0)
+            hq_count += np.where(good, copies, 0).sum(axis=1)
+        statistics = statistics_from_table(table)
+        counts = statistics["variant_allele_count"].astype(np.int64)
+        if num_kept:
+            call_rate[start:stop] = statistics["variant_num_called"] / num_kept
+        allele_count[start:stop] = counts[:, 1:].sum(axis=1)
+        high_quality[start:stop] = hq_count
+        diploid_called = (
+            statistics["variant_num_hom_ref"]
+            + statistics["variant_num_het"]
+            + statistics["variant_num_hom_alt"]
+        ).astype(np.float64)
+        # Frequencies among the diploid calls: on X those are the females', whose
+        # heterozygotes the coefficient is about.
+        diploid_copies = (
+            statistics["variant_allele_count_hom"]
+            + statistics["variant_allele_count_het"]
+        ).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frequency = diploid_copies / (2 * diploid_called[:, None])
+            expected_het = diploid_called * (1 - (frequency**2).sum(axis=1))
+            inbreeding[start:stop] = np.where(
+                expected_het > 0,
+                1 - statistics["variant_num_het"] / expected_het,
+                np.nan,
+            )
+        autosome = kinds[start:stop] == AUTOSOME
+        for code in range(len(names)):
+            p_values = hwe_exact_p(het[:, code], hom_ref[:, code], hom_alt[:, code])
+            hwe_p[start:stop, code] = np.where(autosome, p_values, np.nan)
+    reasons = np.zeros(num_variants, dtype=np.uint8)
+
+    def flag(mask: np.ndarray, reason: str) -> None:
+        reasons[mask] |= np.uint8(1 << VARIANT_REASONS.index(reason))
+
+    flag(~(call_rate >= settings.variant_min_call_rate), "low_call_rate")
+    with np.errstate(invalid="ignore"):
+        lowest = np.where(
+            np.isnan(hwe_p).all(axis=1) if len(names) else True,
+            np.nan,
+            np.nanmin(np.where(np.isnan(hwe_p), np.inf, hwe_p), axis=1)
+            if len(names)
+            else np.nan,
+        )
+    flag(lowest < settings.hwe_min_p, "hwe")
+    flag(high_quality == 0, "ac0")
+    flag(inbreeding < settings.min_inbreeding_coeff, "inbreeding_coeff")
+    flag(allele_count == 0, "monomorphic")
+    return VariantQc(
+        populations=names,
+        call_rate=call_rate,
+        hwe_p=hwe_p,
+        inbreeding_coeff=inbreeding,
+        allele_count=allele_count,
+        allele_count_high_quality=high_quality,
+        reasons=reasons,
+    )
