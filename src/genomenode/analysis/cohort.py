@@ -17,8 +17,10 @@ People missing an outcome or covariate are left out of that model.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import threading
 import pathlib
 import re
 from collections.abc import Iterator, Sequence
@@ -203,6 +205,14 @@ def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
     return dosages_of(calls)
 
 
+#: Decoded windows kept between the rounds of an iterative model (bytes).
+WINDOW_CACHE_BYTES = 256 * 1024 * 1024
+_windows: collections.OrderedDict[tuple[Any, ...], WindowGenotypes] = (
+    collections.OrderedDict()
+)
+_windows_lock = threading.Lock()
+
+
 def read_window(
     dataset: PublishedDataset,
     contig: str,
@@ -213,7 +223,36 @@ def read_window(
     block_rows: int = 2_000,
 ) -> WindowGenotypes:
     """The biallelic variants with 1-based POS in ``[start, end)`` on ``contig``,
-    read in blocks of ``block_rows`` rows as Dask tasks."""
+    read in blocks of ``block_rows`` rows as Dask tasks.
+
+    An IRLS asks for the same window once per iteration: the last windows read
+    are kept (:data:`WINDOW_CACHE_BYTES`), keyed by the dataset's opened store
+    (a new ingest opens a new one).
+    """
+    key = (dataset.store, contig, start, end)
+    with _windows_lock:
+        found = _windows.get(key)
+        if found is not None:
+            _windows.move_to_end(key)
+            return found
+    window = _read_window(dataset, contig, start, end, scheduler, block_rows)
+    with _windows_lock:
+        _windows[key] = window
+        total = sum(item.dosages.nbytes for item in _windows.values())
+        while total > WINDOW_CACHE_BYTES and len(_windows) > 1:
+            _, evicted = _windows.popitem(last=False)
+            total -= evicted.dosages.nbytes
+    return window
+
+
+def _read_window(
+    dataset: PublishedDataset,
+    contig: str,
+    start: int,
+    end: int,
+    scheduler: str | None,
+    block_rows: int,
+) -> WindowGenotypes:
     import dask
 
     store = dataset.store
@@ -241,6 +280,7 @@ def read_window(
     sample_pass, _ = quality_masks(dataset)
     if sample_pass is not None:
         dosages[:, ~sample_pass] = np.nan
+    dosages.flags.writeable = False  # shared by the rounds (cached)
     return WindowGenotypes(
         positions=np.asarray(store.positions(rows.start, rows.stop))[biallelic].astype(
             np.int64

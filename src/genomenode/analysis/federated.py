@@ -22,6 +22,7 @@ from scipy import stats
 __all__ = [
     "CONVERGENCE_TOLERANCE",
     "MAX_ITERATIONS",
+    "SEPARATION_BETA",
     "linear_estimates",
     "logistic_step",
     "logistic_wald",
@@ -33,7 +34,10 @@ __all__ = [
 CONVERGENCE_TOLERANCE = 1e-10
 #: Rounds after which a variant that has not converged is reported as such
 #: (separation: the documented fallback, see docs/analysis.md).
-MAX_ITERATIONS = 30
+MAX_ITERATIONS = 25
+#: |β| of the dosage (log odds ratio) beyond which a logistic fit is taken to
+#: run off to infinity: complete or quasi-complete separation.
+SEPARATION_BETA = 15.0
 
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:

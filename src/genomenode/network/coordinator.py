@@ -544,7 +544,13 @@ class Coordinator:
             finished = ~(change >= federated.CONVERGENCE_TOLERANCE)
             status[active[finished & ~np.isnan(change)]] = "ok"
             status[active[np.isnan(change)]] = "singular"
-            active = active[~finished]
+            # An estimate running off to the boundary is separation: it would
+            # only cost round trips (the documented fallback: no numbers).
+            diverging = ~finished & (
+                np.abs(new[:, -1]) > federated.SEPARATION_BETA
+            )
+            status[active[diverging]] = "separation"
+            active = active[~finished & ~diverging]
             if len(active) == 0:
                 break
             active_keys = [keys[j] for j in active]
@@ -558,7 +564,11 @@ class Coordinator:
         b, se, p = federated.logistic_wald(beta_all, information_all)
         # Separation (the documented fallback): a model that does not converge, or
         # whose estimate runs off to the boundary, is reported without numbers.
-        separated = (status != "ok") | ~np.isfinite(se) | (np.abs(b) > 15)
+        separated = (
+            (status != "ok")
+            | ~np.isfinite(se)
+            | (np.abs(b) > federated.SEPARATION_BETA)
+        )
         status[separated & (status == "ok")] = "separation"
         b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
         return self._result_rows(window, keys, num, b, se, p, list(status)), hidden
