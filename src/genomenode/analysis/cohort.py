@@ -20,9 +20,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import threading
 import pathlib
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,6 +50,8 @@ _TERM = re.compile(r"(ICD10|HP):[A-Za-z0-9.]{1,16}")
 _PC = re.compile(r"pc([1-9][0-9]?)")
 _MEASURE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}:[A-Za-z0-9._-]{1,32}")
 _MALE, _FEMALE = "NCIT:C20197", "NCIT:C16576"
+#: Guards the caches of windows and variables (the server answers from threads).
+_windows_lock = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +83,15 @@ def _scores_path(dataset: PublishedDataset) -> pathlib.Path:
     return dataset.node.config.node_dir / "analysis" / dataset.id / "pcs.npy"
 
 
+_variables: collections.OrderedDict[tuple[Any, ...], Variables] = (
+    collections.OrderedDict()
+)
+
+
 def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
-    """The named variables of ``dataset``'s genotype columns.
+    """The named variables of ``dataset``'s genotype columns (the last few
+    asked for are kept: every IRLS round asks again; a new ingest opens a new
+    store and a new PCA rewrites the scores, both change the key).
 
     Raises
     ------
@@ -92,6 +101,25 @@ def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
     """
     if len(names) > MAX_VARIABLES:
         raise InputError(f"at most {MAX_VARIABLES} variables", field="variables")
+    scores = _scores_path(dataset)
+    key = (
+        dataset.store,
+        tuple(names),
+        scores.stat().st_mtime_ns if scores.exists() else None,
+    )
+    with _windows_lock:
+        found = _variables.get(key)
+    if found is not None:
+        return found
+    variables = _read_variables(dataset, names)
+    with _windows_lock:
+        _variables[key] = variables
+        while len(_variables) > 16:
+            _variables.popitem(last=False)
+    return variables
+
+
+def _read_variables(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
     num = dataset.facts.num_samples
     with dataset.node.session() as session:
         people = session.execute(
@@ -161,6 +189,7 @@ def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
                     "ICD10:I25.1, a measure's assay id, or pc1...)",
                     field="variables",
                 )
+            values.flags.writeable = False  # shared through the cache
             out[name] = values
     return Variables(out, num)
 
@@ -210,7 +239,6 @@ WINDOW_CACHE_BYTES = 256 * 1024 * 1024
 _windows: collections.OrderedDict[tuple[Any, ...], WindowGenotypes] = (
     collections.OrderedDict()
 )
-_windows_lock = threading.Lock()
 
 
 def read_window(

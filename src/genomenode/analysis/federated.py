@@ -23,6 +23,8 @@ __all__ = [
     "CONVERGENCE_TOLERANCE",
     "MAX_ITERATIONS",
     "SEPARATION_BETA",
+    "SLOW_ITERATIONS",
+    "SLOW_STEP",
     "linear_estimates",
     "logistic_step",
     "logistic_wald",
@@ -38,6 +40,10 @@ MAX_ITERATIONS = 25
 #: |β| of the dosage (log odds ratio) beyond which a logistic fit is taken to
 #: run off to infinity: complete or quasi-complete separation.
 SEPARATION_BETA = 15.0
+#: After this many rounds a dosage coefficient still moving by more than
+#: SLOW_STEP per round is taken to diverge (separation) too.
+SLOW_ITERATIONS = 10
+SLOW_STEP = 0.05
 
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:

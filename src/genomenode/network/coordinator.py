@@ -537,7 +537,8 @@ class Coordinator:
         active = np.arange(len(keys))
         information = self._gather(answers, keys, "information")
         score = self._gather(answers, keys, "score")
-        for _ in range(federated.MAX_ITERATIONS):
+        for iteration in range(federated.MAX_ITERATIONS):
+            previous = beta_all[active, -1]
             new, change = federated.logistic_step(beta_all[active], information, score)
             information_all[active] = information
             beta_all[active] = new
@@ -546,8 +547,14 @@ class Coordinator:
             status[active[np.isnan(change)]] = "singular"
             # An estimate running off to the boundary is separation: it would
             # only cost round trips (the documented fallback: no numbers).
+            # Newton converges quadratically near a finite optimum: still taking
+            # large steps after SLOW_ITERATIONS is a fit heading for infinity.
             diverging = ~finished & (
-                np.abs(new[:, -1]) > federated.SEPARATION_BETA
+                (np.abs(new[:, -1]) > federated.SEPARATION_BETA)
+                | (
+                    (iteration >= federated.SLOW_ITERATIONS)
+                    & (np.abs(new[:, -1] - previous) > federated.SLOW_STEP)
+                )
             )
             status[active[diverging]] = "separation"
             active = active[~finished & ~diverging]
