@@ -48,6 +48,11 @@ SLOW_STEP = 0.05
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Per-variant solves; a singular system gives NaN for that variant."""
+    try:
+        # One stacked LAPACK call; only when some system is singular, one by one.
+        return np.linalg.solve(matrices, vectors[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        pass
     out = np.full(vectors.shape, np.nan)
     for j in range(matrices.shape[0]):
         try:
@@ -63,12 +68,19 @@ def logistic_step(
     """The next β and the size of the step (relative, per variant)."""
     step = _solve(information, score)
     new = beta + step
-    change = np.nanmax(np.abs(step) / np.maximum(1.0, np.abs(new)), axis=1)
-    change[np.isnan(step).any(axis=1)] = np.nan
+    singular = np.isnan(step).any(axis=1)
+    change = np.full(len(step), np.nan)
+    change[~singular] = np.max(
+        np.abs(step[~singular]) / np.maximum(1.0, np.abs(new[~singular])), axis=1
+    )
     return new, change
 
 
 def _inverse_diagonal(matrices: np.ndarray) -> np.ndarray:
+    try:
+        return np.diagonal(np.linalg.inv(matrices), axis1=1, axis2=2).copy()
+    except np.linalg.LinAlgError:
+        pass
     out = np.full(matrices.shape[:2], np.nan)
     for j in range(matrices.shape[0]):
         try:

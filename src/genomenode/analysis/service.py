@@ -185,7 +185,11 @@ def glm(
         dataset, window.contig, window.start, window.end, scheduler=scheduler
     )
     keys, dosages = _select(genotypes, variants)
-    dosages = dosages[:, keep] if dosages.size else np.zeros((0, int(keep.sum())))
+    dosages = (
+        dosages[:, keep].astype(np.float64)
+        if dosages.size
+        else np.zeros((0, int(keep.sum())))
+    )
     rare = _rare(settings, min_minor_allele_count, dosages)
     withheld = [key for key, hidden in zip(keys, rare, strict=True) if hidden]
     released = [key for key, hidden in zip(keys, rare, strict=True) if not hidden]
@@ -338,7 +342,7 @@ def _standardised(
         raise InputError("one frequency in (0, 1) per variant", field="frequencies")
     mean, scale = 2 * p, np.sqrt(2 * p * (1 - p))
     # Missing calls are set to the mean (0 after standardising), as in EIGENSOFT.
-    z = (dosages - mean[:, None]) / scale[:, None]
+    z = (dosages.astype(np.float64) - mean[:, None]) / scale[:, None]
     return np.where(np.isnan(z), 0.0, z)
 
 

@@ -43,6 +43,9 @@ ANALYSES = ("gwas", "table", "frequencies", "summary", "pca")
 _MODELS = ("logistic", "linear")
 #: Variants per window (one round trip per window, per IRLS iteration).
 DEFAULT_CHUNK_VARIANTS = 3000
+#: Windows whose rounds are in flight at once (a node answers them from its
+#: thread pool; the network's waiting overlaps).
+WINDOWS_IN_FLIGHT = 3
 MAX_DATASETS = 64
 
 
@@ -409,20 +412,40 @@ class Coordinator:
         if analysis == "gwas" and request["model"] == "logistic":
             null_beta = await self._null_model(request, tasks)
         extra: dict[str, Any] = {}
-        for number, window in enumerate(windows):
-            if analysis == "gwas":
-                found, hidden = await self._gwas_window(
-                    request, tasks, window, null_beta
-                )
-            elif analysis == "table":
-                found, hidden = await self._table_window(request, tasks, window)
-            else:
-                found, hidden, extra = await self._frequency_window(
-                    request, tasks, window
-                )
-            rows.extend(found)
-            withheld += hidden
-            await self._progress(tasks, number + 1, len(windows))
+        found: list[tuple[list[dict[str, Any]], int] | None] = [None] * len(windows)
+        gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
+
+        async def one(number: int, window: dict[str, Any]) -> None:
+            nonlocal extra
+            async with gate:
+                if analysis == "gwas":
+                    found[number] = await self._gwas_window(
+                        request, tasks, window, null_beta
+                    )
+                elif analysis == "table":
+                    found[number] = await self._table_window(request, tasks, window)
+                else:
+                    rows_, hidden_, extra = await self._frequency_window(
+                        request, tasks, window
+                    )
+                    found[number] = (rows_, hidden_)
+                done = sum(item is not None for item in found)
+                await self._progress(tasks, done, len(windows))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number, window in enumerate(windows):
+                    group.create_task(one(number, window))
+        except ExceptionGroup as failed:
+            # The first node failure (or the cancel) is the job's outcome.
+            for error in failed.exceptions:
+                if isinstance(error, (NodeFailure, _Canceled)):
+                    raise error from None
+            raise failed.exceptions[0] from None
+        for item in found:
+            assert item is not None
+            rows.extend(item[0])
+            withheld += item[1]
         return {"analysis": analysis, "rows": rows, "num_withheld": withheld, **extra}
 
     # -- regressions ----------------------------------------------------------------
