@@ -40,6 +40,7 @@ __all__ = [
     "WindowGenotypes",
     "dask_client",
     "quality_masks",
+    "read_variants",
     "read_window",
     "variables_of",
 ]
@@ -250,14 +251,23 @@ def read_window(
     *,
     scheduler: str | None = None,
     block_rows: int = 2_000,
+    max_variants: int = 20_000,
 ) -> WindowGenotypes:
     """The biallelic variants with 1-based POS in ``[start, end)`` on ``contig``,
-    read in blocks of ``block_rows`` rows as Dask tasks.
+    read in blocks of ``block_rows`` rows as Dask tasks; a window of more than
+    ``max_variants`` rows is refused (InputError, field ``window``).
 
     An IRLS asks for the same window once per iteration: the last windows read
     are kept (:data:`WINDOW_CACHE_BYTES`), keyed by the dataset's opened store
     (a new ingest opens a new one).
     """
+    rows = dataset.store.rows_at(contig, start, end)
+    if len(rows) > max_variants:
+        raise InputError(
+            f"{len(rows)} variants in the window, more than {max_variants} "
+            "(setting analysis_max_window_variants)",
+            field="window",
+        )
     key = (dataset.store, contig, start, end)
     with _windows_lock:
         found = _windows.get(key)
@@ -318,3 +328,37 @@ def _read_window(
         alternates=[str(a) for a in alleles[biallelic, 1]],
         dosages=dosages,
     )
+
+
+def read_variants(
+    dataset: PublishedDataset, contig: str, keys: Sequence[str]
+) -> np.ndarray:
+    """Dosages (variants × samples, float64) of the named ``POS:REF:ALT``
+    variants, read row by row through the store's chunk cache (a few thousand
+    variants spread over a region, as a PCA asks for).
+
+    Raises
+    ------
+    InputError
+        A variant not in the dataset (field ``variants``).
+    """
+    store = dataset.store
+    out = np.empty((len(keys), dataset.facts.num_samples))
+    for number, key in enumerate(keys):
+        position, _, alleles = key.partition(":")
+        if not position.isdigit():
+            raise InputError(f"{key!r} is not POS:REF:ALT", field="variants")
+        found = None
+        for row in store.rows_at(contig, int(position)):
+            reference, alternate = (str(a) for a in store.alleles(row, row + 1)[0][:2])
+            if f"{reference}:{alternate}" == alleles:
+                found = row
+                break
+        if found is None:
+            raise InputError(f"{key} is not in this dataset", field="variants")
+        calls = np.asarray(store.genotypes(found))[None, :, :]
+        out[number] = dosages_of(calls)[0]
+    sample_pass, _ = quality_masks(dataset)
+    if sample_pass is not None:
+        out[:, ~sample_pass] = np.nan
+    return out

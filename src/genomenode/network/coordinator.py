@@ -719,18 +719,25 @@ class Coordinator:
             "start": region["start"],
             "end": region["end"],
         }
-        answers = await self._round(
-            tasks, "frequencies", {"strata": [], "window": window}
-        )
-        keys, _ = self._common(answers)
-        frequency = np.zeros(len(keys))
-        number = np.zeros(len(keys))
-        for answer in answers.values():
-            index = {key: row for row, key in enumerate(answer["variants"])}
-            rows = [index[key] for key in keys]
-            frequency += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
-            number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
-        frequency = frequency / np.maximum(number, 1)
+        keys: list[str] = []
+        counts: list[float] = []
+        numbers: list[float] = []
+        # Pooled frequencies window by window (each node reads one at a time).
+        for piece in self._windows(request, tasks):
+            answers = await self._round(
+                tasks, "frequencies", {"strata": [], "window": piece}
+            )
+            found, _ = self._common(answers)
+            count, number = np.zeros(len(found)), np.zeros(len(found))
+            for answer in answers.values():
+                index = {key: row for row, key in enumerate(answer["variants"])}
+                rows = [index[key] for key in found]
+                count += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
+                number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
+            keys += found
+            counts += count.tolist()
+            numbers += number.tolist()
+        frequency = np.asarray(counts) / np.maximum(np.asarray(numbers), 1)
         minor = np.minimum(frequency, 1 - frequency)
         common = [j for j in range(len(keys)) if minor[j] >= request["min_frequency"]]
         # Thinning to evenly spaced common variants stands in for LD pruning: it
