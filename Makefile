@@ -41,7 +41,7 @@ lint: venv
 	$(BIN)/mypy
 
 ## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); the disclosure layer on the Beacon hot path (on against off)
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix; a federated logistic GWAS over three nodes against plink2 --glm
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
@@ -56,6 +56,7 @@ bench: venv
 	$(BIN)/python bench/sites_only.py
 	$(BIN)/python bench/reference.py
 	$(BIN)/python bench/qc.py --quick
+	$(BIN)/python bench/gwas.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

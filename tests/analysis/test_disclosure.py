@@ -189,3 +189,19 @@ def test_a_caller_without_grants_gets_403_and_an_audit_row_on_every_node(network
                 )
             ).all()
         assert any(row.action.startswith("analyse") for row in rows), index
+
+
+def test_a_window_over_the_limit_is_a_clear_400(node_client):
+    client = node_client(analysis_max_window_variants="100")
+    refused = client.post(
+        "/analysis/datasets/part-1/tables",
+        json={"outcome": "ICD10:I25.1", "window": WINDOW},
+    )
+    assert refused.status_code == 400
+    assert "analysis_max_window_variants" in refused.json()["detail"]
+    malformed = client.post(
+        "/analysis/datasets/part-1/glm",
+        json={"model": "probit", "outcome": "age", "window": WINDOW},
+    )
+    assert malformed.status_code == 400
+    assert "model" in malformed.json()["detail"]

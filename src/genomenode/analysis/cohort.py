@@ -17,10 +17,12 @@ People missing an outcome or covariate are left out of that model.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import pathlib
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -39,6 +41,7 @@ __all__ = [
     "WindowGenotypes",
     "dask_client",
     "quality_masks",
+    "read_variants",
     "read_window",
     "variables_of",
 ]
@@ -49,6 +52,8 @@ _TERM = re.compile(r"(ICD10|HP):[A-Za-z0-9.]{1,16}")
 _PC = re.compile(r"pc([1-9][0-9]?)")
 _MEASURE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}:[A-Za-z0-9._-]{1,32}")
 _MALE, _FEMALE = "NCIT:C20197", "NCIT:C16576"
+#: Guards the caches of windows and variables (the server answers from threads).
+_windows_lock = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +91,15 @@ def _scores_path(dataset: PublishedDataset) -> pathlib.Path:
     return dataset.node.config.node_dir / "analysis" / dataset.id / "pcs.npy"
 
 
+_variables: collections.OrderedDict[tuple[Any, ...], Variables] = (
+    collections.OrderedDict()
+)
+
+
 def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
-    """The named variables of ``dataset``'s genotype columns.
+    """The named variables of ``dataset``'s genotype columns (the last few
+    asked for are kept: every IRLS round asks again; a new ingest opens a new
+    store and a new PCA rewrites the scores, both change the key).
 
     Raises
     ------
@@ -97,6 +109,25 @@ def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
     """
     if len(names) > MAX_VARIABLES:
         raise InputError(f"at most {MAX_VARIABLES} variables", field="variables")
+    scores = _scores_path(dataset)
+    key = (
+        dataset.store,
+        tuple(names),
+        scores.stat().st_mtime_ns if scores.exists() else None,
+    )
+    with _windows_lock:
+        found = _variables.get(key)
+    if found is not None:
+        return found
+    variables = _read_variables(dataset, names)
+    with _windows_lock:
+        _variables[key] = variables
+        while len(_variables) > 16:
+            _variables.popitem(last=False)
+    return variables
+
+
+def _read_variables(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
     num = dataset.facts.num_samples
     with dataset.node.session() as session:
         people = session.execute(
@@ -166,6 +197,7 @@ def variables_of(dataset: PublishedDataset, names: Sequence[str]) -> Variables:
                     "ICD10:I25.1, a measure's assay id, or pc1...)",
                     field="variables",
                 )
+            values.flags.writeable = False  # shared through the cache
             out[name] = values
     return Variables(out, num)
 
@@ -207,7 +239,15 @@ def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
 
     array: Any = zarr.open_group(vcz_path, mode="r")["call_genotype"]
     calls = np.asarray(array[start:stop])
-    return dosages_of(calls)
+    # 0, 1, 2 and NaN are exact in float32: half the memory of the cached windows.
+    return dosages_of(calls).astype(np.float32)
+
+
+#: Decoded windows kept between the rounds of an iterative model (bytes).
+WINDOW_CACHE_BYTES = 256 * 1024 * 1024
+_windows: collections.OrderedDict[tuple[Any, ...], WindowGenotypes] = (
+    collections.OrderedDict()
+)
 
 
 def read_window(
@@ -218,9 +258,47 @@ def read_window(
     *,
     scheduler: str | None = None,
     block_rows: int = 2_000,
+    max_variants: int = 20_000,
 ) -> WindowGenotypes:
     """The biallelic variants with 1-based POS in ``[start, end)`` on ``contig``,
-    read in blocks of ``block_rows`` rows as Dask tasks."""
+    read in blocks of ``block_rows`` rows as Dask tasks; a window of more than
+    ``max_variants`` rows is refused (InputError, field ``window``).
+
+    An IRLS asks for the same window once per iteration: the last windows read
+    are kept (:data:`WINDOW_CACHE_BYTES`), keyed by the dataset's opened store
+    (a new ingest opens a new one).
+    """
+    rows = dataset.store.rows_at(contig, start, end)
+    if len(rows) > max_variants:
+        raise InputError(
+            f"{len(rows)} variants in the window, more than {max_variants} "
+            "(setting analysis_max_window_variants)",
+            field="window",
+        )
+    key = (dataset.store, contig, start, end)
+    with _windows_lock:
+        found = _windows.get(key)
+        if found is not None:
+            _windows.move_to_end(key)
+            return found
+    window = _read_window(dataset, contig, start, end, scheduler, block_rows)
+    with _windows_lock:
+        _windows[key] = window
+        total = sum(item.dosages.nbytes for item in _windows.values())
+        while total > WINDOW_CACHE_BYTES and len(_windows) > 1:
+            _, evicted = _windows.popitem(last=False)
+            total -= evicted.dosages.nbytes
+    return window
+
+
+def _read_window(
+    dataset: PublishedDataset,
+    contig: str,
+    start: int,
+    end: int,
+    scheduler: str | None,
+    block_rows: int,
+) -> WindowGenotypes:
     import dask
 
     store = dataset.store
@@ -248,6 +326,7 @@ def read_window(
     sample_pass, _ = quality_masks(dataset)
     if sample_pass is not None:
         dosages[:, ~sample_pass] = np.nan
+    dosages.flags.writeable = False  # shared by the rounds (cached)
     return WindowGenotypes(
         positions=np.asarray(store.positions(rows.start, rows.stop))[biallelic].astype(
             np.int64
@@ -256,3 +335,37 @@ def read_window(
         alternates=[str(a) for a in alleles[biallelic, 1]],
         dosages=dosages,
     )
+
+
+def read_variants(
+    dataset: PublishedDataset, contig: str, keys: Sequence[str]
+) -> np.ndarray:
+    """Dosages (variants × samples, float64) of the named ``POS:REF:ALT``
+    variants, read row by row through the store's chunk cache (a few thousand
+    variants spread over a region, as a PCA asks for).
+
+    Raises
+    ------
+    InputError
+        A variant not in the dataset (field ``variants``).
+    """
+    store = dataset.store
+    out = np.empty((len(keys), dataset.facts.num_samples))
+    for number, key in enumerate(keys):
+        position, _, alleles = key.partition(":")
+        if not position.isdigit():
+            raise InputError(f"{key!r} is not POS:REF:ALT", field="variants")
+        found = None
+        for row in store.rows_at(contig, int(position)):
+            reference, alternate = (str(a) for a in store.alleles(row, row + 1)[0][:2])
+            if f"{reference}:{alternate}" == alleles:
+                found = row
+                break
+        if found is None:
+            raise InputError(f"{key} is not in this dataset", field="variants")
+        calls = np.asarray(store.genotypes(found))[None, :, :]
+        out[number] = dosages_of(calls)[0]
+    sample_pass, _ = quality_masks(dataset)
+    if sample_pass is not None:
+        out[:, ~sample_pass] = np.nan
+    return out

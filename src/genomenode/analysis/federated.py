@@ -22,6 +22,9 @@ from scipy import stats
 __all__ = [
     "CONVERGENCE_TOLERANCE",
     "MAX_ITERATIONS",
+    "SEPARATION_BETA",
+    "SLOW_ITERATIONS",
+    "SLOW_STEP",
     "linear_estimates",
     "logistic_step",
     "logistic_wald",
@@ -33,11 +36,23 @@ __all__ = [
 CONVERGENCE_TOLERANCE = 1e-10
 #: Rounds after which a variant that has not converged is reported as such
 #: (separation: the documented fallback, see docs/analysis.md).
-MAX_ITERATIONS = 30
+MAX_ITERATIONS = 25
+#: |β| of the dosage (log odds ratio) beyond which a logistic fit is taken to
+#: run off to infinity: complete or quasi-complete separation.
+SEPARATION_BETA = 15.0
+#: After this many rounds a dosage coefficient still moving by more than
+#: SLOW_STEP per round is taken to diverge (separation) too.
+SLOW_ITERATIONS = 10
+SLOW_STEP = 0.05
 
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Per-variant solves; a singular system gives NaN for that variant."""
+    try:
+        # One stacked LAPACK call; only when some system is singular, one by one.
+        return np.linalg.solve(matrices, vectors[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        pass
     out = np.full(vectors.shape, np.nan)
     for j in range(matrices.shape[0]):
         try:
@@ -53,12 +68,19 @@ def logistic_step(
     """The next β and the size of the step (relative, per variant)."""
     step = _solve(information, score)
     new = beta + step
-    change = np.nanmax(np.abs(step) / np.maximum(1.0, np.abs(new)), axis=1)
-    change[np.isnan(step).any(axis=1)] = np.nan
+    singular = np.isnan(step).any(axis=1)
+    change = np.full(len(step), np.nan)
+    change[~singular] = np.max(
+        np.abs(step[~singular]) / np.maximum(1.0, np.abs(new[~singular])), axis=1
+    )
     return new, change
 
 
 def _inverse_diagonal(matrices: np.ndarray) -> np.ndarray:
+    try:
+        return np.diagonal(np.linalg.inv(matrices), axis1=1, axis2=2).copy()
+    except np.linalg.LinAlgError:
+        pass
     out = np.full(matrices.shape[:2], np.nan)
     for j in range(matrices.shape[0]):
         try:

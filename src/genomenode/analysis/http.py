@@ -225,6 +225,7 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         beta=None if beta is None else decode(beta, field="beta"),
         start=None if start is None else decode(start, field="start"),
         scheduler=settings.dask_scheduler,
+        max_window_variants=settings.max_window_variants,
     )
 
 
@@ -241,6 +242,7 @@ def _frequencies(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         window=_window(body, settings),
         strata=_names(body, "strata"),
         scheduler=settings.dask_scheduler,
+        max_window_variants=settings.max_window_variants,
     )
 
 
@@ -257,6 +259,7 @@ def _tables(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         window=_window(body, settings),
         outcome=_text(body, "outcome") or "",
         scheduler=settings.dask_scheduler,
+        max_window_variants=settings.max_window_variants,
     )
 
 

@@ -26,7 +26,13 @@ from ..disclosure.settings import DisclosureSettings
 from ..errors import InputError, PermissionDenied
 from ..store.published import PublishedDataset
 from . import statistics
-from .cohort import WindowGenotypes, _scores_path, read_window, variables_of
+from .cohort import (
+    WindowGenotypes,
+    _scores_path,
+    read_variants,
+    read_window,
+    variables_of,
+)
 
 __all__ = [
     "AggregateRefused",
@@ -155,6 +161,7 @@ def glm(
     beta: npt.ArrayLike | None,
     start: npt.ArrayLike | None,
     scheduler: str | None = None,
+    max_window_variants: int = 20_000,
 ) -> dict[str, Any]:
     """One round of per-variant regressions over a window (or the covariates-only
     null model when ``window`` is None: logistic only, for a starting point).
@@ -182,10 +189,19 @@ def glm(
             "log_likelihood": float(np.sum(response * eta - np.logaddexp(0, eta))),
         }
     genotypes = read_window(
-        dataset, window.contig, window.start, window.end, scheduler=scheduler
+        dataset,
+        window.contig,
+        window.start,
+        window.end,
+        scheduler=scheduler,
+        max_variants=max_window_variants,
     )
     keys, dosages = _select(genotypes, variants)
-    dosages = dosages[:, keep] if dosages.size else np.zeros((0, int(keep.sum())))
+    dosages = (
+        dosages[:, keep].astype(np.float64)
+        if dosages.size
+        else np.zeros((0, int(keep.sum())))
+    )
     rare = _rare(settings, min_minor_allele_count, dosages)
     withheld = [key for key, hidden in zip(keys, rare, strict=True) if hidden]
     released = [key for key, hidden in zip(keys, rare, strict=True) if not hidden]
@@ -220,6 +236,7 @@ def frequencies(
     window: Window,
     strata: Sequence[str],
     scheduler: str | None = None,
+    max_window_variants: int = 20_000,
 ) -> dict[str, Any]:
     """Allele counts and numbers per stratum (``sex`` and/or a 0/1 term such as
     ``ICD10:I25.1``) for the window's biallelic variants."""
@@ -240,7 +257,12 @@ def frequencies(
     sizes = [int((groups == g).sum()) for g in range(len(names))]
     _refuse(check_table(settings, sizes))
     genotypes = read_window(
-        dataset, window.contig, window.start, window.end, scheduler=scheduler
+        dataset,
+        window.contig,
+        window.start,
+        window.end,
+        scheduler=scheduler,
+        max_variants=max_window_variants,
     )
     keys = [_key(*key) for key in genotypes.variant_keys()]
     dosages = genotypes.dosages
@@ -264,6 +286,7 @@ def tables(
     window: Window,
     outcome: str,
     scheduler: str | None = None,
+    max_window_variants: int = 20_000,
 ) -> dict[str, Any]:
     """Genotype counts (case/control × 0/1/2) per variant; a variant's table
     with a non-empty cell below ``nfilter.tab`` is withheld."""
@@ -273,7 +296,12 @@ def tables(
     sizes = [int((groups == 0).sum()), int((groups == 1).sum())]
     _refuse(check_table(settings, sizes))
     genotypes = read_window(
-        dataset, window.contig, window.start, window.end, scheduler=scheduler
+        dataset,
+        window.contig,
+        window.start,
+        window.end,
+        scheduler=scheduler,
+        max_variants=max_window_variants,
     )
     keys = [_key(*key) for key in genotypes.variant_keys()]
     rare = _rare(settings, min_minor_allele_count, genotypes.dosages)
@@ -327,12 +355,8 @@ def _standardised(
     window: Window,
     variants: Sequence[str],
     frequencies_: npt.ArrayLike,
-    scheduler: str | None,
 ) -> np.ndarray:
-    genotypes = read_window(
-        dataset, window.contig, window.start, window.end, scheduler=scheduler
-    )
-    _, dosages = _select(genotypes, variants)
+    dosages = read_variants(dataset, window.contig, variants)
     p = np.asarray(frequencies_, float)
     if p.shape != (len(variants),) or not ((p > 0) & (p < 1)).all():
         raise InputError("one frequency in (0, 1) per variant", field="frequencies")
@@ -354,7 +378,7 @@ def pca_gram(
     """ZᵀZ over this node's people for the standardised ``variants`` (pooled
     frequencies): a variants × variants matrix, refused when it would hold more
     than ``nfilter.glm`` numbers per person."""
-    z = _standardised(dataset, window, variants, frequencies_, scheduler)
+    z = _standardised(dataset, window, variants, frequencies_)
     _refuse(check_subset(settings, z.shape[1]))
     _refuse(check_glm(settings, len(variants), z.shape[1]))
     return {"num_individuals": int(z.shape[1]), "gram": z @ z.T}
@@ -371,7 +395,7 @@ def pca_scores(
 ) -> dict[str, Any]:
     """Project this node's people on the federated loadings and keep the scores
     here (``pc1``... covariates of later models); returns only how many."""
-    z = _standardised(dataset, window, variants, frequencies_, scheduler)
+    z = _standardised(dataset, window, variants, frequencies_)
     vectors = np.asarray(loadings, float)
     if vectors.ndim != 2 or vectors.shape[0] != len(variants):
         raise InputError("one row of loadings per variant", field="loadings")

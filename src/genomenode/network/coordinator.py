@@ -43,6 +43,9 @@ ANALYSES = ("gwas", "table", "frequencies", "summary", "pca")
 _MODELS = ("logistic", "linear")
 #: Variants per window (one round trip per window, per IRLS iteration).
 DEFAULT_CHUNK_VARIANTS = 3000
+#: Windows whose rounds are in flight at once (a node answers them from its
+#: thread pool; the network's waiting overlaps).
+WINDOWS_IN_FLIGHT = 3
 MAX_DATASETS = 64
 
 
@@ -409,20 +412,40 @@ class Coordinator:
         if analysis == "gwas" and request["model"] == "logistic":
             null_beta = await self._null_model(request, tasks)
         extra: dict[str, Any] = {}
-        for number, window in enumerate(windows):
-            if analysis == "gwas":
-                found, hidden = await self._gwas_window(
-                    request, tasks, window, null_beta
-                )
-            elif analysis == "table":
-                found, hidden = await self._table_window(request, tasks, window)
-            else:
-                found, hidden, extra = await self._frequency_window(
-                    request, tasks, window
-                )
-            rows.extend(found)
-            withheld += hidden
-            await self._progress(tasks, number + 1, len(windows))
+        found: list[tuple[list[dict[str, Any]], int] | None] = [None] * len(windows)
+        gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
+
+        async def one(number: int, window: dict[str, Any]) -> None:
+            nonlocal extra
+            async with gate:
+                if analysis == "gwas":
+                    found[number] = await self._gwas_window(
+                        request, tasks, window, null_beta
+                    )
+                elif analysis == "table":
+                    found[number] = await self._table_window(request, tasks, window)
+                else:
+                    rows_, hidden_, extra = await self._frequency_window(
+                        request, tasks, window
+                    )
+                    found[number] = (rows_, hidden_)
+                done = sum(item is not None for item in found)
+                await self._progress(tasks, done, len(windows))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number, window in enumerate(windows):
+                    group.create_task(one(number, window))
+        except ExceptionGroup as failed:
+            # The first node failure (or the cancel) is the job's outcome.
+            for error in failed.exceptions:
+                if isinstance(error, (NodeFailure, _Canceled)):
+                    raise error from None
+            raise failed.exceptions[0] from None
+        for item in found:
+            assert item is not None
+            rows.extend(item[0])
+            withheld += item[1]
         return {"analysis": analysis, "rows": rows, "num_withheld": withheld, **extra}
 
     # -- regressions ----------------------------------------------------------------
@@ -537,14 +560,27 @@ class Coordinator:
         active = np.arange(len(keys))
         information = self._gather(answers, keys, "information")
         score = self._gather(answers, keys, "score")
-        for _ in range(federated.MAX_ITERATIONS):
+        for iteration in range(federated.MAX_ITERATIONS):
+            previous = beta_all[active, -1]
             new, change = federated.logistic_step(beta_all[active], information, score)
             information_all[active] = information
             beta_all[active] = new
             finished = ~(change >= federated.CONVERGENCE_TOLERANCE)
             status[active[finished & ~np.isnan(change)]] = "ok"
             status[active[np.isnan(change)]] = "singular"
-            active = active[~finished]
+            # An estimate running off to the boundary is separation: it would
+            # only cost round trips (the documented fallback: no numbers).
+            # Newton converges quadratically near a finite optimum: still taking
+            # large steps after SLOW_ITERATIONS is a fit heading for infinity.
+            diverging = ~finished & (
+                (np.abs(new[:, -1]) > federated.SEPARATION_BETA)
+                | (
+                    (iteration >= federated.SLOW_ITERATIONS)
+                    & (np.abs(new[:, -1] - previous) > federated.SLOW_STEP)
+                )
+            )
+            status[active[diverging]] = "separation"
+            active = active[~finished & ~diverging]
             if len(active) == 0:
                 break
             active_keys = [keys[j] for j in active]
@@ -558,7 +594,11 @@ class Coordinator:
         b, se, p = federated.logistic_wald(beta_all, information_all)
         # Separation (the documented fallback): a model that does not converge, or
         # whose estimate runs off to the boundary, is reported without numbers.
-        separated = (status != "ok") | ~np.isfinite(se) | (np.abs(b) > 15)
+        separated = (
+            (status != "ok")
+            | ~np.isfinite(se)
+            | (np.abs(b) > federated.SEPARATION_BETA)
+        )
         status[separated & (status == "ok")] = "separation"
         b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
         return self._result_rows(window, keys, num, b, se, p, list(status)), hidden
@@ -679,18 +719,25 @@ class Coordinator:
             "start": region["start"],
             "end": region["end"],
         }
-        answers = await self._round(
-            tasks, "frequencies", {"strata": [], "window": window}
-        )
-        keys, _ = self._common(answers)
-        frequency = np.zeros(len(keys))
-        number = np.zeros(len(keys))
-        for answer in answers.values():
-            index = {key: row for row, key in enumerate(answer["variants"])}
-            rows = [index[key] for key in keys]
-            frequency += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
-            number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
-        frequency = frequency / np.maximum(number, 1)
+        keys: list[str] = []
+        counts: list[float] = []
+        numbers: list[float] = []
+        # Pooled frequencies window by window (each node reads one at a time).
+        for piece in self._windows(request, tasks):
+            answers = await self._round(
+                tasks, "frequencies", {"strata": [], "window": piece}
+            )
+            found, _ = self._common(answers)
+            count, number = np.zeros(len(found)), np.zeros(len(found))
+            for answer in answers.values():
+                index = {key: row for row, key in enumerate(answer["variants"])}
+                rows = [index[key] for key in found]
+                count += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
+                number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
+            keys += found
+            counts += count.tolist()
+            numbers += number.tolist()
+        frequency = np.asarray(counts) / np.maximum(np.asarray(numbers), 1)
         minor = np.minimum(frequency, 1 - frequency)
         common = [j for j in range(len(keys)) if minor[j] >= request["min_frequency"]]
         # Thinning to evenly spaced common variants stands in for LD pruning: it
