@@ -3,7 +3,8 @@
 The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
 visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
 under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``; analysis
-joins it with its issue. With the ``dev_identity_provider`` setting (never in
+joins it with its issue. The web portal (:mod:`genomenode.portal`) answers
+browsers at ``/``. With the ``dev_identity_provider`` setting (never in
 ``prod``) the development identity provider answers under ``/dev-idp``. OpenAPI
 is published at ``/api/openapi.json`` (browsable at ``/api/docs``).
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -46,6 +48,9 @@ from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
+from .network.app import NETWORK_ENVIRONMENT_VARIABLE
+from .network.app import app_from_environment as network_app_from_registry
+from .portal import mount_portal, network_portal, node_portal
 from .store.node import Node, open_node
 from .transfer import drs_http, htsget_http
 from .transfer.cors import CorsMiddleware, CorsPolicy
@@ -59,6 +64,7 @@ __all__ = [
     "app_from_environment",
     "create_app",
     "disclosure_of",
+    "network_app_from_environment",
 ]
 
 
@@ -150,6 +156,17 @@ def create_app(
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None
     )
+    # The portal's GET / (HTML for browsers, this index as JSON for the rest)
+    # comes before the index's own route.
+    mount_portal(
+        app,
+        node_portal(
+            node,
+            base_url=base_url,
+            environment=environment,
+            dev_identity_provider=provider is not None,
+        ),
+    )
     app.include_router(index_router)
     if provider is not None:
         app.state.dev_identity_provider = provider
@@ -192,3 +209,12 @@ def app_from_environment() -> FastAPI:
         environment=node.config.beacon_environment,
         dev_identity_provider=node.config.dev_identity_provider,
     )
+
+
+def network_app_from_environment() -> FastAPI:
+    """The network app of ``$GENOMENODE_NETWORK`` with its portal at ``/``
+    (uvicorn factory of ``genomenode network serve``, per worker)."""
+    app = network_app_from_registry()
+    path = pathlib.Path(os.environ[NETWORK_ENVIRONMENT_VARIABLE]).resolve()
+    mount_portal(app, network_portal(app.state.registry, path.parent))
+    return app
