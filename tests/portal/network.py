@@ -95,8 +95,18 @@ def write_cohort(directory: pathlib.Path, cohort: Cohort) -> pathlib.Path:
             reference, alternate = "C", "T"
         records.append(
             "\t".join(
-                ["1", str(position), ".", reference, alternate, ".", "PASS", "."]
-                + ["GT", *calls]
+                [
+                    "1",
+                    str(position),
+                    ".",
+                    reference,
+                    alternate,
+                    ".",
+                    "PASS",
+                    ".",
+                    "GT",
+                    *calls,
+                ]
             )
         )
     write_vcf(directory / "cohort.vcf.gz", records, samples=samples)
@@ -114,8 +124,7 @@ def write_cohort(directory: pathlib.Path, cohort: Cohort) -> pathlib.Path:
     fields: dict = {
         "id": cohort.dataset_id,
         "name": f"{cohort.country} reference cohort",
-        "description": f"Whole genomes of {cohort.num_samples} people in "
-        f"{cohort.country}",
+        "description": f"Whole genomes from {cohort.country}",
         "country": cohort.country,
         "security_level": cohort.security_level,
         "data_use": [{"id": "DUO:0000042"}],

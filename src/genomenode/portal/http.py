@@ -26,16 +26,24 @@ are the access API's, which runs the one workflow (:mod:`genomenode.access.workf
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import re
+import shutil
+import tempfile
 import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from ..errors import GenomenodeError, InputError
 from ..network.fanout import probe_nodes
+from ..transfer.client import fetch as fetch_slice
+from ..transfer.client import parse_region
+from ..transfer.crypt4gh import public_key_from_text
 from ..version import __version__
+from ..web.blocking import run_blocking
 from . import backend, oidc
 from .charts import frequency_chart
 from .duo_help import explain, modifier_choices, purpose_choices
@@ -77,6 +85,20 @@ def _name(value: str) -> str:
 def _sign_in_redirect(request: Request) -> Response:
     target = urllib.parse.quote(request.url.path, safe="/")
     return redirect(request, f"/sign-in?next={target}")
+
+
+def _node_error(request: Request, answer: backend.NodeAnswer) -> Response:
+    """A node's refusal as a page: its status when it is the visitor's to fix,
+    502/504 when the node failed."""
+    node = answer.node.node_id
+    if answer.status == 401:
+        return error_page(
+            request, 401, "Your sign-in is no longer accepted; sign out and in again."
+        )
+    if answer.status in (400, 403, 404, 409, 422):
+        return error_page(request, answer.status, f"{node}: {answer.message}")
+    status = 504 if answer.message == "timed out" else 502
+    return error_page(request, status, f"{node}: {answer.message or 'no answer'}")
 
 
 async def _refused(request: Request, error: Exception) -> Response:
@@ -603,4 +625,54 @@ async def my_access_page(request: Request) -> Response:
                     )
     return render(
         request, "my_access.html", grants=grants, failed=backend.nodes_failed(answers)
+    )
+
+
+@router.post("/my-access/download", summary="Download a slice")
+async def download(request: Request) -> Response:
+    session = session_of(request)
+    try:
+        form = await posted_form(request)
+    except (CsrfRefused, ValueError, GenomenodeError) as error:
+        return await _refused(request, error)
+    token = session.access_token
+    if session.subject is None or token is None:
+        return _sign_in_redirect(request)
+    portal = portal_of(request)
+    target = portal.client_for(form.get("node", ""))
+    dataset_id = form.get("dataset", "")
+    if target is None or not _NAME.match(dataset_id):
+        return error_page(request, 400, "Choose one of your grants to download from.")
+    try:
+        recipient = public_key_from_text(form.get("public_key", "").strip())
+        region = form.get("region", "").strip() or None
+        if region is not None:
+            parse_region(region)
+    except (GenomenodeError, ValueError) as error:
+        return error_page(request, 400, f"Cannot download: {error}")
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="genomenode-portal-"))
+    out = directory / f"{dataset_id}.vcf.gz.c4gh"
+    try:
+        await run_blocking(
+            request,
+            fetch_slice,
+            target[1],
+            dataset_id,
+            out,
+            region=region,
+            token=token,
+            recipient_public_key=recipient,
+        )
+    except GenomenodeError as error:
+        shutil.rmtree(directory, ignore_errors=True)
+        return error_page(request, 400, f"The node refused the download: {error}")
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return FileResponse(
+        out,
+        media_type="application/octet-stream",
+        filename=out.name,
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(shutil.rmtree, directory, ignore_errors=True),
     )
