@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 
 from ..catalogue.harvest import CatalogueSource, Harvester
-from .search import NodeStatus, SearchAnswer, beacon_request, shape_answer
+from .search import NodeStatus, SearchAnswer, beacon_request, mapping, shape_answer
 from .site import NodeLink, Portal
 
 __all__ = [
@@ -136,12 +136,12 @@ async def search(
     if not isinstance(document, dict):
         document = {}
     if portal.kind == "network":
-        info = document.get("info") if isinstance(document.get("info"), dict) else {}
+        info = mapping(document.get("info"))
         nodes = _network_statuses(portal, info.get("nodes"))
     else:
         node = portal.nodes[0]
         ok = response is not None and response.is_success
-        meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+        meta = mapping(document.get("meta"))
         nodes = [
             NodeStatus(
                 node_id=node.node_id,

@@ -22,6 +22,7 @@ _LEFT = 48
 _TOP = 16
 _HEIGHT = 180
 _AXIS = 34
+_SEX_WORDS = {"F": "female", "M": "male"}
 
 
 def _escape(text: object) -> str:
@@ -102,8 +103,8 @@ def frequency_chart(
                 f'height="{_TOP + _HEIGHT - sex_y:.1f}" '
                 f'data-country="{_escape(country.country)}" data-sex="{sex}" '
                 f'data-frequency="{value:.6f}">'
-                f"<title>{_escape(country.country)} {'female' if sex == 'F' else 'male'}"
-                f": {value:.4f}</title></rect>"
+                f"<title>{_escape(country.country)} {_SEX_WORDS[sex]}: "
+                f"{value:.4f}</title></rect>"
             )
         parts.append(
             f'<text class="label" x="{x + (_BAR + _SEX_BAR) / 2 + 2}" '

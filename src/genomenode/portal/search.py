@@ -25,6 +25,7 @@ __all__ = [
     "SearchAnswer",
     "VariantFrequencies",
     "beacon_request",
+    "mapping",
     "parse_query",
     "shape_answer",
 ]
@@ -198,6 +199,11 @@ class SearchAnswer:
         return tuple(node for node in self.nodes if not node.ok)
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (answers are untrusted)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _integer(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -217,7 +223,7 @@ def shape_answer(
     for item in result_sets if isinstance(result_sets, list) else []:
         if not isinstance(item, dict):
             continue
-        info = item.get("info") if isinstance(item.get("info"), dict) else {}
+        info = mapping(item.get("info"))
         node_id = str(info.get("node") or item.get("beaconId") or "")
         country = str(info.get("country") or countries_of.get(node_id, ""))
         results = item.get("results")
