@@ -34,7 +34,7 @@ __all__ = [
 #: How long a node's portal keeps its own catalogue before reading it again.
 OWN_CATALOGUE_SECONDS = 60.0
 #: How soon the network's portal asks again a node whose catalogue failed.
-RETRY_FAILED_SECONDS = 10.0
+RETRY_FAILED_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +233,7 @@ async def catalogue_items(
 
 def _stale(harvester: Harvester) -> bool:
     """Whether the network's catalogue should be harvested now, not at its next
-    period: never harvested, or a node failed more than ten seconds ago (a node
+    period: never harvested, or a node failed more than two seconds ago (a node
     that was down at start-up is not missing for five minutes)."""
     statuses = harvester.statuses()
     if not statuses:

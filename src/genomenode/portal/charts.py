@@ -15,12 +15,12 @@ from .search import CountryFrequency
 
 __all__ = ["frequency_chart"]
 
-_BAR = 26
-_GAP = 18
-_SEX_BAR = 9
+_BAR = 40
+_GAP = 28
+_SEX_BAR = 14
 _LEFT = 48
 _TOP = 16
-_HEIGHT = 180
+_HEIGHT = 220
 _AXIS = 34
 _SEX_WORDS = {"F": "female", "M": "male"}
 
