@@ -139,7 +139,38 @@ def test_catalogue_facets(page, screenshots):
     save_screenshot(page, screenshots, "datasets")
 
 
-def test_apply_approve_records_revoke(browser, network, screenshots):
+def _downloaded_slice(page, grant, directory) -> list[str]:
+    """Download the planted variant's region through the form, encrypted to a
+    key made here; decrypt it with the private key; the VCF records' first
+    five columns."""
+    import gzip
+
+    from crypt4gh.lib import decrypt
+
+    from genomenode.store.crypt import read_private_key
+    from genomenode.transfer.crypt4gh import generate_user_keypair
+
+    secret, public = directory / "me.sec", directory / "me.pub"
+    generate_user_keypair(secret, public, None)
+    grant.locator("input[name=region]").fill("1:1000123-1000123")
+    grant.locator("textarea[name=public_key]").fill(public.read_text())
+    with page.expect_download() as started:
+        grant.get_by_role("button", name=re.compile("Download")).click()
+    encrypted = directory / "slice.vcf.gz.c4gh"
+    started.value.save_as(encrypted)
+    assert encrypted.read_bytes()[:8] == b"crypt4gh"
+    plain = directory / "slice.vcf.gz"
+    with open(encrypted, "rb") as source, open(plain, "wb") as target:
+        decrypt([(0, read_private_key(secret), None)], source, target)
+    text = gzip.decompress(plain.read_bytes()).decode()
+    return [
+        "\t".join(line.split("\t")[:5])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    ]
+
+
+def test_apply_approve_records_revoke(browser, network, screenshots, tmp_path):
     researcher = browser.new_context(base_url=network.url).new_page()
     dac = browser.new_context(base_url=network.url).new_page()
     try:
@@ -184,6 +215,9 @@ def test_apply_approve_records_revoke(browser, network, screenshots):
         assert grant.count() == 1
         assert "genomenode fetch --server" in grant.inner_text()
         save_screenshot(researcher, screenshots, "my-access")
+        # The region holds the planted variant only, decrypted with the key
+        # the download was encrypted to.
+        assert _downloaded_slice(researcher, grant, tmp_path) == ["1\t1000123\t.\tA\tG"]
 
         dac.goto(application_url)
         dac.get_by_role("button", name="Revoke access").click()

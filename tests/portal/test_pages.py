@@ -10,6 +10,7 @@ from genomenode.app import create_app
 from genomenode.errors import InputError
 from genomenode.ingest.pipeline import ingest
 from genomenode.portal.charts import frequency_chart
+from genomenode.portal.oidc import start_sign_in
 from genomenode.portal.search import (
     CountryFrequency,
     NodeStatus,
@@ -38,6 +39,20 @@ def test_sealed_sessions_open_and_tampered_ones_do_not():
     assert SessionSealer(b"x" * 32).open(value).subject is None
     assert sealer.open("garbage").subject is None
     assert "k" * 32 not in repr(sealer)
+
+
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [
+        ("/my-access", "/my-access"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/a\nb", "/"),
+    ],
+)
+def test_sign_in_returns_only_to_a_local_path(asked, kept):
+    assert start_sign_in(asked).next_path == kept
 
 
 def test_sign_in_changes_the_csrf_token():

@@ -365,6 +365,11 @@ async def sign_in_callback(
     except oidc.SignInError as failure:
         return error_page(request, failure.status, failure.message)
     session.sign_in(subject, token, expires_in)
+    try:
+        portal.sealer.seal(session)
+    except ValueError as too_large:
+        session.sign_out()
+        return error_page(request, 502, f"Cannot keep this sign-in: {too_large}.")
     return redirect(request, pending.next_path)
 
 

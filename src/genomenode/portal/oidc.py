@@ -91,7 +91,13 @@ def code_challenge(verifier: str) -> str:
 
 def start_sign_in(next_path: str) -> PendingSignIn:
     """A new pending sign-in returning to ``next_path`` (a local path only)."""
-    if not next_path.startswith("/") or next_path.startswith("//"):
+    # Only a path of this site: "//host" and "/\\host" are other sites to a browser.
+    if (
+        not next_path.startswith("/")
+        or next_path.startswith("//")
+        or "\\" in next_path
+        or any(ord(character) < 32 for character in next_path)
+    ):
         next_path = "/"
     return PendingSignIn(
         state=secrets.token_urlsafe(24),

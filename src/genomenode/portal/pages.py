@@ -40,7 +40,7 @@ MAX_FIELD_CHARACTERS = 5000
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
-        "data:; form-action 'self' http: https:; frame-ancestors 'none'; "
+        "data:; form-action 'self'; frame-ancestors 'none'; "
         "base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
