@@ -9,7 +9,9 @@ tests run in file order: the last stops a node.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -330,6 +332,38 @@ def test_node_portal_serves_the_same_pages(page, network):
     assert bars(page)["FI"] == pytest.approx(BY_COUNTRY["FI"].frequency())
     page.goto(f"{node_url}/status")
     assert page.locator("dl.facts[data-status='ok']").count() == 1
+
+
+def test_node_portal_signs_in_at_its_broker(page, network):
+    # ee-node's portal signs visitors in at the broker it trusts (fi-node's
+    # development identity provider) and asks its own access API in-process.
+    node_url = network.node_urls[CONTROLLED.node_id]
+    page.goto(f"{node_url}/applications")
+    page.wait_for_url(re.compile(r"/dev-idp/authorize"))
+    page.fill("#subject", RESEARCHER)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{node_url}/applications")
+    assert RESEARCHER in page.inner_text("header")
+    assert page.locator("tr[data-state]").count() >= 1  # the earlier application
+    page.goto(f"{node_url}/datasets")
+    assert [
+        card.get_attribute("data-dataset") for card in page.locator("li.card").all()
+    ] == [CONTROLLED.dataset_id]
+
+
+def test_hung_node_times_out(page, network):
+    process = network.processes[CONTROLLED.node_id]
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        search(page, PLANTED)
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
+    notice = page.inner_text("#completeness")
+    assert "Partial answer" in notice and f"{CONTROLLED.node_id}" in notice
+    assert "timed out" in notice
+    row = page.locator(f"tr[data-node='{CONTROLLED.node_id}']")
+    assert row.get_attribute("data-status") == "timeout"
+    assert set(bars(page)) == PUBLIC_COUNTRIES
 
 
 def test_stopped_node_is_reported(page, network, screenshots):

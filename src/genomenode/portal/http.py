@@ -57,6 +57,7 @@ from .pages import (
     session_of,
     wants_html,
 )
+from .search import parse_query
 
 __all__ = ["router"]
 
@@ -142,7 +143,7 @@ async def search_page(request: Request, q: str = "") -> Response:
     portal = portal_of(request)
     session = session_of(request)
     try:
-        kind, parameters = backend_parse(q)
+        kind, parameters = parse_query(q)
     except InputError as error:
         return render(request, "home.html", status=400, query=q[:200], error=error)
     answer = await backend.search(portal, parameters, token=session.access_token)
@@ -158,12 +159,6 @@ async def search_page(request: Request, q: str = "") -> Response:
     return render(
         request, "search.html", query=q, kind=kind, answer=answer, charts=charts
     )
-
-
-def backend_parse(q: str) -> tuple[str, dict[str, Any]]:
-    from .search import parse_query
-
-    return parse_query(q)
 
 
 @router.get("/status", summary="Status")
