@@ -3,7 +3,11 @@ and the pages' refusals (CSRF, bad input) over a node's real app."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx2
 import pytest
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
@@ -18,6 +22,7 @@ from genomenode.portal.search import (
     shape_answer,
 )
 from genomenode.portal.session import COOKIE_NAME, Session, SessionSealer
+from genomenode.portal.site import _VisitorTransport, set_visitor
 
 from ..conftest import write_small_cohort
 
@@ -253,3 +258,33 @@ def test_sign_in_without_a_broker_says_so(client):
 def test_a_callback_not_started_here_is_refused(client):
     answer = client.get("/sign-in/callback?code=x&state=y", headers=HTML)
     assert answer.status_code == 400
+
+
+def test_in_process_api_calls_come_from_the_visitor():
+    echo = FastAPI()
+
+    @echo.get("/who")
+    def who(request: Request) -> dict:
+        return {
+            "host": request.client.host,
+            "forwarded": request.headers.get("x-forwarded-for"),
+        }
+
+    async def ask(address: str, forwarded: str | None) -> dict:
+        scope = {"type": "http", "client": (address, 5), "headers": []}
+        if forwarded:
+            scope["headers"] = [(b"x-forwarded-for", forwarded.encode())]
+        set_visitor(Request(scope))
+        await asyncio.sleep(0)  # the other visitor's task runs in between
+        transport = _VisitorTransport(app=echo)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://x") as c:
+            return (await c.get("/who")).json()
+
+    async def both() -> list[dict]:
+        return await asyncio.gather(
+            ask("192.0.2.1", None), ask("192.0.2.2", "198.51.100.7")
+        )
+
+    first, second = asyncio.run(both())
+    assert first == {"host": "192.0.2.1", "forwarded": None}
+    assert second == {"host": "192.0.2.2", "forwarded": "198.51.100.7"}

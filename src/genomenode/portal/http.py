@@ -33,7 +33,7 @@ import tempfile
 import urllib.parse
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 
@@ -58,10 +58,11 @@ from .pages import (
     wants_html,
 )
 from .search import parse_query
+from .site import set_visitor
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(set_visitor)])
 
 _NAME = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _ACTIONS = ("submit", "approve", "reject", "return", "revoke")

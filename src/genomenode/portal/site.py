@@ -17,6 +17,7 @@ link in :data:`NAVIGATION`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import importlib.resources
 import pathlib
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 import httpx2
 import jinja2
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.staticfiles import StaticFiles
 
 from ..catalogue.harvest import Harvester
@@ -39,6 +40,7 @@ __all__ = [
     "NodeLink",
     "Portal",
     "mount_portal",
+    "set_visitor",
     "templates",
 ]
 
@@ -122,6 +124,34 @@ class Portal:
         await self.remote.aclose()
 
 
+#: The visitor a page is being made for: their address and forwarding header.
+_visitor: contextvars.ContextVar[tuple[tuple[str, int], str | None]] = (
+    contextvars.ContextVar("portal_visitor", default=(("127.0.0.1", 0), None))
+)
+
+
+def set_visitor(request: Request) -> None:
+    """Router dependency: the in-process API calls made for this page come from
+    the visitor's address (and carry their ``X-Forwarded-For``), so the node's
+    disclosure budgets and audit see the visitor, not one shared portal."""
+    client = request.client
+    address = (client.host, client.port) if client else ("127.0.0.1", 0)
+    _visitor.set((address, request.headers.get("x-forwarded-for")))
+
+
+class _VisitorTransport(httpx2.ASGITransport):
+    """The app in-process, each request from the current page's visitor."""
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        address, forwarded = _visitor.get()
+        # ASGITransport reads self.client while building the scope, before its
+        # first await: no other task can change it in between.
+        self.client = address
+        if forwarded is not None:
+            request.headers["X-Forwarded-For"] = forwarded
+        return await super().handle_async_request(request)
+
+
 def _static_directory() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files(__package__) / "static"))
 
@@ -167,7 +197,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
     from . import http as portal_http  # the routes read app.state.portal
 
     portal.api = httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=app),
+        transport=_VisitorTransport(app=app),
         base_url=portal.public_url,
         timeout=httpx2.Timeout(portal.timeout_seconds + 30.0),
     )
