@@ -314,7 +314,7 @@ async def sign_in(request: Request, next: str = "/") -> Response:
     portal = portal_of(request)
     if portal.broker is None:
         return error_page(
-            request, 503, "Sign-in is not configured here (no identity broker)."
+            request, 404, "Sign-in is not configured here (no identity broker)."
         )
     try:
         discovery = await oidc.discover(portal.remote, portal.broker)
@@ -348,7 +348,7 @@ async def sign_in_callback(
             "This sign-in does not match one started in this browser; sign in again.",
         )
     if portal.broker is None:
-        return error_page(request, 503, "Sign-in is not configured here.")
+        return error_page(request, 404, "Sign-in is not configured here.")
     try:
         discovery = await oidc.discover(portal.remote, portal.broker)
         subject, token, expires_in = await oidc.redeem(
