@@ -149,6 +149,15 @@ class PortalNetwork:
 @contextlib.contextmanager
 def portal_network(root: pathlib.Path) -> Iterator[PortalNetwork]:
     """The three nodes and the network, running; stopped on exit."""
+    with in_process_workers():
+        for cohort in COHORTS:
+            dataset_yaml = write_cohort(root / f"{cohort.node_id}-data", cohort)
+            with init_node(
+                root / cohort.node_id, node_id=cohort.node_id, country=cohort.country
+            ) as node:
+                ingest(node, dataset_yaml)
+    # Ports are chosen last, right before the servers bind them: another
+    # process on a shared machine may take a free port in between.
     ports = {cohort.node_id: free_port() for cohort in COHORTS}
     urls = {node_id: f"http://127.0.0.1:{port}" for node_id, port in ports.items()}
     broker = f"{urls['fi-node']}/dev-idp"
@@ -159,30 +168,22 @@ def portal_network(root: pathlib.Path) -> Iterator[PortalNetwork]:
         "jku": f"{broker}/.well-known/jwks.json",
         "userinfo": f"{broker}/userinfo",
     }
-    with in_process_workers():
-        for cohort in COHORTS:
-            dataset_yaml = write_cohort(root / f"{cohort.node_id}-data", cohort)
-            node_dir = root / cohort.node_id
-            with init_node(
-                node_dir, node_id=cohort.node_id, country=cohort.country
-            ) as node:
-                ingest(node, dataset_yaml)
-            config_path = node_dir / "genomenode.yaml"
-            config = yaml.safe_load(config_path.read_text())
-            config["public_url"] = urls[cohort.node_id]
-            # Exact frequencies are checked; the defences have their own tests.
-            config["disclosure_enabled"] = False
-            config["trusted_networks"] = [
-                {"issuer": network_url, "jku": f"{network_url}/.well-known/jwks.json"}
-            ]
-            if cohort.node_id == "fi-node":
-                config["dev_identity_provider"] = True
-            else:
-                config["trusted_brokers"] = [trusted]
-                config["trusted_visa_issuers"] = [
-                    {"issuer": broker, "jku": trusted["jku"]}
-                ]
-            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    for cohort in COHORTS:
+        node_dir = root / cohort.node_id
+        config_path = node_dir / "genomenode.yaml"
+        config = yaml.safe_load(config_path.read_text())
+        config["public_url"] = urls[cohort.node_id]
+        # Exact frequencies are checked; the defences have their own tests.
+        config["disclosure_enabled"] = False
+        config["trusted_networks"] = [
+            {"issuer": network_url, "jku": f"{network_url}/.well-known/jwks.json"}
+        ]
+        if cohort.node_id == "fi-node":
+            config["dev_identity_provider"] = True
+        else:
+            config["trusted_brokers"] = [trusted]
+            config["trusted_visa_issuers"] = [{"issuer": broker, "jku": trusted["jku"]}]
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     registry = {
         "format_version": 1,
         "network_id": "portal-net",

@@ -268,6 +268,10 @@ async def datasets_page(request: Request) -> Response:
         failed=failed,
         sizes={key: label for key, label, _low, _high in _SIZES},
         access_words=_ACCESS_WORDS,
+        duo_words={
+            term: f"{(words := explain(term))['label']} ({words['shorthand']})"
+            for term, _count in facets["duo"]
+        },
     )
 
 
