@@ -202,6 +202,11 @@ async def status_page(request: Request) -> Response:
     )
 
 
+def _duo_name(term: str) -> str:
+    explained = explain(term)
+    return f"{explained['label']} ({explained['shorthand']})"
+
+
 def _size_bucket(size: Any) -> str | None:
     if not isinstance(size, int):
         return None
@@ -268,10 +273,7 @@ async def datasets_page(request: Request) -> Response:
         failed=failed,
         sizes={key: label for key, label, _low, _high in _SIZES},
         access_words=_ACCESS_WORDS,
-        duo_words={
-            term: f"{(words := explain(term))['label']} ({words['shorthand']})"
-            for term, _count in facets["duo"]
-        },
+        duo_words={term: _duo_name(term) for term, _count in facets["duo"]},
     )
 
 
