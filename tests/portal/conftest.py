@@ -15,10 +15,9 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from .network import PortalNetwork, portal_network
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def network(tmp_path_factory) -> Iterator[PortalNetwork]:
 def browser() -> Iterator[object]:
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is needed (apt-get install chromium)"
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=executable,
             args=["--no-sandbox", "--disable-background-networking"],
