@@ -89,31 +89,31 @@ def _sign_in_redirect(request: Request) -> Response:
     return redirect(request, f"/sign-in?next={target}")
 
 
-def _node_error(request: Request, answer: backend.NodeAnswer) -> Response:
+async def _node_error(request: Request, answer: backend.NodeAnswer) -> Response:
     """A node's refusal as a page: its status when it is the visitor's to fix,
     502/504 when the node failed."""
     node = answer.node.node_id
     if answer.status == 401:
-        return error_page(
+        return await error_page(
             request, 401, "Your sign-in is no longer accepted; sign out and in again."
         )
     if answer.status in (400, 403, 404, 409, 422):
-        return error_page(request, answer.status, f"{node}: {answer.message}")
+        return await error_page(request, answer.status, f"{node}: {answer.message}")
     status = 504 if answer.message == "timed out" else 502
-    return error_page(request, status, f"{node}: {answer.message or 'no answer'}")
+    return await error_page(request, status, f"{node}: {answer.message or 'no answer'}")
 
 
 async def _refused(request: Request, error: Exception) -> Response:
     if isinstance(error, CsrfRefused):
-        return error_page(
+        return await error_page(
             request,
             403,
             "This form was sent without its security token (or with an old "
             "one), so nothing was done. Go back, reload the page and try again.",
         )
     if isinstance(error, GenomenodeError):
-        return error_page(request, error.status, str(error))
-    return error_page(request, 400, str(error))
+        return await error_page(request, error.status, str(error))
+    return await error_page(request, 400, str(error))
 
 
 @router.get("/", summary="The portal's home page")
@@ -136,7 +136,7 @@ async def home(request: Request) -> Response:
                 },
             }
         )
-    return render(request, "home.html", query="", error=None)
+    return await render(request, "home.html", query="", error=None)
 
 
 @router.get("/search", summary="Search variants")
@@ -146,7 +146,9 @@ async def search_page(request: Request, q: str = "") -> Response:
     try:
         kind, parameters = parse_query(q)
     except InputError as error:
-        return render(request, "home.html", status=400, query=q[:200], error=error)
+        return await render(
+            request, "home.html", status=400, query=q[:200], error=error
+        )
     answer = await backend.search(portal, parameters, token=session.access_token)
     charts = [
         (
@@ -157,7 +159,7 @@ async def search_page(request: Request, q: str = "") -> Response:
         )
         for index, variant in enumerate(answer.variants)
     ]
-    return render(
+    return await render(
         request, "search.html", query=q, kind=kind, answer=answer, charts=charts
     )
 
@@ -177,12 +179,12 @@ async def status_page(request: Request) -> Response:
         for row in rows:
             row["lastSeen"] = last_seen.get(row["id"])
             row["circuit"] = breakers.state(row["id"])
-        return render(request, "status.html", rows=rows, node=None)
+        return await render(request, "status.html", rows=rows, node=None)
     service = await portal.api.get("/api/service-info")
     info = await portal.api.get("/api/info")
     node = portal.nodes[0]
     response = info.json().get("response", {}) if info.is_success else {}
-    return render(
+    return await render(
         request,
         "status.html",
         rows=None,
@@ -264,7 +266,7 @@ async def datasets_page(request: Request) -> Response:
             lambda i: [b] if (b := _size_bucket(i.get("num_individuals"))) else [],
         ),
     }
-    return render(
+    return await render(
         request,
         "datasets.html",
         items=shown,
@@ -286,7 +288,7 @@ async def dataset_page(request: Request, node_id: str, dataset_id: str) -> Respo
         (i for i in items if i["node"] == node_id and i["id"] == dataset_id), None
     )
     if item is None:
-        return error_page(
+        return await error_page(
             request, 404, f"No dataset {dataset_id[:100]} on this network."
         )
     conditions: list[dict[str, Any]] = []
@@ -301,7 +303,7 @@ async def dataset_page(request: Request, node_id: str, dataset_id: str) -> Respo
                 ]
     terms = [explain(term) for term in item.get("duo", [])]
     controlled = item.get("access_rights") == "NON_PUBLIC"
-    return render(
+    return await render(
         request,
         "dataset.html",
         item=item,
@@ -319,13 +321,13 @@ async def dataset_page(request: Request, node_id: str, dataset_id: str) -> Respo
 async def sign_in(request: Request, next: str = "/") -> Response:
     portal = portal_of(request)
     if portal.broker is None:
-        return error_page(
+        return await error_page(
             request, 404, "Sign-in is not configured here (no identity broker)."
         )
     try:
         discovery = await oidc.discover(portal.remote, portal.broker)
     except oidc.SignInError as error:
-        return error_page(request, error.status, error.message)
+        return await error_page(request, error.status, error.message)
     pending = oidc.start_sign_in(next)
     session_of(request).set("pending", pending.to_json())
     location = oidc.authorization_url(discovery, pending, _callback_url(request))
@@ -344,17 +346,17 @@ async def sign_in_callback(
     session = session_of(request)
     pending = oidc.PendingSignIn.from_json(session.pop("pending"))
     if error:
-        return error_page(
+        return await error_page(
             request, 400, f"The sign-in was not completed ({error[:100]})."
         )
     if pending is None or not state or state != pending.state or not code:
-        return error_page(
+        return await error_page(
             request,
             400,
             "This sign-in does not match one started in this browser; sign in again.",
         )
     if portal.broker is None:
-        return error_page(request, 404, "Sign-in is not configured here.")
+        return await error_page(request, 404, "Sign-in is not configured here.")
     try:
         discovery = await oidc.discover(portal.remote, portal.broker)
         subject, token, expires_in = await oidc.redeem(
@@ -365,13 +367,13 @@ async def sign_in_callback(
             redirect_uri=_callback_url(request),
         )
     except oidc.SignInError as failure:
-        return error_page(request, failure.status, failure.message)
+        return await error_page(request, failure.status, failure.message)
     session.sign_in(subject, token, expires_in)
     try:
         portal.sealer.seal(session)
     except ValueError as too_large:
         session.sign_out()
-        return error_page(request, 502, f"Cannot keep this sign-in: {too_large}.")
+        return await error_page(request, 502, f"Cannot keep this sign-in: {too_large}.")
     return redirect(request, pending.next_path)
 
 
@@ -417,8 +419,8 @@ async def _apply_form(
         )
     if entry is None:
         message = answer.message or f"{dataset_id[:100]} takes no applications here"
-        return error_page(request, 404, f"Cannot apply: {message}.")
-    return render(
+        return await error_page(request, 404, f"Cannot apply: {message}.")
+    return await render(
         request,
         "apply.html",
         status=status,
@@ -523,7 +525,7 @@ async def applications_page(request: Request) -> Response:
         return _sign_in_redirect(request)
     found, failed = await _applications(request)
     mine = [item for item in found if item.get("applicant") == subject]
-    return render(request, "applications.html", applications=mine, failed=failed)
+    return await render(request, "applications.html", applications=mine, failed=failed)
 
 
 @router.get("/dac", summary="DAC inbox")
@@ -535,7 +537,9 @@ async def dac_page(request: Request) -> Response:
     others = [item for item in found if item.get("applicant") != subject]
     waiting = [item for item in others if item.get("state") == "submitted"]
     decided = [item for item in others if item.get("state") != "submitted"]
-    return render(request, "dac.html", waiting=waiting, decided=decided, failed=failed)
+    return await render(
+        request, "dac.html", waiting=waiting, decided=decided, failed=failed
+    )
 
 
 @router.get("/applications/{node_id}/{application_id}", summary="One application")
@@ -553,7 +557,7 @@ async def application_page(
         token=session.access_token,
     )
     if not answer.ok or not isinstance(answer.document, dict):
-        return error_page(
+        return await error_page(
             request,
             answer.status if answer.status in (403, 404) else 502,
             answer.message or "the node did not answer",
@@ -561,7 +565,7 @@ async def application_page(
     application = answer.document
     reviewer = application.get("applicant") != session.subject
     default_end = (dt.date.today() + dt.timedelta(days=365)).isoformat()
-    return render(
+    return await render(
         request,
         "application.html",
         node_id=node_id,
@@ -586,7 +590,7 @@ async def application_act(
         return _sign_in_redirect(request)
     action = form.get("action", "")
     if action not in _ACTIONS:
-        return error_page(request, 400, f"Unknown action {action[:40]!r}.")
+        return await error_page(request, 400, f"Unknown action {action[:40]!r}.")
     body: dict[str, Any] = {}
     if form.get("comment", "").strip():
         body["comment"] = form["comment"].strip()
@@ -603,7 +607,7 @@ async def application_act(
         json=body,
     )
     if not answer.ok:
-        return error_page(
+        return await error_page(
             request,
             answer.status if answer.status in (400, 403, 404, 409) else 502,
             answer.message or "the node did not answer",
@@ -630,7 +634,7 @@ async def my_access_page(request: Request) -> Response:
                     grants.append(
                         grant | {"node_id": answer.node.node_id, "server": server}
                     )
-    return render(
+    return await render(
         request, "my_access.html", grants=grants, failed=backend.nodes_failed(answers)
     )
 
@@ -649,14 +653,16 @@ async def download(request: Request) -> Response:
     target = portal.client_for(form.get("node", ""))
     dataset_id = form.get("dataset", "")
     if target is None or not _NAME.match(dataset_id):
-        return error_page(request, 400, "Choose one of your grants to download from.")
+        return await error_page(
+            request, 400, "Choose one of your grants to download from."
+        )
     try:
         recipient = public_key_from_text(form.get("public_key", "").strip())
         region = form.get("region", "").strip() or None
         if region is not None:
             parse_region(region)
     except (GenomenodeError, ValueError) as error:
-        return error_page(request, 400, f"Cannot download: {error}")
+        return await error_page(request, 400, f"Cannot download: {error}")
     directory = pathlib.Path(tempfile.mkdtemp(prefix="genomenode-portal-"))
     out = directory / f"{dataset_id}.vcf.gz.c4gh"
     try:
@@ -672,7 +678,7 @@ async def download(request: Request) -> Response:
         )
     except GenomenodeError as error:
         shutil.rmtree(directory, ignore_errors=True)
-        return error_page(request, 400, f"The node refused the download: {error}")
+        return await error_page(request, 400, f"The node refused the download: {error}")
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..web.body import read_body
 from .session import COOKIE_NAME, CSRF_FIELD, SESSION_SECONDS, Session
@@ -125,14 +126,16 @@ def _with_session(request: Request, response: Response) -> Response:
     return response
 
 
-def render(
+async def render(
     request: Request, template: str, *, status: int = 200, **values: Any
 ) -> Response:
-    """``template`` rendered for this visitor (and their session cookie)."""
+    """``template`` rendered for this visitor (and their session cookie), in the
+    thread pool: a page of many records is CPU work the event loop must not do."""
     portal = portal_of(request)
     session = session_of(request)
     environment: jinja2.Environment = request.app.state.portal_templates
-    page = environment.get_template(template).render(
+    page = await run_in_threadpool(
+        environment.get_template(template).render,
         portal=portal,
         subject=session.subject,
         csrf_field=CSRF_FIELD,
@@ -149,6 +152,6 @@ def redirect(request: Request, location: str) -> Response:
     return _with_session(request, RedirectResponse(location, status_code=303))
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
+async def error_page(request: Request, status: int, message: str) -> Response:
     """The error page: what went wrong, in the status it deserves."""
-    return render(request, "error.html", status=status, message=message)
+    return await render(request, "error.html", status=status, message=message)
