@@ -204,7 +204,10 @@ def test_browsers_get_html_and_api_clients_the_json_index(client):
     index = client.get("/", headers={"Accept": "application/json"})
     assert index.json()["endpoints"]["beacon"] == "http://testserver/api"
     assert client.get("/").json()["id"] == index.json()["id"]
-    assert client.get("/static/portal/portal.css").status_code == 200
+    stylesheet = client.get("/static/portal/portal.css")
+    assert stylesheet.status_code == 200
+    assert "immutable" in stylesheet.headers["cache-control"]
+    assert "/static/portal/portal.css?v=" in page.text
 
 
 def test_secure_cookies_outside_dev(tmp_path, sqlite_node):
