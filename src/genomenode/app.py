@@ -3,8 +3,9 @@
 The Beacon v2 API under ``/api``, the DAC workflow under ``/access``, the node's
 visa keys at ``/.well-known/jwks.json``, GA4GH htsget under ``/htsget`` and DRS
 under ``/ga4gh/drs/v1``, the node's DCAT catalogue under ``/catalogue``, the
-whitelisted analyses under ``/analysis`` (:mod:`genomenode.analysis.http`). With
-the ``dev_identity_provider`` setting (never in ``prod``) the development identity
+whitelisted analyses under ``/analysis`` (:mod:`genomenode.analysis.http`). The
+web portal (:mod:`genomenode.portal`) answers browsers at ``/``. With the
+``dev_identity_provider`` setting (never in ``prod``) the development identity
 provider answers under ``/dev-idp``. OpenAPI
 is published at ``/api/openapi.json`` (browsable at ``/api/docs``).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -49,6 +51,9 @@ from .disclosure.control import DisclosureControl
 from .errors import ConfigError
 from .index import node_index
 from .index import router as index_router
+from .network.app import NETWORK_ENVIRONMENT_VARIABLE
+from .network.app import app_from_environment as network_app_from_registry
+from .portal import mount_portal, network_portal, node_portal
 from .qc import http as qc_http
 from .reference import http as reference_http
 from .store.node import Node, open_node
@@ -64,6 +69,7 @@ __all__ = [
     "app_from_environment",
     "create_app",
     "disclosure_of",
+    "network_app_from_environment",
 ]
 
 
@@ -168,6 +174,17 @@ def create_app(
     app.state.node_index = node_index(
         node.config.node_id, base_url, dev_identity_provider=provider is not None
     )
+    # The portal's GET / (HTML for browsers, this index as JSON for the rest)
+    # comes before the index's own route.
+    mount_portal(
+        app,
+        node_portal(
+            node,
+            base_url=base_url,
+            environment=environment,
+            dev_identity_provider=provider is not None,
+        ),
+    )
     app.include_router(index_router)
     if provider is not None:
         app.state.dev_identity_provider = provider
@@ -214,3 +231,12 @@ def app_from_environment() -> FastAPI:
         environment=node.config.beacon_environment,
         dev_identity_provider=node.config.dev_identity_provider,
     )
+
+
+def network_app_from_environment() -> FastAPI:
+    """The network app of ``$GENOMENODE_NETWORK`` with its portal at ``/``
+    (uvicorn factory of ``genomenode network serve``, per worker)."""
+    app = network_app_from_registry()
+    path = pathlib.Path(os.environ[NETWORK_ENVIRONMENT_VARIABLE]).resolve()
+    mount_portal(app, network_portal(app.state.registry, path.parent))
+    return app

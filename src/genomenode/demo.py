@@ -9,7 +9,9 @@ aggregator as separate processes on localhost; then shows, as real HTTP
 requests, what an anonymous, a registered and a granted caller get from the
 network, a catalogue search, the access workflow (apply → the DAC approves →
 record-level answers across the network), and the network's reference of a
-common variant (every country's numbers and the pooled ones). Ctrl-C stops
+common variant (every country's numbers and the pooled ones). The network's web
+portal is at its URL (``/``), signing visitors in at the FI node's identity
+provider. Ctrl-C stops
 everything.
 
 The FI node runs the development identity provider (demo only, never on by
@@ -41,6 +43,7 @@ import yaml
 from rich.console import Console
 
 from .ingest import ingest
+from .portal.site import PORTAL_BROKER_ENVIRONMENT_VARIABLE
 from .reference.build import build_reference
 from .simulate import simulate_countries
 from .store.node import init_node, open_node
@@ -510,6 +513,7 @@ def _description(
     """What the running demo serves (``genomenode demo --json`` prints it)."""
     return {
         "network": {"url": network, "registry": str(registry)},
+        "portal": f"{network}/",
         "nodes": [
             {
                 "node_id": node.node_id,
@@ -582,7 +586,8 @@ def run_demo(
     commands.append(
         (
             [*executable, "network", "serve", str(registry), "--port", str(port)],
-            {},
+            # The network's portal signs visitors in at the demo's broker.
+            {PORTAL_BROKER_ENVIRONMENT_VARIABLE: broker},
             directory / "logs" / "network.log",
         )
     )
@@ -600,6 +605,10 @@ def run_demo(
                 f"({node.dataset_id}, {node.security_level})"
             )
         console.print(f"  network  {network}   (registry {registry})")
+        console.print(
+            f"  portal   {network}/   (open it in a browser: search, datasets, "
+            "sign in, apply, the DAC inbox; each node serves its own at its URL)"
+        )
         console.print(f"  logs in {directory / 'logs'}")
         console.print(
             f"  identities: {DEMO_RESEARCHER} (researcher), {DEMO_DAC} (DAC member); "

@@ -58,6 +58,7 @@ def test_discovery_names_the_device_endpoint_and_grants(client):
         ISSUER + "/device_authorization"
     )
     assert set(configuration["grant_types_supported"]) == {
+        "authorization_code",
         DEVICE_CODE_GRANT,
         "refresh_token",
     }

@@ -226,9 +226,12 @@ def network_client(network_app) -> Iterator[TestClient]:
 
 
 def routes(app: FastAPI) -> list[tuple[str, str]]:
-    """Every (method, path template) the app answers, HEAD and docs aside."""
+    """Every (method, path template) the app answers, HEAD and docs aside, and
+    the portal's HTML pages (kept out of the OpenAPI; tests/portal tests them)."""
     found = set()
     for route in iter_route_contexts(app.routes):
+        if not getattr(route, "include_in_schema", True):
+            continue
         for method in route.methods or ():
             if method != "HEAD" and route.path not in ("/api/docs",):
                 found.add((method, route.path))

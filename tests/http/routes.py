@@ -126,6 +126,13 @@ def _describe(
         return route(
             headers={}, id_fields=("client_id", "scope"), list_field=None, beacon=False
         )
+    if template == "/dev-idp/authorize":
+        return route(
+            headers={},
+            id_fields=("client_id", "redirect_uri", "code_challenge", "subject"),
+            list_field=None,
+            beacon=False,
+        )
     if template == "/dev-idp/device":
         return route(
             headers={},

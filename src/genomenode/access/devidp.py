@@ -22,7 +22,14 @@ What it serves, mounted by the node under ``/dev-idp`` (so its issuer is
   ``grant_type=urn:ietf:params:oauth:grant-type:device_code`` then answers an
   access token (a passport) and a refresh token, and with
   ``grant_type=refresh_token`` a new access token. Pending authorisations are
-  files beside its keys (:mod:`.device_flow`).
+  files beside its keys (:mod:`.device_flow`);
+- the OAuth 2.0 authorization-code grant with PKCE (RFC 6749, RFC 7636) for
+  web clients (the portal): ``GET /authorize`` is the page where the user names
+  the subject to sign in as, ``POST /authorize`` sends the browser back to the
+  client's ``redirect_uri`` with a one-time code, and ``POST /token`` with
+  ``grant_type=authorization_code`` and the PKCE ``code_verifier`` redeems it
+  (within a minute, once) for the same answer as the device grant. PKCE (S256)
+  is required: the provider has no client secrets.
 
 Every passport and visa it signs carries the claim ``"genomenode_dev_idp": true``
 (:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`), and a node whose
@@ -49,7 +56,14 @@ passport but are never returned by ``/userinfo``.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
 import pathlib
+import secrets
 import time
 import types
 import uuid
@@ -65,6 +79,7 @@ from .tokens import TrustedIssuer
 from .visas import SigningKeys
 
 __all__ = [
+    "AUTHORIZATION_CODE_SECONDS",
     "DEFAULT_VISA_TYPES",
     "DEMO_IDENTITIES",
     "DEVICE_CODE_GRANT",
@@ -95,6 +110,8 @@ MAX_LIFETIME_SECONDS = 86_400
 REFRESH_LIFETIME_SECONDS = 7 * 86_400
 #: The ``grant_type`` of a device's token request (RFC 8628 3.4).
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: How long an authorization code may wait to be redeemed.
+AUTHORIZATION_CODE_SECONDS = 60
 
 #: Subjects the demo uses, and who they play.
 DEMO_IDENTITIES: Mapping[str, str] = types.MappingProxyType(
@@ -133,6 +150,7 @@ class DevIdentityProvider:
         self._keys = SigningKeys(directory)
         self._keys.active()  # so that the JWKS is never empty
         self.devices = DeviceAuthorizations(directory / "device")
+        self._codes = directory / "codes"
 
     @property
     def jku(self) -> str:
@@ -153,6 +171,79 @@ class DevIdentityProvider:
     def device_authorization_url(self) -> str:
         """The URL of its device authorisation endpoint (RFC 8628)."""
         return f"{self.issuer}/device_authorization"
+
+    @property
+    def authorization_url(self) -> str:
+        """The URL of its authorization endpoint (code grant with PKCE)."""
+        return f"{self.issuer}/authorize"
+
+    def issue_code(
+        self,
+        subject: str,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        code_challenge: str,
+    ) -> str:
+        """A one-time authorization code for ``subject``, bound to the client,
+        its redirect URI and its PKCE challenge (S256).
+
+        Each code is a file named by its hash (so a listing of the directory
+        reveals no code), shared by the node's workers; :meth:`redeem_code`
+        removes it, so a code is redeemed at most once.
+        """
+        code = secrets.token_urlsafe(32)
+        self._codes.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._expire_codes()
+        record = {
+            "subject": subject,
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "code_challenge": code_challenge,
+            "expires": time.time() + AUTHORIZATION_CODE_SECONDS,
+        }
+        path = self._codes / _code_name(code)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(record, handle)
+        return code
+
+    def redeem_code(
+        self, code: str, *, client_id: str, redirect_uri: str, code_verifier: str
+    ) -> dict[str, Any]:
+        """:meth:`grant` for the subject of a live code, once.
+
+        Raises
+        ------
+        TokenError
+            Unknown, used or expired code; another client or redirect URI; or
+            a verifier that does not match the code's challenge.
+        """
+        path = self._codes / _code_name(code)
+        try:
+            record = json.loads(path.read_text())
+            path.unlink()  # the one redemption: a second finds nothing
+        except (FileNotFoundError, ValueError):
+            raise TokenError("is not a live authorization code") from None
+        if record.get("expires", 0) < time.time():
+            raise TokenError("expired")
+        if (
+            record.get("client_id") != client_id
+            or record.get("redirect_uri") != redirect_uri
+        ):
+            raise TokenError("was issued to another client or redirect URI")
+        digest = hashlib.sha256(code_verifier.encode("ascii", "replace")).digest()
+        challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        if not hmac.compare_digest(challenge, str(record.get("code_challenge"))):
+            raise TokenError("does not match its PKCE code verifier")
+        return self.grant(str(record["subject"]))
+
+    def _expire_codes(self) -> None:
+        now = time.time()
+        for path in self._codes.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(path.read_text()).get("expires", 0) < now:
+                    path.unlink()
 
     @property
     def verification_url(self) -> str:
@@ -356,6 +447,10 @@ class DevIdentityProvider:
         ):
             raise TokenError("is not an access token of this identity provider")
         return claims
+
+
+def _code_name(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest() + ".json"
 
 
 def _visa_types_of(claims: Mapping[str, Any]) -> list[str]:

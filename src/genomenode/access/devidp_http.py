@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import fastapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from ..errors import InputError, TokenError
 from ..web.blocking import run_blocking
@@ -86,7 +86,14 @@ def openid_configuration(request: fastapi.Request) -> dict[str, Any]:
         "token_endpoint": provider.token_url,
         "userinfo_endpoint": provider.userinfo_url,
         "device_authorization_endpoint": provider.device_authorization_url,
-        "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
+        "authorization_endpoint": provider.authorization_url,
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": [
+            "authorization_code",
+            DEVICE_CODE_GRANT,
+            "refresh_token",
+        ],
         "scopes_supported": SCOPE.split(),
         "claims_supported": ["sub", "ga4gh_passport_v1"],
         "subject_types_supported": ["public"],
@@ -120,6 +127,48 @@ async def device_authorization(request: fastapi.Request) -> JSONResponse:
         "interval": started.interval,
     }
     return json_response(answer, headers=_NO_STORE)
+
+
+@router.get("/authorize", response_class=HTMLResponse)
+def authorize_page(request: fastapi.Request) -> HTMLResponse:
+    parameters = _authorization_parameters(dict(request.query_params))
+    return HTMLResponse(_authorize_page(parameters), headers=_NO_STORE)
+
+
+@router.post("/authorize")
+async def authorize_decision(request: fastapi.Request) -> fastapi.Response:
+    provider = dev_identity_provider(request)
+    form = await _token_request(request)
+    parameters = _authorization_parameters(
+        {name: str(value) for name, value in form.items()}
+    )
+    answer: dict[str, str] = {}
+    if form.get("action") == "deny":
+        answer["error"] = "access_denied"
+    else:
+        subject = form.get("subject")
+        if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+            raise fastapi.HTTPException(
+                400,
+                "subject must be 1 to 200 characters of letters, digits and @._:-",
+            )
+        answer["code"] = await run_blocking(
+            request,
+            provider.issue_code,
+            subject,
+            client_id=parameters["client_id"],
+            redirect_uri=parameters["redirect_uri"],
+            code_challenge=parameters["code_challenge"],
+        )
+    if parameters["state"]:
+        answer["state"] = parameters["state"]
+    redirect_uri = parameters["redirect_uri"]
+    separator = "&" if "?" in redirect_uri else "?"
+    return RedirectResponse(
+        f"{redirect_uri}{separator}{urllib.parse.urlencode(answer)}",
+        status_code=303,
+        headers=_NO_STORE,
+    )
 
 
 @router.get("/device", response_class=HTMLResponse)
@@ -312,6 +361,26 @@ async def _grant(
             )
         answer = await run_blocking(request, provider.grant, polled.subject)
         return json_response(answer, headers=_NO_STORE)
+    if grant_type == "authorization_code":
+        values = {
+            name: parameters.get(name)
+            for name in ("code", "client_id", "redirect_uri", "code_verifier")
+        }
+        missing = [name for name, value in values.items() if not isinstance(value, str)]
+        if missing:
+            return _oauth_error("invalid_request", f"{', '.join(missing)} required")
+        try:
+            answer = await run_blocking(
+                request,
+                provider.redeem_code,
+                str(values["code"])[:200],
+                client_id=str(values["client_id"])[:200],
+                redirect_uri=str(values["redirect_uri"])[:2000],
+                code_verifier=str(values["code_verifier"])[:200],
+            )
+        except TokenError as error:
+            return _oauth_error("invalid_grant", f"authorization code {error}")
+        return json_response(answer, headers=_NO_STORE)
     if grant_type == "refresh_token":
         refresh_token = parameters.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
@@ -323,7 +392,8 @@ async def _grant(
         return json_response(answer, headers=_NO_STORE)
     return _oauth_error(
         "unsupported_grant_type",
-        f"use {DEVICE_CODE_GRANT} or refresh_token (or no grant_type and a subject)",
+        f"use authorization_code, {DEVICE_CODE_GRANT} or refresh_token (or no "
+        "grant_type and a subject)",
     )
 
 
@@ -338,12 +408,72 @@ _DEVICE_ERRORS = {
 
 def _html_page(body: str) -> str:
     return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        "<title>genomenode development sign-in</title></head><body>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>genomenode development sign-in</title></head><body><main>"
         "<h1>Development identity provider</h1>"
         "<p><strong>For demos and tests only: it signs in anyone as anyone."
         "</strong></p>"
-        f"{body}</body></html>"
+        f"{body}</main></body></html>"
+    )
+
+
+_CODE_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+
+
+def _authorization_parameters(values: Mapping[str, str]) -> dict[str, str]:
+    """The authorization request's parameters, checked (400 on anything wrong:
+    this provider never redirects to a URI it has not checked)."""
+    if values.get("response_type") != "code":
+        raise fastapi.HTTPException(400, "response_type must be code")
+    client_id = values.get("client_id", "").strip()
+    if not client_id or len(client_id) > 200:
+        raise fastapi.HTTPException(400, "client_id is required (at most 200)")
+    redirect_uri = values.get("redirect_uri", "")
+    parsed = urllib.parse.urlsplit(redirect_uri)
+    if (
+        len(redirect_uri) > 2000
+        or parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or parsed.fragment
+    ):
+        raise fastapi.HTTPException(400, "redirect_uri must be an http(s) URL")
+    if values.get("code_challenge_method") != "S256" or not _CODE_CHALLENGE.fullmatch(
+        values.get("code_challenge", "")
+    ):
+        raise fastapi.HTTPException(
+            400, "PKCE is required: code_challenge with code_challenge_method=S256"
+        )
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": values["code_challenge"],
+        "code_challenge_method": "S256",
+        "state": values.get("state", "")[:500],
+        "scope": values.get("scope", SCOPE)[:500],
+    }
+
+
+def _authorize_page(parameters: Mapping[str, str]) -> str:
+    """The sign-in page of the code grant: who to sign in as (no password)."""
+    hidden = "".join(
+        f"<input type='hidden' name='{html.escape(name)}' value='{html.escape(value)}'>"
+        for name, value in parameters.items()
+    )
+    identities = "".join(
+        f"<option value='{html.escape(subject)}'>{html.escape(plays)}</option>"
+        for subject, plays in DEMO_IDENTITIES.items()
+    )
+    first = html.escape(next(iter(DEMO_IDENTITIES)))
+    target = html.escape(urllib.parse.urlsplit(parameters["redirect_uri"]).netloc)
+    return _html_page(
+        f"<p>{html.escape(parameters['client_id'])} at {target} asks who you are."
+        "</p><form method='post' action='authorize'>"
+        f"{hidden}<label for='subject'>Sign in as</label> "
+        f"<input id='subject' name='subject' list='identities' value='{first}'>"
+        f"<datalist id='identities'>{identities}</datalist><br>"
+        "<button name='action' value='approve'>Sign in</button> "
+        "<button name='action' value='deny'>Decline</button></form>"
     )
 
 

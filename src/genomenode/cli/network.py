@@ -55,7 +55,7 @@ def network_serve(
     os.environ[NETWORK_ENVIRONMENT_VARIABLE] = str(network_yaml.resolve())
     print_served(served, as_json, f"network {registry.network_id}")
     run_server(
-        "genomenode.network.app:app_from_environment",
+        "genomenode.app:network_app_from_environment",
         host=host,
         port=port,
         workers=workers,
