@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from ..dataset import DatasetDescription, read_dataset_description
 from ..errors import IngestError, InputError, StoreError
+from ..store.compute import dask_client
 from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
@@ -116,8 +117,13 @@ def ingest(
     dataset_yaml: str | pathlib.Path,
     *,
     show_progress: bool = False,
+    dask_scheduler: str | None = None,
 ) -> IngestResult:
     """Ingest the dataset described by ``dataset_yaml`` into ``node``, or resume it.
+
+    Partitions (explode, encode, statistics) run on the Dask cluster at
+    ``dask_scheduler`` (else the node's ``dask_scheduler`` setting), or in this
+    process and its worker processes when neither is set.
 
     Returns
     -------
@@ -163,20 +169,14 @@ def ingest(
             logger.info(
                 "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
             )
-        for step in STEPS:
-            if not run.done(step):
-                step_started = time.monotonic()
-                try:
-                    _STEP_FUNCTIONS[step](run)
-                except InputError as error:
-                    error.message += _after_bad_input(run)
-                    raise
-                logger.info(
-                    "%s: %s done in %.1f s",
-                    description.id,
-                    step,
-                    time.monotonic() - step_started,
-                )
+        with dask_client(node.config, dask_scheduler) as cluster:
+            if cluster is not None:
+                run.cluster = cluster
+                run.reporter.note(f"Dask dashboard: {cluster.dashboard_link}")
+                logger.info("ingest partitions run on %s", cluster.scheduler.address)
+            for step in STEPS:
+                if not run.done(step):
+                    _run_step(run, step)
         shutil.rmtree(run.work)
         summary = run.state["done"]["metadata"]
         return IngestResult(
@@ -188,6 +188,21 @@ def ingest(
             seconds=time.monotonic() - started,
             resumed_steps=resumed,
         )
+
+
+def _run_step(run: IngestRun, step: str) -> None:
+    step_started = time.monotonic()
+    try:
+        _STEP_FUNCTIONS[step](run)
+    except InputError as error:
+        error.message += _after_bad_input(run)
+        raise
+    logger.info(
+        "%s: %s done in %.1f s",
+        run.description.id,
+        step,
+        time.monotonic() - step_started,
+    )
 
 
 def discard(node: Node, dataset_id: str) -> bool:
@@ -374,6 +389,7 @@ def _explode(run: IngestRun) -> None:
             source=source,
             worker_processes=run.node.config.worker_processes,
             reporter=run.reporter,
+            cluster=run.cluster,
         )
     except vcf.VcfError:
         # The converter's message rarely says where; find the line if we can.
@@ -394,6 +410,7 @@ def _encode(run: IngestRun) -> None:
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
         sites_only=_sites_only(run),
+        cluster=run.cluster,
     )
     run.finish("encode")
     # The intermediate format is large and no longer needed.
@@ -440,6 +457,7 @@ def _statistics(run: IngestRun) -> None:
         variants_chunk_size=run.node.config.variants_chunk_size,
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
+        cluster=run.cluster,
     )
     run.finish("statistics", {"contigs": contig_ranges(run.vcz)})
 
