@@ -108,6 +108,8 @@ def test_an_unreachable_scheduler_names_the_setting(tmp_path):
     with init_node(tmp_path / "node", node_id="n", country="FI") as node:
         config = node.config
     address = "tcp://127.0.0.1:9"
-    with pytest.raises(ConfigError, match="dask_scheduler"):
-        with dask_client(config, address):
-            pass
+    with (
+        pytest.raises(ConfigError, match="dask_scheduler"),
+        dask_client(config, address),
+    ):
+        pass
