@@ -39,7 +39,9 @@ from ..store.models import (
     Dataset,
 )
 from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
+from ..store.objects import LocalStorage, upload_tree
 from ..store.private import private_files
+from ..store.sealed import MARKER, seal_tree
 from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
 from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
@@ -256,10 +258,11 @@ def _published_row(node: Node, dataset_id: str) -> Dataset | None:
         )
     if row is None or row.status != STATUS_PUBLISHED:
         return None
-    if not (node.datasets_dir / dataset_id / "dataset.json").exists():
+    if not node.has_manifest(dataset_id, row.fingerprint):
+        where = f"{node.objects.url}/{node.dataset_prefix(dataset_id, row.fingerprint)}"
         raise StoreError(
             f"dataset {dataset_id!r} is published in the database but its directory "
-            f"{node.datasets_dir / dataset_id} is missing"
+            f"{where} is missing"
         )
     return row
 
@@ -492,30 +495,53 @@ def _metadata(run: IngestRun) -> None:
     )
 
 
-def _publish(run: IngestRun) -> None:
+def _manifest(run: IngestRun) -> dict[str, Any]:
+    done = run.state["done"]
+    return {
+        "format_version": DATASET_FORMAT_VERSION,
+        "id": run.description.id,
+        "fingerprint": run.state["fingerprint"],
+        "genotypes": {
+            "path": "genotypes.vcz",
+            "num_samples": done["metadata"]["num_samples"],
+            "num_variants": done["metadata"]["num_variants"],
+            "contigs": done["statistics"]["contigs"],
+            "assembly": run.description.assembly,
+        },
+        "files": [done["encrypt_files"][name] for name in done["encrypt"]],
+        "alignments": done.get("encrypt_alignments", []),
+        "genes": _stage_genes(run),
+        "site_counts": _site_counts_manifest(run),
+        "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _seal_in_place(run: IngestRun) -> None:
+    """Replace the staged VCF Zarr by its sealed copy (``encrypt_at_rest``).
+
+    Resumable: the sealed copy is complete once its marker is written (last);
+    the plaintext goes only after that, and a copy that holds the marker is
+    the sealed one.
+    """
+    vcz = run.vcz
+    sealed = vcz.with_name(vcz.name + ".sealed")
+    if (vcz / MARKER).exists():
+        return
+    if vcz.exists():
+        shutil.rmtree(sealed, ignore_errors=True)
+        seal_tree(vcz, LocalStorage(sealed.parent), sealed.name, run.node.node_secret)
+        checkpoint("publish:sealed")
+        shutil.rmtree(vcz)
+    os.rename(sealed, vcz)
+
+
+def _publish_locally(run: IngestRun) -> None:
     dataset_id = run.description.id
     target = run.node.datasets_dir / dataset_id
     if run.publish_dir.exists():
-        done = run.state["done"]
-        genes = _stage_genes(run)
-        manifest = {
-            "format_version": DATASET_FORMAT_VERSION,
-            "id": dataset_id,
-            "fingerprint": run.state["fingerprint"],
-            "genotypes": {
-                "path": "genotypes.vcz",
-                "num_samples": done["metadata"]["num_samples"],
-                "num_variants": done["metadata"]["num_variants"],
-                "contigs": done["statistics"]["contigs"],
-                "assembly": run.description.assembly,
-            },
-            "files": [done["encrypt_files"][name] for name in done["encrypt"]],
-            "alignments": done.get("encrypt_alignments", []),
-            "genes": genes,
-            "site_counts": _site_counts_manifest(run),
-            "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        write_json_atomic(run.publish_dir / "dataset.json", manifest)
+        write_json_atomic(run.publish_dir / "dataset.json", _manifest(run))
+        if run.node.config.encrypt_at_rest:
+            _seal_in_place(run)
         if target.exists():
             # Left by a failed earlier publish of different content that was never
             # made visible in the database.
@@ -527,6 +553,63 @@ def _publish(run: IngestRun) -> None:
             f"{target} exists; run `genomenode discard --node ... {dataset_id}` and "
             "ingest again"
         )
+
+
+def _publish_to_object_store(run: IngestRun) -> None:
+    """Upload the staged dataset under its own prefix, verify, then its manifest.
+
+    Nothing is renamed in an object store: the dataset's prefix is its id and
+    fingerprint (store/node.py), readers need ``dataset.json`` there *and* the
+    committed database row, and ``dataset.json`` is written only once every
+    other object is listed with its size. A run killed midway leaves objects
+    nobody reads; the next run deletes and writes them again.
+    """
+    node, dataset_id = run.node, run.description.id
+    prefix = node.dataset_prefix(dataset_id, run.state["fingerprint"])
+    if not run.publish_dir.exists():
+        if node.has_manifest(dataset_id, run.state["fingerprint"]):
+            return
+        raise StoreError(
+            f"ingest of {dataset_id!r} cannot resume: {run.publish_dir} is gone "
+            f"and {node.objects.url}/{prefix} has no dataset.json; run "
+            f"`genomenode discard --node ... {dataset_id}` and ingest again"
+        )
+    manifest = _manifest(run)
+    node.objects.delete_prefix(prefix)
+    sealing = bool(node.config.encrypt_at_rest)
+    vcz = run.vcz.relative_to(run.publish_dir).as_posix()
+    expected = upload_tree(
+        node.objects,
+        run.publish_dir,
+        prefix,
+        skip=lambda name: (
+            name == "dataset.json" or (sealing and name.startswith(vcz + "/"))
+        ),
+    )
+    if sealing:
+        expected |= seal_tree(
+            run.vcz, node.objects, f"{prefix}/{vcz}", node.node_secret
+        )
+    checkpoint("publish:uploaded")
+    listed = node.objects.listing(prefix)
+    wrong = sorted(key for key, size in expected.items() if listed.get(key) != size)
+    if wrong:
+        raise StoreError(
+            f"{node.objects.url}/{prefix}: {len(wrong)} uploaded objects are missing "
+            f"or of the wrong size (first: {wrong[0]}); run the ingest again"
+        )
+    node.objects.write(
+        f"{prefix}/dataset.json",
+        json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n",
+    )
+
+
+def _publish(run: IngestRun) -> None:
+    dataset_id = run.description.id
+    if run.node.remote:
+        _publish_to_object_store(run)
+    else:
+        _publish_locally(run)
     checkpoint("publish:moved")
     with run.node.session() as session:
         mark_published(session, dataset_id)
