@@ -35,7 +35,7 @@ def _popen(arguments: list[str], environment: dict[str, str]) -> subprocess.Pope
         cwd=REPOSITORY,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
 
 

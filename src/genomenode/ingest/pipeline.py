@@ -586,6 +586,7 @@ def _publish_to_object_store(run: IngestRun) -> None:
             name == "dataset.json" or (sealing and name.startswith(vcz + "/"))
         ),
     )
+    checkpoint("publish:uploading")
     if sealing:
         expected |= seal_tree(
             run.vcz, node.objects, f"{prefix}/{vcz}", node.node_secret

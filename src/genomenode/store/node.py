@@ -350,6 +350,18 @@ def init_node(
     if not node_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"node id {node_id!r}: use letters, digits, '-', '_' or '.'")
     config = resolve_config(node_dir, settings, "genomenode init")
+    if is_remote(config):
+        # The first request to the object store: wrong credentials, endpoint or
+        # bucket fail here, before anything of the node exists.
+        try:
+            storage_for(config).read("store.json")
+        except FileNotFoundError:
+            pass
+        else:
+            raise ConfigError(
+                f"{config.values['storage']} already holds a genomenode store; "
+                "choose another prefix"
+            )
     node_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(node_dir, 0o700)
     keys = node_dir / "keys"
@@ -365,16 +377,6 @@ def init_node(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     if node.remote:
-        # The first request to the object store: wrong credentials, endpoint or
-        # bucket fail here, before the node exists.
-        try:
-            node.objects.read("store.json")
-            raise ConfigError(
-                f"{node.objects.url} already holds a genomenode store; choose "
-                "another prefix"
-            )
-        except FileNotFoundError:
-            pass
         node.objects.write(
             "store.json", json.dumps(store_document, indent=2).encode() + b"\n"
         )

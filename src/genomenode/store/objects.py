@@ -146,7 +146,7 @@ def _s3_error(url: str, error: Exception) -> Exception:
     """An obstore error as a :class:`StoreError` naming what to check."""
     import obstore.exceptions as failures
 
-    if isinstance(error, failures.NotFoundError):
+    if isinstance(error, (FileNotFoundError, failures.NotFoundError)):
         return FileNotFoundError(f"{url}: no such object")
     text = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
     if isinstance(
