@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from genomenode.errors import ConfigError
 from genomenode.ingest import ingest
-from genomenode.store.compute import dask_client
+from genomenode.store.compute import allele_frequencies, dask_client
 from genomenode.store.node import init_node, open_node
+from genomenode.store.published import PublishedDatasets
 
 from ..conftest import write_small_cohort
 from ..ingest.test_resume import _assert_same, _snapshot_of
@@ -113,3 +115,20 @@ def test_an_unreachable_scheduler_names_the_setting(tmp_path):
         dask_client(config, address),
     ):
         pass
+
+
+def test_allele_frequencies_on_the_cluster_equal_in_process(tmp_path, cohort):
+    with init_node(tmp_path / "node", node_id="af-node", country="FI") as node:
+        ingest(node, cohort)
+        here = allele_frequencies(node, "small")
+        with (
+            dask_cluster([{}, {}]) as (address, _workers),
+            dask_client(node.config, address) as client,
+        ):
+            there = allele_frequencies(node, "small", client=client)
+        handle = PublishedDatasets(node).get("small")
+        stored = handle.store.read("variant_allele_count", 0, len(here))
+        totals = handle.store.read("variant_allele_total", 0, len(here))
+    np.testing.assert_array_equal(there, here)
+    np.testing.assert_allclose(here, stored[:, 1:].sum(axis=1) / totals)
+    assert 0 < here.mean() < 1

@@ -22,12 +22,18 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import NodeConfig
+import numpy as np
+import zarr
+
+from ..config import NodeConfig, load_config
 from ..errors import ConfigError, StoreError
 
-__all__ = ["dask_client", "open_client", "run_on_cluster"]
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["allele_frequencies", "dask_client", "open_client", "run_on_cluster"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +154,70 @@ def run_on_cluster(
         client.cancel(futures)
         raise
     return results
+
+
+def _allele_count_block(
+    node_dir: str, dataset_id: str, fingerprint: str, vcz: str, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """ALT copies and called alleles of variants ``start:stop``, one stored chunk
+    of samples at a time (memory: one chunk, whatever the cohort's size).
+
+    Runs where it is scheduled: it opens the node's settings and keys there
+    (a worker needs the node directory, or a copy of it, and the store's
+    credentials), never the database.
+    """
+    from .node import Node
+
+    node = Node(load_config(node_dir))
+    location, _ = node.dataset_zarr(dataset_id, fingerprint, vcz)
+    root: Any = zarr.open_group(location, mode="r")
+    genotypes = root["call_genotype"]
+    samples_chunk = genotypes.chunks[1]
+    alternate = np.zeros(stop - start, np.int64)
+    called = np.zeros(stop - start, np.int64)
+    for column in range(0, genotypes.shape[1], samples_chunk):
+        block = genotypes[start:stop, column : column + samples_chunk]
+        alternate += (block > 0).sum(axis=(1, 2))
+        called += (block >= 0).sum(axis=(1, 2))
+    return alternate, called
+
+
+def allele_frequencies(
+    node: Node, dataset_id: str, *, client: Any = None
+) -> np.ndarray:
+    """ALT allele frequency (all ALT alleles together) of every variant of a
+    published dataset, from its ``call_genotype``.
+
+    One task per block of stored variant chunks, on the Dask cluster of
+    ``client`` (:func:`dask_client`) or in this process; the same numbers
+    either way. A variant with no called allele has frequency 0.
+    """
+    manifest = node.dataset_manifest(dataset_id)
+    vcz = manifest["genotypes"]["path"]
+    fingerprint = manifest["fingerprint"]
+    total = int(manifest["genotypes"]["num_variants"])
+    location, _ = node.dataset_zarr(dataset_id, fingerprint, vcz)
+    root: Any = zarr.open_group(location, mode="r")
+    step = int(root["call_genotype"].chunks[0])
+    arguments = [
+        (
+            str(node.config.node_dir),
+            dataset_id,
+            fingerprint,
+            vcz,
+            start,
+            min(start + step, total),
+        )
+        for start in range(0, total, step)
+    ]
+    if client is None:
+        parts = [_allele_count_block(*args) for args in arguments]
+    else:
+        parts = run_on_cluster(
+            client, _allele_count_block, arguments, advance=lambda: None
+        )
+    if not parts:
+        return np.zeros(0)
+    alternate = np.concatenate([part[0] for part in parts])
+    called = np.concatenate([part[1] for part in parts])
+    return np.asarray(alternate / np.maximum(called, 1))
