@@ -41,7 +41,7 @@ lint: venv
 	$(BIN)/mypy
 
 ## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); the disclosure layer on the Beacon hot path (on against off)
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix; the scaling curve (quick: 1,000 and 3,000 samples): ingest plain and sealed against bcftools view -Ob, VCF Zarr size, count/carriers p50/p99 plain and sealed, AF of all variants against bcftools +fill-tags
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python bench/disclosure.py
 	$(BIN)/python bench/privacy_power.py
 	$(BIN)/python bench/sites_only.py
+	$(BIN)/python bench/scale.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
