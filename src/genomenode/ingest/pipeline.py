@@ -358,6 +358,29 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
     )
 
 
+# Bytes of genotypes bio2zarr's encode may buffer per array: it holds one chunk of
+# variants for *all* samples (call_genotype, call_genotype_phased, then the mask),
+# so the chunk length is what keeps ingest memory independent of the cohort size.
+_ENCODE_BUFFER_BYTES = 64 * 2**20
+# Chunk lengths are rounded to this (a multiple of 50, so the by-variant copy
+# keeps chunks of 50 variants: store/genotypes.by_variant_chunk_length).
+_CHUNK_STEP = 100
+
+
+def _variants_chunk_size(run: IngestRun) -> int:
+    """The ``variants_chunk_size`` setting, lowered for large cohorts so that one
+    chunk of variants for all samples stays under ``_ENCODE_BUFFER_BYTES``
+    (bounded memory: docs/scale.md). 2,000 samples keep 10,000 variants a chunk;
+    8,000 get 2,700; 100,000 get 200."""
+    configured = int(run.node.config.variants_chunk_size)
+    num_samples = int(run.state["done"]["validate"]["num_samples"])
+    if num_samples == 0:
+        return configured
+    # Diploid int8 calls plus one phased flag per sample and variant.
+    fitting = _ENCODE_BUFFER_BYTES // (num_samples * 3) // _CHUNK_STEP * _CHUNK_STEP
+    return min(configured, max(_CHUNK_STEP, fitting))
+
+
 def _sites_only(run: IngestRun) -> bool:
     """The VCF has no sample columns: counts come from INFO (store/site_counts.py)."""
     return bool(run.state["done"]["validate"]["num_samples"] == 0)
@@ -407,7 +430,7 @@ def _encode(run: IngestRun) -> None:
         run.description.genotypes[0],
         run.work / "icf",
         run.vcz,
-        variants_chunk_size=run.node.config.variants_chunk_size,
+        variants_chunk_size=_variants_chunk_size(run),
         samples_chunk_size=run.node.config.samples_chunk_size,
         drop_info_fields=_header(run).info_number_g,
         worker_processes=run.node.config.worker_processes,
@@ -457,7 +480,7 @@ def _statistics(run: IngestRun) -> None:
     convert.statistics(
         run.vcz,
         num_variants=run.state["done"]["check_records"]["num_variants"],
-        variants_chunk_size=run.node.config.variants_chunk_size,
+        variants_chunk_size=_variants_chunk_size(run),
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
         cluster=run.cluster,
