@@ -18,6 +18,7 @@ ratios, writes bench/cache/scale-results.json and plots docs/scale.png.
 
 Usage: python bench/scale.py [--quick] [--samples 1000 3000 ...] [--length N]
        python bench/scale.py --memory   (peak RSS of ingest at 2,000 vs 8,000)
+       python bench/scale.py --dask 3000  (ingest on 1 vs 2 Dask workers)
 """
 
 from __future__ import annotations
@@ -403,6 +404,45 @@ def memory(length: int) -> None:
     print(f"peak RSS 8,000 / 2,000 samples: {peaks[1] / peaks[0]:.2f} (target < 1.5)")
 
 
+def dask_speedup(samples: int, length: int) -> None:
+    """Ingest wall time on a local Dask cluster of 1 and of 2 worker processes
+    (``--dask-scheduler``), against in-process ingest."""
+    from distributed import LocalCluster
+
+    dataset_yaml = simulate(samples, length)
+    timings = {}
+    for workers in (1, 2):
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            tempfile.TemporaryDirectory(dir=CACHE) as scratch,
+        ):
+            node_dir = pathlib.Path(scratch) / "node"
+            subprocess.run(
+                _genomenode("init", str(node_dir), "--node-id", "b", "--country", "FI"),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            run = measure(
+                f"ingest on {workers} Dask worker(s)",
+                _genomenode(
+                    "ingest",
+                    "--node",
+                    str(node_dir),
+                    str(dataset_yaml),
+                    "--dask-scheduler",
+                    cluster.scheduler_address,
+                ),
+            )
+        timings[workers] = run.seconds
+        print(f"{samples} samples, {workers} Dask worker(s): {run.seconds:.1f} s")
+    print(f"speed-up 1 → 2 workers: {timings[1] / timings[2]:.2f} (ideal 2.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -411,10 +451,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs="*")
     parser.add_argument("--length", type=int, default=300_000)
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--dask", type=int, metavar="SAMPLES", help="1 vs 2 Dask workers at SAMPLES"
+    )
     arguments = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
     if arguments.memory:
         memory(arguments.length)
+        return
+    if arguments.dask:
+        dask_speedup(arguments.dask, arguments.length)
         return
     sizes = arguments.samples or (QUICK_SAMPLES if arguments.quick else FULL_SAMPLES)
     results = []
