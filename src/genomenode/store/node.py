@@ -273,6 +273,7 @@ class Node:
         with self.session() as session:
             row = session.get(Dataset, dataset_id)
         text: bytes | None = None
+        key = ""
         if row is not None and row.status == STATUS_PUBLISHED:
             key = f"{self.dataset_prefix(dataset_id, row.fingerprint)}/dataset.json"
             try:
@@ -285,7 +286,7 @@ class Node:
                 f"dataset {dataset_id!r} is not published on this node"
                 + did_you_mean(dataset_id, known)
             )
-        where = f"{self.objects.url}/{dataset_id}/dataset.json"
+        where = f"{self.objects.url}/{key}"
         document: dict[str, Any] = parse_versioned_json(
             text, where, DATASET_FORMAT_VERSION
         )
