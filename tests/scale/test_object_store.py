@@ -363,3 +363,35 @@ def _read_with_wrong_secret(s3) -> None:
         S3Storage(f"s3://{BUCKET}/fi-node", endpoint=s3.endpoint).read("store.json")
     finally:
         os.environ["AWS_SECRET_ACCESS_KEY"] = saved
+
+
+def test_discard_deletes_what_a_killed_upload_left(tmp_path, cohort, s3):
+    node_dir = tmp_path / "node"
+    created = _cli(
+        [
+            "init",
+            str(node_dir),
+            "--node-id",
+            "fi-node",
+            "--country",
+            "FI",
+            "--storage",
+            f"s3://{BUCKET}/discarded",
+            "--storage-endpoint",
+            s3.endpoint,
+        ],
+        {},
+    )
+    assert created.returncode == 0, created.stderr
+    killed = _cli(
+        ["ingest", "--node", str(node_dir), str(cohort)],
+        {"GENOMENODE_TEST_KILL_AT": "publish:uploaded"},
+    )
+    assert killed.returncode == -9, killed.stderr
+    with open_node(node_dir) as node:
+        assert node.objects.listing("datasets")
+    discarded = _cli(["discard", "--node", str(node_dir), DATASET], {})
+    assert discarded.returncode == 0, discarded.stderr
+    with open_node(node_dir) as node:
+        assert node.objects.listing("datasets") == {}
+        assert node.objects.exists("store.json")

@@ -217,6 +217,8 @@ def discard(node: Node, dataset_id: str) -> bool:
         found = False
         work = node.staging_dir / dataset_id
         if work.exists():
+            if node.remote:
+                _discard_uploaded(node, dataset_id, work / "ingest.json")
             shutil.rmtree(work)
             found = True
         with node.session() as session, session.begin():
@@ -225,6 +227,25 @@ def discard(node: Node, dataset_id: str) -> bool:
                 session.delete(row)
                 found = True
         return found
+
+
+def _discard_uploaded(node: Node, dataset_id: str, state_path: pathlib.Path) -> None:
+    """Delete what a killed upload left in the object store (never a published
+    content: that one has its row and is not staged)."""
+    try:
+        fingerprint = json.loads(state_path.read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return
+    published = _published_row_or_none(node, dataset_id)
+    if published is not None and published.fingerprint == fingerprint:
+        return
+    node.objects.delete_prefix(node.dataset_prefix(dataset_id, fingerprint))
+
+
+def _published_row_or_none(node: Node, dataset_id: str) -> Dataset | None:
+    with node.session() as session:
+        row = session.get(Dataset, dataset_id)
+    return row if row is not None and row.status != STATUS_STAGING else None
 
 
 def _after_bad_input(run: IngestRun) -> str:
