@@ -40,7 +40,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); the disclosure layer on the Beacon hot path and the attacks' power curves; a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix; the allele-frequency reference against bcftools +fill-tags and plink2 --freq; QC against bcftools stats and plink; a federated logistic GWAS over three nodes against plink2 --glm; the portal's search page (first paint in Chromium) against its API query
+## bench: ingest against bcftools and plink2 (Debian packages); Beacon queries against pysam; passports against bare PyJWT; Crypt4GH streams against the crypt4gh CLI; htsget slices against bcftools view -r; network fan-out overhead; fast queries beside slow ones, one node against the network (wrk); CLI start-up against bcftools --help (hyperfine if installed); the disclosure layer on the Beacon hot path and the attacks' power curves; a sites-only release ingested against bcftools view -Ob + index, its frequency query against tabix; the allele-frequency reference against bcftools +fill-tags and plink2 --freq; QC against bcftools stats and plink; a federated logistic GWAS over three nodes against plink2 --glm; the portal's search page (first paint in Chromium) against its API query; the scaling curve (cohort sizes: ingest, store size, queries, allele frequencies)
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/beacon.py
@@ -57,6 +57,7 @@ bench: venv
 	$(BIN)/python bench/qc.py --quick
 	$(BIN)/python bench/gwas.py
 	$(BIN)/python bench/portal.py
+	$(BIN)/python bench/scale.py --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -306,7 +306,30 @@ SETTINGS: tuple[Setting, ...] = (
         "storage",
         _optional_str,
         None,
-        "Directory of the node store (datasets, staging); default NODE_DIR/store.",
+        "Directory of the node store (datasets, staging); default NODE_DIR/store. "
+        "Or s3://bucket/prefix: published datasets in an S3-compatible object "
+        "store (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), "
+        "staging in NODE_DIR/store.",
+    ),
+    Setting(
+        "storage_endpoint",
+        _optional_str,
+        None,
+        "Endpoint URL of an s3:// storage's service (https://s3.example.org); "
+        "default: AWS_ENDPOINT_URL, else AWS.",
+    ),
+    Setting(
+        "storage_region",
+        _optional_str,
+        None,
+        "Region of an s3:// storage; default: AWS_REGION, else us-east-1.",
+    ),
+    Setting(
+        "encrypt_at_rest",
+        _bool,
+        False,
+        "Encrypt every object of the datasets' VCF Zarr (ChaCha20-Poly1305, key "
+        "derived from the node's private key) when they are published.",
     ),
     Setting(
         "dask_scheduler",
@@ -817,7 +840,10 @@ class NodeConfig:
     @property
     def storage_dir(self) -> pathlib.Path:
         storage = self.values["storage"]
-        return self.path("storage") if storage else self.node_dir / "store"
+        if not storage or str(storage).startswith("s3://"):
+            # An object store keeps the published datasets; staging stays local.
+            return self.node_dir / "store"
+        return self.path("storage")
 
     @property
     def database_url(self) -> str:

@@ -35,10 +35,21 @@ _DATASET_YAML = click.argument(
     help="Check the description and its inputs and say what would happen; "
     "write nothing.",
 )
+@click.option(
+    "--dask-scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the conversion's partitions on this Dask scheduler "
+    "(tcp://host:8786); default: the dask_scheduler setting, else in-process.",
+)
 @json_option
 @errors_to_exit
 def ingest(
-    node_dir: pathlib.Path, dataset_yaml: pathlib.Path, dry_run: bool, as_json: bool
+    node_dir: pathlib.Path,
+    dataset_yaml: pathlib.Path,
+    dry_run: bool,
+    dask_scheduler: str | None,
+    as_json: bool,
 ) -> None:
     """Validate, convert, encrypt, index and publish a dataset (resumable).
 
@@ -55,7 +66,10 @@ def ingest(
 
         try:
             result = run_ingest(
-                node, dataset_yaml, show_progress=not as_json and sys.stderr.isatty()
+                node,
+                dataset_yaml,
+                show_progress=not as_json and sys.stderr.isatty(),
+                dask_scheduler=dask_scheduler,
             )
         except KeyboardInterrupt:
             click.secho(

@@ -17,6 +17,17 @@ __all__ = ["init"]
 @click.option("--node-id", required=True, help="Identifier of the node, e.g. fi-node.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. FI.")
 @click.option("--db-url", default=None, help="Metadata database URL (default: SQLite).")
+@click.option(
+    "--storage",
+    default=None,
+    help="Where published datasets live: a directory (default NODE_DIR/store) or "
+    "s3://bucket/prefix (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).",
+)
+@click.option(
+    "--storage-endpoint",
+    default=None,
+    help="Endpoint URL of the S3-compatible service (default: AWS_ENDPOINT_URL).",
+)
 @json_option
 @errors_to_exit
 def init(
@@ -24,6 +35,8 @@ def init(
     node_id: str,
     country: str,
     db_url: str | None,
+    storage: str | None,
+    storage_endpoint: str | None,
     as_json: bool,
 ) -> None:
     """Create a node: settings, Crypt4GH keypair, empty store and database.
@@ -36,13 +49,20 @@ def init(
 
     passphrase = Secret(os.environ.get("GENOMENODE_KEY_PASSPHRASE", ""))
     with init_node(
-        node_dir, node_id=node_id, country=country, db_url=db_url, passphrase=passphrase
+        node_dir,
+        node_id=node_id,
+        country=country,
+        db_url=db_url,
+        passphrase=passphrase,
+        storage=storage,
+        storage_endpoint=storage_endpoint,
     ) as node:
         result = {
             "node_dir": str(node.config.node_dir),
             "node_id": node_id,
             "country": country,
             "public_key": str(node.config.path("public_key")),
+            "storage": node.objects.url,
             "database": node.engine.url.render_as_string(hide_password=True),
         }
     print_result(

@@ -69,6 +69,7 @@ def _run_partitions(
     source: pathlib.Path,
     worker_processes: int,
     reporter: Reporter,
+    cluster: Any = None,
 ) -> None:
     """Run the partitions a killed run did not finish; errors name ``source``."""
     pending = [(path, index) for index in range(num_partitions) if not finished(index)]
@@ -81,6 +82,7 @@ def _run_partitions(
                 pending,
                 worker_processes=worker_processes,
                 advance=_then_checkpoint(advance, checkpoint_name),
+                cluster=cluster,
             )
         # cyvcf2 raises a bare Exception on records htslib cannot parse.
         except Exception as error:
@@ -94,6 +96,7 @@ def explode(
     source: pathlib.Path,
     worker_processes: int,
     reporter: Reporter,
+    cluster: Any = None,
 ) -> None:
     """VCF → ICF, skipping partitions a killed run already finished.
 
@@ -128,6 +131,7 @@ def explode(
         source=source,
         worker_processes=worker_processes,
         reporter=reporter,
+        cluster=cluster,
     )
     try:
         bio2zarr_vcf.explode_finalise(icf)
@@ -147,6 +151,7 @@ def encode(
     worker_processes: int,
     reporter: Reporter,
     sites_only: bool = False,
+    cluster: Any = None,
 ) -> None:
     """ICF → VCF Zarr at ``vcz``; leaves out the named INFO fields."""
     last_array = "variant_position" if sites_only else "call_genotype"
@@ -194,6 +199,7 @@ def encode(
         source=vcf,
         worker_processes=worker_processes,
         reporter=reporter,
+        cluster=cluster,
     )
     _finalise(writer)
 
@@ -225,6 +231,7 @@ def statistics(
     variants_chunk_size: int,
     worker_processes: int,
     reporter: Reporter,
+    cluster: Any = None,
 ) -> None:
     """Compute and store per-variant allele and genotype counts.
 
@@ -245,5 +252,6 @@ def statistics(
             arguments,
             worker_processes=worker_processes,
             advance=advance,
+            cluster=cluster,
         )
     write_statistics(vcz, list(zip(starts, results, strict=True)))

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from ..dataset import DatasetDescription, read_dataset_description
 from ..errors import IngestError, InputError, StoreError
+from ..store.compute import dask_client
 from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
@@ -38,7 +39,9 @@ from ..store.models import (
     Dataset,
 )
 from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
+from ..store.objects import LocalStorage, upload_tree
 from ..store.private import private_files
+from ..store.sealed import MARKER, seal_tree
 from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
 from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
@@ -116,8 +119,13 @@ def ingest(
     dataset_yaml: str | pathlib.Path,
     *,
     show_progress: bool = False,
+    dask_scheduler: str | None = None,
 ) -> IngestResult:
     """Ingest the dataset described by ``dataset_yaml`` into ``node``, or resume it.
+
+    Partitions (explode, encode, statistics) run on the Dask cluster at
+    ``dask_scheduler`` (else the node's ``dask_scheduler`` setting), or in this
+    process and its worker processes when neither is set.
 
     Returns
     -------
@@ -163,20 +171,14 @@ def ingest(
             logger.info(
                 "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
             )
-        for step in STEPS:
-            if not run.done(step):
-                step_started = time.monotonic()
-                try:
-                    _STEP_FUNCTIONS[step](run)
-                except InputError as error:
-                    error.message += _after_bad_input(run)
-                    raise
-                logger.info(
-                    "%s: %s done in %.1f s",
-                    description.id,
-                    step,
-                    time.monotonic() - step_started,
-                )
+        with dask_client(node.config, dask_scheduler) as cluster:
+            if cluster is not None:
+                run.cluster = cluster
+                run.reporter.note(f"Dask dashboard: {cluster.dashboard_link}")
+                logger.info("ingest partitions run on %s", cluster.scheduler.address)
+            for step in STEPS:
+                if not run.done(step):
+                    _run_step(run, step)
         shutil.rmtree(run.work)
         summary = run.state["done"]["metadata"]
         return IngestResult(
@@ -190,6 +192,21 @@ def ingest(
         )
 
 
+def _run_step(run: IngestRun, step: str) -> None:
+    step_started = time.monotonic()
+    try:
+        _STEP_FUNCTIONS[step](run)
+    except InputError as error:
+        error.message += _after_bad_input(run)
+        raise
+    logger.info(
+        "%s: %s done in %.1f s",
+        run.description.id,
+        step,
+        time.monotonic() - step_started,
+    )
+
+
 def discard(node: Node, dataset_id: str) -> bool:
     """Remove the staging area and staging rows of an unpublished ingest.
 
@@ -200,6 +217,8 @@ def discard(node: Node, dataset_id: str) -> bool:
         found = False
         work = node.staging_dir / dataset_id
         if work.exists():
+            if node.remote:
+                _discard_uploaded(node, dataset_id, work / "ingest.json")
             shutil.rmtree(work)
             found = True
         with node.session() as session, session.begin():
@@ -208,6 +227,25 @@ def discard(node: Node, dataset_id: str) -> bool:
                 session.delete(row)
                 found = True
         return found
+
+
+def _discard_uploaded(node: Node, dataset_id: str, state_path: pathlib.Path) -> None:
+    """Delete what a killed upload left in the object store (never a published
+    content: that one has its row and is not staged)."""
+    try:
+        fingerprint = json.loads(state_path.read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return
+    published = _published_row_or_none(node, dataset_id)
+    if published is not None and published.fingerprint == fingerprint:
+        return
+    node.objects.delete_prefix(node.dataset_prefix(dataset_id, fingerprint))
+
+
+def _published_row_or_none(node: Node, dataset_id: str) -> Dataset | None:
+    with node.session() as session:
+        row = session.get(Dataset, dataset_id)
+    return row if row is not None and row.status != STATUS_STAGING else None
 
 
 def _after_bad_input(run: IngestRun) -> str:
@@ -241,10 +279,11 @@ def _published_row(node: Node, dataset_id: str) -> Dataset | None:
         )
     if row is None or row.status != STATUS_PUBLISHED:
         return None
-    if not (node.datasets_dir / dataset_id / "dataset.json").exists():
+    if not node.has_manifest(dataset_id, row.fingerprint):
+        where = f"{node.objects.url}/{node.dataset_prefix(dataset_id, row.fingerprint)}"
         raise StoreError(
             f"dataset {dataset_id!r} is published in the database but its directory "
-            f"{node.datasets_dir / dataset_id} is missing"
+            f"{where} is missing"
         )
     return row
 
@@ -340,6 +379,29 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
     )
 
 
+# Bytes of genotypes bio2zarr's encode may buffer per array: it holds one chunk of
+# variants for *all* samples (call_genotype, call_genotype_phased, then the mask),
+# so the chunk length is what keeps ingest memory independent of the cohort size.
+_ENCODE_BUFFER_BYTES = 64 * 2**20
+# Chunk lengths are rounded to this (a multiple of 50, so the by-variant copy
+# keeps chunks of 50 variants: store/genotypes.by_variant_chunk_length).
+_CHUNK_STEP = 100
+
+
+def _variants_chunk_size(run: IngestRun) -> int:
+    """The ``variants_chunk_size`` setting, lowered for large cohorts so that one
+    chunk of variants for all samples stays under ``_ENCODE_BUFFER_BYTES``
+    (bounded memory: docs/scale.md). 2,000 samples keep 10,000 variants a chunk;
+    8,000 get 2,700; 100,000 get 200."""
+    configured = int(run.node.config.variants_chunk_size)
+    num_samples = int(run.state["done"]["validate"]["num_samples"])
+    if num_samples == 0:
+        return configured
+    # Diploid int8 calls plus one phased flag per sample and variant.
+    fitting = _ENCODE_BUFFER_BYTES // (num_samples * 3) // _CHUNK_STEP * _CHUNK_STEP
+    return min(configured, max(_CHUNK_STEP, fitting))
+
+
 def _sites_only(run: IngestRun) -> bool:
     """The VCF has no sample columns: counts come from INFO (store/site_counts.py)."""
     return bool(run.state["done"]["validate"]["num_samples"] == 0)
@@ -374,6 +436,7 @@ def _explode(run: IngestRun) -> None:
             source=source,
             worker_processes=run.node.config.worker_processes,
             reporter=run.reporter,
+            cluster=run.cluster,
         )
     except vcf.VcfError:
         # The converter's message rarely says where; find the line if we can.
@@ -388,12 +451,13 @@ def _encode(run: IngestRun) -> None:
         run.description.genotypes[0],
         run.work / "icf",
         run.vcz,
-        variants_chunk_size=run.node.config.variants_chunk_size,
+        variants_chunk_size=_variants_chunk_size(run),
         samples_chunk_size=run.node.config.samples_chunk_size,
         drop_info_fields=_header(run).info_number_g,
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
         sites_only=_sites_only(run),
+        cluster=run.cluster,
     )
     run.finish("encode")
     # The intermediate format is large and no longer needed.
@@ -437,9 +501,10 @@ def _statistics(run: IngestRun) -> None:
     convert.statistics(
         run.vcz,
         num_variants=run.state["done"]["check_records"]["num_variants"],
-        variants_chunk_size=run.node.config.variants_chunk_size,
+        variants_chunk_size=_variants_chunk_size(run),
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
+        cluster=run.cluster,
     )
     run.finish("statistics", {"contigs": contig_ranges(run.vcz)})
 
@@ -474,30 +539,53 @@ def _metadata(run: IngestRun) -> None:
     )
 
 
-def _publish(run: IngestRun) -> None:
+def _manifest(run: IngestRun) -> dict[str, Any]:
+    done = run.state["done"]
+    return {
+        "format_version": DATASET_FORMAT_VERSION,
+        "id": run.description.id,
+        "fingerprint": run.state["fingerprint"],
+        "genotypes": {
+            "path": "genotypes.vcz",
+            "num_samples": done["metadata"]["num_samples"],
+            "num_variants": done["metadata"]["num_variants"],
+            "contigs": done["statistics"]["contigs"],
+            "assembly": run.description.assembly,
+        },
+        "files": [done["encrypt_files"][name] for name in done["encrypt"]],
+        "alignments": done.get("encrypt_alignments", []),
+        "genes": _stage_genes(run),
+        "site_counts": _site_counts_manifest(run),
+        "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _seal_in_place(run: IngestRun) -> None:
+    """Replace the staged VCF Zarr by its sealed copy (``encrypt_at_rest``).
+
+    Resumable: the sealed copy is complete once its marker is written (last);
+    the plaintext goes only after that, and a copy that holds the marker is
+    the sealed one.
+    """
+    vcz = run.vcz
+    sealed = vcz.with_name(vcz.name + ".sealed")
+    if (vcz / MARKER).exists():
+        return
+    if vcz.exists():
+        shutil.rmtree(sealed, ignore_errors=True)
+        seal_tree(vcz, LocalStorage(sealed.parent), sealed.name, run.node.node_secret)
+        checkpoint("publish:sealed")
+        shutil.rmtree(vcz)
+    os.rename(sealed, vcz)
+
+
+def _publish_locally(run: IngestRun) -> None:
     dataset_id = run.description.id
     target = run.node.datasets_dir / dataset_id
     if run.publish_dir.exists():
-        done = run.state["done"]
-        genes = _stage_genes(run)
-        manifest = {
-            "format_version": DATASET_FORMAT_VERSION,
-            "id": dataset_id,
-            "fingerprint": run.state["fingerprint"],
-            "genotypes": {
-                "path": "genotypes.vcz",
-                "num_samples": done["metadata"]["num_samples"],
-                "num_variants": done["metadata"]["num_variants"],
-                "contigs": done["statistics"]["contigs"],
-                "assembly": run.description.assembly,
-            },
-            "files": [done["encrypt_files"][name] for name in done["encrypt"]],
-            "alignments": done.get("encrypt_alignments", []),
-            "genes": genes,
-            "site_counts": _site_counts_manifest(run),
-            "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        write_json_atomic(run.publish_dir / "dataset.json", manifest)
+        write_json_atomic(run.publish_dir / "dataset.json", _manifest(run))
+        if run.node.config.encrypt_at_rest:
+            _seal_in_place(run)
         if target.exists():
             # Left by a failed earlier publish of different content that was never
             # made visible in the database.
@@ -509,6 +597,64 @@ def _publish(run: IngestRun) -> None:
             f"{target} exists; run `genomenode discard --node ... {dataset_id}` and "
             "ingest again"
         )
+
+
+def _publish_to_object_store(run: IngestRun) -> None:
+    """Upload the staged dataset under its own prefix, verify, then its manifest.
+
+    Nothing is renamed in an object store: the dataset's prefix is its id and
+    fingerprint (store/node.py), readers need ``dataset.json`` there *and* the
+    committed database row, and ``dataset.json`` is written only once every
+    other object is listed with its size. A run killed midway leaves objects
+    nobody reads; the next run deletes and writes them again.
+    """
+    node, dataset_id = run.node, run.description.id
+    prefix = node.dataset_prefix(dataset_id, run.state["fingerprint"])
+    if not run.publish_dir.exists():
+        if node.has_manifest(dataset_id, run.state["fingerprint"]):
+            return
+        raise StoreError(
+            f"ingest of {dataset_id!r} cannot resume: {run.publish_dir} is gone "
+            f"and {node.objects.url}/{prefix} has no dataset.json; run "
+            f"`genomenode discard --node ... {dataset_id}` and ingest again"
+        )
+    manifest = _manifest(run)
+    node.objects.delete_prefix(prefix)
+    sealing = bool(node.config.encrypt_at_rest)
+    vcz = run.vcz.relative_to(run.publish_dir).as_posix()
+    expected = upload_tree(
+        node.objects,
+        run.publish_dir,
+        prefix,
+        skip=lambda name: (
+            name == "dataset.json" or (sealing and name.startswith(vcz + "/"))
+        ),
+    )
+    checkpoint("publish:uploading")
+    if sealing:
+        expected |= seal_tree(
+            run.vcz, node.objects, f"{prefix}/{vcz}", node.node_secret
+        )
+    checkpoint("publish:uploaded")
+    listed = node.objects.listing(prefix)
+    wrong = sorted(key for key, size in expected.items() if listed.get(key) != size)
+    if wrong:
+        raise StoreError(
+            f"{node.objects.url}/{prefix}: {len(wrong)} uploaded objects are missing "
+            f"or of the wrong size (first: {wrong[0]}); run the ingest again"
+        )
+    node.objects.write(
+        f"{prefix}/dataset.json",
+        json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n",
+    )
+
+
+def _publish(run: IngestRun) -> None:
+    dataset_id = run.description.id
+    if run.node.remote:
+        _publish_to_object_store(run)
+    else:
+        _publish_locally(run)
     checkpoint("publish:moved")
     with run.node.session() as session:
         mark_published(session, dataset_id)

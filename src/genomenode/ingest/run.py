@@ -24,6 +24,8 @@ class IngestRun:
     work: pathlib.Path
     state: dict[str, Any]
     reporter: Reporter
+    #: A ``distributed.Client`` when partitions run on a Dask cluster.
+    cluster: Any = None
 
     @property
     def publish_dir(self) -> pathlib.Path:

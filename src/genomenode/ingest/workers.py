@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,15 +26,25 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ..store.compute import run_on_cluster
+
 __all__ = ["Reporter", "checkpoint", "run_tasks"]
 
 # Test hook: SIGKILL this process at the named checkpoint (docs/ingest.md).
 KILL_AT_VARIABLE = "GENOMENODE_TEST_KILL_AT"
+# With it, only the process that manages to delete this file dies (once).
+KILL_ONCE_VARIABLE = "GENOMENODE_TEST_KILL_ONCE"
 
 
 def checkpoint(name: str) -> None:
     """Die here, as a SIGKILL would, if the kill-and-resume tests ask for it."""
     if os.environ.get(KILL_AT_VARIABLE) == name:
+        once = os.environ.get(KILL_ONCE_VARIABLE)
+        if once:
+            try:
+                os.remove(once)
+            except FileNotFoundError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -72,6 +83,11 @@ class Reporter:
             task = progress.add_task(description, total=total)
             yield lambda: progress.advance(task)
 
+    def note(self, text: str) -> None:
+        """A line for the operator on stderr (the Dask dashboard's address), with
+        or without bars: stdout may be JSON."""
+        Console(stderr=True, highlight=False).print(text)
+
 
 def run_tasks(
     function: Callable[..., Any],
@@ -79,9 +95,16 @@ def run_tasks(
     *,
     worker_processes: int,
     advance: Callable[[], None],
+    cluster: Any = None,
 ) -> list[Any]:
-    """``function(*args)`` for each tuple, in workers if asked; results in order."""
+    """``function(*args)`` for each tuple, in workers if asked; results in order.
+
+    With ``cluster`` (a ``distributed.Client``, :mod:`genomenode.store.compute`)
+    the tasks run on the Dask cluster instead of local worker processes.
+    """
     arguments = list(arguments)
+    if cluster is not None and arguments:
+        return run_on_cluster(cluster, function, arguments, advance=advance)
     results: list[Any] = [None] * len(arguments)
     if worker_processes == 0 or len(arguments) <= 1:
         for index, args in enumerate(arguments):

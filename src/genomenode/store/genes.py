@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -214,6 +215,33 @@ def _node_table(node: Node) -> GeneTable | None:
     return table
 
 
+def _remote_gene_table(node: Node, dataset_id: str) -> GeneTable | None:
+    """:func:`gene_table_for` on a node whose datasets are in an object store.
+
+    A dataset's content never changes under its prefix (id and fingerprint), so
+    its table is read once per process: fetched (a small object) into a private
+    temporary file for :meth:`GeneTable.read`, which names it in its errors.
+    """
+    manifest = node.dataset_manifest(dataset_id)
+    key = (node.objects.url, f"{dataset_id}/{manifest['fingerprint']}")
+    with _LOCK:
+        cached = _DATASET_TABLES.get(key)
+    if cached is not None:
+        return cached[1]
+    genes = manifest.get("genes")
+    if not genes:
+        return _node_table(node)
+    prefix = node.dataset_prefix(dataset_id, manifest["fingerprint"])
+    data = node.objects.read(f"{prefix}/{genes['path']}")
+    with tempfile.TemporaryDirectory() as scratch:
+        local = pathlib.Path(scratch) / genes["path"]
+        local.write_bytes(data)
+        table = GeneTable.read(local)
+    with _LOCK:
+        _DATASET_TABLES[key] = ((0, 0, 0), table)
+    return table
+
+
 def gene_table_for(node: Node, dataset_id: str) -> GeneTable | None:
     """The gene table for gene queries on a published dataset, or None.
 
@@ -229,6 +257,8 @@ def gene_table_for(node: Node, dataset_id: str) -> GeneTable | None:
     ConfigError
         If the ``gene_table`` setting names a missing or malformed file.
     """
+    if node.remote:
+        return _remote_gene_table(node, dataset_id)
     directory = node.datasets_dir / dataset_id
     key = (str(node.datasets_dir), dataset_id)
     stamp = _stamp(directory / "dataset.json")

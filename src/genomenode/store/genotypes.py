@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import pathlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numcodecs
@@ -283,21 +283,41 @@ class GenotypeStore:
     Parameters
     ----------
     vcz_path
-        The VCF Zarr directory.
+        The VCF Zarr directory (with ``store``: where it is, for messages).
     contigs
         Row range of each contig, as :func:`contig_ranges` returns (stored in the
         dataset's ``dataset.json``).
+    store
+        A zarr store to read instead of the directory: an object store, or a
+        sealed one (:mod:`genomenode.store.sealed`); see
+        :meth:`genomenode.store.node.Node.dataset_zarr`.
+    read_object
+        With ``store``: the plaintext of one object by its key in the store (None
+        if absent), for the chunks this class decodes itself.
     """
 
-    def __init__(self, vcz_path: pathlib.Path, contigs: dict[str, list[int]]) -> None:
-        if (
+    def __init__(
+        self,
+        vcz_path: pathlib.Path,
+        contigs: dict[str, list[int]],
+        *,
+        store: Any = None,
+        read_object: Callable[[str], bytes | None] | None = None,
+    ) -> None:
+        if store is None and (
             not (vcz_path / "zarr.json").exists()
             and not (vcz_path / ".zgroup").exists()
         ):
             raise StoreError(f"{vcz_path}: not a VCF Zarr store")
         self.path = vcz_path
         # zarr's types are exact per access; genotype code reads them as arrays.
-        self.root: Any = zarr.open_group(vcz_path, mode="r")
+        try:
+            self.root: Any = zarr.open_group(
+                vcz_path if store is None else store, mode="r"
+            )
+        except FileNotFoundError:
+            raise StoreError(f"{vcz_path}: not a VCF Zarr store") from None
+        self._read_object = read_object
         self.contigs = contigs
         self._longest_span: dict[str, int] = {}
         self._arrays: dict[str, Any] = {}
@@ -469,10 +489,17 @@ class GenotypeStore:
         if not self._plain_chunks:
             return np.asarray(array[index * length : index * length + rows])
         # zarr's read path costs more than decoding a chunk this size (~2 ms
-        # against ~0.2 ms): read the chunk's file and decode it here.
-        try:
-            data = _chunk_path(self.path, array, index).read_bytes()
-        except FileNotFoundError:
+        # against ~0.2 ms): read the chunk's file (or object) and decode it here.
+        data: bytes | None
+        if self._read_object is not None:
+            key = array.metadata.dimension_separator.join([str(index), "0", "0"])
+            data = self._read_object(f"{BY_VARIANT}/{key}")
+        else:
+            try:
+                data = _chunk_path(self.path, array, index).read_bytes()
+            except FileNotFoundError:
+                data = None
+        if data is None:
             # Chunks of the fill value only are not written.
             return np.full((rows, num_samples, ploidy), -1, dtype=np.int8)
         chunk = np.frombuffer(array.metadata.compressor.decode(data), dtype=np.int8)

@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -47,7 +48,9 @@ from .models import (
     Dataset,
     published_datasets,
 )
+from .objects import Storage, StoredPath, is_remote, storage_for
 from .private import private_files
+from .sealed import MARKER, SealedStore, Sealer, read_marker
 
 __all__ = [
     "DATASET_FORMAT_VERSION",
@@ -77,8 +80,18 @@ def write_json_atomic(path: pathlib.Path, document: Any) -> None:
 def read_versioned_json(path: pathlib.Path, supported: int) -> dict[str, Any]:
     """Read a genomenode JSON file and check its ``format_version``."""
     try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        text = path.read_text()
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read: {error}") from None
+    return parse_versioned_json(text, str(path), supported)
+
+
+def parse_versioned_json(text: str | bytes, where: str, supported: int) -> Any:
+    """A genomenode JSON document read from ``where``, its version checked."""
+    path = where
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
         raise StoreError(f"{path}: cannot read: {error}") from None
     version = document.get("format_version")
     if version != supported:
@@ -153,6 +166,78 @@ class Node:
         return Session(self.engine, expire_on_commit=False)
 
     @functools.cached_property
+    def objects(self) -> Storage:
+        """Where the published datasets are: the store directory or an S3 bucket."""
+        return storage_for(self.config)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the published datasets live in an object store."""
+        return is_remote(self.config)
+
+    def dataset_prefix(self, dataset_id: str, fingerprint: str) -> str:
+        """Key prefix of a dataset's objects in :attr:`objects`.
+
+        In an object store each content of an id has its own prefix (nothing is
+        renamed there): an ingest writes under it, verifies, and the committed
+        database row with that fingerprint makes it visible.
+        """
+        if self.remote:
+            return f"datasets/{dataset_id}/{fingerprint[:16]}"
+        return f"datasets/{dataset_id}"
+
+    def dataset_file(
+        self, dataset_id: str, fingerprint: str, stored_path: str
+    ) -> pathlib.Path | StoredPath:
+        """A stored file of a dataset: a local path, or an object for ranged reads."""
+        if self.remote:
+            prefix = self.dataset_prefix(dataset_id, fingerprint)
+            return self.objects.path(f"{prefix}/{stored_path}")
+        return self.datasets_dir / dataset_id / stored_path
+
+    def has_manifest(self, dataset_id: str, fingerprint: str) -> bool:
+        """Whether the dataset's ``dataset.json`` is in place."""
+        key = f"{self.dataset_prefix(dataset_id, fingerprint)}/dataset.json"
+        return self.objects.exists(key)
+
+    @functools.cached_property
+    def node_secret(self) -> bytes:
+        """The node's Crypt4GH secret key (what at-rest keys derive from)."""
+        return crypt.read_private_key(
+            self.config.path("private_key"), self.config.key_passphrase
+        )
+
+    def dataset_zarr(
+        self, dataset_id: str, fingerprint: str, vcz: str
+    ) -> tuple[Any, Callable[[str], bytes | None] | None]:
+        """How to read a dataset's VCF Zarr ``vcz`` (its path in the dataset).
+
+        Returns the local directory (plain, local store) or a zarr store (object
+        store, or sealed: :mod:`.sealed`), and a function reading one object's
+        plaintext by its key in the VCF Zarr (None when absent), or None for a
+        plain local directory.
+        """
+        prefix = f"{self.dataset_prefix(dataset_id, fingerprint)}/{vcz}"
+        storage = self.objects
+        try:
+            salt: bytes | None = read_marker(storage.read(f"{prefix}/{MARKER}"))
+        except FileNotFoundError:
+            salt = None
+        if salt is None and not self.remote:
+            return self.datasets_dir / dataset_id / vcz, None
+        base = storage.zarr_store(prefix)
+        sealer = Sealer(self.node_secret, salt) if salt is not None else None
+
+        def read_object(name: str) -> bytes | None:
+            try:
+                data = storage.read(f"{prefix}/{name}")
+            except FileNotFoundError:
+                return None
+            return sealer.open(name, data) if sealer is not None else data
+
+        return (SealedStore(base, sealer) if sealer else base), read_object
+
+    @functools.cached_property
     def public_key(self) -> bytes:
         return crypt.read_public_key(self.config.path("public_key"))
 
@@ -187,20 +272,41 @@ class Node:
         """
         with self.session() as session:
             row = session.get(Dataset, dataset_id)
-        path = self.datasets_dir / dataset_id / "dataset.json"
-        if row is None or row.status != STATUS_PUBLISHED or not path.exists():
+        text: bytes | None = None
+        key = ""
+        if row is not None and row.status == STATUS_PUBLISHED:
+            key = f"{self.dataset_prefix(dataset_id, row.fingerprint)}/dataset.json"
+            try:
+                text = self.objects.read(key)
+            except FileNotFoundError:
+                text = None
+        if text is None:
             known = [dataset.id for dataset in self.published()]
             raise NotFoundError(
                 f"dataset {dataset_id!r} is not published on this node"
                 + did_you_mean(dataset_id, known)
             )
-        return read_versioned_json(path, DATASET_FORMAT_VERSION)
+        where = f"{self.objects.url}/{key}"
+        document: dict[str, Any] = parse_versioned_json(
+            text, where, DATASET_FORMAT_VERSION
+        )
+        return document
 
 
 def open_node(node_dir: str | os.PathLike[str]) -> Node:
     """Open an initialised node and check its store's format version."""
     config = load_config(node_dir)
     node = Node(config)
+    if node.remote:
+        try:
+            text = node.objects.read("store.json")
+        except FileNotFoundError:
+            raise StoreError(
+                f"{node.objects.url}: not a genomenode store (no store.json); "
+                "check the 'storage' setting"
+            ) from None
+        parse_versioned_json(text, f"{node.objects.url}/store.json", 1)
+        return node
     store_json = node.storage_dir / "store.json"
     if not store_json.exists():
         raise StoreError(f"{node.storage_dir}: not a genomenode store (no store.json)")
@@ -217,6 +323,8 @@ def init_node(
     country: str,
     db_url: str | None = None,
     passphrase: Secret | None = None,
+    storage: str | None = None,
+    storage_endpoint: str | None = None,
 ) -> Node:
     """Create a node: config, Crypt4GH keypair, empty store and database.
 
@@ -236,9 +344,25 @@ def init_node(
     settings: dict[str, Any] = {"node_id": node_id, "country": country}
     if db_url:
         settings["db_url"] = db_url
+    if storage:
+        settings["storage"] = storage
+    if storage_endpoint:
+        settings["storage_endpoint"] = storage_endpoint
     if not node_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"node id {node_id!r}: use letters, digits, '-', '_' or '.'")
     config = resolve_config(node_dir, settings, "genomenode init")
+    if is_remote(config):
+        # The first request to the object store: wrong credentials, endpoint or
+        # bucket fail here, before anything of the node exists.
+        try:
+            storage_for(config).read("store.json")
+        except FileNotFoundError:
+            pass
+        else:
+            raise ConfigError(
+                f"{config.values['storage']} already holds a genomenode store; "
+                "choose another prefix"
+            )
     node_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(node_dir, 0o700)
     keys = node_dir / "keys"
@@ -247,15 +371,17 @@ def init_node(
     node = Node(config)
     for directory in (node.datasets_dir, node.staging_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        node.storage_dir / "store.json",
-        {
-            "format_version": STORE_FORMAT_VERSION,
-            "node_id": node_id,
-            "country": country,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
+    store_document = {
+        "format_version": STORE_FORMAT_VERSION,
+        "node_id": node_id,
+        "country": country,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if node.remote:
+        node.objects.write(
+            "store.json", json.dumps(store_document, indent=2).encode() + b"\n"
+        )
+    write_json_atomic(node.storage_dir / "store.json", store_document)
     node.engine  # noqa: B018 -- creates and migrates the database
     # Written last: a directory is a node once its config exists.
     config_text = "# genomenode node settings; see docs/settings.md\n" + yaml.safe_dump(

@@ -90,11 +90,21 @@ class PublishedDataset:
         return self.node.dataset_manifest(self.id)
 
     @functools.cached_property
+    def _zarr(self) -> tuple[Any, Any]:
+        """Where the VCF Zarr is read from (a directory, an object store, sealed)."""
+        return self.node.dataset_zarr(
+            self.id, self.manifest["fingerprint"], self.manifest["genotypes"]["path"]
+        )
+
+    @functools.cached_property
     def store(self) -> GenotypeStore:
         genotypes = self.manifest["genotypes"]
+        location, read_object = self._zarr
+        path = self.node.datasets_dir / self.id / genotypes["path"]
+        if read_object is None:
+            return GenotypeStore(path, genotypes["contigs"])
         return GenotypeStore(
-            self.node.datasets_dir / self.id / genotypes["path"],
-            genotypes["contigs"],
+            path, genotypes["contigs"], store=location, read_object=read_object
         )
 
     @functools.cached_property
@@ -102,8 +112,7 @@ class PublishedDataset:
         """A sites-only dataset's per-population counts; None for a cohort."""
         if not self.manifest.get("site_counts"):
             return None
-        genotypes = self.manifest["genotypes"]
-        return SiteCounts(self.node.datasets_dir / self.id / genotypes["path"])
+        return SiteCounts(self._zarr[0])
 
     @functools.cached_property
     def _samples(self) -> tuple[np.ndarray, dict[str, int]]:

@@ -226,7 +226,8 @@ def write_site_counts(vcz_path: pathlib.Path, fields: SiteFields) -> list[str]:
 class SiteCounts:
     """The per-population counts of a sites-only dataset's VCF Zarr."""
 
-    def __init__(self, vcz_path: pathlib.Path) -> None:
+    def __init__(self, vcz_path: pathlib.Path | Any) -> None:
+        # A directory, or a zarr store (object store, sealed: store/node.py).
         self.root: Any = zarr.open_group(vcz_path, mode="r")
         attributes = self.root.attrs.get(ATTRIBUTE)
         if not isinstance(attributes, dict):

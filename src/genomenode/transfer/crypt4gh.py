@@ -30,6 +30,7 @@ import io
 import os
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 from crypt4gh import header as c4gh_header
 from cryptography.exceptions import InvalidTag
@@ -44,6 +45,7 @@ from ..errors import InputError, StoreError
 
 # Importing store.crypt also caps the crypt4gh logger, which logs keys at DEBUG.
 from ..store import crypt as store_crypt
+from ..store.objects import StoredPath, open_binary, stored_size
 
 __all__ = [
     "CIPHER_SEGMENT_SIZE",
@@ -103,17 +105,18 @@ class Crypt4GHReader:
         packet the key decrypts, or has a damaged structure.
     """
 
-    def __init__(self, path: pathlib.Path, private_key: bytes) -> None:
-        self.path = pathlib.Path(path)
+    def __init__(self, path: pathlib.Path | StoredPath, private_key: bytes) -> None:
+        # A local file, or an object of the node's object store, read by ranges.
+        self.path = path if isinstance(path, StoredPath) else pathlib.Path(path)
         if len(private_key) != _KEY_SIZE:
             raise ValueError(f"a private key has {_KEY_SIZE} bytes")
         self._private_key = bytes(private_key)
         self._public_key = _derive_public_key(self._private_key)
         try:
-            with open(self.path, "rb") as stream:
+            with io.BufferedReader(open_binary(self.path)) as stream:
                 stored_packets = [bytes(packet) for packet in c4gh_header.parse(stream)]
                 self.header_size: int = stream.tell()
-                file_size = os.fstat(stream.fileno()).st_size
+                file_size = stored_size(self.path)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot be read: {error.strerror}") from None
         except ValueError as error:
@@ -156,7 +159,7 @@ class Crypt4GHReader:
             self.plaintext_size += end - start
 
     def __repr__(self) -> str:
-        return f"Crypt4GHReader({os.fspath(self.path)!r})"
+        return f"Crypt4GHReader({str(self.path)!r})"
 
     def read(self, offset: int, length: int) -> bytes:
         """The plaintext bytes ``[offset, offset + length)``, clipped at the end.
@@ -336,18 +339,16 @@ class Crypt4GHReader:
             len(packet) + _PACKET_OVERHEAD for packet in self._packets
         )
 
-    def _open_unchanged(self) -> io.FileIO:
+    def _open_unchanged(self) -> Any:
         """The file, opened unbuffered (reads are large), checked to be as parsed."""
         try:
-            file = io.FileIO(self.path, "r")
+            file = open_binary(self.path)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot be read: {error.strerror}") from None
-        if (
-            os.fstat(file.fileno()).st_size
-            != self.header_size + self.encrypted_body_size
-        ):
+        if file.seek(0, io.SEEK_END) != self.header_size + self.encrypted_body_size:
             file.close()
             raise StoreError(f"{self.path}: changed since it was opened")
+        file.seek(0)
         return file
 
     def _stored_ranges(self, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -463,7 +464,7 @@ class Crypt4GHReader:
             "keys (the file is damaged)"
         )
 
-    def _read_exactly(self, file: io.FileIO, into: memoryview) -> None:
+    def _read_exactly(self, file: Any, into: memoryview) -> None:
         filled = 0
         while filled < len(into):
             count = file.readinto(into[filled:])

@@ -58,6 +58,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreError,
 )
+from ..store.objects import open_binary
 from ..version import __version__
 from .crypt4gh import PUBLIC_KEY_FIELD, Crypt4GHReader, public_key_from_text
 from .service import StoredObject, transfer_service
@@ -473,7 +474,7 @@ def _stored_bytes(
 ) -> Iterator[bytes]:
     """Bytes ``first`` to ``last`` (inclusive) of the stored body, read in place."""
     remaining = last - first + 1
-    with open(reader.path, "rb", buffering=0) as stream:
+    with open_binary(reader.path) as stream:
         stream.seek(reader.header_size + first)
         while remaining:
             chunk = stream.read(min(chunk_bytes, remaining))

@@ -29,7 +29,8 @@ from ..errors import NotFoundError, PermissionDenied, TokenError
 from ..store import crypt
 from ..store.models import StoredFile
 from ..store.node import Node
-from ..store.published import PublishedDatasets
+from ..store.objects import StoredPath
+from ..store.published import PublishedDataset, PublishedDatasets
 from .crypt4gh import Crypt4GHReader
 from .links import LinkClaims, LinkSigner, load_link_secret
 
@@ -46,7 +47,8 @@ class StoredObject:
     dataset_id: str
     role: str
     name: str
-    path: pathlib.Path
+    #: A local file, or an object of the node's object store (ranged reads).
+    path: pathlib.Path | StoredPath
     file_format: str
     size: int
     size_encrypted: int
@@ -83,7 +85,7 @@ class TransferService:
         # Keyed by path and content: a dataset removed and ingested again under
         # its id has new files at the same paths.
         self._readers: collections.OrderedDict[
-            tuple[pathlib.Path, str], Crypt4GHReader
+            tuple[pathlib.Path | StoredPath, str], Crypt4GHReader
         ] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -102,7 +104,7 @@ class TransferService:
             query = query.where(StoredFile.role == role)
         with self.node.session() as session:
             rows = session.scalars(query.order_by(StoredFile.id)).all()
-            return [self._object(row, handle.facts.published_at) for row in rows]
+            return [self._object(row, handle) for row in rows]
 
     def object(self, object_id: str) -> StoredObject:
         """A stored file of a published dataset by id (``<dataset>:<stored name>``)."""
@@ -112,21 +114,23 @@ class TransferService:
                 raise NotFoundError(f"no object {object_id!r}")
             handle = self.published.get(row.dataset_id)
             assert handle is not None
-            return self._object(row, handle.facts.published_at)
+            return self._object(row, handle)
 
-    def _object(self, row: StoredFile, published_at: Any) -> StoredObject:
+    def _object(self, row: StoredFile, handle: PublishedDataset) -> StoredObject:
         return StoredObject(
             id=row.id,
             dataset_id=row.dataset_id,
             role=row.role,
             name=row.original_name,
-            path=self.node.datasets_dir / row.dataset_id / row.stored_path,
+            path=self.node.dataset_file(
+                row.dataset_id, handle.manifest["fingerprint"], row.stored_path
+            ),
             file_format=row.file_format,
             size=row.size_plain,
             size_encrypted=row.size_encrypted,
             sha256=row.sha256_plain,
             sha256_encrypted=row.sha256_encrypted,
-            created_at=published_at,
+            created_at=handle.facts.published_at,
         )
 
     def reader(self, stored: StoredObject) -> Crypt4GHReader:

@@ -1,0 +1,478 @@
+"""Scaling curve: how ingest, storage and queries grow with the number of samples.
+
+For each cohort size (msprime via ``genomenode simulate``, cached in bench/cache/)
+this measures, in the same run:
+
+- ``genomenode ingest`` wall time and peak memory (process tree RSS), plain and
+  with ``encrypt_at_rest`` (the cost of sealing every VCF Zarr object), next to
+  ``bcftools view -Ob`` (VCF → BCF) on the same file;
+- the VCF Zarr's size against the VCF.gz;
+- a single-variant count (the Beacon hot path: position lookup + stored counts)
+  and the carriers of one allele, p50/p99 over random rows, each query on a fresh
+  store so chunk reads (and decryption) are included, plain and sealed;
+- allele frequencies of all variants from ``call_genotype`` chunk by chunk, next
+  to ``bcftools +fill-tags -t AF``.
+
+It fits log-log slopes against the number of samples, prints the table and the
+ratios, writes bench/cache/scale-results.json and plots docs/scale.png.
+
+Usage: python bench/scale.py [--quick] [--samples 1000 3000 ...] [--length N]
+       python bench/scale.py --memory   (peak RSS of ingest at 2,000 vs 8,000)
+       python bench/scale.py --dask 3000  (ingest on 1 vs 2 Dask workers)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+CACHE = HERE / "cache"
+DOCS = HERE.parent / "docs"
+sys.path.insert(0, str(HERE))
+
+from ingest import measure  # noqa: E402 -- a sibling script, not a package
+
+QUICK_SAMPLES = [1000, 3000]
+FULL_SAMPLES = [1000, 3000, 10_000, 30_000, 100_000]
+QUERIES = 400
+
+
+def _genomenode(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "genomenode", *arguments]
+
+
+def simulate(samples: int, length: int, seed: int = 5) -> pathlib.Path:
+    """dataset.yaml of a cached simulated cohort."""
+    directory = CACHE / f"scale-{samples}-{length}-{seed}"
+    if not (directory / "dataset.yaml").exists():
+        partial = directory.with_name(directory.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run(
+            _genomenode(
+                "simulate",
+                str(partial),
+                "--samples",
+                str(samples),
+                "--length",
+                str(length),
+                "--seed",
+                str(seed),
+                "--dataset-id",
+                f"scale-{samples}",
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        partial.rename(directory)
+    return directory / "dataset.yaml"
+
+
+@dataclasses.dataclass
+class Ingested:
+    node_dir: pathlib.Path
+    seconds: float
+    peak_mb: float
+
+
+def ingest(dataset_yaml: pathlib.Path, scratch: pathlib.Path, *, sealed: bool):
+    node_dir = scratch / ("sealed" if sealed else "plain")
+    subprocess.run(
+        _genomenode("init", str(node_dir), "--node-id", "bench", "--country", "FI"),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    environment = dict(
+        os.environ,
+        GENOMENODE_WORKER_PROCESSES="2",
+        GENOMENODE_ENCRYPT_AT_REST="true" if sealed else "false",
+    )
+    run = measure(
+        "ingest",
+        _genomenode("ingest", "--node", str(node_dir), str(dataset_yaml)),
+        environment,
+    )
+    return Ingested(node_dir, run.seconds, run.peak_mb)
+
+
+def _size(path: pathlib.Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    values = np.array(times) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def queries(node_dirs: dict[str, pathlib.Path], dataset_id: str) -> dict[str, Any]:
+    """Count and carriers p50/p99 (ms) on each node, the same random rows asked
+    of each in turn (so the machine's load falls on both alike); a fresh store
+    every 20 rows, whose first query (``cold``: chunk read, decrypted, decoded)
+    is also reported on its own."""
+    from genomenode.store.node import open_node
+    from genomenode.store.published import PublishedDatasets
+
+    generator = random.Random(3)
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"count": [], "carriers": [], "cold": []} for name in node_dirs
+    }
+    nodes = {name: open_node(path) for name, path in node_dirs.items()}
+    try:
+        for _batch in range(QUERIES // 20):
+            handles = {
+                name: PublishedDatasets(node).get(dataset_id)
+                for name, node in nodes.items()
+            }
+            for handle in handles.values():
+                assert handle is not None
+                handle.store.positions(0, 1)  # loaded once per store
+            some = next(iter(handles.values()))
+            total = some.facts.num_variants
+            (contig,) = list(some.store.contigs)
+            for number in range(20):
+                row = generator.randrange(total)
+                position = int(some.store.positions(row, row + 1)[0])
+                for name, handle in handles.items():
+                    store = handle.store
+                    started = time.perf_counter()
+                    for found in store.rows_at(contig, position):
+                        store.counts(found)
+                    elapsed = time.perf_counter() - started
+                    times[name]["cold" if number == 0 else "count"].append(elapsed)
+                    started = time.perf_counter()
+                    store.carriers(row, 1)
+                    times[name]["carriers"].append(time.perf_counter() - started)
+    finally:
+        for node in nodes.values():
+            node.close()
+    result: dict[str, Any] = {}
+    for name, measured in times.items():
+        count_p50, count_p99 = _percentiles(measured["count"])
+        carriers_p50, carriers_p99 = _percentiles(measured["carriers"])
+        result[name] = {
+            "count_p50_ms": count_p50,
+            "count_p99_ms": count_p99,
+            "carriers_p50_ms": carriers_p50,
+            "carriers_p99_ms": carriers_p99,
+            "cold_count_p50_ms": _percentiles(measured["cold"])[0],
+        }
+    return result
+
+
+def allele_frequencies(node_dir: pathlib.Path, dataset_id: str) -> float:
+    """Seconds to compute the ALT allele frequency of every variant from
+    ``call_genotype`` (one stored chunk at a time), checked against the stored
+    counts."""
+    import zarr
+
+    from genomenode.store.node import open_node
+
+    with open_node(node_dir) as node:
+        manifest = node.dataset_manifest(dataset_id)
+        location, _ = node.dataset_zarr(
+            dataset_id, manifest["fingerprint"], manifest["genotypes"]["path"]
+        )
+        started = time.perf_counter()
+        root: Any = zarr.open_group(location, mode="r")
+        genotypes = root["call_genotype"]
+        variants, samples, _ = genotypes.shape
+        step_v, step_s = genotypes.chunks[:2]
+        alternate = np.zeros(variants, np.int64)
+        called = np.zeros(variants, np.int64)
+        for first in range(0, variants, step_v):
+            for column in range(0, samples, step_s):
+                block = genotypes[first : first + step_v, column : column + step_s]
+                alternate[first : first + len(block)] += (block > 0).sum(axis=(1, 2))
+                called[first : first + len(block)] += (block >= 0).sum(axis=(1, 2))
+        frequency = alternate / np.maximum(called, 1)
+        seconds = time.perf_counter() - started
+        stored = root["variant_allele_count"][:]
+        expected = stored[:, 1:].sum(axis=1) / np.maximum(
+            root["variant_allele_total"][:], 1
+        )
+        np.testing.assert_allclose(frequency, expected)
+    return seconds
+
+
+def bcftools(vcf: pathlib.Path, scratch: pathlib.Path) -> dict[str, float]:
+    if not shutil.which("bcftools"):
+        return {}
+    bcf = measure(
+        "bcftools view -Ob",
+        ["bcftools", "view", "-Ob", "-o", str(scratch / "out.bcf"), str(vcf)],
+    )
+    fill = measure(
+        "bcftools +fill-tags",
+        [
+            "bcftools",
+            "+fill-tags",
+            str(vcf),
+            "-Ou",
+            "-o",
+            str(scratch / "af.bcf"),
+            "--",
+            "-t",
+            "AF",
+        ],
+    )
+    return {"bcftools_bcf_s": bcf.seconds, "bcftools_fill_tags_s": fill.seconds}
+
+
+def one_size(samples: int, length: int) -> dict[str, Any]:
+    dataset_yaml = simulate(samples, length)
+    vcf = dataset_yaml.parent / f"scale-{samples}.vcf.gz"
+    dataset_id = f"scale-{samples}"
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch_name:
+        scratch = pathlib.Path(scratch_name)
+        plain = ingest(dataset_yaml, scratch, sealed=False)
+        sealed = ingest(dataset_yaml, scratch, sealed=True)
+        vcz = plain.node_dir / "store" / "datasets" / dataset_id / "genotypes.vcz"
+        from genomenode.store.node import open_node
+
+        with open_node(plain.node_dir) as node:
+            num_variants = node.dataset_manifest(dataset_id)["genotypes"][
+                "num_variants"
+            ]
+        result: dict[str, Any] = {
+            "samples": samples,
+            "variants": num_variants,
+            "ingest_s": plain.seconds,
+            "ingest_peak_mb": plain.peak_mb,
+            "ingest_sealed_s": sealed.seconds,
+            "ingest_sealed_peak_mb": sealed.peak_mb,
+            "vcf_gz_mb": vcf.stat().st_size / 2**20,
+            "vcz_mb": _size(vcz) / 2**20,
+            "vcz_without_copy_mb": (
+                _size(vcz) - _size(vcz / "call_genotype_by_variant")
+            )
+            / 2**20,
+            **queries({"plain": plain.node_dir, "sealed": sealed.node_dir}, dataset_id),
+            # Best of two: the first pass also pays imports and page-cache misses.
+            "af_all_s": min(
+                allele_frequencies(plain.node_dir, dataset_id) for _ in range(2)
+            ),
+            "af_all_sealed_s": min(
+                allele_frequencies(sealed.node_dir, dataset_id) for _ in range(2)
+            ),
+        }
+        result |= bcftools(vcf, scratch)
+    return result
+
+
+def _slope(xs: list[float], ys: list[float]) -> float | None:
+    if len(xs) < 2 or min(ys) <= 0:
+        return None
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+SERIES = {
+    "ingest_s": "ingest (s)",
+    "ingest_peak_mb": "ingest peak RSS (MB)",
+    "vcz_mb": "VCF Zarr (MB)",
+    "vcf_gz_mb": "VCF.gz (MB)",
+    "af_all_s": "AF of all variants (s)",
+}
+
+
+def _series(results: list[dict[str, Any]], key: str) -> list[float]:
+    if "." in key:
+        outer, inner = key.split(".")
+        return [result[outer][inner] for result in results]
+    return [float(result[key]) for result in results]
+
+
+def report(results: list[dict[str, Any]]) -> dict[str, float | None]:
+    samples = [float(result["samples"]) for result in results]
+    header = (
+        f"{'samples':>8} {'variants':>8} {'ingest s':>9} {'sealed s':>9} "
+        f"{'peak MB':>8} {'vcz MB':>7} {'vcf.gz MB':>9} {'count p50':>9} "
+        f"{'sealed':>7} {'carr p50':>8} {'sealed':>7} {'AF s':>6} {'bcf s':>6} "
+        f"{'fill s':>6}"
+    )
+    print(header)
+    for result in results:
+        plain, sealed = result["plain"], result["sealed"]
+        print(
+            f"{result['samples']:>8} {result['variants']:>8} "
+            f"{result['ingest_s']:>9.1f} {result['ingest_sealed_s']:>9.1f} "
+            f"{result['ingest_peak_mb']:>8.0f} {result['vcz_mb']:>7.1f} "
+            f"{result['vcf_gz_mb']:>9.1f} {plain['count_p50_ms']:>9.3f} "
+            f"{sealed['count_p50_ms']:>7.3f} {plain['carriers_p50_ms']:>8.3f} "
+            f"{sealed['carriers_p50_ms']:>7.3f} {result['af_all_s']:>6.2f} "
+            f"{result.get('bcftools_bcf_s', float('nan')):>6.1f} "
+            f"{result.get('bcftools_fill_tags_s', float('nan')):>6.1f}"
+        )
+    print("\nratios (same run):")
+    for result in results:
+        plain, sealed = result["plain"], result["sealed"]
+        line = (
+            f"  {result['samples']:>7} samples: sealed/plain count p50 "
+            f"{sealed['count_p50_ms'] / plain['count_p50_ms']:.2f}, carriers p50 "
+            f"{sealed['carriers_p50_ms'] / plain['carriers_p50_ms']:.2f}, cold count "
+            f"{sealed['cold_count_p50_ms'] / plain['cold_count_p50_ms']:.2f}, AF "
+            f"{result['af_all_sealed_s'] / result['af_all_s']:.2f}, ingest "
+            f"{result['ingest_sealed_s'] / result['ingest_s']:.2f}; "
+            f"vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
+        )
+        if "bcftools_bcf_s" in result:
+            versus_bcf = result["ingest_s"] / result["bcftools_bcf_s"]
+            versus_fill = result["bcftools_fill_tags_s"] / result["af_all_s"]
+            line += (
+                f"; ingest/bcftools-BCF {versus_bcf:.2f}"
+                f"; fill-tags/AF {versus_fill:.1f}×"
+            )
+        print(line)
+    slopes: dict[str, float | None] = {}
+    for key in [*SERIES, "plain.count_p50_ms", "plain.carriers_p50_ms"]:
+        slopes[key] = _slope(samples, _series(results, key))
+    print("\nlog-log slopes against samples (1 = linear):")
+    for key, value in slopes.items():
+        print(f"  {key:<24} {'n/a' if value is None else f'{value:.2f}'}")
+    first, last = results[0], results[-1]
+    print(
+        f"\ncount p50 at {last['samples']} / at {first['samples']} samples: "
+        f"{last['plain']['count_p50_ms'] / first['plain']['count_p50_ms']:.2f} "
+        f"(target ≤ 1.5); carriers p50 at {last['samples']}: "
+        f"{last['plain']['carriers_p50_ms']:.2f} ms (target ≤ 20)"
+    )
+    return slopes
+
+
+def plot(results: list[dict[str, Any]], slopes: dict[str, float | None]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = [result["samples"] for result in results]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    panels = [
+        ("Ingest", ["ingest_s", "ingest_sealed_s", "bcftools_bcf_s"], "seconds"),
+        ("Size and memory", ["vcz_mb", "vcf_gz_mb", "ingest_peak_mb"], "MB"),
+        (
+            "Queries and AF",
+            [
+                "plain.count_p50_ms",
+                "sealed.count_p50_ms",
+                "plain.carriers_p50_ms",
+                "af_all_s",
+            ],
+            "ms (queries) / s (AF)",
+        ),
+    ]
+    for axis, (title, keys, unit) in zip(axes, panels, strict=True):
+        for key in keys:
+            if all((key.split(".")[0] in result) for result in results):
+                values = _series(results, key)
+                slope = _slope([float(s) for s in samples], values)
+                label = key + (f" (slope {slope:.2f})" if slope is not None else "")
+                axis.loglog(samples, values, marker="o", label=label)
+        axis.set_title(title)
+        axis.set_xlabel("samples")
+        axis.set_ylabel(unit)
+        axis.legend(fontsize=7)
+        axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(DOCS / "scale.png", dpi=110)
+    print(f"plotted {DOCS / 'scale.png'}")
+
+
+def memory(length: int) -> None:
+    """Peak RSS of ingest at 2,000 and 8,000 samples (part 4: bounded memory)."""
+    peaks = []
+    for samples in (2000, 8000):
+        dataset_yaml = simulate(samples, length)
+        with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+            run = ingest(dataset_yaml, pathlib.Path(scratch), sealed=False)
+        peaks.append(run.peak_mb)
+        print(
+            f"{samples:>6} samples: ingest {run.seconds:.1f} s, "
+            f"peak {run.peak_mb:.0f} MB"
+        )
+    print(f"peak RSS 8,000 / 2,000 samples: {peaks[1] / peaks[0]:.2f} (target < 1.5)")
+
+
+def dask_speedup(samples: int, length: int) -> None:
+    """Ingest wall time on a local Dask cluster of 1 and of 2 worker processes
+    (``--dask-scheduler``), against in-process ingest."""
+    from distributed import LocalCluster
+
+    dataset_yaml = simulate(samples, length)
+    timings = {}
+    for workers in (1, 2):
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster,
+            tempfile.TemporaryDirectory(dir=CACHE) as scratch,
+        ):
+            node_dir = pathlib.Path(scratch) / "node"
+            subprocess.run(
+                _genomenode("init", str(node_dir), "--node-id", "b", "--country", "FI"),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            run = measure(
+                f"ingest on {workers} Dask worker(s)",
+                _genomenode(
+                    "ingest",
+                    "--node",
+                    str(node_dir),
+                    str(dataset_yaml),
+                    "--dask-scheduler",
+                    cluster.scheduler_address,
+                ),
+            )
+        timings[workers] = run.seconds
+        print(f"{samples} samples, {workers} Dask worker(s): {run.seconds:.1f} s")
+    print(f"speed-up 1 → 2 workers: {timings[1] / timings[2]:.2f} (ideal 2.0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 only")
+    parser.add_argument("--samples", type=int, nargs="*")
+    parser.add_argument("--length", type=int, default=300_000)
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--dask", type=int, metavar="SAMPLES", help="1 vs 2 Dask workers at SAMPLES"
+    )
+    arguments = parser.parse_args()
+    CACHE.mkdir(exist_ok=True)
+    if arguments.memory:
+        memory(arguments.length)
+        return
+    if arguments.dask:
+        dask_speedup(arguments.dask, arguments.length)
+        return
+    sizes = arguments.samples or (QUICK_SAMPLES if arguments.quick else FULL_SAMPLES)
+    results = []
+    for samples in sizes:
+        print(f"--- {samples} samples × {arguments.length:,} bp", flush=True)
+        results.append(one_size(samples, arguments.length))
+    slopes = report(results)
+    (CACHE / "scale-results.json").write_text(
+        json.dumps({"results": results, "slopes": slopes}, indent=2)
+    )
+    plot(results, slopes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Where a node's big computations run: in this process, or on a Dask cluster.
+
+With the ``dask_scheduler`` setting unset (the default), ingest partitions and
+the node's computations run here (threads, or ingest's worker processes). Set to
+the address of a ``distributed`` scheduler (``tcp://host:8786``), they are
+submitted to that cluster instead; the workers need the same genomenode installed
+and read and write the same paths as this process (a shared filesystem for
+staging, the object store's URL and credentials for the store).
+
+Everything submitted is idempotent (an ingest partition, a block of statistics):
+when a worker dies, the scheduler hands its tasks to another worker, and a task
+that fails on every worker it is tried on (``distributed.scheduler.
+allowed-failures``, 3 by default) fails the step with an error naming it; the
+ingest then resumes from the partitions that were finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+
+from ..config import NodeConfig, load_config
+from ..errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["allele_frequencies", "dask_client", "open_client", "run_on_cluster"]
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait for the scheduler before saying it cannot be reached.
+_CONNECT_SECONDS = 10
+# How long a cluster may have no workers before a step gives up on it, and how
+# often that is looked at while tasks are pending.
+_NO_WORKERS_SECONDS = 30.0
+_POLL_SECONDS = 0.05
+
+
+def open_client(address: str) -> Any:
+    """A ``distributed.Client`` connected to ``address``.
+
+    Raises
+    ------
+    ConfigError
+        The scheduler cannot be reached (naming the ``dask_scheduler`` setting).
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=_CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ConfigError(
+            f"setting 'dask_scheduler': cannot reach the Dask scheduler at "
+            f"{address!r} ({type(error).__name__}: {error}); start it "
+            "(`dask scheduler`) or unset the setting to compute in this process"
+        ) from None
+
+
+@contextlib.contextmanager
+def dask_client(config: NodeConfig, address: str | None = None) -> Iterator[Any | None]:
+    """A client of the node's Dask cluster, or None when it computes in-process.
+
+    ``address`` (``genomenode ingest --dask-scheduler``) overrides the setting.
+    Closed (never the cluster itself) when the block ends.
+    """
+    address = address or config.dask_scheduler
+    if not address:
+        yield None
+        return
+    client = open_client(address)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _task(function: Callable[..., Any], *args: Any) -> Any:
+    """One task on a worker; a kill-test checkpoint first (``cluster:task``)."""
+    if os.environ.get("GENOMENODE_TEST_KILL_AT") == "cluster:task":
+        # The ingest layer's hook (ingest/workers.py), inlined: store sits below.
+        once = os.environ.get("GENOMENODE_TEST_KILL_ONCE")
+        try:
+            if once:
+                os.remove(once)
+            os.kill(os.getpid(), signal.SIGKILL)
+        except FileNotFoundError:
+            pass
+    return function(*args)
+
+
+def run_on_cluster(
+    client: Any,
+    function: Callable[..., Any],
+    arguments: Sequence[tuple[Any, ...]],
+    *,
+    advance: Callable[[], None],
+) -> list[Any]:
+    """``function(*args)`` for each tuple on the cluster; results in order.
+
+    Task keys derive from the arguments (``pure=True``), so a resubmitted
+    partition is one task. A task that killed the workers it ran on
+    (``KilledWorker``), or a cluster left without workers for
+    ``_NO_WORKERS_SECONDS``, ends the step with a :class:`StoreError` saying so;
+    the first other failure cancels the rest and is raised as it is.
+
+    Raises
+    ------
+    StoreError
+        The cluster lost its workers; rerunning resumes from what finished.
+    """
+    from distributed import KilledWorker
+
+    futures = [client.submit(_task, function, *args, pure=True) for args in arguments]
+    results: list[Any] = [None] * len(futures)
+    pending = dict(enumerate(futures))
+    without_workers_since: float | None = None
+    try:
+        while pending:
+            batch = [index for index, future in pending.items() if future.done()]
+            if not batch:
+                time.sleep(_POLL_SECONDS)
+                if client.scheduler_info().get("workers"):
+                    without_workers_since = None
+                elif without_workers_since is None:
+                    without_workers_since = time.monotonic()
+                elif time.monotonic() - without_workers_since > _NO_WORKERS_SECONDS:
+                    raise StoreError(
+                        f"the Dask cluster at {client.scheduler.address} has had no "
+                        f"workers for {_NO_WORKERS_SECONDS:.0f} s; start workers "
+                        "(`dask worker ADDRESS`) and run the same command again "
+                        "to resume"
+                    )
+                continue
+            for index in batch:
+                results[index] = pending.pop(index).result()
+                advance()
+    except KilledWorker as error:
+        client.cancel(futures)
+        raise StoreError(
+            f"Dask workers of {client.scheduler.address} died running a task "
+            f"({error}); check their memory and logs, then run the same command "
+            "again to resume"
+        ) from None
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return results
+
+
+def _allele_count_block(
+    node_dir: str, dataset_id: str, fingerprint: str, vcz: str, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """ALT copies and called alleles of variants ``start:stop``, one stored chunk
+    of samples at a time (memory: one chunk, whatever the cohort's size).
+
+    Runs where it is scheduled: it opens the node's settings and keys there
+    (a worker needs the node directory, or a copy of it, and the store's
+    credentials), never the database.
+    """
+    from .node import Node
+
+    node = Node(load_config(node_dir))
+    location, _ = node.dataset_zarr(dataset_id, fingerprint, vcz)
+    root: Any = zarr.open_group(location, mode="r")
+    genotypes = root["call_genotype"]
+    samples_chunk = genotypes.chunks[1]
+    alternate = np.zeros(stop - start, np.int64)
+    called = np.zeros(stop - start, np.int64)
+    for column in range(0, genotypes.shape[1], samples_chunk):
+        block = genotypes[start:stop, column : column + samples_chunk]
+        alternate += (block > 0).sum(axis=(1, 2))
+        called += (block >= 0).sum(axis=(1, 2))
+    return alternate, called
+
+
+def allele_frequencies(
+    node: Node, dataset_id: str, *, client: Any = None
+) -> np.ndarray:
+    """ALT allele frequency (all ALT alleles together) of every variant of a
+    published dataset, from its ``call_genotype``.
+
+    One task per block of stored variant chunks, on the Dask cluster of
+    ``client`` (:func:`dask_client`) or in this process; the same numbers
+    either way. A variant with no called allele has frequency 0.
+    """
+    manifest = node.dataset_manifest(dataset_id)
+    vcz = manifest["genotypes"]["path"]
+    fingerprint = manifest["fingerprint"]
+    total = int(manifest["genotypes"]["num_variants"])
+    location, _ = node.dataset_zarr(dataset_id, fingerprint, vcz)
+    root: Any = zarr.open_group(location, mode="r")
+    step = int(root["call_genotype"].chunks[0])
+    arguments = [
+        (
+            str(node.config.node_dir),
+            dataset_id,
+            fingerprint,
+            vcz,
+            start,
+            min(start + step, total),
+        )
+        for start in range(0, total, step)
+    ]
+    if client is None:
+        parts = [_allele_count_block(*args) for args in arguments]
+    else:
+        parts = run_on_cluster(
+            client, _allele_count_block, arguments, advance=lambda: None
+        )
+    if not parts:
+        return np.zeros(0)
+    alternate = np.concatenate([part[0] for part in parts])
+    called = np.concatenate([part[1] for part in parts])
+    return np.asarray(alternate / np.maximum(called, 1))

@@ -1,0 +1,108 @@
+"""A real S3 API for tests: ``moto.server`` as a separate process on loopback,
+with authentication on (one IAM user whose keys the node is given), so a wrong
+secret is refused as a real service would refuse it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+from ..conftest import free_port
+from ..network.test_network import _stop
+
+BUCKET = "genomes"
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Service:
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+    process: subprocess.Popen
+
+    def environment(self, *, secret: str | None = None) -> dict[str, str]:
+        """The AWS environment a node (or a worker) needs to reach the bucket."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": secret or self.secret_access_key,
+            "AWS_REGION": "us-east-1",
+        }
+
+
+def _wait_up(endpoint: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto.server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("moto.server did not start")
+
+
+@contextlib.contextmanager
+def s3_service() -> Iterator[S3Service]:
+    """moto.server with IAM authentication, an IAM user with full rights, and
+    the bucket :data:`BUCKET`."""
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    # The first requests (creating the user and its keys) need no signature;
+    # every later one is checked against IAM.
+    environment = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    # moto logs every request: to /dev/null, as a pipe nobody reads would fill
+    # and stall the server.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_up(endpoint, process)
+        anonymous = {
+            "endpoint_url": endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "bootstrap",
+            "aws_secret_access_key": "bootstrap",
+        }
+        iam = boto3.client("iam", **anonymous)
+        iam.create_user(UserName="node")
+        iam.put_user_policy(
+            UserName="node",
+            PolicyName="all",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName="node")["AccessKey"]
+        service = S3Service(
+            endpoint, key["AccessKeyId"], key["SecretAccessKey"], process
+        )
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=service.access_key_id,
+            aws_secret_access_key=service.secret_access_key,
+        ).create_bucket(Bucket=BUCKET)
+        yield service
+    finally:
+        _stop(process)
