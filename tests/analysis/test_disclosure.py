@@ -205,3 +205,18 @@ def test_a_window_over_the_limit_is_a_clear_400(node_client):
     )
     assert malformed.status_code == 400
     assert "model" in malformed.json()["detail"]
+
+
+def test_an_empty_window_or_unknown_contig_is_an_empty_answer(node_client):
+    client = node_client()
+    for path, body in (
+        ("frequencies", {"strata": ["sex"]}),
+        ("tables", {"outcome": "ICD10:I25.1"}),
+        ("glm", {"model": "linear", "outcome": "age", "covariates": ["sex"]}),
+    ):
+        answer = client.post(
+            f"/analysis/datasets/part-1/{path}",
+            json={**body, "window": {"contig": "22", "start": 1, "end": 100}},
+        )
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json()["variants"] == []

@@ -304,7 +304,8 @@ def _read_window(
     store = dataset.store
     rows = store.rows_at(contig, start, end)
     if len(rows) == 0:
-        return WindowGenotypes(np.zeros(0, np.int64), [], [], np.zeros((0, 0)))
+        empty = np.zeros((0, dataset.facts.num_samples), np.float32)
+        return WindowGenotypes(np.zeros(0, np.int64), [], [], empty)
     alleles = store.alleles(rows.start, rows.stop)
     biallelic = (alleles[:, 1] != "") & (
         (alleles[:, 2] == "") if alleles.shape[1] > 2 else True

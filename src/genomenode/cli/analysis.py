@@ -170,7 +170,7 @@ def summary(context: click.Context, variables: str, **options: Any) -> None:
 def pca(
     context: click.Context, components: int, max_variants: int, **options: Any
 ) -> None:
-    """Federated PCA (needs --region); scores stay on the nodes as pc1..."""
+    """Federated PCA over --region; the scores stay on the nodes (pcN)."""
     request = {
         "analysis": "pca",
         "components": components,

@@ -5,7 +5,8 @@ registry, the pooled client, the signer, the circuit breakers, the audit log, th
 harvester) and includes the routers: the Beacon API under ``/api``,
 ``/network/status`` and the network's JWKS (:mod:`genomenode.network.http`), and
 the harvested catalogue under ``/catalogue`` (:mod:`genomenode.catalogue.http`),
-re-harvested every five minutes (:mod:`genomenode.catalogue.harvest`).
+re-harvested every five minutes (:mod:`genomenode.catalogue.harvest`), and the
+federated analysis jobs under ``/analysis`` (:mod:`genomenode.network.analysis_http`).
 
 Errors raised by routes become Beacon error documents in the node's one error
 handler (:mod:`genomenode.web`), as documents of the network's Beacon identity.

@@ -701,8 +701,12 @@ class Coordinator:
                 part.get("sum_of_squares", part.get("counts", [0, 0])[-1])
                 for part in parts
             )
-            mean = total / num
-            variance = (squares - num * mean * mean) / (num - 1) if num > 1 else None
+            mean = total / num if num else None
+            variance = (
+                (squares - num * total / num * total / num) / (num - 1)
+                if num > 1
+                else None
+            )
             out[name] = {
                 "kind": "numeric",
                 "num": num,
