@@ -18,12 +18,11 @@ People missing an outcome or covariate are left out of that model.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import pathlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from sqlalchemy import select
 
 from ..errors import InputError
 from ..qc.flags import load_flags
+from ..store.compute import scheduler_client
 from ..store.models import Disease, Individual, Measure, PhenotypicFeature
 from ..store.published import PublishedDataset
 from .statistics import dosages_of
@@ -39,7 +39,6 @@ __all__ = [
     "MAX_VARIABLES",
     "Variables",
     "WindowGenotypes",
-    "dask_client",
     "quality_masks",
     "read_variants",
     "read_window",
@@ -217,22 +216,6 @@ class WindowGenotypes:
         )
 
 
-@contextlib.contextmanager
-def dask_client(scheduler: str | None) -> Iterator[Any]:
-    """A ``distributed.Client`` on ``scheduler`` (None: yields None, threads).
-
-    Local until the shared helper (``genomenode.store.compute.dask_client``)
-    lands; then this defers to it.
-    """
-    if not scheduler:
-        yield None
-        return
-    from distributed import Client
-
-    with Client(scheduler, set_as_default=False) as client:
-        yield client
-
-
 def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
     """Dosages of rows ``start:stop`` (runs on a Dask worker: opens the store)."""
     import zarr
@@ -318,7 +301,7 @@ def _read_window(
         dask.delayed(_read_block)(path, first, min(first + block_rows, rows.stop))
         for first in range(rows.start, rows.stop, block_rows)
     ]
-    with dask_client(scheduler) as client:
+    with scheduler_client(scheduler) as client:
         if client is None:
             blocks = dask.compute(*tasks, scheduler="threads")
         else:

@@ -18,9 +18,8 @@ import datetime as dt
 import os
 import pathlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import zarr
 
 from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
+from ..store.compute import scheduler_client
 from ..store.genotype_counts import statistics_from_table
 from ..store.node import Node
 from ..store.private import private_files
@@ -155,21 +155,6 @@ def count_rows(
     return counts
 
 
-@contextmanager
-def _dask_client(address: str | None) -> Iterator[Any]:
-    """A distributed Client for ``address``, or None (in this process).
-
-    Local to this module until ``genomenode.store.compute.dask_client`` lands.
-    """
-    if not address:
-        yield None
-        return
-    from distributed import Client
-
-    with Client(address) as client:
-        yield client
-
-
 def _populations(
     handle: PublishedDataset, sample_pass: np.ndarray | None
 ) -> Populations:
@@ -257,7 +242,7 @@ def build_dataset_reference(
         if on_rows is not None:
             on_rows(len(counts["allele_number"]))
 
-    with _dask_client(scheduler) as client:
+    with scheduler_client(scheduler) as client:
         if client is None:
             for start, stop in blocks:
                 write(start, count_rows(str(vcz_path), start, stop, *arguments))
@@ -268,31 +253,33 @@ def build_dataset_reference(
                 client.scatter(value, broadcast=True) for value in arguments
             )
             starts: dict[str, int] = {}
-            queue = as_completed()
-            remaining = list(blocks)
+            # as_completed finds its client as the current one.
+            with client.as_current():
+                queue = as_completed()
+                remaining = list(blocks)
 
-            def submit() -> None:
-                start, stop = remaining.pop(0)
-                future = client.submit(
-                    count_rows,
-                    str(vcz_path),
-                    start,
-                    stop,
-                    cells,
-                    membership,
-                    pure=False,
-                )
-                starts[future.key] = start
-                queue.add(future)
+                def submit() -> None:
+                    start, stop = remaining.pop(0)
+                    future = client.submit(
+                        count_rows,
+                        str(vcz_path),
+                        start,
+                        stop,
+                        cells,
+                        membership,
+                        pure=False,
+                    )
+                    starts[future.key] = start
+                    queue.add(future)
 
-            # At most _IN_FLIGHT results wait to be written: bounded memory.
-            for _ in range(min(_IN_FLIGHT, len(remaining))):
-                submit()
-            for future in queue:
-                write(starts.pop(future.key), future.result())
-                future.release()
-                if remaining:
+                # At most _IN_FLIGHT results wait to be written: bounded memory.
+                for _ in range(min(_IN_FLIGHT, len(remaining))):
                     submit()
+                for future in queue:
+                    write(starts.pop(future.key), future.result())
+                    future.release()
+                    if remaining:
+                        submit()
     samples = populations.num_samples
     group.attrs.update(
         {

@@ -33,7 +33,13 @@ from ..errors import ConfigError, StoreError
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["allele_frequencies", "dask_client", "open_client", "run_on_cluster"]
+__all__ = [
+    "allele_frequencies",
+    "dask_client",
+    "open_client",
+    "run_on_cluster",
+    "scheduler_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +78,15 @@ def dask_client(config: NodeConfig, address: str | None = None) -> Iterator[Any 
     ``address`` (``genomenode ingest --dask-scheduler``) overrides the setting.
     Closed (never the cluster itself) when the block ends.
     """
-    address = address or config.dask_scheduler
+    with scheduler_client(address or config.dask_scheduler) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str | None) -> Iterator[Any | None]:
+    """A client of the Dask scheduler at ``address`` (None: yields None, for
+    computing in this process); what code holding only the address uses
+    (the reference build, the analyses)."""
     if not address:
         yield None
         return
