@@ -56,6 +56,9 @@ def _describe(
         "application_id": str(ids.submitted_application),
         "action": "approve",
         "access_id": "crypt4gh",
+        "dataset_id": CONTROLLED,
+        # No such job: a cancel is refused before its body is looked at.
+        "job_id": "0" * 32,
     }
 
     def route(**fields: Any) -> BodyRoute:
@@ -118,6 +121,30 @@ def _describe(
         return route(
             headers={},
             id_fields=("id",),
+            list_field=None,
+            beacon=False,
+            reads_body=False,
+        )
+    if template.startswith("/analysis/datasets/"):
+        # The list each analysis reads (where a huge array goes).
+        lists = {"summary": "variables", "frequencies": "strata", "gram": "variants"}
+        return route(
+            headers=passports.researcher,
+            id_fields=("model", "outcome", "covariates", "strata", "variables"),
+            list_field=lists.get(template.rsplit("/", 1)[-1], "covariates"),
+            beacon=False,
+        )
+    if template == "/analysis/jobs":
+        return route(
+            headers=passports.researcher,
+            id_fields=("analysis", "datasets", "phenotype", "covariates"),
+            list_field="datasets",
+            beacon=False,
+        )
+    if template == "/analysis/jobs/{job_id}/cancel":
+        return route(
+            headers=passports.researcher,
+            id_fields=("reason",),
             list_field=None,
             beacon=False,
             reads_body=False,

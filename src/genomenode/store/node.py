@@ -50,7 +50,6 @@ from .models import (
 )
 from .objects import Storage, StoredPath, is_remote, storage_for
 from .private import private_files
-from .sealed import MARKER, SealedStore, Sealer, read_marker
 
 __all__ = [
     "DATASET_FORMAT_VERSION",
@@ -217,6 +216,9 @@ class Node:
         plaintext by its key in the VCF Zarr (None when absent), or None for a
         plain local directory.
         """
+        # zarr loads on first read of a dataset, not with the node (CLI start-up).
+        from .sealed import MARKER, SealedStore, Sealer, read_marker
+
         prefix = f"{self.dataset_prefix(dataset_id, fingerprint)}/{vcz}"
         storage = self.objects
         try:
