@@ -8,6 +8,9 @@ as processes on loopback, started with tests/network's helpers:
 - ``se-node`` (SE): a PUBLIC dataset, record-level for anonymous callers;
 - ``ee-node`` (EE): a CONTROLLED dataset whose committee is the demo DAC member.
 
+Each node has run QC on its dataset and built its reference (for the QC and
+reference pages); the EE node does not release its CONTROLLED reference.
+
 Every dataset carries the planted variant ``1-1000123-A-G`` at a known allele
 frequency, overall and per sex (:data:`PLANTED`), so that the chart's bars can be
 checked against numbers computed here, not read back from the node.
@@ -26,6 +29,8 @@ from collections.abc import Iterator
 import yaml
 
 from genomenode.ingest.pipeline import ingest
+from genomenode.qc.run import run_qc
+from genomenode.reference.build import build_reference
 from genomenode.store.node import init_node
 
 from ..conftest import (
@@ -156,6 +161,8 @@ def portal_network(root: pathlib.Path) -> Iterator[PortalNetwork]:
                 root / cohort.node_id, node_id=cohort.node_id, country=cohort.country
             ) as node:
                 ingest(node, dataset_yaml)
+                run_qc(node, cohort.dataset_id)
+                build_reference(node)
     # Ports are chosen last, right before the servers bind them: another
     # process on a shared machine may take a free port in between.
     ports = {cohort.node_id: free_port() for cohort in COHORTS}
