@@ -318,7 +318,13 @@ def test_no_page_answers_5xx_to_hostile_input(client):
         path_template = route.path
         for value in HOSTILE:
             path = path_template
-            for name in ("node_id", "dataset_id", "application_id", "variant_id"):
+            for name in (
+                "node_id",
+                "dataset_id",
+                "application_id",
+                "variant_id",
+                "job_id",
+            ):
                 path = path.replace("{" + name + "}", urllib.parse.quote(value))
             for method in route.methods:
                 if method == "GET":
@@ -331,6 +337,7 @@ def test_no_page_answers_5xx_to_hostile_input(client):
                             "state": value,
                             "country": value,
                             "size": value,
+                            "id": value,
                         },
                         headers=HTML,
                         follow_redirects=False,

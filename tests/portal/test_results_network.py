@@ -5,7 +5,9 @@ status), the QC page fetches the report from the dataset's own node."""
 
 from __future__ import annotations
 
+import html
 import re
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -97,6 +99,54 @@ def test_the_networks_qc_page_is_the_datasets_nodes_report(network):
         timeout=30,
     )
     assert refused.status_code == 403 and "data-field" not in refused.text
+
+
+def test_the_job_page_shows_the_networks_job(network):
+    body = {
+        "analysis": "frequencies",
+        "datasets": [BY_COUNTRY["FI"].dataset_id, BY_COUNTRY["SE"].dataset_id],
+    }
+    submitted = httpx2.post(f"{network.url}/analysis/jobs", json=body, timeout=30)
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["id"]
+    deadline = time.monotonic() + 90
+    while True:
+        api = httpx2.get(f"{network.url}/analysis/jobs/{job_id}", timeout=30).json()
+        if api["state"] not in ("QUEUED", "INITIALIZING", "RUNNING"):
+            break
+        assert time.monotonic() < deadline, api
+        time.sleep(0.5)
+    form = httpx2.get(
+        f"{network.url}/jobs", params={"id": job_id}, headers=HTML, timeout=30
+    )
+    assert form.status_code == 303 and form.headers["location"] == f"/jobs/{job_id}"
+    page = httpx2.get(f"{network.url}/jobs/{job_id}", headers=HTML, timeout=30)
+    assert page.status_code == 200, page.text
+    assert f'id="job" data-state="{api["state"]}"' in page.text
+    for dataset, task in api["tasks"].items():
+        assert f'data-dataset="{dataset}" data-state="{task["state"]}"' in page.text
+    if api["state"] == "COMPLETE":
+        result = httpx2.get(
+            f"{network.url}/analysis/jobs/{job_id}/results", timeout=30
+        ).json()["result"]
+        tables = re.findall(r'data-table="([^"]+)"', page.text)
+        assert tables == [
+            key
+            for key, value in result.items()
+            if isinstance(value, list) and value and isinstance(value[0], dict)
+        ]
+        for name in tables:
+            table = page.text.split(f'data-table="{name}"')[1].split("</table>")[0]
+            shown = table.split("<tbody>")[1].count("<tr>")
+            assert shown == min(len(result[name]), 500), name
+    else:
+        assert api["reason"] and html.escape(api["reason"]) in page.text
+    missing = httpx2.get(f"{network.url}/jobs/no-such-job", headers=HTML, timeout=30)
+    assert missing.status_code == 404
+    node_portal = httpx2.get(
+        f"{network.node_urls['fi-node']}/jobs/{job_id}", headers=HTML, timeout=30
+    )
+    assert node_portal.status_code == 404
 
 
 def test_a_stopped_node_makes_the_reference_page_partial(network):
