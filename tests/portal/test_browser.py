@@ -297,9 +297,6 @@ def test_no_serious_accessibility_violations(browser, network, screenshots):
             "datasets-page": "/datasets",
             "dataset-page": f"/datasets/{CONTROLLED.node_id}/{CONTROLLED.dataset_id}",
             "status": "/status",
-            "reference-page": f"/variants/{PLANTED}",
-            "qc-page": f"/datasets/fi-node/{BY_COUNTRY['FI'].dataset_id}/qc",
-            "jobs-form": "/jobs",
         }
         found = {}
         for name, path in pages.items():

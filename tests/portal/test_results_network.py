@@ -17,11 +17,13 @@ from .network import COHORTS, PLANTED, PortalNetwork, portal_network, stop_node
 
 HTML = {"Accept": "text/html"}
 BY_COUNTRY = {cohort.country: cohort for cohort in COHORTS}
+#: The jobs submitted here (the accessibility check shows the last one).
+JOBS: list[str] = []
 
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory) -> Iterator[PortalNetwork]:
-    with portal_network(tmp_path_factory.mktemp("results")) as running:
+    with portal_network(tmp_path_factory.mktemp("results"), results=True) as running:
         yield running
 
 
@@ -109,6 +111,7 @@ def test_the_job_page_shows_the_networks_job(network):
     submitted = httpx2.post(f"{network.url}/analysis/jobs", json=body, timeout=30)
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
+    JOBS.append(job_id)
     deadline = time.monotonic() + 90
     while True:
         api = httpx2.get(f"{network.url}/analysis/jobs/{job_id}", timeout=30).json()
@@ -147,6 +150,33 @@ def test_the_job_page_shows_the_networks_job(network):
         f"{network.node_urls['fi-node']}/jobs/{job_id}", headers=HTML, timeout=30
     )
     assert node_portal.status_code == 404
+
+
+def test_no_serious_accessibility_violations(network, browser):
+    """axe-core on the new pages (the other pages: test_browser.py)."""
+    from .test_browser import _serious
+
+    context = browser.new_context(base_url=network.url)
+    page = context.new_page()
+    try:
+        found = {}
+        for path in (
+            f"/variants/{PLANTED}",
+            f"/datasets/fi-node/{BY_COUNTRY['FI'].dataset_id}/qc",
+            "/jobs",
+            f"/jobs/{_job_id(network)}",
+        ):
+            page.goto(path)
+            assert page.locator("h1").count() == 1, path
+            found[path] = _serious(page)
+        assert {path: v for path, v in found.items() if v} == {}
+    finally:
+        context.close()
+
+
+def _job_id(network) -> str:
+    assert JOBS, "the job test runs first"
+    return JOBS[-1]
 
 
 def test_a_stopped_node_makes_the_reference_page_partial(network):
