@@ -8,6 +8,11 @@ as processes on loopback, started with tests/network's helpers:
 - ``se-node`` (SE): a PUBLIC dataset, record-level for anonymous callers;
 - ``ee-node`` (EE): a CONTROLLED dataset whose committee is the demo DAC member.
 
+With ``results=True`` each node also runs QC on its dataset and builds its
+reference (for the QC and reference pages; the EE node does not release its
+CONTROLLED reference). Not by default: QC leaves failing people out of the
+Beacon's frequencies, which the browser tests check against :data:`PLANTED`'s.
+
 Every dataset carries the planted variant ``1-1000123-A-G`` at a known allele
 frequency, overall and per sex (:data:`PLANTED`), so that the chart's bars can be
 checked against numbers computed here, not read back from the node.
@@ -26,6 +31,8 @@ from collections.abc import Iterator
 import yaml
 
 from genomenode.ingest.pipeline import ingest
+from genomenode.qc.run import run_qc
+from genomenode.reference.build import build_reference
 from genomenode.store.node import init_node
 
 from ..conftest import (
@@ -147,8 +154,11 @@ class PortalNetwork:
 
 
 @contextlib.contextmanager
-def portal_network(root: pathlib.Path) -> Iterator[PortalNetwork]:
-    """The three nodes and the network, running; stopped on exit."""
+def portal_network(
+    root: pathlib.Path, *, results: bool = False
+) -> Iterator[PortalNetwork]:
+    """The three nodes and the network, running; stopped on exit (``results``:
+    QC run and reference built on each node first)."""
     with in_process_workers():
         for cohort in COHORTS:
             dataset_yaml = write_cohort(root / f"{cohort.node_id}-data", cohort)
@@ -156,6 +166,9 @@ def portal_network(root: pathlib.Path) -> Iterator[PortalNetwork]:
                 root / cohort.node_id, node_id=cohort.node_id, country=cohort.country
             ) as node:
                 ingest(node, dataset_yaml)
+                if results:
+                    run_qc(node, cohort.dataset_id)
+                    build_reference(node)
     # Ports are chosen last, right before the servers bind them: another
     # process on a shared machine may take a free port in between.
     ports = {cohort.node_id: free_port() for cohort in COHORTS}

@@ -302,6 +302,7 @@ def test_no_page_answers_5xx_to_hostile_input(client):
     valid CSRF token and junk fields): always an answer, never a 5xx. (The
     HTTP fuzz of tests/http covers the APIs; this covers the pages.)"""
     from genomenode.portal.http import router
+    from genomenode.portal.results import router as results_router
 
     client.get("/", headers=HTML)
     token = client.cookies.get(COOKIE_NAME)
@@ -313,11 +314,17 @@ def test_no_page_answers_5xx_to_hostile_input(client):
         else None
     )
     checked = 0
-    for route in router.routes:
+    for route in [*router.routes, *results_router.routes]:
         path_template = route.path
         for value in HOSTILE:
             path = path_template
-            for name in ("node_id", "dataset_id", "application_id"):
+            for name in (
+                "node_id",
+                "dataset_id",
+                "application_id",
+                "variant_id",
+                "job_id",
+            ):
                 path = path.replace("{" + name + "}", urllib.parse.quote(value))
             for method in route.methods:
                 if method == "GET":
@@ -330,6 +337,7 @@ def test_no_page_answers_5xx_to_hostile_input(client):
                             "state": value,
                             "country": value,
                             "size": value,
+                            "id": value,
                         },
                         headers=HTML,
                         follow_redirects=False,

@@ -27,6 +27,7 @@ __all__ = [
     "NodeAnswer",
     "ask_each_node",
     "ask_node",
+    "ask_own_api",
     "catalogue_items",
     "search",
 ]
@@ -93,6 +94,26 @@ async def ask_node(
         )
     except TimeoutError:
         return NodeAnswer(node, None, None, "timed out")
+    except httpx2.HTTPError as error:
+        return NodeAnswer(node, None, None, f"did not answer ({type(error).__name__})")
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    message = None if response.is_success else _message(document, response.status_code)
+    return NodeAnswer(node, response.status_code, document, message)
+
+
+async def ask_own_api(portal: Portal, path: str, *, token: str | None) -> NodeAnswer:
+    """``GET path`` on the app the portal is mounted on (the node's or the
+    network's own API, in-process, from the visitor's address)."""
+    node = NodeLink(
+        portal.name,
+        portal.nodes[0].country if portal.kind == "node" else "",
+        portal.public_url,
+    )
+    try:
+        response = await portal.api.get(path, headers=_headers(token))
     except httpx2.HTTPError as error:
         return NodeAnswer(node, None, None, f"did not answer ({type(error).__name__})")
     try:

@@ -6,6 +6,8 @@
 ``GET  /status``                        every node (the network) or the node
 ``GET  /datasets``                      the catalogue, with facets
 ``GET  /datasets/{node}/{dataset}``     one dataset: DUO in words, how to access
+                                        (its QC page and a variant's reference
+                                        page: :mod:`.results`)
 ``GET  /sign-in``, ``/sign-in/callback``  OIDC authorization code + PKCE
 ``POST /sign-out``                      forget the session
 ``GET|POST /apply/{node}/{dataset}``    apply for access
@@ -159,8 +161,26 @@ async def search_page(request: Request, q: str = "") -> Response:
         )
         for index, variant in enumerate(answer.variants)
     ]
+    # A variant's page in every population (the reference API): the variant
+    # asked for, even when its datasets only answered "yes or no".
+    reference_link = (
+        "/variants/{}-{}-{}-{}".format(
+            parameters["referenceName"],
+            parameters["start"][0] + 1,
+            parameters["referenceBases"],
+            parameters["alternateBases"],
+        )
+        if kind == "variant"
+        else None
+    )
     return await render(
-        request, "search.html", query=q, kind=kind, answer=answer, charts=charts
+        request,
+        "search.html",
+        query=q,
+        kind=kind,
+        answer=answer,
+        charts=charts,
+        reference_link=reference_link,
     )
 
 

@@ -208,6 +208,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
     them before it (the home page answers JSON to API clients itself).
     """
     from . import http as portal_http  # the routes read app.state.portal
+    from . import results as portal_results
 
     portal.api = httpx2.AsyncClient(
         transport=_VisitorTransport(app=app),
@@ -220,6 +221,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
     app.state.portal = portal
     app.state.portal_templates = templates()
     app.include_router(portal_http.router)
+    app.include_router(portal_results.router)
     app.mount(
         "/static/portal",
         _VersionedStaticFiles(directory=_static_directory()),

@@ -1,0 +1,193 @@
+"""The reference and QC pages on the network's portal, over the real network
+of :mod:`tests.portal.network` (three node processes and the network): the
+reference page shows the network's union (each country, pooled, each node's
+status), the QC page fetches the report from the dataset's own node."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+from .network import COHORTS, PLANTED, PortalNetwork, portal_network, stop_node
+
+HTML = {"Accept": "text/html"}
+BY_COUNTRY = {cohort.country: cohort for cohort in COHORTS}
+#: The jobs submitted here (the accessibility check shows the last one).
+JOBS: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Iterator[PortalNetwork]:
+    with portal_network(tmp_path_factory.mktemp("results"), results=True) as running:
+        yield running
+
+
+def _rows(page: str, table_id: str) -> dict[str, dict[str, str]]:
+    table = page.split(f'id="{table_id}"')[1].split("</table>")[0]
+    rows = {}
+    for attributes in re.findall(r"<tr (data-population=[^>]*)>", table):
+        values = dict(re.findall(r'data-([a-z0-9]+)="([^"]*)"', attributes))
+        rows[values["population"]] = values
+    return rows
+
+
+def _same(row: dict[str, str], item: dict) -> None:
+    assert int(row["ac"]) == item["alleleCount"]
+    assert int(row["an"]) == item["alleleNumber"]
+    assert int(row["hom"]) == item["alleleCountHomozygous"]
+    assert int(row["het"]) == item["alleleCountHeterozygous"]
+    assert int(row["hemi"]) == item["alleleCountHemizygous"]
+    assert float(row["faf95"]) == pytest.approx(item["faf95"], rel=1e-5, abs=1e-12)
+    assert (row["adjusted"] == "yes") == item["adjusted"]
+
+
+def test_the_networks_reference_page_is_its_union(network):
+    api = httpx2.get(f"{network.url}/reference/variants/{PLANTED}", timeout=30).json()
+    page = httpx2.get(f"{network.url}/variants/{PLANTED}", headers=HTML, timeout=30)
+    assert page.status_code == 200, page.text
+    text = page.text
+    countries = [item["country"] for item in api["countries"]]
+    # The CONTROLLED EE reference is not released: FI and SE only.
+    assert countries == ["FI", "SE"]
+    for item in api["countries"]:
+        shown = _rows(text, f"country-{item['country']}")
+        assert set(shown) == {row["population"] for row in item["populations"]}
+        for row in item["populations"]:
+            _same(shown[row["population"]], row)
+    pooled = _rows(text, "pooled")
+    assert set(pooled) == {row["population"] for row in api["pooled"]}
+    for row in api["pooled"]:
+        _same(pooled[row["population"]], row)
+    # The bars: each country's frequency as the network published it (over
+    # the people who passed QC, so not the cohort's raw frequency).
+    for item in api["countries"]:
+        country = item["country"]
+        (whole,) = [r for r in item["populations"] if r["population"] == country]
+        assert whole["alleleNumber"] <= 2 * BY_COUNTRY[country].num_samples
+        bar = re.search(rf'data-country="{country}" data-frequency="([0-9.]+)"', text)
+        assert bar, country
+        assert float(bar.group(1)) == pytest.approx(whole["alleleFrequency"], abs=1e-6)
+    for node in api["nodes"]:
+        assert f'data-node="{node["id"]}" data-status="{node["status"]}"' in text
+
+
+def test_the_networks_qc_page_is_the_datasets_nodes_report(network):
+    cohort = BY_COUNTRY["FI"]
+    api = httpx2.get(
+        f"{network.node_urls[cohort.node_id]}/qc/{cohort.dataset_id}",
+        params={"format": "json"},
+        timeout=30,
+    ).json()
+    page = httpx2.get(
+        f"{network.url}/datasets/{cohort.node_id}/{cohort.dataset_id}/qc",
+        headers=HTML,
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text
+    summary = api["summary"]
+    for key in ("num_samples", "num_samples_passed", "num_variants_passed"):
+        assert f'data-field="{key}" data-value="{summary[key]}"' in page.text
+    ready = "yes" if api["declaration"]["one_plus_mg_ready"] else "no"
+    assert f'data-ready="{ready}"' in page.text
+    controlled = BY_COUNTRY["EE"]
+    refused = httpx2.get(
+        f"{network.url}/datasets/{controlled.node_id}/{controlled.dataset_id}/qc",
+        headers=HTML,
+        timeout=30,
+    )
+    assert refused.status_code == 403 and "data-field" not in refused.text
+
+
+def test_the_job_page_shows_the_networks_job(network):
+    body = {
+        "analysis": "frequencies",
+        "datasets": [BY_COUNTRY["FI"].dataset_id, BY_COUNTRY["SE"].dataset_id],
+    }
+    submitted = httpx2.post(f"{network.url}/analysis/jobs", json=body, timeout=30)
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["id"]
+    JOBS.append(job_id)
+    deadline = time.monotonic() + 90
+    while True:
+        api = httpx2.get(f"{network.url}/analysis/jobs/{job_id}", timeout=30).json()
+        if api["state"] not in ("QUEUED", "INITIALIZING", "RUNNING"):
+            break
+        assert time.monotonic() < deadline, api
+        time.sleep(0.5)
+    form = httpx2.get(
+        f"{network.url}/jobs", params={"id": job_id}, headers=HTML, timeout=30
+    )
+    assert form.status_code == 303 and form.headers["location"] == f"/jobs/{job_id}"
+    page = httpx2.get(f"{network.url}/jobs/{job_id}", headers=HTML, timeout=30)
+    assert page.status_code == 200, page.text
+    assert f'id="job" data-state="{api["state"]}"' in page.text
+    for dataset, task in api["tasks"].items():
+        assert f'data-dataset="{dataset}" data-state="{task["state"]}"' in page.text
+    if api["state"] == "COMPLETE":
+        result = httpx2.get(
+            f"{network.url}/analysis/jobs/{job_id}/results", timeout=30
+        ).json()["result"]
+        tables = re.findall(r'data-table="([^"]+)"', page.text)
+        assert tables == [
+            key
+            for key, value in result.items()
+            if isinstance(value, list) and value and isinstance(value[0], dict)
+        ]
+        for name in tables:
+            table = page.text.split(f'data-table="{name}"')[1].split("</table>")[0]
+            shown = table.split("<tbody>")[1].count("<tr>")
+            assert shown == min(len(result[name]), 500), name
+    else:
+        assert api["reason"] and html.escape(api["reason"]) in page.text
+    missing = httpx2.get(f"{network.url}/jobs/no-such-job", headers=HTML, timeout=30)
+    assert missing.status_code == 404
+    node_portal = httpx2.get(
+        f"{network.node_urls['fi-node']}/jobs/{job_id}", headers=HTML, timeout=30
+    )
+    assert node_portal.status_code == 404
+
+
+def test_no_serious_accessibility_violations(network, browser):
+    """axe-core on the new pages (the other pages: test_browser.py)."""
+    from .test_browser import _serious
+
+    context = browser.new_context(base_url=network.url)
+    page = context.new_page()
+    try:
+        found = {}
+        for path in (
+            f"/variants/{PLANTED}",
+            f"/datasets/fi-node/{BY_COUNTRY['FI'].dataset_id}/qc",
+            "/jobs",
+            f"/jobs/{_job_id(network)}",
+        ):
+            page.goto(path)
+            assert page.locator("h1").count() == 1, path
+            found[path] = _serious(page)
+        assert {path: v for path, v in found.items() if v} == {}
+    finally:
+        context.close()
+
+
+def _job_id(network) -> str:
+    assert JOBS, "the job test runs first"
+    return JOBS[-1]
+
+
+def test_a_stopped_node_makes_the_reference_page_partial(network):
+    stop_node(network, "se-node")
+    page = httpx2.get(f"{network.url}/variants/{PLANTED}", headers=HTML, timeout=30)
+    assert page.status_code == 200
+    assert "Partial answer" in page.text and "se-node" in page.text
+    assert 'id="country-SE"' not in page.text
+    qc = httpx2.get(
+        f"{network.url}/datasets/se-node/{BY_COUNTRY['SE'].dataset_id}/qc",
+        headers=HTML,
+        timeout=30,
+    )
+    assert qc.status_code in (502, 504)
