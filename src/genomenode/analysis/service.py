@@ -84,6 +84,23 @@ def _select(
     return list(keys), window.dosages[[index[key] for key in keys]]
 
 
+def _read(
+    dataset: PublishedDataset,
+    window: Window,
+    scheduler: str | None,
+    max_window_variants: int,
+) -> WindowGenotypes:
+    """The genotypes of ``window`` in ``dataset`` (at most ``max_window_variants``)."""
+    return read_window(
+        dataset,
+        window.contig,
+        window.start,
+        window.end,
+        scheduler=scheduler,
+        max_variants=max_window_variants,
+    )
+
+
 def _rare(
     settings: DisclosureSettings, minimum: int, dosages: np.ndarray
 ) -> np.ndarray:
@@ -188,15 +205,9 @@ def glm(
             "score": design.T @ (response - mu),
             "log_likelihood": float(np.sum(response * eta - np.logaddexp(0, eta))),
         }
-    genotypes = read_window(
-        dataset,
-        window.contig,
-        window.start,
-        window.end,
-        scheduler=scheduler,
-        max_variants=max_window_variants,
+    keys, dosages = _select(
+        _read(dataset, window, scheduler, max_window_variants), variants
     )
-    keys, dosages = _select(genotypes, variants)
     dosages = (
         dosages[:, keep].astype(np.float64)
         if dosages.size
@@ -256,16 +267,9 @@ def frequencies(
         names = [f"{n}{'&' if n else ''}{name}={v:g}" for n in names for v in values]
     sizes = [int((groups == g).sum()) for g in range(len(names))]
     _refuse(check_table(settings, sizes))
-    genotypes = read_window(
-        dataset,
-        window.contig,
-        window.start,
-        window.end,
-        scheduler=scheduler,
-        max_variants=max_window_variants,
+    keys, dosages = _select(
+        _read(dataset, window, scheduler, max_window_variants), None
     )
-    keys = [_key(*key) for key in genotypes.variant_keys()]
-    dosages = genotypes.dosages
     rare = _rare(settings, min_minor_allele_count, dosages)
     counts = statistics.genotype_counts(dosages[~rare], groups, len(names))
     return {
@@ -295,17 +299,11 @@ def tables(
     groups = np.where(np.isnan(response), -1, np.where(response == 1, 0, 1))
     sizes = [int((groups == 0).sum()), int((groups == 1).sum())]
     _refuse(check_table(settings, sizes))
-    genotypes = read_window(
-        dataset,
-        window.contig,
-        window.start,
-        window.end,
-        scheduler=scheduler,
-        max_variants=max_window_variants,
+    keys, dosages = _select(
+        _read(dataset, window, scheduler, max_window_variants), None
     )
-    keys = [_key(*key) for key in genotypes.variant_keys()]
-    rare = _rare(settings, min_minor_allele_count, genotypes.dosages)
-    counts = statistics.genotype_counts(genotypes.dosages, groups, 2)
+    rare = _rare(settings, min_minor_allele_count, dosages)
+    counts = statistics.genotype_counts(dosages, groups, 2)
     released, withheld, cells = [], [], []
     for key, hidden, table in zip(keys, rare, counts, strict=True):
         reason = "minor-allele count" if hidden else None

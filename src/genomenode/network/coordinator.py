@@ -512,13 +512,9 @@ class Coordinator:
     ) -> list[dict[str, Any]]:
         rows = []
         for j, key in enumerate(keys):
-            position, reference, alternate = key.split(":", 2)
             rows.append(
                 {
-                    "contig": window["contig"],
-                    "position": int(position),
-                    "reference": reference,
-                    "alternate": alternate,
+                    **_site(window, key),
                     "num_observations": int(num[j]),
                     "beta": _number(beta[j]),
                     "se": _number(se[j]),
@@ -618,13 +614,9 @@ class Coordinator:
         tests = federated.table_tests(counts)
         rows = []
         for j, key in enumerate(keys):
-            position, reference, alternate = key.split(":", 2)
             rows.append(
                 {
-                    "contig": window["contig"],
-                    "position": int(position),
-                    "reference": reference,
-                    "alternate": alternate,
+                    **_site(window, key),
                     "cases": counts[j, 0].tolist(),
                     "controls": counts[j, 1].tolist(),
                     **{name: _number(values[j]) for name, values in tests.items()},
@@ -661,13 +653,9 @@ class Coordinator:
                 people[name] += size
         out = []
         for j, key in enumerate(keys):
-            position, reference, alternate = key.split(":", 2)
             out.append(
                 {
-                    "contig": window["contig"],
-                    "position": int(position),
-                    "reference": reference,
-                    "alternate": alternate,
+                    **_site(window, key),
                     "allele_count": counts[j].astype(int).tolist(),
                     "allele_number": numbers[j].astype(int).tolist(),
                     "frequency": [
@@ -781,3 +769,14 @@ class Coordinator:
 def _number(value: Any) -> float | None:
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _site(window: dict[str, Any], key: str) -> dict[str, Any]:
+    """A result row's variant: the window's contig and the key's ``POS:REF:ALT``."""
+    position, reference, alternate = key.split(":", 2)
+    return {
+        "contig": window["contig"],
+        "position": int(position),
+        "reference": reference,
+        "alternate": alternate,
+    }
