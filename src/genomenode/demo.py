@@ -43,7 +43,6 @@ import yaml
 from rich.console import Console
 
 from .ingest import ingest
-from .portal.site import PORTAL_BROKER_ENVIRONMENT_VARIABLE
 from .reference.build import build_reference
 from .simulate import simulate_countries
 from .store.node import init_node, open_node
@@ -189,7 +188,7 @@ def _simulate(
 
 
 def _write_network(
-    directory: pathlib.Path, nodes: Sequence[DemoNode], port: int
+    directory: pathlib.Path, nodes: Sequence[DemoNode], port: int, broker: str
 ) -> pathlib.Path:
     path = directory / "NETWORK.yaml"
     document = {
@@ -197,6 +196,11 @@ def _write_network(
         "network_id": "demo",
         "public_url": f"http://127.0.0.1:{port}",
         "timeout_seconds": 5,
+        # The portal signs visitors in at the demo's broker; analysis jobs
+        # belong to the subjects of its passports.
+        "trusted_brokers": [
+            {"issuer": broker, "jku": f"{broker}/.well-known/jwks.json"}
+        ],
         "nodes": [
             {"id": node.node_id, "country": node.country, "url": node.url}
             for node in nodes
@@ -566,7 +570,7 @@ def run_demo(
         _prepare(
             console, directory, node, length=length, broker=broker, network=network
         )
-    registry = _write_network(directory, nodes, port)
+    registry = _write_network(directory, nodes, port, broker)
     executable = [sys.executable, "-m", "genomenode"]
     commands = [
         (
@@ -586,8 +590,7 @@ def run_demo(
     commands.append(
         (
             [*executable, "network", "serve", str(registry), "--port", str(port)],
-            # The network's portal signs visitors in at the demo's broker.
-            {PORTAL_BROKER_ENVIRONMENT_VARIABLE: broker},
+            {},
             directory / "logs" / "network.log",
         )
     )

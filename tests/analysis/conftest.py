@@ -73,12 +73,23 @@ class Network:
     network_process: subprocess.Popen
     network_yaml: pathlib.Path
     root: pathlib.Path
+    passports: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    #: Who submitted each job (status and results are asked as its owner).
+    submitters: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def passport(self, subject: str = RESEARCHER) -> dict[str, str]:
         token = httpx2.post(
             f"{self.node_urls[0]}/dev-idp/token", json={"subject": subject}, timeout=30
         ).json()["access_token"]
         return {"Authorization": f"Bearer {token}"}
+
+    def owner(self, subject: str = RESEARCHER, job_id: str = "") -> dict[str, str]:
+        """A passport of ``subject`` (default: the job's submitter), kept for
+        the session's requests (a job answers only its owner)."""
+        subject = self.submitters.get(job_id, subject)
+        if subject not in self.passports:
+            self.passports[subject] = self.passport(subject)
+        return self.passports[subject]
 
     def start_network(self) -> None:
         self.network_process = _start(
@@ -102,14 +113,19 @@ class Network:
         response = httpx2.post(
             f"{self.url}/analysis/jobs",
             json=body,
-            headers=self.passport(subject),
+            headers=self.owner(subject),
             timeout=60,
         )
         assert response.status_code == 201, response.text
+        self.submitters[response.json()["id"]] = subject
         return response.json()
 
     def status(self, job_id: str) -> dict:
-        return httpx2.get(f"{self.url}/analysis/jobs/{job_id}", timeout=30).json()
+        return httpx2.get(
+            f"{self.url}/analysis/jobs/{job_id}",
+            headers=self.owner(job_id=job_id),
+            timeout=30,
+        ).json()
 
     def wait(self, job_id: str, seconds: float = 120) -> dict:
         deadline = time.monotonic() + seconds
@@ -126,7 +142,11 @@ class Network:
             time.sleep(0.2)
 
     def results(self, job_id: str) -> dict:
-        response = httpx2.get(f"{self.url}/analysis/jobs/{job_id}/results", timeout=60)
+        response = httpx2.get(
+            f"{self.url}/analysis/jobs/{job_id}/results",
+            headers=self.owner(job_id=job_id),
+            timeout=60,
+        )
         assert response.status_code == 200, response.text
         return response.json()["result"]
 
@@ -199,6 +219,10 @@ def serve_network(
                     "network_id": "analysis-net",
                     "public_url": network_url,
                     "timeout_seconds": 30,
+                    # Job owners sign in at node 1's development provider.
+                    "trusted_brokers": [
+                        {"issuer": broker, "jku": f"{broker}/.well-known/jwks.json"}
+                    ],
                     "nodes": [
                         {"id": f"node-{i}", "country": "FI", "url": url}
                         for i, url in enumerate(urls, start=1)

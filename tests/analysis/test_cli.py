@@ -44,7 +44,10 @@ def test_submit_status_results_with_plots(network, tmp_path):
     assert token not in json.dumps(submitted)
     deadline = time.monotonic() + 120
     while True:
-        text = _run(["analysis", "status", "--network", network.url, submitted["id"]])
+        text = _run(
+            ["analysis", "status", "--network", network.url, submitted["id"]],
+            GENOMENODE_TOKEN=token,
+        )
         if "COMPLETE" in text.splitlines()[0]:
             break
         assert "ERROR" not in text and time.monotonic() < deadline, text
@@ -62,7 +65,8 @@ def test_submit_status_results_with_plots(network, tmp_path):
             str(out),
             "--plot",
             str(plot),
-        ]
+        ],
+        GENOMENODE_TOKEN=token,
     )
     with open(out) as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
@@ -78,8 +82,11 @@ def test_cancel_of_an_ended_job_is_a_clear_error(network):
         {"analysis": "summary", "datasets": ["part-1"], "variables": ["age"]}
     )
     network.wait(job["id"])
+    token = network.owner()["Authorization"].removeprefix("Bearer ")
     result = CliRunner().invoke(
-        cli, ["analysis", "cancel", "--network", network.url, job["id"]]
+        cli,
+        ["analysis", "cancel", "--network", network.url, job["id"]],
+        env={"GENOMENODE_TOKEN": token},
     )
     assert result.exit_code == 1
     assert "already ended" in result.output

@@ -47,6 +47,7 @@ from schemathesis.core.failures import FailureGroup
 
 from genomenode.access import duo as access_duo
 from genomenode.access import workflow
+from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.app import create_app
 from genomenode.beacon.schemas import validate
 from genomenode.ingest.pipeline import ingest
@@ -215,7 +216,16 @@ def network_app(node_app) -> Iterator[FastAPI]:
         timeout_seconds=5.0,
     )
     client = httpx2.AsyncClient(transport=_NodeTransport({"fz-node.test": node_app}))
-    yield create_network_app(registry, client=client)
+    app = create_network_app(registry, client=client)
+    # Job owners' passports: the node's development provider, its keys read
+    # in-process (the network would fetch them from trusted_brokers' jku).
+    provider = node_app.state.dev_identity_provider
+    app.state.job_verifier = TokenVerifier(
+        [TrustedIssuer(provider.issuer, provider.jku)],
+        (),
+        JwksCache(lambda url: provider.jwks() if url == provider.jku else None),
+    )
+    yield app
     asyncio.run(client.aclose())
 
 

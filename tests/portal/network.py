@@ -203,6 +203,9 @@ def portal_network(
         "public_url": network_url,
         "timeout_seconds": 3,
         "circuit_breaker": {"failure_threshold": 0},
+        # The network's portal signs visitors in at the first trusted broker,
+        # and analysis jobs belong to its passports' subjects.
+        "trusted_brokers": [{"issuer": broker, "jku": trusted["jku"]}],
         "nodes": [
             {"id": c.node_id, "country": c.country, "url": urls[c.node_id]}
             for c in COHORTS
@@ -235,7 +238,7 @@ def portal_network(
                 "--port",
                 str(network_port),
             ],
-            {"GENOMENODE_PORTAL_BROKER": broker},
+            {},
         )
         deadline = time.monotonic() + 90
         for node_id, url in urls.items():

@@ -1,8 +1,10 @@
 """The researcher's side of the network's analysis jobs (``/analysis/jobs``):
 submit, follow, fetch results, cancel; results as TSV.
 
-The passport is sent as ``Authorization: Bearer``; the network forwards it to
-the nodes, which decide. It is never printed or written.
+The passport is sent as ``Authorization: Bearer`` with every call: a job
+belongs to who submitted it, and the network answers only its owner (404 to
+anyone else). The network forwards it to the nodes, which decide. It is never
+printed or written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import httpx2
 
 from ..errors import ConflictError, GenomenodeError, InputError, NotFoundError
 
-__all__ = ["cancel", "results", "status", "submit", "write_tsv"]
+__all__ = ["cancel", "results", "status", "submit", "tsv_rows", "write_tsv"]
 
 _TIMEOUT = 60.0
 
@@ -56,27 +58,35 @@ def submit(network: str, request: Mapping[str, Any], token: str | None) -> dict:
     return _checked(response)
 
 
-def status(network: str, job_id: str) -> dict:
+def status(network: str, job_id: str, token: str | None = None) -> dict:
     """The job's state and its tasks (one per dataset)."""
     return _checked(
-        httpx2.get(f"{network.rstrip('/')}/analysis/jobs/{job_id}", timeout=_TIMEOUT)
+        httpx2.get(
+            f"{network.rstrip('/')}/analysis/jobs/{job_id}",
+            headers=_headers(token),
+            timeout=_TIMEOUT,
+        )
     )
 
 
-def results(network: str, job_id: str) -> dict:
+def results(network: str, job_id: str, token: str | None = None) -> dict:
     """The job's result (ConflictError before it is COMPLETE)."""
     return _checked(
         httpx2.get(
-            f"{network.rstrip('/')}/analysis/jobs/{job_id}/results", timeout=_TIMEOUT
+            f"{network.rstrip('/')}/analysis/jobs/{job_id}/results",
+            headers=_headers(token),
+            timeout=_TIMEOUT,
         )
     )["result"]
 
 
-def cancel(network: str, job_id: str) -> dict:
+def cancel(network: str, job_id: str, token: str | None = None) -> dict:
     """Cancel the job (ConflictError once it has ended)."""
     return _checked(
         httpx2.post(
-            f"{network.rstrip('/')}/analysis/jobs/{job_id}/cancel", timeout=_TIMEOUT
+            f"{network.rstrip('/')}/analysis/jobs/{job_id}/cancel",
+            headers=_headers(token),
+            timeout=_TIMEOUT,
         )
     )
 
@@ -87,6 +97,12 @@ def write_tsv(result: Mapping[str, Any], out: pathlib.Path) -> int:
     A summary or PCA result has no rows: its variables or components are
     written one per line instead.
     """
+    with open(out, "w", newline="") as handle:
+        return tsv_rows(result, handle)
+
+
+def tsv_rows(result: Mapping[str, Any], handle: Any) -> int:
+    """:func:`write_tsv` to an open text ``handle``; returns how many rows."""
     rows = result.get("rows")
     if rows is None:
         if "variables" in result:
@@ -103,9 +119,8 @@ def write_tsv(result: Mapping[str, Any], out: pathlib.Path) -> int:
     columns: list[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)
-    with open(out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns, delimiter="\t", restval="NA")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "NA" if v is None else v for k, v in row.items()})
+    writer = csv.DictWriter(handle, columns, delimiter="\t", restval="NA")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "NA" if v is None else v for k, v in row.items()})
     return len(rows)

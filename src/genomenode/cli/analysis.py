@@ -47,6 +47,16 @@ def _region(text: str | None) -> dict[str, Any] | None:
     return {"contig": contig, "start": int(start), "end": int(end) + 1}
 
 
+def _token_of(token: str | None) -> str | None:
+    """``--token``, else the token of ``genomenode login``, if any."""
+    if token is not None:
+        return token
+    from ..client.oidc import access_token
+
+    stored = access_token(None, required=False)
+    return stored.reveal() if stored is not None else None
+
+
 @group()
 def analysis() -> None:
     """Federated analyses: only aggregates leave the nodes (docs/analysis.md)."""
@@ -94,13 +104,7 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
     }
     if options.get("region"):
         request["region"] = _region(options["region"])
-    token = context.obj["token"]
-    if token is None:
-        from ..client.oidc import access_token
-
-        stored = access_token(None, required=False)
-        token = stored.reveal() if stored is not None else None
-    job = submit_job(context.obj["network"], request, token)
+    job = submit_job(context.obj["network"], request, _token_of(context.obj["token"]))
     print_result(job, as_json, f"{job['id']}\t{job['state']}")
 
 
@@ -184,14 +188,15 @@ analysis.add_command(submit)
 
 @analysis.command("status")
 @_network
+@_token
 @_job
 @json_option
 @errors_to_exit
-def status(network_url: str, job_id: str, as_json: bool) -> None:
+def status(network_url: str, token: str | None, job_id: str, as_json: bool) -> None:
     """A job's state and each node's task (TES states, progress)."""
     from ..analysis.client import status as job_status
 
-    found = job_status(network_url, job_id)
+    found = job_status(network_url, job_id, _token_of(token))
     lines = [f"{found['id']}  {found['analysis']}  {found['state']}"]
     if found.get("reason"):
         lines.append(f"  reason: {found['reason']}")
@@ -209,6 +214,7 @@ def status(network_url: str, job_id: str, as_json: bool) -> None:
 
 @analysis.command("results")
 @_network
+@_token
 @_job
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None
@@ -223,6 +229,7 @@ def status(network_url: str, job_id: str, as_json: bool) -> None:
 @errors_to_exit
 def results(
     network_url: str,
+    token: str | None,
     job_id: str,
     out: pathlib.Path | None,
     plot: pathlib.Path | None,
@@ -232,7 +239,7 @@ def results(
     from ..analysis.client import results as job_results
     from ..analysis.client import write_tsv
 
-    result = job_results(network_url, job_id)
+    result = job_results(network_url, job_id, _token_of(token))
     lines = []
     if out is not None:
         lines.append(f"{write_tsv(result, out)} rows written to {out}")
@@ -250,12 +257,13 @@ def results(
 
 @analysis.command("cancel")
 @_network
+@_token
 @_job
 @json_option
 @errors_to_exit
-def cancel(network_url: str, job_id: str, as_json: bool) -> None:
+def cancel(network_url: str, token: str | None, job_id: str, as_json: bool) -> None:
     """Cancel a job; the nodes stop after the round in flight."""
     from ..analysis.client import cancel as cancel_job
 
-    found = cancel_job(network_url, job_id)
+    found = cancel_job(network_url, job_id, _token_of(token))
     print_result(found, as_json, f"{found['id']}\t{found['state']}")

@@ -168,7 +168,8 @@ def create_network_app(
         harvesting = asyncio.create_task(
             harvester.run_periodically(CATALOGUE_HARVEST_INTERVAL_SECONDS)
         )
-        # Jobs whose runner process is gone cannot go on (tokens are not kept).
+        # Jobs whose runner process is gone wait for their owner's next request
+        # (passports are never kept).
         await asyncio.to_thread(app.state.jobs.recover)
         try:
             yield

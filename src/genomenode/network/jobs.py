@@ -9,12 +9,22 @@ on the node that holds it. Job and task states are GA4GH TES 1.1's::
                                                       network stopped mid-job)
     any state before the end → CANCELED
 
+Each job belongs to the caller who submitted it, its :class:`Owner` (the
+verified ``sub`` and ``iss`` of their passport): :meth:`JobStore.get` with an
+owner answers only that owner's jobs, and NotFoundError for the others', so a
+job id reveals nothing to anyone else.
+
 The database is SQLite beside NETWORK.yaml (``network-analysis.db``) or the URL
 in ``$GENOMENODE_NETWORK_JOBS_DB_URL``. Several worker processes share it: the
 process running a job writes its pid, a cancel is a row update every runner
-reads between rounds, and a job whose runner is gone when a process starts is
-marked SYSTEM_ERROR (tokens are never stored, so it cannot be resumed: the user
-resubmits).
+reads between rounds.
+
+A job whose runner is gone (the network restarted mid-job) cannot go on by
+itself: its rounds need the owner's passport, which lives only in the runner's
+memory and is never written here. :meth:`JobStore.recover` puts it back in
+QUEUED, *waiting for its owner*; the owner's next request, with a fresh passport,
+claims it (:meth:`JobStore.claim`, one process wins) and runs it again from its
+start (the nodes keep no state between rounds; each answers, and audits, again).
 """
 
 from __future__ import annotations
@@ -38,8 +48,10 @@ __all__ = [
     "FINAL_STATES",
     "JOBS_DB_URL_ENVIRONMENT_VARIABLE",
     "STATES",
+    "WAITING_FOR_OWNER",
     "Job",
     "JobStore",
+    "Owner",
     "open_job_store",
 ]
 
@@ -55,6 +67,11 @@ STATES = (
     "CANCELED",
 )
 FINAL_STATES = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"})
+#: The reason of a job whose runner stopped, until its owner's next request.
+WAITING_FOR_OWNER = (
+    "the network restarted while the job ran; it starts again at its owner's "
+    "next request (the network keeps no passport)"
+)
 
 _metadata = sa.MetaData()
 _jobs = sa.Table(
@@ -68,6 +85,8 @@ _jobs = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("submitter", sa.String(256), nullable=False),
+    sa.Column("owner_subject", sa.String(1024), nullable=True),
+    sa.Column("owner_issuer", sa.String(1024), nullable=True),
     sa.Column("runner_pid", sa.Integer, nullable=True),
     sa.Column("round_trips", sa.Integer, nullable=False, default=0),
     sa.Column("created", sa.String(40), nullable=False),
@@ -77,6 +96,14 @@ _jobs = sa.Table(
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """Who a job belongs to: the verified subject and issuer of a passport."""
+
+    subject: str
+    issuer: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +121,8 @@ class Job:
     created: str
     updated: str
     result: dict[str, Any] | None = None
+    owner: Owner | None = None
+    runner_pid: int | None = None
 
     def status(self) -> dict[str, Any]:
         """What ``GET /analysis/jobs/{id}`` answers (no result)."""
@@ -128,6 +157,18 @@ class JobStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         _metadata.create_all(engine)
+        self._add_owner_columns()
+
+    def _add_owner_columns(self) -> None:
+        """A database of an older network gains the owner columns (its jobs,
+        without an owner, can then be read by no one)."""
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(_jobs.name)}
+        with self.engine.begin() as connection:
+            for name in ("owner_subject", "owner_issuer"):
+                if name not in present:
+                    connection.execute(
+                        sa.text(f"ALTER TABLE {_jobs.name} ADD COLUMN {name} TEXT")
+                    )
 
     def create(
         self,
@@ -135,7 +176,7 @@ class JobStore:
         request: Mapping[str, Any],
         tasks: Mapping[str, Any],
         *,
-        submitter: str,
+        owner: Owner,
     ) -> Job:
         job_id = secrets.token_hex(16)
         moment = _now()
@@ -147,7 +188,9 @@ class JobStore:
                     state="QUEUED",
                     request=dict(request),
                     tasks=dict(tasks),
-                    submitter=submitter,
+                    submitter=owner.subject[:256],
+                    owner_subject=owner.subject,
+                    owner_issuer=owner.issuer,
                     runner_pid=os.getpid(),
                     round_trips=0,
                     created=moment,
@@ -156,13 +199,23 @@ class JobStore:
             )
         return self.get(job_id)
 
-    def get(self, job_id: str) -> Job:
-        """Raises NotFoundError for an unknown id."""
+    def get(self, job_id: str, owner: Owner | None = None) -> Job:
+        """The job; with ``owner``, only if it is theirs.
+
+        Raises
+        ------
+        NotFoundError
+            No such job, or (with ``owner``) another's: the same answer, so
+            that a job id tells no one else it exists.
+        """
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(_jobs).where(_jobs.c.id == job_id)
             ).first()
-        if row is None:
+        if row is None or (
+            owner is not None
+            and (row.owner_subject, row.owner_issuer) != (owner.subject, owner.issuer)
+        ):
             raise NotFoundError(f"no analysis job {job_id!r}")
         return Job(
             id=row.id,
@@ -176,6 +229,10 @@ class JobStore:
             created=row.created,
             updated=row.updated,
             result=row.result,
+            owner=Owner(row.owner_subject, row.owner_issuer)
+            if row.owner_subject is not None and row.owner_issuer is not None
+            else None,
+            runner_pid=row.runner_pid,
         )
 
     def update(
@@ -210,7 +267,7 @@ class JobStore:
             )
         return done.rowcount > 0
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, owner: Owner | None = None) -> Job:
         """Mark the job CANCELED (its runner stops before its next round).
 
         Raises
@@ -220,7 +277,7 @@ class JobStore:
         ConflictError
             It has already ended.
         """
-        job = self.get(job_id)
+        job = self.get(job_id, owner)
         if job.state in FINAL_STATES:
             raise ConflictError(f"job {job_id} has already ended ({job.state})")
         tasks = {
@@ -232,7 +289,7 @@ class JobStore:
         self.update(
             job_id, state="CANCELED", reason="canceled by the user", tasks=tasks
         )
-        return self.get(job_id)
+        return self.get(job_id, owner)
 
     def state(self, job_id: str) -> str:
         with self.engine.connect() as connection:
@@ -242,7 +299,8 @@ class JobStore:
         return str(value)
 
     def recover(self) -> list[str]:
-        """Jobs whose runner process is gone: SYSTEM_ERROR (called at start-up)."""
+        """Jobs whose runner process is gone: back to QUEUED, waiting for their
+        owner (called at start-up; see the module docstring)."""
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(_jobs.c.id, _jobs.c.runner_pid, _jobs.c.tasks).where(
@@ -251,26 +309,58 @@ class JobStore:
             ).all()
         orphaned = []
         for job_id, pid, tasks in rows:
-            if pid != os.getpid() and _alive(pid):
+            if pid is None or (pid != os.getpid() and _alive(pid)):
                 continue
-            ended = {
-                name: {
-                    **task,
-                    "state": "SYSTEM_ERROR",
-                    "reason": "the network stopped while the job ran",
-                }
-                if task.get("state") not in FINAL_STATES
-                else task
+            waiting = {
+                name: {**task, "state": "QUEUED", "progress": 0.0, "reason": None}
                 for name, task in tasks.items()
             }
-            self.update(
-                job_id,
-                state="SYSTEM_ERROR",
-                reason="the network stopped while the job ran; submit it again",
-                tasks=ended,
-            )
-            orphaned.append(job_id)
+            with self.engine.begin() as connection:
+                done = connection.execute(
+                    _jobs.update()
+                    .where(
+                        _jobs.c.id == job_id,
+                        _jobs.c.runner_pid == pid,
+                        _jobs.c.state.not_in(FINAL_STATES),
+                    )
+                    .values(
+                        state="QUEUED",
+                        reason=WAITING_FOR_OWNER,
+                        tasks=waiting,
+                        runner_pid=None,
+                        updated=_now(),
+                    )
+                )
+            if done.rowcount:
+                orphaned.append(job_id)
         return orphaned
+
+    def claim(self, job: Job) -> bool:
+        """Make this process the runner of ``job``, a job waiting for its owner
+        (no runner, or a runner process that is gone); False when it is not
+        waiting or another process claimed it first."""
+        if job.state in FINAL_STATES:
+            return False
+        if job.runner_pid is not None and (
+            job.runner_pid == os.getpid() or _alive(job.runner_pid)
+        ):
+            return False
+        same_runner = (
+            _jobs.c.runner_pid.is_(None)
+            if job.runner_pid is None
+            else _jobs.c.runner_pid == job.runner_pid
+        )
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                _jobs.update()
+                .where(
+                    _jobs.c.id == job.id,
+                    same_runner,
+                    _jobs.c.state.not_in(FINAL_STATES),
+                )
+                .values(runner_pid=os.getpid(), reason=None, updated=_now())
+            )
+        return done.rowcount > 0
 
 
 def open_job_store(directory: pathlib.Path | None, url: str | None = None) -> JobStore:

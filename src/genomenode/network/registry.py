@@ -15,6 +15,9 @@ The file (documented in ``docs/network.md``)::
     max_query_bytes: 16384                      # a longer query string is refused
     operator_token: ...                         # optional; better given as
                                                 # $GENOMENODE_NETWORK_OPERATOR_TOKEN
+    trusted_brokers:                            # who may own analysis jobs; the
+      - issuer: https://broker.example.org      # portal signs visitors in at the
+        jku: https://broker.example.org/.well-known/jwks.json   # first one
     nodes:
       - id: fi-node
         country: FI                             # ISO 3166-1 alpha-2
@@ -43,7 +46,8 @@ from typing import Any
 
 import yaml
 
-from genomenode.config import Secret
+from genomenode.access.tokens import TrustedIssuer
+from genomenode.config import Secret, is_development_identity_provider
 from genomenode.errors import ConfigError
 
 from .breaker import BreakerSettings
@@ -78,6 +82,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _NODE_KEYS = frozenset({"id", "country", "url", "jwks"})
 _BREAKER_KEYS = frozenset({"failure_threshold", "open_seconds"})
+_BROKER_KEYS = frozenset({"issuer", "jku"})
 _TOP_KEYS = frozenset(
     {
         "format_version",
@@ -90,6 +95,7 @@ _TOP_KEYS = frozenset(
         "max_body_bytes",
         "max_query_bytes",
         "operator_token",
+        "trusted_brokers",
         "nodes",
     }
 )
@@ -152,6 +158,10 @@ class Registry:
     operator_token
         The credential for on-demand catalogue harvests (``POST
         /catalogue/harvest``), if the file gives one.
+    trusted_brokers
+        The passport brokers whose tokens the network verifies itself: the
+        owners of analysis jobs (:mod:`~genomenode.network.analysis_http`); the
+        network's portal signs visitors in at the first. Empty: no jobs.
     """
 
     network_id: str
@@ -167,6 +177,7 @@ class Registry:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_query_bytes: int = DEFAULT_MAX_QUERY_BYTES
     operator_token: Secret | None = None
+    trusted_brokers: tuple[TrustedIssuer, ...] = ()
 
     @property
     def beacon_id(self) -> str:
@@ -297,6 +308,42 @@ def _operator_token(reader: _Reader, document: Mapping[str, Any]) -> Secret | No
     return Secret(value.strip())
 
 
+def _trusted_brokers(
+    reader: _Reader, document: Mapping[str, Any], environment: str
+) -> tuple[TrustedIssuer, ...]:
+    raw = document.get("trusted_brokers")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise reader.fail("trusted_brokers", "must be a list of {issuer, jku}")
+    brokers = []
+    for index, entry in enumerate(raw):
+        where = f"trusted_brokers[{index}]"
+        if not isinstance(entry, Mapping):
+            raise reader.fail(where, "must be a mapping with issuer and jku")
+        extra = sorted(set(entry) - _BROKER_KEYS)
+        if extra:
+            raise reader.fail(f"{where}.{extra[0]}", "is not a broker field")
+        # The issuer is compared with a token's iss exactly (a trailing slash
+        # included, as some brokers have one).
+        issuer = reader.string(entry, "issuer", f"{where}.issuer")
+        if not issuer.startswith(("http://", "https://")):
+            raise reader.fail(f"{where}.issuer", "must be an absolute http(s) URL")
+        jku = reader.string(entry, "jku", f"{where}.jku")
+        if not jku.startswith(("http://", "https://")):
+            raise reader.fail(f"{where}.jku", "must be an absolute http(s) URL")
+        if environment == "prod" and any(
+            is_development_identity_provider(url) for url in (issuer, jku)
+        ):
+            raise reader.fail(
+                where,
+                "is a genomenode development identity provider (a /dev-idp "
+                "path), which gives anyone a passport; refused in prod",
+            )
+        brokers.append(TrustedIssuer(issuer, jku))
+    return tuple(brokers)
+
+
 def parse_registry(document: object, *, source: str | None = None) -> Registry:
     """Validate a decoded NETWORK.yaml document.
 
@@ -424,6 +471,7 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
         max_body_bytes=int(max_body_bytes),
         max_query_bytes=int(max_query_bytes),
         operator_token=_operator_token(reader, document),
+        trusted_brokers=_trusted_brokers(reader, document, str(environment)),
     )
 
 

@@ -54,12 +54,15 @@ def network_portal(
 ) -> Portal:
     """The portal of the network in ``registry`` (NETWORK.yaml in ``directory``).
 
-    ``broker`` (default ``$GENOMENODE_PORTAL_BROKER``) is where visitors sign
-    in; the nodes must trust it, as they do for any passport the network
-    forwards.
+    Visitors sign in at ``broker``: by default the first of NETWORK.yaml's
+    ``trusted_brokers`` (the network verifies its passports to know whose an
+    analysis job is), unless ``$GENOMENODE_PORTAL_BROKER`` overrides it. The
+    nodes must trust it too, as they do for any passport the network forwards.
     """
     if broker is None:
         broker = os.environ.get(PORTAL_BROKER_ENVIRONMENT_VARIABLE, "").strip() or None
+    if broker is None and registry.trusted_brokers:
+        broker = registry.trusted_brokers[0].issuer
     return Portal(
         kind="network",
         name=registry.network_id,
