@@ -54,6 +54,8 @@ PUBLISHED = frozenset(
         "application",
         "my-access",
         "network-status",
+        "analyses",
+        "job",
     }
 )
 

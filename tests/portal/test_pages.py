@@ -302,6 +302,7 @@ def test_no_page_answers_5xx_to_hostile_input(client):
     valid CSRF token and junk fields): always an answer, never a 5xx. (The
     HTTP fuzz of tests/http covers the APIs; this covers the pages.)"""
     from genomenode.portal.http import router
+    from genomenode.portal.jobs import router as jobs_router
     from genomenode.portal.results import router as results_router
 
     client.get("/", headers=HTML)
@@ -314,7 +315,7 @@ def test_no_page_answers_5xx_to_hostile_input(client):
         else None
     )
     checked = 0
-    for route in [*router.routes, *results_router.routes]:
+    for route in [*router.routes, *results_router.routes, *jobs_router.routes]:
         path_template = route.path
         for value in HOSTILE:
             path = path_template
@@ -324,6 +325,8 @@ def test_no_page_answers_5xx_to_hostile_input(client):
                 "application_id",
                 "variant_id",
                 "job_id",
+                "plot_file",
+                "suffix",
             ):
                 path = path.replace("{" + name + "}", urllib.parse.quote(value))
             for method in route.methods:

@@ -5,7 +5,7 @@ status), the QC page fetches the report from the dataset's own node."""
 
 from __future__ import annotations
 
-import html
+import pathlib
 import re
 import time
 from collections.abc import Iterator
@@ -13,12 +13,20 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from .network import COHORTS, PLANTED, PortalNetwork, portal_network, stop_node
+from genomenode.portal.session import COOKIE_NAME, Session
+from genomenode.portal.site import sealer_for
+
+from .network import (
+    COHORTS,
+    PLANTED,
+    RESEARCHER,
+    PortalNetwork,
+    portal_network,
+    stop_node,
+)
 
 HTML = {"Accept": "text/html"}
 BY_COUNTRY = {cohort.country: cohort for cohort in COHORTS}
-#: The jobs submitted here (the accessibility check shows the last one).
-JOBS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -103,35 +111,63 @@ def test_the_networks_qc_page_is_the_datasets_nodes_report(network):
     assert refused.status_code == 403 and "data-field" not in refused.text
 
 
-def test_the_job_page_shows_the_networks_job(network):
+def _passport(network: PortalNetwork, subject: str) -> str:
+    answer = httpx2.post(
+        f"{network.broker}/token", json={"subject": subject}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def _signed_in(network: PortalNetwork, subject: str) -> dict[str, str]:
+    """The network portal's session cookie of ``subject`` (sealed with the
+    portal's key beside NETWORK.yaml, as the sign-in callback seals it)."""
+    session = Session()
+    session.sign_in(subject, _passport(network, subject), 3600)
+    sealer = sealer_for(network.root / "portal-keys")
+    return {COOKIE_NAME: sealer.seal(session)}
+
+
+def test_the_job_page_shows_the_owners_job(network):
     body = {
         "analysis": "frequencies",
         "datasets": [BY_COUNTRY["FI"].dataset_id, BY_COUNTRY["SE"].dataset_id],
     }
-    submitted = httpx2.post(f"{network.url}/analysis/jobs", json=body, timeout=30)
+    owner = {"Authorization": f"Bearer {_passport(network, RESEARCHER)}"}
+    submitted = httpx2.post(
+        f"{network.url}/analysis/jobs", json=body, headers=owner, timeout=30
+    )
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
-    JOBS.append(job_id)
     deadline = time.monotonic() + 90
     while True:
-        api = httpx2.get(f"{network.url}/analysis/jobs/{job_id}", timeout=30).json()
+        api = httpx2.get(
+            f"{network.url}/analysis/jobs/{job_id}", headers=owner, timeout=30
+        ).json()
         if api["state"] not in ("QUEUED", "INITIALIZING", "RUNNING"):
             break
         assert time.monotonic() < deadline, api
         time.sleep(0.5)
-    form = httpx2.get(
-        f"{network.url}/jobs", params={"id": job_id}, headers=HTML, timeout=30
-    )
-    assert form.status_code == 303 and form.headers["location"] == f"/jobs/{job_id}"
-    page = httpx2.get(f"{network.url}/jobs/{job_id}", headers=HTML, timeout=30)
-    assert page.status_code == 200, page.text
-    assert f'id="job" data-state="{api["state"]}"' in page.text
-    for dataset, task in api["tasks"].items():
-        assert f'data-dataset="{dataset}" data-state="{task["state"]}"' in page.text
-    if api["state"] == "COMPLETE":
-        result = httpx2.get(
-            f"{network.url}/analysis/jobs/{job_id}/results", timeout=30
-        ).json()["result"]
+    assert api["state"] == "COMPLETE", api
+    # Anonymous visitors are sent to sign in; the API wants a passport.
+    anonymous = httpx2.get(f"{network.url}/jobs/{job_id}", headers=HTML, timeout=30)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == f"/sign-in?next=/jobs/{job_id}"
+    assert httpx2.get(f"{network.url}/jobs", headers=HTML).status_code == 303
+    assert httpx2.get(f"{network.url}/analysis/jobs/{job_id}").status_code == 401
+
+    cookies = _signed_in(network, RESEARCHER)
+    with httpx2.Client(base_url=network.url, cookies=cookies, timeout=30) as client:
+        form = client.get("/jobs", params={"id": job_id}, headers=HTML)
+        assert form.status_code == 303 and form.headers["location"] == f"/jobs/{job_id}"
+        page = client.get(f"/jobs/{job_id}", headers=HTML)
+        assert page.status_code == 200, page.text
+        assert f'id="job" data-state="{api["state"]}"' in page.text
+        for dataset, task in api["tasks"].items():
+            assert f'data-dataset="{dataset}" data-state="{task["state"]}"' in page.text
+        result = client.get(f"/analysis/jobs/{job_id}/results", headers=owner).json()[
+            "result"
+        ]
         tables = re.findall(r'data-table="([^"]+)"', page.text)
         assert tables == [
             key
@@ -142,18 +178,80 @@ def test_the_job_page_shows_the_networks_job(network):
             table = page.text.split(f'data-table="{name}"')[1].split("</table>")[0]
             shown = table.split("<tbody>")[1].count("<tr>")
             assert shown == min(len(result[name]), 500), name
-    else:
-        assert api["reason"] and html.escape(api["reason"]) in page.text
-    missing = httpx2.get(f"{network.url}/jobs/no-such-job", headers=HTML, timeout=30)
-    assert missing.status_code == 404
+        # Not a GWAS: no plots.
+        assert 'id="plot-manhattan"' not in page.text
+        assert client.get(f"/jobs/{job_id}/plots/qq.png").status_code == 404
+        tsv = client.get(f"/jobs/{job_id}/results.tsv")
+        assert tsv.status_code == 200
+        assert tsv.headers["content-type"].startswith("text/tab-separated-values")
+        lines = tsv.text.splitlines()
+        assert len(lines) == 1 + len(result["rows"])
+        assert lines[0].split("\t")[:2] == ["contig", "position"]
+        assert client.get(f"/jobs/{job_id}/results.json").json() == result
+        assert client.get("/jobs/no-such-job", headers=HTML).status_code == 404
+    # Another researcher's session sees no such job.
+    other = _signed_in(network, "someone-else@demo.genomenode")
+    with httpx2.Client(base_url=network.url, cookies=other, timeout=30) as client:
+        for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/results.tsv"):
+            assert client.get(path, headers=HTML).status_code == 404, path
     node_portal = httpx2.get(
         f"{network.node_urls['fi-node']}/jobs/{job_id}", headers=HTML, timeout=30
     )
     assert node_portal.status_code == 404
 
 
+def test_a_researcher_runs_a_gwas_from_the_portal(network, browser, screenshots):
+    """Sign in, submit a GWAS over the real nodes from the form, follow it to
+    COMPLETE, see both plots load, download the TSV; axe on both pages."""
+    from .conftest import save_screenshot
+    from .test_browser import _serious, sign_in
+
+    context = browser.new_context(base_url=network.url, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, RESEARCHER)
+        page.get_by_role("link", name="Analyses").click()
+        page.wait_for_url(re.compile(r"/jobs$"))
+        assert _serious(page) == []
+        page.check("#analysis-gwas")
+        for country in ("FI", "SE"):
+            page.check(f"#dataset-{BY_COUNTRY[country].dataset_id}")
+        page.fill("#phenotype", "sex")
+        page.check("#model-logistic")
+        save_screenshot(page, screenshots, "analyses")
+        page.get_by_role("button", name="Submit the analysis").click()
+        page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+        deadline = time.monotonic() + 120
+        while (state := page.get_attribute("#job", "data-state")) in (
+            "QUEUED",
+            "INITIALIZING",
+            "RUNNING",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+            page.reload()
+        assert state == "COMPLETE", page.inner_text("main")
+        for plot in ("#plot-manhattan", "#plot-qq"):
+            image = page.locator(plot)
+            image.scroll_into_view_if_needed()
+            page.wait_for_function(
+                "image => image.complete && image.naturalWidth > 0",
+                arg=image.element_handle(),
+                timeout=30_000,
+            )
+        assert _serious(page) == []
+        save_screenshot(page, screenshots, "job")
+        with page.expect_download() as download:
+            page.click("#download-tsv")
+        rows = pathlib.Path(download.value.path()).read_text().splitlines()
+        assert rows[0].split("\t")[:2] == ["contig", "position"] and len(rows) > 1
+    finally:
+        context.close()
+
+
 def test_no_serious_accessibility_violations(network, browser):
-    """axe-core on the new pages (the other pages: test_browser.py)."""
+    """axe-core on the new pages (the other pages: test_browser.py; the
+    analysis pages: the GWAS test above)."""
     from .test_browser import _serious
 
     context = browser.new_context(base_url=network.url)
@@ -163,8 +261,6 @@ def test_no_serious_accessibility_violations(network, browser):
         for path in (
             f"/variants/{PLANTED}",
             f"/datasets/fi-node/{BY_COUNTRY['FI'].dataset_id}/qc",
-            "/jobs",
-            f"/jobs/{_job_id(network)}",
         ):
             page.goto(path)
             assert page.locator("h1").count() == 1, path
@@ -172,11 +268,6 @@ def test_no_serious_accessibility_violations(network, browser):
         assert {path: v for path, v in found.items() if v} == {}
     finally:
         context.close()
-
-
-def _job_id(network) -> str:
-    assert JOBS, "the job test runs first"
-    return JOBS[-1]
 
 
 def test_a_stopped_node_makes_the_reference_page_partial(network):

@@ -29,6 +29,7 @@ __all__ = [
     "ask_node",
     "ask_own_api",
     "catalogue_items",
+    "fetch_own_file",
     "search",
 ]
 
@@ -104,8 +105,15 @@ async def ask_node(
     return NodeAnswer(node, response.status_code, document, message)
 
 
-async def ask_own_api(portal: Portal, path: str, *, token: str | None) -> NodeAnswer:
-    """``GET path`` on the app the portal is mounted on (the node's or the
+async def ask_own_api(
+    portal: Portal,
+    path: str,
+    *,
+    token: str | None,
+    method: str = "GET",
+    json: Any = None,
+) -> NodeAnswer:
+    """``method path`` on the app the portal is mounted on (the node's or the
     network's own API, in-process, from the visitor's address)."""
     node = NodeLink(
         portal.name,
@@ -113,7 +121,9 @@ async def ask_own_api(portal: Portal, path: str, *, token: str | None) -> NodeAn
         portal.public_url,
     )
     try:
-        response = await portal.api.get(path, headers=_headers(token))
+        response = await portal.api.request(
+            method, path, headers=_headers(token), json=json
+        )
     except httpx2.HTTPError as error:
         return NodeAnswer(node, None, None, f"did not answer ({type(error).__name__})")
     try:
@@ -122,6 +132,21 @@ async def ask_own_api(portal: Portal, path: str, *, token: str | None) -> NodeAn
         document = None
     message = None if response.is_success else _message(document, response.status_code)
     return NodeAnswer(node, response.status_code, document, message)
+
+
+async def fetch_own_file(
+    portal: Portal, path: str, *, token: str | None
+) -> tuple[int, bytes, str]:
+    """``GET path`` on the portal's own API for a file (a plot): its status,
+    bytes and media type (status 502 when the API did not answer)."""
+    headers = _headers(token)
+    headers["Accept"] = "*/*"
+    try:
+        response = await portal.api.get(path, headers=headers)
+    except httpx2.HTTPError:
+        return 502, b"", "text/plain"
+    media_type = response.headers.get("content-type", "application/octet-stream")
+    return response.status_code, response.content, media_type
 
 
 async def ask_each_node(

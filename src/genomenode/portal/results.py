@@ -1,13 +1,11 @@
-"""The portal's pages over the node's and network's results APIs.
+"""The portal's pages over the node's and network's results APIs (the analysis
+pages: :mod:`.jobs`).
 
 =============================================  ====================================
 ``GET /variants/{variant_id}``                 a variant in every population
                                                (the ``/reference`` API)
 ``GET /datasets/{node}/{dataset}/qc``          a dataset's QC summary and its
                                                1+MG-ready declaration (``/qc``)
-``GET /jobs?id=``, ``GET /jobs/{job_id}``      an analysis job: each dataset's
-                                               task state, then its result
-                                               (the network's ``/analysis/jobs``)
 =============================================  ====================================
 
 Like every page, these ask an API an outside client could call, with the
@@ -29,7 +27,7 @@ from fastapi.responses import Response
 
 from . import backend
 from .charts import frequency_chart
-from .pages import error_page, portal_of, redirect, render, session_of
+from .pages import error_page, portal_of, render, session_of
 from .search import CountryFrequency, mapping
 from .site import set_visitor
 
@@ -47,9 +45,6 @@ _VARIANT = re.compile(
 )
 _NAME = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _SEXES = {"M": "male", "F": "female"}
-_JOB = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-#: Result rows shown on the page (the API's results carry them all).
-MAX_RESULT_ROWS = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,100 +311,4 @@ async def qc_page(request: Request, node_id: str, dataset_id: str) -> Response:
         thresholds=mapping(report.get("thresholds")),
         failing_samples=samples,
         whole="samples" in report,
-    )
-
-
-@router.get("/jobs", summary="Follow an analysis job")
-async def jobs_page(request: Request, id: str = "") -> Response:
-    """A job id asked for in a form (the id is the capability to follow it)."""
-    if portal_of(request).kind != "network":
-        return await error_page(
-            request, 404, "Analysis jobs are followed on the network's portal."
-        )
-    job_id = id.strip()
-    if job_id:
-        if not _JOB.match(job_id):
-            return await render(
-                request, "jobs.html", status=400, error="Not a job id.", job_id=""
-            )
-        return redirect(request, f"/jobs/{job_id}")
-    return await render(request, "jobs.html", error=None, job_id="")
-
-
-def _result_parts(result: Any) -> dict[str, Any]:
-    """The result's scalars, its tables (lists of rows, the first
-    :data:`MAX_RESULT_ROWS`, with the columns of their rows) and its lists."""
-    scalars: list[tuple[str, Any]] = []
-    tables: list[tuple[str, list[str], list[dict[str, Any]], int]] = []
-    lists: list[tuple[str, list[Any]]] = []
-    for key, value in mapping(result).items():
-        name = str(key)[:100]
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(item, dict) for item in value)
-        ):
-            rows = value[:MAX_RESULT_ROWS]
-            columns: list[str] = []
-            for row in rows:
-                columns += [str(c) for c in row if str(c) not in columns]
-            tables.append((name, columns[:30], rows, len(value)))
-        elif isinstance(value, list):
-            lists.append((name, value[:MAX_RESULT_ROWS]))
-        elif isinstance(value, dict):
-            scalars += [(f"{name}.{k}", v) for k, v in list(value.items())[:50]]
-        else:
-            scalars.append((name, value))
-    return {"scalars": scalars, "tables": tables, "lists": lists}
-
-
-@router.get("/jobs/{job_id}", summary="An analysis job")
-async def job_page(request: Request, job_id: str) -> Response:
-    """The network's ``GET /analysis/jobs/{id}``: the job's state and each
-    dataset's task (TES states); once COMPLETE, ``/results`` as well."""
-    portal = portal_of(request)
-    if portal.kind != "network":
-        return await error_page(
-            request, 404, "Analysis jobs are followed on the network's portal."
-        )
-    if not _JOB.match(job_id):
-        return await error_page(request, 404, "Not a job id.")
-    token = session_of(request).access_token
-    asked = await backend.ask_own_api(portal, f"/analysis/jobs/{job_id}", token=token)
-    if not asked.ok or not isinstance(asked.document, dict):
-        status = asked.status if asked.status in (400, 404) else 502
-        return await error_page(
-            request, status, asked.message or "The network did not answer."
-        )
-    job = asked.document
-    result = None
-    if job.get("state") == "COMPLETE":
-        results = await backend.ask_own_api(
-            portal, f"/analysis/jobs/{job_id}/results", token=token
-        )
-        if results.ok and isinstance(results.document, dict):
-            result = _result_parts(results.document.get("result"))
-    tasks = [
-        {
-            "dataset": str(dataset)[:200],
-            "node": task.get("node"),
-            "state": task.get("state"),
-            "progress": task.get("progress")
-            if isinstance(task.get("progress"), (int, float))
-            else None,
-            "reason": task.get("reason"),
-        }
-        for dataset, task in mapping(job.get("tasks")).items()
-        if isinstance(task, dict)
-    ]
-    return await render(
-        request,
-        "job.html",
-        job={
-            key: job.get(key)
-            for key in ("id", "analysis", "state", "reason", "created", "updated")
-        },
-        tasks=tasks,
-        result=result,
-        max_rows=MAX_RESULT_ROWS,
     )

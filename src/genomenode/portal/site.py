@@ -48,13 +48,15 @@ __all__ = [
 #: The broker the network's portal signs visitors in at (an OIDC issuer URL).
 PORTAL_BROKER_ENVIRONMENT_VARIABLE = "GENOMENODE_PORTAL_BROKER"
 
-#: The pages in the navigation bar: (path, label, who sees it).
+#: The pages in the navigation bar: (path, label, who sees it: everyone, the
+#: signed-in, or the signed-in on the network's portal).
 NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("/", "Search", "everyone"),
     ("/datasets", "Datasets", "everyone"),
     ("/status", "Status", "everyone"),
     ("/applications", "My applications", "signed-in"),
     ("/my-access", "My access", "signed-in"),
+    ("/jobs", "Analyses", "network"),
     ("/dac", "DAC inbox", "signed-in"),
 )
 
@@ -208,6 +210,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
     them before it (the home page answers JSON to API clients itself).
     """
     from . import http as portal_http  # the routes read app.state.portal
+    from . import jobs as portal_jobs
     from . import results as portal_results
 
     portal.api = httpx2.AsyncClient(
@@ -222,6 +225,7 @@ def mount_portal(app: FastAPI, portal: Portal) -> None:
     app.state.portal_templates = templates()
     app.include_router(portal_http.router)
     app.include_router(portal_results.router)
+    app.include_router(portal_jobs.router)
     app.mount(
         "/static/portal",
         _VersionedStaticFiles(directory=_static_directory()),
