@@ -5,9 +5,9 @@ on the node that holds it. Job and task states are GA4GH TES 1.1's::
 
     QUEUED → INITIALIZING → RUNNING → COMPLETE
                                    ↘ EXECUTOR_ERROR  (a node refused: its reason)
-                                   ↘ SYSTEM_ERROR    (a node unreachable, or the
-                                                      network stopped mid-job)
+                                   ↘ SYSTEM_ERROR    (a node unreachable)
     any state before the end → CANCELED
+    a runner gone mid-job (a restart) → QUEUED, waiting for its owner
 
 Each job belongs to the caller who submitted it, its :class:`Owner` (the
 verified ``sub`` and ``iss`` of their passport): :meth:`JobStore.get` with an
