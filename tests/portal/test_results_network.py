@@ -5,6 +5,7 @@ status), the QC page fetches the report from the dataset's own node."""
 
 from __future__ import annotations
 
+import html
 import pathlib
 import re
 import time
@@ -189,6 +190,29 @@ def test_the_job_page_shows_the_owners_job(network):
         assert lines[0].split("\t")[:2] == ["contig", "position"]
         assert client.get(f"/jobs/{job_id}/results.json").json() == result
         assert client.get("/jobs/no-such-job", headers=HTML).status_code == 404
+        # The submit form: its CSRF token first, then what is wrong, said on it.
+        csrf = re.search(
+            r'name="csrf_token" value="([^"]+)"', client.get("/jobs", headers=HTML).text
+        ).group(1)
+        fi = f"dataset:{BY_COUNTRY['FI'].dataset_id}"
+        for form, status, words in (
+            ({"analysis": "gwas", fi: "on"}, 403, "security token"),
+            ({"csrf_token": csrf, "analysis": "gwas"}, 400, "at least one dataset"),
+            (
+                {"csrf_token": csrf, "analysis": "gwas", fi: "on", "region": "1:x"},
+                400,
+                "CHROMOSOME:START-END",
+            ),
+            # The network's own check: a GWAS needs its phenotype.
+            (
+                {"csrf_token": csrf, "analysis": "gwas", fi: "on", "phenotype": ""},
+                400,
+                "The network refused the job",
+            ),
+        ):
+            refused = client.post("/jobs", data=form, headers=HTML)
+            assert refused.status_code == status, (form, refused.text)
+            assert words in html.unescape(refused.text), form
     # Another researcher's session sees no such job.
     other = _signed_in(network, "someone-else@demo.genomenode")
     with httpx2.Client(base_url=network.url, cookies=other, timeout=30) as client:
