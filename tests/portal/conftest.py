@@ -55,7 +55,6 @@ PUBLISHED = frozenset(
         "my-access",
         "network-status",
         "analyses",
-        "job",
     }
 )
 
