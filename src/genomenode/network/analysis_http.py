@@ -113,14 +113,16 @@ async def _owner(request: Request) -> Owner:
     return Owner(identity.subject, identity.issuer)
 
 
-def _record(request: Request, action: str, job_id: str, owner: Owner) -> None:
+def _record(
+    request: Request, action: str, job_id: str, owner: Owner, reason: str
+) -> None:
     audit = audit_of(request)
     if audit is not None:
         audit.record(
             actor=owner.subject,
             action=action,
             outcome="allow",
-            reason=job_id,
+            reason=reason,
             details={"job": job_id, "issuer": owner.issuer, "actor_verified": True},
         )
 
@@ -157,7 +159,7 @@ async def _owned(request: Request, job_id: str) -> Job:
     if waiting and await asyncio.to_thread(store.claim, job):
         header = request.headers.get("authorization")
         start_job(request.app, job_id, Secret(header) if header else None)
-        _record(request, "analysis resume", job_id, owner)
+        _record(request, "analysis resume", job_id, owner, "the owner came back")
         job = await asyncio.to_thread(store.get, job_id, owner)
     return job
 
@@ -177,7 +179,7 @@ async def submit(request: Request) -> JSONResponse:
     job = await asyncio.to_thread(
         store.create, job_request["analysis"], job_request, tasks, owner=owner
     )
-    _record(request, "analysis submit", job.id, owner)
+    _record(request, "analysis submit", job.id, owner, job_request["analysis"])
     signer_of(request)  # the runner signs with the app's signer
     start_job(request.app, job.id, Secret(header) if header else None)
     return JSONResponse(job.status(), status_code=201)
@@ -259,5 +261,5 @@ async def cancel(request: Request, job_id: str) -> JSONResponse:
     if running is not None:
         # The round in flight is abandoned: its requests to the nodes close.
         running.cancel()
-    _record(request, "analysis cancel", job_id, owner)
+    _record(request, "analysis cancel", job_id, owner, "canceled by the user")
     return JSONResponse(job.status())
