@@ -42,15 +42,17 @@ def _kept(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def _manhattan(figure: Any, kept: list[Mapping[str, Any]]) -> None:
     axes = figure.subplots()
-    contigs = sorted({str(row["contig"]) for row in kept}, key=_contig_order)
+    names = np.array([str(row["contig"]) for row in kept], dtype=object)
+    all_positions = np.array([row["position"] for row in kept], dtype=float)
+    all_scores = -np.log10(np.array([row["p"] for row in kept], dtype=float))
+    contigs = sorted(set(names.tolist()), key=_contig_order)
     offset, ticks = 0.0, []
     for number, contig in enumerate(contigs):
-        chosen = [row for row in kept if str(row["contig"]) == contig]
-        positions = np.array([row["position"] for row in chosen], dtype=float)
-        scores = -np.log10([row["p"] for row in chosen])
+        chosen = names == contig
+        positions = all_positions[chosen]
         axes.scatter(
             offset + positions,
-            scores,
+            all_scores[chosen],
             s=4,
             color=("#1f4e79", "#7fa7d1")[number % 2],
             rasterized=True,
