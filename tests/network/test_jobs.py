@@ -298,3 +298,42 @@ def test_the_verifier_comes_from_network_yaml(provider):
             parse_registry({**document, "trusted_brokers": bad})
     with pytest.raises(ConfigError, match="development identity provider"):
         parse_registry({**document, "environment": "prod"})
+
+
+def test_the_same_subject_at_another_broker_is_another_owner(
+    provider, stranger_provider, tmp_path
+):
+    """Both brokers trusted: a subject name is only an owner with its issuer."""
+    brokers = (
+        TrustedIssuer(BROKER, provider.jku),
+        TrustedIssuer(stranger_provider.issuer, stranger_provider.jku),
+    )
+    registry = Registry(
+        network_id="jobs-net",
+        public_url="http://network.test",
+        nodes=(RegisteredNode("fi-node", "FI", "http://fi.test"),),
+        trusted_brokers=brokers,
+    )
+    keys = {provider.jku: provider.jwks, stranger_provider.jku: stranger_provider.jwks}
+    app = create_network_app(
+        registry,
+        client=httpx2.AsyncClient(
+            transport=httpx2.MockTransport(lambda request: httpx2.Response(404))
+        ),
+        jobs=open_job_store(tmp_path),
+    )
+    app.state.job_verifier = TokenVerifier(
+        brokers, (), JwksCache(lambda url: keys[url]() if url in keys else None)
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        job_id = _submit(client, _bearer(provider, RESEARCHER))
+        namesake = _bearer(stranger_provider, RESEARCHER)
+        assert (
+            client.get(f"/analysis/jobs/{job_id}", headers=namesake).status_code == 404
+        )
+        assert (
+            client.get(
+                f"/analysis/jobs/{job_id}", headers=_bearer(provider, RESEARCHER)
+            ).status_code
+            == 200
+        )
