@@ -389,3 +389,29 @@ def test_limits_come_from_the_settings():
     assert HttpLimits.from_settings(defaults) == HttpLimits()
     changed = HttpLimits.from_settings({**defaults, "http_max_body_bytes": 10})
     assert changed.max_body_bytes == 10
+
+
+def _tiny_app() -> FastAPI:
+    return FastAPI()
+
+
+def test_the_served_app_is_frozen_and_hands_the_gil_over_often(monkeypatch):
+    """What :func:`serve` runs in each worker: the factory's app, the heap out of
+    the collector's view, and a short GIL switch interval (a scan in the thread
+    pool must not hold the event loop off for Python's default 5 ms)."""
+    import gc
+    import sys
+
+    from genomenode.web import server
+
+    monkeypatch.setenv("GENOMENODE_APP_FACTORY", f"{__name__}:_tiny_app")
+    before = sys.getswitchinterval()
+    try:
+        app = server.frozen_app()
+        assert isinstance(app, FastAPI)
+        assert sys.getswitchinterval() == pytest.approx(server.SWITCH_INTERVAL_SECONDS)
+        assert before > server.SWITCH_INTERVAL_SECONDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        sys.setswitchinterval(before)
+        gc.unfreeze()

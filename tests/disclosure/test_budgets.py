@@ -108,3 +108,47 @@ def test_a_spent_budget_is_refused_again_without_the_database(node):
     assert statements
     now[0] = 3600.0 + 1000.0
     assert budgets.charge("a", "d", 0.5).allowed
+
+
+def test_a_lease_spends_from_memory_and_never_overspends(node):
+    """Cheap charges against a big budget take leases: one database write serves
+    several charges, and the budget is still never exceeded."""
+    budgets = _budgets(node, budget=10.0)
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        budgets.engine,
+        "before_cursor_execute",
+        lambda *arguments: statements.append(arguments[2]),
+    )
+    allowed = [budgets.charge("a", "d", 0.05).allowed for _ in range(260)]
+    assert sum(allowed) == 200  # exactly the budget: one process spends its leases
+    assert allowed[-1] is False
+    upserts = [statement for statement in statements if "INSERT" in statement]
+    # Leases of 12 charges (1/16 of the budget); the last lease's worth is taken
+    # one charge at a time (a whole lease no longer fits): 16 + 2 x 8 + 1.
+    assert len(upserts) <= 34
+    assert abs(budgets.spent("a", "d") - 10.0) < 1e-9
+
+
+def _charge_cheaply(url: str, schema: str | None, count: int) -> int:
+    engine = create_engine(url, schema)
+    budgets = Budgets(engine, budget=100.0, window_seconds=3600)
+    allowed = sum(budgets.charge("ip:10.0.0.2", "d", 1.0).allowed for _ in range(count))
+    engine.dispose()
+    return allowed
+
+
+def test_leases_across_processes_cannot_overspend(node):
+    """Four processes with leases of 6 charges: never more than the budget, and
+    at most one lease per process unspent (refused early, never allowed late)."""
+    url = node.config.database_url
+    schema = node.config.values.get("db_schema")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context) as pool:
+        allowed = sum(pool.map(_charge_cheaply, [url] * 4, [schema] * 4, [40] * 4))
+    assert 100 - 4 * 5 <= allowed <= 100
+    with node.engine.connect() as connection:
+        spent = connection.exec_driver_sql(
+            "SELECT spent FROM disclosure_budgets WHERE identity = 'ip:10.0.0.2'"
+        ).scalar()
+    assert spent <= 100.0 + 1e-9

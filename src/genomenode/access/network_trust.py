@@ -268,6 +268,7 @@ class NetworkVerifier:
         self._clock = clock
         self._refuse_development = refuse_development
         self._seen = _SeenAssertions(replay_window)
+        self._prepared: tuple[str, TrustedIssuer | None] | None = None
 
     async def prepare(self, assertion: str) -> None:
         """Fetch the keys :meth:`verify` will need for ``assertion``, if missing.
@@ -280,12 +281,18 @@ class NetworkVerifier:
             return
         issuer = peeked[1].get("iss")
         network = self._trusted.get(issuer) if isinstance(issuer, str) else None
+        # verify() of the same text then picks its network without reading it
+        # again (one assertion per request, prepared then verified).
+        self._prepared = (assertion, network)
         if network is None:
             return
         kid = peeked[0].get("kid")
         await self._keys.prepare(network.jku, kid if isinstance(kid, str) else None)
 
     def _network_of(self, assertion: str) -> TrustedIssuer | None:
+        prepared = self._prepared
+        if prepared is not None and prepared[0] == assertion:
+            return prepared[1]
         issuer = unverified_issuer(assertion)
         return self._trusted.get(issuer) if issuer is not None else None
 

@@ -110,6 +110,16 @@ async def read_body(request: Request) -> bytes:
         return cached
     limits = limits_of(request)
     declared = request.headers.get("content-length")
+    if (
+        declared is None
+        and request.method in ("GET", "HEAD")
+        and "transfer-encoding" not in request.headers
+    ):
+        # A GET with neither header has no body (RFC 9112 §6.3): nothing to wait
+        # for (a Beacon query relayed by a network). Other methods are read: an
+        # ASGI server may hand over a body it framed itself.
+        request.state.body_bytes = b""
+        return b""
     if declared is not None:
         text = declared.strip()
         if not text.isdigit() or len(text) > 18:
