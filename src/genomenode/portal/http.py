@@ -19,9 +19,11 @@
 ``POST /my-access/download``            an htsget slice, Crypt4GH-encrypted
 ======================================  =========================================
 
-Every POST checks the form's CSRF token first (403 without it). Every call to
-a node goes through its API with the visitor's passport (:mod:`.backend`), so
-the node decides, audits and refuses exactly as for any client; the DAC steps
+Every POST checks the form's CSRF token first (403 without it), then sends
+an anonymous visitor to sign in where it must: one helper,
+:func:`.pages.form_or_refusal`. Every call to a node goes through its API with
+the visitor's passport (:mod:`.backend`), so the node decides, audits and
+refuses exactly as for any client; the DAC steps
 are the access API's, which runs the one workflow (:mod:`genomenode.access.workflow`).
 """
 
@@ -32,7 +34,6 @@ import pathlib
 import re
 import shutil
 import tempfile
-import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -50,13 +51,13 @@ from . import backend, oidc
 from .charts import frequency_chart
 from .duo_help import explain, modifier_choices, purpose_choices
 from .pages import (
-    CsrfRefused,
     error_page,
+    form_or_refusal,
     portal_of,
-    posted_form,
     redirect,
     render,
     session_of,
+    sign_in_redirect,
     wants_html,
 )
 from .search import parse_query
@@ -86,11 +87,6 @@ def _name(value: str) -> str:
     return value
 
 
-def _sign_in_redirect(request: Request) -> Response:
-    target = urllib.parse.quote(request.url.path, safe="/")
-    return redirect(request, f"/sign-in?next={target}")
-
-
 async def _node_error(request: Request, answer: backend.NodeAnswer) -> Response:
     """A node's refusal as a page: its status when it is the visitor's to fix,
     502/504 when the node failed."""
@@ -103,19 +99,6 @@ async def _node_error(request: Request, answer: backend.NodeAnswer) -> Response:
         return await error_page(request, answer.status, f"{node}: {answer.message}")
     status = 504 if answer.message == "timed out" else 502
     return await error_page(request, status, f"{node}: {answer.message or 'no answer'}")
-
-
-async def _refused(request: Request, error: Exception) -> Response:
-    if isinstance(error, CsrfRefused):
-        return await error_page(
-            request,
-            403,
-            "This form was sent without its security token (or with an old "
-            "one), so nothing was done. Go back, reload the page and try again.",
-        )
-    if isinstance(error, GenomenodeError):
-        return await error_page(request, error.status, str(error))
-    return await error_page(request, 400, str(error))
 
 
 @router.get("/", summary="The portal's home page")
@@ -399,10 +382,9 @@ async def sign_in_callback(
 
 @router.post("/sign-out", summary="Sign out")
 async def sign_out(request: Request) -> Response:
-    try:
-        await posted_form(request)
-    except (CsrfRefused, ValueError, GenomenodeError) as error:
-        return await _refused(request, error)
+    form = await form_or_refusal(request, signed_in=False)
+    if isinstance(form, Response):
+        return form
     session_of(request).sign_out()
     return redirect(request, "/")
 
@@ -410,7 +392,7 @@ async def sign_out(request: Request) -> Response:
 @router.get("/apply/{node_id}/{dataset_id}", summary="Apply for access")
 async def apply_page(request: Request, node_id: str, dataset_id: str) -> Response:
     if session_of(request).subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     return await _apply_form(request, node_id, dataset_id, values={}, error=None)
 
 
@@ -460,13 +442,10 @@ async def _apply_form(
 
 @router.post("/apply/{node_id}/{dataset_id}", summary="Apply for access")
 async def apply(request: Request, node_id: str, dataset_id: str) -> Response:
+    form = await form_or_refusal(request)
+    if isinstance(form, Response):
+        return form
     session = session_of(request)
-    try:
-        form = await posted_form(request)
-    except (CsrfRefused, ValueError, GenomenodeError) as error:
-        return await _refused(request, error)
-    if session.subject is None:
-        return _sign_in_redirect(request)
     purpose: dict[str, Any] = {"term": form.get("purpose", "")}
     if form.get("disease", "").strip():
         purpose["disease"] = form["disease"].strip()
@@ -542,7 +521,7 @@ async def _applications(request: Request) -> tuple[list[dict[str, Any]], list[An
 async def applications_page(request: Request) -> Response:
     subject = session_of(request).subject
     if subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     found, failed = await _applications(request)
     mine = [item for item in found if item.get("applicant") == subject]
     return await render(request, "applications.html", applications=mine, failed=failed)
@@ -552,7 +531,7 @@ async def applications_page(request: Request) -> Response:
 async def dac_page(request: Request) -> Response:
     subject = session_of(request).subject
     if subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     found, failed = await _applications(request)
     others = [item for item in found if item.get("applicant") != subject]
     waiting = [item for item in others if item.get("state") == "submitted"]
@@ -568,7 +547,7 @@ async def application_page(
 ) -> Response:
     session = session_of(request)
     if session.subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     answer = await backend.ask_node(
         portal_of(request),
         node_id,
@@ -601,13 +580,10 @@ async def application_page(
 async def application_act(
     request: Request, node_id: str, application_id: int
 ) -> Response:
+    form = await form_or_refusal(request)
+    if isinstance(form, Response):
+        return form
     session = session_of(request)
-    try:
-        form = await posted_form(request)
-    except (CsrfRefused, ValueError, GenomenodeError) as error:
-        return await _refused(request, error)
-    if session.subject is None:
-        return _sign_in_redirect(request)
     action = form.get("action", "")
     if action not in _ACTIONS:
         return await error_page(request, 400, f"Unknown action {action[:40]!r}.")
@@ -639,7 +615,7 @@ async def application_act(
 async def my_access_page(request: Request) -> Response:
     session = session_of(request)
     if session.subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     portal = portal_of(request)
     answers = await backend.ask_each_node(
         portal, "/access/grants", token=session.access_token
@@ -661,14 +637,12 @@ async def my_access_page(request: Request) -> Response:
 
 @router.post("/my-access/download", summary="Download a slice")
 async def download(request: Request) -> Response:
-    session = session_of(request)
-    try:
-        form = await posted_form(request)
-    except (CsrfRefused, ValueError, GenomenodeError) as error:
-        return await _refused(request, error)
-    token = session.access_token
-    if session.subject is None or token is None:
-        return _sign_in_redirect(request)
+    form = await form_or_refusal(request)
+    if isinstance(form, Response):
+        return form
+    token = session_of(request).access_token
+    if token is None:
+        return sign_in_redirect(request)
     portal = portal_of(request)
     target = portal.client_for(form.get("node", ""))
     dataset_id = form.get("dataset", "")

@@ -26,24 +26,22 @@ from __future__ import annotations
 
 import io
 import re
-import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ..analysis.client import tsv_rows
-from ..errors import GenomenodeError
 from ..web.blocking import run_blocking
 from . import backend
 from .pages import (
-    CsrfRefused,
     error_page,
+    form_or_refusal,
     portal_of,
-    posted_form,
     redirect,
     render,
     session_of,
+    sign_in_redirect,
 )
 from .search import mapping
 from .site import set_visitor
@@ -131,11 +129,6 @@ def job_request(form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _sign_in_redirect(request: Request) -> Response:
-    target = urllib.parse.quote(request.url.path, safe="/")
-    return redirect(request, f"/sign-in?next={target}")
-
-
 async def _not_here(request: Request) -> Response | None:
     """The page for a visitor who cannot have it: the node's portal (jobs are
     the network's), or anyone not signed in (sent to sign in)."""
@@ -144,7 +137,7 @@ async def _not_here(request: Request) -> Response | None:
             request, 404, "Analyses are run from the network's portal."
         )
     if session_of(request).subject is None:
-        return _sign_in_redirect(request)
+        return sign_in_redirect(request)
     return None
 
 
@@ -194,19 +187,9 @@ async def jobs_page(request: Request, id: str = "") -> Response:
 
 @router.post("/jobs", summary="Submit an analysis")
 async def submit(request: Request) -> Response:
-    try:
-        form = await posted_form(request)
-    except CsrfRefused:
-        return await error_page(
-            request,
-            403,
-            "This form was sent without its security token (or with an old "
-            "one), so nothing was done. Go back, reload the page and try again.",
-        )
-    except GenomenodeError as error:
-        return await error_page(request, error.status, str(error))
-    except ValueError as error:
-        return await error_page(request, 400, str(error))
+    form = await form_or_refusal(request, signed_in=False)
+    if isinstance(form, Response):
+        return form
     refused = await _not_here(request)
     if refused is not None:
         return refused

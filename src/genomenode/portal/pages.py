@@ -1,8 +1,9 @@
 """What every portal page handler shares: the session, forms, rendering.
 
-A handler reads the visitor's session (:func:`session_of`), checks a posted
-form's CSRF token (:func:`posted_form`, which refuses with 403 and never
-reaches the handler's work), and renders a template (:func:`render`), which also
+A handler reads the visitor's session (:func:`session_of`); a form POST calls
+:func:`form_or_refusal` first, which checks the form's CSRF token (403 without
+it) and sends an anonymous visitor to sign in, so that neither reaches the
+handler's work. A page is a template rendered by :func:`render`, which also
 writes the session cookie back when it changed and sets the headers that keep
 the pages in their own origin (a strict Content-Security-Policy: no inline
 script, no other origin).
@@ -18,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..errors import GenomenodeError
 from ..web.body import read_body
 from .session import COOKIE_NAME, CSRF_FIELD, SESSION_SECONDS, Session
 from .site import Portal
@@ -26,11 +28,15 @@ __all__ = [
     "MAX_FIELD_CHARACTERS",
     "MAX_FORM_FIELDS",
     "CsrfRefused",
+    "error_page",
+    "form_or_refusal",
     "portal_of",
     "posted_form",
     "redirect",
+    "refused_page",
     "render",
     "session_of",
+    "sign_in_redirect",
     "wants_html",
 ]
 
@@ -155,3 +161,43 @@ def redirect(request: Request, location: str) -> Response:
 async def error_page(request: Request, status: int, message: str) -> Response:
     """The error page: what went wrong, in the status it deserves."""
     return await render(request, "error.html", status=status, message=message)
+
+
+def sign_in_redirect(request: Request) -> Response:
+    """A 303 to sign in, coming back to this page afterwards."""
+    target = urllib.parse.quote(request.url.path, safe="/")
+    return redirect(request, f"/sign-in?next={target}")
+
+
+async def refused_page(request: Request, error: Exception) -> Response:
+    """The page for a form :func:`posted_form` refused: 403 without its CSRF
+    token, the error's status for a :class:`GenomenodeError`, else 400."""
+    if isinstance(error, CsrfRefused):
+        return await error_page(
+            request,
+            403,
+            "This form was sent without its security token (or with an old "
+            "one), so nothing was done. Go back, reload the page and try again.",
+        )
+    if isinstance(error, GenomenodeError):
+        return await error_page(request, error.status, str(error))
+    return await error_page(request, 400, str(error))
+
+
+async def form_or_refusal(
+    request: Request, *, signed_in: bool = True
+) -> dict[str, str] | Response:
+    """What every form POST does first: the posted form, or the response to
+    send instead of doing anything.
+
+    The form's CSRF token is checked before anything else
+    (:func:`refused_page` for a form that fails); then, with ``signed_in``,
+    an anonymous visitor is sent to sign in (:func:`sign_in_redirect`).
+    """
+    try:
+        form = await posted_form(request)
+    except (CsrfRefused, ValueError, GenomenodeError) as error:
+        return await refused_page(request, error)
+    if signed_in and session_of(request).subject is None:
+        return sign_in_redirect(request)
+    return form
