@@ -222,6 +222,17 @@ class _Reader:
             raise self.fail(field, f"must be a non-empty string, not {value!r}")
         return value.strip()
 
+    def entry(
+        self, raw: Any, where: str, keys: frozenset[str], noun: str, required: str
+    ) -> Mapping[str, Any]:
+        """``raw``, one entry of a list: a mapping with no key but ``keys``."""
+        if not isinstance(raw, Mapping):
+            raise self.fail(where, f"must be a mapping with {required}")
+        extra = sorted(set(raw) - keys)
+        if extra:
+            raise self.fail(f"{where}.{extra[0]}", f"is not a {noun} field")
+        return raw
+
     def url(self, document: Mapping[str, Any], key: str, field: str) -> str:
         value = self.string(document, key, field)
         if not value.startswith(("http://", "https://")):
@@ -319,11 +330,7 @@ def _trusted_brokers(
     brokers = []
     for index, entry in enumerate(raw):
         where = f"trusted_brokers[{index}]"
-        if not isinstance(entry, Mapping):
-            raise reader.fail(where, "must be a mapping with issuer and jku")
-        extra = sorted(set(entry) - _BROKER_KEYS)
-        if extra:
-            raise reader.fail(f"{where}.{extra[0]}", "is not a broker field")
+        entry = reader.entry(entry, where, _BROKER_KEYS, "broker", "issuer and jku")
         # The issuer is compared with a token's iss exactly (a trailing slash
         # included, as some brokers have one).
         issuer = reader.string(entry, "issuer", f"{where}.issuer")
@@ -428,11 +435,7 @@ def parse_registry(document: object, *, source: str | None = None) -> Registry:
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
         where = f"nodes[{index}]"
-        if not isinstance(raw, Mapping):
-            raise reader.fail(where, "must be a mapping with id, country and url")
-        extra = sorted(set(raw) - _NODE_KEYS)
-        if extra:
-            raise reader.fail(f"{where}.{extra[0]}", "is not a node field")
+        raw = reader.entry(raw, where, _NODE_KEYS, "node", "id, country and url")
         node_id = reader.string(raw, "id", f"{where}.id")
         if not _ID.match(node_id):
             raise reader.fail(
