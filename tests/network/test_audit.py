@@ -59,6 +59,18 @@ def _open(directory, database, **options):
     )
 
 
+def _close(writer) -> None:
+    writer.close()
+    writer.engine.dispose()
+
+
+def _write(directory, database, number: int, first: int = 0) -> None:
+    """``number`` entries, by a writer opened and closed for them."""
+    writer = _open(directory, database)
+    _record(writer, number, first)
+    _close(writer)
+
+
 def _verify(directory, database, checkpoints=()):
     return verify_network_audit(
         directory,
@@ -84,16 +96,12 @@ def test_open_record_flush_verify_and_tamper(network_yaml, database):
         check = _verify(directory, database)
         assert (check.intact, check.first_bad_id, check.num_entries) == (False, 9, 8)
     finally:
-        writer.close()
-        writer.engine.dispose()
+        _close(writer)
 
 
 def test_the_files_beside_network_yaml_are_private(network_yaml):
     directory = network_yaml.parent
-    writer = _open(directory, None)
-    _record(writer, 2)
-    writer.close()
-    writer.engine.dispose()
+    _write(directory, None, 2)
     checkpoint_network_audit(directory, network_id=NETWORK_ID)
     assert stat.S_IMODE((directory / DATABASE_FILENAME).stat().st_mode) == 0o600
     assert stat.S_IMODE((directory / KEY_FILENAME).stat().st_mode) == 0o600
@@ -105,10 +113,7 @@ def test_the_files_beside_network_yaml_are_private(network_yaml):
 def test_a_reopened_log_goes_on_with_the_same_chain(network_yaml, database):
     directory = network_yaml.parent
     for round_number in range(2):
-        writer = _open(directory, database)
-        _record(writer, 5, first=5 * round_number)
-        writer.close()
-        writer.engine.dispose()
+        _write(directory, database, 5, first=5 * round_number)
     check = _verify(directory, database)
     assert check.intact and check.num_entries == 10
 
@@ -127,16 +132,12 @@ def test_periodic_checkpoints_and_a_cut_tail(network_yaml, database):
         check = _verify(directory, database)
         assert not check.intact and "removed from its end" in check.problem
     finally:
-        writer.close()
-        writer.engine.dispose()
+        _close(writer)
 
 
 def test_cli_audit_verify_and_checkpoint(network_yaml, tmp_path):
     directory = network_yaml.parent
-    writer = _open(directory, None)
-    _record(writer, 12)
-    writer.close()
-    writer.engine.dispose()
+    _write(directory, None, 12)
     runner = CliRunner()
     kept = tmp_path / "outside" / "network-checkpoints.jws"
     kept.parent.mkdir()
@@ -170,10 +171,7 @@ def test_verify_refuses_a_network_without_a_log(network_yaml):
 
 def test_checkpoints_name_the_network(network_yaml, tmp_path):
     directory = network_yaml.parent
-    writer = _open(directory, None)
-    _record(writer, 3)
-    writer.close()
-    writer.engine.dispose()
+    _write(directory, None, 3)
     signed = checkpoint_network_audit(directory, network_id=NETWORK_ID)
     assert (signed.log_id, signed.entry_id) == (NETWORK_ID, 3)
     check = verify_network_audit(

@@ -10,6 +10,16 @@ from genomenode.network.breaker import BreakerSettings
 from genomenode.network.registry import RegisteredNode, load_registry
 
 
+def _changed(mapping: dict, changes: dict) -> dict:
+    """``mapping`` with ``changes`` made: a value of None removes the key."""
+    for key, value in changes.items():
+        if value is None:
+            mapping.pop(key)
+        else:
+            mapping[key] = value
+    return mapping
+
+
 def _document(**changes):
     document = {
         "format_version": 1,
@@ -26,12 +36,7 @@ def _document(**changes):
             {"id": "se-node", "country": "SE", "url": "http://se.example.org:8080/"},
         ],
     }
-    for key, value in changes.items():
-        if value is None:
-            document.pop(key)
-        else:
-            document[key] = value
-    return document
+    return _changed(document, changes)
 
 
 def _write(tmp_path, document) -> str:
@@ -94,12 +99,7 @@ def test_a_short_operator_token_is_refused_without_repeating_it(tmp_path):
 
 def _node(**changes):
     node = {"id": "fi-node", "country": "FI", "url": "https://fi.example.org"}
-    for key, value in changes.items():
-        if value is None:
-            node.pop(key)
-        else:
-            node[key] = value
-    return node
+    return _changed(node, changes)
 
 
 @pytest.mark.parametrize(
