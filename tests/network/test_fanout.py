@@ -16,48 +16,24 @@ from genomenode.network.fanout import PerOriginTransport
 from genomenode.network.registry import RegisteredNode, Registry
 
 from .test_merge import GOOD
+from .test_node_client import Handler, Server, answer
 
 
-class SlowServer:
-    """Answers every request after ``delay`` seconds; counts open connections."""
+def slow(delay: float) -> Handler:
+    """A :class:`Server` handler answering every request after ``delay`` seconds."""
+    body = json.dumps(GOOD).encode()
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.open = 0
-        self.most_open = 0
-        self.server: asyncio.Server | None = None
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            await asyncio.sleep(delay)
+            writer.write(answer(body))
+            await writer.drain()
 
-    async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _serve(self, reader, writer) -> None:
-        self.open += 1
-        self.most_open = max(self.most_open, self.open)
-        body = json.dumps(GOOD).encode()
-        try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                await asyncio.sleep(self.delay)
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    + f"content-length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self.open -= 1
-            writer.close()
+    return serve
 
 
 def test_each_node_has_its_own_bounded_pool():
-    first, second = SlowServer(0.1), SlowServer(0.1)
+    first, second = Server(slow(0.1)), Server(slow(0.1))
 
     async def run():
         async with first as first_url, second as second_url:

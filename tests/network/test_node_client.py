@@ -83,6 +83,18 @@ def answer(body: bytes, *extra: bytes) -> bytes:
     )
 
 
+def answering_once(raw: bytes) -> Handler:
+    """A handler that reads one request, writes ``raw`` and closes."""
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    return once
+
+
 async def keep_alive(reader, writer) -> None:
     while True:
         line, _, body = await read_request(reader)
@@ -153,14 +165,8 @@ def test_a_pool_holds_at_most_max_connections():
     ],
 )
 def test_every_framing_of_an_answer(raw, body):
-    async def once(reader, writer) -> None:
-        await read_request(reader)
-        writer.write(raw)
-        await writer.drain()
-        writer.close()
-
     async def go():
-        async with Server(once) as url:
+        async with Server(answering_once(raw)) as url:
             client = NodeClient(max_connections=1)
             response = await client.send("GET", f"{url}/", [], None)
             await client.aclose()
@@ -181,14 +187,8 @@ def test_every_framing_of_an_answer(raw, body):
     ],
 )
 def test_a_broken_answer_is_an_error(raw, message):
-    async def once(reader, writer) -> None:
-        await read_request(reader)
-        writer.write(raw)
-        await writer.drain()
-        writer.close()
-
     async def go():
-        async with Server(once) as url:
+        async with Server(answering_once(raw)) as url:
             client = NodeClient(max_connections=1, max_response_bytes=1000)
             with pytest.raises(NodeConnectionError, match=message):
                 await client.send("GET", f"{url}/", [], None)
