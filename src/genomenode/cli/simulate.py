@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .options import command, errors_to_exit, json_option, print_result
+
+if TYPE_CHECKING:
+    from ..simulate import SimulationResult
 
 __all__ = ["simulate"]
 
@@ -66,16 +70,7 @@ def simulate(
             )
         except ValueError as error:
             raise click.UsageError(str(error)) from None
-        cohorts = [
-            {
-                "dataset_id": item.dataset_id,
-                "dataset_yaml": str(item.dataset_yaml),
-                "vcf": str(item.vcf_path),
-                "num_samples": item.num_samples,
-                "num_variants": item.num_variants,
-            }
-            for item in results
-        ]
+        cohorts = [_summary(item) for item in results]
         print_result(
             {"cohorts": cohorts},
             as_json,
@@ -99,16 +94,20 @@ def simulate(
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    summary = {
+    print_result(
+        _summary(result),
+        as_json,
+        f"Simulated {result.num_samples} samples × {result.num_variants} variants "
+        f"({security_level}): {result.dataset_yaml}",
+    )
+
+
+def _summary(result: SimulationResult) -> dict[str, Any]:
+    """What ``--json`` prints of one simulated cohort."""
+    return {
         "dataset_id": result.dataset_id,
         "dataset_yaml": str(result.dataset_yaml),
         "vcf": str(result.vcf_path),
         "num_samples": result.num_samples,
         "num_variants": result.num_variants,
     }
-    print_result(
-        summary,
-        as_json,
-        f"Simulated {result.num_samples} samples × {result.num_variants} variants "
-        f"({security_level}): {result.dataset_yaml}",
-    )
