@@ -71,6 +71,17 @@ def _message(document: Any, status: int) -> str:
     return f"the node answered HTTP {status}"
 
 
+def _answer(node: NodeLink, response: httpx2.Response) -> NodeAnswer:
+    """A node's response as an answer: its JSON (None if not JSON) and, if it
+    failed, the message it gave."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    message = None if response.is_success else _message(document, response.status_code)
+    return NodeAnswer(node, response.status_code, document, message)
+
+
 async def ask_node(
     portal: Portal,
     node_id: str,
@@ -97,12 +108,7 @@ async def ask_node(
         return NodeAnswer(node, None, None, "timed out")
     except httpx2.HTTPError as error:
         return NodeAnswer(node, None, None, f"did not answer ({type(error).__name__})")
-    try:
-        document = response.json()
-    except ValueError:
-        document = None
-    message = None if response.is_success else _message(document, response.status_code)
-    return NodeAnswer(node, response.status_code, document, message)
+    return _answer(node, response)
 
 
 async def ask_own_api(
@@ -126,12 +132,7 @@ async def ask_own_api(
         )
     except httpx2.HTTPError as error:
         return NodeAnswer(node, None, None, f"did not answer ({type(error).__name__})")
-    try:
-        document = response.json()
-    except ValueError:
-        document = None
-    message = None if response.is_success else _message(document, response.status_code)
-    return NodeAnswer(node, response.status_code, document, message)
+    return _answer(node, response)
 
 
 async def fetch_own_file(
