@@ -25,6 +25,7 @@ from .network import (
     portal_network,
     stop_node,
 )
+from .results import assert_row_shows, population_rows
 
 HTML = {"Accept": "text/html"}
 BY_COUNTRY = {cohort.country: cohort for cohort in COHORTS}
@@ -36,25 +37,6 @@ def network(tmp_path_factory) -> Iterator[PortalNetwork]:
         yield running
 
 
-def _rows(page: str, table_id: str) -> dict[str, dict[str, str]]:
-    table = page.split(f'id="{table_id}"')[1].split("</table>")[0]
-    rows = {}
-    for attributes in re.findall(r"<tr (data-population=[^>]*)>", table):
-        values = dict(re.findall(r'data-([a-z0-9]+)="([^"]*)"', attributes))
-        rows[values["population"]] = values
-    return rows
-
-
-def _same(row: dict[str, str], item: dict) -> None:
-    assert int(row["ac"]) == item["alleleCount"]
-    assert int(row["an"]) == item["alleleNumber"]
-    assert int(row["hom"]) == item["alleleCountHomozygous"]
-    assert int(row["het"]) == item["alleleCountHeterozygous"]
-    assert int(row["hemi"]) == item["alleleCountHemizygous"]
-    assert float(row["faf95"]) == pytest.approx(item["faf95"], rel=1e-5, abs=1e-12)
-    assert (row["adjusted"] == "yes") == item["adjusted"]
-
-
 def test_the_networks_reference_page_is_its_union(network):
     api = httpx2.get(f"{network.url}/reference/variants/{PLANTED}", timeout=30).json()
     page = httpx2.get(f"{network.url}/variants/{PLANTED}", headers=HTML, timeout=30)
@@ -64,14 +46,14 @@ def test_the_networks_reference_page_is_its_union(network):
     # The CONTROLLED EE reference is not released: FI and SE only.
     assert countries == ["FI", "SE"]
     for item in api["countries"]:
-        shown = _rows(text, f"country-{item['country']}")
+        shown = population_rows(text, f"country-{item['country']}")
         assert set(shown) == {row["population"] for row in item["populations"]}
         for row in item["populations"]:
-            _same(shown[row["population"]], row)
-    pooled = _rows(text, "pooled")
+            assert_row_shows(shown[row["population"]], row, frequency=False)
+    pooled = population_rows(text, "pooled")
     assert set(pooled) == {row["population"] for row in api["pooled"]}
     for row in api["pooled"]:
-        _same(pooled[row["population"]], row)
+        assert_row_shows(pooled[row["population"]], row, frequency=False)
     # The bars: each country's frequency as the network published it (over
     # the people who passed QC, so not the cohort's raw frequency).
     for item in api["countries"]:

@@ -5,7 +5,6 @@ checked against what the node's own API answers the same visitor."""
 from __future__ import annotations
 
 import html
-import re
 
 import pysam
 import pytest
@@ -18,6 +17,7 @@ from genomenode.qc.run import run_qc
 from genomenode.reference.build import build_reference
 
 from ..conftest import write_dataset_yaml, write_small_cohort
+from .results import assert_row_shows, population_rows
 
 HTML = {"Accept": "text/html"}
 NODE = "test-node"
@@ -47,26 +47,6 @@ def _first_variant(vcf) -> str:
         return f"{record.chrom}-{record.pos}-{record.ref}-{record.alts[0]}"
 
 
-def _rows(page: str, table_id: str) -> dict[str, dict[str, str]]:
-    table = page.split(f'id="{table_id}"')[1].split("</table>")[0]
-    rows = {}
-    for attributes in re.findall(r"<tr (data-population=[^>]*)>", table):
-        values = dict(re.findall(r'data-([a-z0-9]+)="([^"]*)"', attributes))
-        rows[values["population"]] = values
-    return rows
-
-
-def _same(row: dict[str, str], item: dict) -> None:
-    assert int(row["ac"]) == item["alleleCount"]
-    assert int(row["an"]) == item["alleleNumber"]
-    assert float(row["af"]) == pytest.approx(item["alleleFrequency"], abs=1e-6)
-    assert int(row["hom"]) == item["alleleCountHomozygous"]
-    assert int(row["het"]) == item["alleleCountHeterozygous"]
-    assert int(row["hemi"]) == item["alleleCountHemizygous"]
-    assert float(row["faf95"]) == pytest.approx(item["faf95"], rel=1e-5, abs=1e-12)
-    assert (row["adjusted"] == "yes") == item["adjusted"]
-
-
 def test_the_reference_page_shows_the_apis_numbers(node_app):
     client, vcf = node_app
     variant = _first_variant(vcf)
@@ -75,10 +55,10 @@ def test_the_reference_page_shows_the_apis_numbers(node_app):
     page = client.get(f"/variants/{variant}", headers=HTML)
     assert page.status_code == 200, page.text
     text = page.text
-    shown = _rows(text, "country-FI") | _rows(text, "pooled")
+    shown = population_rows(text, "country-FI") | population_rows(text, "pooled")
     assert set(shown) == {item["population"] for item in api["populations"]}
     for item in api["populations"]:
-        _same(shown[item["population"]], item)
+        assert_row_shows(shown[item["population"]], item, frequency=True)
     # The chart's bars are the country's and its sexes' frequencies.
     by_name = {item["population"]: item for item in api["populations"]}
     for name, sex in (("FI", None), ("FI_F", "F"), ("FI_M", "M")):
