@@ -284,6 +284,21 @@ def fill_tags(vcf: pathlib.Path, samples: list[str] | None = None) -> list[dict]
     return rows
 
 
+def gt_record(
+    contig: str, position: int, reference: str, alternate: str, calls: list[str]
+) -> str:
+    """One VCF record line: a biallelic PASS site with genotype ``calls`` only."""
+    site = [contig, str(position), ".", reference, alternate, ".", "PASS", ".", "GT"]
+    return "\t".join([*site, *calls])
+
+
+def sex_of(index: int) -> dict[str, str]:
+    """The Beacon ``sex`` of the ``index``-th sample of a test cohort: odd ones male."""
+    if index % 2:
+        return {"id": "NCIT:C20197", "label": "male"}
+    return {"id": "NCIT:C16576", "label": "female"}
+
+
 def write_small_cohort(
     directory: pathlib.Path,
     *,
@@ -314,29 +329,12 @@ def write_small_cohort(
         if index % 17 == 0:
             calls[index % num_samples] = "./."
         reference, alternate = rng.choice(list("ACGT"), size=2, replace=False)
-        records.append(
-            "\t".join(
-                [
-                    contig,
-                    str(position),
-                    ".",
-                    reference,
-                    alternate,
-                    ".",
-                    "PASS",
-                    ".",
-                    "GT",
-                    *calls,
-                ]
-            )
-        )
+        records.append(gt_record(contig, position, reference, alternate, calls))
     write_vcf(directory / "cohort.vcf.gz", records, samples=samples)
     individuals = [
         {
             "id": sample,
-            "sex": {"id": "NCIT:C20197", "label": "male"}
-            if index % 2
-            else {"id": "NCIT:C16576", "label": "female"},
+            "sex": sex_of(index),
             "diseases": [
                 {
                     "diseaseCode": {

@@ -37,7 +37,9 @@ from genomenode.store.node import init_node
 
 from ..conftest import (
     free_port,
+    gt_record,
     in_process_workers,
+    sex_of,
     wait_until_up,
     write_dataset_yaml,
     write_vcf,
@@ -100,29 +102,12 @@ def write_cohort(directory: pathlib.Path, cohort: Cohort) -> pathlib.Path:
         else:
             calls = [genotype[index % 3 == 0] for index in range(cohort.num_samples)]
             reference, alternate = "C", "T"
-        records.append(
-            "\t".join(
-                [
-                    "1",
-                    str(position),
-                    ".",
-                    reference,
-                    alternate,
-                    ".",
-                    "PASS",
-                    ".",
-                    "GT",
-                    *calls,
-                ]
-            )
-        )
+        records.append(gt_record("1", position, reference, alternate, calls))
     write_vcf(directory / "cohort.vcf.gz", records, samples=samples)
     individuals = [
         {
             "id": sample,
-            "sex": {"id": "NCIT:C20197", "label": "male"}
-            if index % 2
-            else {"id": "NCIT:C16576", "label": "female"},
+            "sex": sex_of(index),
             "diseases": [],
         }
         for index, sample in enumerate(samples)
