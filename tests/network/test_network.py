@@ -80,6 +80,48 @@ def _stop(process: subprocess.Popen) -> None:
         process.communicate()
 
 
+def _serve_node(
+    node_dir: pathlib.Path, port: int, environment: dict[str, str]
+) -> subprocess.Popen:
+    """``genomenode serve`` of ``node_dir`` on ``port``."""
+    return _start(
+        ["-m", "genomenode", "serve", "--node", str(node_dir), "--port", str(port)],
+        environment,
+    )
+
+
+def _serve_network(network_yaml: pathlib.Path, port: int) -> subprocess.Popen:
+    """``genomenode network serve`` of ``network_yaml`` on ``port``."""
+    return _start(
+        [
+            "-m",
+            "genomenode",
+            "network",
+            "serve",
+            str(network_yaml),
+            "--port",
+            str(port),
+        ],
+        {},
+    )
+
+
+def _serve_fake_node(port: int, environment: dict[str, str]) -> subprocess.Popen:
+    """A :mod:`tests.network.fake_node` on ``port`` (``FAKE_NODE_*`` settings)."""
+    return _start(
+        [
+            "-m",
+            "uvicorn",
+            "tests.network.fake_node:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        environment,
+    )
+
+
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     root = tmp_path_factory.mktemp("network")
@@ -111,16 +153,9 @@ def network(tmp_path_factory):
         for node_id in REAL:
             port = free_port()
             urls[node_id] = f"http://127.0.0.1:{port}"
-            processes[node_id] = _start(
-                [
-                    "-m",
-                    "genomenode",
-                    "serve",
-                    "--node",
-                    str(root / node_id),
-                    "--port",
-                    str(port),
-                ],
+            processes[node_id] = _serve_node(
+                root / node_id,
+                port,
                 # The sums are checked against exact answers; the defences'
                 # answers through the network: tests/disclosure.
                 {
@@ -131,16 +166,8 @@ def network(tmp_path_factory):
         for node_id, mode in FAKES.items():
             port = free_port()
             urls[node_id] = f"http://127.0.0.1:{port}"
-            processes[node_id] = _start(
-                [
-                    "-m",
-                    "uvicorn",
-                    "tests.network.fake_node:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
+            processes[node_id] = _serve_fake_node(
+                port,
                 {
                     "FAKE_NODE_MODE": mode,
                     "FAKE_NODE_ID": node_id,
@@ -169,18 +196,7 @@ def network(tmp_path_factory):
         }
         network_yaml = root / "NETWORK.yaml"
         network_yaml.write_text(yaml.safe_dump(registry, sort_keys=False))
-        processes["network"] = _start(
-            [
-                "-m",
-                "genomenode",
-                "network",
-                "serve",
-                str(network_yaml),
-                "--port",
-                str(network_port),
-            ],
-            {},
-        )
+        processes["network"] = _serve_network(network_yaml, network_port)
         deadline = time.monotonic() + 60
         for node_id in [*REAL, *FAKES]:
             if node_id != "slow-node":
@@ -243,16 +259,8 @@ def hung_network(tmp_path_factory):
         for node_id in ("steady-node", "hung-node"):
             port = free_port()
             urls[node_id] = f"http://127.0.0.1:{port}"
-            processes[node_id] = _start(
-                [
-                    "-m",
-                    "uvicorn",
-                    "tests.network.fake_node:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
+            processes[node_id] = _serve_fake_node(
+                port,
                 {"FAKE_NODE_MODE": "count", "FAKE_NODE_ID": node_id},
             )
         port = free_port()
@@ -276,18 +284,7 @@ def hung_network(tmp_path_factory):
                 }
             )
         )
-        processes["network"] = _start(
-            [
-                "-m",
-                "genomenode",
-                "network",
-                "serve",
-                str(network_yaml),
-                "--port",
-                str(port),
-            ],
-            {},
-        )
+        processes["network"] = _serve_network(network_yaml, port)
         deadline = time.monotonic() + 60
         for node_id in urls:
             wait_until_up(processes[node_id], f"{urls[node_id]}/api", deadline=deadline)

@@ -44,7 +44,7 @@ from ..conftest import (
     write_dataset_yaml,
     write_vcf,
 )
-from ..network.test_network import _start, _stop
+from ..network.test_network import _serve_network, _serve_node, _stop
 
 PLANTED = "1-1000123-A-G"
 DAC_MEMBER = "dac@demo.genomenode"
@@ -201,30 +201,10 @@ def portal_network(
     processes: dict[str, subprocess.Popen] = {}
     try:
         for cohort in COHORTS:
-            processes[cohort.node_id] = _start(
-                [
-                    "-m",
-                    "genomenode",
-                    "serve",
-                    "--node",
-                    str(root / cohort.node_id),
-                    "--port",
-                    str(ports[cohort.node_id]),
-                ],
-                {},
+            processes[cohort.node_id] = _serve_node(
+                root / cohort.node_id, ports[cohort.node_id], {}
             )
-        processes["network"] = _start(
-            [
-                "-m",
-                "genomenode",
-                "network",
-                "serve",
-                str(network_yaml),
-                "--port",
-                str(network_port),
-            ],
-            {},
-        )
+        processes["network"] = _serve_network(network_yaml, network_port)
         deadline = time.monotonic() + 90
         for node_id, url in urls.items():
             wait_until_up(processes[node_id], f"{url}/api/info", deadline=deadline)
