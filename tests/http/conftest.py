@@ -47,6 +47,7 @@ from schemathesis.core.failures import FailureGroup
 
 from genomenode.access import duo as access_duo
 from genomenode.access import workflow
+from genomenode.access.applications import Application
 from genomenode.access.tokens import JwksCache, TokenVerifier, TrustedIssuer
 from genomenode.app import create_app
 from genomenode.beacon.schemas import validate
@@ -175,15 +176,27 @@ def ids(fuzz_node, node_client, passports) -> Ids:
     assert bundle.status_code == 200, bundle.text
     objects = tuple(item["id"] for item in bundle.json()["contents"])
     assert objects
-    application = workflow.create_application(
-        fuzz_node.engine,
-        dataset_id=CONTROLLED,
+    application = submit_application(
+        fuzz_node,
         applicant="applicant@demo.genomenode",
         project_title="Fuzzed approvals",
+    )
+    return Ids(drs_objects=objects, submitted_application=application.id)
+
+
+def submit_application(
+    node: Node, *, applicant: str, project_title: str
+) -> Application:
+    """A submitted application to the CONTROLLED dataset, for general research
+    use (DUO:0000042), straight through the workflow."""
+    return workflow.create_application(
+        node.engine,
+        dataset_id=CONTROLLED,
+        applicant=applicant,
+        project_title=project_title,
         purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
         submit=True,
     )
-    return Ids(drs_objects=objects, submitted_application=application.id)
 
 
 class _NodeTransport(httpx2.AsyncBaseTransport):

@@ -15,8 +15,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from genomenode.access import applications, workflow
-from genomenode.access import duo as access_duo
+from genomenode.access import applications
 from genomenode.store.models import AuditEntry
 
 from .conftest import (
@@ -26,6 +25,7 @@ from .conftest import (
     assert_raw_answer,
     call_asgi,
     gist,
+    submit_application,
 )
 from .strategies import hpo_terms, many_filters_body
 
@@ -280,13 +280,8 @@ def _audit(node_app, fuzz_node) -> list[AuditEntry]:
 def test_approving_until_9999_12_31_is_a_400_naming_ends_at_and_audited(
     node_app, node_client, fuzz_node, passports
 ):
-    application = workflow.create_application(
-        fuzz_node.engine,
-        dataset_id=CONTROLLED,
-        applicant="long@demo.genomenode",
-        project_title="Forever",
-        purpose=access_duo.purpose_from_json({"term": "DUO:0000042"}),
-        submit=True,
+    application = submit_application(
+        fuzz_node, applicant="long@demo.genomenode", project_title="Forever"
     )
     before = len(_audit(node_app, fuzz_node))
     response = node_client.post(
