@@ -386,15 +386,22 @@ def append(
     raise RuntimeError(f"audit log: no append after {_ATTEMPTS} attempts")
 
 
+#: A batch of at least this many entries means the node is busy...
+BUSY_BATCH = 8
+#: ... and the next batch then waits this many times ``max_delay_seconds``.
+BUSY_FACTOR = 4
+
+
 class AuditWriter:
     """Appends entries from one background thread, many per transaction.
 
     For decisions on the request path (every Beacon query), where a commit per
     request would cost more than the query itself. :meth:`record` checks the
     entry (no secrets) and queues it; the thread writes what is queued every
-    ``max_delay_seconds`` (or ``max_batch`` at a time), chaining the batch to the
-    head in one transaction. A process killed between the two loses at most that
-    interval of query entries; decisions that change rights (DAC actions) use
+    ``max_delay_seconds`` (or ``max_batch`` at a time; ``BUSY_FACTOR`` times that
+    after a batch of ``BUSY_BATCH`` or more), chaining the batch to the head in one
+    transaction. A process killed between the two loses at most that interval of
+    query entries; decisions that change rights (DAC actions) use
     :func:`add_entry` in their own transaction instead.
 
     Fail closed: when the database cannot take entries (or the log's key cannot
@@ -478,13 +485,18 @@ class AuditWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        busy = False
         while not self._closed:
             try:
                 first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
             batch = [first]
-            deadline = time.monotonic() + self._max_delay
+            # A commit costs the writer about as much as 15 entries: when the last
+            # batch was a busy one, wait BUSY_FACTOR times longer (fewer, bigger
+            # transactions); a quiet node still writes within max_delay.
+            delay = self._max_delay * (BUSY_FACTOR if busy else 1)
+            deadline = time.monotonic() + delay
             while len(batch) < self._max_batch:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -494,6 +506,7 @@ class AuditWriter:
                 except queue.Empty:
                     break
             self._write(batch)
+            busy = len(batch) >= BUSY_BATCH
             for _ in batch:
                 self._queue.task_done()
 
