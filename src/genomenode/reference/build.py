@@ -1,12 +1,15 @@
 """Build a dataset's reference: counts per population, chunk by chunk.
 
 One task per block of variant rows (the store's ``variants_chunk_size``) reads
-``call_genotype`` one stored chunk of samples at a time and adds its calls into a
-genotype table per variant and cell (:mod:`.kernel`), so a task holds one stored
-chunk and the tables, never the cohort: memory is bounded whatever its size.
-Tasks run in this process, or on the Dask cluster of the ``dask_scheduler``
-setting (the same function, given the store's path); their results are written
-as they arrive, at most a few at a time in flight.
+its calls in slabs of a few tens of MB (:mod:`genomenode.store.genotype_rows`:
+the by-variant copy of ``call_genotype`` when the store has it, else one stored
+chunk of samples at a time) and adds them into a genotype table per variant and
+cell (:mod:`.kernel`), so a task holds one slab and the tables, never the cohort:
+memory is bounded whatever its size. The store is read through the node
+(a local directory, an object store, a sealed store). Tasks run in this process,
+or on the Dask cluster of the ``dask_scheduler`` setting (the same function,
+given a picklable :class:`~genomenode.store.genotype_rows.GenotypeSource`);
+their results are written as they arrive, at most a few at a time in flight.
 
 QC flags come through one function, :func:`qc_masks`.
 """
@@ -19,7 +22,6 @@ import os
 import pathlib
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
 from ..store.genotype_counts import statistics_from_table
+from ..store.genotype_rows import GenotypeSource
 from ..store.node import Node
 from ..store.private import private_files
 from ..store.published import PublishedDataset, PublishedDatasets
@@ -44,9 +47,9 @@ __all__ = [
     "qc_masks",
 ]
 
-# Rows handed to the kernel at a time: its int32 temporaries are ~5 times the
-# int8 calls of one stored chunk's rows.
-_KERNEL_ROWS = 1_000
+# Calls handed to the kernel at a time: its int32 temporaries are ~5 times the
+# int8 calls (~20 MB).
+_KERNEL_CALLS = 2_000_000
 # Tasks in flight on a cluster: their results wait in memory until written.
 _IN_FLIGHT = 8
 
@@ -84,7 +87,7 @@ def qc_masks(
 
 
 def count_rows(
-    vcz_path: str,
+    source: GenotypeSource | str,
     start: int,
     stop: int,
     sample_cells: np.ndarray,
@@ -92,46 +95,33 @@ def count_rows(
 ) -> dict[str, np.ndarray]:
     """Counts of variant rows ``start:stop`` per ALT allele and population.
 
+    ``source`` is the dataset's VCF Zarr (a local directory's path, or a
+    :class:`~genomenode.store.genotype_rows.GenotypeSource` for any store).
     Returns ``allele_count``, ``allele_count_hom`` (copies in homozygous calls),
     ``allele_count_het``, ``allele_count_hemi`` of shape ``(rows, alts, pops)``
     and ``allele_number`` ``(rows, pops)``, int32. Plain arguments: a Dask worker
     runs it as well as this process.
     """
-    root: Any = zarr.open_group(vcz_path, mode="r")
-    call_genotype = root["call_genotype"]
-    num_alleles = int(root["variant_allele"].shape[1])
-    num_samples = call_genotype.shape[1]
+    if isinstance(source, str):
+        source = GenotypeSource(path=source)
+    genotypes = source.open()
+    num_alleles = int(genotypes.root["variant_allele"].shape[1])
     num_cells = membership.shape[0]
     width = num_alleles + 2
     table = np.zeros((stop - start, num_cells, width, width), dtype=np.int64)
-    sample_chunk = call_genotype.chunks[1]
-    blocks = [
-        slice(first, min(first + sample_chunk, num_samples))
-        for first in range(0, num_samples, sample_chunk)
-        if (sample_cells[first : first + sample_chunk] >= 0).any()
-    ]  # a block of QC-failing samples only is not read at all
-
-    def read(samples: slice) -> np.ndarray:
-        return np.asarray(call_genotype[start:stop, samples])
-
-    # The next stored chunk is decoded (Blosc releases the GIL) while this one is
-    # counted: two chunks in memory at most.
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = reader.submit(read, blocks[0]) if blocks else None
-        for index, samples in enumerate(blocks):
-            assert upcoming is not None
-            piece = upcoming.result()
-            upcoming = (
-                reader.submit(read, blocks[index + 1])
-                if index + 1 < len(blocks)
-                else None
+    # A stored chunk of QC-failing samples only is not read at all.
+    for first, samples, piece in genotypes.blocks(
+        start, stop, samples_needed=sample_cells >= 0
+    ):
+        cells = sample_cells[samples]
+        # Rows per kernel call: its int32 temporaries stay ~_KERNEL_CALLS calls.
+        step = max(1, _KERNEL_CALLS // max(1, samples.stop - samples.start))
+        offset = first - start
+        for row in range(0, len(piece), step):
+            rows = piece[row : row + step]
+            table[offset + row : offset + row + len(rows)] += cell_genotype_table(
+                rows, cells, num_cells, num_alleles
             )
-            cells = sample_cells[samples]
-            for first in range(0, len(piece), _KERNEL_ROWS):
-                rows = piece[first : first + _KERNEL_ROWS]
-                table[first : first + len(rows)] += cell_genotype_table(
-                    rows, cells, num_cells, num_alleles
-                )
     num_rows = stop - start
     statistics = statistics_from_table(
         table.reshape(num_rows * num_cells, width, width)
@@ -187,12 +177,16 @@ def build_dataset_reference(
     """
     started = dt.datetime.now(dt.UTC)
     dataset_directory = handle.node.datasets_dir / handle.id
-    vcz_path = dataset_directory / handle.manifest["genotypes"]["path"]
-    root: Any = zarr.open_group(vcz_path, mode="r")
+    manifest = handle.manifest
+    vcz = manifest["genotypes"]["path"]
+    # Through the node: a local directory, an object store or a sealed store.
+    location, _ = handle.node.dataset_zarr(handle.id, manifest["fingerprint"], vcz)
+    root: Any = zarr.open_group(location, mode="r")
     if "call_genotype" not in root:
         raise StoreError(
             f"dataset {handle.id} has no genotypes (sites only): nothing to count"
         )
+    source = GenotypeSource.of(handle.node, handle.id, manifest["fingerprint"], vcz)
     num_variants, _num_samples, _ploidy = root["call_genotype"].shape
     num_alts = int(root["variant_allele"].shape[1]) - 1
     if variant_pass is not None and len(variant_pass) != num_variants:
@@ -245,7 +239,7 @@ def build_dataset_reference(
     with scheduler_client(scheduler) as client:
         if client is None:
             for start, stop in blocks:
-                write(start, count_rows(str(vcz_path), start, stop, *arguments))
+                write(start, count_rows(source, start, stop, *arguments))
         else:
             from distributed import as_completed
 
@@ -262,7 +256,7 @@ def build_dataset_reference(
                     start, stop = remaining.pop(0)
                     future = client.submit(
                         count_rows,
-                        str(vcz_path),
+                        source,
                         start,
                         stop,
                         cells,
