@@ -31,11 +31,11 @@ from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
 from ..store.genotype_counts import statistics_from_table
-from ..store.genotype_rows import GenotypeSource
+from ..store.genotype_rows import GenotypeRows, GenotypeSource
 from ..store.node import Node
 from ..store.private import private_files
 from ..store.published import PublishedDataset, PublishedDatasets
-from .kernel import cell_genotype_table
+from .kernel import biallelic_cell_table, cell_genotype_table, is_biallelic_block
 from .populations import Populations, populations_of_cells
 from .store import COUNT_ARRAYS, FORMAT_VERSION, reference_path
 
@@ -87,7 +87,7 @@ def qc_masks(
 
 
 def count_rows(
-    source: GenotypeSource | str,
+    source: GenotypeSource | GenotypeRows | str,
     start: int,
     stop: int,
     sample_cells: np.ndarray,
@@ -96,7 +96,8 @@ def count_rows(
     """Counts of variant rows ``start:stop`` per ALT allele and population.
 
     ``source`` is the dataset's VCF Zarr (a local directory's path, or a
-    :class:`~genomenode.store.genotype_rows.GenotypeSource` for any store).
+    :class:`~genomenode.store.genotype_rows.GenotypeSource` for any store, or
+    one already opened in this process).
     Returns ``allele_count``, ``allele_count_hom`` (copies in homozygous calls),
     ``allele_count_het``, ``allele_count_hemi`` of shape ``(rows, alts, pops)``
     and ``allele_number`` ``(rows, pops)``, int32. Plain arguments: a Dask worker
@@ -104,7 +105,7 @@ def count_rows(
     """
     if isinstance(source, str):
         source = GenotypeSource(path=source)
-    genotypes = source.open()
+    genotypes = source if isinstance(source, GenotypeRows) else source.open()
     num_alleles = int(genotypes.root["variant_allele"].shape[1])
     num_cells = membership.shape[0]
     width = num_alleles + 2
@@ -119,7 +120,12 @@ def count_rows(
         offset = first - start
         for row in range(0, len(piece), step):
             rows = piece[row : row + step]
-            table[offset + row : offset + row + len(rows)] += cell_genotype_table(
+            kernel = (
+                biallelic_cell_table
+                if is_biallelic_block(rows)
+                else cell_genotype_table
+            )
+            table[offset + row : offset + row + len(rows)] += kernel(
                 rows, cells, num_cells, num_alleles
             )
     num_rows = stop - start
@@ -238,8 +244,9 @@ def build_dataset_reference(
 
     with scheduler_client(scheduler) as client:
         if client is None:
+            opened = source.open()
             for start, stop in blocks:
-                write(start, count_rows(source, start, stop, *arguments))
+                write(start, count_rows(opened, start, stop, *arguments))
         else:
             from distributed import as_completed
 
@@ -275,7 +282,8 @@ def build_dataset_reference(
                     if remaining:
                         submit()
     samples = populations.num_samples
-    group.attrs.update(
+    # One write of the group's metadata, not one per attribute.
+    group.update_attributes(
         {
             "format_version": FORMAT_VERSION,
             "dataset_id": handle.id,
