@@ -233,10 +233,13 @@ def run_qc(
             f"dataset {dataset_id!r} holds allele counts only (sites-only): "
             "there are no genotypes to quality-control"
         )
-    vcz = node.datasets_dir / dataset_id / manifest["genotypes"]["path"]
     started = time.perf_counter()
     with dataset_lock(node.staging_dir, dataset_id):
-        root: Any = zarr.open_group(vcz, mode="r")
+        # Through the node: a local directory, an object store or a sealed store.
+        location, _ = node.dataset_zarr(
+            dataset_id, manifest["fingerprint"], manifest["genotypes"]["path"]
+        )
+        root: Any = zarr.open_group(location, mode="r")
         num_samples = root["call_genotype"].shape[1]
         population, declared_sex = _clinical(node, dataset_id, num_samples)
         assembly = str(manifest["genotypes"].get("assembly", ""))
