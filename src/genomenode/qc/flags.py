@@ -93,6 +93,7 @@ def write_results(
     """Replace ``directory`` by a new one holding ``report`` and ``variants``."""
     partial = directory.with_name(directory.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
     with open(partial / "variants.npz", "wb") as out:
         np.savez_compressed(out, **variants)  # type: ignore[arg-type]
