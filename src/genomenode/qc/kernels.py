@@ -98,9 +98,22 @@ def allele_classes(alleles: np.ndarray) -> AlleleClasses:
     return AlleleClasses(snp, transition, indel)
 
 
+# Up to this many alleles, _take compares instead of gathering: a gather needs an
+# 8-byte index per call, a comparison per allele one byte.
+_COMPARED_ALLELES = 4
+
+
 def _take(per_allele: np.ndarray, allele: np.ndarray) -> np.ndarray:
     """``per_allele[v, allele[v, s]]`` for a (variants, samples) index array."""
-    return np.take_along_axis(per_allele, allele.astype(np.intp), axis=1)
+    num_alleles = per_allele.shape[1]
+    if num_alleles > _COMPARED_ALLELES:
+        return np.take_along_axis(per_allele, allele.astype(np.intp), axis=1)
+    result = np.zeros(allele.shape, dtype=per_allele.dtype)
+    for index in range(num_alleles):
+        value = per_allele[:, index]
+        if value.any():
+            result |= (allele == index) & value[:, None]
+    return result
 
 
 def sample_block_counts(
@@ -325,6 +338,10 @@ def king_pairs(
     return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
 
 
+# Largest standardised samples × variants matrix pca_scores keeps (float64).
+_STANDARDISED_BYTES = 256 * 2**20
+
+
 def _standardised(
     dosages: np.ndarray, mean: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
@@ -371,8 +388,18 @@ def pca_scores(
     width = min(components + 10, len(chosen), num_variants)
     rng = np.random.default_rng(seed)
 
+    # The fit samples' standardised matrix, kept when it is small enough: the
+    # iterations then multiply by it instead of rebuilding it block by block.
+    kept = (
+        _standardised(part_dosages, mean, scale)
+        if len(chosen) * num_variants * 8 <= _STANDARDISED_BYTES
+        else None
+    )
+
     def times(source: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         # (standardised source).T @ matrix: samples × k
+        if kept is not None and source is part_dosages:
+            return kept @ matrix
         count = source.shape[1]
         out = np.empty((count, matrix.shape[1]))
         for part in _blocks(count, block):
@@ -380,6 +407,8 @@ def pca_scores(
         return out
 
     def transposed_times(matrix: np.ndarray) -> np.ndarray:  # X_fit.T @ matrix
+        if kept is not None:
+            return kept.T @ matrix
         out = np.zeros((num_variants, matrix.shape[1]))
         for part in _blocks(len(chosen), block):
             out += _standardised(part_dosages[:, part], mean, scale).T @ matrix[part]

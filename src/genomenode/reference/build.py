@@ -4,12 +4,13 @@ One task per block of variant rows (the store's ``variants_chunk_size``) reads
 its calls in slabs of a few tens of MB (:mod:`genomenode.store.genotype_rows`:
 the by-variant copy of ``call_genotype`` when the store has it, else one stored
 chunk of samples at a time) and adds them into a genotype table per variant and
-cell (:mod:`.kernel`), so a task holds one slab and the tables, never the cohort:
-memory is bounded whatever its size. The store is read through the node
-(a local directory, an object store, a sealed store). Tasks run in this process,
-or on the Dask cluster of the ``dask_scheduler`` setting (the same function,
-given a picklable :class:`~genomenode.store.genotype_rows.GenotypeSource`);
-their results are written as they arrive, at most a few at a time in flight.
+cell (:mod:`genomenode.store.genotype_counts`), so a task holds one slab and
+the tables, never the cohort: memory is bounded whatever its size. The store is
+read through the node (a local directory, an object store, a sealed store).
+Tasks run in this process, or on the Dask cluster of the ``dask_scheduler``
+setting (the same function, given a picklable
+:class:`~genomenode.store.genotype_rows.GenotypeSource`); their results are
+written as they arrive, at most a few at a time in flight.
 
 QC flags come through one function, :func:`qc_masks`.
 """
@@ -30,12 +31,16 @@ import zarr
 from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
-from ..store.genotype_counts import statistics_from_table
+from ..store.genotype_counts import (
+    biallelic_cell_table,
+    cell_genotype_table,
+    is_biallelic_block,
+    statistics_from_table,
+)
 from ..store.genotype_rows import GenotypeRows, GenotypeSource
 from ..store.node import Node
 from ..store.private import private_files
 from ..store.published import PublishedDataset, PublishedDatasets
-from .kernel import biallelic_cell_table, cell_genotype_table, is_biallelic_block
 from .populations import Populations, populations_of_cells
 from .store import COUNT_ARRAYS, FORMAT_VERSION, reference_path
 
