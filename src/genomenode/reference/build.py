@@ -191,13 +191,14 @@ def build_dataset_reference(
     manifest = handle.manifest
     vcz = manifest["genotypes"]["path"]
     # Through the node: a local directory, an object store or a sealed store.
-    location, _ = handle.node.dataset_zarr(handle.id, manifest["fingerprint"], vcz)
+    location, read_object = handle.node.dataset_zarr(
+        handle.id, manifest["fingerprint"], vcz
+    )
     root: Any = zarr.open_group(location, mode="r")
     if "call_genotype" not in root:
         raise StoreError(
             f"dataset {handle.id} has no genotypes (sites only): nothing to count"
         )
-    source = GenotypeSource.of(handle.node, handle.id, manifest["fingerprint"], vcz)
     num_variants, _num_samples, _ploidy = root["call_genotype"].shape
     num_alts = int(root["variant_allele"].shape[1]) - 1
     if variant_pass is not None and len(variant_pass) != num_variants:
@@ -249,11 +250,18 @@ def build_dataset_reference(
 
     with scheduler_client(scheduler) as client:
         if client is None:
-            opened = source.open()
+            # The store opened above, not once more per block.
+            opened = GenotypeRows(
+                root, read_object, location if read_object is None else None
+            )
             for start, stop in blocks:
                 write(start, count_rows(opened, start, stop, *arguments))
         else:
             from distributed import as_completed
+
+            source = GenotypeSource.of(
+                handle.node, handle.id, manifest["fingerprint"], vcz
+            )
 
             cells, membership = (
                 client.scatter(value, broadcast=True) for value in arguments

@@ -181,8 +181,8 @@ _CALLED_SHIFT = 20
 
 @functools.lru_cache(maxsize=2)
 def _call_values(ploidy: int) -> np.ndarray:
-    calls = np.arange(256**ploidy, dtype=f"<u{ploidy}").view(np.int8)
-    calls = calls.reshape(-1, ploidy)
+    codes = np.arange(256**ploidy, dtype=f"<u{ploidy}")
+    calls = codes.view(np.int8).reshape(-1, ploidy)
     alternate = (calls > 0).sum(axis=1)
     called = (calls >= 0).sum(axis=1)
     return (alternate + (called << _CALLED_SHIFT)).astype(np.int32)

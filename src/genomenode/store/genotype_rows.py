@@ -98,7 +98,8 @@ class GenotypeRows:
         self._read_object = read_object
         self._directory = pathlib.Path(directory) if directory is not None else None
         call_genotype = root["call_genotype"]
-        self.shape: tuple[int, int, int] = tuple(call_genotype.shape)  # type: ignore[assignment]
+        num_variants, num_samples, ploidy = call_genotype.shape
+        self.shape: tuple[int, int, int] = (num_variants, num_samples, ploidy)
         self.chunks: tuple[int, ...] = tuple(call_genotype.chunks)
         self._copy = root.get(_BY_VARIANT)
         if self._copy is not None and not _plain_chunks(self._copy):
