@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
 from genomenode.cli import cli
+from genomenode.reference import build
 from genomenode.reference.build import build_dataset_reference, count_rows
 from genomenode.reference.service import reference_store
 from genomenode.store.published import PublishedDatasets
@@ -49,6 +50,26 @@ def test_a_dask_cluster_builds_the_same_reference(reference_node, tmp_path):
     ) as cluster:
         result = build_dataset_reference(handle, scheduler=cluster.scheduler_address)
     after = _arrays(result.path)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+def test_a_reference_too_large_to_buffer_is_written_block_by_block(
+    reference_node, monkeypatch
+):
+    handle = PublishedDatasets(reference_node.node).get("kg")
+    before = _arrays(reference_store(handle).path)
+    monkeypatch.setattr(build, "_BUFFER_BYTES", 0)
+    written = []
+    original = zarr.Array.__setitem__
+
+    def counting(self, selection, value):
+        written.append(self.name)
+        return original(self, selection, value)
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", counting)
+    after = _arrays(build_dataset_reference(handle).path)
+    assert "/allele_count" in written  # the streaming path ran
     for name in before:
         assert np.array_equal(before[name], after[name]), name
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import pathlib
 import shutil
@@ -55,6 +56,8 @@ __all__ = [
 # Calls handed to the kernel at a time: its int32 temporaries are ~5 times the
 # int8 calls (~20 MB).
 _KERNEL_CALLS = 2_000_000
+# Largest reference (its count arrays, int32) built in memory and written whole.
+_BUFFER_BYTES = 64 * 2**20
 # Tasks in flight on a cluster: their results wait in memory until written.
 _IN_FLIGHT = 8
 
@@ -213,29 +216,33 @@ def build_dataset_reference(
     shutil.rmtree(temporary, ignore_errors=True)
     group: Any = zarr.open_group(temporary, mode="w")
     chunk_rows = max(1, min(step, num_variants))
-    arrays = {
-        name: group.create_array(
-            name,
-            shape=(num_variants, num_alts, num_populations),
-            chunks=(chunk_rows, num_alts, num_populations),
-            dtype=np.int32,
+    shapes = {
+        name: (num_variants, num_alts, num_populations) for name in COUNT_ARRAYS
+    } | {"allele_number": (num_variants, num_populations)}
+    # A reference of up to _BUFFER_BYTES is counted into memory and each array
+    # written once (zarr spends ~1.5 ms of CPU per array created or written: a
+    # third of a quick build went there); a larger one is written block by block
+    # as the counts arrive.
+    buffered = sum(4 * math.prod(shape) for shape in shapes.values()) <= _BUFFER_BYTES
+    arrays: dict[str, Any] = {
+        name: (
+            np.zeros(shape, dtype=np.int32)
+            if buffered
+            else group.create_array(
+                name,
+                shape=shape,
+                chunks=(chunk_rows, *shape[1:]),
+                dtype=np.int32,
+            )
         )
-        for name in COUNT_ARRAYS
+        for name, shape in shapes.items()
     }
-    arrays["allele_number"] = group.create_array(
-        "allele_number",
-        shape=(num_variants, num_populations),
-        chunks=(chunk_rows, num_populations),
-        dtype=np.int32,
-    )
     passing = (
         np.ones(num_variants, dtype=bool)
         if variant_pass is None
         else np.asarray(variant_pass, dtype=bool)
     )
-    group.create_array(
-        "variant_pass", shape=(num_variants,), chunks=(chunk_rows,), dtype=bool
-    )[:] = passing
+    group.create_array("variant_pass", data=passing, chunks=(chunk_rows,))
     blocks = [
         (start, min(start + step, num_variants))
         for start in range(0, num_variants, step)
@@ -294,6 +301,11 @@ def build_dataset_reference(
                     future.release()
                     if remaining:
                         submit()
+    if buffered:
+        for name, values in arrays.items():
+            group.create_array(
+                name, data=values, chunks=(chunk_rows, *values.shape[1:])
+            )
     samples = populations.num_samples
     # One write of the group's metadata, not one per attribute.
     group.update_attributes(
