@@ -38,6 +38,8 @@ __all__ = ["GenotypeRows", "GenotypeSource"]
 _BY_VARIANT = "call_genotype_by_variant"
 # Decoded calls of one slab of the copy: slabs are whole chunks, and at least one.
 _SLAB_BYTES = 32 * 2**20
+# Chunk objects of a slab fetched at once from an object store (or unsealed).
+_CONCURRENT_READS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +130,17 @@ class GenotypeRows:
         codec = copy.metadata.compressor
         separator = copy.metadata.dimension_separator
         out = np.empty((stop - start, *inner), dtype=np.int8)
-        for index in range(start // length, (stop - 1) // length + 1):
+        indices = range(start // length, (stop - 1) // length + 1)
+        keys = [separator.join([str(index), "0", "0"]) for index in indices]
+        if self._read_object is None:
+            found: Iterator[bytes | None] = map(self._chunk_bytes, keys)
+        else:
+            # An object store answers each GET in milliseconds: ask for a slab's
+            # chunks together rather than one after another.
+            with ThreadPoolExecutor(max_workers=_CONCURRENT_READS) as pool:
+                found = iter(list(pool.map(self._chunk_bytes, keys)))
+        for index, data in zip(indices, found, strict=True):
             first, last = index * length, (index + 1) * length
-            data = self._chunk_bytes(separator.join([str(index), "0", "0"]))
             target = out[max(first, start) - start : min(last, stop) - start]
             if data is None:
                 target[...] = -1  # the copy's fill value: a chunk of missing calls
