@@ -17,7 +17,6 @@ ingest then resumes from the partitions that were finished.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -173,30 +172,16 @@ def run_on_cluster(
     return results
 
 
-# ALT copies and called alleles of one diploid call, packed into one number per
-# call by its two int8 bytes read as a uint16: ALT copies + called << 20 (sums of
-# up to 2**19 calls stay apart in an int64).
-_CALLED_SHIFT = 20
-
-
-@functools.lru_cache(maxsize=2)
-def _call_values(ploidy: int) -> np.ndarray:
-    codes = np.arange(256**ploidy, dtype=f"<u{ploidy}")
-    calls = codes.view(np.int8).reshape(-1, ploidy)
-    alternate = (calls > 0).sum(axis=1)
-    called = (calls >= 0).sum(axis=1)
-    return (alternate + (called << _CALLED_SHIFT)).astype(np.int32)
-
-
 def allele_count_rows(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ALT copies and called alleles per variant of ``(variants, samples,
-    ploidy)`` int8 calls: one table lookup per call and one sum per row."""
-    _num_variants, num_samples, ploidy = calls.shape
-    if ploidy > 2 or num_samples >= 2 ** (_CALLED_SHIFT - 1):
-        return (calls > 0).sum(axis=(1, 2)), (calls >= 0).sum(axis=(1, 2))
-    codes = np.ascontiguousarray(calls).view(f"<u{ploidy}")[..., 0]
-    sums = np.take(_call_values(ploidy), codes).sum(axis=1, dtype=np.int64)
-    return sums & ((1 << _CALLED_SHIFT) - 1), sums >> _CALLED_SHIFT
+    ploidy)`` int8 calls: each test's flags packed 8 to a byte and counted by
+    population count (~1 ns a call, 5 times a table lookup per call)."""
+    flat = np.ascontiguousarray(calls).reshape(len(calls), -1)
+
+    def count(flags: np.ndarray) -> np.ndarray:
+        return np.bitwise_count(np.packbits(flags, axis=1)).sum(axis=1, dtype=np.int64)
+
+    return count(flat > 0), count(flat >= 0)
 
 
 def _allele_count_block(
