@@ -103,6 +103,8 @@ class GenotypeRows:
         num_variants, num_samples, ploidy = call_genotype.shape
         self.shape: tuple[int, int, int] = (num_variants, num_samples, ploidy)
         self.chunks: tuple[int, ...] = tuple(call_genotype.chunks)
+        #: Alleles of the store (``variant_allele``'s width).
+        self.num_alleles = int(root["variant_allele"].shape[1])
         self._copy = root.get(_BY_VARIANT)
         if self._copy is not None and not _plain_chunks(self._copy):
             self._copy = None  # a layout this reader does not decode itself
@@ -196,6 +198,10 @@ class GenotypeRows:
                     )
                 )
         if not pieces:
+            return
+        if len(pieces) == 1:  # nothing to overlap with: no thread
+            first, samples, read = pieces[0]
+            yield first, samples, read()
             return
         with ThreadPoolExecutor(max_workers=1) as reader:
             upcoming = reader.submit(pieces[0][2])
