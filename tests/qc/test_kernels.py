@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from genomenode.qc import kernels
 from genomenode.qc.kernels import (
     allele_classes,
     hwe_exact_p,
@@ -142,10 +143,12 @@ def _naive_king(dosages, i, j):
     return (het_het - 2 * ibs0) / (2 * low) + 0.5 - (het_i + het_j) / (4 * low)
 
 
-def test_king_equals_pair_by_pair():
+@pytest.mark.parametrize("missing", [0.05, 0.0])
+def test_king_equals_pair_by_pair(missing):
+    # With nobody missing, the kernel takes its one-product path.
     rng = np.random.default_rng(5)
     dosages = rng.integers(0, 3, (300, 23)).astype(np.int8)
-    dosages[rng.random(dosages.shape) < 0.05] = -1
+    dosages[rng.random(dosages.shape) < missing] = -1
     dosages[:, 7] = dosages[:, 3]  # a duplicate
     first, second, kinship, _both = king_pairs(dosages, min_kinship=-np.inf, block=8)
     assert len(first) == 23 * 22 // 2
@@ -155,7 +158,10 @@ def test_king_equals_pair_by_pair():
     assert kinship[index] == pytest.approx(0.5)
 
 
-def test_pca_equals_a_full_svd():
+@pytest.mark.parametrize("kept_bytes", [256 * 2**20, 0])
+def test_pca_equals_a_full_svd(kept_bytes, monkeypatch):
+    # Both ways: the standardised matrix kept, and rebuilt block by block.
+    monkeypatch.setattr(kernels, "_STANDARDISED_BYTES", kept_bytes)
     # Four populations: three components of structure above the noise (the
     # randomised SVD converges on those; the noise's own are nearly tied).
     rng = np.random.default_rng(8)

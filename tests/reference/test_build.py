@@ -8,6 +8,7 @@ import json
 import pathlib
 import tracemalloc
 
+import numcodecs
 import numpy as np
 import zarr
 from click.testing import CliRunner
@@ -16,8 +17,10 @@ from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
 from genomenode.cli import cli
+from genomenode.reference import build
 from genomenode.reference.build import build_dataset_reference, count_rows
 from genomenode.reference.service import reference_store
+from genomenode.store.genotype_rows import GenotypeSource
 from genomenode.store.published import PublishedDatasets
 
 
@@ -49,6 +52,26 @@ def test_a_dask_cluster_builds_the_same_reference(reference_node, tmp_path):
     ) as cluster:
         result = build_dataset_reference(handle, scheduler=cluster.scheduler_address)
     after = _arrays(result.path)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+def test_a_reference_too_large_to_buffer_is_written_block_by_block(
+    reference_node, monkeypatch
+):
+    handle = PublishedDatasets(reference_node.node).get("kg")
+    before = _arrays(reference_store(handle).path)
+    monkeypatch.setattr(build, "_BUFFER_BYTES", 0)
+    written = []
+    original = zarr.Array.__setitem__
+
+    def counting(self, selection, value):
+        written.append(self.name)
+        return original(self, selection, value)
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", counting)
+    after = _arrays(build_dataset_reference(handle).path)
+    assert "/allele_count" in written  # the streaming path ran
     for name in before:
         assert np.array_equal(before[name], after[name]), name
 
@@ -172,3 +195,37 @@ def test_the_cli_builds_and_exports(reference_node, tmp_path):
         ],
     )
     assert wrong.exit_code != 0 and ".vcf.gz" in wrong.output
+
+
+def test_the_by_variant_copy_and_call_genotype_count_the_same(tmp_path):
+    """The copy is decoded by hand (edges of blocks, chunks of missing calls
+    only that are not stored); counts equal those read from ``call_genotype``."""
+    rng = np.random.default_rng(3)
+    values = rng.integers(-1, 3, (230, 70, 2)).astype(np.int8)
+    values[:120, :, :] = np.minimum(values[:120], 1)  # biallelic rows: bit kernel
+    values[50:100] = -1  # whole copy chunks of missing calls
+    cells = rng.integers(-1, 3, 70)
+    membership = np.eye(3, dtype=np.int64)
+    counted = {}
+    for with_copy in (False, True):
+        path = tmp_path / f"copy-{with_copy}.vcz"
+        root = zarr.open_group(path, mode="w", zarr_format=2)
+        root.create_array("call_genotype", data=values, chunks=(100, 30, 2))
+        root.create_array("variant_allele", shape=(230, 3), dtype=str)
+        if with_copy:
+            root.create_array(
+                "call_genotype_by_variant",
+                data=values,
+                chunks=(25, 70, 2),
+                fill_value=-1,
+                compressors=numcodecs.Blosc(cname="lz4", shuffle=0),
+            )
+        source = GenotypeSource(path=str(path))
+        assert source.open().reads_copy is with_copy
+        counted[with_copy] = count_rows(source, 13, 207, cells, membership)
+    assert not (
+        tmp_path / "copy-True.vcz" / "call_genotype_by_variant" / "2.0.0"
+    ).exists()
+    for name, expected in counted[False].items():
+        assert np.array_equal(counted[True][name], expected), name
+    assert counted[True]["allele_number"].sum() > 0

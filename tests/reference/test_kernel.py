@@ -1,5 +1,5 @@
-"""The counting kernel against its naive twin, and faf95 / grpmax against their
-definitions."""
+"""Populations of cells, and faf95 / grpmax against their definitions (the
+counting kernels are tested in tests/store/test_genotype_counts.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,8 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from genomenode.reference.kernel import cell_genotype_table, naive_cell_genotype_table
 from genomenode.reference.populations import populations_of_cells
 from genomenode.reference.release import PopulationFrequency, faf95, grpmax
-
-
-@pytest.mark.parametrize("ploidy", [1, 2])
-@pytest.mark.parametrize("num_alleles", [2, 4])
-def test_cell_table_equals_its_naive_twin(ploidy, num_alleles):
-    rng = np.random.default_rng(ploidy * 10 + num_alleles)
-    calls = rng.integers(-1, num_alleles, size=(37, 53, ploidy)).astype(np.int8)
-    if ploidy == 2:
-        calls[:, ::7, 1] = -2  # haploid calls in a diploid array
-    cells = rng.integers(-1, 5, size=53)
-    fast = cell_genotype_table(calls, cells, 5, num_alleles)
-    assert np.array_equal(fast, naive_cell_genotype_table(calls, cells, 5, num_alleles))
-    counted = (cells >= 0).sum()
-    assert fast.sum(axis=(1, 2, 3)).tolist() == [counted] * 37
 
 
 def test_populations_of_cells_and_qc_masks():

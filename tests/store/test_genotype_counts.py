@@ -1,14 +1,21 @@
-"""The genotype-table kernel against its naive twin, and statistics by hand."""
+"""The genotype-table kernels (whole cohort, per cell, with bits) against their
+naive twins, and statistics by hand."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from genomenode.store import genotype_counts
 from genomenode.store.genotype_counts import (
+    biallelic_cell_table,
+    cell_genotype_table,
     genotype_table,
+    is_biallelic_block,
+    naive_cell_genotype_table,
     naive_genotype_table,
     statistics_from_table,
 )
@@ -61,3 +68,53 @@ def test_tables_add_across_sample_blocks():
     whole = genotype_table(block, 3)
     parts = genotype_table(block[:, :17], 3) + genotype_table(block[:, 17:], 3)
     np.testing.assert_array_equal(whole, parts)
+
+
+@pytest.mark.parametrize("ploidy", [1, 2])
+@pytest.mark.parametrize("num_alleles", [2, 4])
+def test_cell_table_equals_its_naive_twin(ploidy, num_alleles):
+    rng = np.random.default_rng(ploidy * 10 + num_alleles)
+    calls = rng.integers(-1, num_alleles, size=(37, 53, ploidy)).astype(np.int8)
+    if ploidy == 2:
+        calls[:, ::7, 1] = -2  # haploid calls in a diploid array
+    cells = rng.integers(-1, 5, size=53)
+    fast = cell_genotype_table(calls, cells, 5, num_alleles)
+    assert np.array_equal(fast, naive_cell_genotype_table(calls, cells, 5, num_alleles))
+    counted = (cells >= 0).sum()
+    assert fast.sum(axis=(1, 2, 3)).tolist() == [counted] * 37
+
+
+def _statistics(table: np.ndarray) -> dict[str, np.ndarray]:
+    rows, cells, width, _ = table.shape
+    return statistics_from_table(table.reshape(rows * cells, width, width))
+
+
+@pytest.mark.parametrize("num_alleles", [2, 3])
+@pytest.mark.parametrize("num_samples", [1, 31, 32, 33, 200])
+@pytest.mark.parametrize("num_cells", [1, 4, 70])
+def test_bit_kernel_statistics_equal_the_naive_table(
+    num_alleles, num_samples, num_cells, monkeypatch
+):
+    # A small temporary budget: many cells are counted in several groups.
+    monkeypatch.setattr(genotype_counts, "_BIT_TEMPORARY_BYTES", 4096)
+    rng = np.random.default_rng(num_samples * 7 + num_cells)
+    calls = rng.integers(-1, 2, size=(23, num_samples, 2)).astype(np.int8)
+    calls[:, ::5, 1] = -2  # haploid calls in a diploid array
+    calls[3] = 0
+    calls[4] = -1
+    cells = rng.integers(-1, num_cells, size=num_samples)
+    assert is_biallelic_block(calls)
+    fast = biallelic_cell_table(calls, cells, num_cells, num_alleles)
+    naive = naive_cell_genotype_table(calls, cells, num_cells, num_alleles)
+    expected, got = _statistics(naive), _statistics(fast)
+    for name, values in expected.items():
+        assert np.array_equal(got[name], values), name
+
+
+def test_bit_kernel_only_for_biallelic_diploid_blocks():
+    calls = np.zeros((2, 3, 2), np.int8)
+    assert is_biallelic_block(calls)
+    calls[1, 2, 0] = 2
+    assert not is_biallelic_block(calls)
+    assert not is_biallelic_block(np.zeros((2, 3, 1), np.int8))
+    assert not is_biallelic_block(np.zeros((0, 3, 2), np.int8))

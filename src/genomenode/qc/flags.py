@@ -3,10 +3,10 @@
 A QC run writes ``<storage>/datasets/<id>/qc/`` (docs/store-format.md):
 
 ``qc.json``
-    ``format_version`` 1: when, by which genomenode, with which thresholds, the
-    dataset's fingerprint, the summary and declaration, and per sample its
-    metrics, sex check, principal components and reasons to fail; the related
-    pairs and the kinship histogram.
+    ``format_version`` 1 (one line of JSON): when, by which genomenode,
+    with which thresholds, the dataset's fingerprint, the summary and
+    declaration, and per sample its metrics, sex check, principal components
+    and reasons to fail; the related pairs and the kinship histogram.
 ``summary.json``
     The same without anything about individual samples (what the catalogue
     and other aggregate views read).
@@ -24,6 +24,7 @@ analyses learn which.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import shutil
@@ -93,12 +94,18 @@ def write_results(
     """Replace ``directory`` by a new one holding ``report`` and ``variants``."""
     partial = directory.with_name(directory.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
     with open(partial / "variants.npz", "wb") as out:
         np.savez_compressed(out, **variants)  # type: ignore[arg-type]
         out.flush()
         os.fsync(out.fileno())
-    write_json_atomic(partial / "qc.json", report)
+    # One line of JSON: the C encoder (indented JSON goes through Python's, which
+    # took longer than measuring the samples did).
+    with open(partial / "qc.json", "w") as out:
+        out.write(json.dumps(report, sort_keys=True, separators=(",", ":")) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
     write_json_atomic(partial / "summary.json", summary_of(report))
     previous = directory.with_name(directory.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)

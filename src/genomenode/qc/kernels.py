@@ -98,9 +98,22 @@ def allele_classes(alleles: np.ndarray) -> AlleleClasses:
     return AlleleClasses(snp, transition, indel)
 
 
+# Up to this many alleles, _take compares instead of gathering: a gather needs an
+# 8-byte index per call, a comparison per allele one byte.
+_COMPARED_ALLELES = 4
+
+
 def _take(per_allele: np.ndarray, allele: np.ndarray) -> np.ndarray:
     """``per_allele[v, allele[v, s]]`` for a (variants, samples) index array."""
-    return np.take_along_axis(per_allele, allele.astype(np.intp), axis=1)
+    num_alleles = per_allele.shape[1]
+    if num_alleles > _COMPARED_ALLELES:
+        return np.take_along_axis(per_allele, allele.astype(np.intp), axis=1)
+    result = np.zeros(allele.shape, dtype=per_allele.dtype)
+    for index in range(num_alleles):
+        value = per_allele[:, index]
+        if value.any():
+            result |= (allele == index) & value[:, None]
+    return result
 
 
 def sample_block_counts(
@@ -258,7 +271,7 @@ def king_pairs(
 
     ``dosages`` is variants × samples (ALT copies 0, 1, 2; -1 missing), biallelic.
     The estimator is plink2 --make-king's (Manichaikul et al. 2010, between
-    families): over the variants both samples have called (two matrix products
+    families): over the variants both samples have called (one matrix product
     per block pair when nobody has a missing call, five otherwise),
     ``(HETHET - 2 IBS0) / (2 min(het_i, het_j)) + 1/2 - (het_i + het_j) /
     (4 min(het_i, het_j))``. Computed in blocks of samples by matrix products,
@@ -279,28 +292,48 @@ def king_pairs(
         by_value = [(columns == value).astype(np.float32) for value in (0, 1, 2)]
         return (*by_value, (columns >= 0).astype(np.float32))
 
+    def complete_terms(part: np.ndarray) -> tuple[np.ndarray, ...]:
+        columns = part.T.astype(np.float32)
+        return columns, (part == 1).sum(axis=0), (columns**2).sum(axis=1)
+
     complete = bool((dosages >= 0).all())
     for rows in _blocks(num_samples, block):
-        hom_ref_i, het_i, hom_alt_i, called_i = indicators(dosages[:, rows])
+        if complete:
+            dosage_i, het_count_i, square_i = complete_terms(dosages[:, rows])
+        else:
+            hom_ref_i, het_i, hom_alt_i, called_i = indicators(dosages[:, rows])
         for columns in _blocks(num_samples, block):
             if columns.stop <= rows.start:
                 continue
-            hom_ref_j, het_j, hom_alt_j, called_j = indicators(dosages[:, columns])
-            het_het = het_i @ het_j.T
-            ibs0 = hom_ref_i @ hom_alt_j.T + hom_alt_i @ hom_ref_j.T
             if complete:
-                # Nobody missing: the pair's counts are each sample's own.
-                het_first = np.broadcast_to(het_i.sum(axis=1)[:, None], het_het.shape)
-                het_second = np.broadcast_to(het_j.sum(axis=1)[None, :], het_het.shape)
-                both = np.full(het_het.shape, dosages.shape[0], dtype=np.float32)
+                # Nobody missing: the pair's counts are each sample's own, and
+                # HETHET - 2 IBS0 = (het_i + het_j - sum (d_i - d_j)**2) / 2 (the
+                # squared difference is 1 for 0/1 and 1/2, 0 for 1/1, 4 for
+                # 0/2): one product of dosages instead of three of indicators,
+                # exact in float32 (integers below 2**24).
+                dosage_j, het_count_j, square_j = complete_terms(dosages[:, columns])
+                gram = dosage_i @ dosage_j.T
+                het_first = np.broadcast_to(
+                    het_count_i[:, None].astype(np.float32), gram.shape
+                )
+                het_second = np.broadcast_to(
+                    het_count_j[None, :].astype(np.float32), gram.shape
+                )
+                difference = square_i[:, None] + square_j[None, :] - 2 * gram
+                shared = (het_first + het_second - difference) / 2
+                both = np.full(gram.shape, dosages.shape[0], dtype=np.float32)
             else:
+                hom_ref_j, het_j, hom_alt_j, called_j = indicators(dosages[:, columns])
+                het_het = het_i @ het_j.T
+                ibs0 = hom_ref_i @ hom_alt_j.T + hom_alt_i @ hom_ref_j.T
+                shared = het_het - 2 * ibs0
                 het_first = het_i @ called_j.T
                 het_second = called_i @ het_j.T
                 both = called_i @ called_j.T
             smaller = np.minimum(het_first, het_second)
             with np.errstate(divide="ignore", invalid="ignore"):
                 kinship = (
-                    (het_het - 2 * ibs0) / (2 * smaller)
+                    shared / (2 * smaller)
                     + 0.5
                     - (het_first + het_second) / (4 * smaller)
                 )
@@ -323,6 +356,10 @@ def king_pairs(
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0), empty
     return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+# Largest standardised samples × variants matrix pca_scores keeps (float64).
+_STANDARDISED_BYTES = 256 * 2**20
 
 
 def _standardised(
@@ -371,8 +408,18 @@ def pca_scores(
     width = min(components + 10, len(chosen), num_variants)
     rng = np.random.default_rng(seed)
 
+    # The fit samples' standardised matrix, kept when it is small enough: the
+    # iterations then multiply by it instead of rebuilding it block by block.
+    kept = (
+        _standardised(part_dosages, mean, scale)
+        if len(chosen) * num_variants * 8 <= _STANDARDISED_BYTES
+        else None
+    )
+
     def times(source: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         # (standardised source).T @ matrix: samples × k
+        if kept is not None and source is part_dosages:
+            return kept @ matrix
         count = source.shape[1]
         out = np.empty((count, matrix.shape[1]))
         for part in _blocks(count, block):
@@ -380,6 +427,8 @@ def pca_scores(
         return out
 
     def transposed_times(matrix: np.ndarray) -> np.ndarray:  # X_fit.T @ matrix
+        if kept is not None:
+            return kept.T @ matrix
         out = np.zeros((num_variants, matrix.shape[1]))
         for part in _blocks(len(chosen), block):
             out += _standardised(part_dosages[:, part], mean, scale).T @ matrix[part]

@@ -8,7 +8,6 @@ itself is not touched: failing samples and variants are flagged, never deleted.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,12 +67,20 @@ def _clinical(node: Node, dataset_id: str, num_samples: int) -> tuple[Any, Any]:
     return population, sex
 
 
-def _number(value: Any) -> Any:
-    """A JSON-safe number: NaN and infinities become None."""
-    if isinstance(value, np.integer):
-        return int(value)
-    number = float(value)
-    return None if math.isnan(number) or math.isinf(number) else number
+def _numbers(values: np.ndarray) -> list[Any]:
+    """An array as JSON-safe nested lists (NaN and infinities become None), at
+    C speed but for the few NaN and infinite values."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.integer):
+        return values.tolist()
+    floats = values.astype(np.float64)
+    listed = floats.tolist()
+    for index in zip(*np.nonzero(~np.isfinite(floats)), strict=True):
+        target = listed
+        for position in index[:-1]:
+            target = target[position]
+        target[index[-1]] = None
+    return listed
 
 
 def _median(values: np.ndarray) -> float | None:
@@ -148,9 +155,11 @@ def build_report(
     metric_names = [
         name for name in samples.metrics if name not in ("het_expected_hom",)
     ]
+    columns = {name: _numbers(samples.metrics[name]) for name in metric_names}
+    components = samples.principal_components
+    component_rows = _numbers(components) if components.size else None
     sample_rows = []
     for index, sample_id in enumerate(samples.sample_ids):
-        components = samples.principal_components
         sample_rows.append(
             {
                 "id": sample_id,
@@ -158,12 +167,10 @@ def build_report(
                 "declared_sex": str(samples.declared_sex[index]),
                 "inferred_sex": str(samples.inferred_sex[index]),
                 "reasons": samples.reasons[index],
-                "metrics": {
-                    name: _number(samples.metrics[name][index]) for name in metric_names
-                },
-                "principal_components": [_number(value) for value in components[index]]
-                if components.size
-                else [],
+                "metrics": {name: columns[name][index] for name in metric_names},
+                "principal_components": (
+                    component_rows[index] if component_rows is not None else []
+                ),
             }
         )
     return {
@@ -233,10 +240,13 @@ def run_qc(
             f"dataset {dataset_id!r} holds allele counts only (sites-only): "
             "there are no genotypes to quality-control"
         )
-    vcz = node.datasets_dir / dataset_id / manifest["genotypes"]["path"]
     started = time.perf_counter()
     with dataset_lock(node.staging_dir, dataset_id):
-        root: Any = zarr.open_group(vcz, mode="r")
+        # Through the node: a local directory, an object store or a sealed store.
+        location, _ = node.dataset_zarr(
+            dataset_id, manifest["fingerprint"], manifest["genotypes"]["path"]
+        )
+        root: Any = zarr.open_group(location, mode="r")
         num_samples = root["call_genotype"].shape[1]
         population, declared_sex = _clinical(node, dataset_id, num_samples)
         assembly = str(manifest["genotypes"].get("assembly", ""))

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..store.genotype_counts import genotype_table, statistics_from_table
+from ..store.genotype_counts import (
+    biallelic_cell_table,
+    cell_genotype_table,
+    is_biallelic_block,
+    statistics_from_table,
+)
 from .kernels import hwe_exact_p
 from .samples import AUTOSOME
 from .settings import QcSettings
@@ -116,6 +121,7 @@ def measure_variants(
         [names.index(str(name)) if name in names else -1 for name in population]
     )
     num_kept = int(sample_pass.sum())
+    cells = np.where(sample_pass, codes, -1)
     call_rate = np.full(num_variants, np.nan)
     hwe_p = np.full((num_variants, len(names)), np.nan)
     inbreeding = np.full(num_variants, np.nan)
@@ -126,37 +132,36 @@ def measure_variants(
         stop = min(start + variant_step, num_variants)
         rows = stop - start
         width = num_alleles + 2
-        table = np.zeros((rows, width, width), dtype=np.int64)
-        hom_ref = np.zeros((rows, len(names)), dtype=np.int64)
-        het = np.zeros((rows, len(names)), dtype=np.int64)
-        hom_alt = np.zeros((rows, len(names)), dtype=np.int64)
+        # Genotype tables per population (cell) of the passing samples: the
+        # cohort's table is their sum, and the HWE counts are entries of them.
+        cell_table = np.zeros((rows, len(names), width, width), dtype=np.int64)
         hq_count = np.zeros(rows, dtype=np.int64)
         for sample_start in range(0, num_samples, sample_step):
             columns = slice(sample_start, min(sample_start + sample_step, num_samples))
             keep = sample_pass[columns]
             if not keep.any():
                 continue
-            genotypes = np.asarray(call_genotype[start:stop, columns])[:, keep]
+            block = np.asarray(call_genotype[start:stop, columns])
             if ploidy == 1:
-                genotypes = np.concatenate(
-                    [genotypes, np.full_like(genotypes, -2)], axis=2
-                )
-            table += genotype_table(genotypes, num_alleles)
+                block = np.concatenate([block, np.full_like(block, -2)], axis=2)
+            kernel = (
+                biallelic_cell_table
+                if is_biallelic_block(block)
+                else cell_genotype_table
+            )
+            cell_table += kernel(block, cells[columns], len(names), num_alleles)
+            genotypes = block[:, keep]
             first, second = genotypes[:, :, 0], genotypes[:, :, 1]
-            diploid = (first >= 0) & (second >= 0)
-            group = codes[columns][keep]
-            reference = diploid & (first == 0) & (second == 0)
-            mixed = diploid & ((first == 0) != (second == 0))
-            alternate = diploid & (first > 0) & (second > 0)
-            for code in range(len(names)):
-                members = group == code
-                if members.any():
-                    hom_ref[:, code] += reference[:, members].sum(axis=1)
-                    het[:, code] += mixed[:, members].sum(axis=1)
-                    hom_alt[:, code] += alternate[:, members].sum(axis=1)
             good = _high_quality(root, start, stop, columns, keep, genotypes, settings)
             copies = (first > 0).astype(np.int64) + (second > 0)
             hq_count += np.where(good, copies, 0).sum(axis=1)
+        table = cell_table.sum(axis=1)
+        alternates = slice(1, num_alleles)
+        hom_ref = cell_table[:, :, 0, 0]
+        het = cell_table[:, :, 0, alternates].sum(axis=2) + cell_table[
+            :, :, alternates, 0
+        ].sum(axis=2)
+        hom_alt = cell_table[:, :, alternates, alternates].sum(axis=(2, 3))
         statistics = statistics_from_table(table)
         counts = statistics["variant_allele_count"].astype(np.int64)
         if num_kept:

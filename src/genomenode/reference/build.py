@@ -1,12 +1,16 @@
 """Build a dataset's reference: counts per population, chunk by chunk.
 
 One task per block of variant rows (the store's ``variants_chunk_size``) reads
-``call_genotype`` one stored chunk of samples at a time and adds its calls into a
-genotype table per variant and cell (:mod:`.kernel`), so a task holds one stored
-chunk and the tables, never the cohort: memory is bounded whatever its size.
+its calls in slabs of a few tens of MB (:mod:`genomenode.store.genotype_rows`:
+the by-variant copy of ``call_genotype`` when the store has it, else one stored
+chunk of samples at a time) and adds them into a genotype table per variant and
+cell (:mod:`genomenode.store.genotype_counts`), so a task holds one slab and
+the tables, never the cohort: memory is bounded whatever its size. The store is
+read through the node (a local directory, an object store, a sealed store).
 Tasks run in this process, or on the Dask cluster of the ``dask_scheduler``
-setting (the same function, given the store's path); their results are written
-as they arrive, at most a few at a time in flight.
+setting (the same function, given a picklable
+:class:`~genomenode.store.genotype_rows.GenotypeSource`); their results are
+written as they arrive, at most a few at a time in flight.
 
 QC flags come through one function, :func:`qc_masks`.
 """
@@ -15,11 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import pathlib
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,11 +32,16 @@ import zarr
 from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
-from ..store.genotype_counts import statistics_from_table
+from ..store.genotype_counts import (
+    biallelic_cell_table,
+    cell_genotype_table,
+    is_biallelic_block,
+    statistics_from_table,
+)
+from ..store.genotype_rows import GenotypeRows, GenotypeSource
 from ..store.node import Node
 from ..store.private import private_files
 from ..store.published import PublishedDataset, PublishedDatasets
-from .kernel import cell_genotype_table
 from .populations import Populations, populations_of_cells
 from .store import COUNT_ARRAYS, FORMAT_VERSION, reference_path
 
@@ -44,9 +53,11 @@ __all__ = [
     "qc_masks",
 ]
 
-# Rows handed to the kernel at a time: its int32 temporaries are ~5 times the
-# int8 calls of one stored chunk's rows.
-_KERNEL_ROWS = 1_000
+# Calls handed to the kernel at a time: its int32 temporaries are ~5 times the
+# int8 calls (~20 MB).
+_KERNEL_CALLS = 2_000_000
+# Largest reference (its count arrays, int32) built in memory and written whole.
+_BUFFER_BYTES = 64 * 2**20
 # Tasks in flight on a cluster: their results wait in memory until written.
 _IN_FLIGHT = 8
 
@@ -84,7 +95,7 @@ def qc_masks(
 
 
 def count_rows(
-    vcz_path: str,
+    source: GenotypeSource | GenotypeRows | str,
     start: int,
     stop: int,
     sample_cells: np.ndarray,
@@ -92,46 +103,39 @@ def count_rows(
 ) -> dict[str, np.ndarray]:
     """Counts of variant rows ``start:stop`` per ALT allele and population.
 
+    ``source`` is the dataset's VCF Zarr (a local directory's path, or a
+    :class:`~genomenode.store.genotype_rows.GenotypeSource` for any store, or
+    one already opened in this process).
     Returns ``allele_count``, ``allele_count_hom`` (copies in homozygous calls),
     ``allele_count_het``, ``allele_count_hemi`` of shape ``(rows, alts, pops)``
     and ``allele_number`` ``(rows, pops)``, int32. Plain arguments: a Dask worker
     runs it as well as this process.
     """
-    root: Any = zarr.open_group(vcz_path, mode="r")
-    call_genotype = root["call_genotype"]
-    num_alleles = int(root["variant_allele"].shape[1])
-    num_samples = call_genotype.shape[1]
+    if isinstance(source, str):
+        source = GenotypeSource(path=source)
+    genotypes = source if isinstance(source, GenotypeRows) else source.open()
+    num_alleles = genotypes.num_alleles
     num_cells = membership.shape[0]
     width = num_alleles + 2
     table = np.zeros((stop - start, num_cells, width, width), dtype=np.int64)
-    sample_chunk = call_genotype.chunks[1]
-    blocks = [
-        slice(first, min(first + sample_chunk, num_samples))
-        for first in range(0, num_samples, sample_chunk)
-        if (sample_cells[first : first + sample_chunk] >= 0).any()
-    ]  # a block of QC-failing samples only is not read at all
-
-    def read(samples: slice) -> np.ndarray:
-        return np.asarray(call_genotype[start:stop, samples])
-
-    # The next stored chunk is decoded (Blosc releases the GIL) while this one is
-    # counted: two chunks in memory at most.
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = reader.submit(read, blocks[0]) if blocks else None
-        for index, samples in enumerate(blocks):
-            assert upcoming is not None
-            piece = upcoming.result()
-            upcoming = (
-                reader.submit(read, blocks[index + 1])
-                if index + 1 < len(blocks)
-                else None
+    # A stored chunk of QC-failing samples only is not read at all.
+    for first, samples, piece in genotypes.blocks(
+        start, stop, samples_needed=sample_cells >= 0
+    ):
+        cells = sample_cells[samples]
+        # Rows per kernel call: its int32 temporaries stay ~_KERNEL_CALLS calls.
+        step = max(1, _KERNEL_CALLS // max(1, samples.stop - samples.start))
+        offset = first - start
+        for row in range(0, len(piece), step):
+            rows = piece[row : row + step]
+            kernel = (
+                biallelic_cell_table
+                if is_biallelic_block(rows)
+                else cell_genotype_table
             )
-            cells = sample_cells[samples]
-            for first in range(0, len(piece), _KERNEL_ROWS):
-                rows = piece[first : first + _KERNEL_ROWS]
-                table[first : first + len(rows)] += cell_genotype_table(
-                    rows, cells, num_cells, num_alleles
-                )
+            table[offset + row : offset + row + len(rows)] += kernel(
+                rows, cells, num_cells, num_alleles
+            )
     num_rows = stop - start
     statistics = statistics_from_table(
         table.reshape(num_rows * num_cells, width, width)
@@ -187,49 +191,60 @@ def build_dataset_reference(
     """
     started = dt.datetime.now(dt.UTC)
     dataset_directory = handle.node.datasets_dir / handle.id
-    vcz_path = dataset_directory / handle.manifest["genotypes"]["path"]
-    root: Any = zarr.open_group(vcz_path, mode="r")
+    manifest = handle.manifest
+    vcz = manifest["genotypes"]["path"]
+    # Through the node: a local directory, an object store or a sealed store.
+    location, read_object = handle.node.dataset_zarr(
+        handle.id, manifest["fingerprint"], vcz
+    )
+    root: Any = zarr.open_group(location, mode="r")
     if "call_genotype" not in root:
         raise StoreError(
             f"dataset {handle.id} has no genotypes (sites only): nothing to count"
         )
-    num_variants, _num_samples, _ploidy = root["call_genotype"].shape
-    num_alts = int(root["variant_allele"].shape[1]) - 1
+    # Opened once here (a zarr group lookup costs ~1 ms), for this process too.
+    opened = GenotypeRows(root, read_object, location if read_object is None else None)
+    num_variants = opened.shape[0]
+    num_alts = opened.num_alleles - 1
     if variant_pass is not None and len(variant_pass) != num_variants:
         raise ValueError(
             f"variant_pass has {len(variant_pass)} values for {num_variants} variants"
         )
     populations = _populations(handle, sample_pass)
     num_populations = len(populations.names)
-    step = int(root["call_genotype"].chunks[0])
+    step = int(opened.chunks[0])
     target = reference_path(dataset_directory)
     temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     group: Any = zarr.open_group(temporary, mode="w")
     chunk_rows = max(1, min(step, num_variants))
-    arrays = {
-        name: group.create_array(
-            name,
-            shape=(num_variants, num_alts, num_populations),
-            chunks=(chunk_rows, num_alts, num_populations),
-            dtype=np.int32,
+    shapes = {
+        name: (num_variants, num_alts, num_populations) for name in COUNT_ARRAYS
+    } | {"allele_number": (num_variants, num_populations)}
+    # A reference of up to _BUFFER_BYTES is counted into memory and each array
+    # written once (zarr spends ~1.5 ms of CPU per array created or written: a
+    # third of a quick build went there); a larger one is written block by block
+    # as the counts arrive.
+    buffered = sum(4 * math.prod(shape) for shape in shapes.values()) <= _BUFFER_BYTES
+    arrays: dict[str, Any] = {
+        name: (
+            np.zeros(shape, dtype=np.int32)
+            if buffered
+            else group.create_array(
+                name,
+                shape=shape,
+                chunks=(chunk_rows, *shape[1:]),
+                dtype=np.int32,
+            )
         )
-        for name in COUNT_ARRAYS
+        for name, shape in shapes.items()
     }
-    arrays["allele_number"] = group.create_array(
-        "allele_number",
-        shape=(num_variants, num_populations),
-        chunks=(chunk_rows, num_populations),
-        dtype=np.int32,
-    )
     passing = (
         np.ones(num_variants, dtype=bool)
         if variant_pass is None
         else np.asarray(variant_pass, dtype=bool)
     )
-    group.create_array(
-        "variant_pass", shape=(num_variants,), chunks=(chunk_rows,), dtype=bool
-    )[:] = passing
+    group.create_array("variant_pass", data=passing, chunks=(chunk_rows,))
     blocks = [
         (start, min(start + step, num_variants))
         for start in range(0, num_variants, step)
@@ -245,9 +260,13 @@ def build_dataset_reference(
     with scheduler_client(scheduler) as client:
         if client is None:
             for start, stop in blocks:
-                write(start, count_rows(str(vcz_path), start, stop, *arguments))
+                write(start, count_rows(opened, start, stop, *arguments))
         else:
             from distributed import as_completed
+
+            source = GenotypeSource.of(
+                handle.node, handle.id, manifest["fingerprint"], vcz
+            )
 
             cells, membership = (
                 client.scatter(value, broadcast=True) for value in arguments
@@ -262,7 +281,7 @@ def build_dataset_reference(
                     start, stop = remaining.pop(0)
                     future = client.submit(
                         count_rows,
-                        str(vcz_path),
+                        source,
                         start,
                         stop,
                         cells,
@@ -280,8 +299,14 @@ def build_dataset_reference(
                     future.release()
                     if remaining:
                         submit()
+    if buffered:
+        for name, values in arrays.items():
+            group.create_array(
+                name, data=values, chunks=(chunk_rows, *values.shape[1:])
+            )
     samples = populations.num_samples
-    group.attrs.update(
+    # One write of the group's metadata, not one per attribute.
+    group.update_attributes(
         {
             "format_version": FORMAT_VERSION,
             "dataset_id": handle.id,

@@ -19,11 +19,10 @@ import numpy as np
 
 from ..disclosure.control import DisclosureControl
 from ..errors import InputError, StoreError
-from ..store.genotype_counts import statistics_from_table
+from ..store.genotype_counts import cell_genotype_table, statistics_from_table
 from ..store.published import PublishedDataset, PublishedDatasets
 from ..vocab.contigs import find_contig
 from .build import qc_masks
-from .kernel import cell_genotype_table
 from .populations import TOTAL, populations_of_cells
 from .release import (
     PopulationFrequency,
