@@ -614,7 +614,7 @@ def main() -> None:
             network=network,
         )
         _unlimited_budgets(directory / node.node_id / "genomenode.yaml")
-    registry = _write_network(directory, nodes, network_port)
+    registry = _write_network(directory, nodes, network_port, broker)
     timeout_seconds = float(yaml.safe_load(registry.read_text())["timeout_seconds"])
     executable = [sys.executable, "-m", "genomenode"]
     logs = directory / "logs"
