@@ -21,7 +21,7 @@ SOURCE = pathlib.Path(genomenode.__file__).parent
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
-        {"vocab", "config", "errors", "web", "version", "dataset"},
+        {"vocab", "config", "setting_types", "errors", "web", "version", "dataset"},
         {"store"},
         {"ingest", "qc", "disclosure", "access", "simulate", "simulate_vcf"},
         {"beacon", "reference", "transfer", "analysis", "catalogue", "client"},

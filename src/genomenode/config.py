@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import os
 import pathlib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from . import setting_types as kinds
 from .errors import ConfigError
+from .setting_types import Secret, Setting
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -37,274 +38,29 @@ __all__ = [
 CONFIG_FILENAME = "genomenode.yaml"
 
 
-class Secret:
-    """A secret value (passphrase, token, key) whose repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself; call only where it is used, never to print."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be a positive integer, not {value!r}")
-    return number
-
-
-def _non_negative_int(value: Any) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"must be zero or a positive integer, not {value!r}")
-    return number
-
-
-def _positive_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a positive number, not {value!r}")
-    number = float(value)
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"must be a positive number, not {value!r}")
-    return number
-
-
-def _secret(value: Any) -> Secret:
-    return value if isinstance(value, Secret) else Secret(str(value))
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _country(value: Any) -> str:
-    text = str(value)
-    if len(text) != 2 or not text.isalpha() or not text.isupper():
-        raise ValueError(f"must be an ISO 3166-1 alpha-2 code such as FI, not {text!r}")
-    return text
-
-
-def _url(value: Any) -> str:
-    text = str(value).strip().rstrip("/")
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http(s) URL, not {value!r}")
-    return text
-
-
-def _environment(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in ("dev", "test", "prod"):
-        raise ValueError(f"must be dev, test or prod, not {value!r}")
-    return text
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"must be true or false, not {value!r}")
-
-
-def _non_negative_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be zero or a positive number, not {value!r}")
-    number = float(value)
-    if not 0 <= number < float("inf"):
-        raise ValueError(f"must be zero or a positive number, not {value!r}")
-    return number
-
-
-def _fraction(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number between 0 and 1, not {value!r}")
-    number = float(value)
-    if not 0 <= number <= 1:
-        raise ValueError(f"must be a number between 0 and 1, not {value!r}")
-    return number
-
-
-def _coefficient(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number between -1 and 1, not {value!r}")
-    number = float(value)
-    if not -1 <= number <= 1:
-        raise ValueError(f"must be a number between -1 and 1, not {value!r}")
-    return number
-
-
-def _p_value(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a p-value between 0 and 1, not {value!r}")
-    number = float(value)
-    if not 0 <= number < 1:
-        raise ValueError(f"must be a p-value, 0 <= p < 1, not {value!r}")
-    return number
-
-
-def _boolean_mechanism(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in ("noisy-threshold", "randomized-response"):
-        raise ValueError(
-            f"must be noisy-threshold or randomized-response, not {value!r}"
-        )
-    return text
-
-
-def _networks(value: Any) -> tuple[str, ...]:
-    """Address ranges (CIDR); from the environment comma-separated."""
-    names = _string_list(value) if value not in (None, "", []) else ()
-    for name in names:
-        try:
-            ipaddress.ip_network(name, strict=False)
-        except ValueError:
-            raise ValueError(f"{name!r} is not an address range (CIDR)") from None
-    return tuple(str(ipaddress.ip_network(name, strict=False)) for name in names)
-
-
-def _string_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [item.strip() for item in value.split(",") if item.strip()]
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) and item for item in value
-    ):
-        raise ValueError(f"must be a list of names, not {value!r}")
-    return tuple(value)
-
-
-def _trusted_issuers(value: Any) -> tuple[Mapping[str, str], ...]:
-    """A list of ``{issuer, jku[, userinfo]}``; from the environment as JSON."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"must be a JSON list of {{issuer, jku}}: {error}"
-            ) from None
-    if not isinstance(value, list | tuple):
-        raise ValueError("must be a list of {issuer, jku[, userinfo]} mappings")
-    issuers = []
-    for number, item in enumerate(value):
-        if not isinstance(item, Mapping) or set(item) - {"issuer", "jku", "userinfo"}:
-            raise ValueError(
-                f"entry {number} must be a mapping of issuer, jku and optionally "
-                f"userinfo, not {item!r}"
-            )
-        if not item.get("issuer") or not item.get("jku"):
-            raise ValueError(f"entry {number} needs both issuer and jku")
-        entry = {"issuer": str(item["issuer"]), "jku": _url(item["jku"])}
-        if item.get("userinfo"):
-            entry["userinfo"] = _url(item["userinfo"])
-        issuers.append(entry)
-    return tuple(issuers)
-
-
-def _trusted_networks(value: Any) -> tuple[Mapping[str, str], ...]:
-    """A list of ``{issuer, jku}``; from the environment as JSON."""
-    networks = _trusted_issuers(value)
-    for number, item in enumerate(networks):
-        if "userinfo" in item:
-            raise ValueError(
-                f"entry {number}: a network has no userinfo, only issuer and jku"
-            )
-    return networks
-
-
-def _origins(value: Any) -> tuple[str, ...]:
-    """The ``cors_allowed_origins`` setting: ``*``, or origins
-    (``scheme://host[:port]``, no path), from a list or comma-separated text.
-
-    Raises
-    ------
-    ValueError
-        An entry is not an http(s) origin, or ``*`` is listed with others.
-    """
-    if isinstance(value, str):
-        value = [item.strip() for item in value.split(",") if item.strip()]
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) for item in value
-    ):
-        raise ValueError(f"must be a list of origins or *, not {value!r}")
-    origins = []
-    for item in value:
-        if item == "*":
-            origins.append(item)
-            continue
-        parts = urllib.parse.urlsplit(item.strip())
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.path not in ("", "/")
-            or parts.query
-            or parts.fragment
-            or parts.username is not None
-        ):
-            raise ValueError(
-                f"{item!r} is not an origin such as https://igv.org "
-                "(scheme, host and port only)"
-            )
-        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
-    if "*" in origins and len(origins) > 1:
-        raise ValueError("* stands alone: it allows every origin")
-    return tuple(origins)
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One setting: its name, how to parse it, its default and what it does."""
-
-    name: str
-    parse: Callable[[Any], Any]
-    default: Any
-    help: str
-
-    @property
-    def environment_variable(self) -> str:
-        return "GENOMENODE_" + self.name.upper()
-
-
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "node_id", str, "", "Identifier of this node in the network, e.g. fi-node."
     ),
-    Setting("country", _country, "", "ISO 3166-1 alpha-2 country code of the node."),
+    Setting(
+        "country", kinds.country, "", "ISO 3166-1 alpha-2 country code of the node."
+    ),
     Setting(
         "db_url",
-        _optional_str,
+        kinds.optional_str,
         None,
         "SQLAlchemy URL of the metadata database; default: SQLite file "
         "NODE_DIR/genomenode.db. PostgreSQL: postgresql+psycopg://user@host/db.",
     ),
     Setting(
         "db_schema",
-        _optional_str,
+        kinds.optional_str,
         None,
         "PostgreSQL schema for this node's tables (default: the connection's).",
     ),
     Setting(
         "storage",
-        _optional_str,
+        kinds.optional_str,
         None,
         "Directory of the node store (datasets, staging); default NODE_DIR/store. "
         "Or s3://bucket/prefix: published datasets in an S3-compatible object "
@@ -313,27 +69,27 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "storage_endpoint",
-        _optional_str,
+        kinds.optional_str,
         None,
         "Endpoint URL of an s3:// storage's service (https://s3.example.org); "
         "default: AWS_ENDPOINT_URL, else AWS.",
     ),
     Setting(
         "storage_region",
-        _optional_str,
+        kinds.optional_str,
         None,
         "Region of an s3:// storage; default: AWS_REGION, else us-east-1.",
     ),
     Setting(
         "encrypt_at_rest",
-        _bool,
+        kinds.boolean,
         False,
         "Encrypt every object of the datasets' VCF Zarr (ChaCha20-Poly1305, key "
         "derived from the node's private key) when they are published.",
     ),
     Setting(
         "dask_scheduler",
-        _optional_str,
+        kinds.optional_str,
         None,
         "Address of a Dask distributed scheduler (tcp://host:8786) on which ingest "
         "partitions and the node's computations run; unset: in this process.",
@@ -352,32 +108,32 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "key_passphrase",
-        _secret,
+        kinds.secret,
         Secret(""),
         "Passphrase of the node's private key (set by environment only; empty: "
         "the key file is not passphrase-protected).",
     ),
     Setting(
         "variants_chunk_size",
-        _positive_int,
+        kinds.positive_int,
         10_000,
         "Variants per chunk of the genotype arrays (VCF Zarr).",
     ),
     Setting(
         "samples_chunk_size",
-        _positive_int,
+        kinds.positive_int,
         1_000,
         "Samples per chunk of the genotype arrays (VCF Zarr).",
     ),
     Setting(
         "worker_processes",
-        _non_negative_int,
+        kinds.non_negative_int,
         2,
         "Worker processes for ingest conversion; 0 runs in the calling process.",
     ),
     Setting(
         "gene_table",
-        _optional_str,
+        kinds.optional_str,
         None,
         "Gene table (TSV: gene_id symbol contig start end, 0-based half-open) for "
         "Beacon geneId queries on datasets without their own genes: file; relative "
@@ -385,53 +141,53 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "public_url",
-        _url,
+        kinds.url,
         "http://localhost:8080",
         "External URL the node is reached at (no trailing /api); the Beacon map "
         "and identity publish URLs under it.",
     ),
     Setting(
         "beacon_count_threshold",
-        _positive_int,
+        kinds.positive_int,
         5,
         "Counts of people below this are never disclosed below record granularity "
         "(reported as the threshold).",
     ),
     Setting(
         "beacon_environment",
-        _environment,
+        kinds.environment,
         "dev",
         "What the Beacon reports as its environment: dev, test or prod.",
     ),
     Setting(
         "trusted_brokers",
-        _trusted_issuers,
+        kinds.trusted_issuers,
         (),
         "Passport brokers the node trusts: a list of {issuer, jku[, userinfo]} "
         "(environment: JSON). Keys come only from each jku.",
     ),
     Setting(
         "trusted_visa_issuers",
-        _trusted_issuers,
+        kinds.trusted_issuers,
         (),
         "Visa issuers the node trusts besides itself: a list of {issuer, jku} "
         "(environment: JSON).",
     ),
     Setting(
         "passport_audience",
-        _optional_str,
+        kinds.optional_str,
         None,
         "When set, passports must name it in aud.",
     ),
     Setting(
         "registered_visa_types",
-        _string_list,
+        kinds.string_list,
         ("ResearcherStatus", "AcceptedTermsAndPolicies"),
         "Visa types that make a caller registered (REGISTERED datasets).",
     ),
     Setting(
         "trusted_networks",
-        _trusted_networks,
+        kinds.trusted_networks,
         (),
         "Network aggregators the node trusts to relay queries: a list of {issuer, "
         "jku} (environment: JSON). A request's GA4GH-Network-Assertion is verified "
@@ -439,79 +195,79 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "require_network_assertion",
-        _bool,
+        kinds.boolean,
         False,
         "Answer Beacon queries (/api) only when a trusted network relays them with "
         "a valid GA4GH-Network-Assertion; direct queries get 401.",
     ),
     Setting(
         "audit_checkpoint_every_entries",
-        _non_negative_int,
+        kinds.non_negative_int,
         1000,
         "Sign a checkpoint of the audit log whenever an entry id reaches a multiple "
         "of this (0: never); see docs/audit.md.",
     ),
     Setting(
         "audit_checkpoint_every_seconds",
-        _non_negative_int,
+        kinds.non_negative_int,
         600,
         "Also sign one when a process writing entries has signed none for this "
         "long (0: never).",
     ),
     Setting(
         "dev_identity_provider",
-        _bool,
+        kinds.boolean,
         False,
         "Run the development identity provider under /dev-idp and trust it (demo "
         "and tests only; refused when beacon_environment is prod).",
     ),
     Setting(
         "http_max_body_bytes",
-        _positive_int,
+        kinds.positive_int,
         1_048_576,
         "Largest request body the node reads (bytes); a larger one gets 413 and "
         "is not read.",
     ),
     Setting(
         "http_max_json_depth",
-        _positive_int,
+        kinds.positive_int,
         64,
         "Deepest nesting of arrays and objects in a JSON request body (400).",
     ),
     Setting(
         "http_max_integer_digits",
-        _positive_int,
+        kinds.positive_int,
         100,
         "Most digits of an integer in a JSON body (400).",
     ),
     Setting(
         "http_body_timeout_seconds",
-        _positive_float,
+        kinds.positive_float,
         30.0,
         "Longest a client may take to send a request body (408).",
     ),
     Setting(
         "http_header_timeout_seconds",
-        _positive_float,
+        kinds.positive_float,
         10.0,
         "Longest a client may take to send its request line and headers (408, "
         "connection closed).",
     ),
     Setting(
         "http_max_header_bytes",
-        _positive_int,
+        kinds.positive_int,
         65_536,
         "Largest request line plus headers (431, connection closed).",
     ),
     Setting(
         "beacon_max_filters",
-        _positive_int,
+        kinds.positive_int,
         100,
         "Most filters in one Beacon request (400).",
     ),
     Setting(
         "beacon_filter_cpu_seconds",
-        _positive_float,
+        kinds.positive_float,
         1.0,
         "CPU time one Beacon request may spend expanding and matching its "
         "filters (ontology descendants, clinical matches) before it is refused "
@@ -519,7 +275,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "disclosure_enabled",
-        _bool,
+        kinds.boolean,
         True,
         "Master switch of disclosure control (docs/privacy.md): query budgets, "
         "noise, rounding, the rare-allele policy and the DataSHIELD-style filters. "
@@ -527,21 +283,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "disclosure_epsilon_per_query",
-        _positive_float,
+        kinds.positive_float,
         0.5,
         "Privacy loss (epsilon) of one released aggregate of cost 1; counts get "
         "Laplace noise of scale 1/epsilon.",
     ),
     Setting(
         "disclosure_epsilon_budget",
-        _positive_float,
+        kinds.positive_float,
         10.0,
         "Epsilon one caller may spend on one dataset per budget window; then 429 "
         "with Retry-After.",
     ),
     Setting(
         "disclosure_anonymous_epsilon_budget",
-        _positive_float,
+        kinds.positive_float,
         100.0,
         "Epsilon all anonymous callers together may spend on one dataset per budget "
         "window on counts and answers about people (presence answers excepted): "
@@ -549,7 +305,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "disclosure_presence_epsilon",
-        _positive_float,
+        kinds.positive_float,
         0.05,
         "Budget one answer about which variants a dataset holds spends (no people "
         "selected, not perturbed: the rare-allele policy decides), times its "
@@ -557,20 +313,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "disclosure_budget_window_seconds",
-        _positive_int,
+        kinds.positive_int,
         86_400,
         "Length of a budget window (seconds); budgets restart with each window.",
     ),
     Setting(
         "disclosure_rare_cost_allele_count",
-        _positive_int,
+        kinds.positive_int,
         20,
         "Weighted cost: an answer about a variant of allele count AC costs "
         "ceil(this / AC) units of epsilon_per_query (at least 1).",
     ),
     Setting(
         "disclosure_small_dataset_individuals",
-        _non_negative_int,
+        kinds.non_negative_int,
         100,
         "Weighted cost: an answer about people in a dataset of N individuals costs "
         "at least ceil(this / N) units of epsilon_per_query (each person is 1/N of "
@@ -578,74 +334,74 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "disclosure_count_rounding",
-        _positive_int,
+        kinds.positive_int,
         5,
         "Released counts are rounded to a multiple of this (1: no rounding).",
     ),
     Setting(
         "disclosure_rare_allele_count",
-        _non_negative_int,
+        kinds.non_negative_int,
         10,
         "Rare-allele policy: a variant whose allele count in the dataset is below "
         "this is answered as absent to anonymous and registered callers.",
     ),
     Setting(
         "disclosure_rare_allele_frequency",
-        _fraction,
+        kinds.fraction,
         0.005,
         "Rare-allele policy: so is a variant whose allele frequency is below this.",
     ),
     Setting(
         "disclosure_boolean_mechanism",
-        _boolean_mechanism,
+        kinds.boolean_mechanism,
         "noisy-threshold",
         "How a yes/no answer is perturbed: noisy-threshold (yes when the noisy "
         "count reaches the count threshold) or randomized-response.",
     ),
     Setting(
         "disclosure_trusted_proxies",
-        _networks,
+        kinds.networks,
         (),
         "Address ranges (CIDR) of reverse proxies whose X-Forwarded-For names the "
         "client that anonymous budgets are kept for (environment: comma-separated).",
     ),
     Setting(
         "disclosure_nfilter_tab",
-        _positive_int,
+        kinds.positive_int,
         3,
         "DataSHIELD nfilter.tab: the smallest non-zero cell count a released table "
         "may hold.",
     ),
     Setting(
         "disclosure_nfilter_subset",
-        _positive_int,
+        kinds.positive_int,
         3,
         "DataSHIELD nfilter.subset: the fewest people an aggregate over a filtered "
         "subset may be computed on.",
     ),
     Setting(
         "disclosure_nfilter_glm",
-        _fraction,
+        kinds.fraction,
         0.33,
         "DataSHIELD nfilter.glm: the largest ratio of model parameters to "
         "observations.",
     ),
     Setting(
         "disclosure_nfilter_levels_max",
-        _positive_int,
+        kinds.positive_int,
         40,
         "DataSHIELD nfilter.levels.max: the most levels a released factor may have.",
     ),
     Setting(
         "disclosure_nfilter_levels_density",
-        _fraction,
+        kinds.fraction,
         0.33,
         "DataSHIELD nfilter.levels.density: the largest ratio of a factor's levels "
         "to observations.",
     ),
     Setting(
         "disclosure_min_minor_allele_count",
-        _non_negative_int,
+        kinds.non_negative_int,
         5,
         "Per-variant statistics of an analysis (regression, table, frequency) are "
         "withheld for a variant whose minor-allele count on this node is below "
@@ -653,33 +409,33 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "analysis_max_window_variants",
-        _positive_int,
+        kinds.positive_int,
         20_000,
         "Most variants one analysis call may name or cover (400).",
     ),
     Setting(
         "reference_release_controlled",
-        _bool,
+        kinds.boolean,
         False,
         "Publish the allele-frequency reference of CONTROLLED datasets (when their "
         "DUO terms allow aggregate release too; docs/reference.md).",
     ),
     Setting(
         "htsget_max_regions",
-        _positive_int,
+        kinds.positive_int,
         100,
         "Most regions in one htsget POST request (400).",
     ),
     Setting(
         "cors_allowed_origins",
-        _origins,
+        kinds.origins,
         (),
         "Origins (https://igv.org) whose web pages may read the node's htsget and "
         "DRS answers (CORS), or * for any page; empty: none.",
     ),
     Setting(
         "cors_allow_credentials",
-        _bool,
+        kinds.boolean,
         False,
         "Send Access-Control-Allow-Credentials to the listed CORS origins (never "
         "with *, which is refused).",
@@ -687,28 +443,28 @@ SETTINGS: tuple[Setting, ...] = (
     # Quality control (genomenode qc, docs/qc.md): defaults and their sources.
     Setting(
         "qc_sample_min_call_rate",
-        _fraction,
+        kinds.fraction,
         0.9,
         "A sample with fewer of its genotypes called fails QC (plink2 --mind's "
         "default 0.1 missing).",
     ),
     Setting(
         "qc_sample_min_mean_depth",
-        _non_negative_float,
+        kinds.non_negative_float,
         15.0,
         "A sample whose mean FORMAT/DP is lower fails QC (gnomAD's genome hard "
         "filter, 15x); only where the VCF has DP.",
     ),
     Setting(
         "qc_sample_min_mean_gq",
-        _non_negative_float,
+        kinds.non_negative_float,
         20.0,
         "A sample whose mean FORMAT/GQ is lower fails QC (gnomAD's high-quality "
         "genotype, GQ >= 20, for the mean); only where the VCF has GQ.",
     ),
     Setting(
         "qc_sample_outlier_mads",
-        _positive_float,
+        kinds.positive_float,
         4.0,
         "A sample further than this many median absolute deviations from its "
         "population's median heterozygosity, het/hom-alt ratio, Ti/Tv or "
@@ -716,28 +472,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "qc_sex_female_max_f",
-        _coefficient,
+        kinds.coefficient,
         0.2,
         "X chromosome inbreeding F at most this: genetically female (plink2 "
         "--check-sex default).",
     ),
     Setting(
         "qc_sex_male_min_f",
-        _coefficient,
+        kinds.coefficient,
         0.8,
         "X chromosome inbreeding F at least this: genetically male (plink2 "
         "--check-sex default); between the two: ambiguous, which fails QC.",
     ),
     Setting(
         "qc_kinship_duplicate",
-        _coefficient,
+        kinds.coefficient,
         0.354,
         "KING kinship above this: duplicates or monozygotic twins (Manichaikul et "
         "al. 2010); one of each pair fails QC.",
     ),
     Setting(
         "qc_kinship_related",
-        _coefficient,
+        kinds.coefficient,
         0.0884,
         "KING kinship above this: second-degree relatives or closer (Manichaikul "
         "et al. 2010); all but one of each related group fail QC, as gnomAD keeps "
@@ -745,28 +501,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "qc_common_min_maf",
-        _fraction,
+        kinds.fraction,
         0.05,
         "Minor allele frequency of the common biallelic autosomal SNPs that "
         "kinship and PCA use.",
     ),
     Setting(
         "qc_common_max_variants",
-        _positive_int,
+        kinds.positive_int,
         10000,
         "Most common variants kinship and PCA use (evenly spaced along the "
         "genome, which also thins linkage); memory is this × samples bytes.",
     ),
     Setting(
         "qc_pca_components",
-        _positive_int,
+        kinds.positive_int,
         10,
         "Principal components computed for ancestry outliers (EIGENSOFT smartpca "
         "numoutlierevec, 10).",
     ),
     Setting(
         "qc_pca_outlier_sd",
-        _positive_float,
+        kinds.positive_float,
         6.0,
         "A sample further than this many standard deviations on any component is "
         "an ancestry outlier and fails QC (EIGENSOFT smartpca outliersigmathresh, "
@@ -774,40 +530,40 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "qc_variant_min_call_rate",
-        _fraction,
+        kinds.fraction,
         0.9,
         "A variant called in fewer of the passing samples fails QC (plink2 "
         "--geno's default 0.1 missing).",
     ),
     Setting(
         "qc_hwe_min_p",
-        _p_value,
+        kinds.p_value,
         1e-6,
         "A variant whose Hardy-Weinberg exact p-value is below this in any "
         "population fails QC (the usual plink --hwe 1e-6 for unaffected cohorts).",
     ),
     Setting(
         "qc_genotype_min_gq",
-        _non_negative_float,
+        kinds.non_negative_float,
         20.0,
         "A high-quality genotype has GQ at least this (gnomAD's AC0 filter).",
     ),
     Setting(
         "qc_genotype_min_depth",
-        _non_negative_float,
+        kinds.non_negative_float,
         10.0,
         "A high-quality genotype has DP at least this (gnomAD's AC0 filter).",
     ),
     Setting(
         "qc_genotype_min_allele_balance",
-        _fraction,
+        kinds.fraction,
         0.2,
         "A high-quality heterozygous genotype has at least this fraction of its "
         "reads (FORMAT/AD) for the ALT allele (gnomAD's AC0 filter).",
     ),
     Setting(
         "qc_min_inbreeding_coeff",
-        _coefficient,
+        kinds.coefficient,
         -0.3,
         "A variant whose InbreedingCoeff (1 - observed / expected heterozygotes) "
         "is below this fails QC (gnomAD's excess-heterozygosity filter).",
