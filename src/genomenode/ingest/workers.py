@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import contextvars
 import ctypes
 import multiprocessing
 import os
@@ -91,8 +92,11 @@ def _nothing() -> None:
     """A task that makes the pool start a worker."""
 
 
-# The pool of the ingest running in this process (:func:`worker_pool`).
-_pool: cf.ProcessPoolExecutor | None = None
+# The pool of the ingest running in this thread (:func:`worker_pool`); a
+# context variable, so that ingests in two threads never share one.
+_pool: contextvars.ContextVar[cf.ProcessPoolExecutor | None] = contextvars.ContextVar(
+    "ingest_worker_pool", default=None
+)
 
 
 @contextlib.contextmanager
@@ -102,11 +106,10 @@ def worker_pool(worker_processes: int) -> Iterator[None]:
     Started at once, its workers import the conversion code while this process
     validates the inputs and reads the clinical data; every partitioned step
     (explode, encode, statistics) then reuses them. A pool per step paid that
-    start-up three times over: at 2,000 samples it was a quarter of the ingest's
-    CPU time (docs/scale.md). Without worker processes it does nothing.
+    start-up three times over, several seconds of CPU (docs/scale.md). Without
+    worker processes it does nothing.
     """
-    global _pool
-    if worker_processes <= 0 or _pool is not None:
+    if worker_processes <= 0 or _pool.get() is not None:
         yield
         return
     context = multiprocessing.get_context("spawn")
@@ -118,11 +121,11 @@ def worker_pool(worker_processes: int) -> Iterator[None]:
     )
     for _ in range(worker_processes):
         executor.submit(_nothing)
-    _pool = executor
+    token = _pool.set(executor)
     try:
         yield
     finally:
-        _pool = None
+        _pool.reset(token)
         executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -178,8 +181,9 @@ def run_tasks(
             results[index] = function(*args)
             advance()
         return results
-    if _pool is not None:
-        return _run_in(_pool, function, arguments, results, advance)
+    pool = _pool.get()
+    if pool is not None:
+        return _run_in(pool, function, arguments, results, advance)
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(
         max_workers=min(worker_processes, len(arguments)),
