@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,9 @@ class Measurement:
     tool: str
     seconds: float
     peak_mb: float
+    # User + system CPU of the whole process tree: on a machine other work
+    # shares, wall time alone says little.
+    cpu_seconds: float = 0.0
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -69,6 +73,7 @@ def measure(
 ) -> Measurement:
     """Run ``command``; wall time and peak resident memory of its process tree."""
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -90,11 +95,13 @@ def measure(
     done.set()
     sampler.join()
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if process.returncode != 0:
         raise SystemExit(
             f"{tool} failed ({process.returncode}):\n{errors.decode()[-2000:]}"
         )
-    return Measurement(tool, seconds, peak / 1024)
+    return Measurement(tool, seconds, peak / 1024, cpu)
 
 
 def cohort(samples: int, length: int, seed: int = 7) -> pathlib.Path:
@@ -209,10 +216,21 @@ def print_table(
     title: str, rows: list[Measurement], baseline: Measurement | None
 ) -> None:
     print(f"\n{title}")
-    print(f"  {'tool':<34} {'wall s':>8} {'peak MB':>9} {'× bcftools':>11}")
+    print(
+        f"  {'tool':<34} {'wall s':>8} {'CPU s':>8} {'peak MB':>9} "
+        f"{'wall × bcftools':>16} {'CPU × bcftools':>15}"
+    )
     for row in rows:
-        ratio = f"{row.seconds / baseline.seconds:.2f}" if baseline else "-"
-        print(f"  {row.tool:<34} {row.seconds:>8.1f} {row.peak_mb:>9.0f} {ratio:>11}")
+        wall = f"{row.seconds / baseline.seconds:.2f}" if baseline else "-"
+        cpu = (
+            f"{row.cpu_seconds / baseline.cpu_seconds:.2f}"
+            if baseline and baseline.cpu_seconds
+            else "-"
+        )
+        print(
+            f"  {row.tool:<34} {row.seconds:>8.1f} {row.cpu_seconds:>8.1f} "
+            f"{row.peak_mb:>9.0f} {wall:>16} {cpu:>15}"
+        )
 
 
 def main() -> None:

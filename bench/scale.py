@@ -17,6 +17,7 @@ It fits log-log slopes against the number of samples, prints the table and the
 ratios, writes bench/cache/scale-results.json and plots docs/scale.png.
 
 Usage: python bench/scale.py [--quick] [--samples 1000 3000 ...] [--length N]
+                             [--max-samples N]
        python bench/scale.py --memory   (peak RSS of ingest at 2,000 vs 8,000)
        python bench/scale.py --dask 3000  (ingest on 1 vs 2 Dask workers)
 """
@@ -416,13 +417,35 @@ def memory(length: int) -> None:
     print(f"peak RSS 8,000 / 2,000 samples: {peaks[1] / peaks[0]:.2f} (target < 1.5)")
 
 
+def _cluster_cpu_seconds() -> float:
+    """User + system CPU so far of this process's live descendants (a local
+    Dask cluster's nanny and worker processes) and of the scheduler's threads
+    in this process."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+_IDLE_SECONDS = 5.0
+
+
 def dask_speedup(samples: int, length: int) -> None:
-    """Ingest wall time on a local Dask cluster of 1 and of 2 worker processes
-    (``--dask-scheduler``), against in-process ingest."""
+    """Ingest on a local Dask cluster of 1 and then 2 worker processes, back to
+    back in the same run: wall time, and CPU time of the ingest and the cluster
+    (on a machine other work shares, the CPU time shows what wall time hides).
+    Each cluster is fresh: its workers import genomenode and bio2zarr during the
+    ingest (which has them start while it validates the inputs)."""
     from distributed import LocalCluster
 
     dataset_yaml = simulate(samples, length)
-    timings = {}
+    timings: dict[int, tuple[float, float, float]] = {}
     for workers in (1, 2):
         with (
             LocalCluster(
@@ -439,6 +462,15 @@ def dask_speedup(samples: int, length: int) -> None:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+            # What the cluster burns doing nothing (heartbeats, Dask's profiler,
+            # memory monitors): it grows with wall time, which the machine's
+            # other load stretches, so it is subtracted from the cluster's CPU.
+            idle_started, idle_before = time.monotonic(), _cluster_cpu_seconds()
+            time.sleep(_IDLE_SECONDS)
+            idle_rate = (_cluster_cpu_seconds() - idle_before) / (
+                time.monotonic() - idle_started
+            )
+            cluster_before = _cluster_cpu_seconds()
             run = measure(
                 f"ingest on {workers} Dask worker(s)",
                 _genomenode(
@@ -450,9 +482,23 @@ def dask_speedup(samples: int, length: int) -> None:
                     cluster.scheduler_address,
                 ),
             )
-        timings[workers] = run.seconds
-        print(f"{samples} samples, {workers} Dask worker(s): {run.seconds:.1f} s")
-    print(f"speed-up 1 → 2 workers: {timings[1] / timings[2]:.2f} (ideal 2.0)")
+            cluster_cpu = _cluster_cpu_seconds() - cluster_before
+        idle = idle_rate * run.seconds
+        cpu = run.cpu_seconds + cluster_cpu
+        timings[workers] = (run.seconds, cpu, cpu - idle)
+        print(
+            f"{samples} samples, {workers} Dask worker(s): wall {run.seconds:.1f} s, "
+            f"CPU {cpu:.1f} s (ingest process {run.cpu_seconds:.1f} s, "
+            f"cluster {cluster_cpu:.1f} s, of which idle overhead "
+            f"{idle_rate:.3f} CPU s/s × wall = {idle:.1f} s)",
+            flush=True,
+        )
+    (wall_1, cpu_1, work_1), (wall_2, cpu_2, work_2) = timings[1], timings[2]
+    print(
+        f"speed-up 1 → 2 workers: wall {wall_1 / wall_2:.2f} (ideal 2.0 on two free "
+        f"cores); CPU 2 / 1 workers {cpu_2 / cpu_1:.2f}, without the cluster's "
+        f"idle overhead {work_2 / work_1:.2f} (ideal 1.0)"
+    )
 
 
 def main() -> None:
@@ -461,6 +507,12 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1,000 and 3,000 only")
     parser.add_argument("--samples", type=int, nargs="*")
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        metavar="N",
+        help="leave out the sizes above N (what this machine can ingest from VCF)",
+    )
     parser.add_argument("--length", type=int, default=300_000)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument(
@@ -475,6 +527,8 @@ def main() -> None:
         dask_speedup(arguments.dask, arguments.length)
         return
     sizes = arguments.samples or (QUICK_SAMPLES if arguments.quick else FULL_SAMPLES)
+    if arguments.max_samples:
+        sizes = [size for size in sizes if size <= arguments.max_samples]
     results = []
     for samples in sizes:
         print(f"--- {samples} samples × {arguments.length:,} bp", flush=True)

@@ -21,6 +21,7 @@ from genomenode.access.audit_check import verify
 from genomenode.app import create_app
 from genomenode.errors import ConflictError, IngestError, NotFoundError
 from genomenode.ingest.pipeline import discard, ingest
+from genomenode.store import node as store_node
 from genomenode.store.generation import read_generation
 from genomenode.store.models import (
     AccessApplication,
@@ -396,14 +397,14 @@ def test_a_removal_killed_between_rename_and_delete_is_finished(
     node, tmp_path, monkeypatch
 ):
     _ingest(node, tmp_path)
-    real_rmtree = removal.shutil.rmtree
+    real_rmtree = store_node.shutil.rmtree
 
     def killed(path, *arguments, **keywords):
         if ".removing-" in str(path):
             raise KeyboardInterrupt
         return real_rmtree(path, *arguments, **keywords)
 
-    monkeypatch.setattr(removal.shutil, "rmtree", killed)
+    monkeypatch.setattr(store_node.shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
         removal.remove(node, DATASET, actor=OPERATOR)
     monkeypatch.undo()

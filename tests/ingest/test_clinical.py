@@ -10,7 +10,7 @@ import pytest
 
 from genomenode.dataset import ClinicalSource
 from genomenode.errors import ClinicalDataError
-from genomenode.ingest.clinical import read_clinical
+from genomenode.ingest.clinical import read_clinical, read_records, write_records
 from tests.conftest import CINECA_INDIVIDUALS
 
 MALE = ("NCIT:C20197", "male")
@@ -757,3 +757,35 @@ def test_cineca_individuals_match_a_naive_count():
     )
     assert bmi == naive_bmi
     assert 0 < bmi < 2504
+
+
+def test_records_kept_by_validate_read_back_as_parsed(tmp_path):
+    """The metadata step loads what validate kept (write_records) instead of
+    parsing the inputs again: the records must be the same, every field."""
+    packets = write_packets(
+        tmp_path / "packets",
+        {"a.json": full_phenopacket(), "b.json": phenopacket("P2", sex="MALE")},
+    )
+    for clinical_format, path in (
+        ("phenopackets", packets),
+        ("beacon-individuals", CINECA_INDIVIDUALS),
+    ):
+        source = ClinicalSource(format=clinical_format, path=path)
+        kept = tmp_path / f"{clinical_format}.jsonl"
+        passed = list(write_records(read_clinical(source), kept))
+        assert passed == read(clinical_format, path)
+        assert list(read_records(kept)) == passed
+        assert len(passed) >= 2
+
+
+def test_records_are_kept_only_once_all_were_read(tmp_path):
+    bad = phenopacket("P2")
+    bad["subject"]["id"] = ""
+    packets = write_packets(
+        tmp_path / "packets", {"a.json": phenopacket("P1"), "b.json": bad}
+    )
+    kept = tmp_path / "kept.jsonl"
+    source = ClinicalSource(format="phenopackets", path=packets)
+    with pytest.raises(ClinicalDataError):
+        list(write_records(read_clinical(source), kept))
+    assert not kept.exists()

@@ -14,6 +14,7 @@ import pytest
 
 from genomenode.errors import ConfigError
 from genomenode.ingest import ingest
+from genomenode.ingest.convert import _num_partitions
 from genomenode.store.compute import allele_frequencies, dask_client
 from genomenode.store.node import init_node, open_node
 from genomenode.store.published import PublishedDatasets
@@ -126,6 +127,10 @@ def test_allele_frequencies_on_the_cluster_equal_in_process(tmp_path, cohort):
             dask_client(node.config, address) as client,
         ):
             there = allele_frequencies(node, "small", client=client)
+            # Ingest cuts a VCF by the cluster's size, not the local setting:
+            # four partitions per worker thread (two single-threaded workers).
+            assert _num_partitions(0, client) == 8
+            assert _num_partitions(16, client) == 8
         handle = PublishedDatasets(node).get("small")
         stored = handle.store.read("variant_allele_count", 0, len(here))
         totals = handle.store.read("variant_allele_total", 0, len(here))

@@ -346,14 +346,19 @@ def publish(node: Node, dataset_id: str, *, actor: str) -> DatasetChange:
     ConflictError
         The dataset is being removed.
     StoreError
-        Its directory is missing from the store.
+        Its dataset.json is missing from the store.
     """
-    manifest = node.datasets_dir / dataset_id / "dataset.json"
     with node.session() as session:
         row = session.get(Dataset, dataset_id)
-    if row is not None and row.status == STATUS_UNPUBLISHED and not manifest.exists():
+    if (
+        row is not None
+        and row.status == STATUS_UNPUBLISHED
+        and not node.has_manifest(dataset_id, row.fingerprint)
+    ):
+        key = f"{node.dataset_prefix(dataset_id, row.fingerprint)}/dataset.json"
         raise StoreError(
-            f"dataset {dataset_id!r} cannot be published: {manifest} is missing"
+            f"dataset {dataset_id!r} cannot be published: "
+            f"{node.objects.url}/{key} is missing"
         )
     return _set_status(
         node,

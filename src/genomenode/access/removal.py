@@ -2,16 +2,16 @@
 
 Refused without ``force`` while grants are active or applications open. The
 dataset first becomes ``removing`` (invisible everywhere at once) in one
-transaction, then its directory is renamed out of ``datasets/`` and deleted, then
-its rows go in one last transaction; so a removal killed at any point is finished
-by running it again, and nothing is ever half visible. See docs/datasets.md.
+transaction, then its stored files are deleted (every object under its prefix
+in an object store; its directory, renamed out of ``datasets/`` first, on a
+local store), then its rows go in one last transaction; so a removal killed at
+any point is finished by running it again, and nothing is ever half visible.
+See docs/datasets.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -73,10 +73,11 @@ def remove(
     """Delete a dataset: its files, its metadata, its applications and grants.
 
     The dataset first becomes ``removing`` (invisible everywhere at once), then its
-    directory is deleted, then its rows in one transaction. Killed at any point,
-    the removal is finished by calling this again (a dataset found ``removing`` is
-    not asked about again). Two audit entries: the decision (with the grants and
-    applications it ends) and the completion.
+    stored files (:meth:`Node.delete_dataset_files`), then its rows in one
+    transaction. Killed at any point, the removal is finished by calling this
+    again (a dataset found ``removing`` is not asked about again). Two audit
+    entries: the decision (with the grants and applications it ends) and the
+    completion.
 
     Raises
     ------
@@ -101,7 +102,7 @@ def remove(
         decided: DatasetChange | None = None
         if status != STATUS_REMOVING:
             decided = _start_removal(node, dataset_id, actor=actor, force=force)
-        _delete_files(node, dataset_id)
+        node.delete_dataset_files(dataset_id)
         return _delete_rows(node, dataset_id, actor=actor, decided=decided)
 
 
@@ -154,20 +155,6 @@ def _start_removal(
     if isinstance(result, _Refusal):
         raise _refuse(node, result.change, actor=actor, reason=result.reason)
     return result
-
-
-def _delete_files(node: Node, dataset_id: str) -> None:
-    """Delete the dataset's directory: one rename out of ``datasets/``, then the
-    tree (a rerun deletes what a killed run left)."""
-    directory = node.datasets_dir / dataset_id
-    trash = node.staging_dir / f".removing-{dataset_id}"
-    if directory.exists():
-        if trash.exists():
-            shutil.rmtree(trash)
-        os.rename(directory, trash)
-    if trash.exists():
-        shutil.rmtree(trash)
-    shutil.rmtree(node.staging_dir / dataset_id, ignore_errors=True)
 
 
 def _delete_rows(

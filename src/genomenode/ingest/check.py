@@ -20,7 +20,7 @@ from ..store.genes import GeneTable
 from ..store.site_counts import site_fields
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
-from .clinical import read_clinical
+from .clinical import read_clinical, write_records
 
 __all__ = ["CheckedInputs", "check_inputs"]
 
@@ -51,8 +51,14 @@ class CheckedInputs:
         }
 
 
-def check_inputs(description: DatasetDescription) -> CheckedInputs:
+def check_inputs(
+    description: DatasetDescription, *, keep_records: pathlib.Path | None = None
+) -> CheckedInputs:
     """Check everything ``description`` points to that can be checked up front.
+
+    With ``keep_records``, the clinical records read are also written there
+    (:func:`~genomenode.ingest.clinical.write_records`), for the ingest's
+    metadata step to load without parsing the inputs a second time.
 
     Raises
     ------
@@ -64,7 +70,7 @@ def check_inputs(description: DatasetDescription) -> CheckedInputs:
     header = vcf.read_header(genotypes)
     if header.sites_only:
         _check_sites_only(description, header)
-    seen = _clinical_ids(description)
+    seen = _clinical_ids(description, keep_records)
     if description.genes is not None:
         _check_genes(description.genes, header.contigs)
     missing = tuple(sample for sample in header.samples if sample not in seen)
@@ -116,12 +122,17 @@ def _check_sites_only(description: DatasetDescription, header: vcf.VcfHeader) ->
         )
 
 
-def _clinical_ids(description: DatasetDescription) -> set[str]:
+def _clinical_ids(
+    description: DatasetDescription, keep_records: pathlib.Path | None
+) -> set[str]:
     """The ids of the clinical records (none for a genotypes-only dataset)."""
     seen: set[str] = set()
     if description.clinical is None:
         return seen
-    for record in read_clinical(description.clinical):
+    records = read_clinical(description.clinical)
+    if keep_records is not None:
+        records = write_records(records, keep_records)
+    for record in records:
         if record.id in seen:
             raise ClinicalDataError(
                 f"individual {record.id!r} appears twice",

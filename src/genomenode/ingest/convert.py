@@ -45,8 +45,15 @@ _ICF_COMPRESSOR = numcodecs.Blosc(
 )
 
 
-def _num_partitions(worker_processes: int) -> int:
-    # Several partitions even in-process: each is a unit of resumable work.
+def _num_partitions(worker_processes: int, cluster: Any = None) -> int:
+    """Partitions to cut a VCF into: four per worker (slots to balance uneven
+    partitions), at least four even in-process (each is a unit of resumable
+    work). On a Dask cluster, four per worker thread of the cluster as it is
+    when the step starts, not per local ``worker_processes``: a cluster of 64
+    workers was given 8 partitions."""
+    if cluster is not None:
+        threads = sum(cluster.nthreads().values())
+        return max(4, threads * 4)
     return max(4, worker_processes * 4)
 
 
@@ -111,7 +118,7 @@ def explode(
             bio2zarr_vcf.explode_init(
                 icf,
                 [vcf],
-                target_num_partitions=_num_partitions(worker_processes),
+                target_num_partitions=_num_partitions(worker_processes, cluster),
                 worker_processes=0,
                 compressor=_ICF_COMPRESSOR,
             )
@@ -182,7 +189,10 @@ def encode(
         schema_path.write_text(schema.asjson())
         try:
             bio2zarr_vcf.encode_init(
-                icf, vcz, _num_partitions(worker_processes), schema_path=schema_path
+                icf,
+                vcz,
+                _num_partitions(worker_processes, cluster),
+                schema_path=schema_path,
             )
         except (ValueError, OSError) as error:
             shutil.rmtree(vcz, ignore_errors=True)

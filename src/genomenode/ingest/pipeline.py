@@ -47,11 +47,11 @@ from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
 from .alignments import ensure_alignment_index
 from .check import check_inputs
-from .clinical import ClinicalRecord, read_clinical
+from .clinical import ClinicalRecord, read_clinical, read_records
 from .metadata import load_metadata, mark_published
 from .originals import encrypt
 from .run import IngestRun, input_files
-from .workers import Reporter, checkpoint
+from .workers import Reporter, checkpoint, warm_cluster, worker_pool
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 
@@ -171,9 +171,13 @@ def ingest(
             logger.info(
                 "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
             )
-        with dask_client(node.config, dask_scheduler) as cluster:
+        with (
+            dask_client(node.config, dask_scheduler) as cluster,
+            worker_pool(0 if cluster is not None else _local_workers(run)),
+        ):
             if cluster is not None:
                 run.cluster = cluster
+                warm_cluster(cluster)
                 run.reporter.note(f"Dask dashboard: {cluster.dashboard_link}")
                 logger.info("ingest partitions run on %s", cluster.scheduler.address)
             for step in STEPS:
@@ -190,6 +194,14 @@ def ingest(
             seconds=time.monotonic() - started,
             resumed_steps=resumed,
         )
+
+
+def _local_workers(run: IngestRun) -> int:
+    """Worker processes to start for this run: none if its partitioned steps
+    are done (a resumed run past them)."""
+    if all(run.done(step) for step in ("explode", "encode", "statistics")):
+        return 0
+    return int(run.node.config.worker_processes)
 
 
 def _run_step(run: IngestRun, step: str) -> None:
@@ -324,14 +336,24 @@ def _open_run(
     return IngestRun(node, description, work, state, Reporter(show_progress))
 
 
+#: The clinical records as the validate step read them (staging, plaintext).
+CLINICAL_RECORDS = "clinical-records.jsonl"
+
+
 def _read_records(run: IngestRun) -> list[ClinicalRecord]:
     if run.description.clinical is None:
         return []
+    # The inputs are those validated (the fingerprint is checked on resume):
+    # their records are loaded as validate kept them, not parsed again.
+    kept = run.work / CLINICAL_RECORDS
+    if kept.exists():
+        return list(read_records(kept))
     return list(read_clinical(run.description.clinical))
 
 
 def _validate(run: IngestRun) -> None:
-    run.finish("validate", check_inputs(run.description).staging_state())
+    checked = check_inputs(run.description, keep_records=run.work / CLINICAL_RECORDS)
+    run.finish("validate", checked.staging_state())
 
 
 def _stage_genes(run: IngestRun) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import contextvars
 import ctypes
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ from rich.progress import (
 
 from ..store.compute import run_on_cluster
 
-__all__ = ["Reporter", "checkpoint", "run_tasks"]
+__all__ = ["Reporter", "checkpoint", "run_tasks", "warm_cluster", "worker_pool"]
 
 # Test hook: SIGKILL this process at the named checkpoint (docs/ingest.md).
 KILL_AT_VARIABLE = "GENOMENODE_TEST_KILL_AT"
@@ -57,6 +58,75 @@ def _die_with_parent(parent_pid: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def _start_worker(parent_pid: int) -> None:
+    """A worker's start: die with the ingest, then import the conversion code
+    once (~1 s of CPU: numpy, zarr, bio2zarr), before any task arrives."""
+    _die_with_parent(parent_pid)
+    _import_conversion()
+
+
+def _import_conversion() -> None:
+    from . import convert  # noqa: F401
+
+
+def warm_cluster(client: Any) -> None:
+    """Have each worker of a Dask cluster import the conversion code now,
+    while this process validates the inputs, not on its first partition (a
+    fresh worker spends ~1 s of CPU on imports). Does not wait."""
+    from distributed import fire_and_forget
+
+    for address in client.nthreads():
+        fire_and_forget(
+            client.submit(
+                _import_conversion,
+                workers=[address],
+                allow_other_workers=True,
+                pure=False,
+            )
+        )
+
+
+def _nothing() -> None:
+    """A task that makes the pool start a worker."""
+
+
+# The pool of the ingest running in this thread (:func:`worker_pool`); a
+# context variable, so that ingests in two threads never share one.
+_pool: contextvars.ContextVar[cf.ProcessPoolExecutor | None] = contextvars.ContextVar(
+    "ingest_worker_pool", default=None
+)
+
+
+@contextlib.contextmanager
+def worker_pool(worker_processes: int) -> Iterator[None]:
+    """One pool of worker processes for a whole ingest.
+
+    Started at once, its workers import the conversion code while this process
+    validates the inputs and reads the clinical data; every partitioned step
+    (explode, encode, statistics) then reuses them. A pool per step paid that
+    start-up three times over, several seconds of CPU (docs/scale.md). Without
+    worker processes it does nothing.
+    """
+    if worker_processes <= 0 or _pool.get() is not None:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    executor = cf.ProcessPoolExecutor(
+        max_workers=worker_processes,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(os.getpid(),),
+    )
+    for _ in range(worker_processes):
+        executor.submit(_nothing)
+    token = _pool.set(executor)
+    try:
+        yield
+    finally:
+        _pool.reset(token)
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 class Reporter:
@@ -111,6 +181,9 @@ def run_tasks(
             results[index] = function(*args)
             advance()
         return results
+    pool = _pool.get()
+    if pool is not None:
+        return _run_in(pool, function, arguments, results, advance)
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(
         max_workers=min(worker_processes, len(arguments)),
@@ -118,16 +191,25 @@ def run_tasks(
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
     ) as executor:
-        futures = {
-            executor.submit(function, *args): index
-            for index, args in enumerate(arguments)
-        }
-        try:
-            for future in cf.as_completed(futures):
-                results[futures[future]] = future.result()
-                advance()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        return _run_in(executor, function, arguments, results, advance)
+
+
+def _run_in(
+    executor: cf.ProcessPoolExecutor,
+    function: Callable[..., Any],
+    arguments: list[tuple[Any, ...]],
+    results: list[Any],
+    advance: Callable[[], None],
+) -> list[Any]:
+    futures = {
+        executor.submit(function, *args): index for index, args in enumerate(arguments)
+    }
+    try:
+        for future in cf.as_completed(futures):
+            results[futures[future]] = future.result()
+            advance()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
     return results

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ _CONNECT_SECONDS = 10
 # How long a cluster may have no workers before a step gives up on it, and how
 # often that is looked at while tasks are pending.
 _NO_WORKERS_SECONDS = 30.0
-_POLL_SECONDS = 0.05
+_POLL_SECONDS = 1.0
 # Variant rows counted at a time by allele_frequencies (bounds its temporaries).
 _COUNT_ROWS = 512
 
@@ -113,6 +114,10 @@ def _task(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
+def _has_workers(client: Any) -> bool:
+    return bool(client.scheduler_info(n_workers=1).get("workers"))
+
+
 def run_on_cluster(
     client: Any,
     function: Callable[..., Any],
@@ -138,13 +143,18 @@ def run_on_cluster(
     futures = [client.submit(_task, function, *args, pure=True) for args in arguments]
     results: list[Any] = [None] * len(futures)
     pending = dict(enumerate(futures))
+    # Set by the client when a task ends. The cluster's workers are looked at
+    # only when nothing ended for a while: asking the scheduler (an RPC with
+    # every worker's state) every 50 ms cost the scheduler and this process
+    # CPU that the partitions needed on a small machine.
+    ended = threading.Event()
+    for future in futures:
+        future.add_done_callback(lambda _: ended.set())
     without_workers_since: float | None = None
     try:
         while pending:
-            batch = [index for index, future in pending.items() if future.done()]
-            if not batch:
-                time.sleep(_POLL_SECONDS)
-                if client.scheduler_info().get("workers"):
+            if not ended.wait(_POLL_SECONDS):
+                if _has_workers(client):
                     without_workers_since = None
                 elif without_workers_since is None:
                     without_workers_since = time.monotonic()
@@ -156,7 +166,8 @@ def run_on_cluster(
                         "to resume"
                     )
                 continue
-            for index in batch:
+            ended.clear()
+            for index in [index for index, future in pending.items() if future.done()]:
                 results[index] = pending.pop(index).result()
                 advance()
     except KilledWorker as error:

@@ -298,15 +298,15 @@ class GenotypeStore:
 
     def __init__(
         self,
-        vcz_path: pathlib.Path,
+        vcz_path: pathlib.Path | str,
         contigs: dict[str, list[int]],
         *,
         store: Any = None,
         read_object: Callable[[str], bytes | None] | None = None,
     ) -> None:
         if store is None and (
-            not (vcz_path / "zarr.json").exists()
-            and not (vcz_path / ".zgroup").exists()
+            not (pathlib.Path(vcz_path) / "zarr.json").exists()
+            and not (pathlib.Path(vcz_path) / ".zgroup").exists()
         ):
             raise StoreError(f"{vcz_path}: not a VCF Zarr store")
         self.path = vcz_path
@@ -496,7 +496,7 @@ class GenotypeStore:
             data = self._read_object(f"{BY_VARIANT}/{key}")
         else:
             try:
-                data = _chunk_path(self.path, array, index).read_bytes()
+                data = _chunk_path(pathlib.Path(self.path), array, index).read_bytes()
             except FileNotFoundError:
                 data = None
         if data is None:

@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import pathlib
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,77 @@ class Node:
             return self.objects.path(f"{prefix}/{stored_path}")
         return self.datasets_dir / dataset_id / stored_path
 
+    def local_file(
+        self,
+        dataset_id: str,
+        fingerprint: str,
+        stored_path: str,
+        *,
+        companions: tuple[str, ...] = (),
+    ) -> pathlib.Path:
+        """A stored file of a dataset as a local path, for a library that opens
+        files by name only (htslib decoding a CRAM against its reference FASTA).
+
+        On a local store it is the file in the dataset directory. From an object
+        store the file is copied once into ``NODE_DIR/cache/`` (under the
+        dataset's id and fingerprint, so another content never meets a stale
+        copy), with those of its ``companions`` (suffixes: ``.fai``, ``.gzi``)
+        that are stored beside it; the companions are copied first and the file
+        last, each by an atomic rename, so a copy in place is a whole one.
+        Only plain (public) files belong here: nothing is decrypted.
+
+        Raises
+        ------
+        StoreError
+            The file is not in the store.
+        """
+        if not self.remote:
+            return self.datasets_dir / dataset_id / stored_path
+        prefix = self.dataset_prefix(dataset_id, fingerprint)
+        target = self.cache_dir / prefix / stored_path
+        if target.is_file():
+            return target
+        key = f"{prefix}/{stored_path}"
+        if not self.objects.exists(key):
+            raise StoreError(f"{self.objects.url}/{key}: the stored file is missing")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in companions:
+            if self.objects.exists(key + suffix):
+                _download(
+                    self.objects, key + suffix, target.with_name(target.name + suffix)
+                )
+        _download(self.objects, key, target)
+        return target
+
+    @property
+    def cache_dir(self) -> pathlib.Path:
+        """Local copies of stored files that must be opened by name (see
+        :meth:`local_file`); safe to delete at any time."""
+        return self.config.node_dir / "cache"
+
+    def delete_dataset_files(self, dataset_id: str) -> None:
+        """Delete every stored object of a dataset, and nothing else.
+
+        Every content the id was ever published with goes (in an object store
+        each has its own prefix under ``datasets/<id>/``), as do local copies
+        in :attr:`cache_dir` and an unfinished ingest's staging directory. On a
+        local store the directory is first renamed out of ``datasets/`` (one
+        atomic step), then deleted; a call after a killed one finishes the job.
+        """
+        if self.remote:
+            self.objects.delete_prefix(f"datasets/{dataset_id}")
+        else:
+            directory = self.datasets_dir / dataset_id
+            trash = self.staging_dir / f".removing-{dataset_id}"
+            if directory.exists():
+                if trash.exists():
+                    shutil.rmtree(trash)
+                os.rename(directory, trash)
+            if trash.exists():
+                shutil.rmtree(trash)
+        shutil.rmtree(self.cache_dir / "datasets" / dataset_id, ignore_errors=True)
+        shutil.rmtree(self.staging_dir / dataset_id, ignore_errors=True)
+
     def has_manifest(self, dataset_id: str, fingerprint: str) -> bool:
         """Whether the dataset's ``dataset.json`` is in place."""
         key = f"{self.dataset_prefix(dataset_id, fingerprint)}/dataset.json"
@@ -293,6 +365,25 @@ class Node:
             text, where, DATASET_FORMAT_VERSION
         )
         return document
+
+
+def _download(storage: Storage, key: str, target: pathlib.Path) -> None:
+    """Copy one object to a local file, atomically (a partial copy has another name)."""
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    try:
+        with open(partial, "wb") as out:
+            size = storage.size(key)
+            for start in range(0, size, _DOWNLOAD_BLOCK):
+                out.write(
+                    storage.read_range(key, start, min(size, start + _DOWNLOAD_BLOCK))
+                )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# Bytes per ranged GET of a download (a reference genome is gigabytes).
+_DOWNLOAD_BLOCK = 16 << 20
 
 
 def open_node(node_dir: str | os.PathLike[str]) -> Node:

@@ -100,11 +100,17 @@ class PublishedDataset:
     def store(self) -> GenotypeStore:
         genotypes = self.manifest["genotypes"]
         location, read_object = self._zarr
-        path = self.node.datasets_dir / self.id / genotypes["path"]
         if read_object is None:
-            return GenotypeStore(path, genotypes["contigs"])
+            return GenotypeStore(location, genotypes["contigs"])
+        # Where errors say the VCF Zarr is: its directory, or its object prefix.
+        where = self.node.dataset_file(
+            self.id, self.manifest["fingerprint"], genotypes["path"]
+        )
         return GenotypeStore(
-            path, genotypes["contigs"], store=location, read_object=read_object
+            str(where),
+            genotypes["contigs"],
+            store=location,
+            read_object=read_object,
         )
 
     @functools.cached_property

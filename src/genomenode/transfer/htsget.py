@@ -449,10 +449,13 @@ class HtsgetFiles:
                 raise UnsupportedFormatError(
                     f"{stored.id!r} is CRAM without a stored reference", field="format"
                 )
-            reference = (
-                self.service.node.datasets_dir
-                / stored.dataset_id
-                / str(entry["reference"])
+            # htslib opens the reference FASTA (and its .fai) by name: a local
+            # copy when the dataset lives in an object store.
+            reference = self.service.node.local_file(
+                stored.dataset_id,
+                str(manifest["fingerprint"]),
+                str(entry["reference"]),
+                companions=(".fai", ".gzi"),
             )
             return StoredCram(
                 reader.read, reader.plaintext_size, index=index, reference=reference
