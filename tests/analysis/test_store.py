@@ -37,16 +37,18 @@ def _node(directory, description, *, sealed: bool, storage=None, endpoint=None):
     saved = os.environ.get("GENOMENODE_ENCRYPT_AT_REST")
     os.environ["GENOMENODE_ENCRYPT_AT_REST"] = "true" if sealed else "false"
     try:
-        with in_process_workers():
-            with init_node(
+        with (
+            in_process_workers(),
+            init_node(
                 directory,
                 node_id="node-1",
                 country="FI",
                 storage=storage,
                 storage_endpoint=endpoint,
-            ) as node:
-                ingest(node, description)
-                grant_access(node, "part-1", RESEARCHER)
+            ) as node,
+        ):
+            ingest(node, description)
+            grant_access(node, "part-1", RESEARCHER)
     finally:
         if saved is None:
             os.environ.pop("GENOMENODE_ENCRYPT_AT_REST")

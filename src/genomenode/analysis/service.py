@@ -14,14 +14,23 @@ Authorisation and audit are the HTTP layer's (:mod:`.http`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..disclosure.filters import check_glm, check_levels, check_subset, check_table
+from ..disclosure.filters import (
+    QUANTILE_PROBABILITIES,
+    check_glm,
+    check_levels,
+    check_subset,
+    check_table,
+    coarse_quantiles,
+)
 from ..disclosure.settings import DisclosureSettings
 from ..errors import InputError, PermissionDenied
 from ..store.published import PublishedDataset
@@ -165,6 +174,80 @@ def _model_rows(
     return keep, design[keep], response[keep], counts
 
 
+@dataclasses.dataclass(frozen=True)
+class _Screened:
+    """A window's variants for one model's people: which are released (their
+    rows in the window) and which withheld by the minor-allele-count rule.
+    Computed on a window's first round and kept for its later rounds."""
+
+    keys: list[str]
+    rows: np.ndarray
+    withheld: list[str]
+    index: dict[str, int]
+    hidden: frozenset[str]
+
+    def locate(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``keys`` in the window and whether each is withheld here.
+
+        Raises
+        ------
+        InputError
+            A key not in the window (field ``variants``).
+        """
+        rows = np.empty(len(keys), dtype=np.int64)
+        rare = np.zeros(len(keys), dtype=bool)
+        for number, key in enumerate(keys):
+            row = self.index.get(key)
+            if row is None:
+                raise InputError(f"{key} is not in this window", field="variants")
+            rows[number] = row
+            rare[number] = key in self.hidden
+        return rows, rare
+
+
+_screens: collections.OrderedDict[tuple[Any, ...], _Screened] = (
+    collections.OrderedDict()
+)
+_screens_lock = threading.Lock()
+
+
+def _screened(
+    dataset: PublishedDataset,
+    window: Window,
+    genotypes: WindowGenotypes,
+    keep: np.ndarray,
+    settings: DisclosureSettings,
+    minimum: int,
+) -> _Screened:
+    key = (
+        dataset.store,
+        window,
+        keep.tobytes(),
+        minimum,
+        settings.enabled,
+        len(genotypes.positions),
+    )
+    with _screens_lock:
+        found = _screens.get(key)
+    if found is not None:
+        return found
+    own = [_key(*item) for item in genotypes.variant_keys()]
+    dosages = genotypes.dosages if keep.all() else genotypes.dosages[:, keep]
+    rare = _rare(settings, minimum, dosages) if len(own) else np.zeros(0, dtype=bool)
+    screened = _Screened(
+        keys=[k for k, r in zip(own, rare, strict=True) if not r],
+        rows=np.flatnonzero(~rare),
+        withheld=[k for k, r in zip(own, rare, strict=True) if r],
+        index={k: row for row, k in enumerate(own)},
+        hidden=frozenset(k for k, r in zip(own, rare, strict=True) if r),
+    )
+    with _screens_lock:
+        _screens[key] = screened
+        while len(_screens) > 16:
+            _screens.popitem(last=False)
+    return screened
+
+
 def glm(
     dataset: PublishedDataset,
     settings: DisclosureSettings,
@@ -205,21 +288,29 @@ def glm(
             "score": design.T @ (response - mu),
             "log_likelihood": float(np.sum(response * eta - np.logaddexp(0, eta))),
         }
-    keys, dosages = _select(
-        _read(dataset, window, scheduler, max_window_variants), variants
+    genotypes = _read(dataset, window, scheduler, max_window_variants)
+    screened = _screened(
+        dataset, window, genotypes, keep, settings, min_minor_allele_count
     )
-    dosages = (
-        dosages[:, keep].astype(np.float64)
-        if dosages.size
-        else np.zeros((0, int(keep.sum())))
-    )
-    rare = _rare(settings, min_minor_allele_count, dosages)
+    if variants is None:
+        keys, rows = screened.keys, screened.rows
+        rare = np.zeros(len(rows), dtype=bool)
+    else:
+        keys = list(variants)
+        rows, rare = screened.locate(keys)
     withheld = [key for key, hidden in zip(keys, rare, strict=True) if hidden]
     released = [key for key, hidden in zip(keys, rare, strict=True) if not hidden]
-    dosages = dosages[~rare]
+    if variants is None:
+        withheld = screened.withheld
+    # float32 (0, 1, 2, NaN are exact); the kernels compute in float64.
+    dosages = genotypes.dosages[rows[~rare]] if len(rows) else genotypes.dosages[:0]
+    if not keep.all():
+        dosages = dosages[:, keep]
     answer: dict[str, Any] = {**counts, "variants": released, "withheld": withheld}
     if model == "linear":
-        return answer | statistics.linear_statistics(dosages, design, response)
+        return answer | statistics.linear_statistics(
+            dosages.astype(np.float64), design, response
+        )
     if beta is None:
         base = np.asarray(start if start is not None else np.zeros(k), float)
         if base.shape != (k,):
@@ -229,8 +320,8 @@ def glm(
         # β follows ``variants`` when they are named, else this node's released
         # variants of the window (what its previous answer listed).
         current = np.asarray(beta, float)
-        rows = len(keys) if variants is not None else len(released)
-        if current.shape != (rows, k + 1):
+        expected = len(keys) if variants is not None else len(released)
+        if current.shape != (expected, k + 1):
             raise InputError(
                 f"beta needs one row of {k + 1} values per variant", field="beta"
             )
@@ -323,10 +414,17 @@ def tables(
 
 
 def summary(
-    dataset: PublishedDataset, settings: DisclosureSettings, *, names: Sequence[str]
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    names: Sequence[str],
+    quantiles: bool = False,
 ) -> dict[str, Any]:
     """Per variable: n, sum and sum of squares (means and variances pool
-    exactly), or level counts for a variable of at most two values."""
+    exactly), or level counts for a variable of at most two values; with
+    ``quantiles``, a numeric variable's coarsened quantiles too
+    (:func:`~genomenode.disclosure.filters.coarse_quantiles`: refused, the
+    whole answer, when this node has fewer than ``nfilter.tab`` values)."""
     variables = variables_of(dataset, names)
     out: dict[str, Any] = {}
     for name in names:
@@ -345,6 +443,13 @@ def summary(
                 "sum": float(present.sum()),
                 "sum_of_squares": float((present * present).sum()),
             }
+            if quantiles:
+                values, reason = coarse_quantiles(settings, present)
+                _refuse(reason)
+                out[name]["quantiles"] = {
+                    "probabilities": list(QUANTILE_PROBABILITIES),
+                    "values": values,
+                }
     return out
 
 

@@ -45,16 +45,31 @@ def _blocks(
     present = ~np.isnan(dosages)
     filled = np.where(present, dosages, 0.0)
     weights = np.where(present, weights, 0.0)
-    num_variants = dosages.shape[0]
+    return _information(filled, covariates, weights), filled, weights, present
+
+
+def _information(
+    filled: np.ndarray, covariates: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """``XᵀWX`` per variant from weights already 0 where the dosage is missing.
+
+    The covariate block is symmetric: one product with the k(k+1)/2 distinct
+    columns of ``covariates ⊗ covariates`` serves every variant.
+    """
+    num_variants = filled.shape[0]
     k = covariates.shape[1]
-    outer = (covariates[:, :, None] * covariates[:, None, :]).reshape(-1, k * k)
+    upper, lower = np.triu_indices(k)
+    distinct = covariates[:, upper] * covariates[:, lower]
     hessian = np.empty((num_variants, k + 1, k + 1))
-    hessian[:, :k, :k] = (weights @ outer).reshape(num_variants, k, k)
-    cross = (weights * filled) @ covariates
+    block = weights @ distinct
+    hessian[:, upper, lower] = block
+    hessian[:, lower, upper] = block
+    weighted = weights * filled
+    cross = weighted @ covariates
     hessian[:, :k, k] = cross
     hessian[:, k, :k] = cross
-    hessian[:, k, k] = (weights * filled * filled).sum(axis=1)
-    return hessian, filled, weights, present
+    hessian[:, k, k] = np.einsum("ij,ij->i", weighted, filled)
+    return hessian
 
 
 def logistic_statistics(
@@ -68,7 +83,8 @@ def logistic_statistics(
     Parameters
     ----------
     dosages
-        Variants × samples (NaN: missing).
+        Variants × samples (NaN: missing), float64 or float32 (0, 1, 2 are
+        exact in either; arithmetic is float64).
     covariates
         Samples × k, the first column all ones.
     outcome
@@ -84,24 +100,44 @@ def logistic_statistics(
         per variant. The Newton step ``β + information⁻¹ score`` is the IRLS step.
     """
     k = covariates.shape[1]
-    present = ~np.isnan(dosages)
-    filled = np.where(present, dosages, 0.0)
-    eta = beta[:, :k] @ covariates.T + beta[:, k : k + 1] * filled
-    mu = 1.0 / (1.0 + np.exp(-eta))
+    present: np.ndarray | None = None
+    filled = dosages
+    if np.isnan(dosages).any():
+        present = ~np.isnan(dosages)
+        filled = np.where(present, dosages, 0.0)
+    eta = beta[:, :k] @ covariates.T
+    eta += beta[:, k : k + 1] * filled
+    # μ = 1 / (1 + e^−η), in place; log(1 + e^−η) is kept for the likelihood.
+    mu = np.negative(eta)
+    with np.errstate(over="ignore"):  # e^−η = inf is handled below
+        np.exp(mu, out=mu)
+    mu += 1.0
+    log_one_plus = np.log(mu)
+    np.reciprocal(mu, out=mu)
     weights = mu * (1.0 - mu)
-    hessian, filled, weights, present = _blocks(dosages, covariates, weights)
-    residual = np.where(present, outcome[None, :] - mu, 0.0)
+    residual = outcome[None, :] - mu
+    if present is not None:
+        weights[~present] = 0.0
+        residual[~present] = 0.0
+    hessian = _information(filled, covariates, weights)
     score = np.empty((dosages.shape[0], k + 1))
     score[:, :k] = residual @ covariates
-    score[:, k] = (residual * filled).sum(axis=1)
-    # log(1 + e^η) without overflow; y·η − that is each person's log-likelihood.
-    softplus = np.logaddexp(0.0, eta)
-    log_likelihood = np.where(present, outcome[None, :] * eta - softplus, 0.0)
+    score[:, k] = np.einsum("ij,ij->i", residual, filled)
+    # Each person's log-likelihood y·η − log(1 + e^η) is (y − 1)·η − log(1 + e^−η).
+    per_person = (outcome[None, :] - 1.0) * eta - log_one_plus
+    overflowed = ~np.isfinite(log_one_plus).all(axis=1)
+    if overflowed.any():
+        # e^−η beyond float64 (η < −709): the same without overflow, those rows.
+        rows = eta[overflowed]
+        per_person[overflowed] = outcome[None, :] * rows - np.logaddexp(0.0, rows)
+    if present is not None:
+        per_person[~present] = 0.0
+    num = present.sum(axis=1) if present is not None else dosages.shape[1]
     return {
         "information": hessian,
         "score": score,
-        "log_likelihood": log_likelihood.sum(axis=1),
-        "num_observations": present.sum(axis=1),
+        "log_likelihood": per_person.sum(axis=1),
+        "num_observations": np.broadcast_to(num, (dosages.shape[0],)).astype(np.int64),
     }
 
 

@@ -153,12 +153,22 @@ def frequencies(context: click.Context, strata: str, **options: Any) -> None:
 
 @submit.command("summary")
 @click.option("--variables", required=True, help="age,sex,ICD10:I25.1...")
+@click.option(
+    "--quantiles",
+    is_flag=True,
+    help="Also coarsened quantiles (refused by a node with too few values).",
+)
 @_job_options
 @errors_to_exit
 @click.pass_context
-def summary(context: click.Context, variables: str, **options: Any) -> None:
+def summary(
+    context: click.Context, variables: str, quantiles: bool, **options: Any
+) -> None:
     """Counts, means and variances of clinical variables."""
-    _send(context, {"analysis": "summary", "variables": _names(variables)}, options)
+    request: dict[str, Any] = {"analysis": "summary", "variables": _names(variables)}
+    if quantiles:
+        request["quantiles"] = True
+    _send(context, request, options)
 
 
 @submit.command("pca")

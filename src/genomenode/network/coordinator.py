@@ -32,8 +32,9 @@ import numpy as np
 
 from ..access.network_trust import ASSERTION_HEADER, NetworkSigner
 from ..analysis import federated
-from ..analysis.codec import decode, encode
+from ..analysis.codec import MEDIA_TYPE, decode, encode, pack, unpack
 from ..config import Secret
+from ..errors import InputError
 from .jobs import FINAL_STATES, JobStore
 from .registry import RegisteredNode, Registry
 
@@ -62,8 +63,6 @@ class _Canceled(Exception):
 
 
 def _strings(value: Any, field: str, *, most: int = 64) -> list[str]:
-    from ..errors import InputError
-
     if not isinstance(value, list) or not all(
         isinstance(item, str) and 0 < len(item) <= 128 for item in value
     ):
@@ -75,8 +74,6 @@ def _strings(value: Any, field: str, *, most: int = 64) -> list[str]:
 
 def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
     """The job request, checked (InputError naming the field)."""
-    from ..errors import InputError
-
     analysis = body.get("analysis")
     if analysis not in ANALYSES:
         raise InputError(f"one of {', '.join(ANALYSES)}", field="analysis")
@@ -121,6 +118,10 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
         request["strata"] = _strings(body.get("strata", []), "strata", most=3)
     if analysis == "summary":
         request["variables"] = _strings(body.get("variables"), "variables", most=32)
+        quantiles = body.get("quantiles", False)
+        if not isinstance(quantiles, bool):
+            raise InputError("true or false", field="quantiles")
+        request["quantiles"] = quantiles
     if analysis == "pca":
         components = body.get("components", 4)
         most = body.get("max_variants", 500)
@@ -201,8 +202,12 @@ class Coordinator:
         url = node.url + path
         content = b""
         if body is not None:
-            content = json.dumps({**body, "job": self.job_id}).encode()
-        headers = {"content-type": "application/json"}
+            # Binary both ways (analysis.codec): the arrays are exact bytes with
+            # no base64, and neither side parses megabytes of JSON text.
+            content = pack({**body, "job": self.job_id})
+        headers = {"accept": f"{MEDIA_TYPE}, application/json"}
+        if content:
+            headers["content-type"] = MEDIA_TYPE
         if self.authorization is not None:
             headers["authorization"] = self.authorization.reveal()
         if self.signer is not None:
@@ -235,9 +240,14 @@ class Coordinator:
                 dataset, "SYSTEM_ERROR", f"{node.id}: HTTP {response.status_code}"
             )
         try:
-            document = response.json()
-        except ValueError:
-            raise NodeFailure(dataset, "SYSTEM_ERROR", f"{node.id}: not JSON") from None
+            if response.headers.get("content-type", "").startswith(MEDIA_TYPE):
+                document = unpack(response.content)
+            else:
+                document = response.json()
+        except (ValueError, InputError):
+            raise NodeFailure(
+                dataset, "SYSTEM_ERROR", f"{node.id}: not an analysis answer"
+            ) from None
         if response.status_code >= 400:
             detail = document.get("detail") if isinstance(document, dict) else None
             if not isinstance(detail, str):
@@ -464,7 +474,7 @@ class Coordinator:
         beta = np.zeros(len(request["covariates"]) + 1)
         for _ in range(federated.MAX_ITERATIONS):
             answers = await self._round(
-                tasks, "glm", {**self._model_body(request), "start": encode(beta)}
+                tasks, "glm", {**self._model_body(request), "start": beta}
             )
             information = sum(
                 decode(a["information"], field="information") for a in answers.values()
@@ -533,7 +543,7 @@ class Coordinator:
     ) -> tuple[list[dict[str, Any]], int]:
         body = {**self._model_body(request), "window": window}
         if null_beta is not None:
-            body["start"] = encode(null_beta)
+            body["start"] = null_beta
         answers = await self._round(tasks, "glm", body)
         keys, hidden = self._common(answers)
         if not keys:
@@ -583,7 +593,7 @@ class Coordinator:
             answers = await self._round(
                 tasks,
                 "glm",
-                {**body, "variants": active_keys, "beta": encode(beta_all[active])},
+                {**body, "variants": active_keys, "beta": beta_all[active]},
             )
             information = self._gather(answers, active_keys, "information")
             score = self._gather(answers, active_keys, "score")
@@ -672,7 +682,12 @@ class Coordinator:
         self, request: dict[str, Any], tasks: list[_Task]
     ) -> dict[str, Any]:
         answers = await self._round(
-            tasks, "summary", {"variables": request["variables"]}
+            tasks,
+            "summary",
+            {
+                "variables": request["variables"],
+                "quantiles": request.get("quantiles", False),
+            },
         )
         out: dict[str, Any] = {}
         for name in request["variables"]:
@@ -701,6 +716,23 @@ class Coordinator:
                 "mean": mean,
                 "variance": variance,
             }
+            found = {
+                dataset: answer[name]["quantiles"]
+                for dataset, answer in answers.items()
+                if "quantiles" in answer[name]
+            }
+            if found:
+                # Each node's coarsened quantiles, and their mean weighted by
+                # each node's number of values (DataSHIELD's ``combine``: an
+                # estimate of the pooled quantiles, not the exact ones).
+                weights = {d: answers[d][name]["num"] for d in found}
+                values = np.array([found[d]["values"] for d in found], float)
+                combined = np.average(values, axis=0, weights=list(weights.values()))
+                out[name]["quantiles"] = {
+                    "probabilities": next(iter(found.values()))["probabilities"],
+                    "combined": combined.tolist(),
+                    "per_dataset": {d: q["values"] for d, q in found.items()},
+                }
         await self._progress(tasks, 1, 1)
         return {"analysis": "summary", "variables": out}
 
