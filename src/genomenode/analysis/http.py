@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from ..access.audit import append
 from ..access.callers import caller_of, network_of, prepared, required_access_service
 from ..access.decision import authorize, dataset_access
+from ..access.duo import purpose_from_json, purpose_to_json
 from ..config import SETTINGS
 from ..disclosure.settings import DisclosureSettings
 from ..errors import GenomenodeError, InputError, NotFoundError, PermissionDenied
@@ -124,6 +125,10 @@ def _decide(
     """The dataset if the caller may analyse it; the audit writer of the call."""
     access = required_access_service(request)
     caller = caller_of(request)
+    declared = body.get("purpose")
+    if declared is not None:
+        # Weighed only where the dataset permits analyses without a grant.
+        caller = dataclasses.replace(caller, purpose=purpose_from_json(declared))
     published = request.app.state.published
     handle: PublishedDataset | None = published.get(dataset_id)
     job = body.get("job")
@@ -132,6 +137,8 @@ def _decide(
         "job": str(job)[:64] if job is not None else None,
         "round": body.get("round") if isinstance(body.get("round"), int) else None,
     }
+    if caller.purpose is not None:
+        details["purpose"] = purpose_to_json(caller.purpose)
     network = getattr(request.state, "network", None)
     if network is not None:
         details["network"] = getattr(network, "issuer", None)
@@ -160,6 +167,8 @@ def _decide(
     decision = authorize(caller, "analyse", dataset_access(handle))
     if not decision.allowed:
         audit("deny", decision.reason)
+        if caller.purpose is not None and handle is not None:
+            raise PermissionDenied(decision.reason)
         raise PermissionDenied(
             f"no grant to analyse dataset {dataset_id!r}: apply to its data access "
             "committee (/access/catalogue)"

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import httpx2
 import numpy as np
 
+from ..access.duo import purpose_from_json, purpose_to_json
 from ..access.network_trust import ASSERTION_HEADER, NetworkSigner
 from ..analysis import federated
 from ..analysis.codec import MEDIA_TYPE, decode, encode, pack, unpack
@@ -87,6 +88,12 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
     if failure not in ("fail", "continue"):
         raise InputError("fail or continue", field="on_node_failure")
     request["on_node_failure"] = failure
+    purpose = body.get("purpose")
+    if purpose is not None:
+        # The caller's declared research purpose, sent to every node: a node
+        # whose dataset permits analyses without a grant weighs it against the
+        # dataset's DUO terms (access.decision.authorize).
+        request["purpose"] = purpose_to_json(purpose_from_json(purpose))
     chunk = body.get("chunk_variants", DEFAULT_CHUNK_VARIANTS)
     if not isinstance(chunk, int) or not 100 <= chunk <= 20_000:
         raise InputError("an integer from 100 to 20000", field="chunk_variants")
@@ -186,6 +193,7 @@ class Coordinator:
         self.timeout_seconds = timeout_seconds
         self.round_trips = 0
         self.job_id = ""
+        self.purpose: dict[str, Any] | None = None
         self.tasks: dict[str, dict[str, Any]] = {}
 
     # -- node calls -------------------------------------------------------------
@@ -204,7 +212,10 @@ class Coordinator:
         if body is not None:
             # Binary both ways (analysis.codec): the arrays are exact bytes with
             # no base64, and neither side parses megabytes of JSON text.
-            content = pack({**body, "job": self.job_id})
+            extra: dict[str, Any] = {"job": self.job_id}
+            if self.purpose is not None:
+                extra["purpose"] = self.purpose
+            content = pack({**body, **extra})
         headers = {"accept": f"{MEDIA_TYPE}, application/json"}
         if content:
             headers["content-type"] = MEDIA_TYPE
@@ -304,6 +315,7 @@ class Coordinator:
         self.job_id = job_id
         job = await asyncio.to_thread(self.store.get, job_id)
         request = job.request
+        self.purpose = request.get("purpose")
         self.tasks = {
             dataset: {"state": "QUEUED", "node": None, "progress": 0.0, "reason": None}
             for dataset in request["datasets"]
@@ -355,7 +367,9 @@ class Coordinator:
             for node in self.registry.nodes:
                 await self._check_canceled()
                 try:
-                    layout = await self._call(node, dataset, "GET", "layout")
+                    # A body (the job, the declared purpose) even on this GET:
+                    # the node decides on it as on every later round.
+                    layout = await self._call(node, dataset, "GET", "layout", {})
                 except NodeFailure as failure:
                     if "HTTP 404" in failure.reason:
                         continue
