@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
 import click
 
+from ..errors import InputError
 from .options import errors_to_exit, group, json_option, print_result
 
 __all__ = ["analysis"]
@@ -67,6 +69,13 @@ def _job_options(function: Any) -> Any:
                 help="When a node is down or refuses: fail, or go on without it.",
             ),
             click.option("--region", default=None, help="CONTIG[:START-END], 1-based."),
+            click.option(
+                "--purpose",
+                default=None,
+                help='Declared research purpose as JSON, e.g. \'{"term": '
+                '"DUO:0000006"}\': datasets that permit analyses without a '
+                "grant weigh it against their DUO terms.",
+            ),
             json_option,
         )
     ):
@@ -83,6 +92,19 @@ def submit(context: click.Context, network_url: str, token: str | None) -> None:
     context.obj = {"network": network_url, "token": token}
 
 
+def _purpose(text: str) -> dict[str, Any]:
+    from ..access.duo import purpose_from_json, purpose_to_json
+
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="--purpose") from None
+    try:
+        return purpose_to_json(purpose_from_json(document))
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="--purpose") from None
+
+
 def _send(context: click.Context, request: dict[str, Any], options: dict) -> None:
     from ..analysis.client import submit as submit_job
 
@@ -94,6 +116,8 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
     }
     if options.get("region"):
         request["region"] = _region(options["region"])
+    if options.get("purpose"):
+        request["purpose"] = _purpose(options["purpose"])
     token = context.obj["token"]
     if token is None:
         from ..client.oidc import access_token
