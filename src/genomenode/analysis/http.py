@@ -245,6 +245,9 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         raise InputError(f"one of {', '.join(_MODELS)}", field="model")
     beta = body.get("beta")
     start = body.get("start")
+    log_likelihood = body.get("log_likelihood", True)
+    if not isinstance(log_likelihood, bool):
+        raise InputError("true or false", field="log_likelihood")
     return service.glm(
         handle,
         settings.disclosure,
@@ -258,6 +261,7 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         start=None if start is None else decode(start, field="start"),
         scheduler=settings.dask_scheduler,
         max_window_variants=settings.max_window_variants,
+        log_likelihood=log_likelihood,
     )
 
 

@@ -262,6 +262,7 @@ def glm(
     start: npt.ArrayLike | None,
     scheduler: str | None = None,
     max_window_variants: int = 20_000,
+    log_likelihood: bool = True,
 ) -> dict[str, Any]:
     """One round of per-variant regressions over a window (or the covariates-only
     null model when ``window`` is None: logistic only, for a starting point).
@@ -327,7 +328,9 @@ def glm(
             )
         if variants is not None:
             current = current[~rare]
-    return answer | statistics.logistic_statistics(dosages, design, response, current)
+    return answer | statistics.logistic_statistics(
+        dosages, design, response, current, log_likelihood=log_likelihood
+    )
 
 
 def frequencies(

@@ -77,6 +77,8 @@ def logistic_statistics(
     covariates: np.ndarray,
     outcome: np.ndarray,
     beta: np.ndarray,
+    *,
+    log_likelihood: bool = True,
 ) -> dict[str, np.ndarray]:
     """One IRLS round of per-variant logistic models at ``beta``.
 
@@ -91,13 +93,17 @@ def logistic_statistics(
         0/1 per sample.
     beta
         Variants × (k + 1): the current coefficients (dosage last).
+    log_likelihood
+        Whether to compute the log-likelihoods (a tenth of the work; the
+        network's IRLS does not use them).
 
     Returns
     -------
     dict
         ``information`` (XᵀWX, variants × p × p), ``score`` (Xᵀ(y − μ), the
-        gradient: XᵀWz − XᵀWXβ), ``log_likelihood`` and ``num_observations``
-        per variant. The Newton step ``β + information⁻¹ score`` is the IRLS step.
+        gradient: XᵀWz − XᵀWXβ), ``log_likelihood`` (when asked for) and
+        ``num_observations`` per variant. The Newton step
+        ``β + information⁻¹ score`` is the IRLS step.
     """
     k = covariates.shape[1]
     present: np.ndarray | None = None
@@ -112,7 +118,7 @@ def logistic_statistics(
     with np.errstate(over="ignore"):  # e^−η = inf is handled below
         np.exp(mu, out=mu)
     mu += 1.0
-    log_one_plus = np.log(mu)
+    log_one_plus = np.log(mu) if log_likelihood else None
     np.reciprocal(mu, out=mu)
     weights = mu * (1.0 - mu)
     residual = outcome[None, :] - mu
@@ -123,6 +129,14 @@ def logistic_statistics(
     score = np.empty((dosages.shape[0], k + 1))
     score[:, :k] = residual @ covariates
     score[:, k] = np.einsum("ij,ij->i", residual, filled)
+    num = present.sum(axis=1) if present is not None else dosages.shape[1]
+    out = {
+        "information": hessian,
+        "score": score,
+        "num_observations": np.broadcast_to(num, (dosages.shape[0],)).astype(np.int64),
+    }
+    if log_one_plus is None:
+        return out
     # Each person's log-likelihood y·η − log(1 + e^η) is (y − 1)·η − log(1 + e^−η).
     per_person = (outcome[None, :] - 1.0) * eta - log_one_plus
     overflowed = ~np.isfinite(log_one_plus).all(axis=1)
@@ -132,13 +146,7 @@ def logistic_statistics(
         per_person[overflowed] = outcome[None, :] * rows - np.logaddexp(0.0, rows)
     if present is not None:
         per_person[~present] = 0.0
-    num = present.sum(axis=1) if present is not None else dosages.shape[1]
-    return {
-        "information": hessian,
-        "score": score,
-        "log_likelihood": per_person.sum(axis=1),
-        "num_observations": np.broadcast_to(num, (dosages.shape[0],)).astype(np.int64),
-    }
+    return out | {"log_likelihood": per_person.sum(axis=1)}
 
 
 def linear_statistics(

@@ -555,9 +555,11 @@ class Coordinator:
         window: dict[str, Any],
         null_beta: np.ndarray | None,
     ) -> tuple[list[dict[str, Any]], int]:
-        body = {**self._model_body(request), "window": window}
+        body: dict[str, Any] = {**self._model_body(request), "window": window}
         if null_beta is not None:
             body["start"] = null_beta
+            # The Newton steps need the information and score only.
+            body["log_likelihood"] = False
         answers = await self._round(tasks, "glm", body)
         keys, hidden = self._common(answers)
         if not keys:
