@@ -242,3 +242,27 @@ def test_quantiles_are_released_coarsened_and_refused_for_a_small_group(
         "/analysis/datasets/part-1/summary", json={"variables": ["age"]}
     )
     assert plain.status_code == 200 and "quantiles" not in plain.json()["age"]
+
+
+def test_a_linkage_band_beyond_nfilter_glm_is_refused(node_client):
+    client = node_client()
+    layout = client.post(
+        "/analysis/datasets/part-1/frequencies",
+        json={"strata": [], "window": {"contig": "1", "start": 1, "end": 100_000}},
+    ).json()
+    keys = layout["variants"][:5]
+    body = {
+        "window": {"contig": "1", "start": 1, "end": 100_000},
+        "variants": keys,
+        "frequencies": [0.3] * len(keys),
+    }
+    fine = client.post(
+        "/analysis/datasets/part-1/pca/linkage", json={**body, "band": 4}
+    )
+    assert fine.status_code == 200, fine.text
+    assert decode(fine.json()["products"], field="products").shape == (5, 5)
+    # 101 numbers of a Gram block per 200 people: more than nfilter.glm allows.
+    refused = client.post(
+        "/analysis/datasets/part-1/pca/linkage", json={**body, "band": 100}
+    )
+    assert refused.status_code == 403 and "nfilter.glm" in refused.json()["detail"]

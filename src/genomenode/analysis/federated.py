@@ -29,6 +29,7 @@ __all__ = [
     "logistic_step",
     "logistic_wald",
     "pca_from_gram",
+    "prune_linkage",
     "table_tests",
 ]
 
@@ -160,3 +161,34 @@ def pca_from_gram(
     values, vectors = values[order], vectors[:, order]
     signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(vectors.shape[1])])
     return values, vectors * np.where(signs == 0, 1.0, signs)
+
+
+def prune_linkage(products: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the variants kept by LD pruning, in order.
+
+    ``products`` is the sum of the nodes' :func:`genomenode.analysis.service.
+    pca_linkage` answers (variants × (band + 1)). Greedy along the variants:
+    one is kept unless its pooled r² with a kept variant at most ``band``
+    variants before it reaches ``threshold`` (the pairwise rule of plink's
+    ``--indep-pairwise``, one pass).
+    """
+    num, width = products.shape
+    band = width - 1
+    squares = products[:, 0]
+    kept: list[int] = []
+    for j in range(num):
+        linked = False
+        for i in reversed(kept):
+            distance = j - i
+            if distance > band:
+                break
+            denominator = squares[i] * squares[j]
+            if (
+                denominator > 0
+                and products[i, distance] ** 2 / denominator >= threshold
+            ):
+                linked = True
+                break
+        if not linked:
+            kept.append(j)
+    return np.asarray(kept, dtype=np.int64)

@@ -360,3 +360,25 @@ def _pca_scores(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
 @router.post("/datasets/{dataset_id}/pca/scores")
 async def pca_scores(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "pca-scores", _pca_scores)
+
+
+def _pca_linkage(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
+    keys, frequencies_ = _pca_input(body, settings)
+    band = body.get("band")
+    if not isinstance(band, int) or isinstance(band, bool):
+        raise InputError("an integer from 1 to 200", field="band")
+    return service.pca_linkage(
+        handle,
+        settings.disclosure,
+        window=_window(body, settings),
+        variants=keys,
+        frequencies_=frequencies_,
+        band=band,
+        scheduler=settings.dask_scheduler,
+        max_window_variants=settings.max_window_variants,
+    )
+
+
+@router.post("/datasets/{dataset_id}/pca/linkage")
+async def pca_linkage(request: Request, dataset_id: str) -> Response:
+    return await _run(request, dataset_id, "pca-linkage", _pca_linkage)

@@ -50,6 +50,7 @@ __all__ = [
     "glm",
     "layout",
     "pca_gram",
+    "pca_linkage",
     "pca_scores",
     "summary",
     "tables",
@@ -462,7 +463,14 @@ def _standardised(
     variants: Sequence[str],
     frequencies_: npt.ArrayLike,
 ) -> np.ndarray:
-    dosages = read_variants(dataset, window.contig, variants)
+    return _standardise(
+        read_variants(dataset, window.contig, variants), variants, frequencies_
+    )
+
+
+def _standardise(
+    dosages: np.ndarray, variants: Sequence[str], frequencies_: npt.ArrayLike
+) -> np.ndarray:
     p = np.asarray(frequencies_, float)
     if p.shape != (len(variants),) or not ((p > 0) & (p < 1)).all():
         raise InputError("one frequency in (0, 1) per variant", field="frequencies")
@@ -512,3 +520,40 @@ def pca_scores(
     np.save(partial, scores)
     partial.replace(path)
     return {"num_individuals": int(scores.shape[0]), "num_components": vectors.shape[1]}
+
+
+def pca_linkage(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    window: Window,
+    variants: Sequence[str],
+    frequencies_: npt.ArrayLike,
+    band: int,
+    scheduler: str | None = None,
+    max_window_variants: int = 20_000,
+) -> dict[str, Any]:
+    """For LD pruning: ``products[i, d] = Σ z_i z_{i+d}`` over this node's
+    people (d = 0..band, 0 past the end) of the standardised ``variants`` (in
+    their order, pooled frequencies). The pooled r² of variants i and i + d is
+    ``products[i, d]² / (products[i, 0] · products[i + d, 0])`` of the sums.
+
+    Each band of ``band + 1`` consecutive variants is a block of a Gram matrix:
+    refused (``nfilter.glm``) when it would hold more numbers per person than a
+    PCA Gram matrix may.
+    """
+    if not 1 <= band <= 200:
+        raise InputError("an integer from 1 to 200", field="band")
+    _, dosages = _select(
+        _read(dataset, window, scheduler, max_window_variants), variants
+    )
+    z = _standardise(dosages.astype(np.float64), variants, frequencies_)
+    _refuse(check_subset(settings, z.shape[1]))
+    _refuse(check_glm(settings, band + 1, z.shape[1]))
+    products = np.zeros((len(variants), band + 1))
+    products[:, 0] = np.einsum("ij,ij->i", z, z)
+    for distance in range(1, min(band, len(variants) - 1) + 1):
+        products[:-distance, distance] = np.einsum(
+            "ij,ij->i", z[:-distance], z[distance:]
+        )
+    return {"num_individuals": int(z.shape[1]), "products": products}

@@ -49,6 +49,11 @@ DEFAULT_CHUNK_VARIANTS = 3000
 #: thread pool; the network's waiting overlaps).
 WINDOWS_IN_FLIGHT = 3
 MAX_DATASETS = 64
+#: LD pruning of the PCA's variants: pooled r² at which the later of two
+#: variants at most DEFAULT_LD_WINDOW apart is dropped (plink's common
+#: ``--indep-pairwise 50 5 0.2``, one pass).
+DEFAULT_LD_R2 = 0.2
+DEFAULT_LD_WINDOW = 50
 
 
 class NodeFailure(Exception):
@@ -141,10 +146,20 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
             raise InputError("in (0, 0.5)", field="min_frequency")
         if "region" not in request:
             raise InputError("the PCA needs a region", field="region")
+        r2 = body.get("ld_r2", DEFAULT_LD_R2)
+        band = body.get("ld_window", DEFAULT_LD_WINDOW)
+        if r2 is not None and (
+            not isinstance(r2, (int, float)) or isinstance(r2, bool) or not 0 < r2 < 1
+        ):
+            raise InputError("in (0, 1), or null for no pruning", field="ld_r2")
+        if not isinstance(band, int) or isinstance(band, bool) or not 1 <= band <= 200:
+            raise InputError("1 to 200 variants", field="ld_window")
         request |= {
             "components": components,
             "max_variants": most,
             "min_frequency": maf,
+            "ld_r2": r2,
+            "ld_window": band,
         }
     return request
 
@@ -752,6 +767,28 @@ class Coordinator:
         await self._progress(tasks, 1, 1)
         return {"analysis": "summary", "variables": out}
 
+    async def _pruned(
+        self,
+        request: dict[str, Any],
+        tasks: list[_Task],
+        window: dict[str, Any],
+        keys: list[str],
+        frequency: np.ndarray,
+    ) -> np.ndarray:
+        """Which of a window's common ``keys`` LD pruning keeps (indices)."""
+        band = min(request["ld_window"], len(keys) - 1)
+        body = {
+            "window": window,
+            "variants": keys,
+            "frequencies": frequency,
+            "band": band,
+        }
+        answers = await self._round(tasks, "pca/linkage", body)
+        products = sum(
+            decode(a["products"], field="products") for a in answers.values()
+        )
+        return federated.prune_linkage(np.asarray(products), request["ld_r2"])
+
     async def _pca(self, request: dict[str, Any], tasks: list[_Task]) -> dict[str, Any]:
         region = request["region"]
         window = {
@@ -760,9 +797,9 @@ class Coordinator:
             "end": region["end"],
         }
         keys: list[str] = []
-        counts: list[float] = []
-        numbers: list[float] = []
-        # Pooled frequencies window by window (each node reads one at a time).
+        frequencies: list[float] = []
+        # Pooled frequencies window by window (each node reads one at a time),
+        # then the window's common variants pruned for LD (pooled r²).
         for piece in self._windows(request, tasks):
             answers = await self._round(
                 tasks, "frequencies", {"strata": [], "window": piece}
@@ -774,14 +811,20 @@ class Coordinator:
                 rows = [index[key] for key in found]
                 count += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
                 number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
-            keys += found
-            counts += count.tolist()
-            numbers += number.tolist()
-        frequency = np.asarray(counts) / np.maximum(np.asarray(numbers), 1)
-        minor = np.minimum(frequency, 1 - frequency)
-        common = [j for j in range(len(keys)) if minor[j] >= request["min_frequency"]]
-        # Thinning to evenly spaced common variants stands in for LD pruning: it
-        # keeps the Gram matrix small and its variants far apart.
+            frequency = count / np.maximum(number, 1)
+            minor = np.minimum(frequency, 1 - frequency)
+            picked = np.flatnonzero(minor >= request["min_frequency"])
+            if request.get("ld_r2") is not None and len(picked) > 1:
+                candidates = [found[j] for j in picked]
+                kept = await self._pruned(
+                    request, tasks, piece, candidates, frequency[picked]
+                )
+                picked = picked[kept]
+            keys += [found[j] for j in picked]
+            frequencies += frequency[picked].tolist()
+        frequency = np.asarray(frequencies)
+        common = list(range(len(keys)))
+        # Then thinned to evenly spaced ones, keeping the Gram matrix small.
         if len(common) > request["max_variants"]:
             picks = np.linspace(0, len(common) - 1, request["max_variants"]).round()
             common = [common[int(i)] for i in picks]
@@ -809,6 +852,8 @@ class Coordinator:
             "frequencies": frequency[common].tolist(),
             "eigenvalues": values.tolist(),
             "variance_explained": (values / np.trace(gram)).tolist(),
+            "ld_r2": request.get("ld_r2"),
+            "ld_window": request.get("ld_window"),
             "loadings": loadings.tolist(),
             "num_individuals": total,
         }
