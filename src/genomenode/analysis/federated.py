@@ -21,10 +21,12 @@ from scipy import stats
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
+    "FIRTH_MAX_STEP",
     "MAX_ITERATIONS",
     "SEPARATION_BETA",
     "SLOW_ITERATIONS",
     "SLOW_STEP",
+    "inverses",
     "linear_estimates",
     "logistic_step",
     "logistic_wald",
@@ -45,6 +47,9 @@ SEPARATION_BETA = 15.0
 #: SLOW_STEP per round is taken to diverge (separation) too.
 SLOW_ITERATIONS = 10
 SLOW_STEP = 0.05
+#: Largest change of any coefficient in one step of Firth's fit (as logistf's
+#: ``maxstep``): keeps the first steps of a separated variant in range.
+FIRTH_MAX_STEP = 5.0
 
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -192,3 +197,18 @@ def prune_linkage(products: np.ndarray, threshold: float) -> np.ndarray:
         if not linked:
             kept.append(j)
     return np.asarray(kept, dtype=np.int64)
+
+
+def inverses(matrices: np.ndarray) -> np.ndarray:
+    """Per-variant inverses; a singular matrix gives NaN for that variant."""
+    try:
+        return np.linalg.inv(matrices)
+    except np.linalg.LinAlgError:
+        pass
+    out = np.full(matrices.shape, np.nan)
+    for j in range(matrices.shape[0]):
+        try:
+            out[j] = np.linalg.inv(matrices[j])
+        except np.linalg.LinAlgError:
+            continue
+    return out

@@ -245,6 +245,7 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         raise InputError(f"one of {', '.join(_MODELS)}", field="model")
     beta = body.get("beta")
     start = body.get("start")
+    inverse = body.get("inverse")
     log_likelihood = body.get("log_likelihood", True)
     if not isinstance(log_likelihood, bool):
         raise InputError("true or false", field="log_likelihood")
@@ -262,6 +263,7 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         scheduler=settings.dask_scheduler,
         max_window_variants=settings.max_window_variants,
         log_likelihood=log_likelihood,
+        inverse=None if inverse is None else decode(inverse, field="inverse"),
     )
 
 

@@ -264,6 +264,7 @@ def glm(
     scheduler: str | None = None,
     max_window_variants: int = 20_000,
     log_likelihood: bool = True,
+    inverse: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """One round of per-variant regressions over a window (or the covariates-only
     null model when ``window`` is None: logistic only, for a starting point).
@@ -329,8 +330,29 @@ def glm(
             )
         if variants is not None:
             current = current[~rare]
+    firth = None
+    if inverse is not None:
+        # Firth's term at β needs the pooled information's inverse at β.
+        if beta is None:
+            raise InputError(
+                "inverse needs the beta it was computed at", field="inverse"
+            )
+        firth = np.asarray(inverse, float)
+        expected = len(keys) if variants is not None else len(released)
+        if firth.shape != (expected, k + 1, k + 1):
+            raise InputError(
+                f"inverse needs one {k + 1} × {k + 1} matrix per variant",
+                field="inverse",
+            )
+        if variants is not None:
+            firth = firth[~rare]
     return answer | statistics.logistic_statistics(
-        dosages, design, response, current, log_likelihood=log_likelihood
+        dosages,
+        design,
+        response,
+        current,
+        log_likelihood=log_likelihood,
+        inverse=firth,
     )
 
 

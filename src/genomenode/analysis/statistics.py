@@ -24,6 +24,7 @@ __all__ = [
     "genotype_counts",
     "linear_statistics",
     "logistic_statistics",
+    "naive_firth_score",
     "naive_linear_statistics",
     "naive_logistic_statistics",
 ]
@@ -79,6 +80,7 @@ def logistic_statistics(
     beta: np.ndarray,
     *,
     log_likelihood: bool = True,
+    inverse: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One IRLS round of per-variant logistic models at ``beta``.
 
@@ -96,6 +98,11 @@ def logistic_statistics(
     log_likelihood
         Whether to compute the log-likelihoods (a tenth of the work; the
         network's IRLS does not use them).
+    inverse
+        Variants × p × p: the inverse of the *pooled* information at ``beta``.
+        With it, ``firth_score`` is returned too: Σᵢ xᵢ hᵢ (½ − μᵢ), with hᵢ =
+        wᵢ xᵢᵀ inverse xᵢ the diagonal of the pooled hat matrix — the term
+        Firth's penalty adds to the score, a sum over this node's people.
 
     Returns
     -------
@@ -135,6 +142,10 @@ def logistic_statistics(
         "score": score,
         "num_observations": np.broadcast_to(num, (dosages.shape[0],)).astype(np.int64),
     }
+    if inverse is not None:
+        out["firth_score"] = _firth_score(
+            filled, covariates, weights, mu, present, inverse
+        )
     if log_one_plus is None:
         return out
     # Each person's log-likelihood y·η − log(1 + e^η) is (y − 1)·η − log(1 + e^−η).
@@ -147,6 +158,32 @@ def logistic_statistics(
     if present is not None:
         per_person[~present] = 0.0
     return out | {"log_likelihood": per_person.sum(axis=1)}
+
+
+def _firth_score(
+    filled: np.ndarray,
+    covariates: np.ndarray,
+    weights: np.ndarray,
+    mu: np.ndarray,
+    present: np.ndarray | None,
+    inverse: np.ndarray,
+) -> np.ndarray:
+    """Σᵢ xᵢ hᵢ (½ − μᵢ) per variant, hᵢ = wᵢ xᵢᵀ Aⱼ xᵢ (Aⱼ: ``inverse[j]``)."""
+    k = covariates.shape[1]
+    upper, lower = np.triu_indices(k)
+    distinct = covariates[:, upper] * covariates[:, lower]
+    # cᵀ A_cc c through the distinct products (off-diagonal terms twice).
+    coefficients = inverse[:, upper, lower] * np.where(upper == lower, 1.0, 2.0)
+    quadratic = coefficients @ distinct.T
+    quadratic += 2.0 * filled * (inverse[:, :k, k] @ covariates.T)
+    quadratic += filled * filled * inverse[:, k, k][:, None]
+    residual = weights * quadratic * (0.5 - mu)
+    if present is not None:
+        residual[~present] = 0.0
+    out = np.empty((filled.shape[0], k + 1))
+    out[:, :k] = residual @ covariates
+    out[:, k] = np.einsum("ij,ij->i", residual, filled)
+    return out
 
 
 def linear_statistics(
@@ -204,6 +241,20 @@ def naive_logistic_statistics(dosages, covariates, outcome, beta):
         "log_likelihood": np.array([r[2] for r in rows]),
         "num_observations": np.array([r[3] for r in rows]),
     }
+
+
+def naive_firth_score(dosages, covariates, outcome, beta, inverse):
+    """``firth_score`` of :func:`logistic_statistics`, one variant at a time
+    with the explicit hat matrix."""
+    rows = []
+    for j in range(dosages.shape[0]):
+        keep = ~np.isnan(dosages[j])
+        x = np.column_stack([covariates[keep], dosages[j, keep]])
+        mu = 1.0 / (1.0 + np.exp(-(x @ beta[j])))
+        root = np.sqrt(mu * (1 - mu))[:, None] * x
+        hat = np.diag(root @ inverse[j] @ root.T)
+        rows.append(x.T @ (hat * (0.5 - mu)))
+    return np.array(rows)
 
 
 def naive_linear_statistics(dosages, covariates, outcome):

@@ -133,6 +133,13 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
 @click.option("--model", type=click.Choice(["logistic", "linear"]), default="logistic")
 @click.option("--covariates", default="", help="sex,age,pc1,pc2...")
 @click.option("--chunk-variants", type=int, default=3000, show_default=True)
+@click.option(
+    "--firth",
+    type=click.Choice(["no", "fallback", "all"]),
+    default="no",
+    show_default=True,
+    help="Firth's penalised regression: for separated variants, or all.",
+)
 @_job_options
 @errors_to_exit
 @click.pass_context
@@ -142,6 +149,7 @@ def gwas(
     model: str,
     covariates: str,
     chunk_variants: int,
+    firth: str,
     **options: Any,
 ) -> None:
     """Per-variant regression with covariates (exact federated IRLS)."""
@@ -151,6 +159,7 @@ def gwas(
         "model": model,
         "covariates": _names(covariates),
         "chunk_variants": chunk_variants,
+        "firth": firth,
     }
     _send(context, request, options)
 
