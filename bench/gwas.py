@@ -18,13 +18,20 @@ run:
 Full: 3 nodes × 3,000 samples × ~80,000 variants (target: within 3× plink2,
 exact to 1e-6). ``--quick``: 3 × 300 samples, ~6,000 variants.
 
+Wall and CPU time (user + system of the three node processes and the network,
+from /proc; of plink2 from its rusage) are both printed: the machine may be
+shared, and CPU time is the fairer comparison then.
+
 Usage: python bench/gwas.py [--quick] [--samples-per-node N] [--length BP]
+       [--chunk-variants N] [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,14 +51,30 @@ from genomenode.store.node import init_node
 
 COVARIATES = ["sex", "age", "pc1", "pc2", "pc3", "pc4"]
 PLINK = shutil.which("plink2") or "/usr/bin/plink2"
+PY_SPY = str(pathlib.Path(sys.executable).parent / "py-spy")
 
 
-def _plink(arguments: list[str]) -> float:
+def _plink(arguments: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one plink2 run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([PLINK, *arguments], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"plink2 failed:\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) the running processes ``pids`` have used."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+        user, system = fields.split()[11:13]
+        total += int(user) + int(system)
+    return total / ticks
 
 
 def main() -> None:
@@ -60,6 +83,12 @@ def main() -> None:
     parser.add_argument("--samples-per-node", type=int, default=None)
     parser.add_argument("--length", type=int, default=None)
     parser.add_argument("--chunk-variants", type=int, default=5000)
+    parser.add_argument(
+        "--profile",
+        type=pathlib.Path,
+        default=None,
+        help="write py-spy flame graphs of node 1 and the network to this folder",
+    )
     arguments = parser.parse_args()
     per_node = arguments.samples_per_node or (300 if arguments.quick else 3000)
     length = arguments.length or (1_500_000 if arguments.quick else 14_000_000)
@@ -96,6 +125,22 @@ def main() -> None:
                 }
             )
             assert network.wait(pca["id"], 600)["state"] == "COMPLETE"
+            pids = [p.pid for p in network.processes] + [network.network_process.pid]
+            profilers = []
+            if arguments.profile is not None:
+                arguments.profile.mkdir(parents=True, exist_ok=True)
+                for name, pid in (("node-1", pids[0]), ("network", pids[-1])):
+                    profilers.append(
+                        subprocess.Popen(
+                            [
+                                PY_SPY, "record", "--pid", str(pid), "--rate",
+                                "200", "--output",
+                                str(arguments.profile / f"{name}.svg"),
+                            ]
+                        )
+                    )  # fmt: skip
+                time.sleep(1)
+            cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             job = network.submit(
                 {
@@ -109,6 +154,10 @@ def main() -> None:
             )
             status = network.wait(job["id"], 7200)
             federated_seconds = time.perf_counter() - started
+            federated_cpu = _cpu_seconds(pids) - cpu_before
+            for profiler in profilers:
+                profiler.send_signal(2)
+                profiler.wait(60)
             assert status["state"] == "COMPLETE", status
             result = network.results(job["id"])
             scores = {}
@@ -144,11 +193,11 @@ def main() -> None:
             "--pheno", str(phenotype_file), "--covar", str(covariate_file),
             "--glm", "hide-covar", "no-firth", "--threads", "2",
         ]  # fmt: skip
-        from_vcf = _plink(
+        from_vcf, from_vcf_cpu = _plink(
             ["--vcf", str(cohort.pool_vcf), *glm, "--out", str(root / "vcf")]
         )
         _plink(["--vcf", str(cohort.pool_vcf), "--make-pgen", "--out", str(root / "p")])
-        from_pgen = _plink(
+        from_pgen, from_pgen_cpu = _plink(
             ["--pfile", str(root / "p"), *glm, "--out", str(root / "pg")]
         )
 
@@ -194,13 +243,22 @@ def main() -> None:
         f"({len(rows)} converged, {result['num_withheld']} withheld by the nodes' "
         f"minor-allele-count rule)"
     )
-    print(f"  wall time {federated_seconds:.1f} s, {status['round_trips']} round trips")
     print(
-        f"plink2 --glm: {from_vcf:.1f} s from the pooled VCF, "
-        f"{from_pgen:.1f} s from a PGEN"
+        f"  wall time {federated_seconds:.1f} s, CPU time {federated_cpu:.1f} s "
+        f"(3 nodes + network), {status['round_trips']} round trips"
     )
-    print(f"ratio federated / plink2 (from VCF): {federated_seconds / from_vcf:.2f}")
-    print(f"ratio federated / plink2 (from PGEN): {federated_seconds / from_pgen:.2f}")
+    print(
+        f"plink2 --glm: {from_vcf:.1f} s wall, {from_vcf_cpu:.1f} s CPU from the "
+        f"pooled VCF; {from_pgen:.1f} s wall, {from_pgen_cpu:.1f} s CPU from a PGEN"
+    )
+    for label, wall, cpu in (
+        ("VCF", from_vcf, from_vcf_cpu),
+        ("PGEN", from_pgen, from_pgen_cpu),
+    ):
+        print(
+            f"ratio federated / plink2 (from {label}): wall "
+            f"{federated_seconds / wall:.2f}, CPU {federated_cpu / cpu:.2f}"
+        )
     print(f"exactness: max relative |Δ| of β and SE vs pooled statsmodels: {worst:.2e}")
     print(
         f"           max relative |Δ| of SE vs plink2 (6 significant digits), "

@@ -61,3 +61,34 @@ def test_every_decision_is_logged_without_secrets(caplog):
         "access subject=g dataset=d kind=granted decision=record",
         "access subject=- dataset=d kind=anonymous decision=deny",
     ]
+
+
+def test_a_declared_purpose_admits_analyses_only_where_the_dataset_permits_it():
+    from genomenode.access.decision import authorize
+    from genomenode.access.duo import DataUseCondition, ResearchPurpose
+
+    conditions = (DataUseCondition("DUO:0000007", "ICD10:I25.1"),)
+    open_to_purpose = DatasetAccess(
+        "d", "CONTROLLED", analyse_without_grant=True, data_use=conditions
+    )
+    grants_only = DatasetAccess("d", "CONTROLLED", data_use=conditions)
+    fits = ResearchPurpose("DUO:0000007", "ICD10:I25.1")
+    other = ResearchPurpose("DUO:0000006")  # health research in general
+    with_fit = Caller(subject="r", registered=True, purpose=fits)
+    assert authorize(with_fit, "analyse", open_to_purpose).allowed
+    assert authorize(with_fit, "analyse", open_to_purpose).granularity == "count"
+    # Never more than analyses, never without the dataset's permission, never
+    # for a purpose its terms do not allow, never for an anonymous caller.
+    assert not authorize(with_fit, "download", open_to_purpose).allowed
+    assert not authorize(with_fit, "analyse", grants_only).allowed
+    refused = authorize(
+        Caller(subject="r", registered=True, purpose=other), "analyse", open_to_purpose
+    )
+    assert not refused.allowed and "DUO:0000006" in refused.reason
+    assert not authorize(Caller(purpose=fits), "analyse", open_to_purpose).allowed
+    assert not authorize(REGISTERED, "analyse", open_to_purpose).allowed
+    # A grant still decides for the granted, whatever purpose is declared.
+    granted = Caller(
+        subject="g", registered=True, granted_datasets=frozenset({"d"}), purpose=other
+    )
+    assert authorize(granted, "analyse", open_to_purpose).allowed

@@ -22,9 +22,11 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
+from genomenode.app import create_app
 from genomenode.ingest.pipeline import ingest
-from genomenode.store.node import init_node
+from genomenode.store.node import init_node, open_node
 
 from ..conftest import free_port, grant_access, in_process_workers, wait_until_up
 from ..network.test_network import _start, _stop
@@ -249,3 +251,27 @@ def serve_network(
 def network(node_templates, tmp_path_factory) -> Iterator[Network]:
     with serve_network(node_templates, tmp_path_factory.mktemp("served")) as served:
         yield served
+
+
+@pytest.fixture
+def node_client(node_templates, tmp_path, monkeypatch):
+    """Node 1 in-process; the test sets its settings first (``settings(...)``)."""
+    directory = tmp_path / "node"
+    shutil.copytree(node_templates[0], directory)
+    opened = []
+
+    def start(**settings: str) -> TestClient:
+        for name, value in settings.items():
+            monkeypatch.setenv(f"GENOMENODE_{name.upper()}", value)
+        node = open_node(directory)
+        opened.append(node)
+        client = TestClient(
+            create_app(node, base_url="http://testserver", dev_identity_provider=True)
+        )
+        token = client.post("/dev-idp/token", json={"subject": RESEARCHER}).json()
+        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        return client
+
+    yield start
+    for node in opened:
+        node.close()

@@ -90,3 +90,28 @@ def test_cancel_of_an_ended_job_is_a_clear_error(network):
     )
     assert result.exit_code == 1
     assert "already ended" in result.output
+
+
+def test_a_malformed_purpose_is_a_clear_error_before_anything_is_sent():
+    for purpose, expected in (
+        ("{not json", "not JSON"),
+        ('{"term": "GRU"}', "purpose.term"),
+    ):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "analysis",
+                "submit",
+                "--network",
+                "http://127.0.0.1:9",
+                "summary",
+                "--datasets",
+                "part-1",
+                "--variables",
+                "age",
+                "--purpose",
+                purpose,
+            ],
+        )
+        assert result.exit_code == 2, result.output
+        assert "--purpose" in result.output and expected in result.output

@@ -84,3 +84,41 @@ def test_kernels_equal_their_naive_twins(seed):
     slow = statistics.naive_linear_statistics(dosages, covariates, outcome)
     for name in fast:
         np.testing.assert_allclose(fast[name], slow[name], rtol=1e-12, atol=1e-12)
+
+
+def test_the_log_likelihood_is_left_out_only_when_asked():
+    generator = np.random.default_rng(5)
+    dosages = generator.integers(0, 3, size=(6, 40)).astype(np.float32)
+    covariates = np.column_stack([np.ones(40), generator.normal(size=40)])
+    outcome = (generator.random(40) < 0.5).astype(float)
+    beta = generator.normal(scale=0.2, size=(6, 3))
+    full = statistics.logistic_statistics(dosages, covariates, outcome, beta)
+    lean = statistics.logistic_statistics(
+        dosages, covariates, outcome, beta, log_likelihood=False
+    )
+    assert "log_likelihood" in full and "log_likelihood" not in lean
+    for name in lean:
+        np.testing.assert_array_equal(lean[name], full[name])
+    slow = statistics.naive_logistic_statistics(
+        dosages.astype(float), covariates, outcome, beta
+    )
+    for name in full:
+        np.testing.assert_allclose(full[name], slow[name], rtol=1e-12, atol=1e-12)
+
+
+def test_the_firth_term_equals_its_naive_twin():
+    generator = np.random.default_rng(6)
+    dosages = generator.integers(0, 3, size=(7, 50)).astype(float)
+    dosages[generator.random(dosages.shape) < 0.05] = np.nan
+    covariates = np.column_stack(
+        [np.ones(50), generator.normal(size=50), generator.random(50)]
+    )
+    outcome = (generator.random(50) < 0.4).astype(float)
+    beta = generator.normal(scale=0.3, size=(7, 4))
+    inverse = generator.normal(size=(7, 4, 4))
+    inverse = inverse @ inverse.transpose(0, 2, 1) + np.eye(4)
+    fast = statistics.logistic_statistics(
+        dosages, covariates, outcome, beta, inverse=inverse
+    )["firth_score"]
+    slow = statistics.naive_firth_score(dosages, covariates, outcome, beta, inverse)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)

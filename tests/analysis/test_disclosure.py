@@ -8,45 +8,19 @@ network, audited on every node.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from genomenode.analysis.codec import decode
-from genomenode.app import create_app
+from genomenode.disclosure.filters import coarse_quantiles
+from genomenode.disclosure.settings import DisclosureSettings
 from genomenode.store.models import AuditEntry
 from genomenode.store.node import open_node
 
-from .conftest import RESEARCHER, STRANGER
+from .conftest import STRANGER
 
 WINDOW = {"contig": "1", "start": 1, "end": 2_000_000}
-
-
-@pytest.fixture
-def node_client(node_templates, tmp_path, monkeypatch):
-    """Node 1 in-process; the test sets its settings first (``settings(...)``)."""
-    directory = tmp_path / "node"
-    shutil.copytree(node_templates[0], directory)
-    opened = []
-
-    def start(**settings: str) -> TestClient:
-        for name, value in settings.items():
-            monkeypatch.setenv(f"GENOMENODE_{name.upper()}", value)
-        node = open_node(directory)
-        opened.append(node)
-        client = TestClient(
-            create_app(node, base_url="http://testserver", dev_identity_provider=True)
-        )
-        token = client.post("/dev-idp/token", json={"subject": RESEARCHER}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
-        return client
-
-    yield start
-    for node in opened:
-        node.close()
 
 
 def _part_one(cohort) -> dict[str, dict]:
@@ -220,3 +194,75 @@ def test_an_empty_window_or_unknown_contig_is_an_empty_answer(node_client):
         )
         assert answer.status_code == 200, (path, answer.text)
         assert answer.json()["variants"] == []
+
+
+def test_quantiles_are_released_coarsened_and_refused_for_a_small_group(
+    network, cohort, node_client
+):
+    job = network.submit(
+        {
+            "analysis": "summary",
+            "datasets": ["part-1", "part-2", "part-3"],
+            "variables": ["age"],
+            "quantiles": True,
+        }
+    )
+    assert network.wait(job["id"])["state"] == "COMPLETE"
+    found = network.results(job["id"])["variables"]["age"]["quantiles"]
+    settings = DisclosureSettings()
+    sizes = []
+    for number, dataset in enumerate(["part-1", "part-2", "part-3"]):
+        ages = [
+            float(
+                json.loads(
+                    (cohort.pool_dir / "phenopackets" / f"{sample}.json").read_text()
+                )["subject"]["timeAtLastEncounter"]["age"]["iso8601duration"][1:-1]
+            )
+            for sample in cohort.samples[number]
+        ]
+        expected, _ = coarse_quantiles(settings, ages)
+        assert found["per_dataset"][dataset] == expected
+        sizes.append(len(ages))
+    combined = np.average(
+        [found["per_dataset"][d] for d in ["part-1", "part-2", "part-3"]],
+        axis=0,
+        weights=sizes,
+    )
+    np.testing.assert_allclose(found["combined"], combined, rtol=1e-12)
+    # A node whose group is below nfilter.tab refuses the quantiles (and says
+    # which filter), while the same summary without them is still answered.
+    client = node_client(disclosure_nfilter_tab="1000")
+    refused = client.post(
+        "/analysis/datasets/part-1/summary",
+        json={"variables": ["age"], "quantiles": True},
+    )
+    assert refused.status_code == 403
+    assert "nfilter.tab" in refused.json()["detail"]
+    plain = client.post(
+        "/analysis/datasets/part-1/summary", json={"variables": ["age"]}
+    )
+    assert plain.status_code == 200 and "quantiles" not in plain.json()["age"]
+
+
+def test_a_linkage_band_beyond_nfilter_glm_is_refused(node_client):
+    client = node_client()
+    layout = client.post(
+        "/analysis/datasets/part-1/frequencies",
+        json={"strata": [], "window": {"contig": "1", "start": 1, "end": 100_000}},
+    ).json()
+    keys = layout["variants"][:5]
+    body = {
+        "window": {"contig": "1", "start": 1, "end": 100_000},
+        "variants": keys,
+        "frequencies": [0.3] * len(keys),
+    }
+    fine = client.post(
+        "/analysis/datasets/part-1/pca/linkage", json={**body, "band": 4}
+    )
+    assert fine.status_code == 200, fine.text
+    assert decode(fine.json()["products"], field="products").shape == (5, 5)
+    # 101 numbers of a Gram block per 200 people: more than nfilter.glm allows.
+    refused = client.post(
+        "/analysis/datasets/part-1/pca/linkage", json={**body, "band": 100}
+    )
+    assert refused.status_code == 403 and "nfilter.glm" in refused.json()["detail"]

@@ -327,3 +327,108 @@ def test_federated_pca_equals_pooled_pca_up_to_sign(network, pooled, cohort):
         ).fit()
         _close(row["beta"], fit.params[-1], "beta with PCs")
         _close(row["se"], fit.bse[-1], "se with PCs")
+
+
+def _naive_pruned(z: np.ndarray, threshold: float, band: int) -> list[int]:
+    """LD pruning read literally on the pooled standardised genotypes."""
+    kept: list[int] = []
+    for j in range(len(z)):
+        if all(
+            np.corrcoef(z[i], z[j])[0, 1] ** 2 < threshold
+            if np.std(z[i]) and np.std(z[j])
+            else True
+            for i in kept
+            if j - i <= band
+        ):
+            kept.append(j)
+    return kept
+
+
+def test_the_pca_variants_are_ld_pruned_on_pooled_r2(network, pooled, cohort):
+    region = {"contig": "1", "start": 1, "end": 300_000}
+    job = network.submit(
+        {
+            "analysis": "pca",
+            "datasets": DATASETS,
+            "region": region,
+            "components": 2,
+            "max_variants": 60,
+            "ld_r2": 0.2,
+            "ld_window": 10,
+            "chunk_variants": 20_000,  # one window: every pair is compared
+        }
+    )
+    status = network.wait(job["id"])
+    assert status["state"] == "COMPLETE", status
+    result = network.results(job["id"])
+    # The candidates: released by every node (minor-allele count >= 5 on each),
+    # pooled minor-allele frequency >= 0.05, in the region (one window).
+    minimum = None
+    for samples in cohort.samples:
+        here = pooled.dosages[:, [pooled.samples.index(s) for s in samples]]
+        minor = np.minimum(here.sum(axis=1), 2 * here.shape[1] - here.sum(axis=1))
+        minimum = minor if minimum is None else np.minimum(minimum, minor)
+    frequency = pooled.dosages.mean(axis=1) / 2
+    candidates = np.flatnonzero(
+        (minimum >= 5)
+        & (np.minimum(frequency, 1 - frequency) >= 0.05)
+        & (pooled.positions < region["end"])
+    )
+    p = frequency[candidates]
+    z = (pooled.dosages[candidates] - 2 * p[:, None]) / np.sqrt(2 * p * (1 - p))[
+        :, None
+    ]
+    # r² of standardised genotypes is their squared correlation about zero-mean
+    # (the pooled frequency is the mean): the same number.
+    kept = _naive_pruned(z, 0.2, 10)
+    assert 60 < len(kept) < len(candidates)
+    # Then thinned to 60 evenly spaced ones (the Gram matrix's nfilter.glm).
+    kept = [kept[int(i)] for i in np.linspace(0, len(kept) - 1, 60).round()]
+    assert result["variants"] == [pooled.keys[candidates[j]] for j in kept]
+
+
+def _pooled_firth(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Firth's penalised logistic fit on pooled data, with the explicit hat
+    matrix (the textbook iteration, logistf's step limit)."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(200):
+        mu = 1 / (1 + np.exp(-(x @ beta)))
+        w = mu * (1 - mu)
+        inverse = np.linalg.inv(x.T @ (w[:, None] * x))
+        root = np.sqrt(w)[:, None] * x
+        hat = np.einsum("ij,jk,ik->i", root, inverse, root)
+        step = inverse @ (x.T @ (y - mu + hat * (0.5 - mu)))
+        step *= min(1.0, 5.0 / np.max(np.abs(step)))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-13:
+            break
+    mu = 1 / (1 + np.exp(-(x @ beta)))
+    w = mu * (1 - mu)
+    return beta, np.sqrt(np.diag(np.linalg.inv(x.T @ (w[:, None] * x))))
+
+
+def test_federated_firth_equals_pooled_firth(network, pooled):
+    job = network.submit(
+        {
+            "analysis": "gwas",
+            "datasets": DATASETS,
+            "phenotype": "ICD10:I25.1",
+            "model": "logistic",
+            "covariates": ["sex", "age"],
+            "region": {"contig": "1", "start": 1, "end": 150_000},
+            "firth": "all",
+        }
+    )
+    status = network.wait(job["id"])
+    assert status["state"] == "COMPLETE", status
+    rows = network.results(job["id"])["rows"]
+    assert len(rows) > 50 and all(row["status"] == "firth" for row in rows)
+    index = {key: i for i, key in enumerate(pooled.keys)}
+    design = np.column_stack([np.ones(len(pooled.cad)), pooled.sex, pooled.age])
+    for row in rows[:: max(1, len(rows) // 25)]:
+        dosage = pooled.dosages[
+            index[f"{row['position']}:{row['reference']}:{row['alternate']}"]
+        ]
+        beta, se = _pooled_firth(np.column_stack([design, dosage]), pooled.cad)
+        _close(row["beta"], beta[-1], "beta")
+        _close(row["se"], se[-1], "se")

@@ -17,6 +17,14 @@ and granted callers, CONTROLLED only callers granted that dataset. The dataset's
 ``beacon`` block in ``dataset.yaml`` then caps the granularity per kind of caller
 (defaults: anonymous boolean, registered count, granted record).
 
+Analyses without a grant: a dataset whose ``dataset.yaml`` says
+``analysis: {without_grant: true}`` also admits, for the ``analyse`` action only
+(aggregates under disclosure control), a *registered* caller who declares a
+research purpose that its DUO data-use conditions allow — the rules of
+:func:`genomenode.access.duo.match`, and only its ``approve`` (a condition that
+needs the committee, ``abstain``, is a deny here). Without that line, or
+without a declared purpose, nothing changes.
+
 The HTTP layer builds callers in one place (:mod:`genomenode.access.authorize`):
 from a verified passport, with grants read from the node's entitlements on every
 request. :func:`authorize` answers "may this caller do this action on this dataset
@@ -35,6 +43,8 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal
+
+from .duo import DataUseCondition, ResearchPurpose, match
 
 if TYPE_CHECKING:
     from ..store.published import PublishedDataset
@@ -140,11 +150,17 @@ class Caller:
         True when a valid ResearcherStatus or AcceptedTermsAndPolicies visa was seen.
     granted_datasets
         Dataset ids of valid ControlledAccessGrants visas.
+    purpose
+        The research purpose declared with the request, if any.
     """
 
     subject: str | None = None
     registered: bool = False
     granted_datasets: frozenset[str] = frozenset()
+    #: The research purpose the caller declared for this request (an analysis
+    #: request's ``purpose``), weighed only where a dataset allows analyses
+    #: without a grant; never a right on its own.
+    purpose: ResearchPurpose | None = None
 
 
 ANONYMOUS = Caller()
@@ -159,6 +175,9 @@ class DatasetAccess:
     granularity: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: {**DEFAULT_GRANULARITY}
     )
+    #: ``analysis: {without_grant: true}`` in its dataset.yaml.
+    analyse_without_grant: bool = False
+    data_use: tuple[DataUseCondition, ...] = ()
 
 
 def dataset_access(dataset: PublishedDataset) -> DatasetAccess:
@@ -169,8 +188,20 @@ def dataset_access(dataset: PublishedDataset) -> DatasetAccess:
     configured = facts.description_document.get("beacon") or {}
     if isinstance(configured, Mapping):
         granularity.update({str(k): str(v) for k, v in configured.items()})
+    analysis = facts.description_document.get("analysis")
+    # Anything but a literal true leaves the dataset to its grants (fail closed).
+    without_grant = (
+        isinstance(analysis, Mapping) and analysis.get("without_grant") is True
+    )
     return DatasetAccess(
-        id=facts.id, security_level=facts.security_level, granularity=granularity
+        id=facts.id,
+        security_level=facts.security_level,
+        granularity=granularity,
+        analyse_without_grant=without_grant,
+        data_use=tuple(
+            DataUseCondition(term["id"], term.get("disease"))
+            for term in (dataset.data_use if without_grant else [])
+        ),
     )
 
 
@@ -235,8 +266,23 @@ def authorize(
 
     The one authorisation question of the node. ``discover`` needs the
     granularity asked for (default boolean), ``download`` record granularity,
-    ``analyse`` count granularity; everything else is denied.
+    ``analyse`` count granularity; everything else is denied. An ``analyse``
+    the grants deny may still be allowed by the caller's declared purpose on a
+    dataset that permits analyses without a grant (the module docstring).
     """
+    decision = _by_level(caller, action, dataset, granularity)
+    if decision.allowed or action != "analyse" or not dataset.analyse_without_grant:
+        return decision
+    return _analyse_by_purpose(caller, dataset) or decision
+
+
+def _by_level(
+    caller: Caller,
+    action: Action,
+    dataset: DatasetAccess,
+    granularity: Granularity | None,
+) -> Decision:
+    """:func:`authorize` by security level, granularity and grants."""
     if action not in ACTIONS:
         return Decision(False, None, f"unknown action {action!r}")
     allowed = allowed_granularity(caller, dataset)
@@ -262,3 +308,33 @@ def authorize(
             f"{action} needs {needed} granularity; {kind} callers get {allowed}",
         )
     return Decision(True, allowed, f"{kind} caller, {allowed} granularity allowed")
+
+
+def _analyse_by_purpose(caller: Caller, dataset: DatasetAccess) -> Decision | None:
+    """The decision for an analysis without a grant on a dataset that allows
+    them; None when the caller declared no purpose (the grant rules decide)."""
+    if caller.purpose is None:
+        return None
+    if caller_kind(caller, dataset.id) == "anonymous":
+        return Decision(
+            False,
+            None,
+            f"analysis without a grant of dataset {dataset.id} needs a registered "
+            "researcher's passport",
+        )
+    recommendation = match(caller.purpose, dataset.data_use)
+    reasons = "; ".join(recommendation.reasons)
+    if recommendation.outcome != "approve":
+        return Decision(
+            False,
+            None,
+            f"the declared purpose {caller.purpose.term} is not allowed by the "
+            f"data-use conditions of dataset {dataset.id} "
+            f"({recommendation.outcome}: {reasons})",
+        )
+    return Decision(
+        True,
+        "count",
+        f"registered caller, purpose {caller.purpose.term} allowed by the "
+        f"dataset's data-use conditions ({reasons}); aggregates only",
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import pathlib
 import re
 import threading
@@ -216,14 +217,43 @@ class WindowGenotypes:
         )
 
 
-def _read_block(vcz_path: str, start: int, stop: int) -> np.ndarray:
-    """Dosages of rows ``start:stop`` (runs on a Dask worker: opens the store)."""
-    import zarr
-
-    array: Any = zarr.open_group(vcz_path, mode="r")["call_genotype"]
-    calls = np.asarray(array[start:stop])
+def _dosages_block(genotypes: Any, start: int, stop: int) -> np.ndarray:
+    """Dosages of rows ``start:stop`` of a ``call_genotype`` array."""
+    calls = np.asarray(genotypes[start:stop])
     # 0, 1, 2 and NaN are exact in float32: half the memory of the cached windows.
     return dosages_of(calls).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StoreSource:
+    """Where a worker process finds a dataset's VCF Zarr: through the node's
+    store API (:meth:`genomenode.store.node.Node.dataset_zarr`), so a store on
+    an object store or sealed at rest reads as a plain one does. Picklable: a
+    ``distributed`` worker opens the node's settings and keys itself (it needs
+    the node directory and the store's credentials, as ingest's workers do)."""
+
+    node_dir: str
+    dataset_id: str
+    fingerprint: str
+    vcz: str
+
+
+@functools.lru_cache(maxsize=8)
+def _genotypes_at(source: _StoreSource) -> Any:
+    """The ``call_genotype`` array of ``source`` (opened once per process)."""
+    import zarr
+
+    from ..config import load_config
+    from ..store.node import Node
+
+    node = Node(load_config(source.node_dir))
+    location, _ = node.dataset_zarr(source.dataset_id, source.fingerprint, source.vcz)
+    return zarr.open_group(location, mode="r")["call_genotype"]
+
+
+def _read_block(source: _StoreSource, start: int, stop: int) -> np.ndarray:
+    """Dosages of rows ``start:stop`` (runs on a Dask worker: opens the store)."""
+    return _dosages_block(_genotypes_at(source), start, stop)
 
 
 #: Decoded windows kept between the rounds of an iterative model (bytes).
@@ -296,15 +326,33 @@ def _read_window(
     _, variant_pass = quality_masks(dataset)
     if variant_pass is not None:
         biallelic &= variant_pass[rows.start : rows.stop]
-    path = str(store.path)
-    tasks = [
-        dask.delayed(_read_block)(path, first, min(first + block_rows, rows.stop))
-        for first in range(rows.start, rows.stop, block_rows)
-    ]
+    blocks_at = range(rows.start, rows.stop, block_rows)
     with scheduler_client(scheduler) as client:
         if client is None:
+            # Threads of this process read the store the node opened (plain,
+            # object store or sealed alike).
+            genotypes = store.root["call_genotype"]
+            tasks = [
+                dask.delayed(_dosages_block)(
+                    genotypes, first, min(first + block_rows, rows.stop)
+                )
+                for first in blocks_at
+            ]
             blocks = dask.compute(*tasks, scheduler="threads")
         else:
+            manifest = dataset.manifest
+            source = _StoreSource(
+                str(dataset.node.config.node_dir),
+                dataset.id,
+                manifest["fingerprint"],
+                manifest["genotypes"]["path"],
+            )
+            tasks = [
+                dask.delayed(_read_block)(
+                    source, first, min(first + block_rows, rows.stop)
+                )
+                for first in blocks_at
+            ]
             blocks = client.compute(tasks, sync=True)
     dosages = np.concatenate(blocks)[biallelic]
     sample_pass, _ = quality_masks(dataset)

@@ -21,14 +21,17 @@ from scipy import stats
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
+    "FIRTH_MAX_STEP",
     "MAX_ITERATIONS",
     "SEPARATION_BETA",
     "SLOW_ITERATIONS",
     "SLOW_STEP",
+    "inverses",
     "linear_estimates",
     "logistic_step",
     "logistic_wald",
     "pca_from_gram",
+    "prune_linkage",
     "table_tests",
 ]
 
@@ -44,6 +47,9 @@ SEPARATION_BETA = 15.0
 #: SLOW_STEP per round is taken to diverge (separation) too.
 SLOW_ITERATIONS = 10
 SLOW_STEP = 0.05
+#: Largest change of any coefficient in one step of Firth's fit (as logistf's
+#: ``maxstep``): keeps the first steps of a separated variant in range.
+FIRTH_MAX_STEP = 5.0
 
 
 def _solve(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -160,3 +166,49 @@ def pca_from_gram(
     values, vectors = values[order], vectors[:, order]
     signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(vectors.shape[1])])
     return values, vectors * np.where(signs == 0, 1.0, signs)
+
+
+def prune_linkage(products: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the variants kept by LD pruning, in order.
+
+    ``products`` is the sum of the nodes' :func:`genomenode.analysis.service.
+    pca_linkage` answers (variants × (band + 1)). Greedy along the variants:
+    one is kept unless its pooled r² with a kept variant at most ``band``
+    variants before it reaches ``threshold`` (the pairwise rule of plink's
+    ``--indep-pairwise``, one pass).
+    """
+    num, width = products.shape
+    band = width - 1
+    squares = products[:, 0]
+    kept: list[int] = []
+    for j in range(num):
+        linked = False
+        for i in reversed(kept):
+            distance = j - i
+            if distance > band:
+                break
+            denominator = squares[i] * squares[j]
+            if (
+                denominator > 0
+                and products[i, distance] ** 2 / denominator >= threshold
+            ):
+                linked = True
+                break
+        if not linked:
+            kept.append(j)
+    return np.asarray(kept, dtype=np.int64)
+
+
+def inverses(matrices: np.ndarray) -> np.ndarray:
+    """Per-variant inverses; a singular matrix gives NaN for that variant."""
+    try:
+        return np.linalg.inv(matrices)
+    except np.linalg.LinAlgError:
+        pass
+    out = np.full(matrices.shape, np.nan)
+    for j in range(matrices.shape[0]):
+        try:
+            out[j] = np.linalg.inv(matrices[j])
+        except np.linalg.LinAlgError:
+            continue
+    return out

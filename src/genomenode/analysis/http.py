@@ -16,19 +16,21 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..access.audit import append
 from ..access.callers import caller_of, network_of, prepared, required_access_service
 from ..access.decision import authorize, dataset_access
+from ..access.duo import purpose_from_json, purpose_to_json
 from ..config import SETTINGS
 from ..disclosure.settings import DisclosureSettings
 from ..errors import GenomenodeError, InputError, NotFoundError, PermissionDenied
 from ..store.published import PublishedDataset
 from ..web.blocking import run_blocking
-from ..web.body import read_json_object
+from ..web.body import limits_of, parse_json, read_body, read_json_object
 from . import service
-from .codec import decode, encode_all
+from .blas import one_thread
+from .codec import MEDIA_TYPE, decode, encode_all, pack, unpack
 
 __all__ = ["AnalysisSettings", "router"]
 
@@ -123,6 +125,10 @@ def _decide(
     """The dataset if the caller may analyse it; the audit writer of the call."""
     access = required_access_service(request)
     caller = caller_of(request)
+    declared = body.get("purpose")
+    if declared is not None:
+        # Weighed only where the dataset permits analyses without a grant.
+        caller = dataclasses.replace(caller, purpose=purpose_from_json(declared))
     published = request.app.state.published
     handle: PublishedDataset | None = published.get(dataset_id)
     job = body.get("job")
@@ -131,20 +137,29 @@ def _decide(
         "job": str(job)[:64] if job is not None else None,
         "round": body.get("round") if isinstance(body.get("round"), int) else None,
     }
+    if caller.purpose is not None:
+        details["purpose"] = purpose_to_json(caller.purpose)
     network = getattr(request.state, "network", None)
     if network is not None:
         details["network"] = getattr(network, "issuer", None)
 
     def audit(outcome: str, reason: str) -> None:
-        append(
-            access.authoriser.engine,
-            actor=caller.subject or "anonymous",
-            action=f"analyse {analysis}",
-            outcome=outcome,
-            reason=reason[:500],
-            dataset_id=dataset_id,
-            details=details,
-        )
+        entry: dict[str, Any] = {
+            "actor": caller.subject or "anonymous",
+            "action": f"analyse {analysis}",
+            "outcome": outcome,
+            "reason": reason[:500],
+            "dataset_id": dataset_id,
+            "details": details,
+        }
+        if outcome == "allow":
+            # Allowed rounds (dozens per job and node) go through the batched
+            # writer, as Beacon decisions do: written within 50 ms, and a log
+            # that cannot take them fails the request (fail closed). Denials,
+            # refusals and errors are committed before the answer leaves.
+            access.audit.record(**entry)
+        else:
+            append(access.authoriser.engine, **entry)
 
     if handle is None:
         audit("deny", "no such published dataset")
@@ -152,6 +167,8 @@ def _decide(
     decision = authorize(caller, "analyse", dataset_access(handle))
     if not decision.allowed:
         audit("deny", decision.reason)
+        if caller.purpose is not None and handle is not None:
+            raise PermissionDenied(decision.reason)
         raise PermissionDenied(
             f"no grant to analyse dataset {dataset_id!r}: apply to its data access "
             "committee (/access/catalogue)"
@@ -169,7 +186,8 @@ def _answer(
     settings = _settings(request)
     handle, audit = _decide(request, dataset_id, analysis, body)
     try:
-        result = compute(handle, settings)
+        with one_thread():
+            result = compute(handle, settings)
     except service.AggregateRefused as refused:
         audit("deny", str(refused))
         raise
@@ -177,7 +195,7 @@ def _answer(
         audit("error", str(error))
         raise
     audit("allow", f"{len(result.get('withheld', []))} variant(s) withheld")
-    return encode_all(result)
+    return result
 
 
 async def _run(
@@ -185,9 +203,9 @@ async def _run(
     dataset_id: str,
     analysis: str,
     compute: Callable[[PublishedDataset, AnalysisSettings, dict[str, Any]], Any],
-) -> JSONResponse:
+) -> Response:
     await network_of(request)
-    body = await read_json_object(request)
+    body = await _body(request)
     result = await run_blocking(
         request,
         _answer,
@@ -197,11 +215,25 @@ async def _run(
         body,
         lambda handle, settings: compute(handle, settings, body),
     )
-    return JSONResponse(result)
+    if MEDIA_TYPE in request.headers.get("accept", ""):
+        return Response(pack(result), media_type=MEDIA_TYPE)
+    return JSONResponse(encode_all(result))
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or its :func:`~.codec.pack` message (the
+    header parsed within the same JSON limits)."""
+    if request.headers.get("content-type", "").startswith(MEDIA_TYPE):
+        raw = await read_body(request)
+        if not raw:
+            return {}
+        limits = limits_of(request)
+        return unpack(raw, parse_header=lambda text: parse_json(text, limits))
+    return await read_json_object(request)
 
 
 @router.get("/datasets/{dataset_id}/layout")
-async def layout(request: Request, dataset_id: str) -> JSONResponse:
+async def layout(request: Request, dataset_id: str) -> Response:
     return await _run(
         request, dataset_id, "layout", lambda handle, _s, _b: service.layout(handle)
     )
@@ -213,6 +245,10 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         raise InputError(f"one of {', '.join(_MODELS)}", field="model")
     beta = body.get("beta")
     start = body.get("start")
+    inverse = body.get("inverse")
+    log_likelihood = body.get("log_likelihood", True)
+    if not isinstance(log_likelihood, bool):
+        raise InputError("true or false", field="log_likelihood")
     return service.glm(
         handle,
         settings.disclosure,
@@ -226,11 +262,13 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
         start=None if start is None else decode(start, field="start"),
         scheduler=settings.dask_scheduler,
         max_window_variants=settings.max_window_variants,
+        log_likelihood=log_likelihood,
+        inverse=None if inverse is None else decode(inverse, field="inverse"),
     )
 
 
 @router.post("/datasets/{dataset_id}/glm")
-async def glm(request: Request, dataset_id: str) -> JSONResponse:
+async def glm(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "glm", _glm)
 
 
@@ -247,7 +285,7 @@ def _frequencies(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
 
 
 @router.post("/datasets/{dataset_id}/frequencies")
-async def frequencies(request: Request, dataset_id: str) -> JSONResponse:
+async def frequencies(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "frequencies", _frequencies)
 
 
@@ -264,16 +302,24 @@ def _tables(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
 
 
 @router.post("/datasets/{dataset_id}/tables")
-async def tables(request: Request, dataset_id: str) -> JSONResponse:
+async def tables(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "tables", _tables)
 
 
 def _summary(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
-    return service.summary(handle, settings.disclosure, names=_names(body, "variables"))
+    quantiles = body.get("quantiles", False)
+    if not isinstance(quantiles, bool):
+        raise InputError("true or false", field="quantiles")
+    return service.summary(
+        handle,
+        settings.disclosure,
+        names=_names(body, "variables"),
+        quantiles=quantiles,
+    )
 
 
 @router.post("/datasets/{dataset_id}/summary")
-async def summary(request: Request, dataset_id: str) -> JSONResponse:
+async def summary(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "summary", _summary)
 
 
@@ -297,7 +343,7 @@ def _pca_gram(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
 
 
 @router.post("/datasets/{dataset_id}/pca/gram")
-async def pca_gram(request: Request, dataset_id: str) -> JSONResponse:
+async def pca_gram(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "pca-gram", _pca_gram)
 
 
@@ -314,5 +360,27 @@ def _pca_scores(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
 
 
 @router.post("/datasets/{dataset_id}/pca/scores")
-async def pca_scores(request: Request, dataset_id: str) -> JSONResponse:
+async def pca_scores(request: Request, dataset_id: str) -> Response:
     return await _run(request, dataset_id, "pca-scores", _pca_scores)
+
+
+def _pca_linkage(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
+    keys, frequencies_ = _pca_input(body, settings)
+    band = body.get("band")
+    if not isinstance(band, int) or isinstance(band, bool):
+        raise InputError("an integer from 1 to 200", field="band")
+    return service.pca_linkage(
+        handle,
+        settings.disclosure,
+        window=_window(body, settings),
+        variants=keys,
+        frequencies_=frequencies_,
+        band=band,
+        scheduler=settings.dask_scheduler,
+        max_window_variants=settings.max_window_variants,
+    )
+
+
+@router.post("/datasets/{dataset_id}/pca/linkage")
+async def pca_linkage(request: Request, dataset_id: str) -> Response:
+    return await _run(request, dataset_id, "pca-linkage", _pca_linkage)

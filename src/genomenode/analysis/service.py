@@ -14,14 +14,23 @@ Authorisation and audit are the HTTP layer's (:mod:`.http`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..disclosure.filters import check_glm, check_levels, check_subset, check_table
+from ..disclosure.filters import (
+    QUANTILE_PROBABILITIES,
+    check_glm,
+    check_levels,
+    check_subset,
+    check_table,
+    coarse_quantiles,
+)
 from ..disclosure.settings import DisclosureSettings
 from ..errors import InputError, PermissionDenied
 from ..store.published import PublishedDataset
@@ -41,6 +50,7 @@ __all__ = [
     "glm",
     "layout",
     "pca_gram",
+    "pca_linkage",
     "pca_scores",
     "summary",
     "tables",
@@ -165,6 +175,80 @@ def _model_rows(
     return keep, design[keep], response[keep], counts
 
 
+@dataclasses.dataclass(frozen=True)
+class _Screened:
+    """A window's variants for one model's people: which are released (their
+    rows in the window) and which withheld by the minor-allele-count rule.
+    Computed on a window's first round and kept for its later rounds."""
+
+    keys: list[str]
+    rows: np.ndarray
+    withheld: list[str]
+    index: dict[str, int]
+    hidden: frozenset[str]
+
+    def locate(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``keys`` in the window and whether each is withheld here.
+
+        Raises
+        ------
+        InputError
+            A key not in the window (field ``variants``).
+        """
+        rows = np.empty(len(keys), dtype=np.int64)
+        rare = np.zeros(len(keys), dtype=bool)
+        for number, key in enumerate(keys):
+            row = self.index.get(key)
+            if row is None:
+                raise InputError(f"{key} is not in this window", field="variants")
+            rows[number] = row
+            rare[number] = key in self.hidden
+        return rows, rare
+
+
+_screens: collections.OrderedDict[tuple[Any, ...], _Screened] = (
+    collections.OrderedDict()
+)
+_screens_lock = threading.Lock()
+
+
+def _screened(
+    dataset: PublishedDataset,
+    window: Window,
+    genotypes: WindowGenotypes,
+    keep: np.ndarray,
+    settings: DisclosureSettings,
+    minimum: int,
+) -> _Screened:
+    key = (
+        dataset.store,
+        window,
+        keep.tobytes(),
+        minimum,
+        settings.enabled,
+        len(genotypes.positions),
+    )
+    with _screens_lock:
+        found = _screens.get(key)
+    if found is not None:
+        return found
+    own = [_key(*item) for item in genotypes.variant_keys()]
+    dosages = genotypes.dosages if keep.all() else genotypes.dosages[:, keep]
+    rare = _rare(settings, minimum, dosages) if len(own) else np.zeros(0, dtype=bool)
+    screened = _Screened(
+        keys=[k for k, r in zip(own, rare, strict=True) if not r],
+        rows=np.flatnonzero(~rare),
+        withheld=[k for k, r in zip(own, rare, strict=True) if r],
+        index={k: row for row, k in enumerate(own)},
+        hidden=frozenset(k for k, r in zip(own, rare, strict=True) if r),
+    )
+    with _screens_lock:
+        _screens[key] = screened
+        while len(_screens) > 16:
+            _screens.popitem(last=False)
+    return screened
+
+
 def glm(
     dataset: PublishedDataset,
     settings: DisclosureSettings,
@@ -179,6 +263,8 @@ def glm(
     start: npt.ArrayLike | None,
     scheduler: str | None = None,
     max_window_variants: int = 20_000,
+    log_likelihood: bool = True,
+    inverse: npt.ArrayLike | None = None,
 ) -> dict[str, Any]:
     """One round of per-variant regressions over a window (or the covariates-only
     null model when ``window`` is None: logistic only, for a starting point).
@@ -205,21 +291,29 @@ def glm(
             "score": design.T @ (response - mu),
             "log_likelihood": float(np.sum(response * eta - np.logaddexp(0, eta))),
         }
-    keys, dosages = _select(
-        _read(dataset, window, scheduler, max_window_variants), variants
+    genotypes = _read(dataset, window, scheduler, max_window_variants)
+    screened = _screened(
+        dataset, window, genotypes, keep, settings, min_minor_allele_count
     )
-    dosages = (
-        dosages[:, keep].astype(np.float64)
-        if dosages.size
-        else np.zeros((0, int(keep.sum())))
-    )
-    rare = _rare(settings, min_minor_allele_count, dosages)
+    if variants is None:
+        keys, rows = screened.keys, screened.rows
+        rare = np.zeros(len(rows), dtype=bool)
+    else:
+        keys = list(variants)
+        rows, rare = screened.locate(keys)
     withheld = [key for key, hidden in zip(keys, rare, strict=True) if hidden]
     released = [key for key, hidden in zip(keys, rare, strict=True) if not hidden]
-    dosages = dosages[~rare]
+    if variants is None:
+        withheld = screened.withheld
+    # float32 (0, 1, 2, NaN are exact); the kernels compute in float64.
+    dosages = genotypes.dosages[rows[~rare]] if len(rows) else genotypes.dosages[:0]
+    if not keep.all():
+        dosages = dosages[:, keep]
     answer: dict[str, Any] = {**counts, "variants": released, "withheld": withheld}
     if model == "linear":
-        return answer | statistics.linear_statistics(dosages, design, response)
+        return answer | statistics.linear_statistics(
+            dosages.astype(np.float64), design, response
+        )
     if beta is None:
         base = np.asarray(start if start is not None else np.zeros(k), float)
         if base.shape != (k,):
@@ -229,14 +323,37 @@ def glm(
         # β follows ``variants`` when they are named, else this node's released
         # variants of the window (what its previous answer listed).
         current = np.asarray(beta, float)
-        rows = len(keys) if variants is not None else len(released)
-        if current.shape != (rows, k + 1):
+        expected = len(keys) if variants is not None else len(released)
+        if current.shape != (expected, k + 1):
             raise InputError(
                 f"beta needs one row of {k + 1} values per variant", field="beta"
             )
         if variants is not None:
             current = current[~rare]
-    return answer | statistics.logistic_statistics(dosages, design, response, current)
+    firth = None
+    if inverse is not None:
+        # Firth's term at β needs the pooled information's inverse at β.
+        if beta is None:
+            raise InputError(
+                "inverse needs the beta it was computed at", field="inverse"
+            )
+        firth = np.asarray(inverse, float)
+        expected = len(keys) if variants is not None else len(released)
+        if firth.shape != (expected, k + 1, k + 1):
+            raise InputError(
+                f"inverse needs one {k + 1} × {k + 1} matrix per variant",
+                field="inverse",
+            )
+        if variants is not None:
+            firth = firth[~rare]
+    return answer | statistics.logistic_statistics(
+        dosages,
+        design,
+        response,
+        current,
+        log_likelihood=log_likelihood,
+        inverse=firth,
+    )
 
 
 def frequencies(
@@ -323,10 +440,17 @@ def tables(
 
 
 def summary(
-    dataset: PublishedDataset, settings: DisclosureSettings, *, names: Sequence[str]
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    names: Sequence[str],
+    quantiles: bool = False,
 ) -> dict[str, Any]:
     """Per variable: n, sum and sum of squares (means and variances pool
-    exactly), or level counts for a variable of at most two values."""
+    exactly), or level counts for a variable of at most two values; with
+    ``quantiles``, a numeric variable's coarsened quantiles too
+    (:func:`~genomenode.disclosure.filters.coarse_quantiles`: refused, the
+    whole answer, when this node has fewer than ``nfilter.tab`` values)."""
     variables = variables_of(dataset, names)
     out: dict[str, Any] = {}
     for name in names:
@@ -345,6 +469,13 @@ def summary(
                 "sum": float(present.sum()),
                 "sum_of_squares": float((present * present).sum()),
             }
+            if quantiles:
+                values, reason = coarse_quantiles(settings, present)
+                _refuse(reason)
+                out[name]["quantiles"] = {
+                    "probabilities": list(QUANTILE_PROBABILITIES),
+                    "values": values,
+                }
     return out
 
 
@@ -354,7 +485,14 @@ def _standardised(
     variants: Sequence[str],
     frequencies_: npt.ArrayLike,
 ) -> np.ndarray:
-    dosages = read_variants(dataset, window.contig, variants)
+    return _standardise(
+        read_variants(dataset, window.contig, variants), variants, frequencies_
+    )
+
+
+def _standardise(
+    dosages: np.ndarray, variants: Sequence[str], frequencies_: npt.ArrayLike
+) -> np.ndarray:
     p = np.asarray(frequencies_, float)
     if p.shape != (len(variants),) or not ((p > 0) & (p < 1)).all():
         raise InputError("one frequency in (0, 1) per variant", field="frequencies")
@@ -404,3 +542,40 @@ def pca_scores(
     np.save(partial, scores)
     partial.replace(path)
     return {"num_individuals": int(scores.shape[0]), "num_components": vectors.shape[1]}
+
+
+def pca_linkage(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    window: Window,
+    variants: Sequence[str],
+    frequencies_: npt.ArrayLike,
+    band: int,
+    scheduler: str | None = None,
+    max_window_variants: int = 20_000,
+) -> dict[str, Any]:
+    """For LD pruning: ``products[i, d] = Σ z_i z_{i+d}`` over this node's
+    people (d = 0..band, 0 past the end) of the standardised ``variants`` (in
+    their order, pooled frequencies). The pooled r² of variants i and i + d is
+    ``products[i, d]² / (products[i, 0] · products[i + d, 0])`` of the sums.
+
+    Each band of ``band + 1`` consecutive variants is a block of a Gram matrix:
+    refused (``nfilter.glm``) when it would hold more numbers per person than a
+    PCA Gram matrix may.
+    """
+    if not 1 <= band <= 200:
+        raise InputError("an integer from 1 to 200", field="band")
+    _, dosages = _select(
+        _read(dataset, window, scheduler, max_window_variants), variants
+    )
+    z = _standardise(dosages.astype(np.float64), variants, frequencies_)
+    _refuse(check_subset(settings, z.shape[1]))
+    _refuse(check_glm(settings, band + 1, z.shape[1]))
+    products = np.zeros((len(variants), band + 1))
+    products[:, 0] = np.einsum("ij,ij->i", z, z)
+    for distance in range(1, min(band, len(variants) - 1) + 1):
+        products[:-distance, distance] = np.einsum(
+            "ij,ij->i", z[:-distance], z[distance:]
+        )
+    return {"num_individuals": int(z.shape[1]), "products": products}

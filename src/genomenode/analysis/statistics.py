@@ -24,6 +24,7 @@ __all__ = [
     "genotype_counts",
     "linear_statistics",
     "logistic_statistics",
+    "naive_firth_score",
     "naive_linear_statistics",
     "naive_logistic_statistics",
 ]
@@ -45,16 +46,31 @@ def _blocks(
     present = ~np.isnan(dosages)
     filled = np.where(present, dosages, 0.0)
     weights = np.where(present, weights, 0.0)
-    num_variants = dosages.shape[0]
+    return _information(filled, covariates, weights), filled, weights, present
+
+
+def _information(
+    filled: np.ndarray, covariates: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """``XᵀWX`` per variant from weights already 0 where the dosage is missing.
+
+    The covariate block is symmetric: one product with the k(k+1)/2 distinct
+    columns of ``covariates ⊗ covariates`` serves every variant.
+    """
+    num_variants = filled.shape[0]
     k = covariates.shape[1]
-    outer = (covariates[:, :, None] * covariates[:, None, :]).reshape(-1, k * k)
+    upper, lower = np.triu_indices(k)
+    distinct = covariates[:, upper] * covariates[:, lower]
     hessian = np.empty((num_variants, k + 1, k + 1))
-    hessian[:, :k, :k] = (weights @ outer).reshape(num_variants, k, k)
-    cross = (weights * filled) @ covariates
+    block = weights @ distinct
+    hessian[:, upper, lower] = block
+    hessian[:, lower, upper] = block
+    weighted = weights * filled
+    cross = weighted @ covariates
     hessian[:, :k, k] = cross
     hessian[:, k, :k] = cross
-    hessian[:, k, k] = (weights * filled * filled).sum(axis=1)
-    return hessian, filled, weights, present
+    hessian[:, k, k] = np.einsum("ij,ij->i", weighted, filled)
+    return hessian
 
 
 def logistic_statistics(
@@ -62,47 +78,112 @@ def logistic_statistics(
     covariates: np.ndarray,
     outcome: np.ndarray,
     beta: np.ndarray,
+    *,
+    log_likelihood: bool = True,
+    inverse: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """One IRLS round of per-variant logistic models at ``beta``.
 
     Parameters
     ----------
     dosages
-        Variants × samples (NaN: missing).
+        Variants × samples (NaN: missing), float64 or float32 (0, 1, 2 are
+        exact in either; arithmetic is float64).
     covariates
         Samples × k, the first column all ones.
     outcome
         0/1 per sample.
     beta
         Variants × (k + 1): the current coefficients (dosage last).
+    log_likelihood
+        Whether to compute the log-likelihoods (a tenth of the work; the
+        network's IRLS does not use them).
+    inverse
+        Variants × p × p: the inverse of the *pooled* information at ``beta``.
+        With it, ``firth_score`` is returned too: Σᵢ xᵢ hᵢ (½ − μᵢ), with hᵢ =
+        wᵢ xᵢᵀ inverse xᵢ the diagonal of the pooled hat matrix — the term
+        Firth's penalty adds to the score, a sum over this node's people.
 
     Returns
     -------
     dict
         ``information`` (XᵀWX, variants × p × p), ``score`` (Xᵀ(y − μ), the
-        gradient: XᵀWz − XᵀWXβ), ``log_likelihood`` and ``num_observations``
-        per variant. The Newton step ``β + information⁻¹ score`` is the IRLS step.
+        gradient: XᵀWz − XᵀWXβ), ``log_likelihood`` (when asked for) and
+        ``num_observations`` per variant. The Newton step
+        ``β + information⁻¹ score`` is the IRLS step.
     """
     k = covariates.shape[1]
-    present = ~np.isnan(dosages)
-    filled = np.where(present, dosages, 0.0)
-    eta = beta[:, :k] @ covariates.T + beta[:, k : k + 1] * filled
-    mu = 1.0 / (1.0 + np.exp(-eta))
+    present: np.ndarray | None = None
+    filled = dosages
+    if np.isnan(dosages).any():
+        present = ~np.isnan(dosages)
+        filled = np.where(present, dosages, 0.0)
+    eta = beta[:, :k] @ covariates.T
+    eta += beta[:, k : k + 1] * filled
+    # μ = 1 / (1 + e^−η), in place; log(1 + e^−η) is kept for the likelihood.
+    mu = np.negative(eta)
+    with np.errstate(over="ignore"):  # e^−η = inf is handled below
+        np.exp(mu, out=mu)
+    mu += 1.0
+    log_one_plus = np.log(mu) if log_likelihood else None
+    np.reciprocal(mu, out=mu)
     weights = mu * (1.0 - mu)
-    hessian, filled, weights, present = _blocks(dosages, covariates, weights)
-    residual = np.where(present, outcome[None, :] - mu, 0.0)
+    residual = outcome[None, :] - mu
+    if present is not None:
+        weights[~present] = 0.0
+        residual[~present] = 0.0
+    hessian = _information(filled, covariates, weights)
     score = np.empty((dosages.shape[0], k + 1))
     score[:, :k] = residual @ covariates
-    score[:, k] = (residual * filled).sum(axis=1)
-    # log(1 + e^η) without overflow; y·η − that is each person's log-likelihood.
-    softplus = np.logaddexp(0.0, eta)
-    log_likelihood = np.where(present, outcome[None, :] * eta - softplus, 0.0)
-    return {
+    score[:, k] = np.einsum("ij,ij->i", residual, filled)
+    num = present.sum(axis=1) if present is not None else dosages.shape[1]
+    out = {
         "information": hessian,
         "score": score,
-        "log_likelihood": log_likelihood.sum(axis=1),
-        "num_observations": present.sum(axis=1),
+        "num_observations": np.broadcast_to(num, (dosages.shape[0],)).astype(np.int64),
     }
+    if inverse is not None:
+        out["firth_score"] = _firth_score(
+            filled, covariates, weights, mu, present, inverse
+        )
+    if log_one_plus is None:
+        return out
+    # Each person's log-likelihood y·η − log(1 + e^η) is (y − 1)·η − log(1 + e^−η).
+    per_person = (outcome[None, :] - 1.0) * eta - log_one_plus
+    overflowed = ~np.isfinite(log_one_plus).all(axis=1)
+    if overflowed.any():
+        # e^−η beyond float64 (η < −709): the same without overflow, those rows.
+        rows = eta[overflowed]
+        per_person[overflowed] = outcome[None, :] * rows - np.logaddexp(0.0, rows)
+    if present is not None:
+        per_person[~present] = 0.0
+    return out | {"log_likelihood": per_person.sum(axis=1)}
+
+
+def _firth_score(
+    filled: np.ndarray,
+    covariates: np.ndarray,
+    weights: np.ndarray,
+    mu: np.ndarray,
+    present: np.ndarray | None,
+    inverse: np.ndarray,
+) -> np.ndarray:
+    """Σᵢ xᵢ hᵢ (½ − μᵢ) per variant, hᵢ = wᵢ xᵢᵀ Aⱼ xᵢ (Aⱼ: ``inverse[j]``)."""
+    k = covariates.shape[1]
+    upper, lower = np.triu_indices(k)
+    distinct = covariates[:, upper] * covariates[:, lower]
+    # cᵀ A_cc c through the distinct products (off-diagonal terms twice).
+    coefficients = inverse[:, upper, lower] * np.where(upper == lower, 1.0, 2.0)
+    quadratic = coefficients @ distinct.T
+    quadratic += 2.0 * filled * (inverse[:, :k, k] @ covariates.T)
+    quadratic += filled * filled * inverse[:, k, k][:, None]
+    residual = weights * quadratic * (0.5 - mu)
+    if present is not None:
+        residual[~present] = 0.0
+    out = np.empty((filled.shape[0], k + 1))
+    out[:, :k] = residual @ covariates
+    out[:, k] = np.einsum("ij,ij->i", residual, filled)
+    return out
 
 
 def linear_statistics(
@@ -160,6 +241,20 @@ def naive_logistic_statistics(dosages, covariates, outcome, beta):
         "log_likelihood": np.array([r[2] for r in rows]),
         "num_observations": np.array([r[3] for r in rows]),
     }
+
+
+def naive_firth_score(dosages, covariates, outcome, beta, inverse):
+    """``firth_score`` of :func:`logistic_statistics`, one variant at a time
+    with the explicit hat matrix."""
+    rows = []
+    for j in range(dosages.shape[0]):
+        keep = ~np.isnan(dosages[j])
+        x = np.column_stack([covariates[keep], dosages[j, keep]])
+        mu = 1.0 / (1.0 + np.exp(-(x @ beta[j])))
+        root = np.sqrt(mu * (1 - mu))[:, None] * x
+        hat = np.diag(root @ inverse[j] @ root.T)
+        rows.append(x.T @ (hat * (0.5 - mu)))
+    return np.array(rows)
 
 
 def naive_linear_statistics(dosages, covariates, outcome):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
 import click
 
+from ..errors import InputError
 from .options import errors_to_exit, group, json_option, print_result
 
 __all__ = ["analysis"]
@@ -77,6 +79,13 @@ def _job_options(function: Any) -> Any:
                 help="When a node is down or refuses: fail, or go on without it.",
             ),
             click.option("--region", default=None, help="CONTIG[:START-END], 1-based."),
+            click.option(
+                "--purpose",
+                default=None,
+                help='Declared research purpose as JSON, e.g. \'{"term": '
+                '"DUO:0000006"}\': datasets that permit analyses without a '
+                "grant weigh it against their DUO terms.",
+            ),
             json_option,
         )
     ):
@@ -93,6 +102,19 @@ def submit(context: click.Context, network_url: str, token: str | None) -> None:
     context.obj = {"network": network_url, "token": token}
 
 
+def _purpose(text: str) -> dict[str, Any]:
+    from ..access.duo import purpose_from_json, purpose_to_json
+
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="--purpose") from None
+    try:
+        return purpose_to_json(purpose_from_json(document))
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="--purpose") from None
+
+
 def _send(context: click.Context, request: dict[str, Any], options: dict) -> None:
     from ..analysis.client import submit as submit_job
 
@@ -104,6 +126,8 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
     }
     if options.get("region"):
         request["region"] = _region(options["region"])
+    if options.get("purpose"):
+        request["purpose"] = _purpose(options["purpose"])
     job = submit_job(context.obj["network"], request, _token_of(context.obj["token"]))
     print_result(job, as_json, f"{job['id']}\t{job['state']}")
 
@@ -113,6 +137,13 @@ def _send(context: click.Context, request: dict[str, Any], options: dict) -> Non
 @click.option("--model", type=click.Choice(["logistic", "linear"]), default="logistic")
 @click.option("--covariates", default="", help="sex,age,pc1,pc2...")
 @click.option("--chunk-variants", type=int, default=3000, show_default=True)
+@click.option(
+    "--firth",
+    type=click.Choice(["no", "fallback", "all"]),
+    default="no",
+    show_default=True,
+    help="Firth's penalised regression: for separated variants, or all.",
+)
 @_job_options
 @errors_to_exit
 @click.pass_context
@@ -122,6 +153,7 @@ def gwas(
     model: str,
     covariates: str,
     chunk_variants: int,
+    firth: str,
     **options: Any,
 ) -> None:
     """Per-variant regression with covariates (exact federated IRLS)."""
@@ -131,6 +163,7 @@ def gwas(
         "model": model,
         "covariates": _names(covariates),
         "chunk_variants": chunk_variants,
+        "firth": firth,
     }
     _send(context, request, options)
 
@@ -157,12 +190,22 @@ def frequencies(context: click.Context, strata: str, **options: Any) -> None:
 
 @submit.command("summary")
 @click.option("--variables", required=True, help="age,sex,ICD10:I25.1...")
+@click.option(
+    "--quantiles",
+    is_flag=True,
+    help="Also coarsened quantiles (refused by a node with too few values).",
+)
 @_job_options
 @errors_to_exit
 @click.pass_context
-def summary(context: click.Context, variables: str, **options: Any) -> None:
+def summary(
+    context: click.Context, variables: str, quantiles: bool, **options: Any
+) -> None:
     """Counts, means and variances of clinical variables."""
-    _send(context, {"analysis": "summary", "variables": _names(variables)}, options)
+    request: dict[str, Any] = {"analysis": "summary", "variables": _names(variables)}
+    if quantiles:
+        request["quantiles"] = True
+    _send(context, request, options)
 
 
 @submit.command("pca")

@@ -13,16 +13,33 @@ DataSHIELD's server-side checks, under the names of its options:
   observation (a factor with one level per person is an identifier).
 
 Each returns None when the check passes and the reason otherwise; the Beacon uses
-the table and subset rules today (:mod:`.control`), analyses will call all four.
+the table and subset rules today (:mod:`.control`), analyses call all four.
+
+Quantiles (:func:`coarse_quantiles`) follow DataSHIELD's ``quantileMeanDS``
+(refused below ``nfilter.tab`` values) and go one step further: each released
+quantile is the mean of the ``nfilter.tab`` values nearest its rank, never one
+person's value — noise-free, coarsened to a block of people.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from .settings import DisclosureSettings
 
-__all__ = ["check_glm", "check_levels", "check_subset", "check_table"]
+__all__ = [
+    "QUANTILE_PROBABILITIES",
+    "check_glm",
+    "check_levels",
+    "check_subset",
+    "check_table",
+    "coarse_quantiles",
+]
+
+#: The quantiles released (DataSHIELD's ``quantileMean`` set).
+QUANTILE_PROBABILITIES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 
 def check_table(settings: DisclosureSettings, cells: Iterable[int]) -> str | None:
@@ -78,3 +95,37 @@ def check_levels(
             "nfilter.levels.density)"
         )
     return None
+
+
+def coarse_quantiles(
+    settings: DisclosureSettings,
+    values: Iterable[float],
+    probabilities: Sequence[float] = QUANTILE_PROBABILITIES,
+) -> tuple[list[float] | None, str | None]:
+    """Quantiles of ``values`` safe to release, or None and the reason.
+
+    The rule (docs/analysis.md): refused when fewer than
+    ``nfilter.tab`` values are given (DataSHIELD's ``quantileMeanDS``); else the
+    quantile at probability ``q`` is the mean of the ``nfilter.tab`` sorted
+    values whose ranks are nearest ``q·(n − 1)`` (a block of consecutive ranks,
+    ties to the lower ranks, moved inside the data at the ends). So no released
+    number is one person's value, and the minimum and maximum are never
+    released alone; there is no noise, so the same data give the same answer.
+    With the filters off, the block is ``beacon_count_threshold`` values (as
+    :func:`check_table` uses).
+    """
+    ordered = np.sort(np.asarray(list(values), dtype=np.float64))
+    block = settings.floor if settings.enabled else settings.count_threshold
+    block = max(int(block), 1)
+    if len(ordered) < block:
+        return None, (
+            f"quantiles of {len(ordered)} value(s), fewer than {block} (nfilter.tab)"
+        )
+    out = []
+    for probability in probabilities:
+        centre = probability * (len(ordered) - 1)
+        # The block whose middle is nearest the centre; a tie to the lower ranks.
+        first = int(np.ceil(centre - (block - 1) / 2 - 0.5))
+        first = min(max(first, 0), len(ordered) - block)
+        out.append(float(ordered[first : first + block].mean()))
+    return out, None

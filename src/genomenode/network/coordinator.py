@@ -30,10 +30,12 @@ from urllib.parse import quote, urlsplit
 import httpx2
 import numpy as np
 
+from ..access.duo import purpose_from_json, purpose_to_json
 from ..access.network_trust import ASSERTION_HEADER, NetworkSigner
 from ..analysis import federated
-from ..analysis.codec import decode, encode
+from ..analysis.codec import MEDIA_TYPE, decode, encode, pack, unpack
 from ..config import Secret
+from ..errors import InputError
 from .jobs import FINAL_STATES, JobStore
 from .registry import RegisteredNode, Registry
 
@@ -47,6 +49,14 @@ DEFAULT_CHUNK_VARIANTS = 3000
 #: thread pool; the network's waiting overlaps).
 WINDOWS_IN_FLIGHT = 3
 MAX_DATASETS = 64
+#: LD pruning of the PCA's variants: pooled r² at which the later of two
+#: variants at most DEFAULT_LD_WINDOW apart is dropped (plink's common
+#: ``--indep-pairwise 50 5 0.2``, one pass).
+DEFAULT_LD_R2 = 0.2
+#: Firth's penalised logistic regression: never (separated variants get no
+#: numbers), for the variants the plain fit finds separated, or for all.
+FIRTH_MODES = ("no", "fallback", "all")
+DEFAULT_LD_WINDOW = 50
 
 
 class NodeFailure(Exception):
@@ -62,8 +72,6 @@ class _Canceled(Exception):
 
 
 def _strings(value: Any, field: str, *, most: int = 64) -> list[str]:
-    from ..errors import InputError
-
     if not isinstance(value, list) or not all(
         isinstance(item, str) and 0 < len(item) <= 128 for item in value
     ):
@@ -75,8 +83,6 @@ def _strings(value: Any, field: str, *, most: int = 64) -> list[str]:
 
 def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
     """The job request, checked (InputError naming the field)."""
-    from ..errors import InputError
-
     analysis = body.get("analysis")
     if analysis not in ANALYSES:
         raise InputError(f"one of {', '.join(ANALYSES)}", field="analysis")
@@ -90,6 +96,12 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
     if failure not in ("fail", "continue"):
         raise InputError("fail or continue", field="on_node_failure")
     request["on_node_failure"] = failure
+    purpose = body.get("purpose")
+    if purpose is not None:
+        # The caller's declared research purpose, sent to every node: a node
+        # whose dataset permits analyses without a grant weighs it against the
+        # dataset's DUO terms (access.decision.authorize).
+        request["purpose"] = purpose_to_json(purpose_from_json(purpose))
     chunk = body.get("chunk_variants", DEFAULT_CHUNK_VARIANTS)
     if not isinstance(chunk, int) or not 100 <= chunk <= 20_000:
         raise InputError("an integer from 100 to 20000", field="chunk_variants")
@@ -117,10 +129,18 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
         request["covariates"] = _strings(
             body.get("covariates", []), "covariates", most=30
         )
+        firth = body.get("firth", "no")
+        if firth not in FIRTH_MODES:
+            raise InputError(f"one of {', '.join(FIRTH_MODES)}", field="firth")
+        request["firth"] = firth
     if analysis == "frequencies":
         request["strata"] = _strings(body.get("strata", []), "strata", most=3)
     if analysis == "summary":
         request["variables"] = _strings(body.get("variables"), "variables", most=32)
+        quantiles = body.get("quantiles", False)
+        if not isinstance(quantiles, bool):
+            raise InputError("true or false", field="quantiles")
+        request["quantiles"] = quantiles
     if analysis == "pca":
         components = body.get("components", 4)
         most = body.get("max_variants", 500)
@@ -133,10 +153,20 @@ def validate_request(body: Mapping[str, Any]) -> dict[str, Any]:
             raise InputError("in (0, 0.5)", field="min_frequency")
         if "region" not in request:
             raise InputError("the PCA needs a region", field="region")
+        r2 = body.get("ld_r2", DEFAULT_LD_R2)
+        band = body.get("ld_window", DEFAULT_LD_WINDOW)
+        if r2 is not None and (
+            not isinstance(r2, (int, float)) or isinstance(r2, bool) or not 0 < r2 < 1
+        ):
+            raise InputError("in (0, 1), or null for no pruning", field="ld_r2")
+        if not isinstance(band, int) or isinstance(band, bool) or not 1 <= band <= 200:
+            raise InputError("1 to 200 variants", field="ld_window")
         request |= {
             "components": components,
             "max_variants": most,
             "min_frequency": maf,
+            "ld_r2": r2,
+            "ld_window": band,
         }
     return request
 
@@ -185,6 +215,7 @@ class Coordinator:
         self.timeout_seconds = timeout_seconds
         self.round_trips = 0
         self.job_id = ""
+        self.purpose: dict[str, Any] | None = None
         self.tasks: dict[str, dict[str, Any]] = {}
 
     # -- node calls -------------------------------------------------------------
@@ -201,8 +232,15 @@ class Coordinator:
         url = node.url + path
         content = b""
         if body is not None:
-            content = json.dumps({**body, "job": self.job_id}).encode()
-        headers = {"content-type": "application/json"}
+            # Binary both ways (analysis.codec): the arrays are exact bytes with
+            # no base64, and neither side parses megabytes of JSON text.
+            extra: dict[str, Any] = {"job": self.job_id}
+            if self.purpose is not None:
+                extra["purpose"] = self.purpose
+            content = pack({**body, **extra})
+        headers = {"accept": f"{MEDIA_TYPE}, application/json"}
+        if content:
+            headers["content-type"] = MEDIA_TYPE
         if self.authorization is not None:
             headers["authorization"] = self.authorization.reveal()
         if self.signer is not None:
@@ -235,9 +273,14 @@ class Coordinator:
                 dataset, "SYSTEM_ERROR", f"{node.id}: HTTP {response.status_code}"
             )
         try:
-            document = response.json()
-        except ValueError:
-            raise NodeFailure(dataset, "SYSTEM_ERROR", f"{node.id}: not JSON") from None
+            if response.headers.get("content-type", "").startswith(MEDIA_TYPE):
+                document = unpack(response.content)
+            else:
+                document = response.json()
+        except (ValueError, InputError):
+            raise NodeFailure(
+                dataset, "SYSTEM_ERROR", f"{node.id}: not an analysis answer"
+            ) from None
         if response.status_code >= 400:
             detail = document.get("detail") if isinstance(document, dict) else None
             if not isinstance(detail, str):
@@ -294,6 +337,7 @@ class Coordinator:
         self.job_id = job_id
         job = await asyncio.to_thread(self.store.get, job_id)
         request = job.request
+        self.purpose = request.get("purpose")
         self.tasks = {
             dataset: {"state": "QUEUED", "node": None, "progress": 0.0, "reason": None}
             for dataset in request["datasets"]
@@ -345,7 +389,9 @@ class Coordinator:
             for node in self.registry.nodes:
                 await self._check_canceled()
                 try:
-                    layout = await self._call(node, dataset, "GET", "layout")
+                    # A body (the job, the declared purpose) even on this GET:
+                    # the node decides on it as on every later round.
+                    layout = await self._call(node, dataset, "GET", "layout", {})
                 except NodeFailure as failure:
                     if "HTTP 404" in failure.reason:
                         continue
@@ -464,7 +510,7 @@ class Coordinator:
         beta = np.zeros(len(request["covariates"]) + 1)
         for _ in range(federated.MAX_ITERATIONS):
             answers = await self._round(
-                tasks, "glm", {**self._model_body(request), "start": encode(beta)}
+                tasks, "glm", {**self._model_body(request), "start": beta}
             )
             information = sum(
                 decode(a["information"], field="information") for a in answers.values()
@@ -531,9 +577,11 @@ class Coordinator:
         window: dict[str, Any],
         null_beta: np.ndarray | None,
     ) -> tuple[list[dict[str, Any]], int]:
-        body = {**self._model_body(request), "window": window}
+        body: dict[str, Any] = {**self._model_body(request), "window": window}
         if null_beta is not None:
-            body["start"] = encode(null_beta)
+            body["start"] = null_beta
+            # The Newton steps need the information and score only.
+            body["log_likelihood"] = False
         answers = await self._round(tasks, "glm", body)
         keys, hidden = self._common(answers)
         if not keys:
@@ -583,7 +631,7 @@ class Coordinator:
             answers = await self._round(
                 tasks,
                 "glm",
-                {**body, "variants": active_keys, "beta": encode(beta_all[active])},
+                {**body, "variants": active_keys, "beta": beta_all[active]},
             )
             information = self._gather(answers, active_keys, "information")
             score = self._gather(answers, active_keys, "score")
@@ -597,7 +645,70 @@ class Coordinator:
         )
         status[separated & (status == "ok")] = "separation"
         b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
+        mode = request.get("firth", "no")
+        if mode != "no":
+            chosen = (
+                np.arange(len(keys)) if mode == "all" else np.flatnonzero(separated)
+            )
+            if len(chosen):
+                found = await self._firth(
+                    tasks, body, [keys[j] for j in chosen], null_beta
+                )
+                b[chosen], se[chosen], p[chosen], status[chosen] = found
         return self._result_rows(window, keys, num, b, se, p, list(status)), hidden
+
+    async def _firth(
+        self,
+        tasks: list[_Task],
+        body: dict[str, Any],
+        keys: list[str],
+        null_beta: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Firth's penalised fit of ``keys``: β, SE, p and status per variant.
+
+        Exact from aggregates: two rounds per iteration at the same β — the
+        information and score, then, given the pooled information's inverse,
+        each node's Σ xᵢ hᵢ (½ − μᵢ) (the pooled hat matrix's diagonal is
+        wᵢ xᵢᵀ I⁻¹ xᵢ, so every node computes its people's terms). The step is
+        I⁻¹ (U + that), at most FIRTH_MAX_STEP; SE from I⁻¹ at the estimate,
+        two-sided Wald p (as plink2 --glm firth reports).
+        """
+        count = len(keys)
+        beta = np.tile(np.append(null_beta, 0.0), (count, 1))
+        width = beta.shape[1]
+        information_all = np.full((count, width, width), np.nan)
+        status = np.array(["not converged"] * count, dtype=object)
+        active = np.arange(count)
+        for _ in range(federated.MAX_ITERATIONS):
+            named = [keys[j] for j in active]
+            here = {**body, "variants": named, "beta": beta[active]}
+            answers = await self._round(tasks, "glm", here)
+            information = self._gather(answers, named, "information")
+            score = self._gather(answers, named, "score")
+            inverse = federated.inverses(information)
+            singular = np.isnan(inverse).any(axis=(1, 2))
+            inverse[singular] = 0.0
+            answers = await self._round(tasks, "glm", {**here, "inverse": inverse})
+            penalised = score + self._gather(answers, named, "firth_score")
+            step = np.einsum("vij,vj->vi", inverse, penalised)
+            largest = np.max(np.abs(step), axis=1, keepdims=True)
+            step *= np.minimum(
+                1.0, federated.FIRTH_MAX_STEP / np.maximum(largest, 1e-300)
+            )
+            new = beta[active] + step
+            change = np.max(np.abs(step) / np.maximum(1.0, np.abs(new)), axis=1)
+            information_all[active] = information
+            beta[active] = new
+            finished = (change < federated.CONVERGENCE_TOLERANCE) & ~singular
+            status[active[finished]] = "firth"
+            status[active[singular]] = "singular"
+            active = active[~finished & ~singular]
+            if len(active) == 0:
+                break
+        b, se, p = federated.logistic_wald(beta, information_all)
+        failed = status != "firth"
+        b, se, p = (np.where(failed, np.nan, v) for v in (b, se, p))
+        return b, se, p, status
 
     # -- tables and frequencies ----------------------------------------------------
 
@@ -672,7 +783,12 @@ class Coordinator:
         self, request: dict[str, Any], tasks: list[_Task]
     ) -> dict[str, Any]:
         answers = await self._round(
-            tasks, "summary", {"variables": request["variables"]}
+            tasks,
+            "summary",
+            {
+                "variables": request["variables"],
+                "quantiles": request.get("quantiles", False),
+            },
         )
         out: dict[str, Any] = {}
         for name in request["variables"]:
@@ -701,8 +817,47 @@ class Coordinator:
                 "mean": mean,
                 "variance": variance,
             }
+            found = {
+                dataset: answer[name]["quantiles"]
+                for dataset, answer in answers.items()
+                if "quantiles" in answer[name]
+            }
+            if found:
+                # Each node's coarsened quantiles, and their mean weighted by
+                # each node's number of values (DataSHIELD's ``combine``: an
+                # estimate of the pooled quantiles, not the exact ones).
+                weights = {d: answers[d][name]["num"] for d in found}
+                values = np.array([found[d]["values"] for d in found], float)
+                combined = np.average(values, axis=0, weights=list(weights.values()))
+                out[name]["quantiles"] = {
+                    "probabilities": next(iter(found.values()))["probabilities"],
+                    "combined": combined.tolist(),
+                    "per_dataset": {d: q["values"] for d, q in found.items()},
+                }
         await self._progress(tasks, 1, 1)
         return {"analysis": "summary", "variables": out}
+
+    async def _pruned(
+        self,
+        request: dict[str, Any],
+        tasks: list[_Task],
+        window: dict[str, Any],
+        keys: list[str],
+        frequency: np.ndarray,
+    ) -> np.ndarray:
+        """Which of a window's common ``keys`` LD pruning keeps (indices)."""
+        band = min(request["ld_window"], len(keys) - 1)
+        body = {
+            "window": window,
+            "variants": keys,
+            "frequencies": frequency,
+            "band": band,
+        }
+        answers = await self._round(tasks, "pca/linkage", body)
+        products = sum(
+            decode(a["products"], field="products") for a in answers.values()
+        )
+        return federated.prune_linkage(np.asarray(products), request["ld_r2"])
 
     async def _pca(self, request: dict[str, Any], tasks: list[_Task]) -> dict[str, Any]:
         region = request["region"]
@@ -712,9 +867,9 @@ class Coordinator:
             "end": region["end"],
         }
         keys: list[str] = []
-        counts: list[float] = []
-        numbers: list[float] = []
-        # Pooled frequencies window by window (each node reads one at a time).
+        frequencies: list[float] = []
+        # Pooled frequencies window by window (each node reads one at a time),
+        # then the window's common variants pruned for LD (pooled r²).
         for piece in self._windows(request, tasks):
             answers = await self._round(
                 tasks, "frequencies", {"strata": [], "window": piece}
@@ -726,14 +881,20 @@ class Coordinator:
                 rows = [index[key] for key in found]
                 count += np.asarray(answer["allele_count"], float).reshape(-1)[rows]
                 number += np.asarray(answer["allele_number"], float).reshape(-1)[rows]
-            keys += found
-            counts += count.tolist()
-            numbers += number.tolist()
-        frequency = np.asarray(counts) / np.maximum(np.asarray(numbers), 1)
-        minor = np.minimum(frequency, 1 - frequency)
-        common = [j for j in range(len(keys)) if minor[j] >= request["min_frequency"]]
-        # Thinning to evenly spaced common variants stands in for LD pruning: it
-        # keeps the Gram matrix small and its variants far apart.
+            frequency = count / np.maximum(number, 1)
+            minor = np.minimum(frequency, 1 - frequency)
+            picked = np.flatnonzero(minor >= request["min_frequency"])
+            if request.get("ld_r2") is not None and len(picked) > 1:
+                candidates = [found[j] for j in picked]
+                kept = await self._pruned(
+                    request, tasks, piece, candidates, frequency[picked]
+                )
+                picked = picked[kept]
+            keys += [found[j] for j in picked]
+            frequencies += frequency[picked].tolist()
+        frequency = np.asarray(frequencies)
+        common = list(range(len(keys)))
+        # Then thinned to evenly spaced ones, keeping the Gram matrix small.
         if len(common) > request["max_variants"]:
             picks = np.linspace(0, len(common) - 1, request["max_variants"]).round()
             common = [common[int(i)] for i in picks]
@@ -761,6 +922,8 @@ class Coordinator:
             "frequencies": frequency[common].tolist(),
             "eigenvalues": values.tolist(),
             "variance_explained": (values / np.trace(gram)).tolist(),
+            "ld_r2": request.get("ld_r2"),
+            "ld_window": request.get("ld_window"),
             "loadings": loadings.tolist(),
             "num_individuals": total,
         }
