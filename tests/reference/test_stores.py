@@ -31,7 +31,7 @@ from genomenode.reference.build import build_reference
 from genomenode.reference.store import reference_location
 from genomenode.store.compute import allele_frequencies
 from genomenode.store.genotype_rows import GenotypeSource
-from genomenode.store.node import init_node
+from genomenode.store.node import init_node, open_node
 from genomenode.store.published import PublishedDatasets
 
 from ..conftest import in_process_workers, write_small_cohort
@@ -81,8 +81,8 @@ def _node(directory, cohort, *, sealed, storage=None, endpoint=None):
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory, s3):
-    directory = tmp_path_factory.mktemp("stores")
+def cohort(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cohort")
     cohort = write_small_cohort(
         directory / "cohort", num_samples=60, num_variants=300, seed=5
     )
@@ -91,6 +91,12 @@ def nodes(tmp_path_factory, s3):
     description = yaml.safe_load(cohort.read_text())
     description |= {"security_level": "PUBLIC", "beacon": {"anonymous": "record"}}
     cohort.write_text(yaml.safe_dump(description))
+    return cohort
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory, s3, cohort):
+    directory = tmp_path_factory.mktemp("stores")
     made = {
         "plain": _node(directory / "plain", cohort, sealed=False),
         "sealed": _node(directory / "sealed", cohort, sealed=True),
@@ -333,3 +339,42 @@ def test_a_new_qc_run_switches_versions_and_keeps_the_one_before(nodes):
     # Objects written without the switch (a run killed before it) are not read.
     node.objects.write(f"{base}/zz-unfinished/qc.json", b"{}")
     assert load_report(node, DATASET)["samples"] == before["samples"]
+
+
+def test_turning_encryption_on_seals_the_next_run_and_drops_the_plain_one(
+    tmp_path, nodes, cohort
+):
+    node = _node(tmp_path / "node", cohort, sealed=False)
+    run_qc(node, DATASET)
+    build_reference(node)
+    dataset = node.datasets_dir / DATASET
+    assert (dataset / "qc" / "qc.json").is_file()
+    node.close()
+    os.environ["GENOMENODE_ENCRYPT_AT_REST"] = "true"
+    try:
+        sealed = open_node(tmp_path / "node")
+        # Until the next run, the plain results are what is read.
+        assert (
+            load_report(sealed, DATASET)["samples"]
+            == (load_report(nodes["plain"], DATASET)["samples"])
+        )
+        run_qc(sealed, DATASET)
+        build_reference(sealed)
+        assert {path.name for path in (dataset / "qc").iterdir()} == {
+            "current.json",
+            json.loads((dataset / "qc" / "current.json").read_text())["version"],
+        }
+        assert not (dataset / "reference.zarr").exists()
+        patterns = _sample_patterns(sealed)
+        for path in dataset.rglob("*"):
+            if path.is_file():
+                assert not [p for p in patterns if p in path.read_bytes()], path
+        expected = load_flags(nodes["plain"], DATASET)
+        got = load_flags(sealed, DATASET)
+        assert np.array_equal(got.sample_pass, expected.sample_pass)
+        assert _without_times(_answers(sealed)) == _without_times(
+            _answers(nodes["plain"])
+        )
+        sealed.close()
+    finally:
+        os.environ.pop("GENOMENODE_ENCRYPT_AT_REST")
