@@ -339,6 +339,8 @@ def test_a_new_qc_run_switches_versions_and_keeps_the_one_before(nodes):
     # Objects written without the switch (a run killed before it) are not read.
     node.objects.write(f"{base}/zz-unfinished/qc.json", b"{}")
     assert load_report(node, DATASET)["samples"] == before["samples"]
+    run_qc(node, DATASET)  # ... and the next run deletes them
+    assert versions() == {third, current()}
 
 
 def test_turning_encryption_on_seals_the_next_run_and_drops_the_plain_one(
@@ -365,6 +367,8 @@ def test_turning_encryption_on_seals_the_next_run_and_drops_the_plain_one(
             json.loads((dataset / "qc" / "current.json").read_text())["version"],
         }
         assert not (dataset / "reference.zarr").exists()
+        for path in (dataset / "qc").rglob("*"):
+            assert path.stat().st_mode & 0o077 == 0, path  # owner only
         patterns = _sample_patterns(sealed)
         for path in dataset.rglob("*"):
             if path.is_file():

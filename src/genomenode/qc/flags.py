@@ -41,6 +41,7 @@ import numpy as np
 from ..errors import StoreError
 from ..store.derived import current_objects, publish_objects, writes_objects
 from ..store.node import Node, parse_versioned_json, write_json_atomic
+from ..store.private import private_files
 
 __all__ = [
     "QC_DIRECTORY",
@@ -148,17 +149,14 @@ def store_results(
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **variants)  # type: ignore[arg-type]
     summary = json.dumps(summary_of(report), indent=2, sort_keys=True) + "\n"
-    return publish_objects(
-        node,
-        dataset_id,
-        fingerprint,
-        QC_DIRECTORY,
-        {
-            "variants.npz": buffer.getvalue(),
-            "qc.json": _report_bytes(report),
-            "summary.json": summary.encode(),
-        },
-    )
+    content = {
+        "variants.npz": buffer.getvalue(),
+        "qc.json": _report_bytes(report),
+        "summary.json": summary.encode(),
+    }
+    # Owner-only files and directories on a local (sealed) store, as ever.
+    with private_files():
+        return publish_objects(node, dataset_id, fingerprint, QC_DIRECTORY, content)
 
 
 def _read_result(
