@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import pathlib
@@ -64,10 +65,24 @@ def _base(node: Node, dataset_id: str, fingerprint: str, kind: str) -> str:
 class DerivedObjects:
     """The current version of one derived result of a dataset."""
 
-    storage: Storage
+    node: Node
     prefix: str
     version: str
-    sealer: Any  # a Sealer, or None: plaintext
+    salt: bytes | None  # None: plaintext
+
+    @property
+    def storage(self) -> Storage:
+        return self.node.objects
+
+    @functools.cached_property
+    def sealer(self) -> Any:
+        """The run's :class:`~genomenode.store.sealed.Sealer`, or None (derived
+        on first use: finding the current version costs no key derivation)."""
+        if self.salt is None:
+            return None
+        from .sealed import Sealer
+
+        return Sealer(self.node.node_secret, self.salt)
 
     @property
     def where(self) -> str:
@@ -116,13 +131,9 @@ def current_objects(
     switch = _read_switch(storage, f"{base}/{SWITCH}")
     if switch is None:
         return None
-    sealer = None
-    if switch.get("salt"):
-        from .sealed import Sealer
-
-        sealer = Sealer(node.node_secret, bytes.fromhex(switch["salt"]))
+    salt = bytes.fromhex(switch["salt"]) if switch.get("salt") else None
     version = str(switch["version"])
-    return DerivedObjects(storage, f"{base}/{version}", version, sealer)
+    return DerivedObjects(node, f"{base}/{version}", version, salt)
 
 
 def publish_objects(
