@@ -16,14 +16,20 @@ A QC run writes ``<storage>/datasets/<id>/qc/`` (docs/store-format.md):
     population, InbreedingCoeff, raw and high-quality ALT counts.
 
 The directory is replaced whole by one rename, so readers see the old results or
-the new, never a mixture. Nothing is deleted from the dataset: failing samples
-and variants are flagged, and :func:`load_flags` is how the reference and the
-analyses learn which.
+the new, never a mixture. A node whose datasets are in an object store, or
+sealed (``encrypt_at_rest``), keeps the same three files as objects of its
+storage instead, under ``<dataset prefix>/qc/<version>/`` and published by
+writing ``qc/current.json`` last, sealed on a sealed node
+(:mod:`genomenode.store.derived`): per-sample metrics are personal data.
+
+Nothing is deleted from the dataset: failing samples and variants are flagged,
+and :func:`load_flags` is how the reference and the analyses learn which.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import pathlib
@@ -33,7 +39,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from ..store.node import Node, read_versioned_json, write_json_atomic
+from ..store.derived import current_objects, publish_objects, writes_objects
+from ..store.node import Node, parse_versioned_json, write_json_atomic
+from ..store.private import private_files
 
 __all__ = [
     "QC_DIRECTORY",
@@ -44,6 +52,7 @@ __all__ = [
     "load_summary",
     "load_variant_arrays",
     "qc_directory",
+    "store_results",
     "summary_of",
     "write_results",
 ]
@@ -100,10 +109,8 @@ def write_results(
         np.savez_compressed(out, **variants)  # type: ignore[arg-type]
         out.flush()
         os.fsync(out.fileno())
-    # One line of JSON: the C encoder (indented JSON goes through Python's, which
-    # took longer than measuring the samples did).
-    with open(partial / "qc.json", "w") as out:
-        out.write(json.dumps(report, sort_keys=True, separators=(",", ":")) + "\n")
+    with open(partial / "qc.json", "wb") as out:
+        out.write(_report_bytes(report))
         out.flush()
         os.fsync(out.fileno())
     write_json_atomic(partial / "summary.json", summary_of(report))
@@ -113,6 +120,63 @@ def write_results(
         os.replace(directory, previous)
     os.replace(partial, directory)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _report_bytes(report: dict[str, Any]) -> bytes:
+    # One line of JSON: the C encoder (indented JSON goes through Python's, which
+    # took longer than measuring the samples did).
+    return (json.dumps(report, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def store_results(
+    node: Node,
+    dataset_id: str,
+    fingerprint: str,
+    report: dict[str, Any],
+    variants: dict[str, np.ndarray],
+) -> str:
+    """Publish a QC run's results where the node keeps them; returns where.
+
+    A plain local node: the ``qc/`` directory, replaced by one rename
+    (:func:`write_results`). An object store or a sealed node: objects, sealed
+    on a sealed node, made current by one small object
+    (:func:`genomenode.store.derived.publish_objects`).
+    """
+    if not writes_objects(node):
+        directory = qc_directory(node, dataset_id)
+        write_results(directory, report, variants)
+        return str(directory)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **variants)  # type: ignore[arg-type]
+    summary = json.dumps(summary_of(report), indent=2, sort_keys=True) + "\n"
+    content = {
+        "variants.npz": buffer.getvalue(),
+        "qc.json": _report_bytes(report),
+        "summary.json": summary.encode(),
+    }
+    # Owner-only files and directories on a local (sealed) store, as ever.
+    with private_files():
+        return publish_objects(node, dataset_id, fingerprint, QC_DIRECTORY, content)
+
+
+def _read_result(
+    node: Node, dataset_id: str, fingerprint: str, name: str
+) -> tuple[bytes | None, str]:
+    """One file of a dataset's QC results (None: QC never ran), and where."""
+    objects = current_objects(node, dataset_id, fingerprint, QC_DIRECTORY)
+    if objects is not None:
+        where = f"{objects.where}/{name}"
+        try:
+            return objects.read(name), where
+        except FileNotFoundError:
+            return None, where
+    path = qc_directory(node, dataset_id) / name
+    try:
+        return path.read_bytes(), str(path)
+    except FileNotFoundError:
+        return None, str(path)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read: {error}") from None
 
 
 def summary_of(report: dict[str, Any]) -> dict[str, Any]:
@@ -150,13 +214,13 @@ def load_report(
         The results are of other data than the dataset's (another fingerprint).
     """
     manifest = node.dataset_manifest(dataset_id)
-    path = qc_directory(node, dataset_id) / name
-    if not path.exists():
+    text, where = _read_result(node, dataset_id, manifest["fingerprint"], name)
+    if text is None:
         return None
-    report = read_versioned_json(path, QC_FORMAT_VERSION)
+    report: dict[str, Any] = parse_versioned_json(text, where, QC_FORMAT_VERSION)
     if report.get("fingerprint") != manifest.get("fingerprint"):
         raise StoreError(
-            f"{path}: QC results of other data than dataset {dataset_id!r}; "
+            f"{where}: QC results of other data than dataset {dataset_id!r}; "
             "run genomenode qc run again"
         )
     return report
@@ -167,12 +231,9 @@ def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
     report = load_report(node, dataset_id)
     if report is None:
         return None
-    path = qc_directory(node, dataset_id) / "variants.npz"
-    try:
-        with np.load(path) as arrays:
-            reasons = np.asarray(arrays["reasons"], dtype=np.uint8)
-    except (OSError, KeyError, ValueError) as error:
-        raise StoreError(f"{path}: cannot read: {error}") from None
+    # load_report checked that the results are of the published content.
+    arrays = _variant_file(node, dataset_id, report["fingerprint"], ("reasons",))
+    reasons = np.asarray(arrays["reasons"], dtype=np.uint8)
     samples = report["samples"]
     return QcFlags(
         sample_pass=np.array([not sample["reasons"] for sample in samples], bool),
@@ -185,13 +246,23 @@ def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
 
 
 def load_variant_arrays(node: Node, dataset_id: str) -> dict[str, np.ndarray]:
-    """Every per-variant array of a dataset's QC (``summary.json``
-        The same without anything about individual samples (what the catalogue
-        and other aggregate views read).
-    ``variants.npz``)."""
-    path = qc_directory(node, dataset_id) / "variants.npz"
+    """Every per-variant array of a dataset's QC (``variants.npz``)."""
+    manifest = node.dataset_manifest(dataset_id)
+    return _variant_file(node, dataset_id, manifest["fingerprint"])
+
+
+def _variant_file(
+    node: Node,
+    dataset_id: str,
+    fingerprint: str,
+    names: tuple[str, ...] | None = None,
+) -> dict[str, np.ndarray]:
+    data, where = _read_result(node, dataset_id, fingerprint, "variants.npz")
+    if data is None:
+        raise StoreError(f"{where}: cannot read: no such file")
     try:
-        with np.load(path) as arrays:
-            return {name: np.asarray(arrays[name]) for name in arrays.files}
-    except (OSError, ValueError) as error:
-        raise StoreError(f"{path}: cannot read: {error}") from None
+        with np.load(io.BytesIO(data)) as arrays:
+            wanted = arrays.files if names is None else names
+            return {name: np.asarray(arrays[name]) for name in wanted}
+    except (OSError, KeyError, ValueError) as error:
+        raise StoreError(f"{where}: cannot read: {error}") from None

@@ -21,7 +21,7 @@ from ..store.locks import dataset_lock
 from ..store.models import Dataset, Individual
 from ..store.node import Node
 from ..version import __version__
-from .flags import QC_FORMAT_VERSION, qc_directory, write_results
+from .flags import QC_FORMAT_VERSION, store_results
 from .samples import SampleQc, flag_samples, measure_samples, row_kinds
 from .settings import QcSettings
 from .variants import VARIANT_REASONS, VariantQc, measure_variants
@@ -281,8 +281,10 @@ def run_qc(
             variants=variants,
             seconds=time.perf_counter() - started,
         )
-        write_results(
-            qc_directory(node, dataset_id),
+        store_results(
+            node,
+            dataset_id,
+            manifest["fingerprint"],
             report,
             {
                 "reasons": variants.reasons,

@@ -32,6 +32,7 @@ import zarr
 from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
+from ..store.derived import publish_objects, writes_objects
 from ..store.genotype_counts import (
     biallelic_cell_table,
     cell_genotype_table,
@@ -43,7 +44,7 @@ from ..store.node import Node
 from ..store.private import private_files
 from ..store.published import PublishedDataset, PublishedDatasets
 from .populations import Populations, populations_of_cells
-from .store import COUNT_ARRAYS, FORMAT_VERSION, reference_path
+from .store import COUNT_ARRAYS, FORMAT_VERSION, REFERENCE_OBJECTS, reference_path
 
 __all__ = [
     "BuildResult",
@@ -67,7 +68,7 @@ class BuildResult:
     """What one dataset's build produced."""
 
     dataset_id: str
-    path: pathlib.Path
+    path: pathlib.Path | str
     populations: list[str]
     population_samples: list[int]
     num_variants: int
@@ -214,7 +215,14 @@ def build_dataset_reference(
     num_populations = len(populations.names)
     step = int(opened.chunks[0])
     target = reference_path(dataset_directory)
-    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    # An object store or a sealed node: built in staging, then published as
+    # (sealed) objects; a plain local node: beside the dataset, then renamed.
+    as_objects = writes_objects(handle.node)
+    temporary = (
+        handle.node.staging_dir / f"{handle.id}.reference.tmp-{os.getpid()}"
+        if as_objects
+        else target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    )
     shutil.rmtree(temporary, ignore_errors=True)
     group: Any = zarr.open_group(temporary, mode="w")
     chunk_rows = max(1, min(step, num_variants))
@@ -317,15 +325,33 @@ def build_dataset_reference(
             "built_at": started.isoformat(timespec="seconds"),
         }
     )
-    # Replace the previous build whole: readers see the old or the new one.
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    temporary.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    where: pathlib.Path | str = target
+    if as_objects:
+        prefix = handle.node.dataset_prefix(handle.id, manifest["fingerprint"])
+        try:
+            where = publish_objects(
+                handle.node,
+                handle.id,
+                manifest["fingerprint"],
+                REFERENCE_OBJECTS,
+                temporary,
+                # A plain build of before (e.g. encrypt_at_rest set since).
+                replaces=(f"{prefix}/{target.name}",),
+            )
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+    else:
+        # Replace the previous build whole: readers see the old or the new one.
+        old = target.with_name(f"{target.name}.old-{os.getpid()}")
+        if target.exists():
+            target.rename(old)
+        temporary.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        # A build kept as objects before (the node sealed then) would hide it.
+        shutil.rmtree(dataset_directory / REFERENCE_OBJECTS, ignore_errors=True)
     return BuildResult(
         dataset_id=handle.id,
-        path=target,
+        path=where,
         populations=populations.names,
         population_samples=[int(value) for value in samples],
         num_variants=int(num_variants),

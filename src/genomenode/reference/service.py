@@ -11,8 +11,8 @@ fly for that one variant, by the same kernel and QC flags.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from .release import (
     release_allowed,
     released_frequencies,
 )
-from .store import ReferenceCounts, ReferenceStore, reference_path
+from .store import ReferenceCounts, ReferenceStore, reference_location
 
 __all__ = [
     "MAX_VARIANT_ID_LENGTH",
@@ -44,7 +44,11 @@ __all__ = [
 #: The longest variant id a caller may send.
 MAX_VARIANT_ID_LENGTH = 1_000
 
-_stores: dict[pathlib.Path, tuple[float, ReferenceStore]] = {}
+# Per (node, dataset): the build's token, its opened store, when last checked.
+_stores: dict[tuple[str, str], tuple[str, ReferenceStore, float]] = {}
+# How long a reference kept from an object store is used before its switch is
+# read again (one GET); a rebuild keeps the version before it (store/derived.py).
+_RECHECK_SECONDS = 2.0
 _stores_lock = threading.Lock()
 
 
@@ -72,21 +76,26 @@ def parse_variant(text: str) -> tuple[str, int, str, str]:
 
 def reference_store(handle: PublishedDataset) -> ReferenceStore | None:
     """The dataset's built reference (opened once per build), or None."""
-    path = reference_path(handle.node.datasets_dir / handle.id)
-    try:
-        built = (path / "zarr.json").stat().st_mtime
-    except FileNotFoundError:
-        return None
+    node = handle.node
+    key = (str(node.config.node_dir), handle.id)
+    now = time.monotonic()
     with _stores_lock:
-        kept = _stores.get(path)
-        if kept is not None and kept[0] == built:
-            return kept[1]
-    try:
-        store = ReferenceStore(path)
-    except StoreError:
+        kept = _stores.get(key)
+    if kept is not None and node.remote and now - kept[2] < _RECHECK_SECONDS:
+        return kept[1]
+    found = reference_location(node, handle.id, handle.manifest["fingerprint"])
+    if found is None:
         return None
+    token, opener = found
+    if kept is not None and kept[0] == token:
+        store = kept[1]
+    else:
+        try:
+            store = opener()
+        except StoreError:
+            return None
     with _stores_lock:
-        _stores[path] = (built, store)
+        _stores[key] = (token, store, now)
     return store
 
 

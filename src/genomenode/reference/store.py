@@ -18,6 +18,12 @@ array                             shape                     what
 and attributes ``format_version``, ``populations``, ``population_samples``,
 ``qc`` (whether QC flags were applied) and ``built_at``. A rebuild replaces it
 whole (written under a temporary name, then renamed).
+
+A node whose datasets are in an object store, or sealed (``encrypt_at_rest``),
+keeps the same Zarr group as objects of its storage instead:
+``<dataset prefix>/reference/<version>/`` made current by
+``reference/current.json``, every object sealed on a sealed node
+(:mod:`genomenode.store.derived`); :func:`reference_location` finds either.
 """
 
 from __future__ import annotations
@@ -26,24 +32,31 @@ import dataclasses
 import functools
 import pathlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import zarr
 
 from ..errors import StoreError
+from ..store.derived import current_objects
+from ..store.node import Node
 
 __all__ = [
     "COUNT_ARRAYS",
     "FORMAT_VERSION",
     "REFERENCE_DIRECTORY",
+    "REFERENCE_OBJECTS",
     "ReferenceCounts",
     "ReferenceStore",
+    "reference_location",
     "reference_path",
 ]
 
 FORMAT_VERSION = 1
 REFERENCE_DIRECTORY = "reference.zarr"
+#: The result's name among a dataset's objects (:mod:`genomenode.store.derived`).
+REFERENCE_OBJECTS = "reference"
 #: The per-allele count arrays, in the order :class:`ReferenceCounts` lists them.
 COUNT_ARRAYS = (
     "allele_count",
@@ -68,18 +81,31 @@ class ReferenceCounts:
 
 
 class ReferenceStore:
-    """Read access to one dataset's ``reference.zarr`` (thread-safe reads)."""
+    """Read access to one dataset's ``reference.zarr`` (thread-safe reads).
 
-    def __init__(self, path: pathlib.Path) -> None:
-        if not (path / "zarr.json").exists():
-            raise StoreError(f"{path}: no reference built")
-        self.path = path
-        self.root: Any = zarr.open_group(path, mode="r")
+    ``location`` is the local directory, or a zarr store over the node's
+    objects (:func:`reference_location`), described by ``where`` in errors.
+    """
+
+    def __init__(self, location: pathlib.Path | Any, where: str | None = None) -> None:
+        if isinstance(location, pathlib.Path):
+            if not (location / "zarr.json").exists():
+                raise StoreError(f"{location}: no reference built")
+            where = str(location)
+        self.where = where or str(location)
+        #: The local directory, or None: objects of the node's storage.
+        self.path: pathlib.Path | None = (
+            location if isinstance(location, pathlib.Path) else None
+        )
+        try:
+            self.root: Any = zarr.open_group(location, mode="r")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            raise StoreError(f"{self.where}: no reference built") from None
         attributes: dict[str, Any] = dict(self.root.attrs)
         version = attributes.get("format_version")
         if version != FORMAT_VERSION:
             raise StoreError(
-                f"{path}: reference format_version {version!r}, this genomenode "
+                f"{self.where}: reference format_version {version!r}, this genomenode "
                 f"reads {FORMAT_VERSION}; run `genomenode reference build` again"
             )
         self.populations: list[str] = list(attributes["populations"])
@@ -154,3 +180,25 @@ class ReferenceStore:
 def reference_path(dataset_directory: pathlib.Path) -> pathlib.Path:
     """Where a dataset's reference lives."""
     return dataset_directory / REFERENCE_DIRECTORY
+
+
+def reference_location(
+    node: Node, dataset_id: str, fingerprint: str
+) -> tuple[str, Callable[[], ReferenceStore]] | None:
+    """Where a dataset's built reference is, or None when none was built.
+
+    Returns a token that changes with each build (to know when a kept
+    :class:`ReferenceStore` is stale) and how to open the build: the current
+    objects (:mod:`genomenode.store.derived`) if any, else the local directory.
+    """
+    objects = current_objects(node, dataset_id, fingerprint, REFERENCE_OBJECTS)
+    if objects is not None:
+        return objects.version, lambda: ReferenceStore(
+            objects.zarr_store(), objects.where
+        )
+    path = reference_path(node.datasets_dir / dataset_id)
+    try:
+        built = (path / "zarr.json").stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return f"{path}@{built}", lambda: ReferenceStore(path)

@@ -82,6 +82,10 @@ class Storage:
     def delete_prefix(self, prefix: str) -> None:
         raise NotImplementedError
 
+    def delete(self, key: str) -> None:
+        """Delete one object (none there: nothing to do)."""
+        raise NotImplementedError
+
     def zarr_store(self, prefix: str, *, read_only: bool = True) -> Any:
         """A zarr 3 store rooted at ``prefix``."""
         raise NotImplementedError
@@ -135,6 +139,9 @@ class LocalStorage(Storage):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._file(prefix), ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self._file(key).unlink(missing_ok=True)
 
     def zarr_store(self, prefix: str, *, read_only: bool = True) -> Any:
         from zarr.storage import LocalStore
@@ -273,6 +280,11 @@ class S3Storage(Storage):
         keys = list(self.listing(prefix))
         for first in range(0, len(keys), 1000):
             self._call(obstore.delete, keys[first : first + 1000])
+
+    def delete(self, key: str) -> None:
+        import obstore
+
+        self._call(obstore.delete, key)
 
     def zarr_store(self, prefix: str, *, read_only: bool = True) -> Any:
         from zarr.storage import ObjectStore
