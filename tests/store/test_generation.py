@@ -8,6 +8,8 @@ old list until the next change).
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 from sqlalchemy import event
 
@@ -65,3 +67,28 @@ def test_a_missing_or_unreadable_signal_reads_as_none(node, tmp_path):
     garbled = tmp_path / "garbled"
     garbled.write_bytes(b"\xff\xfe")
     assert read_signal(garbled) is None
+
+
+def test_the_token_is_read_again_only_when_the_file_was_replaced(tmp_path, monkeypatch):
+    """Each write is seen at once (back-to-back writes included), and an unchanged
+    file is not read again."""
+    signal = tmp_path / "generation.signal"
+    tokens = []
+    for _ in range(200):
+        write_signal(signal)
+        tokens.append(read_signal(signal))
+        assert tokens[-1] == signal.read_text(encoding="ascii")
+    assert len(set(tokens)) == 200
+    reads: list[pathlib.Path] = []
+    original = pathlib.Path.read_text
+    monkeypatch.setattr(
+        pathlib.Path,
+        "read_text",
+        lambda self, *a, **k: reads.append(self) or original(self, *a, **k),
+    )
+    for _ in range(5):
+        assert read_signal(signal) == tokens[-1]
+    assert reads == []
+    write_signal(signal)
+    assert read_signal(signal) != tokens[-1]
+    assert reads == [signal]
