@@ -11,10 +11,11 @@ the path of every request. So each commit that bumps it also rewrites a small
 *signal file* beside the node's database (its path is the engine's
 ``GENERATION_FILE_OPTION``, set by :class:`~genomenode.store.node.Node`) with a fresh
 random token; a process looks at that file (one ``stat``, a microsecond) on every
-request, reads it when it was replaced, and the database only when the token changed or ``refresh_seconds`` passed. A change
-made on the node's host (any command, any worker) therefore shows in the very next
-answer of every worker; one made by another host sharing a PostgreSQL database
-shows within ``refresh_seconds``.
+request, reads it when it was replaced, and the database only when the token
+changed or ``refresh_seconds`` passed. A change made on the node's host (any
+command, any worker) therefore shows in the very next answer of every worker; one
+made by another host sharing a PostgreSQL database shows within
+``refresh_seconds``.
 """
 
 from __future__ import annotations
