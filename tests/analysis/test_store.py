@@ -16,7 +16,7 @@ from genomenode.ingest.pipeline import ingest
 from genomenode.store.node import init_node, open_node
 
 from ..conftest import grant_access, in_process_workers
-from ..scale.moto_server import BUCKET, s3_service
+from ..scale.moto_server import BUCKET, s3_in_environment
 from .conftest import RESEARCHER
 
 BODIES = {
@@ -97,23 +97,14 @@ def test_a_sealed_store_gives_the_plain_numbers(cohort, plain, tmp_path):
 
 
 def test_an_object_store_gives_the_plain_numbers(cohort, plain, tmp_path):
-    with s3_service() as service:
-        saved = {name: os.environ.get(name) for name in service.environment()}
-        os.environ.update(service.environment())
-        try:
-            directory = _node(
-                tmp_path / "node",
-                cohort.dataset_yamls[0],
-                sealed=True,
-                storage=f"s3://{BUCKET}/analysis-node",
-                endpoint=service.endpoint,
-            )
-            # Nothing of the dataset's genotypes is in the node directory.
-            assert not list(directory.rglob("call_genotype"))
-            _assert_same(_answers(directory), plain)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_in_environment() as service:
+        directory = _node(
+            tmp_path / "node",
+            cohort.dataset_yamls[0],
+            sealed=True,
+            storage=f"s3://{BUCKET}/analysis-node",
+            endpoint=service.endpoint,
+        )
+        # Nothing of the dataset's genotypes is in the node directory.
+        assert not list(directory.rglob("call_genotype"))
+        _assert_same(_answers(directory), plain)

@@ -24,18 +24,17 @@ import yaml
 from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
-from genomenode.ingest.pipeline import ingest
 from genomenode.qc.flags import load_flags, load_report
 from genomenode.qc.run import run_qc
 from genomenode.reference.build import build_reference
 from genomenode.reference.store import reference_location
 from genomenode.store.compute import allele_frequencies
 from genomenode.store.genotype_rows import GenotypeSource
-from genomenode.store.node import init_node, open_node
+from genomenode.store.node import open_node
 from genomenode.store.published import PublishedDatasets
 
-from ..conftest import in_process_workers, write_small_cohort
-from ..scale.moto_server import BUCKET, s3_service
+from ..conftest import write_small_cohort
+from ..scale.moto_server import BUCKET, ingested_node, s3_in_environment
 
 DATASET = "small"
 _ARRAYS = (
@@ -50,33 +49,14 @@ _ARRAYS = (
 
 @pytest.fixture(scope="module")
 def s3():
-    with s3_service() as service:
-        saved = {name: os.environ.get(name) for name in service.environment()}
-        os.environ.update(service.environment())
-        try:
-            yield service
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_in_environment() as service:
+        yield service
 
 
 def _node(directory, cohort, *, sealed, storage=None, endpoint=None):
-    os.environ["GENOMENODE_ENCRYPT_AT_REST"] = "true" if sealed else "false"
-    try:
-        with in_process_workers():
-            node = init_node(
-                directory,
-                node_id="fi-node",
-                country="FI",
-                storage=storage,
-                storage_endpoint=endpoint,
-            )
-            ingest(node, cohort)
-    finally:
-        os.environ.pop("GENOMENODE_ENCRYPT_AT_REST")
+    node = ingested_node(
+        directory, [cohort], sealed=sealed, storage=storage, endpoint=endpoint
+    )
     return node
 
 

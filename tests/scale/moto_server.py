@@ -8,14 +8,18 @@ import contextlib
 import dataclasses
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from ..conftest import free_port
+from genomenode.ingest import ingest
+from genomenode.store.node import Node, init_node
+
+from ..conftest import free_port, in_process_workers
 from ..network.test_network import _stop
 
 BUCKET = "genomes"
@@ -106,3 +110,49 @@ def s3_service() -> Iterator[S3Service]:
         yield service
     finally:
         _stop(process)
+
+
+@contextlib.contextmanager
+def s3_in_environment() -> Iterator[S3Service]:
+    """:func:`s3_service`, its AWS environment set in this process while it runs
+    (nodes opened in the test read their credentials from there), then restored."""
+    with s3_service() as service, _environment(service.environment()):
+        yield service
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def ingested_node(
+    directory: pathlib.Path,
+    dataset_yamls: Sequence[pathlib.Path],
+    *,
+    sealed: bool = False,
+    storage: str | None = None,
+    endpoint: str | None = None,
+) -> Node:
+    """A new node (``fi-node``) holding ``dataset_yamls``, ingested in-process: on
+    a local directory, or on ``storage`` at ``endpoint``; sealed or not."""
+    sealing = {"GENOMENODE_ENCRYPT_AT_REST": "true" if sealed else "false"}
+    with _environment(sealing), in_process_workers():
+        node = init_node(
+            directory,
+            node_id="fi-node",
+            country="FI",
+            storage=storage,
+            storage_endpoint=endpoint,
+        )
+        for dataset_yaml in dataset_yamls:
+            ingest(node, dataset_yaml)
+    return node

@@ -23,18 +23,15 @@ from fastapi.testclient import TestClient
 from genomenode.access import access_change, lifecycle, removal
 from genomenode.app import create_app
 from genomenode.errors import StoreError
-from genomenode.ingest.pipeline import ingest
-from genomenode.store.node import init_node
 
 from ..conftest import (
     grant_access,
-    in_process_workers,
     write_dataset_yaml,
     write_small_cohort,
 )
 from ..ingest.test_alignments import REFERENCES, cohort
 from ..transfer.test_cram import write_reads, write_reference
-from .moto_server import BUCKET, s3_service
+from .moto_server import BUCKET, ingested_node, s3_in_environment
 
 BASE = "http://testserver"
 RESEARCHER = "researcher@demo.genomenode"
@@ -46,17 +43,8 @@ DATASETS = ("small", "smaller", "cram")
 
 @pytest.fixture(scope="module")
 def s3():
-    with s3_service() as service:
-        saved = {name: os.environ.get(name) for name in service.environment()}
-        os.environ.update(service.environment())
-        try:
-            yield service
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_in_environment() as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +83,13 @@ def inputs(tmp_path_factory):
 
 
 def _node(node_dir, inputs, *, storage=None, endpoint=None, sealed=False):
-    previous = os.environ.get("GENOMENODE_ENCRYPT_AT_REST")
-    os.environ["GENOMENODE_ENCRYPT_AT_REST"] = "true" if sealed else "false"
-    try:
-        with in_process_workers():
-            node = init_node(
-                node_dir,
-                node_id="fi-node",
-                country="FI",
-                storage=storage,
-                storage_endpoint=endpoint,
-            )
-            for dataset_id in DATASETS:
-                ingest(node, inputs[dataset_id])
-    finally:
-        if previous is None:
-            os.environ.pop("GENOMENODE_ENCRYPT_AT_REST")
-        else:
-            os.environ["GENOMENODE_ENCRYPT_AT_REST"] = previous
+    node = ingested_node(
+        node_dir,
+        [inputs[dataset_id] for dataset_id in DATASETS],
+        sealed=sealed,
+        storage=storage,
+        endpoint=endpoint,
+    )
     for dataset_id in DATASETS:
         grant_access(node, dataset_id, RESEARCHER)
     return node

@@ -18,15 +18,14 @@ from fastapi.testclient import TestClient
 
 from genomenode.app import create_app
 from genomenode.errors import NotFoundError, StoreError
-from genomenode.ingest.pipeline import ingest
 from genomenode.store import crypt
-from genomenode.store.node import init_node, open_node
+from genomenode.store.node import open_node
 from genomenode.store.objects import S3Storage, StoredPath, open_binary
 from genomenode.store.published import PublishedDatasets
 from genomenode.transfer.crypt4gh import Crypt4GHReader
 
-from ..conftest import grant_access, in_process_workers, write_small_cohort
-from .moto_server import BUCKET, s3_service
+from ..conftest import grant_access, write_small_cohort
+from .moto_server import BUCKET, ingested_node, s3_in_environment
 
 BASE = "http://testserver"
 DATASET = "small"
@@ -36,17 +35,8 @@ REPOSITORY_SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
 
 @pytest.fixture(scope="module")
 def s3():
-    with s3_service() as service:
-        saved = {name: os.environ.get(name) for name in service.environment()}
-        os.environ.update(service.environment())
-        try:
-            yield service
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with s3_in_environment() as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +46,9 @@ def cohort(tmp_path_factory):
 
 
 def _ingest_into(node_dir, cohort, *, storage=None, endpoint=None, sealed=False):
-    previous = os.environ.get("GENOMENODE_ENCRYPT_AT_REST")
-    os.environ["GENOMENODE_ENCRYPT_AT_REST"] = "true" if sealed else "false"
-    try:
-        with in_process_workers():
-            node = init_node(
-                node_dir,
-                node_id="fi-node",
-                country="FI",
-                storage=storage,
-                storage_endpoint=endpoint,
-            )
-            ingest(node, cohort)
-    finally:
-        if previous is None:
-            os.environ.pop("GENOMENODE_ENCRYPT_AT_REST")
-        else:
-            os.environ["GENOMENODE_ENCRYPT_AT_REST"] = previous
+    node = ingested_node(
+        node_dir, [cohort], sealed=sealed, storage=storage, endpoint=endpoint
+    )
     grant_access(node, DATASET, RESEARCHER)
     return node
 
