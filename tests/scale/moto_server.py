@@ -16,10 +16,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
+from fastapi.testclient import TestClient
+
+from genomenode.app import create_app
 from genomenode.ingest import ingest
 from genomenode.store.node import Node, init_node
 
-from ..conftest import free_port, in_process_workers
+from ..conftest import free_port, grant_access, in_process_workers
 from ..network.test_network import _stop
 
 BUCKET = "genomes"
@@ -156,3 +159,53 @@ def ingested_node(
         for dataset_yaml in dataset_yamls:
             ingest(node, dataset_yaml)
     return node
+
+
+def node_pair(
+    root: pathlib.Path,
+    dataset_yamls: Sequence[pathlib.Path],
+    *,
+    s3: S3Service,
+    prefix: str,
+    granted: Sequence[str],
+    researcher: str,
+) -> dict[str, Node]:
+    """The same datasets on a local node (``"local"``) and on a sealed node in the
+    bucket under ``prefix`` (``"s3"``), ``researcher`` granted ``granted`` on both."""
+    pair = {
+        "local": ingested_node(root / "local", dataset_yamls),
+        "s3": ingested_node(
+            root / "s3",
+            dataset_yamls,
+            sealed=True,
+            storage=f"s3://{BUCKET}/{prefix}",
+            endpoint=s3.endpoint,
+        ),
+    }
+    for node in pair.values():
+        for dataset_id in granted:
+            grant_access(node, dataset_id, researcher)
+    return pair
+
+
+@contextlib.contextmanager
+def pair_clients(pair: dict[str, Node]) -> Iterator[dict[str, TestClient]]:
+    """In-process clients of both nodes' apps (the development identity provider
+    on, for passports), by the same names."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                TestClient(
+                    create_app(
+                        node, base_url="http://testserver", dev_identity_provider=True
+                    )
+                )
+            )
+            for name, node in pair.items()
+        }
+
+
+def bearer(client: TestClient, subject: str) -> dict[str, str]:
+    """An Authorization header with a development passport for ``subject``."""
+    token = client.post("/dev-idp/token", json={"subject": subject}).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}

@@ -18,20 +18,23 @@ import urllib.parse
 import boto3
 import pysam
 import pytest
-from fastapi.testclient import TestClient
 
 from genomenode.access import access_change, lifecycle, removal
-from genomenode.app import create_app
 from genomenode.errors import StoreError
 
 from ..conftest import (
-    grant_access,
     write_dataset_yaml,
     write_small_cohort,
 )
 from ..ingest.test_alignments import REFERENCES, cohort
 from ..transfer.test_cram import write_reads, write_reference
-from .moto_server import BUCKET, ingested_node, s3_in_environment
+from .moto_server import (
+    BUCKET,
+    bearer,
+    node_pair,
+    pair_clients,
+    s3_in_environment,
+)
 
 BASE = "http://testserver"
 RESEARCHER = "researcher@demo.genomenode"
@@ -82,51 +85,29 @@ def inputs(tmp_path_factory):
     return {"small": small, "smaller": smaller, "cram": cram, "fasta": fasta}
 
 
-def _node(node_dir, inputs, *, storage=None, endpoint=None, sealed=False):
-    node = ingested_node(
-        node_dir,
-        [inputs[dataset_id] for dataset_id in DATASETS],
-        sealed=sealed,
-        storage=storage,
-        endpoint=endpoint,
-    )
-    for dataset_id in DATASETS:
-        grant_access(node, dataset_id, RESEARCHER)
-    return node
-
-
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, inputs, s3):
-    root = tmp_path_factory.mktemp("lifecycle-nodes")
-    local = _node(root / "local", inputs)
-    remote = _node(
-        root / "s3",
-        inputs,
-        storage=f"s3://{BUCKET}/lifecycle",
-        endpoint=s3.endpoint,
-        sealed=True,
+    pair = node_pair(
+        tmp_path_factory.mktemp("lifecycle-nodes"),
+        [inputs[dataset_id] for dataset_id in DATASETS],
+        s3=s3,
+        prefix="lifecycle",
+        granted=DATASETS,
+        researcher=RESEARCHER,
     )
-    yield {"local": local, "s3": remote}
-    local.close()
-    remote.close()
+    yield pair
+    for node in pair.values():
+        node.close()
 
 
 @pytest.fixture(scope="module")
 def clients(nodes):
-    with (
-        TestClient(
-            create_app(nodes["local"], base_url=BASE, dev_identity_provider=True)
-        ) as local,
-        TestClient(
-            create_app(nodes["s3"], base_url=BASE, dev_identity_provider=True)
-        ) as remote,
-    ):
-        yield {"local": local, "s3": remote}
+    with pair_clients(nodes) as clients:
+        yield clients
 
 
 def _bearer(client) -> dict[str, str]:
-    token = client.post("/dev-idp/token", json={"subject": RESEARCHER}).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
+    return bearer(client, RESEARCHER)
 
 
 def _follow(client, ticket: dict) -> bytes:

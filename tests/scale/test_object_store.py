@@ -14,9 +14,7 @@ import urllib.parse
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from genomenode.app import create_app
 from genomenode.errors import NotFoundError, StoreError
 from genomenode.store import crypt
 from genomenode.store.node import open_node
@@ -24,8 +22,14 @@ from genomenode.store.objects import S3Storage, StoredPath, open_binary
 from genomenode.store.published import PublishedDatasets
 from genomenode.transfer.crypt4gh import Crypt4GHReader
 
-from ..conftest import grant_access, write_small_cohort
-from .moto_server import BUCKET, ingested_node, s3_in_environment
+from ..conftest import write_small_cohort
+from .moto_server import (
+    BUCKET,
+    bearer,
+    node_pair,
+    pair_clients,
+    s3_in_environment,
+)
 
 BASE = "http://testserver"
 DATASET = "small"
@@ -45,46 +49,29 @@ def cohort(tmp_path_factory):
     return write_small_cohort(directory, num_samples=40, num_variants=300, seed=7)
 
 
-def _ingest_into(node_dir, cohort, *, storage=None, endpoint=None, sealed=False):
-    node = ingested_node(
-        node_dir, [cohort], sealed=sealed, storage=storage, endpoint=endpoint
-    )
-    grant_access(node, DATASET, RESEARCHER)
-    return node
-
-
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory, cohort, s3):
-    root = tmp_path_factory.mktemp("nodes")
-    local = _ingest_into(root / "local", cohort)
-    remote = _ingest_into(
-        root / "s3",
-        cohort,
-        storage=f"s3://{BUCKET}/fi-node",
-        endpoint=s3.endpoint,
-        sealed=True,
+    pair = node_pair(
+        tmp_path_factory.mktemp("nodes"),
+        [cohort],
+        s3=s3,
+        prefix="fi-node",
+        granted=[DATASET],
+        researcher=RESEARCHER,
     )
-    yield {"local": local, "s3": remote}
-    local.close()
-    remote.close()
+    yield pair
+    for node in pair.values():
+        node.close()
 
 
 @pytest.fixture(scope="module")
 def clients(nodes):
-    with (
-        TestClient(
-            create_app(nodes["local"], base_url=BASE, dev_identity_provider=True)
-        ) as local,
-        TestClient(
-            create_app(nodes["s3"], base_url=BASE, dev_identity_provider=True)
-        ) as remote,
-    ):
-        yield {"local": local, "s3": remote}
+    with pair_clients(nodes) as clients:
+        yield clients
 
 
 def _bearer(client) -> dict[str, str]:
-    token = client.post("/dev-idp/token", json={"subject": RESEARCHER}).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
+    return bearer(client, RESEARCHER)
 
 
 def test_the_datasets_are_in_the_bucket_not_on_disk(nodes, s3):
