@@ -53,13 +53,6 @@ def s3():
         yield service
 
 
-def _node(directory, cohort, *, sealed, storage=None, endpoint=None):
-    node = ingested_node(
-        directory, [cohort], sealed=sealed, storage=storage, endpoint=endpoint
-    )
-    return node
-
-
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cohort")
@@ -78,18 +71,18 @@ def cohort(tmp_path_factory):
 def nodes(tmp_path_factory, s3, cohort):
     directory = tmp_path_factory.mktemp("stores")
     made = {
-        "plain": _node(directory / "plain", cohort, sealed=False),
-        "sealed": _node(directory / "sealed", cohort, sealed=True),
-        "s3": _node(
+        "plain": ingested_node(directory / "plain", [cohort], sealed=False),
+        "sealed": ingested_node(directory / "sealed", [cohort], sealed=True),
+        "s3": ingested_node(
             directory / "s3",
-            cohort,
+            [cohort],
             sealed=True,
             storage=f"s3://{BUCKET}/stores-node",
             endpoint=s3.endpoint,
         ),
-        "s3plain": _node(
+        "s3plain": ingested_node(
             directory / "s3plain",
-            cohort,
+            [cohort],
             sealed=False,
             storage=f"s3://{BUCKET}/plain-node",
             endpoint=s3.endpoint,
@@ -326,7 +319,7 @@ def test_a_new_qc_run_switches_versions_and_keeps_the_one_before(nodes):
 def test_turning_encryption_on_seals_the_next_run_and_drops_the_plain_one(
     tmp_path, nodes, cohort
 ):
-    node = _node(tmp_path / "node", cohort, sealed=False)
+    node = ingested_node(tmp_path / "node", [cohort], sealed=False)
     run_qc(node, DATASET)
     build_reference(node)
     dataset = node.datasets_dir / DATASET
