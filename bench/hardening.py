@@ -48,8 +48,12 @@ Targets (issue 10): fast p99 with slow ÷ without ≤ 2; network ÷ node request
 Every process started is continued (SIGCONT) and stopped at the end, also on
 Ctrl-C, SIGTERM or an error.
 
+With ``--profile DIR``, py-spy records every process during the network's
+fast-only run (one collapsed-stack file each in DIR; ``pip install py-spy``).
+
 Usage: python bench/hardening.py [--seconds 30] [--connections 50] [--quick]
                                  [--fast-passport] [--length 20000000]
+                                 [--profile DIR]
 """
 
 from __future__ import annotations
@@ -353,6 +357,7 @@ def _measure(
     seconds: float,
     timeout_seconds: float,
     fast_passport: bool,
+    profile: pathlib.Path | None = None,
 ) -> tuple[list[Run], dict[str, float]]:
     controlled = next(node for node in nodes if node.security_level == "CONTROLLED")
     stopped_node = next(node for node in nodes if node.security_level == "REGISTERED")
@@ -399,13 +404,14 @@ def _measure(
             seconds=WARM_UP_SECONDS,
         )
         before = {label: _cpu_seconds(group) for label, group in groups.items()}
-        alone = _load(
-            f"{name}, fast only",
-            base_url,
-            fast_token=fast_token,
-            connections=connections,
-            seconds=seconds,
-        )
+        with _profiled(profile if name == "network" else None, groups, seconds):
+            alone = _load(
+                f"{name}, fast only",
+                base_url,
+                fast_token=fast_token,
+                connections=connections,
+                seconds=seconds,
+            )
         for label, used in _cpu_per_request(
             groups, before, alone.fast.requests
         ).items():
@@ -446,6 +452,45 @@ def _measure(
     finally:
         os.killpg(group, signal.SIGCONT)
     return runs, facts
+
+
+@contextlib.contextmanager
+def _profiled(
+    directory: pathlib.Path | None, groups: dict[str, int], seconds: float
+) -> Iterator[None]:
+    """py-spy on every process while the block runs (``--profile``): one
+    collapsed-stack file per process in ``directory``, for flame graphs or a
+    sum by function. py-spy is not a dependency: ``pip install py-spy``."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                str(pathlib.Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--duration",
+                str(max(1, round(seconds))),
+                "--output",
+                str(directory / f"{label}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for label, pid in groups.items()
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=seconds + 30)
 
 
 def _unlimited_budgets(config_path: pathlib.Path) -> None:
@@ -589,6 +634,12 @@ def main() -> None:
         action="store_true",
         help="Send the researcher's passport with the fast queries too.",
     )
+    parser.add_argument(
+        "--profile",
+        type=pathlib.Path,
+        default=None,
+        help="py-spy every process during the network's fast-only run, into DIR.",
+    )
     arguments = parser.parse_args()
     seconds = 5.0 if arguments.quick else arguments.seconds
     if not pathlib.Path(WRK).exists():
@@ -668,6 +719,7 @@ def main() -> None:
                 seconds=seconds,
                 timeout_seconds=timeout_seconds,
                 fast_passport=arguments.fast_passport,
+                profile=arguments.profile,
             )
         finally:
             for process in processes:

@@ -57,6 +57,7 @@ from .portal import mount_portal, network_portal, node_portal
 from .qc import http as qc_http
 from .reference import http as reference_http
 from .store.node import Node, open_node
+from .store.scans import start_scans
 from .transfer import drs_http, htsget_http
 from .transfer.cors import CorsMiddleware, CorsPolicy
 from .transfer.htsget import HtsgetFiles
@@ -123,6 +124,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The per-person scan processes start with the server, not with the
+        # first such query (they import NumPy and zarr).
+        start_scans(node.config.scan_processes)
         try:
             yield
         finally:

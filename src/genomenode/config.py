@@ -132,6 +132,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Worker processes for ingest conversion; 0 runs in the calling process.",
     ),
     Setting(
+        "scan_processes",
+        kinds.non_negative_int,
+        1,
+        "Processes of each server process that scan one person's genotypes "
+        "(per-person Beacon queries), at a lower CPU priority than the server "
+        "so that other queries keep their pace; 0 scans in the request's thread.",
+    ),
+    Setting(
         "gene_table",
         kinds.optional_str,
         None,

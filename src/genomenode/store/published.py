@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from ..web.blocking import check_cancelled
 from .generation import read_generation, read_signal, write_signal
+from .genotype_rows import GenotypeSource
 from .genotypes import NOT_VARIANTS, GenotypeStore
 from .models import (
     Biosample,
@@ -35,6 +36,7 @@ from .models import (
     published_datasets,
 )
 from .node import Node
+from .scans import column_keys
 from .site_counts import SiteCounts
 
 __all__ = ["DatasetFacts", "PublishedDataset", "PublishedDatasets"]
@@ -195,25 +197,43 @@ class PublishedDataset:
             yield row, sparse[row][index] if row in sparse else index + 1
             position += 1
 
+    @functools.cached_property
+    def genotype_source(self) -> GenotypeSource:
+        """Where the VCF Zarr is, in plain values another process can open."""
+        return GenotypeSource.of(
+            self.node,
+            self.id,
+            self.manifest["fingerprint"],
+            self.manifest["genotypes"]["path"],
+        )
+
     def sample_variants(self, sample: int) -> Iterator[tuple[int, int]]:
         """Every (row, allele) one genotype column carries, in genome order.
 
         A scan of one column of ``call_genotype`` (one chunk of samples per block
         of variants): seconds for a whole genome, so callers stop early when they
-        can.
+        can. The blocks are read in a scan process (:mod:`~genomenode.store.scans`,
+        the ``scan_processes`` setting), at a lower priority than the server's
+        threads.
         """
         call_genotype = self.store.root["call_genotype"]
         step = call_genotype.chunks[0]
         total = call_genotype.shape[0]
         sparse = self._variant_alleles[1]
+        processes = int(self.node.config.scan_processes)
+        source = self.genotype_source if processes > 0 else None
         for start in range(0, total, step):
             check_cancelled()  # seconds of work: stop when the client has gone
-            block = np.asarray(call_genotype[start : start + step, sample])
-            rows, columns = np.nonzero(block > 0)
             # (row, allele) pairs as one sorted key each: genome order, then
-            # allele, without a Python loop per carried variant (a whole-genome
-            # scan holds the GIL less, so other requests keep their pace).
-            keys = np.unique(rows.astype(np.int64) * 256 + block[rows, columns])
+            # allele, without a Python loop per carried variant.
+            keys = column_keys(
+                call_genotype,
+                source,
+                start,
+                min(start + step, total),
+                sample,
+                processes=processes,
+            )
             for key in keys.tolist():
                 row, allele = start + key // 256, key % 256
                 if row in sparse and allele not in sparse[row]:
