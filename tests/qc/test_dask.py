@@ -19,7 +19,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from genomenode.cli import cli
 from genomenode.errors import ConfigError
 from genomenode.qc import samples
 from genomenode.qc.flags import load_report, load_variant_arrays
@@ -141,6 +143,21 @@ def test_the_node_setting_runs_qc_on_the_cluster(nodes, cluster, monkeypatch):
 def test_an_unreachable_scheduler_is_a_clear_error(nodes):
     with pytest.raises(ConfigError, match="dask_scheduler"):
         run_qc(nodes["plain"], DATASET, dask_scheduler="tcp://127.0.0.1:9")
+    node_dir = str(nodes["plain"].config.node_dir)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "qc",
+            "run",
+            "--node",
+            node_dir,
+            DATASET,
+            "--dask-scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "dask_scheduler" in result.stderr and "Traceback" not in result.stderr
 
 
 def slow_square(value: int, seconds: float) -> int:

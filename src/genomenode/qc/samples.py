@@ -5,9 +5,15 @@ bio2zarr wrote it) and adds up, per sample, the bcftools stats per-sample counts
 depth and genotype quality, the observed and expected homozygosity of plink2
 --het (autosomes) and --check-sex (X outside the pseudo-autosomal regions), Y
 calls, and copies the dosages of a thinned set of common SNPs. From those come
-kinship (KING) and principal components, and then each sample's flags. Memory is
-one stored chunk and its temporaries plus the common dosages
-(``qc_common_max_variants`` × samples bytes).
+kinship (KING) and principal components, and then each sample's flags.
+
+The pass is one :func:`sample_block` per block of variant rows and kinship one
+:func:`kinship_block` per pair of blocks of samples: tasks on the Dask cluster
+of a client (:mod:`genomenode.store.compute`), or calls in this process, whose
+partial results are added up here in the order of the blocks. A task holds one
+stored chunk and its temporaries (or two blocks of dosages); this process the
+common dosages (``qc_common_max_variants`` × samples bytes) and a few numbers
+per sample.
 """
 
 from __future__ import annotations

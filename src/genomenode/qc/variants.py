@@ -4,8 +4,9 @@ Per variant row: call rate, the Hardy-Weinberg exact p-value in each population
 (autosomes; ALT alleles pooled against REF), InbreedingCoeff, raw and
 high-quality allele counts (gnomAD's AC0: no ALT in a genotype with GQ, DP and,
 for heterozygotes, allele balance at their thresholds, where the VCF has those
-fields), and the flags that follow. Memory is one stored chunk of calls (and of
-DP, GQ, AD) with its temporaries, plus a few numbers per variant.
+fields), and the flags that follow. One :func:`variant_block` per block of rows,
+on a Dask cluster or in this process. Memory is one stored chunk of calls (and
+of DP, GQ, AD) with its temporaries in a task, plus a few numbers per variant.
 """
 
 from __future__ import annotations
