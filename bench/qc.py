@@ -152,6 +152,14 @@ if scheduler:
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with open_node(node_dir) as node:
     run_qc(node, dataset, dask_scheduler=scheduler)
+    from genomenode.qc.flags import load_report
+    report = load_report(node, dataset)
+    manifest = node.dataset_manifest(dataset)
+    location, _ = node.dataset_zarr(
+        dataset, manifest["fingerprint"], manifest["genotypes"]["path"]
+    )
+    import zarr
+    chunks = list(zarr.open_group(location, mode="r")["call_genotype"].chunks[:2])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 workers = {}
 if scheduler:
@@ -160,7 +168,9 @@ if scheduler:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with distributed.Client(scheduler) as client:
         workers = client.run(worker_peak)
-print(json.dumps({"baseline": baseline, "peak": peak, "workers": workers}))
+common = report["summary"]["num_common_variants"]
+print(json.dumps({"baseline": baseline, "peak": peak, "workers": workers,
+                  "common": common, "chunks": chunks}))
 """
 
 
@@ -233,6 +243,8 @@ def memory(sample_counts: list[int], variants: int) -> None:
         print(
             f"  {samples:8,} {own:8.0f} ({here['baseline'] / 1024:4.0f}) "
             f"{client:8.0f} ({there['baseline'] / 1024:4.0f}) {worker:12.0f}"
+            f"   stored chunk {here['chunks'][0]:,} x {here['chunks'][1]:,}, "
+            f"{here['common']:,} common variants"
         )
     (small, *_), (large, *_) = rows[0], rows[-1]
     ratio = [results[-1][index] / results[0][index] for index in range(3)]
