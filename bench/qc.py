@@ -19,6 +19,13 @@ the sum of the peers'.
 
 Usage: python bench/qc.py [--quick | --full] [--samples N] [--variants M]
 (quick: 1,000 samples × 10,000 variants; full: 20,000 × 80,000).
+
+``--memory`` instead measures the peak memory (RSS) of ``qc run`` on the same
+number of variants at two numbers of samples (``--memory-samples``, default
+1,000 and 4,000): in one process, and with a Dask cluster of two worker
+processes (``distributed.LocalCluster``; the client's peak and each worker's),
+and prints each peak above the process's RSS after its imports, and their
+ratios (docs/qc.md "Memory and time").
 """
 
 from __future__ import annotations
@@ -133,6 +140,121 @@ def timed(command: list[str], **keywords) -> Timing:
     return Timing(time.perf_counter() - started, _children_cpu() - cpu)
 
 
+# Runs qc in a fresh process and prints its peak RSS (ru_maxrss, kB) after the
+# imports and after the run; with a scheduler, the workers' peaks too.
+_MEASURE = """
+import json, resource, sys
+from genomenode.qc.run import run_qc
+from genomenode.store.node import open_node
+node_dir, dataset, scheduler = sys.argv[1], sys.argv[2], sys.argv[3] or None
+if scheduler:
+    import distributed
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open_node(node_dir) as node:
+    run_qc(node, dataset, dask_scheduler=scheduler)
+    from genomenode.qc.flags import load_report
+    report = load_report(node, dataset)
+    manifest = node.dataset_manifest(dataset)
+    location, _ = node.dataset_zarr(
+        dataset, manifest["fingerprint"], manifest["genotypes"]["path"]
+    )
+    import zarr
+    chunks = list(zarr.open_group(location, mode="r")["call_genotype"].chunks[:2])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = {}
+if scheduler:
+    def worker_peak():
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with distributed.Client(scheduler) as client:
+        workers = client.run(worker_peak)
+common = report["summary"]["num_common_variants"]
+print(json.dumps({"baseline": baseline, "peak": peak, "workers": workers,
+                  "common": common, "chunks": chunks}))
+"""
+
+
+def _ingested(samples: int, variants: int, work: pathlib.Path) -> pathlib.Path:
+    cohort = CACHE / f"qc-{samples}x{variants}"
+    if not (cohort / "dataset.yaml").exists():
+        print(f"writing the cohort ({samples} samples × {variants} variants) ...")
+        write_cohort(cohort, samples, variants)
+    environment = {**os.environ, "GENOMENODE_WORKER_PROCESSES": "2"}
+    genomenode = [sys.executable, "-m", "genomenode"]
+    node = work / f"node-{samples}"
+    subprocess.run(
+        [*genomenode, "init", str(node), "--node-id", "bench", "--country", "FI"],
+        check=True,
+        capture_output=True,
+        env=environment,
+    )
+    subprocess.run(
+        [*genomenode, "ingest", "--node", str(node), str(cohort / "dataset.yaml")],
+        check=True,
+        capture_output=True,
+        env=environment,
+    )
+    return node
+
+
+def _peaks(node: pathlib.Path, scheduler: str) -> dict:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(node), "qc-bench", scheduler],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GENOMENODE_WORKER_PROCESSES": "0"},
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def memory(sample_counts: list[int], variants: int) -> None:
+    """Peak RSS of ``qc run`` at each number of samples, in-process and on a
+    two-worker LocalCluster (client and workers)."""
+    from distributed import LocalCluster
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for samples in sample_counts:
+            node = _ingested(samples, variants, pathlib.Path(scratch))
+            here = _peaks(node, "")
+            # A new cluster per size: a worker's peak is over its lifetime.
+            with LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            ) as cluster:
+                there = _peaks(node, cluster.scheduler_address)
+            rows.append((samples, here, there))
+    print(f"qc run peak RSS (MB above the process after its imports), {variants:,}")
+    print("variants; the imports' RSS in brackets")
+    print(
+        f"  {'samples':>8} {'in-process':>16} {'cluster client':>16} {'worker max':>12}"
+    )
+    results = []
+    for samples, here, there in rows:
+        own = (here["peak"] - here["baseline"]) / 1024
+        client = (there["peak"] - there["baseline"]) / 1024
+        worker = max(there["workers"].values()) / 1024
+        results.append((own, client, worker))
+        print(
+            f"  {samples:8,} {own:8.0f} ({here['baseline'] / 1024:4.0f}) "
+            f"{client:8.0f} ({there['baseline'] / 1024:4.0f}) {worker:12.0f}"
+            f"   stored chunk {here['chunks'][0]:,} x {here['chunks'][1]:,}, "
+            f"{here['common']:,} common variants"
+        )
+    (small, *_), (large, *_) = rows[0], rows[-1]
+    ratio = [results[-1][index] / results[0][index] for index in range(3)]
+    print(
+        f"ratio {large:,} / {small:,} samples ({large / small:.1f}x): in-process "
+        f"{ratio[0]:.2f}, cluster client {ratio[1]:.2f}, worker (whole RSS) "
+        f"{ratio[2]:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -140,7 +262,15 @@ def main() -> None:
     mode.add_argument("--full", action="store_true", help="20,000 × 80,000")
     parser.add_argument("--samples", type=int)
     parser.add_argument("--variants", type=int)
+    parser.add_argument(
+        "--memory", action="store_true", help="peak RSS at two numbers of samples"
+    )
+    parser.add_argument("--memory-samples", default="1000,4000")
     arguments = parser.parse_args()
+    if arguments.memory:
+        counts = [int(value) for value in arguments.memory_samples.split(",")]
+        memory(counts, arguments.variants or 10_000)
+        return
     samples = arguments.samples or (20_000 if arguments.full else 1_000)
     variants = arguments.variants or (80_000 if arguments.full else 10_000)
     for tool in ("bcftools", "plink2", "plink1.9"):

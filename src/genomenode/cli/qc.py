@@ -23,15 +23,25 @@ def qc() -> None:
 @qc.command("run")
 @node_option
 @json_option
+@click.option(
+    "--dask-scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the passes over the calls and the kinship blocks on this Dask "
+    "scheduler (tcp://host:8786); default: the dask_scheduler setting, else "
+    "in-process.",
+)
 @click.argument("dataset")
 @errors_to_exit
-def qc_run(node_dir: pathlib.Path, as_json: bool, dataset: str) -> None:
+def qc_run(
+    node_dir: pathlib.Path, as_json: bool, dask_scheduler: str | None, dataset: str
+) -> None:
     """Run sample and variant QC on DATASET and store the results with it."""
     from ..qc.run import run_qc
     from ..store.node import open_node
 
     with open_node(node_dir) as node:
-        result = run_qc(node, dataset)
+        result = run_qc(node, dataset, dask_scheduler=dask_scheduler)
     summary = result["summary"]
     ready = "yes" if result["declaration"]["one_plus_mg_ready"] else "no"
     text = (

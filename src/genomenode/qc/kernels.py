@@ -20,6 +20,8 @@ __all__ = [
     "AlleleClasses",
     "allele_classes",
     "hwe_exact_p",
+    "king_block",
+    "king_block_pairs",
     "king_pairs",
     "pca_scores",
     "sample_block_counts",
@@ -274,8 +276,9 @@ def king_pairs(
     families): over the variants both samples have called (one matrix product
     per block pair when nobody has a missing call, five otherwise),
     ``(HETHET - 2 IBS0) / (2 min(het_i, het_j)) + 1/2 - (het_i + het_j) /
-    (4 min(het_i, het_j))``. Computed in blocks of samples by matrix products,
-    so memory is a few blocks × variants.
+    (4 min(het_i, het_j))``. Computed in blocks of samples by matrix products
+    (:func:`king_block`, one per pair of blocks), so memory is a few blocks ×
+    variants.
 
     Returns
     -------
@@ -285,7 +288,54 @@ def king_pairs(
         keep a histogram of all pairs.
     """
     num_samples = dosages.shape[1]
-    found: list[tuple[np.ndarray, ...]] = []
+    complete = bool((dosages >= 0).all())
+    found = [
+        king_block(
+            dosages[:, rows],
+            dosages[:, columns],
+            rows.start,
+            columns.start,
+            min_kinship=min_kinship,
+            complete=complete,
+            on_block=on_block,
+        )
+        for rows, columns in king_block_pairs(num_samples, block)
+    ]
+    if not found:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0), empty
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+def king_block_pairs(num_samples: int, block: int) -> list[tuple[slice, slice]]:
+    """The pairs of sample blocks :func:`king_pairs` computes, in its order:
+    each block with itself and every later one."""
+    blocks = list(_blocks(num_samples, block))
+    return [
+        (rows, columns)
+        for rows in blocks
+        for columns in blocks
+        if columns.stop > rows.start
+    ]
+
+
+def king_block(
+    rows_dosages: np.ndarray,
+    columns_dosages: np.ndarray,
+    rows_start: int,
+    columns_start: int,
+    *,
+    min_kinship: float,
+    complete: bool,
+    on_block: Callable[[np.ndarray], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`king_pairs` between two blocks of samples (the dosages of samples
+    ``rows_start...`` and ``columns_start...``): the pairs i < j at or above
+    ``min_kinship``, their kinship and the variants both called.
+
+    ``complete`` says that nobody in the whole matrix has a missing call (the
+    one-product shortcut); every block of a matrix is computed the same way.
+    """
 
     def indicators(part: np.ndarray) -> tuple[np.ndarray, ...]:
         columns = part.T
@@ -296,66 +346,49 @@ def king_pairs(
         columns = part.T.astype(np.float32)
         return columns, (part == 1).sum(axis=0), (columns**2).sum(axis=1)
 
-    complete = bool((dosages >= 0).all())
-    for rows in _blocks(num_samples, block):
-        if complete:
-            dosage_i, het_count_i, square_i = complete_terms(dosages[:, rows])
-        else:
-            hom_ref_i, het_i, hom_alt_i, called_i = indicators(dosages[:, rows])
-        for columns in _blocks(num_samples, block):
-            if columns.stop <= rows.start:
-                continue
-            if complete:
-                # Nobody missing: the pair's counts are each sample's own, and
-                # HETHET - 2 IBS0 = (het_i + het_j - sum (d_i - d_j)**2) / 2 (the
-                # squared difference is 1 for 0/1 and 1/2, 0 for 1/1, 4 for
-                # 0/2): one product of dosages instead of three of indicators,
-                # exact in float32 (integers below 2**24).
-                dosage_j, het_count_j, square_j = complete_terms(dosages[:, columns])
-                gram = dosage_i @ dosage_j.T
-                het_first = np.broadcast_to(
-                    het_count_i[:, None].astype(np.float32), gram.shape
-                )
-                het_second = np.broadcast_to(
-                    het_count_j[None, :].astype(np.float32), gram.shape
-                )
-                difference = square_i[:, None] + square_j[None, :] - 2 * gram
-                shared = (het_first + het_second - difference) / 2
-                both = np.full(gram.shape, dosages.shape[0], dtype=np.float32)
-            else:
-                hom_ref_j, het_j, hom_alt_j, called_j = indicators(dosages[:, columns])
-                het_het = het_i @ het_j.T
-                ibs0 = hom_ref_i @ hom_alt_j.T + hom_alt_i @ hom_ref_j.T
-                shared = het_het - 2 * ibs0
-                het_first = het_i @ called_j.T
-                het_second = called_i @ het_j.T
-                both = called_i @ called_j.T
-            smaller = np.minimum(het_first, het_second)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                kinship = (
-                    shared / (2 * smaller)
-                    + 0.5
-                    - (het_first + het_second) / (4 * smaller)
-                )
-            first = np.arange(rows.start, rows.stop)[:, None]
-            second = np.arange(columns.start, columns.stop)[None, :]
-            upper = (first < second) & np.isfinite(kinship)
-            if on_block is not None:
-                on_block(kinship[upper])
-            keep = upper & (kinship >= min_kinship)
-            i, j = np.nonzero(keep)
-            found.append(
-                (
-                    i + rows.start,
-                    j + columns.start,
-                    kinship[i, j].astype(np.float64),
-                    both[i, j].astype(np.int64),
-                )
-            )
-    if not found:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0), empty
-    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+    if complete:
+        # Nobody missing: the pair's counts are each sample's own, and
+        # HETHET - 2 IBS0 = (het_i + het_j - sum (d_i - d_j)**2) / 2 (the
+        # squared difference is 1 for 0/1 and 1/2, 0 for 1/1, 4 for 0/2): one
+        # product of dosages instead of three of indicators, exact in float32
+        # (integers below 2**24).
+        dosage_i, het_count_i, square_i = complete_terms(rows_dosages)
+        dosage_j, het_count_j, square_j = complete_terms(columns_dosages)
+        gram = dosage_i @ dosage_j.T
+        het_first = np.broadcast_to(het_count_i[:, None].astype(np.float32), gram.shape)
+        het_second = np.broadcast_to(
+            het_count_j[None, :].astype(np.float32), gram.shape
+        )
+        difference = square_i[:, None] + square_j[None, :] - 2 * gram
+        shared = (het_first + het_second - difference) / 2
+        both = np.full(gram.shape, rows_dosages.shape[0], dtype=np.float32)
+    else:
+        hom_ref_i, het_i, hom_alt_i, called_i = indicators(rows_dosages)
+        hom_ref_j, het_j, hom_alt_j, called_j = indicators(columns_dosages)
+        het_het = het_i @ het_j.T
+        ibs0 = hom_ref_i @ hom_alt_j.T + hom_alt_i @ hom_ref_j.T
+        shared = het_het - 2 * ibs0
+        het_first = het_i @ called_j.T
+        het_second = called_i @ het_j.T
+        both = called_i @ called_j.T
+    smaller = np.minimum(het_first, het_second)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kinship = (
+            shared / (2 * smaller) + 0.5 - (het_first + het_second) / (4 * smaller)
+        )
+    first = np.arange(rows_start, rows_start + rows_dosages.shape[1])[:, None]
+    second = np.arange(columns_start, columns_start + columns_dosages.shape[1])[None, :]
+    upper = (first < second) & np.isfinite(kinship)
+    if on_block is not None:
+        on_block(kinship[upper])
+    keep = upper & (kinship >= min_kinship)
+    i, j = np.nonzero(keep)
+    return (
+        i + rows_start,
+        j + columns_start,
+        kinship[i, j].astype(np.float64),
+        both[i, j].astype(np.int64),
+    )
 
 
 # Largest standardised samples × variants matrix pca_scores keeps (float64).
@@ -365,11 +398,16 @@ _STANDARDISED_BYTES = 256 * 2**20
 def _standardised(
     dosages: np.ndarray, mean: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
-    """Samples × variants, ``(d - 2p) / sqrt(2p(1-p))``, missing as 0."""
+    """Samples × variants, ``(d - 2p) / sqrt(2p(1-p))``, missing as 0.
+
+    In place in one float64 matrix: the kept matrix of :func:`pca_scores` may
+    be 256 MB, and two temporaries of its size tripled the client's peak.
+    """
     values = dosages.T.astype(np.float64)
-    centred = (values - mean) / scale
-    centred[dosages.T < 0] = 0.0
-    return centred
+    values -= mean
+    values /= scale
+    values[dosages.T < 0] = 0.0
+    return values
 
 
 def pca_scores(

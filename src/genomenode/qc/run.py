@@ -17,6 +17,8 @@ import zarr
 from sqlalchemy import select
 
 from ..errors import InputError
+from ..store.compute import dask_client
+from ..store.genotype_rows import GenotypeSource
 from ..store.locks import dataset_lock
 from ..store.models import Dataset, Individual
 from ..store.node import Node
@@ -209,8 +211,14 @@ def run_qc(
     *,
     settings: QcSettings | None = None,
     check_cancelled: Callable[[], None] = lambda: None,
+    dask_scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run sample and variant QC on a published dataset and store the results.
+
+    The passes over the calls (blocks of variants) and the kinship (blocks of
+    sample pairs) run as tasks on the node's Dask cluster when
+    ``dask_scheduler`` or the ``dask_scheduler`` setting names one, else in
+    this process; the results are the same.
 
     Parameters
     ----------
@@ -220,6 +228,9 @@ def run_qc(
         A published dataset with genotypes.
     settings
         The thresholds; default the node's ``qc_*`` settings.
+    dask_scheduler
+        A Dask scheduler's address (``qc run --dask-scheduler``), overriding
+        the setting.
 
     Returns
     -------
@@ -241,12 +252,20 @@ def run_qc(
             "there are no genotypes to quality-control"
         )
     started = time.perf_counter()
-    with dataset_lock(node.staging_dir, dataset_id):
+    with (
+        dataset_lock(node.staging_dir, dataset_id),
+        dask_client(node.config, dask_scheduler) as client,
+    ):
         # Through the node: a local directory, an object store or a sealed store.
-        location, _ = node.dataset_zarr(
-            dataset_id, manifest["fingerprint"], manifest["genotypes"]["path"]
-        )
+        vcz = manifest["genotypes"]["path"]
+        location, _ = node.dataset_zarr(dataset_id, manifest["fingerprint"], vcz)
         root: Any = zarr.open_group(location, mode="r")
+        # What a worker opens (a task does not take the opened group along).
+        source = (
+            GenotypeSource.of(node, dataset_id, manifest["fingerprint"], vcz)
+            if client is not None
+            else None
+        )
         num_samples = root["call_genotype"].shape[1]
         population, declared_sex = _clinical(node, dataset_id, num_samples)
         assembly = str(manifest["genotypes"].get("assembly", ""))
@@ -257,6 +276,8 @@ def run_qc(
             population=population,
             declared_sex=declared_sex,
             check_cancelled=check_cancelled,
+            source=source,
+            client=client,
         )
         flag_samples(samples, settings)
         kinds = row_kinds(
@@ -272,6 +293,8 @@ def run_qc(
             population=population,
             settings=settings,
             check_cancelled=check_cancelled,
+            source=source,
+            client=client,
         )
         report = build_report(
             dataset_id=dataset_id,

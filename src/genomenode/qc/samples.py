@@ -5,9 +5,15 @@ bio2zarr wrote it) and adds up, per sample, the bcftools stats per-sample counts
 depth and genotype quality, the observed and expected homozygosity of plink2
 --het (autosomes) and --check-sex (X outside the pseudo-autosomal regions), Y
 calls, and copies the dosages of a thinned set of common SNPs. From those come
-kinship (KING) and principal components, and then each sample's flags. Memory is
-one stored chunk and its temporaries plus the common dosages
-(``qc_common_max_variants`` × samples bytes).
+kinship (KING) and principal components, and then each sample's flags.
+
+The pass is one :func:`sample_block` per block of variant rows and kinship one
+:func:`kinship_block` per pair of blocks of samples: tasks on the Dask cluster
+of a client (:mod:`genomenode.store.compute`), or calls in this process, whose
+partial results are added up here in the order of the blocks. A task holds one
+stored chunk and its temporaries (or two blocks of dosages); this process the
+common dosages (``qc_common_max_variants`` × samples bytes) and a few numbers
+per sample.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from ..store.compute import each_result
+from ..store.genotype_rows import GenotypeSource
 from ..vocab.contigs import chromosome_name, normalise_assembly
 from .kernels import (
     SAMPLE_COUNTS,
     allele_classes,
     expected_homozygosity,
-    king_pairs,
+    king_block,
+    king_block_pairs,
     pca_scores,
     sample_block_counts,
 )
@@ -34,8 +43,10 @@ __all__ = [
     "PSEUDOAUTOSOMAL",
     "SampleQc",
     "flag_samples",
+    "kinship_block",
     "measure_samples",
     "row_kinds",
+    "sample_block",
 ]
 
 #: Pseudo-autosomal regions of X (1-based, inclusive), by assembly family.
@@ -154,6 +165,8 @@ def measure_samples(
     population: np.ndarray,
     declared_sex: np.ndarray,
     check_cancelled: Callable[[], None] = lambda: None,
+    source: GenotypeSource | None = None,
+    client: Any = None,
 ) -> SampleQc:
     """The per-sample metrics of a VCF Zarr group (one pass), kinship and PCA.
 
@@ -167,94 +180,56 @@ def measure_samples(
     population, declared_sex
         Per sample: population name, and ``M`` / ``F`` / ``U`` from the
         clinical data.
+    source, client
+        A Dask client (:func:`genomenode.store.compute.dask_client`) and the
+        same store as a :class:`~genomenode.store.genotype_rows.GenotypeSource`:
+        the blocks of variants (:func:`sample_block`) and of kinship
+        (:func:`kinship_block`) then run as tasks on its cluster, their partial
+        results added up here in the same order as in this process.
     """
     call_genotype = root["call_genotype"]
     num_variants, num_samples, _ploidy = call_genotype.shape
-    variant_step, sample_step = call_genotype.chunks[:2]
+    variant_step = call_genotype.chunks[0]
     contig_ids = [str(name) for name in root["contig_id"][:]]
     positions = root["variant_position"][:]
     kinds = row_kinds(contig_ids, root["variant_contig"][:], positions, assembly)
     has_depth = "call_DP" in root
     has_quality = "call_GQ" in root
-    totals = {name: np.zeros(num_samples, dtype=np.int64) for name in SAMPLE_COUNTS}
-    extra = (
-        "singletons",
-        "depth_sum",
-        "depth_count",
-        "quality_sum",
-        "quality_count",
-        "autosomal_called",
-        "x_called",
-        "y_called",
-    )
-    totals |= {name: np.zeros(num_samples, dtype=np.int64) for name in extra}
-    sums = {
-        name: np.zeros(num_samples)
-        for name in (
-            "autosomal_observed_hom",
-            "autosomal_expected_hom",
-            "x_observed_hom",
-            "x_expected_hom",
-        )
-    }
+    totals = _zero_totals(num_samples)
+    sums = _zero_sums(num_samples)
     common = _common_rows(root, kinds, settings, num_samples)
     dosages = np.full((len(common), num_samples), -1, dtype=np.int8)
-    allele_count = root["variant_allele_count"]
-    allele_total = root["variant_allele_total"]
-    site_counts = dict.fromkeys(
-        ("num_transitions", "num_transversions", "num_singleton_snps"), 0
-    )
+    site_counts = dict.fromkeys(SITE_COUNTS, 0)
+    store = root if client is None else source
+    if client is not None and source is None:
+        raise ValueError("a Dask client needs the store as a GenotypeSource")
+    arguments = []
     for start in range(0, num_variants, variant_step):
-        check_cancelled()
         stop = min(start + variant_step, num_variants)
-        block_alleles = root["variant_allele"][start:stop]
-        classes = allele_classes(block_alleles)
-        y_kinds = kinds[start:stop]
-        block_counts = np.asarray(allele_count[start:stop])
-        site_counts["num_transitions"] += int((classes.snp & classes.transition).sum())
-        site_counts["num_transversions"] += int(
-            (classes.snp & ~classes.transition).sum()
-        )
-        site_counts["num_singleton_snps"] += int(
-            (classes.snp & (block_counts == 1)).sum()
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frequencies = block_counts / allele_total[start:stop][:, None]
-        expected = np.nan_to_num(expected_homozygosity(np.nan_to_num(frequencies)))
-        # plink2 --het and --check-sex leave out variants monomorphic in the
-        # cohort (they would add 1 to O, E and N alike, F unchanged).
-        block_kinds = np.where(expected < 1 - 1e-12, y_kinds, OTHER)
         first_common, last_common = np.searchsorted(common, [start, stop])
-        common_here = common[first_common:last_common] - start
-        num_non_ref = np.zeros(stop - start, dtype=np.int64)
-        last_non_ref = np.full(stop - start, -1, dtype=np.int64)
-        for sample_start in range(0, num_samples, sample_step):
-            columns = slice(sample_start, min(sample_start + sample_step, num_samples))
-            genotypes = np.asarray(call_genotype[start:stop, columns])
-            counts, non_ref = sample_block_counts(genotypes, classes)
-            for name, value in counts.items():
-                totals[name][columns] += value
-            num_non_ref += non_ref.sum(axis=1)
-            width = non_ref.shape[1]
-            any_non_ref = non_ref.any(axis=1)
-            last = width - 1 - np.argmax(non_ref[:, ::-1], axis=1)
-            last_non_ref[any_non_ref] = last[any_non_ref] + sample_start
-            _add_homozygosity(
-                genotypes, block_kinds, y_kinds, expected, totals, sums, columns
+        arguments.append(
+            (
+                store,
+                start,
+                stop,
+                kinds[start:stop],
+                common[first_common:last_common] - start,
             )
-            if has_depth:
-                _add_field(root["call_DP"], start, stop, columns, totals, "depth")
-            if has_quality:
-                _add_field(root["call_GQ"], start, stop, columns, totals, "quality")
-            if len(common_here):
-                picked = genotypes[common_here]
-                dosage = picked[:, :, 0].astype(np.int16) + picked[:, :, 1]
-                called = (picked[:, :, 0] >= 0) & (picked[:, :, 1] >= 0)
-                dosages[first_common:last_common, columns] = np.where(
-                    called, dosage, -1
-                )
-        single = np.flatnonzero(num_non_ref == 1)
-        np.add.at(totals["singletons"], last_non_ref[single], 1)
+        )
+
+    def add(index: int, part: dict[str, Any]) -> None:
+        check_cancelled()
+        for name, value in part["totals"].items():
+            totals[name] += value
+        for name, value in part["sums"].items():
+            sums[name] += value
+        for name, value in part["site_counts"].items():
+            site_counts[name] += value
+        start = arguments[index][1]
+        first_common = int(np.searchsorted(common, start))
+        dosages[first_common : first_common + len(part["dosages"])] = part["dosages"]
+
+    each_result(client, sample_block, arguments, on_result=add)
     metrics = _metrics(totals, sums, num_variants, has_depth, has_quality)
     result = SampleQc(
         sample_ids=[str(sample) for sample in root["sample_id"][:]],
@@ -266,8 +241,121 @@ def measure_samples(
         has_depth=has_depth,
         has_quality=has_quality,
     )
-    _relatedness(result, dosages, settings, check_cancelled)
+    _relatedness(result, dosages, settings, check_cancelled, client)
     return result
+
+
+#: Counted over the dataset by :func:`sample_block` (see ``SampleQc.site_counts``).
+SITE_COUNTS = ("num_transitions", "num_transversions", "num_singleton_snps")
+# Per-sample integer counters of sample_block beyond kernels.SAMPLE_COUNTS.
+_EXTRA_COUNTS = (
+    "singletons",
+    "depth_sum",
+    "depth_count",
+    "quality_sum",
+    "quality_count",
+    "autosomal_called",
+    "x_called",
+    "y_called",
+)
+# Per-sample float sums of sample_block (plink2 --het / --check-sex O and E).
+_SUMS = (
+    "autosomal_observed_hom",
+    "autosomal_expected_hom",
+    "x_observed_hom",
+    "x_expected_hom",
+)
+
+
+def _zero_totals(num_samples: int) -> dict[str, np.ndarray]:
+    return {
+        name: np.zeros(num_samples, dtype=np.int64)
+        for name in (*SAMPLE_COUNTS, *_EXTRA_COUNTS)
+    }
+
+
+def _zero_sums(num_samples: int) -> dict[str, np.ndarray]:
+    return {name: np.zeros(num_samples) for name in _SUMS}
+
+
+def sample_block(
+    store: GenotypeSource | Any,
+    start: int,
+    stop: int,
+    kinds: np.ndarray,
+    common_here: np.ndarray,
+) -> dict[str, Any]:
+    """The sample pass over variant rows ``start:stop`` (every sample).
+
+    ``store`` is the dataset's VCF Zarr group, or a
+    :class:`~genomenode.store.genotype_rows.GenotypeSource` opened where the
+    task runs (a Dask worker); ``kinds`` are :func:`row_kinds` of the rows and
+    ``common_here`` the rows (from ``start``) whose dosages kinship and PCA use.
+    Reads one stored chunk of samples at a time (memory: that chunk and its
+    temporaries, and a few numbers per sample).
+
+    Returns
+    -------
+    dict
+        ``totals`` and ``sums`` (per-sample counters of the rows), the
+        ``site_counts`` of the rows, and the ``dosages`` of the common rows
+        (rows × samples, int8, -1 missing).
+    """
+    root = store.open().root if isinstance(store, GenotypeSource) else store
+    call_genotype = root["call_genotype"]
+    num_samples = call_genotype.shape[1]
+    sample_step = call_genotype.chunks[1]
+    has_depth = "call_DP" in root
+    has_quality = "call_GQ" in root
+    totals = _zero_totals(num_samples)
+    sums = _zero_sums(num_samples)
+    dosages = np.full((len(common_here), num_samples), -1, dtype=np.int8)
+    classes = allele_classes(root["variant_allele"][start:stop])
+    block_counts = np.asarray(root["variant_allele_count"][start:stop])
+    site_counts = {
+        "num_transitions": int((classes.snp & classes.transition).sum()),
+        "num_transversions": int((classes.snp & ~classes.transition).sum()),
+        "num_singleton_snps": int((classes.snp & (block_counts == 1)).sum()),
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frequencies = block_counts / root["variant_allele_total"][start:stop][:, None]
+    expected = np.nan_to_num(expected_homozygosity(np.nan_to_num(frequencies)))
+    # plink2 --het and --check-sex leave out variants monomorphic in the
+    # cohort (they would add 1 to O, E and N alike, F unchanged).
+    block_kinds = np.where(expected < 1 - 1e-12, kinds, OTHER)
+    num_non_ref = np.zeros(stop - start, dtype=np.int64)
+    last_non_ref = np.full(stop - start, -1, dtype=np.int64)
+    for sample_start in range(0, num_samples, sample_step):
+        columns = slice(sample_start, min(sample_start + sample_step, num_samples))
+        genotypes = np.asarray(call_genotype[start:stop, columns])
+        counts, non_ref = sample_block_counts(genotypes, classes)
+        for name, value in counts.items():
+            totals[name][columns] += value
+        num_non_ref += non_ref.sum(axis=1)
+        width = non_ref.shape[1]
+        any_non_ref = non_ref.any(axis=1)
+        last = width - 1 - np.argmax(non_ref[:, ::-1], axis=1)
+        last_non_ref[any_non_ref] = last[any_non_ref] + sample_start
+        _add_homozygosity(
+            genotypes, block_kinds, kinds, expected, totals, sums, columns
+        )
+        if has_depth:
+            _add_field(root["call_DP"], start, stop, columns, totals, "depth")
+        if has_quality:
+            _add_field(root["call_GQ"], start, stop, columns, totals, "quality")
+        if len(common_here):
+            picked = genotypes[common_here]
+            dosage = picked[:, :, 0].astype(np.int16) + picked[:, :, 1]
+            called = (picked[:, :, 0] >= 0) & (picked[:, :, 1] >= 0)
+            dosages[:, columns] = np.where(called, dosage, -1)
+    single = np.flatnonzero(num_non_ref == 1)
+    np.add.at(totals["singletons"], last_non_ref[single], 1)
+    return {
+        "totals": totals,
+        "sums": sums,
+        "site_counts": site_counts,
+        "dosages": dosages,
+    }
 
 
 def _add_homozygosity(
@@ -371,30 +459,91 @@ def _metrics(
     return metrics
 
 
+# Samples per block of the kinship matrix (a task on a cluster): two blocks of
+# dosages as four float32 indicator matrices each, ~330 MB at 10,000 variants.
+KING_BLOCK = 1024
+
+
+def kinship_block(
+    rows_dosages: np.ndarray,
+    columns_dosages: np.ndarray,
+    rows_start: int,
+    columns_start: int,
+    min_kinship: float,
+    complete: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """KING kinship between two blocks of samples (:func:`.kernels.king_block`):
+    the pairs at or above ``min_kinship`` (first, second, kinship) and the
+    histogram over :data:`KINSHIP_BINS` of every pair's kinship."""
+    histogram = np.zeros(len(KINSHIP_BINS) - 1, dtype=np.int64)
+
+    def tally(kinship: np.ndarray) -> None:
+        clipped = np.clip(kinship, KINSHIP_BINS[0], KINSHIP_BINS[-1])
+        histogram[:] += np.histogram(clipped, KINSHIP_BINS)[0]
+
+    first, second, kinship, _both = king_block(
+        rows_dosages,
+        columns_dosages,
+        rows_start,
+        columns_start,
+        min_kinship=min_kinship,
+        complete=complete,
+        on_block=tally,
+    )
+    return first, second, kinship, histogram
+
+
 def _relatedness(
     result: SampleQc,
     dosages: np.ndarray,
     settings: QcSettings,
     check_cancelled: Callable[[], None],
+    client: Any = None,
 ) -> None:
+    """Kinship of every pair of samples, a pair of blocks of samples at a time
+    (here, or as tasks on the cluster of ``client``); the dosages are kept
+    for PCA."""
     num_samples = dosages.shape[1]
     if len(dosages) == 0 or num_samples < 2:
         result.principal_components = np.zeros((num_samples, 0))
         return
+    complete = bool((dosages >= 0).all())
+    pairs = king_block_pairs(num_samples, KING_BLOCK)
+    blocks = {pair[0].start: pair[0] for pair in pairs}
+    if client is None:
+        pieces: dict[int, Any] = {
+            start: dosages[:, block] for start, block in blocks.items()
+        }
+    else:
+        # Each block goes to the cluster once (not once per pair), a copy of
+        # one block at a time in this process.
+        pieces = {
+            start: client.scatter(np.ascontiguousarray(dosages[:, block]))
+            for start, block in blocks.items()
+        }
+    arguments = [
+        (
+            pieces[rows.start],
+            pieces[columns.start],
+            rows.start,
+            columns.start,
+            settings.kinship_related,
+            complete,
+        )
+        for rows, columns in pairs
+    ]
+    found: list[tuple[np.ndarray, ...]] = []
     histogram = result.kinship_histogram
 
-    def tally(kinship: np.ndarray) -> None:
+    def add(_index: int, part: tuple[np.ndarray, ...]) -> None:
         check_cancelled()
-        clipped = np.clip(kinship, KINSHIP_BINS[0], KINSHIP_BINS[-1])
-        histogram[:] += np.histogram(clipped, KINSHIP_BINS)[0]
+        found.append(part[:3])
+        histogram[:] += part[3]
 
-    first, second, kinship, _both = king_pairs(
-        dosages, min_kinship=settings.kinship_related, on_block=tally
-    )
+    each_result(client, kinship_block, arguments, on_result=add)
+    pieces.clear()  # releases the scattered blocks
     result.kinship_first, result.kinship_second, result.kinship = (
-        first,
-        second,
-        kinship,
+        np.concatenate(parts) for parts in zip(*found, strict=True)
     )
     result.dosages = dosages
 

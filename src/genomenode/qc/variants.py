@@ -4,8 +4,9 @@ Per variant row: call rate, the Hardy-Weinberg exact p-value in each population
 (autosomes; ALT alleles pooled against REF), InbreedingCoeff, raw and
 high-quality allele counts (gnomAD's AC0: no ALT in a genotype with GQ, DP and,
 for heterozygotes, allele balance at their thresholds, where the VCF has those
-fields), and the flags that follow. Memory is one stored chunk of calls (and of
-DP, GQ, AD) with its temporaries, plus a few numbers per variant.
+fields), and the flags that follow. One :func:`variant_block` per block of rows,
+on a Dask cluster or in this process. Memory is one stored chunk of calls (and
+of DP, GQ, AD) with its temporaries in a task, plus a few numbers per variant.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from ..store.compute import each_result
 from ..store.genotype_counts import (
     biallelic_cell_table,
     cell_genotype_table,
     is_biallelic_block,
     statistics_from_table,
 )
+from ..store.genotype_rows import GenotypeSource
 from .kernels import hwe_exact_p
 from .samples import AUTOSOME
 from .settings import QcSettings
 
-__all__ = ["VARIANT_REASONS", "VariantQc", "measure_variants"]
+__all__ = ["VARIANT_REASONS", "VariantQc", "measure_variants", "variant_block"]
 
 #: Why a variant fails, as bits of ``VariantQc.reasons`` (bit i: reason i).
 VARIANT_REASONS = (
@@ -92,6 +95,97 @@ def _high_quality(
     return good
 
 
+def variant_block(
+    store: GenotypeSource | Any,
+    start: int,
+    stop: int,
+    kinds: np.ndarray,
+    sample_pass: np.ndarray,
+    cells: np.ndarray,
+    num_populations: int,
+    settings: QcSettings,
+) -> dict[str, np.ndarray]:
+    """The variant pass over rows ``start:stop``: call rate, HWE p per
+    population, InbreedingCoeff, AC and high-quality AC of the passing samples.
+
+    ``store`` is the VCF Zarr group, or a
+    :class:`~genomenode.store.genotype_rows.GenotypeSource` opened where the
+    task runs; ``cells`` is each sample's population index (-1: left out).
+    Reads one stored chunk of samples at a time.
+    """
+    root = store.open().root if isinstance(store, GenotypeSource) else store
+    call_genotype = root["call_genotype"]
+    num_samples, ploidy = call_genotype.shape[1:]
+    sample_step = call_genotype.chunks[1]
+    num_alleles = root["variant_allele"].shape[1]
+    num_kept = int(sample_pass.sum())
+    rows = stop - start
+    width = num_alleles + 2
+    # Genotype tables per population (cell) of the passing samples: the
+    # cohort's table is their sum, and the HWE counts are entries of them.
+    cell_table = np.zeros((rows, num_populations, width, width), dtype=np.int64)
+    hq_count = np.zeros(rows, dtype=np.int64)
+    for sample_start in range(0, num_samples, sample_step):
+        columns = slice(sample_start, min(sample_start + sample_step, num_samples))
+        keep = sample_pass[columns]
+        if not keep.any():
+            continue
+        block = np.asarray(call_genotype[start:stop, columns])
+        if ploidy == 1:
+            block = np.concatenate([block, np.full_like(block, -2)], axis=2)
+        kernel = (
+            biallelic_cell_table if is_biallelic_block(block) else cell_genotype_table
+        )
+        cell_table += kernel(block, cells[columns], num_populations, num_alleles)
+        genotypes = block[:, keep]
+        first, second = genotypes[:, :, 0], genotypes[:, :, 1]
+        good = _high_quality(root, start, stop, columns, keep, genotypes, settings)
+        copies = (first > 0).astype(np.int64) + (second > 0)
+        hq_count += np.where(good, copies, 0).sum(axis=1)
+    table = cell_table.sum(axis=1)
+    alternates = slice(1, num_alleles)
+    hom_ref = cell_table[:, :, 0, 0]
+    het = cell_table[:, :, 0, alternates].sum(axis=2) + cell_table[
+        :, :, alternates, 0
+    ].sum(axis=2)
+    hom_alt = cell_table[:, :, alternates, alternates].sum(axis=(2, 3))
+    statistics = statistics_from_table(table)
+    counts = statistics["variant_allele_count"].astype(np.int64)
+    call_rate = np.full(rows, np.nan)
+    if num_kept:
+        call_rate = statistics["variant_num_called"] / num_kept
+    diploid_called = (
+        statistics["variant_num_hom_ref"]
+        + statistics["variant_num_het"]
+        + statistics["variant_num_hom_alt"]
+    ).astype(np.float64)
+    # Frequencies among the diploid calls: on X those are the females', whose
+    # heterozygotes the coefficient is about.
+    diploid_copies = (
+        statistics["variant_allele_count_hom"] + statistics["variant_allele_count_het"]
+    ).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frequency = diploid_copies / (2 * diploid_called[:, None])
+        expected_het = diploid_called * (1 - (frequency**2).sum(axis=1))
+        inbreeding = np.where(
+            expected_het > 0,
+            1 - statistics["variant_num_het"] / expected_het,
+            np.nan,
+        )
+    autosome = kinds == AUTOSOME
+    hwe_p = np.full((rows, num_populations), np.nan)
+    for code in range(num_populations):
+        p_values = hwe_exact_p(het[:, code], hom_ref[:, code], hom_alt[:, code])
+        hwe_p[:, code] = np.where(autosome, p_values, np.nan)
+    return {
+        "call_rate": call_rate,
+        "hwe_p": hwe_p,
+        "inbreeding_coeff": inbreeding,
+        "allele_count": counts[:, 1:].sum(axis=1),
+        "allele_count_high_quality": hq_count,
+    }
+
+
 def measure_variants(
     root: Any,
     *,
@@ -100,6 +194,8 @@ def measure_variants(
     population: np.ndarray,
     settings: QcSettings,
     check_cancelled: Callable[[], None] = lambda: None,
+    source: GenotypeSource | None = None,
+    client: Any = None,
 ) -> VariantQc:
     """Variant metrics and flags over the samples with ``sample_pass``.
 
@@ -111,86 +207,56 @@ def measure_variants(
         :func:`genomenode.qc.samples.row_kinds` of every row.
     sample_pass, population
         Per sample: whether it passed sample QC, and its population.
+    source, client
+        A Dask client and the same store as a
+        :class:`~genomenode.store.genotype_rows.GenotypeSource`: the blocks of
+        variants (:func:`variant_block`) then run as tasks on its cluster.
     """
     call_genotype = root["call_genotype"]
-    num_variants, num_samples, ploidy = call_genotype.shape
-    variant_step, sample_step = call_genotype.chunks[:2]
-    num_alleles = root["variant_allele"].shape[1]
+    num_variants = call_genotype.shape[0]
+    variant_step = call_genotype.chunks[0]
     names = sorted({str(name) for name in population[sample_pass]})
     codes = np.array(
         [names.index(str(name)) if name in names else -1 for name in population]
     )
-    num_kept = int(sample_pass.sum())
     cells = np.where(sample_pass, codes, -1)
     call_rate = np.full(num_variants, np.nan)
     hwe_p = np.full((num_variants, len(names)), np.nan)
     inbreeding = np.full(num_variants, np.nan)
     allele_count = np.zeros(num_variants, dtype=np.int64)
     high_quality = np.zeros(num_variants, dtype=np.int64)
-    for start in range(0, num_variants, variant_step):
+    if client is not None and source is None:
+        raise ValueError("a Dask client needs the store as a GenotypeSource")
+    store: Any = root
+    per_sample: tuple[Any, ...] = (sample_pass, cells)
+    if client is not None:
+        store = source
+        per_sample = tuple(
+            client.scatter(value, broadcast=True) for value in per_sample
+        )
+    arguments = [
+        (
+            store,
+            start,
+            min(start + variant_step, num_variants),
+            kinds[start : start + variant_step],
+            *per_sample,
+            len(names),
+            settings,
+        )
+        for start in range(0, num_variants, variant_step)
+    ]
+
+    def add(index: int, part: dict[str, np.ndarray]) -> None:
         check_cancelled()
-        stop = min(start + variant_step, num_variants)
-        rows = stop - start
-        width = num_alleles + 2
-        # Genotype tables per population (cell) of the passing samples: the
-        # cohort's table is their sum, and the HWE counts are entries of them.
-        cell_table = np.zeros((rows, len(names), width, width), dtype=np.int64)
-        hq_count = np.zeros(rows, dtype=np.int64)
-        for sample_start in range(0, num_samples, sample_step):
-            columns = slice(sample_start, min(sample_start + sample_step, num_samples))
-            keep = sample_pass[columns]
-            if not keep.any():
-                continue
-            block = np.asarray(call_genotype[start:stop, columns])
-            if ploidy == 1:
-                block = np.concatenate([block, np.full_like(block, -2)], axis=2)
-            kernel = (
-                biallelic_cell_table
-                if is_biallelic_block(block)
-                else cell_genotype_table
-            )
-            cell_table += kernel(block, cells[columns], len(names), num_alleles)
-            genotypes = block[:, keep]
-            first, second = genotypes[:, :, 0], genotypes[:, :, 1]
-            good = _high_quality(root, start, stop, columns, keep, genotypes, settings)
-            copies = (first > 0).astype(np.int64) + (second > 0)
-            hq_count += np.where(good, copies, 0).sum(axis=1)
-        table = cell_table.sum(axis=1)
-        alternates = slice(1, num_alleles)
-        hom_ref = cell_table[:, :, 0, 0]
-        het = cell_table[:, :, 0, alternates].sum(axis=2) + cell_table[
-            :, :, alternates, 0
-        ].sum(axis=2)
-        hom_alt = cell_table[:, :, alternates, alternates].sum(axis=(2, 3))
-        statistics = statistics_from_table(table)
-        counts = statistics["variant_allele_count"].astype(np.int64)
-        if num_kept:
-            call_rate[start:stop] = statistics["variant_num_called"] / num_kept
-        allele_count[start:stop] = counts[:, 1:].sum(axis=1)
-        high_quality[start:stop] = hq_count
-        diploid_called = (
-            statistics["variant_num_hom_ref"]
-            + statistics["variant_num_het"]
-            + statistics["variant_num_hom_alt"]
-        ).astype(np.float64)
-        # Frequencies among the diploid calls: on X those are the females', whose
-        # heterozygotes the coefficient is about.
-        diploid_copies = (
-            statistics["variant_allele_count_hom"]
-            + statistics["variant_allele_count_het"]
-        ).astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frequency = diploid_copies / (2 * diploid_called[:, None])
-            expected_het = diploid_called * (1 - (frequency**2).sum(axis=1))
-            inbreeding[start:stop] = np.where(
-                expected_het > 0,
-                1 - statistics["variant_num_het"] / expected_het,
-                np.nan,
-            )
-        autosome = kinds[start:stop] == AUTOSOME
-        for code in range(len(names)):
-            p_values = hwe_exact_p(het[:, code], hom_ref[:, code], hom_alt[:, code])
-            hwe_p[start:stop, code] = np.where(autosome, p_values, np.nan)
+        rows = slice(arguments[index][1], arguments[index][2])
+        call_rate[rows] = part["call_rate"]
+        hwe_p[rows] = part["hwe_p"]
+        inbreeding[rows] = part["inbreeding_coeff"]
+        allele_count[rows] = part["allele_count"]
+        high_quality[rows] = part["allele_count_high_quality"]
+
+    each_result(client, variant_block, arguments, on_result=add)
     reasons = np.zeros(num_variants, dtype=np.uint8)
 
     def flag(mask: np.ndarray, reason: str) -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "allele_frequencies",
     "dask_client",
+    "each_result",
     "open_client",
     "run_on_cluster",
     "scheduler_client",
@@ -52,6 +53,9 @@ _NO_WORKERS_SECONDS = 30.0
 _POLL_SECONDS = 1.0
 # Variant rows counted at a time by allele_frequencies (bounds its temporaries).
 _COUNT_ROWS = 512
+# Tasks submitted and not yet reduced, by each_result: their results wait in
+# memory (here or on the workers) until their turn.
+_IN_FLIGHT = 8
 
 
 def open_client(address: str) -> Any:
@@ -124,34 +128,59 @@ def run_on_cluster(
     arguments: Sequence[tuple[Any, ...]],
     *,
     advance: Callable[[], None],
+    in_flight: int | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """``function(*args)`` for each tuple on the cluster; results in order.
 
-    Task keys derive from the arguments (``pure=True``), so a resubmitted
-    partition is one task. A task that killed the workers it ran on
+    Task keys are the function's name and a hash of the arguments, so a
+    resubmitted partition is one task. A task that killed the workers it ran on
     (``KilledWorker``), or a cluster left without workers for
     ``_NO_WORKERS_SECONDS``, ends the step with a :class:`StoreError` saying so;
     the first other failure cancels the rest and is raised as it is.
+
+    With ``on_result``, each result is handed to it as ``(index, result)`` in
+    the order of ``arguments`` (and not kept: the list returned holds None), and
+    at most ``in_flight`` tasks are submitted and not yet handed over, so that
+    the results waiting here, or on the workers, are bounded whatever the
+    number of tasks. A caller reducing floating-point partial results gets them
+    in one order, cluster or not.
 
     Raises
     ------
     StoreError
         The cluster lost its workers; rerunning resumes from what finished.
     """
+    from dask.base import tokenize
+    from dask.utils import funcname
     from distributed import KilledWorker
 
-    futures = [client.submit(_task, function, *args, pure=True) for args in arguments]
-    results: list[Any] = [None] * len(futures)
-    pending = dict(enumerate(futures))
+    limit = in_flight or max(1, len(arguments))
+    results: list[Any] = [None] * len(arguments)
+    pending: dict[int, Any] = {}
     # Set by the client when a task ends. The cluster's workers are looked at
     # only when nothing ended for a while: asking the scheduler (an RPC with
     # every worker's state) every 50 ms cost the scheduler and this process
     # CPU that the partitions needed on a small machine.
     ended = threading.Event()
-    for future in futures:
-        future.add_done_callback(lambda _: ended.set())
+    submitted = 0
+    handed = 0
+
+    def submit_more() -> None:
+        nonlocal submitted
+        while submitted < len(arguments) and len(pending) < limit:
+            args = arguments[submitted]
+            # Named after the function (what the dashboard shows), keyed by
+            # the arguments: a resubmitted partition is the same task.
+            key = f"{funcname(function)}-{tokenize(function, *args)}"
+            future = client.submit(_task, function, *args, key=key)
+            future.add_done_callback(lambda _: ended.set())
+            pending[submitted] = future
+            submitted += 1
+
     without_workers_since: float | None = None
     try:
+        submit_more()
         while pending:
             if not ended.wait(_POLL_SECONDS):
                 if _has_workers(client):
@@ -167,20 +196,58 @@ def run_on_cluster(
                     )
                 continue
             ended.clear()
-            for index in [index for index, future in pending.items() if future.done()]:
-                results[index] = pending.pop(index).result()
-                advance()
+            if on_result is None:
+                for index in [
+                    index for index, future in pending.items() if future.done()
+                ]:
+                    results[index] = pending.pop(index).result()
+                    advance()
+            else:
+                while handed in pending and pending[handed].done():
+                    on_result(handed, pending.pop(handed).result())
+                    handed += 1
+                    advance()
+            submit_more()
     except KilledWorker as error:
-        client.cancel(futures)
+        client.cancel(list(pending.values()))
         raise StoreError(
             f"Dask workers of {client.scheduler.address} died running a task "
             f"({error}); check their memory and logs, then run the same command "
             "again to resume"
         ) from None
     except BaseException:
-        client.cancel(futures)
+        client.cancel(list(pending.values()))
         raise
     return results
+
+
+def each_result(
+    client: Any,
+    function: Callable[..., Any],
+    arguments: Sequence[tuple[Any, ...]],
+    *,
+    on_result: Callable[[int, Any], None],
+    in_flight: int = _IN_FLIGHT,
+) -> None:
+    """``on_result(index, function(*arguments[index]))`` for each index in
+    order: in this process when ``client`` is None, else as tasks on its
+    cluster (:func:`run_on_cluster`, at most ``in_flight`` at a time).
+
+    What a chunked computation uses to reduce partial results as they come,
+    holding a few of them, never all.
+    """
+    if client is None:
+        for index, args in enumerate(arguments):
+            on_result(index, function(*args))
+        return
+    run_on_cluster(
+        client,
+        function,
+        arguments,
+        advance=lambda: None,
+        in_flight=in_flight,
+        on_result=on_result,
+    )
 
 
 def allele_count_rows(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
