@@ -14,7 +14,7 @@ the same sample count and growing length, to show peak memory does not follow th
 number of variants.
 
 Usage: python bench/ingest.py [--samples 2000 20000] [--length 5000000] [--workers 2]
-                              [--peers bcftools plink2 vcf2zarr]
+                              [--peers bcftools plink2 vcf2zarr] [--compare-with SRC]
 """
 
 from __future__ import annotations
@@ -137,7 +137,11 @@ def cohort(samples: int, length: int, seed: int = 7) -> pathlib.Path:
     return dataset_yaml
 
 
-def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
+def ingest_once(
+    dataset_yaml: pathlib.Path, workers: int, source: str | None = None
+) -> Measurement:
+    """Time ``genomenode ingest``; with ``source``, of the package under that
+    ``src`` directory (put first on ``PYTHONPATH``)."""
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         node = pathlib.Path(scratch) / "node"
         subprocess.run(
@@ -154,8 +158,10 @@ def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
             stdout=subprocess.DEVNULL,
         )
         environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES=str(workers))
+        if source is not None:
+            environment["PYTHONPATH"] = source
         return measure(
-            "genomenode ingest",
+            f"genomenode ingest ({source})" if source else "genomenode ingest",
             [str(BIN / "genomenode"), "ingest", "--node", str(node), str(dataset_yaml)],
             environment,
         )
@@ -254,6 +260,14 @@ def main() -> None:
         help="peers to run beside genomenode (vcf2zarr alone takes ~5x bcftools)",
     )
     parser.add_argument(
+        "--compare-with",
+        nargs="*",
+        default=[],
+        metavar="SRC",
+        help="also time the ingest of another version's src directory, e.g. "
+        "one made by `git archive main src | tar -x -C /tmp/main`",
+    )
+    parser.add_argument(
         "--memory-lengths",
         type=int,
         nargs="*",
@@ -272,6 +286,10 @@ def main() -> None:
         size_mb = vcf.stat().st_size / 1e6
         rows = [
             *peers(vcf, arguments.workers, tuple(arguments.peers)),
+            *(
+                ingest_once(dataset_yaml, arguments.workers, source)
+                for source in arguments.compare_with
+            ),
             ingest_once(dataset_yaml, arguments.workers),
         ]
         baseline = next((row for row in rows if row.tool.startswith("bcftools")), None)
