@@ -14,6 +14,7 @@ the same sample count and growing length, to show peak memory does not follow th
 number of variants.
 
 Usage: python bench/ingest.py [--samples 2000 20000] [--length 5000000] [--workers 2]
+                              [--peers bcftools plink2 vcf2zarr] [--compare-with SRC]
 """
 
 from __future__ import annotations
@@ -136,7 +137,11 @@ def cohort(samples: int, length: int, seed: int = 7) -> pathlib.Path:
     return dataset_yaml
 
 
-def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
+def ingest_once(
+    dataset_yaml: pathlib.Path, workers: int, source: str | None = None
+) -> Measurement:
+    """Time ``genomenode ingest``; with ``source``, of the package under that
+    ``src`` directory (put first on ``PYTHONPATH``)."""
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         node = pathlib.Path(scratch) / "node"
         subprocess.run(
@@ -153,18 +158,28 @@ def ingest_once(dataset_yaml: pathlib.Path, workers: int) -> Measurement:
             stdout=subprocess.DEVNULL,
         )
         environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES=str(workers))
+        if source is not None:
+            environment["PYTHONPATH"] = source
         return measure(
-            "genomenode ingest",
+            f"genomenode ingest ({source})" if source else "genomenode ingest",
             [str(BIN / "genomenode"), "ingest", "--node", str(node), str(dataset_yaml)],
             environment,
         )
 
 
-def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
+PEERS = ("bcftools", "plink2", "vcf2zarr")
+
+
+def peers(
+    vcf: pathlib.Path, workers: int, wanted: tuple[str, ...] = PEERS
+) -> list[Measurement]:
     results = []
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         out = pathlib.Path(scratch)
-        if shutil.which("bcftools"):
+        missing = [t for t in wanted if t != "vcf2zarr" and not shutil.which(t)]
+        for tool in missing:
+            print(f"{tool} not found: apt-get install {tool}")
+        if "bcftools" in wanted and "bcftools" not in missing:
             results.append(
                 measure(
                     "bcftools view -Ob + index",
@@ -176,9 +191,7 @@ def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
                     ],
                 )
             )
-        else:
-            print("bcftools not found: apt-get install bcftools")
-        if shutil.which("plink2"):
+        if "plink2" in wanted and "plink2" not in missing:
             results.append(
                 measure(
                     "plink2 --make-pgen",
@@ -194,21 +207,20 @@ def peers(vcf: pathlib.Path, workers: int) -> list[Measurement]:
                     ],
                 )
             )
-        else:
-            print("plink2 not found: apt-get install plink2")
-        results.append(
-            measure(
-                f"vcf2zarr convert -p {workers}",
-                [
-                    str(BIN / "vcf2zarr"),
-                    "convert",
-                    "-p",
-                    str(workers),
-                    str(vcf),
-                    str(out / "x.vcz"),
-                ],
+        if "vcf2zarr" in wanted:
+            results.append(
+                measure(
+                    f"vcf2zarr convert -p {workers}",
+                    [
+                        str(BIN / "vcf2zarr"),
+                        "convert",
+                        "-p",
+                        str(workers),
+                        str(vcf),
+                        str(out / "x.vcz"),
+                    ],
+                )
             )
-        )
     return results
 
 
@@ -241,6 +253,21 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=5_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--peers",
+        nargs="*",
+        choices=PEERS,
+        default=list(PEERS),
+        help="peers to run beside genomenode (vcf2zarr alone takes ~5x bcftools)",
+    )
+    parser.add_argument(
+        "--compare-with",
+        nargs="*",
+        default=[],
+        metavar="SRC",
+        help="also time the ingest of another version's src directory, e.g. "
+        "one made by `git archive main src | tar -x -C /tmp/main`",
+    )
+    parser.add_argument(
         "--memory-lengths",
         type=int,
         nargs="*",
@@ -258,7 +285,11 @@ def main() -> None:
         vcf = next(dataset_yaml.parent.glob("*.vcf.gz"))
         size_mb = vcf.stat().st_size / 1e6
         rows = [
-            *peers(vcf, arguments.workers),
+            *peers(vcf, arguments.workers, tuple(arguments.peers)),
+            *(
+                ingest_once(dataset_yaml, arguments.workers, source)
+                for source in arguments.compare_with
+            ),
             ingest_once(dataset_yaml, arguments.workers),
         ]
         baseline = next((row for row in rows if row.tool.startswith("bcftools")), None)

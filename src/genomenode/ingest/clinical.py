@@ -120,9 +120,18 @@ def write_records(
     partial = path.with_name(path.name + ".part")
     with open(partial, "w") as out:
         for record in records:
-            out.write(json.dumps(dataclasses.asdict(record)) + "\n")
+            # The same JSON as dataclasses.asdict gives (fields in order, tuples
+            # as lists), without its deep copy of every record: a quarter of the
+            # validate step's CPU at 20,000 Phenopackets.
+            out.write(json.dumps(_fields(record)) + "\n")
             yield record
     partial.replace(path)
+
+
+def _fields(record: ClinicalRecord) -> dict[str, Any]:
+    return {
+        field.name: getattr(record, field.name) for field in dataclasses.fields(record)
+    }
 
 
 def read_records(path: pathlib.Path) -> Iterator[ClinicalRecord]:

@@ -10,6 +10,7 @@ encode from its init (the ICF is kept).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -39,10 +40,48 @@ def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
 
 
 # The intermediate format lives only until encode has read it: compress it fast.
-# bio2zarr's default (zstd level 7) spends more time compressing than parsing.
+# bio2zarr's default (zstd level 7) spends more time compressing than parsing;
+# zstd level 1 still spent ~12 s of CPU compressing and ~8 s decompressing the
+# pickled calls of 20,000 samples x 10,918 variants, lz4 a quarter of that for an
+# intermediate ~1.5 times larger (docs/benchmarks.md, "Ingest, 2026-12-03").
 _ICF_COMPRESSOR = numcodecs.Blosc(
-    cname="zstd", clevel=1, shuffle=numcodecs.Blosc.NOSHUFFLE
+    cname="lz4", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE
 )
+
+
+# Per-sample FORMAT fields (DP, GQ, AD...) are most of a cohort's bytes and, unlike
+# genotypes, nearly incompressible: bio2zarr's default (zstd level 7) encodes them at
+# 6-11 MB/s for a ratio zstd level 1 matches at 200-500 MB/s (docs/benchmarks.md,
+# "Ingest, 2026-12-03"). Genotypes and flags keep bit-shuffle, one level lower
+# than bio2zarr's 7: twice as fast, 3 % larger.
+_CALL_FIELD_COMPRESSOR = {
+    "id": "blosc",
+    "cname": "zstd",
+    "clevel": 1,
+    "shuffle": numcodecs.Blosc.SHUFFLE,
+    "blocksize": 0,
+}
+_CALL_GENOTYPE_COMPRESSOR = {
+    "id": "blosc",
+    "cname": "zstd",
+    "clevel": 5,
+    "shuffle": numcodecs.Blosc.BITSHUFFLE,
+    "blocksize": 0,
+}
+
+
+def _fast_call_compressors(schema: Any) -> None:
+    """Give the per-sample arrays of ``schema`` the compressors above."""
+    fields = []
+    for field in schema.fields:
+        if field.name.startswith("call_genotype"):
+            field = dataclasses.replace(
+                field, compressor=dict(_CALL_GENOTYPE_COMPRESSOR)
+            )
+        elif field.name.startswith("call_"):
+            field = dataclasses.replace(field, compressor=dict(_CALL_FIELD_COMPRESSOR))
+        fields.append(field)
+    schema.fields = fields
 
 
 def _num_partitions(worker_processes: int, cluster: Any = None) -> int:
@@ -185,6 +224,7 @@ def encode(
             schema.fields = [
                 field for field in schema.fields if field.name not in dropped
             ]
+        _fast_call_compressors(schema)
         schema_path = icf.with_name("schema.json")
         schema_path.write_text(schema.asjson())
         try:
