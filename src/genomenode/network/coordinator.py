@@ -40,7 +40,8 @@ from .registry import RegisteredNode, Registry
 __all__ = ["Coordinator"]
 
 #: Windows whose rounds are in flight at once (a node answers them from its
-#: thread pool; the network's waiting overlaps).
+#: thread pool; the network's waiting overlaps); in a logistic GWAS, the
+#: windows one round serves (each request to a node carries their parts).
 WINDOWS_IN_FLIGHT = 3
 
 
@@ -295,19 +296,23 @@ class Coordinator:
         windows = analysis_rounds.windows(request, tasks)
         rows: list[dict[str, Any]] = []
         withheld = 0
-        null_beta = None
-        if analysis == "gwas" and request["model"] == "logistic":
-            null_beta = await regression_rounds.null_model(self, request, tasks)
         extra: dict[str, Any] = {}
         found: list[tuple[list[dict[str, Any]], int] | None] = [None] * len(windows)
+        if analysis == "gwas" and request["model"] == "logistic":
+            null_beta = await regression_rounds.null_model(self, request, tasks)
+            # Not a task per window: each round serves several windows at once.
+            found[:] = await regression_rounds.logistic_windows(
+                self, request, tasks, windows, null_beta, parts=WINDOWS_IN_FLIGHT
+            )
+            windows = []
         gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
 
         async def one(number: int, window: dict[str, Any]) -> None:
             nonlocal extra
             async with gate:
                 if analysis == "gwas":
-                    found[number] = await regression_rounds.gwas_window(
-                        self, request, tasks, window, null_beta
+                    found[number] = await regression_rounds.linear_window(
+                        self, request, tasks, window
                     )
                 elif analysis == "table":
                     found[number] = await analysis_rounds.table_window(

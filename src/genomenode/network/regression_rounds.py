@@ -6,7 +6,7 @@ round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .analysis_rounds import (
     result_site,
 )
 
-__all__ = ["firth", "gwas_window", "null_model"]
+__all__ = ["firth", "linear_window", "logistic_windows", "null_model"]
 
 
 def _model_body(request: dict[str, Any]) -> dict[str, Any]:
@@ -81,48 +81,72 @@ def _result_rows(
     return rows
 
 
-async def gwas_window(
+async def linear_window(
     rounds: Rounds,
     request: dict[str, Any],
     tasks: list[Task],
     window: dict[str, Any],
-    null_beta: np.ndarray | None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One window's regressions: the linear model in one round, the logistic
-    IRLS from the null model in as many as the slowest variant needs."""
+    """One window's linear regressions, in one round."""
     body: dict[str, Any] = {**_model_body(request), "window": window}
-    if null_beta is not None:
-        body["start"] = null_beta
-        # The Newton steps need the information and score only.
-        body["log_likelihood"] = False
     answers = await rounds.round_trip(tasks, "glm", body)
     keys, hidden = common_variants(answers)
     if not keys:
         return [], hidden
     num = gather(answers, keys, "num_observations")
-    if request["model"] == "linear":
-        beta, se, p = federated.linear_estimates(
-            gather(answers, keys, "xtx"),
-            gather(answers, keys, "xty"),
-            gather(answers, keys, "yty"),
-            num,
-        )
-        return _result_rows(window, keys, num, beta, se, p, ["ok"] * len(keys)), hidden
-    assert null_beta is not None  # a logistic model starts from the null model
-    beta_all = np.tile(np.append(null_beta, 0.0), (len(keys), 1))
-    information_all = np.zeros((len(keys), beta_all.shape[1], beta_all.shape[1]))
-    status = np.array(["not converged"] * len(keys), dtype=object)
-    active = np.arange(len(keys))
-    information = gather(answers, keys, "information")
-    score = gather(answers, keys, "score")
-    for iteration in range(federated.MAX_ITERATIONS):
-        previous = beta_all[active, -1]
-        new, change = federated.logistic_step(beta_all[active], information, score)
-        information_all[active] = information
-        beta_all[active] = new
+    beta, se, p = federated.linear_estimates(
+        gather(answers, keys, "xtx"),
+        gather(answers, keys, "xty"),
+        gather(answers, keys, "yty"),
+        num,
+    )
+    return _result_rows(window, keys, num, beta, se, p, ["ok"] * len(keys)), hidden
+
+
+class _Fit:
+    """One window's per-variant logistic IRLS, one Newton step per round."""
+
+    def __init__(self, window: dict[str, Any], null_beta: np.ndarray) -> None:
+        self.window = window
+        self.null_beta = null_beta
+        self.keys: list[str] | None = None
+        self.hidden = 0
+        self.iteration = 0
+        self.done = False
+
+    def part(self) -> tuple[dict[str, Any], np.ndarray | None]:
+        """This window's part of the next round, and its β rows (None: the
+        first round, every released variant at the null model)."""
+        if self.keys is None:
+            return {"window": self.window}, None
+        named = [self.keys[j] for j in self.active]
+        return {"window": self.window, "variants": named}, self.beta[self.active]
+
+    def take(self, answers: Mapping[str, dict[str, Any]]) -> None:
+        """The nodes' answers to this window's part: one Newton step."""
+        if self.keys is None:
+            self.keys, self.hidden = common_variants(answers)
+            count = len(self.keys)
+            if not count:
+                self.done = True
+                return
+            self.num = gather(answers, self.keys, "num_observations")
+            self.beta = np.tile(np.append(self.null_beta, 0.0), (count, 1))
+            width = self.beta.shape[1]
+            self.information = np.zeros((count, width, width))
+            self.status = np.array(["not converged"] * count, dtype=object)
+            self.active = np.arange(count)
+        active = self.active
+        named = [self.keys[j] for j in active]
+        information = gather(answers, named, "information")
+        score = gather(answers, named, "score")
+        previous = self.beta[active, -1]
+        new, change = federated.logistic_step(self.beta[active], information, score)
+        self.information[active] = information
+        self.beta[active] = new
         finished = ~(change >= federated.CONVERGENCE_TOLERANCE)
-        status[active[finished & ~np.isnan(change)]] = "ok"
-        status[active[np.isnan(change)]] = "singular"
+        self.status[active[finished & ~np.isnan(change)]] = "ok"
+        self.status[active[np.isnan(change)]] = "singular"
         # An estimate running off to the boundary is separation: it would
         # only cost round trips (the documented fallback: no numbers).
         # Newton converges quadratically near a finite optimum: still taking
@@ -130,39 +154,118 @@ async def gwas_window(
         diverging = ~finished & (
             (np.abs(new[:, -1]) > federated.SEPARATION_BETA)
             | (
-                (iteration >= federated.SLOW_ITERATIONS)
+                (self.iteration >= federated.SLOW_ITERATIONS)
                 & (np.abs(new[:, -1] - previous) > federated.SLOW_STEP)
             )
         )
-        status[active[diverging]] = "separation"
-        active = active[~finished & ~diverging]
-        if len(active) == 0:
-            break
-        active_keys = [keys[j] for j in active]
-        answers = await rounds.round_trip(
-            tasks,
-            "glm",
-            {**body, "variants": active_keys, "beta": beta_all[active]},
+        self.status[active[diverging]] = "separation"
+        self.active = active[~finished & ~diverging]
+        self.iteration += 1
+        self.done = len(self.active) == 0 or self.iteration >= federated.MAX_ITERATIONS
+
+    async def rows(
+        self, rounds: Rounds, request: dict[str, Any], tasks: list[Task]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The window's result rows (after Firth's fit, when asked for)."""
+        if not self.keys:
+            return [], self.hidden
+        keys, status = self.keys, self.status
+        b, se, p = federated.logistic_wald(self.beta, self.information)
+        # Separation (the documented fallback): a model that does not converge,
+        # or whose estimate runs off to the boundary, is reported without numbers.
+        separated = (
+            (status != "ok")
+            | ~np.isfinite(se)
+            | (np.abs(b) > federated.SEPARATION_BETA)
         )
-        information = gather(answers, active_keys, "information")
-        score = gather(answers, active_keys, "score")
-    b, se, p = federated.logistic_wald(beta_all, information_all)
-    # Separation (the documented fallback): a model that does not converge, or
-    # whose estimate runs off to the boundary, is reported without numbers.
-    separated = (
-        (status != "ok") | ~np.isfinite(se) | (np.abs(b) > federated.SEPARATION_BETA)
-    )
-    status[separated & (status == "ok")] = "separation"
-    b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
-    mode = request.get("firth", "no")
-    if mode != "no":
-        chosen = np.arange(len(keys)) if mode == "all" else np.flatnonzero(separated)
-        if len(chosen):
-            found = await firth(
-                rounds, tasks, body, [keys[j] for j in chosen], null_beta
+        status[separated & (status == "ok")] = "separation"
+        b, se, p = (np.where(separated, np.nan, v) for v in (b, se, p))
+        mode = request.get("firth", "no")
+        if mode != "no":
+            chosen = (
+                np.arange(len(keys)) if mode == "all" else np.flatnonzero(separated)
             )
-            b[chosen], se[chosen], p[chosen], status[chosen] = found
-    return _result_rows(window, keys, num, b, se, p, list(status)), hidden
+            if len(chosen):
+                body = {
+                    **_model_body(request),
+                    "window": self.window,
+                    "start": self.null_beta,
+                    "log_likelihood": False,
+                }
+                found = await firth(
+                    rounds, tasks, body, [keys[j] for j in chosen], self.null_beta
+                )
+                b[chosen], se[chosen], p[chosen], status[chosen] = found
+        rows = _result_rows(self.window, keys, self.num, b, se, p, list(status))
+        return rows, self.hidden
+
+
+async def logistic_windows(
+    rounds: Rounds,
+    request: dict[str, Any],
+    tasks: list[Task],
+    windows: Sequence[dict[str, Any]],
+    null_beta: np.ndarray,
+    *,
+    parts: int,
+) -> list[tuple[list[dict[str, Any]], int]]:
+    """Every window's logistic regressions, each round serving up to ``parts``
+    windows at once (one request per node, one audit entry there).
+
+    A window joins as soon as another one is done, so the few slow variants
+    of one window share their rounds with the first ones of the next, rather
+    than a round each. Per window: the result rows, and how many variants
+    some node withheld.
+    """
+    waiting = list(enumerate(windows))[::-1]
+    fitting: list[tuple[int, _Fit]] = []
+    found: list[tuple[list[dict[str, Any]], int] | None] = [None] * len(windows)
+    while waiting or fitting:
+        while waiting and len(fitting) < parts:
+            number, window = waiting.pop()
+            fitting.append((number, _Fit(window, null_beta)))
+        described, betas = [], []
+        for _, fit in fitting:
+            part, beta = fit.part()
+            described.append(part)
+            if beta is not None:
+                betas.append(beta)
+        body: dict[str, Any] = {
+            **_model_body(request),
+            "start": null_beta,
+            # The Newton steps need the information and score only.
+            "log_likelihood": False,
+            "parts": described,
+        }
+        if betas:
+            body["beta"] = np.concatenate(betas)
+        answers = await rounds.round_trip(tasks, "glm", body)
+        for index, (number, fit) in enumerate(fitting):
+            fit.take({dataset: _part_of(a, index) for dataset, a in answers.items()})
+            if fit.done:
+                found[number] = await fit.rows(rounds, request, tasks)
+        if any(fit.done for _, fit in fitting):
+            fitting = [(number, fit) for number, fit in fitting if not fit.done]
+            done = sum(item is not None for item in found)
+            await rounds.progress(tasks, done, len(windows))
+    return [item if item is not None else ([], 0) for item in found]
+
+
+def _part_of(answer: dict[str, Any], index: int) -> dict[str, Any]:
+    """Part ``index`` of a node's answer to a round of several windows: its
+    variants and withheld ones, and its rows of each array."""
+    sizes = [len(names) for names in answer["variants"]]
+    start = sum(sizes[:index])
+    stop = start + sizes[index]
+    out = {}
+    for key, value in answer.items():
+        if isinstance(value, Mapping) and set(value) == {"dtype", "shape", "data"}:
+            value = decode(value, field=key)  # a JSON answer's array
+        if isinstance(value, np.ndarray):
+            out[key] = value[start:stop]
+    out["variants"] = answer["variants"][index]
+    out["withheld"] = answer["withheld"][index]
+    return out
 
 
 async def firth(
