@@ -119,7 +119,7 @@ def main() -> None:
         pooled = read_pooled(cohort)
         print(
             f"cohort: 3 nodes × {per_node} samples, {len(pooled.keys)} biallelic "
-            f"variants (simulated in {time.perf_counter() - started:.0f} s)"
+            f"variants (ready in {time.perf_counter() - started:.0f} s)"
         )
         templates = [built / "templates" / f"node-{i}" for i in (1, 2, 3)]
         if not saved.exists():
