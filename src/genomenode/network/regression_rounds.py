@@ -224,26 +224,34 @@ async def logistic_windows(
         while waiting and len(fitting) < parts:
             number, window = waiting.pop()
             fitting.append((number, _Fit(window, null_beta)))
-        described, betas = [], []
-        for _, fit in fitting:
+        # The parts in as few requests as keep each within the job's
+        # chunk_variants named variants (one window's worth, as before).
+        requests: list[list[tuple[int, _Fit, dict[str, Any], Any]]] = [[]]
+        named = 0
+        for number, fit in fitting:
             part, beta = fit.part()
-            described.append(part)
-            if beta is not None:
-                betas.append(beta)
-        body: dict[str, Any] = {
-            **_model_body(request),
-            "start": null_beta,
-            # The Newton steps need the information and score only.
-            "log_likelihood": False,
-            "parts": described,
-        }
-        if betas:
-            body["beta"] = np.concatenate(betas)
-        answers = await rounds.round_trip(tasks, "glm", body)
-        for index, (number, fit) in enumerate(fitting):
-            fit.take({dataset: _part_of(a, index) for dataset, a in answers.items()})
-            if fit.done:
-                found[number] = await fit.rows(rounds, request, tasks)
+            size = len(part.get("variants", ()))
+            if requests[-1] and named + size > request["chunk_variants"]:
+                requests.append([])
+                named = 0
+            requests[-1].append((number, fit, part, beta))
+            named += size
+        for group in requests:
+            body: dict[str, Any] = {
+                **_model_body(request),
+                "start": null_beta,
+                # The Newton steps need the information and score only.
+                "log_likelihood": False,
+                "parts": [part for _, _, part, _ in group],
+            }
+            betas = [beta for _, _, _, beta in group if beta is not None]
+            if betas:
+                body["beta"] = np.concatenate(betas)
+            answers = await rounds.round_trip(tasks, "glm", body)
+            for index, (number, fit, _, _) in enumerate(group):
+                fit.take({name: _part_of(a, index) for name, a in answers.items()})
+                if fit.done:
+                    found[number] = await fit.rows(rounds, request, tasks)
         if any(fit.done for _, fit in fitting):
             fitting = [(number, fit) for number, fit in fitting if not fit.done]
             done = sum(item is not None for item in found)
