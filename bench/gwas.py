@@ -23,7 +23,7 @@ from /proc; of plink2 from its rusage) are both printed: the machine may be
 shared, and CPU time is the fairer comparison then.
 
 Usage: python bench/gwas.py [--quick] [--samples-per-node N] [--length BP]
-       [--chunk-variants N] [--profile DIR]
+       [--chunk-variants N] [--profile DIR] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import pickle
 import resource
 import shutil
 import subprocess
@@ -89,31 +90,48 @@ def main() -> None:
         default=None,
         help="write py-spy flame graphs of node 1 and the network to this folder",
     )
+    parser.add_argument(
+        "--keep",
+        type=pathlib.Path,
+        default=None,
+        help="keep the simulated cohort and ingested nodes in this folder and "
+        "reuse them on later runs of the same size",
+    )
     arguments = parser.parse_args()
     per_node = arguments.samples_per_node or (300 if arguments.quick else 3000)
     length = arguments.length or (1_500_000 if arguments.quick else 14_000_000)
 
     with tempfile.TemporaryDirectory(prefix="bench-gwas-") as temporary:
         root = pathlib.Path(temporary)
+        built = root
+        if arguments.keep is not None:
+            built = arguments.keep / f"{per_node}x3-{length}"
         started = time.perf_counter()
-        cohort = deal_cohort(
-            root / "cohort", samples=3 * per_node, seed=5, length=length
-        )
+        saved = built / "cohort.pickle"
+        if saved.exists():
+            cohort = pickle.loads(saved.read_bytes())
+        else:
+            if built != root:
+                shutil.rmtree(built, ignore_errors=True)  # a run cut short
+            cohort = deal_cohort(
+                built / "cohort", samples=3 * per_node, seed=5, length=length
+            )
         pooled = read_pooled(cohort)
         print(
             f"cohort: 3 nodes × {per_node} samples, {len(pooled.keys)} biallelic "
-            f"variants (simulated in {time.perf_counter() - started:.0f} s)"
+            f"variants (ready in {time.perf_counter() - started:.0f} s)"
         )
-        templates = []
-        with in_process_workers():
-            for index, description in enumerate(cohort.dataset_yamls, start=1):
-                directory = root / "templates" / f"node-{index}"
-                with init_node(
-                    directory, node_id=f"node-{index}", country="FI"
-                ) as node:
-                    ingest(node, description)
-                    grant_access(node, cohort.dataset_ids[index - 1], RESEARCHER)
-                templates.append(directory)
+        templates = [built / "templates" / f"node-{i}" for i in (1, 2, 3)]
+        if not saved.exists():
+            with in_process_workers():
+                for index, description in enumerate(cohort.dataset_yamls, start=1):
+                    directory = templates[index - 1]
+                    with init_node(
+                        directory, node_id=f"node-{index}", country="FI"
+                    ) as node:
+                        ingest(node, description)
+                        grant_access(node, cohort.dataset_ids[index - 1], RESEARCHER)
+            saved.write_bytes(pickle.dumps(cohort))
         with serve_network(templates, root / "served") as network:
             pca = network.submit(
                 {

@@ -194,7 +194,10 @@ def _answer(
     except GenomenodeError as error:
         audit("error", str(error))
         raise
-    audit("allow", f"{len(result.get('withheld', []))} variant(s) withheld")
+    withheld = result.get("withheld", [])
+    if withheld and isinstance(withheld[0], list):  # a round of several windows
+        withheld = [key for part in withheld for key in part]
+    audit("allow", f"{len(withheld)} variant(s) withheld")
     return result
 
 
@@ -239,6 +242,21 @@ async def layout(request: Request, dataset_id: str) -> Response:
     )
 
 
+def _parts(body: dict[str, Any], settings: AnalysisSettings):
+    """A round of several windows: each part's window and variants (or None)."""
+    value = body.get("parts")
+    if not isinstance(value, list) or not 1 <= len(value) <= service.MAX_PARTS:
+        raise InputError(f"a list of 1 to {service.MAX_PARTS} parts", field="parts")
+    if "window" in body or "variants" in body or "inverse" in body:
+        raise InputError("parts, or one window (not both)", field="parts")
+    parts = []
+    for part in value:
+        if not isinstance(part, dict):
+            raise InputError("each part is {window, variants}", field="parts")
+        parts.append((_window(part, settings), _keys(part, settings)))
+    return parts
+
+
 def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
     model = body.get("model")
     if model not in _MODELS:
@@ -249,21 +267,28 @@ def _glm(handle, settings: AnalysisSettings, body) -> dict[str, Any]:
     log_likelihood = body.get("log_likelihood", True)
     if not isinstance(log_likelihood, bool):
         raise InputError("true or false", field="log_likelihood")
+    common: dict[str, Any] = {
+        "min_minor_allele_count": settings.min_minor_allele_count,
+        "model": model,
+        "outcome": _text(body, "outcome") or "",
+        "covariates": _names(body, "covariates"),
+        "beta": None if beta is None else decode(beta, field="beta"),
+        "start": None if start is None else decode(start, field="start"),
+        "scheduler": settings.dask_scheduler,
+        "max_window_variants": settings.max_window_variants,
+        "log_likelihood": log_likelihood,
+    }
+    if "parts" in body:
+        return service.glm_parts(
+            handle, settings.disclosure, parts=_parts(body, settings), **common
+        )
     return service.glm(
         handle,
         settings.disclosure,
-        min_minor_allele_count=settings.min_minor_allele_count,
-        model=model,
-        outcome=_text(body, "outcome") or "",
-        covariates=_names(body, "covariates"),
         window=_window(body, settings, required=False),
         variants=_keys(body, settings),
-        beta=None if beta is None else decode(beta, field="beta"),
-        start=None if start is None else decode(start, field="start"),
-        scheduler=settings.dask_scheduler,
-        max_window_variants=settings.max_window_variants,
-        log_likelihood=log_likelihood,
         inverse=None if inverse is None else decode(inverse, field="inverse"),
+        **common,
     )
 
 

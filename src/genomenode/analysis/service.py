@@ -44,10 +44,12 @@ from .cohort import (
 )
 
 __all__ = [
+    "MAX_PARTS",
     "AggregateRefused",
     "Window",
     "frequencies",
     "glm",
+    "glm_parts",
     "layout",
     "pca_gram",
     "pca_linkage",
@@ -55,6 +57,10 @@ __all__ = [
     "summary",
     "tables",
 ]
+
+
+#: The most windows one round of a regression may serve (:func:`glm_parts`).
+MAX_PARTS = 8
 
 
 class AggregateRefused(PermissionDenied):
@@ -354,6 +360,55 @@ def glm(
         log_likelihood=log_likelihood,
         inverse=firth,
     )
+
+
+def glm_parts(
+    dataset: PublishedDataset,
+    settings: DisclosureSettings,
+    *,
+    parts: Sequence[tuple[Window, Sequence[str] | None]],
+    beta: npt.ArrayLike | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """One round of :func:`glm` over several windows (at most
+    :data:`MAX_PARTS`): each part a window and its ``variants`` (None: the
+    window's first round). ``beta`` holds the rows of the parts that name
+    variants, in order (None: every part starts at ``start``).
+
+    The answer is :func:`glm`'s with ``variants`` and ``withheld`` one list per
+    part and each array the parts' rows one after the other.
+    """
+    if not 1 <= len(parts) <= MAX_PARTS:
+        raise InputError(f"1 to {MAX_PARTS} parts", field="parts")
+    rows = None if beta is None else np.asarray(beta, float)
+    used = 0
+    answers = []
+    for window, variants in parts:
+        current = None
+        if rows is not None and variants is not None:
+            current = rows[used : used + len(variants)]
+            used += len(variants)
+        answers.append(
+            glm(
+                dataset,
+                settings,
+                window=window,
+                variants=variants,
+                beta=current,
+                **options,
+            )
+        )
+    if rows is not None and (rows.ndim != 2 or used != len(rows)):
+        raise InputError("beta needs one row per variant the parts name", field="beta")
+    out: dict[str, Any] = {}
+    for key, value in answers[0].items():
+        if isinstance(value, np.ndarray):
+            out[key] = np.concatenate([answer[key] for answer in answers])
+        elif key in ("variants", "withheld"):
+            out[key] = [answer[key] for answer in answers]
+        else:
+            out[key] = value  # the model's counts, the same for every part
+    return out
 
 
 def frequencies(

@@ -118,6 +118,8 @@ def logistic_statistics(
     if np.isnan(dosages).any():
         present = ~np.isnan(dosages)
         filled = np.where(present, dosages, 0.0)
+    if not log_likelihood and inverse is None and _shared_start(beta, k):
+        return _at_shared_start(filled, present, covariates, outcome, beta[0, :k])
     eta = beta[:, :k] @ covariates.T
     eta += beta[:, k : k + 1] * filled
     # μ = 1 / (1 + e^−η), in place; log(1 + e^−η) is kept for the likelihood.
@@ -158,6 +160,67 @@ def logistic_statistics(
     if present is not None:
         per_person[~present] = 0.0
     return out | {"log_likelihood": per_person.sum(axis=1)}
+
+
+def _shared_start(beta: np.ndarray, k: int) -> bool:
+    """Whether every variant is at the same covariate β with a dosage β of 0 (an
+    IRLS's first round, from the null model)."""
+    return (
+        len(beta) > 0
+        and not beta[:, k].any()
+        and bool((beta[:, :k] == beta[0, :k]).all())
+    )
+
+
+def _at_shared_start(
+    filled: np.ndarray,
+    present: np.ndarray | None,
+    covariates: np.ndarray,
+    outcome: np.ndarray,
+    start: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """:func:`logistic_statistics` where every variant's β is ``(start, 0)``.
+
+    The linear predictor does not involve the dosage, so μ and the weights are
+    one vector for all variants: one exponential per person instead of one per
+    person and variant, and the covariate block of XᵀWX and of the score is
+    one product (per variant only where a dosage is missing).
+    """
+    k = covariates.shape[1]
+    num_variants = filled.shape[0]
+    mu = 1.0 / (1.0 + np.exp(-(covariates @ start)))
+    weights = mu * (1.0 - mu)
+    residual = outcome - mu
+    if present is not None:
+        # Complete cases per variant: the general kernel, minus the exponentials.
+        weights_each = np.where(present, weights[None, :], 0.0)
+        residual_each = np.where(present, residual[None, :], 0.0)
+        score = np.empty((num_variants, k + 1))
+        score[:, :k] = residual_each @ covariates
+        score[:, k] = np.einsum("ij,ij->i", residual_each, filled)
+        return {
+            "information": _information(filled, covariates, weights_each),
+            "score": score,
+            "num_observations": present.sum(axis=1).astype(np.int64),
+        }
+    dosages = np.asarray(filled, dtype=np.float64)
+    upper, lower = np.triu_indices(k)
+    hessian = np.empty((num_variants, k + 1, k + 1))
+    block = weights @ (covariates[:, upper] * covariates[:, lower])
+    hessian[:, upper, lower] = block
+    hessian[:, lower, upper] = block
+    cross = dosages @ (covariates * weights[:, None])
+    hessian[:, :k, k] = cross
+    hessian[:, k, :k] = cross
+    hessian[:, k, k] = (dosages * dosages) @ weights
+    score = np.empty((num_variants, k + 1))
+    score[:, :k] = residual @ covariates
+    score[:, k] = dosages @ residual
+    return {
+        "information": hessian,
+        "score": score,
+        "num_observations": np.full(num_variants, filled.shape[1], dtype=np.int64),
+    }
 
 
 def _firth_score(

@@ -46,7 +46,8 @@ from ..errors import (
     TokenError,
 )
 from ..web.body import read_json_object
-from .coordinator import Coordinator, validate_request
+from .analysis_request import validate_request
+from .coordinator import Coordinator
 from .http import MAX_AUTHORIZATION_BYTES, audit_of, registry_of, signer_of
 from .jobs import FINAL_STATES, Job, JobStore, Owner
 
