@@ -23,6 +23,7 @@ from genomenode.app import create_app
 from genomenode.cli import cli
 from genomenode.dataset import read_dataset_description
 from genomenode.errors import DatasetDescriptionError, VcfError
+from genomenode.ingest import pipeline
 from genomenode.ingest.pipeline import ingest
 from genomenode.simulate import simulate_cohort
 from genomenode.store.genotypes import STATISTICS
@@ -208,3 +209,23 @@ def test_a_vcz_must_be_a_directory(tmp_path):
     )
     with pytest.raises(DatasetDescriptionError, match="a VCF Zarr is a directory"):
         read_dataset_description(dataset_yaml)
+
+
+def test_calls_take_the_lowered_chunks_and_sites_do_not(tmp_path, pair, monkeypatch):
+    """A large cohort's calls are chunked short for bounded memory; per-variant
+    arrays keep ``variants_chunk_size`` (one chunk per Beacon lookup), and the
+    counts stay those of the VCF ingest."""
+    node, _from_vcf, from_vcz, _result = pair
+    # As if the cohort were ~1,000 times larger: 100-variant chunks of calls.
+    monkeypatch.setattr(pipeline, "_ENCODE_BUFFER_BYTES", COHORT["samples"] * 3 * 100)
+    with init_node(tmp_path / "node", node_id="n", country="FI") as small:
+        with in_process_workers():
+            ingest(small, from_vcz.dataset_yaml)
+        root = _store(small, "from-vcz")
+        plain = _store(node, "from-vcf")
+        assert root["call_genotype"].chunks[0] == 100
+        assert root["call_genotype_by_variant"].chunks[0] == 50
+        for name in ("variant_position", "variant_allele", *STATISTICS):
+            assert root[name].chunks[0] == small.config.variants_chunk_size, name
+        for name in (*STATISTICS, "call_genotype_by_variant"):
+            np.testing.assert_array_equal(root[name][:], plain[name][:], err_msg=name)

@@ -498,6 +498,7 @@ def _encode(run: IngestRun) -> None:
             run.vcz,
             variants_chunk_size=_variants_chunk_size(run),
             samples_chunk_size=run.node.config.samples_chunk_size,
+            sites_chunk_size=int(run.node.config.variants_chunk_size),
             reporter=run.reporter,
         )
         run.finish("encode")

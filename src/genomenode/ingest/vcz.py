@@ -130,15 +130,22 @@ def read_vcz_header(path: pathlib.Path) -> VcfHeader:
 
 
 def _target_chunks(
-    array: Any, variants_chunk_size: int, samples_chunk_size: int
+    array: Any,
+    variants_chunk_size: int,
+    samples_chunk_size: int,
+    sites_chunk_size: int,
 ) -> tuple[int, ...]:
     dimensions = _dimensions(array)
     if dimensions and dimensions[0] == "samples":
         return (samples_chunk_size, *(max(1, size) for size in array.shape[1:]))
     if not dimensions or dimensions[0] != "variants":
         return tuple(max(1, size) for size in array.shape)
-    # As bio2zarr chunks a VCF's arrays (a chunk may be longer than the array).
-    chunks = [variants_chunk_size]
+    # As bio2zarr chunks a VCF's arrays (a chunk may be longer than the array),
+    # except that only arrays with a samples dimension take the chunk length
+    # lowered for a large cohort: a Beacon lookup reads one chunk of each
+    # per-variant array, and short chunks would make it miss more often.
+    with_samples = "samples" in dimensions
+    chunks = [variants_chunk_size if with_samples else sites_chunk_size]
     for name, size in zip(dimensions[1:], array.shape[1:], strict=True):
         chunks.append(samples_chunk_size if name == "samples" else max(1, size))
     return tuple(chunks)
@@ -184,9 +191,12 @@ def import_vcz(
     *,
     variants_chunk_size: int,
     samples_chunk_size: int,
+    sites_chunk_size: int,
     reporter: Reporter,
 ) -> None:
-    """Copy the VCF Zarr ``source`` to ``target`` with the node's chunking.
+    """Copy the VCF Zarr ``source`` to ``target`` with the node's chunking:
+    ``variants_chunk_size`` × ``samples_chunk_size`` for arrays of calls,
+    ``sites_chunk_size`` variants for per-variant arrays.
 
     All or nothing: written beside ``target`` and renamed into place, so a
     killed run redoes the copy (and a finished one is not done again).
@@ -202,7 +212,9 @@ def import_vcz(
     names = sorted(name for name in root.array_keys() if name not in _NOT_COPIED)
     with reporter.step("Copy VCF Zarr", len(names)) as advance:
         for name in names:
-            chunks = _target_chunks(root[name], variants_chunk_size, samples_chunk_size)
+            chunks = _target_chunks(
+                root[name], variants_chunk_size, samples_chunk_size, sites_chunk_size
+            )
             try:
                 _copy_array(root, copy, name, chunks)
             except (ValueError, TypeError, OSError) as error:
