@@ -3,6 +3,11 @@
 For each cohort size (msprime via ``genomenode simulate``, cached in bench/cache/)
 this measures, in the same run:
 
+- the genotype input: below ``--vcz-from`` samples the VCF, from there VCF Zarr
+  simulated straight from the tree sequence (``genomenode simulate --vcz``,
+  bio2zarr's tskit converter: the same sites, samples and calls without VCF
+  text), ingested as a ``.vcz`` input; ``--source vcf`` or ``vcz`` forces one;
+
 - ``genomenode ingest`` wall time and peak memory (process tree RSS), plain and
   with ``encrypt_at_rest`` (the cost of sealing every VCF Zarr object), next to
   ``bcftools view -Ob`` (VCF → BCF) on the same file;
@@ -17,7 +22,10 @@ It fits log-log slopes against the number of samples, prints the table and the
 ratios, writes bench/cache/scale-results.json and plots docs/scale.png.
 
 Usage: python bench/scale.py [--quick] [--samples 1000 3000 ...] [--length N]
-                             [--max-samples N]
+                             [--max-samples N] [--vcz-from N] [--source vcf|vcz]
+                             [--vcf-text-up-to N] [--fresh]
+       (results merge into bench/cache/scale-results.json by size and input,
+       so VCF and VCF Zarr runs can be made separately and plotted together)
        python bench/scale.py --memory   (peak RSS of ingest at 2,000 vs 8,000)
        python bench/scale.py --dask 3000  (ingest on 1 vs 2 Dask workers)
 """
@@ -56,12 +64,17 @@ def _genomenode(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "genomenode", *arguments]
 
 
-def simulate(samples: int, length: int, seed: int = 5) -> pathlib.Path:
-    """dataset.yaml of a cached simulated cohort."""
-    directory = CACHE / f"scale-{samples}-{length}-{seed}"
+def simulate(
+    samples: int, length: int, seed: int = 5, *, vcz: bool = False
+) -> pathlib.Path:
+    """dataset.yaml of a cached simulated cohort (its genotypes a VCF, or with
+    ``vcz`` a VCF Zarr of the same tree sequence)."""
+    suffix = "-vcz" if vcz else ""
+    directory = CACHE / f"scale-{samples}-{length}-{seed}{suffix}"
     if not (directory / "dataset.yaml").exists():
         partial = directory.with_name(directory.name + ".part")
         shutil.rmtree(partial, ignore_errors=True)
+        started = time.perf_counter()
         subprocess.run(
             _genomenode(
                 "simulate",
@@ -74,9 +87,13 @@ def simulate(samples: int, length: int, seed: int = 5) -> pathlib.Path:
                 str(seed),
                 "--dataset-id",
                 f"scale-{samples}",
+                *(["--vcz"] if vcz else []),
             ),
             check=True,
             stdout=subprocess.DEVNULL,
+        )
+        (partial / "simulate-seconds.txt").write_text(
+            f"{time.perf_counter() - started:.1f}\n"
         )
         partial.rename(directory)
     return directory / "dataset.yaml"
@@ -87,6 +104,7 @@ class Ingested:
     node_dir: pathlib.Path
     seconds: float
     peak_mb: float
+    cpu_seconds: float
 
 
 def ingest(dataset_yaml: pathlib.Path, scratch: pathlib.Path, *, sealed: bool):
@@ -106,7 +124,7 @@ def ingest(dataset_yaml: pathlib.Path, scratch: pathlib.Path, *, sealed: bool):
         _genomenode("ingest", "--node", str(node_dir), str(dataset_yaml)),
         environment,
     )
-    return Ingested(node_dir, run.seconds, run.peak_mb)
+    return Ingested(node_dir, run.seconds, run.peak_mb, run.cpu_seconds)
 
 
 def _size(path: pathlib.Path) -> int:
@@ -239,9 +257,16 @@ def bcftools(vcf: pathlib.Path, scratch: pathlib.Path) -> dict[str, float]:
     }
 
 
-def one_size(samples: int, length: int) -> dict[str, Any]:
-    dataset_yaml = simulate(samples, length)
-    vcf = dataset_yaml.parent / f"scale-{samples}.vcf.gz"
+def one_size(
+    samples: int, length: int, *, source: str, vcf_text: bool
+) -> dict[str, Any]:
+    """Every measurement at one size; ``source`` is the ingested input ("vcf"
+    or "vcz"); with ``vcf_text`` the VCF of the same cohort is written (if the
+    input is not already one) for its size and bcftools' times."""
+    dataset_yaml = simulate(samples, length, vcz=source == "vcz")
+    vcf = None
+    if source == "vcf" or vcf_text:
+        vcf = simulate(samples, length).parent / f"scale-{samples}.vcf.gz"
     dataset_id = f"scale-{samples}"
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch_name:
         scratch = pathlib.Path(scratch_name)
@@ -256,12 +281,18 @@ def one_size(samples: int, length: int) -> dict[str, Any]:
             ]
         result: dict[str, Any] = {
             "samples": samples,
+            "source": source,
             "variants": num_variants,
+            "simulate_s": float(
+                (dataset_yaml.parent / "simulate-seconds.txt").read_text()
+            )
+            if (dataset_yaml.parent / "simulate-seconds.txt").exists()
+            else None,
             "ingest_s": plain.seconds,
+            "ingest_cpu_s": plain.cpu_seconds,
             "ingest_peak_mb": plain.peak_mb,
             "ingest_sealed_s": sealed.seconds,
             "ingest_sealed_peak_mb": sealed.peak_mb,
-            "vcf_gz_mb": vcf.stat().st_size / 2**20,
             "vcz_mb": _size(vcz) / 2**20,
             "vcz_without_copy_mb": (
                 _size(vcz) - _size(vcz / "call_genotype_by_variant")
@@ -269,6 +300,10 @@ def one_size(samples: int, length: int) -> dict[str, Any]:
             / 2**20,
             **queries({"plain": plain.node_dir, "sealed": sealed.node_dir}, dataset_id),
         }
+        if source == "vcz":
+            result["input_vcz_mb"] = (
+                _size(dataset_yaml.parent / f"scale-{samples}.vcz") / 2**20
+            )
         # Best of two: the first pass also pays imports and page-cache misses.
         for key, node_dir in (
             ("af_all", plain.node_dir),
@@ -277,7 +312,9 @@ def one_size(samples: int, length: int) -> dict[str, Any]:
             runs = [allele_frequencies(node_dir, dataset_id) for _ in range(2)]
             result[f"{key}_s"] = min(run[0] for run in runs)
             result[f"{key}_cpu_s"] = min(run[1] for run in runs)
-        result |= bcftools(vcf, scratch)
+        if vcf is not None:
+            result["vcf_gz_mb"] = vcf.stat().st_size / 2**20
+            result |= bcftools(vcf, scratch)
     return result
 
 
@@ -289,53 +326,71 @@ def _slope(xs: list[float], ys: list[float]) -> float | None:
 
 SERIES = {
     "ingest_s": "ingest (s)",
+    "ingest_cpu_s": "ingest (CPU s)",
     "ingest_peak_mb": "ingest peak RSS (MB)",
     "vcz_mb": "VCF Zarr (MB)",
     "vcf_gz_mb": "VCF.gz (MB)",
     "af_all_s": "AF of all variants (s)",
+    "af_all_cpu_s": "AF of all variants (CPU s)",
+    "bcftools_fill_tags_s": "bcftools +fill-tags (s)",
 }
 
 
-def _series(results: list[dict[str, Any]], key: str) -> list[float]:
+def _value(result: dict[str, Any], key: str) -> float | None:
     if "." in key:
         outer, inner = key.split(".")
-        return [result[outer][inner] for result in results]
-    return [float(result[key]) for result in results]
+        return result.get(outer, {}).get(inner)
+    value = result.get(key)
+    return None if value is None else float(value)
 
 
-def report(results: list[dict[str, Any]]) -> dict[str, float | None]:
-    samples = [float(result["samples"]) for result in results]
+def _series(results: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(samples, values) of the results that have ``key``."""
+    pairs = [(float(r["samples"]), _value(r, key)) for r in results]
+    kept = [(x, y) for x, y in pairs if y is not None]
+    return [x for x, _ in kept], [y for _, y in kept]
+
+
+def _number(value: Any, digits: int, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     header = (
-        f"{'samples':>8} {'variants':>8} {'ingest s':>9} {'sealed s':>9} "
-        f"{'peak MB':>8} {'vcz MB':>7} {'vcf.gz MB':>9} {'count p50':>9} "
-        f"{'sealed':>7} {'carr p50':>8} {'sealed':>7} {'AF s':>6} {'bcf s':>6} "
-        f"{'fill s':>6}"
+        f"{'samples':>8} {'input':>5} {'variants':>8} {'ingest s':>9} "
+        f"{'sealed s':>9} {'peak MB':>8} {'vcz MB':>7} {'vcf.gz MB':>9} "
+        f"{'count p50':>9} {'p99':>7} {'sealed':>7} {'carr p50':>8} {'p99':>7} "
+        f"{'sealed':>7} {'AF s':>6} {'AF cpu':>6} {'bcf s':>6} {'fill s':>6}"
     )
     print(header)
     for result in results:
         plain, sealed = result["plain"], result["sealed"]
         print(
-            f"{result['samples']:>8} {result['variants']:>8} "
+            f"{result['samples']:>8} {result['source']:>5} {result['variants']:>8} "
             f"{result['ingest_s']:>9.1f} {result['ingest_sealed_s']:>9.1f} "
             f"{result['ingest_peak_mb']:>8.0f} {result['vcz_mb']:>7.1f} "
-            f"{result['vcf_gz_mb']:>9.1f} {plain['count_p50_ms']:>9.3f} "
+            f"{_number(result.get('vcf_gz_mb'), 1, 9)} "
+            f"{plain['count_p50_ms']:>9.3f} {plain['count_p99_ms']:>7.3f} "
             f"{sealed['count_p50_ms']:>7.3f} {plain['carriers_p50_ms']:>8.3f} "
-            f"{sealed['carriers_p50_ms']:>7.3f} {result['af_all_s']:>6.2f} "
-            f"{result.get('bcftools_bcf_s', float('nan')):>6.1f} "
-            f"{result.get('bcftools_fill_tags_s', float('nan')):>6.1f}"
+            f"{plain['carriers_p99_ms']:>7.3f} {sealed['carriers_p50_ms']:>7.3f} "
+            f"{result['af_all_s']:>6.2f} {result['af_all_cpu_s']:>6.2f} "
+            f"{_number(result.get('bcftools_bcf_s'), 1, 6)} "
+            f"{_number(result.get('bcftools_fill_tags_s'), 1, 6)}"
         )
     print("\nratios (same run):")
     for result in results:
         plain, sealed = result["plain"], result["sealed"]
         line = (
-            f"  {result['samples']:>7} samples: sealed/plain count p50 "
-            f"{sealed['count_p50_ms'] / plain['count_p50_ms']:.2f}, carriers p50 "
+            f"  {result['samples']:>7} samples ({result['source']}): sealed/plain "
+            f"count p50 {sealed['count_p50_ms'] / plain['count_p50_ms']:.2f}, "
+            f"carriers p50 "
             f"{sealed['carriers_p50_ms'] / plain['carriers_p50_ms']:.2f}, cold count "
             f"{sealed['cold_count_p50_ms'] / plain['cold_count_p50_ms']:.2f}, AF "
             f"{result['af_all_sealed_s'] / result['af_all_s']:.2f}, ingest "
-            f"{result['ingest_sealed_s'] / result['ingest_s']:.2f}; "
-            f"vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
+            f"{result['ingest_sealed_s'] / result['ingest_s']:.2f}"
         )
+        if "vcf_gz_mb" in result:
+            line += f"; vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
         if "bcftools_bcf_s" in result:
             versus_bcf = result["ingest_s"] / result["bcftools_bcf_s"]
             versus_fill = result["bcftools_fill_tags_s"] / result["af_all_s"]
@@ -347,30 +402,38 @@ def report(results: list[dict[str, Any]]) -> dict[str, float | None]:
                 f"; fill-tags/AF {versus_fill:.1f}× wall, {versus_fill_cpu:.1f}× CPU"
             )
         print(line)
-    slopes: dict[str, float | None] = {}
-    for key in [*SERIES, "plain.count_p50_ms", "plain.carriers_p50_ms"]:
-        slopes[key] = _slope(samples, _series(results, key))
-    print("\nlog-log slopes against samples (1 = linear):")
-    for key, value in slopes.items():
-        print(f"  {key:<24} {'n/a' if value is None else f'{value:.2f}'}")
-    first, last = results[0], results[-1]
-    print(
-        f"\ncount p50 at {last['samples']} / at {first['samples']} samples: "
-        f"{last['plain']['count_p50_ms'] / first['plain']['count_p50_ms']:.2f} "
-        f"(target ≤ 1.5); carriers p50 at {last['samples']}: "
-        f"{last['plain']['carriers_p50_ms']:.2f} ms (target ≤ 20)"
-    )
+    slopes: dict[str, dict[str, float | None]] = {}
+    for source in sorted({result["source"] for result in results}):
+        chosen = [result for result in results if result["source"] == source]
+        slopes[source] = {
+            key: _slope(*_series(chosen, key))
+            for key in [
+                *SERIES,
+                "plain.count_p50_ms",
+                "plain.carriers_p50_ms",
+                "sealed.count_p50_ms",
+            ]
+        }
+        print(f"\nlog-log slopes against samples, {source} input (1 = linear):")
+        for key, value in slopes[source].items():
+            print(f"  {key:<24} {'n/a' if value is None else f'{value:.2f}'}")
+        first, last = chosen[0], chosen[-1]
+        print(
+            f"count p50 at {last['samples']} / at {first['samples']} samples: "
+            f"{last['plain']['count_p50_ms'] / first['plain']['count_p50_ms']:.2f} "
+            f"(target ≤ 1.5); carriers p50 at {last['samples']}: "
+            f"{last['plain']['carriers_p50_ms']:.2f} ms (target ≤ 20)"
+        )
     return slopes
 
 
-def plot(results: list[dict[str, Any]], slopes: dict[str, float | None]) -> None:
+def plot(results: list[dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    samples = [result["samples"] for result in results]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.5))
     panels = [
         ("Ingest", ["ingest_s", "ingest_sealed_s", "bcftools_bcf_s"], "seconds"),
         ("Size and memory", ["vcz_mb", "vcf_gz_mb", "ingest_peak_mb"], "MB"),
@@ -381,25 +444,44 @@ def plot(results: list[dict[str, Any]], slopes: dict[str, float | None]) -> None
                 "sealed.count_p50_ms",
                 "plain.carriers_p50_ms",
                 "af_all_s",
+                "bcftools_fill_tags_s",
             ],
             "ms (queries) / s (AF)",
         ),
     ]
+    sources = sorted({result["source"] for result in results})
     for axis, (title, keys, unit) in zip(axes, panels, strict=True):
         for key in keys:
-            if all((key.split(".")[0] in result) for result in results):
-                values = _series(results, key)
-                slope = _slope([float(s) for s in samples], values)
-                label = key + (f" (slope {slope:.2f})" if slope is not None else "")
+            for source in sources:
+                chosen = [r for r in results if r["source"] == source]
+                # The VCF-side tools do not depend on the ingested input.
+                if key in ("vcf_gz_mb", "bcftools_bcf_s", "bcftools_fill_tags_s"):
+                    if source != sources[-1]:
+                        continue
+                    chosen = _one_per_size(results, key)
+                    label = key
+                else:
+                    label = f"{key} [{source}]"
+                samples, values = _series(chosen, key)
+                if not values:
+                    continue
+                slope = _slope(samples, values)
+                label += f" (slope {slope:.2f})" if slope is not None else ""
                 axis.loglog(samples, values, marker="o", label=label)
         axis.set_title(title)
         axis.set_xlabel("samples")
         axis.set_ylabel(unit)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=6)
         axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(DOCS / "scale.png", dpi=110)
     print(f"plotted {DOCS / 'scale.png'}")
+
+
+def _one_per_size(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """One result per size that has ``key`` (the latest)."""
+    by_size = {r["samples"]: r for r in results if r.get(key) is not None}
+    return [by_size[size] for size in sorted(by_size)]
 
 
 def memory(length: int) -> None:
@@ -511,7 +593,35 @@ def main() -> None:
         "--max-samples",
         type=int,
         metavar="N",
-        help="leave out the sizes above N (what this machine can ingest from VCF)",
+        help="leave out the sizes above N",
+    )
+    parser.add_argument(
+        "--vcz-from",
+        type=int,
+        default=30_000,
+        metavar="N",
+        help="ingest sizes of N samples and more from VCF Zarr (no VCF text)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("vcf", "vcz"),
+        help="ingest every size from this input (overrides --vcz-from)",
+    )
+    parser.add_argument(
+        "--vcf-text-up-to",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="up to N samples also write the VCF of a VCF Zarr cohort, for its "
+        "size and bcftools' times",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start bench/cache/scale-results.json afresh instead of merging",
+    )
+    parser.add_argument(
+        "--plot-only", action="store_true", help="report and plot the saved results"
     )
     parser.add_argument("--length", type=int, default=300_000)
     parser.add_argument("--memory", action="store_true")
@@ -526,18 +636,37 @@ def main() -> None:
     if arguments.dask:
         dask_speedup(arguments.dask, arguments.length)
         return
+    saved_path = CACHE / "scale-results.json"
+    saved: dict[tuple[int, str], dict[str, Any]] = {}
+    if saved_path.exists() and not arguments.fresh:
+        for result in json.loads(saved_path.read_text())["results"]:
+            saved[(result["samples"], result.get("source", "vcf"))] = {
+                "source": "vcf",
+                **result,
+            }
     sizes = arguments.samples or (QUICK_SAMPLES if arguments.quick else FULL_SAMPLES)
     if arguments.max_samples:
         sizes = [size for size in sizes if size <= arguments.max_samples]
-    results = []
-    for samples in sizes:
-        print(f"--- {samples} samples × {arguments.length:,} bp", flush=True)
-        results.append(one_size(samples, arguments.length))
+    for samples in [] if arguments.plot_only else sizes:
+        source = arguments.source or ("vcz" if samples >= arguments.vcz_from else "vcf")
+        print(
+            f"--- {samples} samples × {arguments.length:,} bp from {source}",
+            flush=True,
+        )
+        saved[(samples, source)] = one_size(
+            samples,
+            arguments.length,
+            source=source,
+            vcf_text=samples <= arguments.vcf_text_up_to,
+        )
+        # Written after each size: a long run killed midway keeps what it did.
+        saved_path.write_text(
+            json.dumps({"results": [saved[key] for key in sorted(saved)]}, indent=2)
+        )
+    results = [saved[key] for key in sorted(saved)]
     slopes = report(results)
-    (CACHE / "scale-results.json").write_text(
-        json.dumps({"results": results, "slopes": slopes}, indent=2)
-    )
-    plot(results, slopes)
+    saved_path.write_text(json.dumps({"results": results, "slopes": slopes}, indent=2))
+    plot(results)
 
 
 if __name__ == "__main__":

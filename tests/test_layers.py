@@ -23,7 +23,15 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     for layer in (
         {"vocab", "config", "setting_types", "errors", "web", "version", "dataset"},
         {"store"},
-        {"ingest", "qc", "disclosure", "access", "simulate", "simulate_vcf"},
+        {
+            "ingest",
+            "qc",
+            "disclosure",
+            "access",
+            "simulate",
+            "simulate_vcf",
+            "simulate_vcz",
+        },
         {"beacon", "reference", "transfer", "analysis", "catalogue", "client"},
         {"network"},
         {"portal"},

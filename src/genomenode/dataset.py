@@ -416,12 +416,19 @@ def _data_use(reader: _Reader, value: Any) -> tuple[DataUseTerm, ...]:
 
 def _genotypes(reader: _Reader, value: Any) -> tuple[pathlib.Path, ...]:
     if not isinstance(value, list) or not value:
-        raise reader.fail("genotypes", "is required: a list of {path: FILE.vcf.gz}")
+        raise reader.fail(
+            "genotypes", "is required: a list of {path: FILE.vcf.gz} (or FILE.vcz)"
+        )
     paths = []
     for index, entry in enumerate(value):
         field = f"genotypes[{index}].path"
         path_value = entry.get("path") if isinstance(entry, dict) else entry
-        paths.append(reader.file(path_value, field))
+        # A VCF Zarr (bio2zarr, sgkit) is a directory named *.vcz.
+        vcz = isinstance(path_value, str) and path_value.rstrip("/").endswith(".vcz")
+        path = reader.file(path_value, field, directory=vcz)
+        if vcz and not path.is_dir():
+            raise reader.fail(field, f"{path_value!r}: a VCF Zarr is a directory")
+        paths.append(path)
     if len(paths) > 1:
         # One VCF per dataset keeps sample columns and partitions simple; merge
         # per-chromosome files with `bcftools concat` first.

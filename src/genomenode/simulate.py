@@ -34,6 +34,7 @@ from genomenode.simulate_vcf import (
     simulate_tree_sequence,
     write_vcf,
 )
+from genomenode.simulate_vcz import write_vcz
 from genomenode.store.private import private_files
 
 __all__ = [
@@ -299,6 +300,7 @@ def simulate_cohort(
     dataset_id: str | None = None,
     contig: str = "1",
     progress: bool = False,
+    vcz: bool = False,
 ) -> SimulationResult:
     """Simulate a synthetic cohort and write it as a genomenode dataset.
 
@@ -331,6 +333,11 @@ def simulate_cohort(
         Contig name used in the VCF and gene table.
     progress : bool
         Show a progress display on stderr.
+    vcz : bool
+        Write the genotypes as VCF Zarr, ``<dataset_id>.vcz``, straight from
+        the tree sequence (bio2zarr's tskit converter: the same sites, samples
+        and calls, without ``DP``/``GQ``) instead of the VCF: for cohorts whose
+        VCF text would be too large to write and parse.
 
     Returns
     -------
@@ -359,6 +366,7 @@ def simulate_cohort(
         dataset_id=dataset_id,
         contig=contig,
         progress=progress,
+        vcz=vcz,
     )
 
 
@@ -378,6 +386,7 @@ def _write_cohort(
     description: str | None = None,
     simulation: dict[str, Any] | None = None,
     keep_fixed: bool = False,
+    vcz: bool = False,
 ) -> SimulationResult:
     """Write one cohort from its tree sequence (simulated here when None, under
     the progress display). ``causal_sites``: the planted variants, when a joint
@@ -405,31 +414,36 @@ def _write_cohort(
             variant.decode(ts.site(position=pos).id)
             dosages.append(variant.genotypes[columns].sum(axis=1))
 
-        bar.stage("writing VCF", total=ts.num_sites)
-        vcf_path = out / f"{dataset_id}.vcf.gz"
-        num_variants = write_vcf(
-            ts,
-            vcf_path,
-            contig=contig,
-            sample_ids=sample_ids,
-            node_columns=columns,
-            rng=rng_vcf,
-            on_sites=bar.advance,
-            index=False,
-            keep_fixed=keep_fixed,
-        )
-        bar.stage("indexing VCF, writing phenopackets", total=1)
-        # Tabix re-reads the whole VCF without holding the GIL: overlap it.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            indexing = pool.submit(
-                pysam.tabix_index, str(vcf_path), preset="vcf", force=True
+        pp_dir = out / "phenopackets"
+        if vcz:
+            bar.stage("writing VCF Zarr", total=None)
+            vcf_path = out / f"{dataset_id}.vcz"
+            num_variants = write_vcz(
+                ts,
+                vcf_path,
+                contig=contig,
+                sample_ids=sample_ids,
+                node_columns=columns,
+                keep_fixed=keep_fixed,
             )
-            pp_dir = out / "phenopackets"
             num_cases = _write_phenopackets(
                 pp_dir, rng_clinical, sample_ids, dosages, seed, dataset_id
             )
-            indexing.result()
-            bar.advance(1)
+        else:
+            vcf_path, num_variants, num_cases = _write_vcf_and_phenopackets(
+                ts,
+                out,
+                bar,
+                dataset_id=dataset_id,
+                contig=contig,
+                sample_ids=sample_ids,
+                columns=columns,
+                rng_vcf=rng_vcf,
+                rng_clinical=rng_clinical,
+                dosages=dosages,
+                seed=seed,
+                keep_fixed=keep_fixed,
+            )
     finally:
         bar.close()
     genes_path = out / "genes.tsv"
@@ -489,6 +503,50 @@ def _write_cohort(
         causal_variants=causal_out,
         sample_populations=populations,
     )
+
+
+def _write_vcf_and_phenopackets(
+    ts: tskit.TreeSequence,
+    out: Path,
+    bar: _Progress,
+    *,
+    dataset_id: str,
+    contig: str,
+    sample_ids: list[str],
+    columns: np.ndarray,
+    rng_vcf: np.random.Generator,
+    rng_clinical: np.random.Generator,
+    dosages: list[np.ndarray],
+    seed: int,
+    keep_fixed: bool,
+) -> tuple[Path, int, int]:
+    """The VCF and its index, and the phenopackets while tabix indexes."""
+    bar.stage("writing VCF", total=ts.num_sites)
+    vcf_path = out / f"{dataset_id}.vcf.gz"
+    num_variants = write_vcf(
+        ts,
+        vcf_path,
+        contig=contig,
+        sample_ids=sample_ids,
+        node_columns=columns,
+        rng=rng_vcf,
+        on_sites=bar.advance,
+        index=False,
+        keep_fixed=keep_fixed,
+    )
+    bar.stage("indexing VCF, writing phenopackets", total=1)
+    # Tabix re-reads the whole VCF without holding the GIL: overlap it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        indexing = pool.submit(
+            pysam.tabix_index, str(vcf_path), preset="vcf", force=True
+        )
+        pp_dir = out / "phenopackets"
+        num_cases = _write_phenopackets(
+            pp_dir, rng_clinical, sample_ids, dosages, seed, dataset_id
+        )
+        indexing.result()
+        bar.advance(1)
+    return vcf_path, num_variants, num_cases
 
 
 # Genotypes and phenopackets of (simulated) people: 0600 files, 0700 directories.

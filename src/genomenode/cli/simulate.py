@@ -41,6 +41,12 @@ __all__ = ["simulate"]
     help="Multi-country mode: comma-separated codes (FI,IT,PT), one cohort each "
     "under OUT_DIR/<country>, all from one shared history; --samples is per country.",
 )
+@click.option(
+    "--vcz",
+    is_flag=True,
+    help="Write the genotypes as VCF Zarr (<dataset-id>.vcz) straight from the "
+    "simulation, without VCF text (no DP/GQ): for cohorts too large for a VCF.",
+)
 @json_option
 @errors_to_exit
 def simulate(
@@ -52,12 +58,15 @@ def simulate(
     security_level: str,
     dataset_id: str | None,
     countries: str | None,
+    vcz: bool,
     as_json: bool,
 ) -> None:
     """Simulate a cohort (msprime) with clinical data and its dataset.yaml."""
     from ..simulate import simulate_cohort, simulate_countries
 
     if countries is not None:
+        if vcz:
+            raise click.UsageError("--vcz writes one cohort: leave out --countries")
         try:
             results = simulate_countries(
                 out_dir,
@@ -91,6 +100,7 @@ def simulate(
             security_level=security_level,
             dataset_id=dataset_id,
             progress=not as_json and sys.stderr.isatty(),
+            vcz=vcz,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None

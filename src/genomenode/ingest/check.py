@@ -1,7 +1,8 @@
 """Checking a dataset's inputs without writing anything.
 
 The first step of every ingest (``validate``) and the whole of ``genomenode
-ingest --dry-run``: the description, the VCF's container and header, the clinical
+ingest --dry-run``: the description, the VCF's container and header (or a VCF
+Zarr's arrays), the clinical
 records against the genotyped samples, the gene table and the aligned reads. The
 variant records themselves are checked later, on the converted arrays (see
 :mod:`genomenode.ingest.vcf`), so a dry run does not catch a bad record.
@@ -21,6 +22,7 @@ from ..store.site_counts import site_fields
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
 from .clinical import read_clinical, write_records
+from .vcz import is_vcz, read_vcz_header
 
 __all__ = ["CheckedInputs", "check_inputs"]
 
@@ -66,8 +68,11 @@ def check_inputs(
         A subclass naming the file, line and field of the first problem found.
     """
     genotypes = description.genotypes[0]
-    vcf.check_bgzf(genotypes)
-    header = vcf.read_header(genotypes)
+    if is_vcz(genotypes):
+        header = read_vcz_header(genotypes)
+    else:
+        vcf.check_bgzf(genotypes)
+        header = vcf.read_header(genotypes)
     if header.sites_only:
         _check_sites_only(description, header)
     seen = _clinical_ids(description, keep_records)

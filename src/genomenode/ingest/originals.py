@@ -1,7 +1,8 @@
 """The encrypt step: the originals of a dataset kept encrypted (Crypt4GH, node key).
 
-The VCF and its index, the clinical files (a directory archived as one tar), the
-gene table and the alignments with their indexes and references are encrypted into
+The VCF and its index (or a VCF Zarr directory, archived as one tar), the clinical
+files (a directory archived as one tar), the gene table and the alignments with
+their indexes and references are encrypted into
 ``files/``; their plaintext and ciphertext sha256 are recorded in the manifest.
 """
 
@@ -151,35 +152,47 @@ def _vcf_index_made_by_node(run: IngestRun) -> pathlib.Path | None:
 
 
 def _inputs_with_clinical_archive(run: IngestRun) -> list[tuple[str, pathlib.Path]]:
-    """Inputs, a clinical directory made one tar archive, not N files."""
+    """Inputs, a clinical directory made one tar archive (not N files, and last),
+    a VCF Zarr directory one tar archive in its place."""
+    inputs = [
+        (role, _archive(run, path, _tree(path)) if role == "genotypes-vcz" else path)
+        for role, path in input_files(run.description)
+    ]
     if run.description.clinical is None:
-        return input_files(run.description)
+        return inputs
     clinical = run.description.clinical.path
     if not clinical.is_dir():
-        return input_files(run.description)
-    archive = run.work / f"{clinical.name}.tar"
-    if not archive.exists():
-        partial = archive.with_name(archive.name + ".part")
-        members = [
-            path for role, path in input_files(run.description) if role == "clinical"
-        ]
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            for member in members:
-                info = tar.gettarinfo(member, arcname=f"{clinical.name}/{member.name}")
-                # Same content, same archive: no owners, times or modes of this host.
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mtime = 0
-                info.mode = 0o644
-                with open(member, "rb") as handle:
-                    tar.addfile(info, handle)
-        os.replace(partial, archive)
-    stored = [
-        (role, path)
-        for role, path in input_files(run.description)
-        if role != "clinical"
-    ]
-    return [*stored, ("clinical", archive)]
+        return inputs
+    members = [path for role, path in inputs if role == "clinical"]
+    stored = [(role, path) for role, path in inputs if role != "clinical"]
+    return [*stored, ("clinical", _archive(run, clinical, members))]
+
+
+def _tree(directory: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(path for path in directory.rglob("*") if path.is_file())
+
+
+def _archive(
+    run: IngestRun, directory: pathlib.Path, members: list[pathlib.Path]
+) -> pathlib.Path:
+    """``members`` of ``directory`` as one tar in the staging area (made once)."""
+    archive = run.work / f"{directory.name}.tar"
+    if archive.exists():
+        return archive
+    partial = archive.with_name(archive.name + ".part")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member in members:
+            name = member.relative_to(directory).as_posix()
+            info = tar.gettarinfo(member, arcname=f"{directory.name}/{name}")
+            # Same content, same archive: no owners, times or modes of this host.
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            info.mode = 0o644
+            with open(member, "rb") as handle:
+                tar.addfile(info, handle)
+    os.replace(partial, archive)
+    return archive
 
 
 def _file_format(path: pathlib.Path) -> str:

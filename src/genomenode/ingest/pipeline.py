@@ -51,6 +51,7 @@ from .clinical import ClinicalRecord, read_clinical, read_records
 from .metadata import load_metadata, mark_published
 from .originals import encrypt
 from .run import IngestRun, input_files
+from .vcz import VCZ_FORMAT, import_vcz
 from .workers import Reporter, checkpoint, warm_cluster, worker_pool
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
@@ -98,11 +99,22 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+def _sha256_tree(directory: pathlib.Path) -> str:
+    """A hash of every file's relative path and content (a VCF Zarr directory)."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            name = path.relative_to(directory).as_posix()
+            digest.update(f"{name}\0{_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def fingerprint(description: DatasetDescription) -> str:
     """A hash of every input's name and content: same inputs, same dataset."""
     digest = hashlib.sha256()
     for role, path in input_files(description):
-        digest.update(f"{role}\0{path.name}\0{_sha256(path)}\n".encode())
+        content = _sha256_tree(path) if path.is_dir() else _sha256(path)
+        digest.update(f"{role}\0{path.name}\0{content}\n".encode())
     return digest.hexdigest()
 
 
@@ -429,7 +441,15 @@ def _sites_only(run: IngestRun) -> bool:
     return bool(run.state["done"]["validate"]["num_samples"] == 0)
 
 
+def _vcz_input(run: IngestRun) -> bool:
+    """The genotypes are a VCF Zarr: no index, no explode; encode copies it."""
+    return run.state["done"]["validate"].get("file_format") == VCZ_FORMAT
+
+
 def _index(run: IngestRun) -> None:
+    if _vcz_input(run):
+        run.finish("index", str(run.description.genotypes[0]))
+        return
     indexed = vcf.ensure_index(
         run.description.genotypes[0],
         run.work,
@@ -451,6 +471,9 @@ def _index_alignments(run: IngestRun) -> None:
 
 def _explode(run: IngestRun) -> None:
     source = run.description.genotypes[0]
+    if _vcz_input(run):
+        run.finish("explode")
+        return
     try:
         convert.explode(
             pathlib.Path(run.state["done"]["index"]),
@@ -469,6 +492,17 @@ def _explode(run: IngestRun) -> None:
 
 def _encode(run: IngestRun) -> None:
     run.publish_dir.mkdir(exist_ok=True)
+    if _vcz_input(run):
+        import_vcz(
+            run.description.genotypes[0],
+            run.vcz,
+            variants_chunk_size=_variants_chunk_size(run),
+            samples_chunk_size=run.node.config.samples_chunk_size,
+            sites_chunk_size=int(run.node.config.variants_chunk_size),
+            reporter=run.reporter,
+        )
+        run.finish("encode")
+        return
     convert.encode(
         run.description.genotypes[0],
         run.work / "icf",

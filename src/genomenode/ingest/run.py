@@ -47,7 +47,12 @@ class IngestRun:
 def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path]]:
     """(role, path) of every input file that is stored, encrypted, with the dataset."""
     files = [("description", description.source)]
-    files += [("genotypes", path) for path in description.genotypes]
+    # A VCF Zarr directory is stored as one archive under its own role: htsget
+    # serves slices of a VCF, not of it.
+    files += [
+        ("genotypes-vcz" if path.is_dir() else "genotypes", path)
+        for path in description.genotypes
+    ]
     for path in description.genotypes:
         for suffix in (".tbi", ".csi"):
             index = path.with_name(path.name + suffix)
