@@ -460,7 +460,9 @@ def _profiled(
 ) -> Iterator[None]:
     """py-spy on every process while the block runs (``--profile``): one
     collapsed-stack file per process in ``directory``, for flame graphs or a
-    sum by function. py-spy is not a dependency: ``pip install py-spy``."""
+    sum by function. Only the thread holding the GIL is sampled (``--gil``), so
+    the stacks are where each process spends its interpreter's time, not where
+    its idle threads wait. py-spy is not a dependency: ``pip install py-spy``."""
     if directory is None:
         yield
         return
@@ -473,7 +475,7 @@ def _profiled(
                 "--pid",
                 str(pid),
                 "--subprocesses",
-                "--nonblocking",
+                "--gil",
                 "--format",
                 "raw",
                 "--duration",
