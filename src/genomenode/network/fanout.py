@@ -311,7 +311,7 @@ async def _ask(
         ):
             # The node no longer honours the key (its relay secret was replaced,
             # say): forget it and send the request once more, signed.
-            relay_keys.drop(node.id, relay_key)
+            relay_keys.drop(node, relay_key)
             sent_headers[-1] = assertion(None)
             response = await client.send(method, url, sent_headers, body)
     except NodeTimeoutError:

@@ -118,11 +118,12 @@ class RelayKeys:
             self._ask(node, now)
         return held.key if held is not None else None
 
-    def drop(self, node_id: str, key: RelayKey) -> None:
-        """Forget ``key`` (the node refused it); the next request asks anew."""
-        held = self._held.get(node_id)
+    def drop(self, node: RegisteredNode, key: RelayKey) -> None:
+        """Forget ``key`` (the node refused it) and ask for a new one now."""
+        held = self._held.get(node.id)
         if held is not None and held.key is key:
-            del self._held[node_id]
+            del self._held[node.id]
+        self._ask(node, self._clock())
 
     async def aclose(self) -> None:
         """Cancel the requests for keys in flight."""
