@@ -243,9 +243,7 @@ def test_the_agreement_key_comes_from_the_trusted_jwks_only(
         assert set(network_keys) == {NETWORK_JWKS}
 
 
-def test_no_keys_when_the_node_issues_none(
-    trusting_node, network_signer, network_keys
-):
+def test_no_keys_when_the_node_issues_none(trusting_node, network_signer, network_keys):
     node = _with_settings(trusting_node, network_relay_key_seconds=0)
     with TestClient(create_app(node, base_url=BASE)) as client:
         response = _ask(client, network_signer)
