@@ -62,7 +62,8 @@ def other(tmp_path) -> NetworkSigner:
 
 @pytest.fixture
 def secret(tmp_path) -> RelaySecret:
-    return RelaySecret(tmp_path / "node" / "keys" / "relay.key")
+    # Looked at on every use, so that a test may replace it and go on.
+    return RelaySecret(tmp_path / "node" / "keys" / "relay.key", check_seconds=0)
 
 
 def _keys(signer: NetworkSigner, other: NetworkSigner) -> JwksCache:
@@ -176,6 +177,21 @@ def test_replacing_the_secret_changes_every_key(secret):
     secret.path.write_bytes(b"short")
     with pytest.raises(ConfigError, match="must be 32 bytes"):
         secret.key(NETWORK, kid)
+    with pytest.raises(ConfigError, match="must be 32 bytes"):
+        secret.key(NETWORK, kid)  # never the old secret again
+
+
+def test_the_file_is_looked_at_again_after_check_seconds(tmp_path):
+    moment = [100.0]
+    path = tmp_path / "relay.key"
+    secret = RelaySecret(path, check_seconds=1.0, clock=lambda: moment[0])
+    kid = new_relay_kid(4_000_000_000)
+    before = secret.key(NETWORK, kid)
+    path.unlink()
+    moment[0] = 100.5
+    assert secret.key(NETWORK, kid) == before  # within check_seconds
+    moment[0] = 101.5
+    assert secret.key(NETWORK, kid) != before  # a new secret
 
 
 @pytest.mark.parametrize(

@@ -160,6 +160,7 @@ def test_relayed_queries_are_maced_once_a_key_is_held(tmp_path, es256_signatures
             # A new relay secret on the node: its keys are refused, the network
             # resends signed (the caller sees nothing), then gets a new key.
             (tmp_path / "fi-node" / "keys" / "relay.key").unlink()
+            time.sleep(1.2)  # the node looks at the file at most once a second
             es256_signatures.clear()
             assert ask() == signed_answer
             assert es256_signatures  # the resend was signed

@@ -448,6 +448,7 @@ def verify_hs256(
     leeway_seconds: float = 30.0,
     refuse_development: bool = False,
     max_length: int = MAX_TOKEN_LENGTH,
+    peeked: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The claims of a token MACed with HS256 under a key the caller derives.
 
@@ -459,6 +460,10 @@ def verify_hs256(
     MAC is compared in constant time, then the claims pass
     :func:`check_claims`, exactly as in :func:`verify`.
 
+    ``peeked`` is what :func:`peek` gave for this very token, so that a caller
+    that peeked to choose its key does not pay for parsing it twice; the MAC
+    still covers the token's text, from which both were parsed.
+
     Raises
     ------
     TokenError
@@ -469,8 +474,8 @@ def verify_hs256(
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenError("is not a well-formed JWT (it needs three parts)")
-    header = _json_object(parts[0])
-    if header is None:
+    header = peeked[0] if peeked is not None else _json_object(parts[0])
+    if header is None or not _BASE64URL.fullmatch(parts[0]):
         raise TokenError("is not a well-formed JWT (its header is not a JSON object)")
     algorithm = header.get("alg")
     if algorithm != "HS256":
@@ -497,12 +502,11 @@ def verify_hs256(
         raise TokenError(
             "is not a well-formed JWT (its signature is not base64url)"
         ) from None
-    # parts[0] decoded as base64url above, parts[1] matched it: both ASCII.
+    # parts[0] and parts[1] matched base64url above: both ASCII.
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-    expected = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(hmac.digest(secret, signing_input, "sha256"), signature):
         raise TokenError("has a bad signature (its MAC does not verify)")
-    claims = _json_object(parts[1])
+    claims = peeked[1] if peeked is not None else _json_object(parts[1])
     if claims is None:
         raise TokenError("is not a well-formed JWT (its claims are not a JSON object)")
     check_claims(

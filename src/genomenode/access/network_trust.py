@@ -333,7 +333,9 @@ class NetworkVerifier:
         self._clock = clock
         self._refuse_development = refuse_development
         self._seen = _SeenAssertions(replay_window)
-        self._prepared: tuple[str, TrustedIssuer | None, dict[str, Any]] | None = None
+        self._prepared: (
+            tuple[str, TrustedIssuer | None, dict[str, Any], dict[str, Any]] | None
+        ) = None
         self.relay_secret = relay_secret
         self.relay_key_seconds = relay_key_seconds if relay_secret is not None else 0
 
@@ -341,17 +343,20 @@ class NetworkVerifier:
         """The trusted network ``issuer`` (None: not trusted)."""
         return self._trusted.get(issuer)
 
-    def _peek(self, assertion: str) -> tuple[TrustedIssuer | None, dict[str, Any]]:
-        """The trusted network an assertion claims and its unverified header."""
+    def _peek(
+        self, assertion: str
+    ) -> tuple[TrustedIssuer | None, dict[str, Any], dict[str, Any]]:
+        """The trusted network an assertion claims, its unverified header and
+        claims (read once per request: :meth:`prepare` keeps them)."""
         prepared = self._prepared
         if prepared is not None and prepared[0] == assertion:
-            return prepared[1], prepared[2]
+            return prepared[1], prepared[2], prepared[3]
         peeked = jws.peek(assertion)
         if peeked is None:
-            return None, {}
+            return None, {}, {}
         issuer = peeked[1].get("iss")
         network = self._trusted.get(issuer) if isinstance(issuer, str) else None
-        return network, peeked[0]
+        return network, peeked[0], peeked[1]
 
     async def prepare(self, assertion: str) -> None:
         """Fetch the keys :meth:`verify` will need for ``assertion``, if missing.
@@ -363,10 +368,10 @@ class NetworkVerifier:
         if len(assertion) > jws.MAX_TOKEN_LENGTH:
             return
         self._prepared = None
-        network, header = self._peek(assertion)
+        network, header, claims = self._peek(assertion)
         # verify() of the same text then picks its network without reading it
         # again (one assertion per request, prepared then verified).
-        self._prepared = (assertion, network, header)
+        self._prepared = (assertion, network, header, claims)
         if network is None or _is_relay(header):
             return
         kid = header.get("kid")
@@ -376,7 +381,7 @@ class NetworkVerifier:
         """Fetch the key-agreement key ``kid`` of the network ``assertion`` claims
         (from its trusted ``jku``, never from the request), if missing. Never
         raises."""
-        network, _header = self._peek(assertion)
+        network = self._peek(assertion)[0]
         if network is not None:
             await self._keys.prepare(network.jku, kid)
 
@@ -426,7 +431,7 @@ class NetworkVerifier:
                 f"the network assertion is too long (more than "
                 f"{jws.MAX_TOKEN_LENGTH} characters)"
             )
-        network, header = self._peek(assertion)
+        network, header, peeked_claims = self._peek(assertion)
         if network is None:
             return None
         prefix = f"network assertion of {network.issuer}"
@@ -439,17 +444,19 @@ class NetworkVerifier:
                         "is MACed with a relay key; only a signed (ES256) "
                         "assertion is accepted here"
                     )
-                relay_kid = str(header["kid"])[len(RELAY_KID_PREFIX) :]
+                relay_kid = str(header["kid"]).removeprefix(RELAY_KID_PREFIX)
                 claims = jws.verify_hs256(
                     assertion,
                     issuer=network.issuer,
-                    key=lambda _kid: self._relay_key(network.issuer, relay_kid),
+                    key=lambda kid: self._relay_key(network.issuer, kid),
                     now=self._clock(),
                     required=_REQUIRED_CLAIMS,
                     audience=audiences,
                     token_type=ASSERTION_TYPE,
                     leeway_seconds=self._leeway,
                     refuse_development=self._refuse_development,
+                    # Parsed by _peek from this very text.
+                    peeked=(header, peeked_claims),
                 )
             else:
                 # Everything else, HS256 without a relay kid included, goes
@@ -479,8 +486,9 @@ class NetworkVerifier:
             relay_kid=relay_kid,
         )
 
-    def _relay_key(self, issuer: str, kid: str) -> bytes:
-        """The relay key ``kid`` of ``issuer``, if it is one this node honours now.
+    def _relay_key(self, issuer: str, header_kid: str | None) -> bytes:
+        """The relay key a header's ``relay:<kid>`` names for ``issuer``, if it is
+        one this node honours now.
 
         Raises
         ------
@@ -494,6 +502,9 @@ class NetworkVerifier:
                 "is MACed with a relay key, and this node honours none "
                 "(network_relay_key_seconds is 0)"
             )
+        if header_kid is None or not header_kid.startswith(RELAY_KID_PREFIX):
+            raise TokenError("names no relay key (kid relay:<kid>)")
+        kid = header_kid.removeprefix(RELAY_KID_PREFIX)
         expiry = relay_kid_expiry(kid)
         if expiry is None:
             raise TokenError("names a malformed relay key id")

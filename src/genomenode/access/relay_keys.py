@@ -42,7 +42,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -129,10 +129,11 @@ def _write_once(path: pathlib.Path, content: bytes) -> None:
 class RelaySecret:
     """A node's relay secret (``keys/relay.key``) and the keys it derives.
 
-    The file is created on first use; it is looked at (``stat``) whenever a key
-    is asked for, so that replacing or deleting it revokes every relay key
-    issued under the old secret at once, in every worker process. Derived keys
-    are kept for the secret they came from (the most recent ``max_cached``).
+    The file is created on first use; it is looked at (``stat``) when a key is
+    asked for, at most every ``check_seconds``, so that replacing or deleting it
+    revokes every relay key issued under the old secret within that time, in
+    every worker process. Derived keys are kept for the secret they came from
+    (the most recent ``max_cached``).
 
     Parameters
     ----------
@@ -140,11 +141,25 @@ class RelaySecret:
         The secret's file.
     max_cached
         How many derived keys are kept.
+    check_seconds
+        How often, at most, the file is looked at again.
+    clock
+        Monotonic seconds.
     """
 
-    def __init__(self, path: pathlib.Path, *, max_cached: int = 256) -> None:
+    def __init__(
+        self,
+        path: pathlib.Path,
+        *,
+        max_cached: int = 256,
+        check_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self._max_cached = max_cached
+        self._check_seconds = check_seconds
+        self._clock = clock
+        self._checked_at = -float("inf")
         self._lock = threading.Lock()
         self._identity: tuple[int, int, int, int] | None = None
         self._secret = b""
@@ -154,14 +169,21 @@ class RelaySecret:
 
     def _current(self) -> bytes:
         """The secret on disk now (read again after it changed)."""
+        now = self._clock()
+        if self._identity is not None and now - self._checked_at < self._check_seconds:
+            return self._secret
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             _write_once(self.path, secrets.token_bytes(RELAY_KEY_BYTES))
             stat = os.stat(self.path)
         identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        self._checked_at = now
         if identity == self._identity:
             return self._secret
+        # Whatever the file holds now, the old secret is gone.
+        self._identity, self._secret = None, b""
+        self._derived.clear()
         try:
             secret = self.path.read_bytes()
         except OSError as error:
@@ -174,7 +196,6 @@ class RelaySecret:
                 "(delete the file and a new one is made)"
             )
         self._identity, self._secret = identity, secret
-        self._derived.clear()
         return secret
 
     def key(self, issuer: str, kid: str) -> bytes:
