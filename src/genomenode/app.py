@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from .access import devidp_http
+from .access import devidp_http, relay_http
 from .access import http as access_http
 from .access.devidp import DevIdentityProvider
 from .access.service import build_access_service
@@ -158,6 +158,7 @@ def create_app(
     app.state.http_limits = HttpLimits.from_settings(node.config.values)
     app.include_router(beacon_http.router, prefix="/api")
     app.include_router(access_http.router, prefix="/access")
+    app.include_router(relay_http.router, prefix="/access")
     app.include_router(htsget_http.router, prefix="/htsget")
     app.include_router(drs_http.router, prefix="/ga4gh/drs/v1")
     app.include_router(catalogue_http.router, prefix="/catalogue")

@@ -209,6 +209,14 @@ SETTINGS: tuple[Setting, ...] = (
         "a valid GA4GH-Network-Assertion; direct queries get 401.",
     ),
     Setting(
+        "network_relay_key_seconds",
+        kinds.non_negative_int,
+        3600,
+        "Lifetime of the relay keys the node issues to its trusted networks (MAC "
+        "keys replacing per-request signatures, docs/network-trust.md); 0: issue "
+        "none and refuse those issued.",
+    ),
+    Setting(
         "audit_checkpoint_every_entries",
         kinds.non_negative_int,
         1000,

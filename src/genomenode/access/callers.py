@@ -38,6 +38,7 @@ __all__ = [
     "identity_of",
     "network_of",
     "prepared",
+    "received_path_and_query",
     "required_access_service",
 ]
 
@@ -127,14 +128,14 @@ async def network_of(request: Request) -> NetworkCaller | None:
         network = service.verify_network(
             assertion,
             method=request.method,
-            path_and_query=_received_path_and_query(request, service.issuer),
+            path_and_query=received_path_and_query(request, service.issuer),
             body=await read_body(request),
         )
     request.state.network = network
     return network
 
 
-def _received_path_and_query(request: Request, public_url: str) -> str:
+def received_path_and_query(request: Request, public_url: str) -> str:
     """The path and query of a request as addressed to the node's public URL.
 
     A proxy that strips the public URL's path prefix hands the app the rest; the

@@ -13,15 +13,21 @@ failure:
 3. the algorithm: RS256 or ES256 only (:data:`ALGORITHMS`), so ``alg: none`` and
    HMAC tokens "signed" with a public key fail; the ``typ`` when one is required;
 4. the key: a ``jku`` header must name the JWKS URL trusted for the issuer, the
-   ``kid`` must be one of its keys, and the key must be of the algorithm's type
+   ``kid`` must be one of its keys, the key must be of the algorithm's type
    (an RSA key of at least 2048 bits for RS256, a P-256 key for ES256), so no key
-   is used with another algorithm than its own;
+   is used with another algorithm than its own, and a signing key (a JWK whose
+   ``use`` is ``enc``, a key-agreement key, never verifies a signature);
 5. the signature;
 6. the claims: a JSON object; the required ones present; ``iss`` the trusted
    issuer; ``sub`` a non-empty string; ``exp``, ``nbf`` and ``iat`` JSON numbers
    within years 1970 to 9999 (not strings, not booleans), the token not expired,
    not valid only later; ``aud`` naming an accepted audience when one is
    configured; and, when asked, no :data:`DEVELOPMENT_CLAIM`.
+
+One other form is verified here, by :func:`verify_hs256` and only where a caller
+asks for it: a network assertion MACed (HS256) with a relay key the node derived
+itself (:mod:`~genomenode.access.relay_keys`); the same claim checks
+(:func:`check_claims`) follow its MAC. :func:`verify` never accepts HS256.
 
 Nothing here reads the network: the caller hands in a key lookup that answers
 from what it has at hand (see :class:`~genomenode.access.tokens.JwksCache`).
@@ -35,6 +41,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable, Collection
@@ -55,11 +63,15 @@ __all__ = [
     "ALGORITHMS",
     "DEVELOPMENT_CLAIM",
     "MAX_TOKEN_LENGTH",
+    "MIN_MAC_KEY_BYTES",
     "KeyLookup",
+    "check_claims",
     "is_numeric_date",
     "peek",
     "sign_es256",
+    "sign_hs256",
     "verify",
+    "verify_hs256",
 ]
 
 #: The signature algorithms accepted, as the GA4GH AAI profile allows.
@@ -68,6 +80,10 @@ ALGORITHMS = ("RS256", "ES256")
 #: The longest token read, in characters. A passport carrying a few dozen visas
 #: is well below it; anything longer is refused before it is parsed.
 MAX_TOKEN_LENGTH = 131_072
+
+#: The shortest MAC key :func:`verify_hs256` uses (HS256 needs 256 bits, RFC 7518
+#: §3.2): a key of fewer bytes is a mistake, never a relay key.
+MIN_MAC_KEY_BYTES = 32
 
 #: The claim the development identity provider puts in every token and visa it
 #: signs, so that a node in ``prod`` can refuse them whatever it trusts.
@@ -207,7 +223,7 @@ def _check_header(
     return str(algorithm), kid
 
 
-def _check_claims(
+def check_claims(
     claims: dict[str, Any],
     *,
     issuer: str,
@@ -217,6 +233,16 @@ def _check_claims(
     leeway_seconds: float,
     refuse_development: bool,
 ) -> None:
+    """Refuse claims that :func:`verify` would refuse (step 6 of the module docs).
+
+    Shared by :func:`verify` and :func:`verify_hs256`, so that a signed and a
+    MACed token pass exactly the same checks.
+
+    Raises
+    ------
+    TokenError
+        The first check that fails.
+    """
     for name in required:
         if name not in claims:
             raise TokenError(f"lacks the {name} claim")
@@ -281,6 +307,21 @@ def sign_es256(
     r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     encoded = base64.urlsafe_b64encode(signature).rstrip(b"=")
+    return (signing_input + b"." + encoded).decode("ascii")
+
+
+def sign_hs256(claims: dict[str, Any], key: bytes, *, kid: str, token_type: str) -> str:
+    """A compact JWS of ``claims`` MACed with HMAC-SHA256 (HS256) under ``key``.
+
+    For relay-key assertions only (:mod:`~genomenode.access.relay_keys`), which
+    their node checks with :func:`verify_hs256`.
+    """
+    if len(key) < MIN_MAC_KEY_BYTES:
+        raise ValueError("an HS256 key needs at least 32 bytes")
+    header = {"alg": "HS256", "kid": kid, "typ": token_type}
+    signing_input = _encode_part(header) + b"." + _encode_part(claims)
+    mac = hmac.new(key, signing_input, hashlib.sha256).digest()
+    encoded = base64.urlsafe_b64encode(mac).rstrip(b"=")
     return (signing_input + b"." + encoded).decode("ascii")
 
 
@@ -356,6 +397,14 @@ def verify(
             f"cannot be verified: the keys of {issuer} are unavailable "
             "(its JWKS could not be fetched)"
         )
+    if key.public_key_use not in (None, "sig"):
+        # A key-agreement key (use "enc") must never verify anything, whatever
+        # its type: the key cache keeps such keys apart, and this holds for any
+        # other lookup too.
+        raise TokenError(
+            f"is signed with key {_shown(key.key_id)}, which is not a signing key "
+            f"(use {_shown(key.public_key_use)})"
+        )
     if key.algorithm_name != algorithm or not _key_fits(algorithm, key.key):
         raise TokenError(
             f"is signed with key {_shown(key.key_id)}, which is not a key for "
@@ -375,7 +424,92 @@ def verify(
     claims = _json_object(parts[1])
     if claims is None:
         raise TokenError("is not a well-formed JWT (its claims are not a JSON object)")
-    _check_claims(
+    check_claims(
+        claims,
+        issuer=issuer,
+        required=required,
+        audience=audience,
+        now=now,
+        leeway_seconds=leeway_seconds,
+        refuse_development=refuse_development,
+    )
+    return claims
+
+
+def verify_hs256(
+    token: str,
+    *,
+    issuer: str,
+    key: Callable[[str | None], bytes],
+    now: float,
+    required: Collection[str],
+    audience: str | Collection[str] | None,
+    token_type: str,
+    leeway_seconds: float = 30.0,
+    refuse_development: bool = False,
+    max_length: int = MAX_TOKEN_LENGTH,
+    peeked: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The claims of a token MACed with HS256 under a key the caller derives.
+
+    Only for tokens whose MAC key the node holds or derives itself (relay keys,
+    :mod:`~genomenode.access.relay_keys`); :func:`verify` still refuses HS256.
+    The header must say ``alg`` HS256 and ``typ`` ``token_type`` and carry no
+    ``crit``; ``key(kid)`` gives the MAC key of the header's ``kid`` or raises
+    :class:`~genomenode.errors.TokenError` (malformed, expired, unknown). The
+    MAC is compared in constant time, then the claims pass
+    :func:`check_claims`, exactly as in :func:`verify`.
+
+    ``peeked`` is what :func:`peek` gave for this very token, so that a caller
+    that peeked to choose its key does not pay for parsing it twice; the MAC
+    still covers the token's text, from which both were parsed.
+
+    Raises
+    ------
+    TokenError
+        As :func:`verify`; the message is a predicate.
+    """
+    if len(token) > max_length:
+        raise TokenError(f"is too long (more than {max_length} characters)")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("is not a well-formed JWT (it needs three parts)")
+    header = peeked[0] if peeked is not None else _json_object(parts[0])
+    if header is None or not _BASE64URL.fullmatch(parts[0]):
+        raise TokenError("is not a well-formed JWT (its header is not a JSON object)")
+    algorithm = header.get("alg")
+    if algorithm != "HS256":
+        raise TokenError(f"has algorithm {_shown(algorithm)}, not HS256")
+    if "crit" in header:
+        raise TokenError(
+            "has critical header extensions (crit), none of which is known"
+        )
+    if header.get("typ") != token_type:
+        raise TokenError(
+            f"has typ {_shown(header.get('typ'))}: typ must be {token_type!r}"
+        )
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise TokenError("has a kid that is not a string")
+    secret = key(kid)
+    if len(secret) < MIN_MAC_KEY_BYTES:
+        raise TokenError("cannot be verified: its MAC key is too short")
+    if not _BASE64URL.fullmatch(parts[1]):
+        raise TokenError("is not a well-formed JWT (its claims are not base64url)")
+    try:
+        signature = _decode_part(parts[2])
+    except ValueError:
+        raise TokenError(
+            "is not a well-formed JWT (its signature is not base64url)"
+        ) from None
+    # parts[0] and parts[1] matched base64url above: both ASCII.
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    if not hmac.compare_digest(hmac.digest(secret, signing_input, "sha256"), signature):
+        raise TokenError("has a bad signature (its MAC does not verify)")
+    claims = peeked[1] if peeked is not None else _json_object(parts[1])
+    if claims is None:
+        raise TokenError("is not a well-formed JWT (its claims are not a JSON object)")
+    check_claims(
         claims,
         issuer=issuer,
         required=required,

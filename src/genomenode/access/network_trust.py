@@ -28,6 +28,13 @@ Assertions are checked by the node's one token routine,
 ``typ``, times, ``aud``); the network's keys are fetched beforehand by
 :meth:`NetworkVerifier.prepare`, never while verifying.
 
+Once a node has issued the network a relay key
+(:mod:`~genomenode.access.relay_keys`), the network MACs its assertions for that
+node instead (``alg`` HS256, ``kid`` ``relay:<kid>``): the node derives the key
+from its relay secret and the kid, compares the MAC in constant time
+(:func:`genomenode.access.jws.verify_hs256`), and the claims pass exactly the
+checks of a signed assertion. Only a signed (ES256) assertion obtains a relay key.
+
 An assertion says which network relayed a request, nothing about who asks: the
 passport (``Authorization``) still decides the caller's rights. Its ``clt`` claim
 names the address the network was asked from, so that a node keeps an anonymous
@@ -51,9 +58,19 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from ..errors import TokenError
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..errors import ConfigError, TokenError
 from . import jws
-from .tokens import JwksCache, TrustedIssuer, unverified_issuer
+from .relay_keys import (
+    RELAY_KID_PREFIX,
+    AgreementKey,
+    RelayKey,
+    RelaySecret,
+    relay_kid_expiry,
+    unwrap_relay_key,
+)
+from .tokens import JwksCache, TrustedIssuer
 from .visas import SigningKeys
 
 __all__ = [
@@ -73,6 +90,7 @@ ASSERTION_HEADER = "GA4GH-Network-Assertion"
 #: for an assertion.
 ASSERTION_TYPE = "network-assertion+jwt"
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_REQUIRED_CLAIMS = ("iss", "aud", "iat", "exp", "jti", "htm", "htu")
 
 
 def body_digest(body: bytes) -> str:
@@ -111,21 +129,29 @@ class NetworkCaller:
         The ``clt`` claim: who the network was asked by (``ip:<address>``), so
         that a node budgets the original caller, not the network
         (``docs/privacy.md``); None when the assertion has none.
+    audience
+        The ``aud`` the assertion named (one of the node's names).
+    relay_kid
+        The relay key the assertion was MACed with; None for a signed one.
     """
 
     network: str
     jti: str
     client: str | None = None
+    audience: str | None = None
+    relay_kid: str | None = None
 
 
 class NetworkSigner:
-    """Signs the requests a network forwards to its nodes (ES256).
+    """Signs the requests a network forwards to its nodes (ES256, or HS256 under
+    a node's relay key).
 
     Parameters
     ----------
     keys_directory
         The network's signing keys (EC P-256 PEM files, created on first use; the
-        newest signs, all are published by :meth:`jwks`).
+        newest signs, all are published by :meth:`jwks`), and its key-agreement
+        key, ``agreement.key`` (never signs; relay keys are wrapped to it).
     issuer
         The network's id URL, the ``iss`` of its assertions; nodes trust it with
         the URL its :meth:`jwks` is served at.
@@ -137,6 +163,7 @@ class NetworkSigner:
         self, keys_directory: pathlib.Path, issuer: str, *, lifetime_seconds: int = 60
     ) -> None:
         self.keys = SigningKeys(keys_directory)
+        self.agreement = AgreementKey(keys_directory / "agreement.key")
         self.issuer = issuer
         self.lifetime_seconds = lifetime_seconds
 
@@ -148,8 +175,10 @@ class NetworkSigner:
         path_and_query: str,
         body: bytes = b"",
         client: str | None = None,
+        relay_key: RelayKey | None = None,
     ) -> str:
-        """A signed assertion for one request to one node.
+        """An assertion for one request to one node: signed (ES256), or MACed
+        (HS256) with ``relay_key``.
 
         Parameters
         ----------
@@ -165,8 +194,9 @@ class NetworkSigner:
         client
             Who asked the network (``ip:<address>``): the ``clt`` claim, under
             which a node keeps an anonymous caller's disclosure budget.
+        relay_key
+            A relay key the node (``audience``) issued: MAC with it, sign nothing.
         """
-        kid, key = self.keys.active()
         issued_at = int(time.time())
         claims = {
             "iss": self.issuer,
@@ -180,14 +210,41 @@ class NetworkSigner:
         }
         if client is not None:
             claims["clt"] = client
+        if relay_key is not None:
+            return jws.sign_hs256(
+                claims,
+                relay_key.value,
+                kid=RELAY_KID_PREFIX + relay_key.kid,
+                token_type=ASSERTION_TYPE,
+            )
+        kid, key = self.keys.active()
         return jws.sign_es256(claims, key, kid=kid, token_type=ASSERTION_TYPE)
 
+    def open_relay_key(self, document: object, *, audience: str) -> RelayKey:
+        """The relay key in node ``audience``'s answer, unwrapped with the
+        network's agreement key (see
+        :func:`~genomenode.access.relay_keys.unwrap_relay_key`).
+
+        Raises
+        ------
+        ValueError
+            The answer is malformed or does not open.
+        """
+        return unwrap_relay_key(
+            document,
+            issuer=self.issuer,
+            audience=audience,
+            agreement=self.agreement.private_key(),
+        )
+
     def jwks(self) -> dict[str, Any]:
-        """The network's public keys (a key is created if there is none yet)."""
+        """The network's public keys: its signing keys and its key-agreement key
+        (``"use": "enc"``). Keys are created if there are none yet."""
         # A node fetching an empty JWKS would refuse the first assertions until
         # its cache may refresh; make sure there is a key to publish.
         self.keys.active()
-        return self.keys.jwks()
+        document = self.keys.jwks()
+        return {"keys": [*document["keys"], self.agreement.jwk()]}
 
 
 class _SeenAssertions:
@@ -244,10 +301,16 @@ class NetworkVerifier:
         remembered ``jti`` always outlives its assertion's use.
     clock
         The current time in seconds since the epoch: checks ``exp``, ``nbf`` and
-        ``iat`` and expires remembered ``jti``.
+        ``iat``, relay keys' expiry, and expires remembered ``jti``.
     refuse_development
         Refuse assertions carrying the development identity provider's claim
         (:data:`~genomenode.access.jws.DEVELOPMENT_CLAIM`): a node in ``prod``.
+    relay_secret
+        The node's relay secret: assertions MACed with a relay key it derives
+        are accepted (None: every relay-key assertion is refused).
+    relay_key_seconds
+        The longest a relay key may be valid for (``network_relay_key_seconds``);
+        a key whose expiry lies further ahead is refused, and 0 refuses them all.
     """
 
     def __init__(
@@ -260,6 +323,8 @@ class NetworkVerifier:
         max_lifetime_seconds: int = 300,
         clock: Callable[[], float] = time.time,
         refuse_development: bool = False,
+        relay_secret: RelaySecret | None = None,
+        relay_key_seconds: int = 0,
     ) -> None:
         self._trusted = {network.issuer: network for network in trusted}
         self._keys = keys
@@ -268,33 +333,65 @@ class NetworkVerifier:
         self._clock = clock
         self._refuse_development = refuse_development
         self._seen = _SeenAssertions(replay_window)
-        self._prepared: tuple[str, TrustedIssuer | None] | None = None
+        self._prepared: (
+            tuple[str, TrustedIssuer | None, dict[str, Any], dict[str, Any]] | None
+        ) = None
+        self.relay_secret = relay_secret
+        self.relay_key_seconds = relay_key_seconds if relay_secret is not None else 0
+
+    def trusted(self, issuer: str) -> TrustedIssuer | None:
+        """The trusted network ``issuer`` (None: not trusted)."""
+        return self._trusted.get(issuer)
+
+    def _peek(
+        self, assertion: str
+    ) -> tuple[TrustedIssuer | None, dict[str, Any], dict[str, Any]]:
+        """The trusted network an assertion claims, its unverified header and
+        claims (read once per request: :meth:`prepare` keeps them)."""
+        prepared = self._prepared
+        if prepared is not None and prepared[0] == assertion:
+            return prepared[1], prepared[2], prepared[3]
+        peeked = jws.peek(assertion)
+        if peeked is None:
+            return None, {}, {}
+        issuer = peeked[1].get("iss")
+        network = self._trusted.get(issuer) if isinstance(issuer, str) else None
+        return network, peeked[0], peeked[1]
 
     async def prepare(self, assertion: str) -> None:
         """Fetch the keys :meth:`verify` will need for ``assertion``, if missing.
 
         Read from the assertion's unverified header and claims; nothing is
-        fetched for an untrusted network. Never raises.
+        fetched for an untrusted network, nor for a relay-key assertion (the node
+        derives its key). Never raises.
         """
-        peeked = jws.peek(assertion)
-        if peeked is None:
+        if len(assertion) > jws.MAX_TOKEN_LENGTH:
             return
-        issuer = peeked[1].get("iss")
-        network = self._trusted.get(issuer) if isinstance(issuer, str) else None
+        self._prepared = None
+        network, header, claims = self._peek(assertion)
         # verify() of the same text then picks its network without reading it
         # again (one assertion per request, prepared then verified).
-        self._prepared = (assertion, network)
-        if network is None:
+        self._prepared = (assertion, network, header, claims)
+        if network is None or _is_relay(header):
             return
-        kid = peeked[0].get("kid")
+        kid = header.get("kid")
         await self._keys.prepare(network.jku, kid if isinstance(kid, str) else None)
 
-    def _network_of(self, assertion: str) -> TrustedIssuer | None:
-        prepared = self._prepared
-        if prepared is not None and prepared[0] == assertion:
-            return prepared[1]
-        issuer = unverified_issuer(assertion)
-        return self._trusted.get(issuer) if issuer is not None else None
+    async def prepare_agreement(self, assertion: str, kid: str) -> None:
+        """Fetch the key-agreement key ``kid`` of the network ``assertion`` claims
+        (from its trusted ``jku``, never from the request), if missing. Never
+        raises."""
+        network = self._peek(assertion)[0]
+        if network is not None:
+            await self._keys.prepare(network.jku, kid)
+
+    def agreement_key(self, issuer: str, kid: str) -> ec.EllipticCurvePublicKey | None:
+        """The key-agreement key ``kid`` (``"use": "enc"``) in the JWKS of trusted
+        network ``issuer``; None when it is not there (or not at hand)."""
+        network = self._trusted.get(issuer)
+        return (
+            self._keys.agreement_key(network.jku, kid) if network is not None else None
+        )
 
     def verify(
         self,
@@ -304,6 +401,7 @@ class NetworkVerifier:
         method: str,
         path_and_query: str,
         body: bytes,
+        accept_relay_keys: bool = True,
     ) -> NetworkCaller | None:
         """The network that relayed a request; None if no trusted network signed.
 
@@ -316,39 +414,129 @@ class NetworkVerifier:
             one of several matches).
         method, path_and_query, body
             The request as the node received it.
+        accept_relay_keys
+            Accept assertions MACed with a relay key (False: only signed ones,
+            for the request that obtains a relay key).
 
         Raises
         ------
         TokenError
             The assertion is too long to read, or names a trusted network but
-            does not verify: bad signature, keys unavailable, expired or not yet
-            valid, for another node, for another method, path or body, or
-            already used.
+            does not verify: bad signature or MAC, keys unavailable, relay key
+            expired or malformed, expired or not yet valid, for another node,
+            for another method, path or body, or already used.
         """
         if len(assertion) > jws.MAX_TOKEN_LENGTH:
             raise TokenError(
                 f"the network assertion is too long (more than "
                 f"{jws.MAX_TOKEN_LENGTH} characters)"
             )
-        network = self._network_of(assertion)
+        network, header, peeked_claims = self._peek(assertion)
         if network is None:
             return None
         prefix = f"network assertion of {network.issuer}"
+        audiences = [audience] if isinstance(audience, str) else list(audience)
+        relay_kid = None
         try:
-            claims = jws.verify(
-                assertion,
-                issuer=network.issuer,
-                jku=network.jku,
-                keys=self._keys.key,
-                now=self._clock(),
-                required=("iss", "aud", "iat", "exp", "jti", "htm", "htu"),
-                audience=[audience] if isinstance(audience, str) else list(audience),
-                token_type=ASSERTION_TYPE,
-                leeway_seconds=self._leeway,
-                refuse_development=self._refuse_development,
-            )
+            if _is_relay(header):
+                if not accept_relay_keys:
+                    raise TokenError(
+                        "is MACed with a relay key; only a signed (ES256) "
+                        "assertion is accepted here"
+                    )
+                relay_kid = str(header["kid"]).removeprefix(RELAY_KID_PREFIX)
+                claims = jws.verify_hs256(
+                    assertion,
+                    issuer=network.issuer,
+                    key=lambda kid: self._relay_key(network.issuer, kid),
+                    now=self._clock(),
+                    required=_REQUIRED_CLAIMS,
+                    audience=audiences,
+                    token_type=ASSERTION_TYPE,
+                    leeway_seconds=self._leeway,
+                    refuse_development=self._refuse_development,
+                    # Parsed by _peek from this very text.
+                    peeked=(header, peeked_claims),
+                )
+            else:
+                # Everything else, HS256 without a relay kid included, goes
+                # through the one token routine, which refuses HMAC.
+                claims = jws.verify(
+                    assertion,
+                    issuer=network.issuer,
+                    jku=network.jku,
+                    keys=self._keys.key,
+                    now=self._clock(),
+                    required=_REQUIRED_CLAIMS,
+                    audience=audiences,
+                    token_type=ASSERTION_TYPE,
+                    leeway_seconds=self._leeway,
+                    refuse_development=self._refuse_development,
+                )
         except TokenError as error:
             raise TokenError(f"{prefix} {error}") from None
+        return self._accepted(
+            claims,
+            network=network,
+            prefix=prefix,
+            audiences=audiences,
+            method=method,
+            path_and_query=path_and_query,
+            body=body,
+            relay_kid=relay_kid,
+        )
+
+    def _relay_key(self, issuer: str, header_kid: str | None) -> bytes:
+        """The relay key a header's ``relay:<kid>`` names for ``issuer``, if it is
+        one this node honours now.
+
+        Raises
+        ------
+        TokenError
+            Relay keys are off, the kid is malformed, the key has expired or is
+            valid for longer than ``network_relay_key_seconds`` allows, or the
+            relay secret cannot be read.
+        """
+        if self.relay_secret is None or self.relay_key_seconds <= 0:
+            raise TokenError(
+                "is MACed with a relay key, and this node honours none "
+                "(network_relay_key_seconds is 0)"
+            )
+        if header_kid is None or not header_kid.startswith(RELAY_KID_PREFIX):
+            raise TokenError("names no relay key (kid relay:<kid>)")
+        kid = header_kid.removeprefix(RELAY_KID_PREFIX)
+        expiry = relay_kid_expiry(kid)
+        if expiry is None:
+            raise TokenError("names a malformed relay key id")
+        now = self._clock()
+        if expiry <= now:
+            raise TokenError("is MACed with a relay key that has expired")
+        if expiry > now + self.relay_key_seconds + self._leeway:
+            raise TokenError(
+                "is MACed with a relay key that expires later than "
+                "network_relay_key_seconds allows"
+            )
+        try:
+            return self.relay_secret.key(issuer, kid)
+        except ConfigError:
+            raise TokenError(
+                "cannot be verified: the node's relay secret is unreadable"
+            ) from None
+
+    def _accepted(
+        self,
+        claims: dict[str, Any],
+        *,
+        network: TrustedIssuer,
+        prefix: str,
+        audiences: Sequence[str],
+        method: str,
+        path_and_query: str,
+        body: bytes,
+        relay_kid: str | None,
+    ) -> NetworkCaller:
+        """The checks of the request a verified assertion binds, signed or MACed:
+        method, path and query, body, lifetime, and that its jti is new."""
         for name in ("jti", "htm", "htu"):
             if not isinstance(claims[name], str):
                 raise TokenError(f"{prefix} has a {name} that is not a string")
@@ -380,8 +568,29 @@ class NetworkVerifier:
         ):
             raise TokenError(f"{prefix} has been used already (jti {jti!r})")
         client = claims.get("clt")
+        named = claims["aud"]
+        audience = next(
+            (
+                name
+                for name in ([named] if isinstance(named, str) else named)
+                if name in audiences
+            ),
+            None,
+        )
         return NetworkCaller(
             network=network.issuer,
             jti=jti,
             client=client if isinstance(client, str) and client else None,
+            audience=audience,
+            relay_kid=relay_kid,
         )
+
+
+def _is_relay(header: dict[str, Any]) -> bool:
+    """A relay-key assertion's header: HS256 with a ``relay:`` kid."""
+    kid = header.get("kid")
+    return (
+        header.get("alg") == "HS256"
+        and isinstance(kid, str)
+        and kid.startswith(RELAY_KID_PREFIX)
+    )

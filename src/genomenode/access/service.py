@@ -24,6 +24,7 @@ from .authorize import Authoriser, JsonFetcher, rejected_visas
 from .decision import Caller, DecisionRecord
 from .devidp import DevIdentityProvider
 from .network_trust import NetworkCaller, NetworkVerifier
+from .relay_keys import RelaySecret
 from .tokens import Identity, JwksCache, TokenVerifier, TrustedIssuer
 from .visas import GrantVisa, SigningKeys, issue_grant_visa, node_visa_keys
 
@@ -155,10 +156,12 @@ def build_access_service(
     ``<public_url>/.well-known/jwks.json``) and, when given, the development
     identity provider. Requests relayed by its ``trusted_networks`` are verified
     with the same key cache; their assertions must name the node's public URL or
-    its node id in ``aud``. Keys of the node and of the development provider are read
-    locally, never fetched over HTTP from the node itself; other keys and userinfo
-    documents are fetched asynchronously by the verifiers' ``prepare`` (one
-    :class:`~genomenode.access.authorize.JsonFetcher` shared by all). With
+    its node id in ``aud``; relay keys derive from ``NODE_DIR/keys/relay.key``
+    and live ``network_relay_key_seconds``. Keys of the node and of the
+    development provider are read locally, never fetched over HTTP from the node
+    itself; other keys and userinfo documents are fetched asynchronously by the
+    verifiers' ``prepare`` (one :class:`~genomenode.access.authorize.JsonFetcher`
+    shared by all). With
     ``beacon_environment: prod``, tokens and visas of the development identity
     provider are refused whatever the node trusts.
     """
@@ -230,6 +233,8 @@ def build_access_service(
                 [TrustedIssuer(**item) for item in config.trusted_networks],
                 keys,
                 refuse_development=refuse_development,
+                relay_secret=RelaySecret(config.node_dir / "keys" / "relay.key"),
+                relay_key_seconds=config.network_relay_key_seconds,
             )
             if config.trusted_networks
             else None

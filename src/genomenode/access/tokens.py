@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from ..errors import TokenError
 from . import jws
@@ -98,15 +100,44 @@ class RemoteJson(Protocol):
 
 @dataclasses.dataclass
 class _KeySet:
-    """The keys of one JWKS URL: when they were loaded and last asked for."""
+    """The keys of one JWKS URL: when they were loaded and last asked for.
+
+    ``keys`` verify signatures; ``agreement`` are key-agreement keys (``"use":
+    "enc"``), kept apart so that one never verifies a signature.
+    """
 
     keys: dict[str, jwt.PyJWK]
     loaded_at: float | None
     attempted_at: float
+    agreement: dict[str, ec.EllipticCurvePublicKey] = dataclasses.field(
+        default_factory=dict
+    )
 
 
-def _parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
-    """The keys of a JWKS document by kid (``""`` for a lone key without one).
+def _agreement_key(entry: Mapping[str, Any]) -> ec.EllipticCurvePublicKey | None:
+    """The P-256 public key of an ``ECDH-ES`` JWK; None for anything else."""
+    if (
+        entry.get("kty") != "EC"
+        or entry.get("crv") != "P-256"
+        or entry.get("alg", "ECDH-ES") != "ECDH-ES"
+        or "d" in entry  # a private key has no place in a JWKS
+        or not isinstance(entry.get("kid"), str)
+    ):
+        return None
+    try:
+        key = ECAlgorithm.from_jwk(dict(entry))
+    except (jwt.PyJWTError, TypeError, ValueError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
+
+
+def _parse_jwks(
+    document: object,
+) -> tuple[dict[str, jwt.PyJWK], dict[str, ec.EllipticCurvePublicKey]]:
+    """The signing keys of a JWKS document by kid (``""`` for a lone key without
+    one), and its key-agreement keys (``"use": "enc"``, EC P-256) by kid.
+
+    A key whose ``use`` is neither absent nor ``sig`` is never a signing key.
 
     Raises
     ------
@@ -115,18 +146,30 @@ def _parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
     """
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise ValueError('not a JWKS document ({"keys": [...]})')
+    entries = [entry for entry in document["keys"] if isinstance(entry, Mapping)]
+    signing = [dict(entry) for entry in entries if entry.get("use", "sig") == "sig"]
+    agreement: dict[str, ec.EllipticCurvePublicKey] = {}
+    for entry in entries:
+        if entry.get("use") == "enc":
+            key = _agreement_key(entry)
+            if key is not None:
+                agreement[str(entry["kid"])] = key
+    if not signing and agreement:
+        return {}, agreement
     try:
-        found = jwt.PyJWKSet.from_dict(dict(document)).keys
+        found = jwt.PyJWKSet(signing).keys
     except jwt.PyJWTError as error:
         raise ValueError(str(error)) from None
     keys = {str(key.key_id): key for key in found if isinstance(key.key_id, str)}
     if not keys and len(found) == 1:
         keys = {"": found[0]}
-    return keys
+    return keys, agreement
 
 
-def _holds(keys: Mapping[str, jwt.PyJWK], kid: str | None) -> bool:
-    return len(keys) == 1 if kid is None else kid in keys
+def _holds(held: _KeySet, kid: str | None) -> bool:
+    if kid is None:
+        return len(held.keys) == 1
+    return kid in held.keys or kid in held.agreement
 
 
 class JwksCache:
@@ -187,7 +230,7 @@ class JwksCache:
             return False
         if held.loaded_at is None or now - held.loaded_at > self._ttl:
             return True
-        return not _holds(held.keys, kid)
+        return not _holds(held, kid)
 
     def _store(self, jku: str, document: object | None, now: float) -> None:
         """Record a load attempt; keep the keys of ``document`` if it has any.
@@ -198,14 +241,15 @@ class JwksCache:
             ``document`` is not a usable JWKS (the attempt is still recorded).
         """
         try:
-            keys = _parse_jwks(document) if document is not None else None
+            parsed = _parse_jwks(document) if document is not None else None
         finally:
             with self._lock:
                 held = self._sets.setdefault(jku, _KeySet({}, None, now))
                 held.attempted_at = now
-        if keys is not None:
+        if parsed is not None:
             with self._lock:
-                held.keys, held.loaded_at = keys, now
+                held.keys, held.agreement = parsed
+                held.loaded_at = now
 
     def _load_local(self, jku: str, now: float) -> bool:
         """Load the keys the node holds for ``jku``; False when it holds none.
@@ -256,6 +300,19 @@ class JwksCache:
         if kid not in keys:
             raise TokenError(f"has an unknown key id {kid!r} (not among {jku})")
         return keys[kid]
+
+    def agreement_key(self, jku: str, kid: str) -> ec.EllipticCurvePublicKey | None:
+        """The key-agreement key ``kid`` (``"use": "enc"``, EC P-256) of the JWKS
+        at ``jku``; None when it is not among the keys at hand (a signing key's
+        kid is not an agreement key). Like :meth:`key`, it never reads the
+        network: :meth:`prepare` with ``kid`` fetches."""
+        now = self._clock()
+        if self._fetch is not None and self._needs_load(jku, kid, now):
+            with contextlib.suppress(TokenError):
+                self._load_local(jku, now)
+        with self._lock:
+            held = self._sets.get(jku)
+            return held.agreement.get(kid) if held is not None else None
 
     async def prepare(self, jku: str, kid: str | None) -> None:
         """Fetch the keys of ``jku`` if :meth:`key` would need them for ``kid``.

@@ -47,6 +47,7 @@ from .http import NetworkAudit
 from .jobs import JOBS_DB_URL_ENVIRONMENT_VARIABLE, JobStore, open_job_store
 from .node_client import HttpxNodeClient, NodeClient, NodeSender
 from .registry import MIN_OPERATOR_TOKEN_LENGTH, Registry, load_registry
+from .relay import RelayKeys
 
 __all__ = [
     "AUDIT_DB_URL_ENVIRONMENT_VARIABLE",
@@ -139,7 +140,8 @@ def create_network_app(
     -------
     FastAPI
         ``app.state.registry``, ``app.state.client``, ``app.state.node_client``
-        (the fan-out's), ``app.state.signer``,
+        (the fan-out's), ``app.state.signer``, ``app.state.relay_keys`` (the
+        nodes' relay keys, with a signer),
         ``app.state.harvester``, ``app.state.harvest_gate``,
         ``app.state.breakers``, ``app.state.audit``, ``app.state.beacon`` (the
         network's Beacon identity) and ``app.state.last_seen`` (node id → ISO
@@ -152,6 +154,14 @@ def create_network_app(
         NodeClient(max_connections=registry.max_connections_per_node)
         if owned
         else HttpxNodeClient(shared)
+    )
+
+    # Relay keys replace the per-request signature with a MAC, node by node, as
+    # the nodes issue them (docs/network-trust.md).
+    relay_keys = (
+        RelayKeys(signer, node_client, timeout_seconds=registry.timeout_seconds)
+        if signer is not None
+        else None
     )
 
     harvester = Harvester(
@@ -179,6 +189,8 @@ def create_network_app(
             harvesting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await harvesting
+            if relay_keys is not None:
+                await relay_keys.aclose()
             if owned:
                 await shared.aclose()
             await node_client.aclose()
@@ -207,6 +219,7 @@ def create_network_app(
     app.state.harvester = harvester
     app.state.harvest_gate = HarvestGate(operator_token or registry.operator_token)
     app.state.signer = signer
+    app.state.relay_keys = relay_keys
     app.state.jobs = jobs if jobs is not None else open_job_store(None, "memory")
     app.state.analysis_runs = {}
     app.include_router(network_http.router, prefix="/api")

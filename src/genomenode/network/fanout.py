@@ -50,6 +50,7 @@ from urllib.parse import quote, urlsplit
 import httpx2
 
 from genomenode.access.network_trust import ASSERTION_HEADER, NetworkSigner
+from genomenode.access.relay_keys import RelayKey
 from genomenode.beacon.schemas import validate
 from genomenode.errors import BeaconValidationError
 
@@ -57,10 +58,12 @@ from .breaker import Admission, Breakers
 from .node_client import (
     HttpxNodeClient,
     NodeConnectionError,
+    NodeResponse,
     NodeSender,
     NodeTimeoutError,
 )
 from .registry import RegisteredNode
+from .relay import RelayKeys
 
 __all__ = [
     "NodeAnswer",
@@ -234,6 +237,12 @@ def is_failure(answer: NodeAnswer) -> bool:
     )
 
 
+def _refuses_assertion(response: NodeResponse) -> bool:
+    """A 401 that refuses the network's assertion (not the caller's passport):
+    every such refusal names it (``network assertion of ...``)."""
+    return response.status == 401 and b"network assertion" in response.content
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
@@ -258,6 +267,7 @@ async def _ask(
     schema_for: Callable[[str, Mapping[str, Any]], str],
     signer: NetworkSigner | None = None,
     client_key: str | None = None,
+    relay_keys: RelayKeys | None = None,
 ) -> NodeAnswer:
     started = time.perf_counter()
 
@@ -268,13 +278,17 @@ async def _ask(
     if query:
         url = f"{url}?{quote(query, safe=_QUERY_SAFE)}"
     sent_headers = list(headers)
+    relay_key = None
     if signer is not None:
         # Signed over exactly what the node receives: method, path and query as
-        # sent, and the body (docs/network-trust.md).
+        # sent, and the body (docs/network-trust.md); MACed instead with the
+        # node's relay key when one is at hand.
         parts = urlsplit(url)
         target = f"{parts.path}?{parts.query}" if parts.query else parts.path
-        sent_headers.append(
-            (
+
+        def assertion(key: RelayKey | None) -> tuple[str, str]:
+            assert signer is not None
+            return (
                 ASSERTION_HEADER,
                 signer.assertion(
                     audience=node.url,
@@ -282,11 +296,24 @@ async def _ask(
                     path_and_query=target or "/",
                     body=body or b"",
                     client=client_key,
+                    relay_key=key,
                 ),
             )
-        )
+
+        relay_key = relay_keys.current(node) if relay_keys is not None else None
+        sent_headers.append(assertion(relay_key))
     try:
         response = await client.send(method, url, sent_headers, body)
+        if (
+            relay_key is not None
+            and relay_keys is not None
+            and _refuses_assertion(response)
+        ):
+            # The node no longer honours the key (its relay secret was replaced,
+            # say): forget it and send the request once more, signed.
+            relay_keys.drop(node, relay_key)
+            sent_headers[-1] = assertion(None)
+            response = await client.send(method, url, sent_headers, body)
     except NodeTimeoutError:
         return NodeAnswer(node, "timeout", elapsed(), reason="no answer in time")
     except NodeConnectionError as error:
@@ -389,6 +416,7 @@ async def fan_out(
     signer: NetworkSigner | None = None,
     breakers: Breakers | None = None,
     client_key: str | None = None,
+    relay_keys: RelayKeys | None = None,
 ) -> list[NodeAnswer]:
     """Send one request to every node concurrently; one answer per node.
 
@@ -434,6 +462,10 @@ async def fan_out(
     client_key
         Who asked the network (``ip:<address>``), signed into each assertion as
         ``clt`` so that nodes budget the caller, not the network.
+    relay_keys
+        The nodes' relay keys: a node's assertion is MACed with its key when one
+        is at hand (else signed); a node refusing the key gets the request once
+        more, signed.
 
     Returns
     -------
@@ -477,6 +509,7 @@ async def fan_out(
             schema_for=schema_for,
             signer=signer,
             client_key=client_key,
+            relay_keys=relay_keys,
         )
         try:
             answer = await _bounded(node, timeout_seconds, asking)

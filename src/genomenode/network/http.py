@@ -231,6 +231,7 @@ async def _ask_nodes(
         timeout_seconds=registry.timeout_seconds,
         client=client_of(request),
         signer=signer_of(request),
+        relay_keys=getattr(request.app.state, "relay_keys", None),
         breakers=breakers_of(request),
         # Signed into each assertion (clt): nodes keep an anonymous caller's
         # disclosure budget for the caller, not for the network.
