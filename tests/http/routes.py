@@ -149,6 +149,17 @@ def _describe(
             beacon=False,
             reads_body=False,
         )
+    if template == "/access/relay-keys":
+        # Only a trusted network's signed request gets past the assertion check
+        # to its body; here it is refused (401/404) before the body is read.
+        # The body's own checks are in tests/access/test_relay_http.py.
+        return route(
+            headers={},
+            id_fields=("agreement_kid",),
+            list_field=None,
+            beacon=False,
+            reads_body=False,
+        )
     if template == "/dev-idp/device_authorization":
         return route(
             headers={}, id_fields=("client_id", "scope"), list_field=None, beacon=False
