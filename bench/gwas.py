@@ -209,7 +209,7 @@ def main() -> None:
         )
         glm = [
             "--pheno", str(phenotype_file), "--covar", str(covariate_file),
-            "--glm", "hide-covar", "no-firth", "--threads", "2",
+            "--glm", "hide-covar", "no-firth", "--threads", "2", "--memory", "4000",
         ]  # fmt: skip
         from_vcf, from_vcf_cpu = _plink(
             ["--vcf", str(cohort.pool_vcf), *glm, "--out", str(root / "vcf")]

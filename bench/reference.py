@@ -144,7 +144,16 @@ def main() -> None:
     )
     prefix = directory / "cohort-pgen"
     subprocess.run(
-        ["plink2", "--vcf", vcf, "--make-pgen", "--out", str(prefix)],
+        [
+            "plink2",
+            "--memory",
+            "4000",
+            "--vcf",
+            vcf,
+            "--make-pgen",
+            "--out",
+            str(prefix),
+        ],
         check=True,
         capture_output=True,
     )
