@@ -68,9 +68,9 @@ def _verify(verifier: NetworkVerifier, assertion: str, **changes):
     return verifier.verify(assertion, **request)
 
 
-def _signed(signer: NetworkSigner, **changes) -> str:
-    """An assertion for the default request with claims changed (None: left out)."""
-    kid, key = signer.keys.active()
+def assertion_claims(**changes) -> dict:
+    """The claims of an assertion for the default request, changed (None: left
+    out); a fresh jti each time."""
     now = int(time.time())
     claims = {
         "iss": NETWORK,
@@ -83,9 +83,16 @@ def _signed(signer: NetworkSigner, **changes) -> str:
         "bdh": body_digest(BODY),
     }
     claims.update(changes)
-    claims = {name: value for name, value in claims.items() if value is not None}
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def _signed(signer: NetworkSigner, **changes) -> str:
+    """An assertion for the default request with claims changed (None: left out)."""
+    kid, key = signer.keys.active()
     headers = {"kid": kid, "typ": ASSERTION_TYPE}
-    return jwt.encode(claims, key, algorithm="ES256", headers=headers)
+    return jwt.encode(
+        assertion_claims(**changes), key, algorithm="ES256", headers=headers
+    )
 
 
 def test_a_signed_request_verifies(signer, verifier):

@@ -25,7 +25,6 @@ from genomenode.access.network_trust import (
     ASSERTION_TYPE,
     NetworkSigner,
     NetworkVerifier,
-    body_digest,
 )
 from genomenode.access.relay_keys import (
     RELAY_KID_PREFIX,
@@ -40,13 +39,18 @@ from genomenode.access.relay_keys import (
 from genomenode.access.tokens import JwksCache, TrustedIssuer
 from genomenode.errors import ConfigError, TokenError
 
-NETWORK = "https://network.example.org"
-NETWORK_JWKS = f"{NETWORK}/.well-known/jwks.json"
+from .test_network_trust import (
+    BODY,
+    NETWORK,
+    NETWORK_JWKS,
+    NODE_URL,
+    PATH,
+    _verify,
+    assertion_claims,
+)
+
 OTHER = "https://other-network.example.org"
 OTHER_JWKS = f"{OTHER}/.well-known/jwks.json"
-NODE_URL = "https://fi.example.org"
-PATH = "/api/g_variants?referenceName=1&start=999"
-BODY = b'{"query": {}}'
 LIFETIME = 3600
 
 
@@ -87,17 +91,6 @@ def relay(secret) -> RelayKey:
     return RelayKey(kid, value, LIFETIME)
 
 
-def _verify(verifier: NetworkVerifier, assertion: str, **changes):
-    request = {
-        "audience": NODE_URL,
-        "method": "POST",
-        "path_and_query": PATH,
-        "body": BODY,
-    }
-    request.update(changes)
-    return verifier.verify(assertion, **request)
-
-
 def _encode(document: dict) -> str:
     return jwt.utils.base64url_encode(json.dumps(document).encode()).decode()
 
@@ -105,20 +98,7 @@ def _encode(document: dict) -> str:
 def _maced(key: bytes | None, *, header: dict | None = None, **changes) -> str:
     """An assertion for the default request, MACed with ``key`` (None: no MAC),
     with claims changed (None: left out) and header fields changed."""
-    now = int(time.time())
-    claims = {
-        "iss": NETWORK,
-        "aud": NODE_URL,
-        "iat": now,
-        "exp": now + 60,
-        "jti": f"jti-{time.monotonic_ns()}",
-        "htm": "POST",
-        "htu": PATH,
-        "bdh": body_digest(BODY),
-    }
-    claims.update(changes)
-    claims = {name: value for name, value in claims.items() if value is not None}
-    signing_input = f"{_encode(header or {})}.{_encode(claims)}"
+    signing_input = f"{_encode(header or {})}.{_encode(assertion_claims(**changes))}"
     if key is None:
         return signing_input + "."
     mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
