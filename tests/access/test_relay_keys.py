@@ -91,6 +91,18 @@ def relay(secret) -> RelayKey:
     return RelayKey(kid, value, LIFETIME)
 
 
+def _default(signer: NetworkSigner, relay_key: RelayKey | None = None) -> str:
+    """The network's assertion for the default request: MACed under
+    ``relay_key``, else signed."""
+    return signer.assertion(
+        audience=NODE_URL,
+        method="POST",
+        path_and_query=PATH,
+        body=BODY,
+        relay_key=relay_key,
+    )
+
+
 def _encode(document: dict) -> str:
     return jwt.utils.base64url_encode(json.dumps(document).encode()).decode()
 
@@ -117,13 +129,7 @@ def _header(relay_kid: str, **changes) -> dict:
 
 def _relayed(signer: NetworkSigner, relay: RelayKey) -> str:
     """The default request's assertion, MACed with ``relay``."""
-    return signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    return _default(signer, relay)
 
 
 # --- the secret and the derivation ----------------------------------------------
@@ -527,13 +533,7 @@ def test_an_untrusted_iss_with_a_relay_kid_is_not_a_network(verifier, relay):
 
 
 def test_a_replayed_maced_assertion_is_refused(signer, verifier, relay):
-    assertion = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    assertion = _default(signer, relay)
     assert _verify(verifier, assertion) is not None
     with pytest.raises(TokenError, match="used already"):
         _verify(verifier, assertion)
@@ -541,13 +541,7 @@ def test_a_replayed_maced_assertion_is_refused(signer, verifier, relay):
 
 def test_a_replaced_secret_refuses_the_keys_issued_before(signer, verifier, relay):
     verifier.relay_secret.path.unlink()
-    assertion = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    assertion = _default(signer, relay)
     with pytest.raises(TokenError, match="MAC does not verify"):
         _verify(verifier, assertion)
 
@@ -559,43 +553,23 @@ def test_relay_keys_off_refuses_every_maced_assertion(signer, other, secret, rel
         relay_secret=secret,
         relay_key_seconds=0,
     )
-    assertion = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    assertion = _default(signer, relay)
     with pytest.raises(TokenError, match="network_relay_key_seconds is 0"):
         _verify(verifier, assertion)
 
 
 def test_a_maced_assertion_never_obtains_a_relay_key(signer, verifier, relay):
-    assertion = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    assertion = _default(signer, relay)
     with pytest.raises(TokenError, match=r"only a signed \(ES256\)"):
         _verify(verifier, assertion, accept_relay_keys=False)
-    signed = signer.assertion(
-        audience=NODE_URL, method="POST", path_and_query=PATH, body=BODY
-    )
+    signed = _default(signer)
     assert _verify(verifier, signed, accept_relay_keys=False) is not None
 
 
 def test_jws_verify_still_refuses_hs256(signer, other, relay):
     """Even a genuine relay-key assertion: only the network verifier's relay path,
     which derives the key itself, reads HS256."""
-    assertion = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    assertion = _default(signer, relay)
     with pytest.raises(TokenError, match="algorithm 'HS256'"):
         jws.verify(
             assertion,
@@ -624,18 +598,10 @@ def test_preparing_a_maced_assertion_fetches_no_keys(signer, other, secret, rela
         relay_secret=secret,
         relay_key_seconds=LIFETIME,
     )
-    maced = signer.assertion(
-        audience=NODE_URL,
-        method="POST",
-        path_and_query=PATH,
-        body=BODY,
-        relay_key=relay,
-    )
+    maced = _default(signer, relay)
     asyncio.run(verifier.prepare(maced))
     assert fetched == []
     assert _verify(verifier, maced) is not None
-    signed = signer.assertion(
-        audience=NODE_URL, method="POST", path_and_query=PATH, body=BODY
-    )
+    signed = _default(signer)
     asyncio.run(verifier.prepare(signed))
     assert fetched == [NETWORK_JWKS]
