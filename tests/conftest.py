@@ -416,6 +416,31 @@ def free_port() -> int:
         return port
 
 
+@contextlib.contextmanager
+def serving_in_thread(app, port: int | None = None) -> Iterator[str]:
+    """``app`` served by uvicorn on ``port`` (else a free one) of loopback, in
+    a thread; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port() if port is None else port
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "no server"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 def wait_until_up(
     process: subprocess.Popen, url: str, *, deadline: float | None = None
 ) -> None:

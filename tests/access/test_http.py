@@ -7,7 +7,6 @@ served by the real app with the development identity provider switched on.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import pathlib
@@ -20,7 +19,6 @@ import uuid
 import httpx2
 import jwt
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
@@ -44,6 +42,7 @@ from ..conftest import (
     free_port,
     grant_access,
     in_process_workers,
+    serving_in_thread,
     write_dataset_yaml,
     write_small_cohort,
 )
@@ -564,26 +563,6 @@ class SilentServer:
         self._thread.join(timeout=5)
 
 
-@contextlib.contextmanager
-def _serving(app):
-    """``app`` served by uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "no server"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 def _forged(issuer: str, jku: str) -> str:
     """A token claiming ``issuer``, signed by nobody it knows (a made-up kid)."""
     now = int(time.time())
@@ -621,7 +600,10 @@ def test_a_silent_or_closed_broker_never_stalls_other_requests(node):
     fetcher = app.state.access.authoriser.verifier._remote
     count_query = {**QUERY, "requestedGranularity": "count"}
     try:
-        with _serving(app) as base, httpx2.Client(base_url=base, timeout=30) as client:
+        with (
+            serving_in_thread(app) as base,
+            httpx2.Client(base_url=base, timeout=30) as client,
+        ):
             _timed(client, "/api/g_variants", params=count_query)  # warm up
             baseline = [
                 _timed(client, "/api/g_variants", params=count_query)[0]

@@ -10,14 +10,11 @@ over a mock transport, as ``test_app.py`` does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 
 import httpx2
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from genomenode.access import jws
@@ -34,6 +31,7 @@ from genomenode.store.node import init_node
 from ..conftest import (
     free_port,
     in_process_workers,
+    serving_in_thread,
     wait_until_up,
     write_dataset_yaml,
     write_small_cohort,
@@ -56,25 +54,6 @@ def es256_signatures(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(jws, "sign_es256", counting)
     return made
-
-
-@contextlib.contextmanager
-def _serving(app, port: int):
-    """``app`` served by uvicorn on ``port`` of loopback, in a thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "no server"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _without_timings(document: object) -> object:
@@ -135,7 +114,7 @@ def test_relayed_queries_are_maced_once_a_key_is_held(tmp_path, es256_signatures
     )
     try:
         wait_until_up(node_process, f"{node_url}/api/service-info")
-        with _serving(app, network_port) as network, httpx2.Client() as client:
+        with serving_in_thread(app, network_port) as network, httpx2.Client() as client:
             relay_keys: RelayKeys = app.state.relay_keys
 
             def ask() -> object:
