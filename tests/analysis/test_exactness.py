@@ -23,8 +23,8 @@ def _close(federated: float, pooled: float, what: str) -> None:
     assert federated == pytest.approx(pooled, rel=RELATIVE, abs=1e-12), what
 
 
-@pytest.fixture(scope="module")
-def logistic(network) -> dict:
+def _logistic_gwas(network, chunk_variants: int) -> dict:
+    """The results of the logistic GWAS in windows of ``chunk_variants``."""
     job = network.submit(
         {
             "analysis": "gwas",
@@ -32,13 +32,18 @@ def logistic(network) -> dict:
             "phenotype": "ICD10:I25.1",
             "model": "logistic",
             "covariates": COVARIATES,
-            "chunk_variants": 1000,
+            "chunk_variants": chunk_variants,
         }
     )
     status = network.wait(job["id"])
     assert status["state"] == "COMPLETE", status
     assert {task["state"] for task in status["tasks"].values()} == {"COMPLETE"}
     return network.results(job["id"])
+
+
+@pytest.fixture(scope="module")
+def logistic(network) -> dict:
+    return _logistic_gwas(network, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +88,7 @@ def test_logistic_gwas_equals_pooled_statsmodels(logistic, pooled):
 def test_the_rows_do_not_depend_on_how_the_rounds_group_windows(network, logistic):
     # Windows of 100 variants: up to three per round, and split into two
     # requests when their variants still fitting pass chunk_variants.
-    job = network.submit(
-        {
-            "analysis": "gwas",
-            "datasets": DATASETS,
-            "phenotype": "ICD10:I25.1",
-            "model": "logistic",
-            "covariates": COVARIATES,
-            "chunk_variants": 100,
-        }
-    )
-    status = network.wait(job["id"])
-    assert status["state"] == "COMPLETE", status
-    small = network.results(job["id"])
+    small = _logistic_gwas(network, 100)
     assert small["num_withheld"] == logistic["num_withheld"]
     assert len(small["rows"]) == len(logistic["rows"])
     for ours, theirs in zip(small["rows"], logistic["rows"], strict=True):
