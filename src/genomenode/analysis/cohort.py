@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ..errors import InputError
-from ..qc.flags import load_flags
+from ..qc.flags import load_flags, results_version
 from ..store.compute import scheduler_client
 from ..store.models import Disease, Individual, Measure, PhenotypicFeature
 from ..store.published import PublishedDataset
@@ -70,21 +70,56 @@ class Variables:
         )
 
 
+#: The QC masks last read, per opened store and QC run (:func:`results_version`).
+_masks: collections.OrderedDict[
+    tuple[Any, ...], tuple[np.ndarray | None, np.ndarray | None]
+] = collections.OrderedDict()
+
+
+def _current_masks(
+    dataset: PublishedDataset,
+) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
+    """The version of the dataset's QC results and its masks (None: all pass).
+
+    Read once per QC run and kept: ``qc.json`` holds every sample's metrics, and
+    a server keeps answering while ``qc run`` replaces it.
+    """
+    version = results_version(
+        dataset.node, dataset.id, str(dataset.manifest["fingerprint"])
+    )
+    if version is None:
+        return None, None, None
+    key = (dataset.store, version)
+    with _windows_lock:
+        found = _masks.get(key)
+    if found is None:
+        flags = load_flags(dataset.node, dataset.id)
+        found = (
+            (None, None)
+            if flags is None
+            else (
+                np.asarray(flags.sample_pass, dtype=bool),
+                np.asarray(flags.variant_pass, dtype=bool),
+            )
+        )
+        with _windows_lock:
+            _masks[key] = found
+            while len(_masks) > 8:
+                _masks.popitem(last=False)
+    return version, found[0], found[1]
+
+
 def quality_masks(
     dataset: PublishedDataset,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The dataset's QC masks (sample_pass, variant_pass); None: all pass.
 
     The one place analyses learn of QC flags (docs/analysis.md):
-    :func:`genomenode.qc.flags.load_flags` (``genomenode qc run``).
+    :func:`genomenode.qc.flags.load_flags` (``genomenode qc run``), as of the
+    dataset's current QC run.
     """
-    flags = load_flags(dataset.node, dataset.id)
-    if flags is None:
-        return None, None
-    return (
-        np.asarray(flags.sample_pass, dtype=bool),
-        np.asarray(flags.variant_pass, dtype=bool),
-    )
+    _, sample_pass, variant_pass = _current_masks(dataset)
+    return sample_pass, variant_pass
 
 
 def _scores_path(dataset: PublishedDataset) -> pathlib.Path:
@@ -279,7 +314,7 @@ def read_window(
 
     An IRLS asks for the same window once per iteration: the last windows read
     are kept (:data:`WINDOW_CACHE_BYTES`), keyed by the dataset's opened store
-    (a new ingest opens a new one).
+    (a new ingest opens a new one) and its QC run (a new one changes the masks).
     """
     rows = dataset.store.rows_at(contig, start, end)
     if len(rows) > max_variants:
@@ -288,13 +323,16 @@ def read_window(
             "(setting analysis_max_window_variants)",
             field="window",
         )
-    key = (dataset.store, contig, start, end)
+    version, sample_pass, variant_pass = _current_masks(dataset)
+    key = (dataset.store, version, contig, start, end)
     with _windows_lock:
         found = _windows.get(key)
         if found is not None:
             _windows.move_to_end(key)
             return found
-    window = _read_window(dataset, contig, start, end, scheduler, block_rows)
+    window = _read_window(
+        dataset, contig, start, end, scheduler, block_rows, sample_pass, variant_pass
+    )
     with _windows_lock:
         _windows[key] = window
         total = sum(item.dosages.nbytes for item in _windows.values())
@@ -311,6 +349,8 @@ def _read_window(
     end: int,
     scheduler: str | None,
     block_rows: int,
+    sample_pass: np.ndarray | None,
+    variant_pass: np.ndarray | None,
 ) -> WindowGenotypes:
     import dask
 
@@ -323,7 +363,6 @@ def _read_window(
     biallelic = (alleles[:, 1] != "") & (
         (alleles[:, 2] == "") if alleles.shape[1] > 2 else True
     )
-    _, variant_pass = quality_masks(dataset)
     if variant_pass is not None:
         biallelic &= variant_pass[rows.start : rows.stop]
     blocks_at = range(rows.start, rows.stop, block_rows)
@@ -355,7 +394,6 @@ def _read_window(
             ]
             blocks = client.compute(tasks, sync=True)
     dosages = np.concatenate(blocks)[biallelic]
-    sample_pass, _ = quality_masks(dataset)
     if sample_pass is not None:
         dosages[:, ~sample_pass] = np.nan
     dosages.flags.writeable = False  # shared by the rounds (cached)

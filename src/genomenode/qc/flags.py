@@ -52,6 +52,7 @@ __all__ = [
     "load_summary",
     "load_variant_arrays",
     "qc_directory",
+    "results_version",
     "store_results",
     "summary_of",
     "write_results",
@@ -224,6 +225,28 @@ def load_report(
             "run genomenode qc run again"
         )
     return report
+
+
+def results_version(
+    node: Node, dataset_id: str, fingerprint: str | None = None
+) -> str | None:
+    """What names the dataset's current QC results, cheaply (a stat, or one small
+    object): another QC run gives another value. None if QC never ran on it.
+
+    Readers that keep what they derived from the flags key it by this;
+    ``fingerprint``: the published content's, if the caller has it at hand.
+    """
+    if fingerprint is None:
+        fingerprint = str(node.dataset_manifest(dataset_id)["fingerprint"])
+    objects = current_objects(node, dataset_id, fingerprint, QC_DIRECTORY)
+    if objects is not None:
+        return objects.version
+    try:
+        # write_results replaces the directory by a rename: a new inode.
+        status = qc_directory(node, dataset_id).stat()
+    except FileNotFoundError:
+        return None
+    return f"{status.st_ino}:{status.st_mtime_ns}"
 
 
 def load_flags(node: Node, dataset_id: str) -> QcFlags | None:
