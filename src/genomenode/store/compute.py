@@ -52,8 +52,10 @@ _CONNECT_SECONDS = 10
 # often that is looked at while tasks are pending.
 _NO_WORKERS_SECONDS = 30.0
 _POLL_SECONDS = 1.0
-# Variant rows counted at a time by allele_frequencies (bounds its temporaries).
-_COUNT_ROWS = 512
+# Bytes of calls counted at a time by allele_frequencies: the kernel's
+# temporaries then stay in a core's cache (at 3,000 samples 256 KB pieces count
+# 20 % faster than 3 MB ones).
+_COUNT_BYTES = 256 * 2**10
 # Opened stores kept by allele_frequencies (a server or a worker computes on a
 # few datasets at a time).
 _OPENED_STORES = 4
@@ -308,8 +310,9 @@ def _allele_count_block(
     called = np.zeros(stop - start, np.int64)
     for first, _samples, calls in _opened(source, fingerprint).blocks(start, stop):
         rows = slice(first - start, first - start + len(calls))
-        for row in range(0, len(calls), _COUNT_ROWS):
-            piece = calls[row : row + _COUNT_ROWS]
+        step = max(1, _COUNT_BYTES // max(1, int(np.prod(calls.shape[1:]))))
+        for row in range(0, len(calls), step):
+            piece = calls[row : row + step]
             more_alternate, more_called = allele_count_rows(piece)
             alternate[rows][row : row + len(piece)] += more_alternate
             called[rows][row : row + len(piece)] += more_called
