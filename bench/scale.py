@@ -13,8 +13,10 @@ this measures, in the same run:
   ``bcftools view -Ob`` (VCF → BCF) on the same file;
 - the VCF Zarr's size against the VCF.gz;
 - a single-variant count (the Beacon hot path: position lookup + stored counts)
-  and the carriers of one allele, p50/p99 over random rows, each query on a fresh
-  store so chunk reads (and decryption) are included, plain and sealed;
+  and the carriers of one allele, p50/p99 over random rows, plain and sealed,
+  with a fresh store every 20 rows (its first count, chunk reads and decryption
+  included, reported as ``cold``); counts timed alone (a loop of counts), each
+  after a carriers query, and each after writing 10 MB of unrelated memory;
 - allele frequencies of all variants from ``call_genotype`` chunk by chunk, next
   to ``bcftools +fill-tags -t AF``.
 
@@ -23,16 +25,20 @@ ratios, writes bench/cache/scale-results.json and plots docs/scale.png.
 
 Usage: python bench/scale.py [--quick] [--samples 1000 3000 ...] [--length N]
                              [--max-samples N] [--vcz-from N] [--source vcf|vcz]
-                             [--vcf-text-up-to N] [--fresh]
+                             [--vcf-text-up-to N] [--no-sealed] [--keep-nodes]
+                             [--fresh]
        (results merge into bench/cache/scale-results.json by size and input,
        so VCF and VCF Zarr runs can be made separately and plotted together)
        python bench/scale.py --memory   (peak RSS of ingest at 2,000 vs 8,000)
        python bench/scale.py --dask 3000  (ingest on 1 vs 2 Dask workers)
+       python bench/scale.py --dask-af 100000  (AF on 1 vs 2 Dask workers, on
+                                                a node kept by --keep-nodes)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -105,10 +111,28 @@ class Ingested:
     seconds: float
     peak_mb: float
     cpu_seconds: float
+    #: Measured by an earlier run whose node was kept (``--keep-nodes``).
+    reused: bool = False
 
 
-def ingest(dataset_yaml: pathlib.Path, scratch: pathlib.Path, *, sealed: bool):
+_KEPT = "bench-ingest.json"
+
+
+def ingest(
+    dataset_yaml: pathlib.Path,
+    scratch: pathlib.Path,
+    *,
+    sealed: bool,
+    reuse: bool = False,
+) -> Ingested:
+    """Ingest into a new node under ``scratch``; with ``reuse``, a node an
+    earlier run ingested there is taken as it is, with that run's numbers."""
     node_dir = scratch / ("sealed" if sealed else "plain")
+    kept = node_dir / _KEPT
+    if reuse and kept.exists():
+        numbers = json.loads(kept.read_text())
+        return Ingested(node_dir, **numbers, reused=True)
+    shutil.rmtree(node_dir, ignore_errors=True)
     subprocess.run(
         _genomenode("init", str(node_dir), "--node-id", "bench", "--country", "FI"),
         check=True,
@@ -124,6 +148,15 @@ def ingest(dataset_yaml: pathlib.Path, scratch: pathlib.Path, *, sealed: bool):
         _genomenode("ingest", "--node", str(node_dir), str(dataset_yaml)),
         environment,
     )
+    kept.write_text(
+        json.dumps(
+            {
+                "seconds": run.seconds,
+                "peak_mb": run.peak_mb,
+                "cpu_seconds": run.cpu_seconds,
+            }
+        )
+    )
     return Ingested(node_dir, run.seconds, run.peak_mb, run.cpu_seconds)
 
 
@@ -136,18 +169,40 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
+def _count(store: Any, contig: str, position: int) -> float:
+    """Seconds of one single-variant count: position lookup + stored counts."""
+    started = time.perf_counter()
+    for found in store.rows_at(contig, position):
+        store.counts(found)
+    return time.perf_counter() - started
+
+
+# Bytes of unrelated memory written before each count of the "after touching
+# memory" series: about one by-variant chunk of 100,000 samples (50 × 10⁵ × 2).
+_TOUCH_BYTES = 10 * 2**20
+
+
 def queries(node_dirs: dict[str, pathlib.Path], dataset_id: str) -> dict[str, Any]:
     """Count and carriers p50/p99 (ms) on each node, the same random rows asked
     of each in turn (so the machine's load falls on both alike); a fresh store
     every 20 rows, whose first query (``cold``: chunk read, decrypted, decoded)
-    is also reported on its own."""
+    is also reported on its own.
+
+    Counts are timed three ways on the same warm stores: ``count``, each
+    followed by a carriers query (which decodes a by-variant chunk: 10 MB at
+    100,000 samples); ``count_alone``, a loop of counts only; and
+    ``count_touched``, each after writing ``_TOUCH_BYTES`` of unrelated memory
+    (what a carriers query does to the CPU caches, at any cohort size).
+    """
     from genomenode.store.node import open_node
     from genomenode.store.published import PublishedDatasets
 
     generator = random.Random(3)
+    series = ("count", "carriers", "cold", "count_alone", "count_touched")
     times: dict[str, dict[str, list[float]]] = {
-        name: {"count": [], "carriers": [], "cold": []} for name in node_dirs
+        name: {key: [] for key in series} for name in node_dirs
     }
+    unrelated = np.zeros(_TOUCH_BYTES, np.uint8)
     nodes = {name: open_node(path) for name, path in node_dirs.items()}
     try:
         for _batch in range(QUERIES // 20):
@@ -161,33 +216,40 @@ def queries(node_dirs: dict[str, pathlib.Path], dataset_id: str) -> dict[str, An
             some = next(iter(handles.values()))
             total = some.facts.num_variants
             (contig,) = list(some.store.contigs)
+            positions = some.store.positions(0, total)
             for number in range(20):
                 row = generator.randrange(total)
-                position = int(some.store.positions(row, row + 1)[0])
+                position = int(positions[row])
                 for name, handle in handles.items():
                     store = handle.store
-                    started = time.perf_counter()
-                    for found in store.rows_at(contig, position):
-                        store.counts(found)
-                    elapsed = time.perf_counter() - started
+                    elapsed = _count(store, contig, position)
                     times[name]["cold" if number == 0 else "count"].append(elapsed)
                     started = time.perf_counter()
                     store.carriers(row, 1)
                     times[name]["carriers"].append(time.perf_counter() - started)
+            for _number in range(20):
+                position = int(positions[generator.randrange(total)])
+                for name, handle in handles.items():
+                    times[name]["count_alone"].append(
+                        _count(handle.store, contig, position)
+                    )
+            for _number in range(20):
+                position = int(positions[generator.randrange(total)])
+                for name, handle in handles.items():
+                    unrelated += 1  # reads and writes every byte
+                    times[name]["count_touched"].append(
+                        _count(handle.store, contig, position)
+                    )
     finally:
         for node in nodes.values():
             node.close()
     result: dict[str, Any] = {}
     for name, measured in times.items():
-        count_p50, count_p99 = _percentiles(measured["count"])
-        carriers_p50, carriers_p99 = _percentiles(measured["carriers"])
-        result[name] = {
-            "count_p50_ms": count_p50,
-            "count_p99_ms": count_p99,
-            "carriers_p50_ms": carriers_p50,
-            "carriers_p99_ms": carriers_p99,
-            "cold_count_p50_ms": _percentiles(measured["cold"])[0],
-        }
+        result[name] = {"cold_count_p50_ms": _percentiles(measured["cold"])[0]}
+        for key in ("count", "carriers", "count_alone", "count_touched"):
+            p50, p99 = _percentiles(measured[key])
+            result[name][f"{key}_p50_ms"] = p50
+            result[name][f"{key}_p99_ms"] = p99
     return result
 
 
@@ -202,19 +264,28 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def allele_frequencies(node_dir: pathlib.Path, dataset_id: str) -> tuple[float, float]:
+def allele_frequencies(
+    node_dir: pathlib.Path, dataset_id: str, repeats: int = 5
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Wall and CPU seconds (user + system, every thread) of
     ``genomenode.store.compute.allele_frequencies``: the ALT allele frequency of
-    every variant from the calls, checked against the stored counts."""
+    every variant from the calls, checked against the stored counts.
+
+    The node is opened once, as in a server: the first pass opens the store
+    (and pays page-cache misses), the next ``repeats`` find it opened. Returns
+    the first and the best of the next (by wall time).
+    """
     import zarr
 
     from genomenode.store.compute import allele_frequencies as compute
     from genomenode.store.node import open_node
 
+    runs = []
     with open_node(node_dir) as node:
-        cpu, started = _own_cpu(), time.perf_counter()
-        frequency = compute(node, dataset_id)
-        seconds, cpu = time.perf_counter() - started, _own_cpu() - cpu
+        for _ in range(1 + repeats):
+            cpu, started = _own_cpu(), time.perf_counter()
+            frequency = compute(node, dataset_id)
+            runs.append((time.perf_counter() - started, _own_cpu() - cpu))
         manifest = node.dataset_manifest(dataset_id)
         location, _ = node.dataset_zarr(
             dataset_id, manifest["fingerprint"], manifest["genotypes"]["path"]
@@ -225,7 +296,7 @@ def allele_frequencies(node_dir: pathlib.Path, dataset_id: str) -> tuple[float, 
             root["variant_allele_total"][:], 1
         )
         np.testing.assert_allclose(frequency, expected)
-    return seconds, cpu
+    return runs[0], min(runs[1:])
 
 
 def bcftools(vcf: pathlib.Path, scratch: pathlib.Path) -> dict[str, float]:
@@ -258,20 +329,39 @@ def bcftools(vcf: pathlib.Path, scratch: pathlib.Path) -> dict[str, float]:
 
 
 def one_size(
-    samples: int, length: int, *, source: str, vcf_text: bool
+    samples: int,
+    length: int,
+    *,
+    source: str,
+    vcf_text: bool,
+    sealed: bool = True,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """Every measurement at one size; ``source`` is the ingested input ("vcf"
     or "vcz"); with ``vcf_text`` the VCF of the same cohort is written (if the
-    input is not already one) for its size and bcftools' times."""
+    input is not already one) for its size and bcftools' times; without
+    ``sealed``, no ``encrypt_at_rest`` node is ingested and asked. With
+    ``keep``, the nodes stay in bench/cache/nodes-* and a later run with
+    ``keep`` measures queries and AF on them without ingesting again (its
+    result says ``ingest_reused``)."""
     dataset_yaml = simulate(samples, length, vcz=source == "vcz")
     vcf = None
     if source == "vcf" or vcf_text:
         vcf = simulate(samples, length).parent / f"scale-{samples}.vcf.gz"
     dataset_id = f"scale-{samples}"
-    with tempfile.TemporaryDirectory(dir=CACHE) as scratch_name:
-        scratch = pathlib.Path(scratch_name)
-        plain = ingest(dataset_yaml, scratch, sealed=False)
-        sealed = ingest(dataset_yaml, scratch, sealed=True)
+    with contextlib.ExitStack() as stack:
+        if keep:
+            scratch = CACHE / f"nodes-{samples}-{length}-{source}"
+            scratch.mkdir(exist_ok=True)
+        else:
+            scratch = pathlib.Path(
+                stack.enter_context(tempfile.TemporaryDirectory(dir=CACHE))
+            )
+        plain = ingest(dataset_yaml, scratch, sealed=False, reuse=keep)
+        nodes = {"plain": plain.node_dir}
+        if sealed:
+            sealed_run = ingest(dataset_yaml, scratch, sealed=True, reuse=keep)
+            nodes["sealed"] = sealed_run.node_dir
         vcz = plain.node_dir / "store" / "datasets" / dataset_id / "genotypes.vcz"
         from genomenode.store.node import open_node
 
@@ -291,27 +381,26 @@ def one_size(
             "ingest_s": plain.seconds,
             "ingest_cpu_s": plain.cpu_seconds,
             "ingest_peak_mb": plain.peak_mb,
-            "ingest_sealed_s": sealed.seconds,
-            "ingest_sealed_peak_mb": sealed.peak_mb,
+            "ingest_reused": plain.reused,
             "vcz_mb": _size(vcz) / 2**20,
             "vcz_without_copy_mb": (
                 _size(vcz) - _size(vcz / "call_genotype_by_variant")
             )
             / 2**20,
-            **queries({"plain": plain.node_dir, "sealed": sealed.node_dir}, dataset_id),
+            **queries(nodes, dataset_id),
         }
+        if sealed:
+            result["ingest_sealed_s"] = sealed_run.seconds
+            result["ingest_sealed_peak_mb"] = sealed_run.peak_mb
         if source == "vcz":
             result["input_vcz_mb"] = (
                 _size(dataset_yaml.parent / f"scale-{samples}.vcz") / 2**20
             )
-        # Best of two: the first pass also pays imports and page-cache misses.
-        for key, node_dir in (
-            ("af_all", plain.node_dir),
-            ("af_all_sealed", sealed.node_dir),
-        ):
-            runs = [allele_frequencies(node_dir, dataset_id) for _ in range(2)]
-            result[f"{key}_s"] = min(run[0] for run in runs)
-            result[f"{key}_cpu_s"] = min(run[1] for run in runs)
+        for name, node_dir in nodes.items():
+            key = "af_all" if name == "plain" else "af_all_sealed"
+            first, best = allele_frequencies(node_dir, dataset_id)
+            result[f"{key}_first_s"], result[f"{key}_first_cpu_s"] = first
+            result[f"{key}_s"], result[f"{key}_cpu_s"] = best
         if vcf is not None:
             result["vcf_gz_mb"] = vcf.stat().st_size / 2**20
             result |= bcftools(vcf, scratch)
@@ -333,6 +422,7 @@ SERIES = {
     "af_all_s": "AF of all variants (s)",
     "af_all_cpu_s": "AF of all variants (CPU s)",
     "bcftools_fill_tags_s": "bcftools +fill-tags (s)",
+    "bcftools_fill_tags_cpu_s": "bcftools +fill-tags (CPU s)",
 }
 
 
@@ -355,42 +445,64 @@ def _number(value: Any, digits: int, width: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+def _ratio(numerator: Any, denominator: Any) -> str:
+    if numerator is None or not denominator:
+        return "-"
+    return f"{numerator / denominator:.2f}"
+
+
 def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Print the table, the ratios and the slopes; return the slopes.
+
+    Count columns: ``alone`` is a loop of counts only; ``w/ carr`` each count
+    followed by a carriers query (how the earlier runs measured it); ``touched``
+    each count after writing 10 MB of unrelated memory.
+    """
     header = (
         f"{'samples':>8} {'input':>5} {'variants':>8} {'ingest s':>9} "
         f"{'sealed s':>9} {'peak MB':>8} {'vcz MB':>7} {'vcf.gz MB':>9} "
-        f"{'count p50':>9} {'p99':>7} {'sealed':>7} {'carr p50':>8} {'p99':>7} "
+        f"{'alone p50':>9} {'p99':>7} {'w/carr':>7} {'p99':>7} {'touched':>7} "
+        f"{'sealed':>7} {'carr p50':>8} {'p99':>7} "
         f"{'sealed':>7} {'AF s':>6} {'AF cpu':>6} {'bcf s':>6} {'fill s':>6}"
     )
     print(header)
     for result in results:
-        plain, sealed = result["plain"], result["sealed"]
+        plain, sealed = result["plain"], result.get("sealed", {})
         print(
             f"{result['samples']:>8} {result['source']:>5} {result['variants']:>8} "
-            f"{result['ingest_s']:>9.1f} {result['ingest_sealed_s']:>9.1f} "
+            f"{result['ingest_s']:>9.1f} "
+            f"{_number(result.get('ingest_sealed_s'), 1, 9)} "
             f"{result['ingest_peak_mb']:>8.0f} {result['vcz_mb']:>7.1f} "
             f"{_number(result.get('vcf_gz_mb'), 1, 9)} "
-            f"{plain['count_p50_ms']:>9.3f} {plain['count_p99_ms']:>7.3f} "
-            f"{sealed['count_p50_ms']:>7.3f} {plain['carriers_p50_ms']:>8.3f} "
-            f"{plain['carriers_p99_ms']:>7.3f} {sealed['carriers_p50_ms']:>7.3f} "
-            f"{result['af_all_s']:>6.2f} {result['af_all_cpu_s']:>6.2f} "
+            f"{_number(plain.get('count_alone_p50_ms'), 3, 9)} "
+            f"{_number(plain.get('count_alone_p99_ms'), 3, 7)} "
+            f"{plain['count_p50_ms']:>7.3f} {plain['count_p99_ms']:>7.3f} "
+            f"{_number(plain.get('count_touched_p50_ms'), 3, 7)} "
+            f"{_number(sealed.get('count_p50_ms'), 3, 7)} "
+            f"{plain['carriers_p50_ms']:>8.3f} {plain['carriers_p99_ms']:>7.3f} "
+            f"{_number(sealed.get('carriers_p50_ms'), 3, 7)} "
+            f"{result['af_all_s']:>6.3f} {result['af_all_cpu_s']:>6.3f} "
             f"{_number(result.get('bcftools_bcf_s'), 1, 6)} "
             f"{_number(result.get('bcftools_fill_tags_s'), 1, 6)}"
         )
     print("\nratios (same run):")
     for result in results:
-        plain, sealed = result["plain"], result["sealed"]
-        line = (
-            f"  {result['samples']:>7} samples ({result['source']}): sealed/plain "
-            f"count p50 {sealed['count_p50_ms'] / plain['count_p50_ms']:.2f}, "
-            f"carriers p50 "
-            f"{sealed['carriers_p50_ms'] / plain['carriers_p50_ms']:.2f}, cold count "
-            f"{sealed['cold_count_p50_ms'] / plain['cold_count_p50_ms']:.2f}, AF "
-            f"{result['af_all_sealed_s'] / result['af_all_s']:.2f}, ingest "
-            f"{result['ingest_sealed_s'] / result['ingest_s']:.2f}"
-        )
+        plain, sealed = result["plain"], result.get("sealed", {})
+        line = f"  {result['samples']:>7} samples ({result['source']}):"
+        if sealed:
+            line += (
+                " sealed/plain count p50 "
+                f"{_ratio(sealed['count_p50_ms'], plain['count_p50_ms'])}, "
+                "carriers p50 "
+                f"{_ratio(sealed['carriers_p50_ms'], plain['carriers_p50_ms'])}, "
+                "cold count "
+                f"{_ratio(sealed['cold_count_p50_ms'], plain['cold_count_p50_ms'])}"
+                f", AF {_ratio(result.get('af_all_sealed_s'), result['af_all_s'])}"
+                f", ingest "
+                f"{_ratio(result.get('ingest_sealed_s'), result['ingest_s'])};"
+            )
         if "vcf_gz_mb" in result:
-            line += f"; vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
+            line += f" vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
         if "bcftools_bcf_s" in result:
             versus_bcf = result["ingest_s"] / result["bcftools_bcf_s"]
             versus_fill = result["bcftools_fill_tags_s"] / result["af_all_s"]
@@ -401,6 +513,15 @@ def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
                 f"; ingest/bcftools-BCF {versus_bcf:.2f}"
                 f"; fill-tags/AF {versus_fill:.1f}× wall, {versus_fill_cpu:.1f}× CPU"
             )
+            if "af_all_first_s" in result:
+                first_wall = result["bcftools_fill_tags_s"] / result["af_all_first_s"]
+                first_cpu = result["bcftools_fill_tags_cpu_s"] / max(
+                    result["af_all_first_cpu_s"], 1e-9
+                )
+                line += (
+                    f" (first pass, opening the store: {first_wall:.1f}× wall, "
+                    f"{first_cpu:.1f}× CPU)"
+                )
         print(line)
     slopes: dict[str, dict[str, float | None]] = {}
     for source in sorted({result["source"] for result in results}):
@@ -409,6 +530,7 @@ def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
             key: _slope(*_series(chosen, key))
             for key in [
                 *SERIES,
+                "plain.count_alone_p50_ms",
                 "plain.count_p50_ms",
                 "plain.carriers_p50_ms",
                 "sealed.count_p50_ms",
@@ -417,12 +539,19 @@ def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
         print(f"\nlog-log slopes against samples, {source} input (1 = linear):")
         for key, value in slopes[source].items():
             print(f"  {key:<24} {'n/a' if value is None else f'{value:.2f}'}")
-        first, last = chosen[0], chosen[-1]
+        first, last = chosen[0]["plain"], chosen[-1]["plain"]
+        sizes = f"at {chosen[-1]['samples']} / at {chosen[0]['samples']} samples"
+
+        def growth(key: str) -> str:
+            return _ratio(last.get(key), first.get(key))  # noqa: B023 -- used at once
+
         print(
-            f"count p50 at {last['samples']} / at {first['samples']} samples: "
-            f"{last['plain']['count_p50_ms'] / first['plain']['count_p50_ms']:.2f} "
-            f"(target ≤ 1.5); carriers p50 at {last['samples']}: "
-            f"{last['plain']['carriers_p50_ms']:.2f} ms (target ≤ 20)"
+            f"count p50 {sizes} (target ≤ 1.5): alone "
+            f"{growth('count_alone_p50_ms')}, each after a carriers query "
+            f"{growth('count_p50_ms')}, each after touching 10 MB "
+            f"{growth('count_touched_p50_ms')}"
+            f"; carriers p50 at {chosen[-1]['samples']}: "
+            f"{last['carriers_p50_ms']:.2f} ms (target ≤ 20)"
         )
     return slopes
 
@@ -440,13 +569,15 @@ def plot(results: list[dict[str, Any]]) -> None:
         (
             "Queries and AF",
             [
+                "plain.count_alone_p50_ms",
                 "plain.count_p50_ms",
                 "sealed.count_p50_ms",
                 "plain.carriers_p50_ms",
-                "af_all_s",
-                "bcftools_fill_tags_s",
+                # CPU, not wall: on a shared machine wall time is the load's.
+                "af_all_cpu_s",
+                "bcftools_fill_tags_cpu_s",
             ],
-            "ms (queries) / s (AF)",
+            "ms (queries) / CPU s (AF)",
         ),
     ]
     sources = sorted({result["source"] for result in results})
@@ -455,7 +586,7 @@ def plot(results: list[dict[str, Any]]) -> None:
             for source in sources:
                 chosen = [r for r in results if r["source"] == source]
                 # The VCF-side tools do not depend on the ingested input.
-                if key in ("vcf_gz_mb", "bcftools_bcf_s", "bcftools_fill_tags_s"):
+                if key in ("vcf_gz_mb", "bcftools_bcf_s", "bcftools_fill_tags_cpu_s"):
                     if source != sources[-1]:
                         continue
                     chosen = _one_per_size(results, key)
@@ -583,6 +714,67 @@ def dask_speedup(samples: int, length: int) -> None:
     )
 
 
+def dask_af_speedup(samples: int, length: int, repeats: int = 5) -> None:
+    """Allele frequencies of all variants of a kept node (``--keep-nodes``, VCF
+    Zarr input) on a local Dask cluster of 1 and then 2 single-threaded worker
+    processes: wall time and CPU time (this process and the cluster's) of the
+    best of ``repeats`` runs after a first that has each worker open the store,
+    and the speed-up. One task per stored chunk of variants (``call_genotype``'s
+    variants chunk: 200 rows at 100,000 samples)."""
+    from distributed import Client, LocalCluster
+
+    from genomenode.store.compute import allele_frequencies as compute
+    from genomenode.store.node import open_node
+
+    node_dir = CACHE / f"nodes-{samples}-{length}-vcz" / "plain"
+    if not (node_dir / _KEPT).exists():
+        raise SystemExit(
+            f"no kept node at {node_dir}: run --samples {samples} --source vcz "
+            "--keep-nodes first"
+        )
+    dataset_id = f"scale-{samples}"
+    timings: dict[int, tuple[float, float]] = {}
+    with open_node(node_dir) as node:
+        expected = compute(node, dataset_id)
+        for workers in (1, 2):
+            with (
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                np.testing.assert_array_equal(
+                    compute(node, dataset_id, client=client), expected
+                )
+                runs = []
+                for _ in range(repeats):
+                    cpu, started = _cluster_cpu_seconds(), time.perf_counter()
+                    compute(node, dataset_id, client=client)
+                    runs.append(
+                        (
+                            time.perf_counter() - started,
+                            _cluster_cpu_seconds() - cpu,
+                        )
+                    )
+            timings[workers] = min(runs)
+            wall, cpu = timings[workers]
+            print(
+                f"AF of {samples} samples on {workers} Dask worker(s): best of "
+                f"{repeats} wall {wall:.2f} s, CPU {cpu:.2f} s (all runs: "
+                + ", ".join(f"{run[0]:.2f}/{run[1]:.2f}" for run in runs)
+                + ")",
+                flush=True,
+            )
+    (wall_1, cpu_1), (wall_2, cpu_2) = timings[1], timings[2]
+    print(
+        f"AF speed-up 1 → 2 workers: wall {wall_1 / wall_2:.2f} (ideal 2.0 on two "
+        f"free cores); CPU 2 / 1 workers {cpu_2 / cpu_1:.2f} (ideal 1.0)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -616,6 +808,18 @@ def main() -> None:
         "size and bcftools' times",
     )
     parser.add_argument(
+        "--no-sealed",
+        action="store_true",
+        help="leave out the encrypt_at_rest node (its ingest doubles a run's time "
+        "at 100,000 samples)",
+    )
+    parser.add_argument(
+        "--keep-nodes",
+        action="store_true",
+        help="keep the ingested nodes in bench/cache/nodes-*, and measure "
+        "queries and AF on nodes kept by an earlier run instead of ingesting",
+    )
+    parser.add_argument(
         "--fresh",
         action="store_true",
         help="start bench/cache/scale-results.json afresh instead of merging",
@@ -628,6 +832,13 @@ def main() -> None:
     parser.add_argument(
         "--dask", type=int, metavar="SAMPLES", help="1 vs 2 Dask workers at SAMPLES"
     )
+    parser.add_argument(
+        "--dask-af",
+        type=int,
+        metavar="SAMPLES",
+        help="AF of all variants on 1 vs 2 Dask workers, on the node kept "
+        "(--keep-nodes) at SAMPLES from VCF Zarr",
+    )
     arguments = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
     if arguments.memory:
@@ -635,6 +846,9 @@ def main() -> None:
         return
     if arguments.dask:
         dask_speedup(arguments.dask, arguments.length)
+        return
+    if arguments.dask_af:
+        dask_af_speedup(arguments.dask_af, arguments.length)
         return
     saved_path = CACHE / "scale-results.json"
     saved: dict[tuple[int, str], dict[str, Any]] = {}
@@ -658,6 +872,8 @@ def main() -> None:
             arguments.length,
             source=source,
             vcf_text=samples <= arguments.vcf_text_up_to,
+            sealed=not arguments.no_sealed,
+            keep=arguments.keep_nodes,
         )
         # Written after each size: a long run killed midway keeps what it did.
         saved_path.write_text(

@@ -321,6 +321,7 @@ class GenotypeStore:
         self.contigs = contigs
         self._longest_span: dict[str, int] = {}
         self._arrays: dict[str, Any] = {}
+        self._chunk_lengths: dict[str, int] = {}
         self._present: dict[str, bool] = {}
         self._chunks: collections.OrderedDict[tuple[str, int], np.ndarray] = (
             collections.OrderedDict()
@@ -375,11 +376,24 @@ class GenotypeStore:
             self._present[name] = name in self.root
         return self._present[name]
 
+    def _chunk_length(self, name: str) -> int:
+        """Rows in a chunk of the per-variant array ``name`` (asked of zarr once)."""
+        length = self._chunk_lengths.get(name)
+        if length is None:
+            length = self._chunk_lengths[name] = int(self.array(name).chunks[0])
+        return length
+
+    def _value(self, name: str, row: int) -> Any:
+        """Row ``row`` of the per-variant array ``name``: what :meth:`read` gives
+        for one row, without its slicing (a count reads eight of them)."""
+        length = self._chunk_length(name)
+        return self._chunk(name, row // length)[row % length]
+
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the per-variant array ``name`` (chunk-cached)."""
         if stop <= start:
             return np.asarray(self.array(name)[0:0])
-        size = self.array(name).chunks[0]
+        size = self._chunk_length(name)
         first, last = start // size, (stop - 1) // size
         parts = [self._chunk(name, index) for index in range(first, last + 1)]
         block = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -418,13 +432,17 @@ class GenotypeStore:
         positions = self._positions[first:last]
         # Search with the array's own dtype: a Python int would make numpy cast
         # (copy) the whole int32 array to int64 first, ~0.1 ms per search.
-        kind = positions.dtype.type
-        limits = np.clip([start, start if stop is None else stop - 1], 0, None)
-        bounds = np.iinfo(positions.dtype)
-        low_value, high_value = (kind(min(int(v), bounds.max)) for v in limits)
-        low = int(np.searchsorted(positions, low_value, side="left"))
-        high = int(np.searchsorted(positions, high_value, side="right"))
+        kind, largest = self._position_type
+        low_value = kind(min(max(start, 0), largest))
+        high_value = kind(min(max(start if stop is None else stop - 1, 0), largest))
+        low = int(positions.searchsorted(low_value, side="left"))
+        high = int(positions.searchsorted(high_value, side="right"))
         return range(first + low, first + high)
+
+    @functools.cached_property
+    def _position_type(self) -> tuple[type, int]:
+        """The scalar type of ``variant_position`` and its largest value."""
+        return self._positions.dtype.type, int(np.iinfo(self._positions.dtype).max)
 
     def longest_span(self, contig: str) -> int:
         """Bases covered by the longest variant on ``contig`` (read once, cached).
@@ -450,15 +468,13 @@ class GenotypeStore:
         if not 0 <= row < len(self._positions):
             raise NotFoundError(f"no variant row {row}")
         alleles = tuple(
-            str(allele)
-            for allele in self.read("variant_allele", row, row + 1)[0]
-            if allele
+            str(allele) for allele in self._value("variant_allele", row) if allele
         )
-        allele_count = self.read("variant_allele_count", row, row + 1)[0]
-        contig_index = int(self.read("variant_contig", row, row + 1)[0])
+        allele_count = self._value("variant_allele_count", row)
+        contig_index = int(self._value("variant_contig", row))
 
         def one(name: str) -> int:
-            return int(self.read(name, row, row + 1)[0])
+            return int(self._value(name, row))
 
         return VariantCounts(
             row=row,
