@@ -28,8 +28,9 @@ Number=., no GT) are converted by bio2zarr alone: :func:`direct_fields` decides
 per file, at explode, since a FORMAT field left to bio2zarr needs the samples
 parsed in explode too, and parsing them twice costs more than the ICF saves.
 Data that breaks an assumption at encode (ploidy above 2, more values than the
-header's Number) raises :class:`Unsupported`, and the caller converts with
-bio2zarr instead.
+header's Number, records not where the index puts them) raises
+:class:`Unsupported`, and the caller converts with bio2zarr instead (whose
+records check then names an unsorted line).
 """
 
 from __future__ import annotations
