@@ -3,9 +3,13 @@
 bio2zarr converts in two phases, each init → partitions → finalise: *explode* parses
 the VCF into its intermediate columnar format (ICF), *encode* writes the Zarr arrays.
 Partitions are resumable on their own: a finished explode partition leaves
-``wip/p<i>.json``, a finished encode partition ``wip/partitions/p<i>``. The finalise
-of encode moves chunks and is not restartable midway, so a run killed there redoes
-encode from its init (the ICF is kept).
+``wip/p<i>.json``, a finished encode partition ``wip/partitions/p<i>``; the finalise
+of encode resumes where a killed run left it (:func:`_finalise`).
+
+When the VCF's FORMAT fields allow (:func:`calls.direct_fields`), the ICF holds only
+the per-variant fields and each encode partition writes the ``call_*`` arrays
+straight from the VCF (:mod:`.calls`): the same store, without the per-sample
+round trip through the ICF. ``DIRECT_CALLS = False`` converts with bio2zarr alone.
 """
 
 from __future__ import annotations
@@ -28,11 +32,17 @@ from ..store.genotypes import (
     statistics_for_rows,
     write_statistics,
 )
+from . import calls
 from .workers import Reporter, checkpoint, run_tasks
 
 __all__ = ["encode", "explode", "statistics"]
 
 logger = logging.getLogger(__name__)
+
+# Write the call arrays straight from the VCF when the file allows (module
+# docstring); False: bio2zarr's explode and encode for everything (the tests
+# compare the two stores).
+DIRECT_CALLS = True
 
 
 def _bio2zarr_error(vcf: pathlib.Path, error: Exception) -> VcfError:
@@ -96,6 +106,12 @@ def _num_partitions(worker_processes: int, cluster: Any = None) -> int:
     return max(4, worker_processes * 4)
 
 
+def _bio2zarr_encode_partition(vcz: pathlib.Path, index: int) -> None:
+    """bio2zarr's encode partition, writing every chunk (calls.writing_every_chunk)."""
+    with calls.writing_every_chunk():
+        bio2zarr_vcf.encode_partition(vcz, index)
+
+
 def _then_checkpoint(advance: Callable[[], None], name: str) -> Callable[[], None]:
     def advance_and_check() -> None:
         advance()
@@ -130,9 +146,17 @@ def _run_partitions(
                 advance=_then_checkpoint(advance, checkpoint_name),
                 cluster=cluster,
             )
+        except calls.Unsupported:
+            raise
         # cyvcf2 raises a bare Exception on records htslib cannot parse.
         except Exception as error:
             raise _bio2zarr_error(source, error) from None
+
+
+def _fallback_marker(icf: pathlib.Path) -> pathlib.Path:
+    """Beside the ICF when the direct writer gave up on the file: the VCF to
+    explode again, with bio2zarr alone."""
+    return icf.with_name("calls-fallback.json")
 
 
 def explode(
@@ -147,7 +171,8 @@ def explode(
     """VCF → ICF, skipping partitions a killed run already finished.
 
     ``vcf`` is the file to read (perhaps a link beside a fresh index), ``source``
-    the operator's file that errors name.
+    the operator's file that errors name. The ICF leaves out the FORMAT fields
+    when encode can write them from the VCF (module docstring).
     """
     if (icf / "metadata.json").exists() and not (icf / "wip").exists():
         return
@@ -164,12 +189,18 @@ def explode(
         except (ValueError, OSError) as error:
             shutil.rmtree(icf, ignore_errors=True)
             raise _bio2zarr_error(source, error) from None
+        if DIRECT_CALLS and not _fallback_marker(icf).exists():
+            calls.strip_calls(icf)
+    elif (icf / calls.CALL_FIELDS).exists():
+        # A run killed while taking the FORMAT fields out: finish it.
+        calls.strip_calls(icf)
+    direct = (icf / calls.CALL_FIELDS).exists()
     num_partitions = len(
         json.loads((icf / "wip" / "metadata.json").read_text())["partitions"]
     )
     _run_partitions(
         "Parse VCF",
-        bio2zarr_vcf.explode_partition,
+        calls.explode_partition if direct else bio2zarr_vcf.explode_partition,
         icf,
         num_partitions,
         lambda index: (icf / "wip" / f"p{index}.json").exists(),
@@ -186,6 +217,25 @@ def explode(
         raise _bio2zarr_error(source, error) from None
 
 
+def _schema(
+    store: Any,
+    *,
+    variants_chunk_size: int,
+    samples_chunk_size: int,
+    drop_info_fields: tuple[str, ...],
+) -> Any:
+    """bio2zarr's schema for the ICF ``store``, less the named INFO fields, with
+    the fast codecs for the call arrays."""
+    schema = store.generate_schema(
+        variants_chunk_size=variants_chunk_size,
+        samples_chunk_size=samples_chunk_size,
+    )
+    dropped = {f"variant_{name}" for name in drop_info_fields}
+    schema.fields = [field for field in schema.fields if field.name not in dropped]
+    _fast_call_compressors(schema)
+    return schema
+
+
 def encode(
     vcf: pathlib.Path,
     icf: pathlib.Path,
@@ -200,6 +250,19 @@ def encode(
     cluster: Any = None,
 ) -> None:
     """ICF → VCF Zarr at ``vcz``; leaves out the named INFO fields."""
+    fallback = _fallback_marker(icf)
+    if fallback.exists() and (
+        not (icf / "metadata.json").exists() or (icf / "wip").exists()
+    ):
+        # Killed while exploding again for bio2zarr alone: finish that first.
+        explode(
+            pathlib.Path(json.loads(fallback.read_text())["vcf"]),
+            icf,
+            source=vcf,
+            worker_processes=worker_processes,
+            reporter=reporter,
+            cluster=cluster,
+        )
     last_array = "variant_position" if sites_only else "call_genotype"
     marker = vcz / "wip" / "metadata.json"
     if vcz.exists() and not marker.exists():
@@ -208,25 +271,30 @@ def encode(
         if (vcz / last_array).exists() and not (vcz / "wip").exists():
             return
         shutil.rmtree(vcz)
-    if not vcz.exists():
-        icf_store = bio2zarr_vcf.IntermediateColumnarFormat(icf)
-        schema = icf_store.generate_schema(
+    direct = (icf / calls.CALL_FIELDS).exists()
+
+    def make_schema(store: Any) -> Any:
+        return _schema(
+            store,
             variants_chunk_size=variants_chunk_size,
             samples_chunk_size=samples_chunk_size,
+            drop_info_fields=drop_info_fields,
         )
-        dropped = {f"variant_{name}" for name in drop_info_fields}
-        if dropped:
+
+    if not vcz.exists():
+        if drop_info_fields:
             logger.warning(
                 "leaving out INFO fields with Number=G (not supported by the "
                 "converter): %s",
                 ", ".join(sorted(drop_info_fields)),
             )
-            schema.fields = [
-                field for field in schema.fields if field.name not in dropped
-            ]
-        _fast_call_compressors(schema)
+        store = (
+            calls.icf_with_calls(icf)
+            if direct
+            else bio2zarr_vcf.IntermediateColumnarFormat(icf)
+        )
         schema_path = icf.with_name("schema.json")
-        schema_path.write_text(schema.asjson())
+        schema_path.write_text(make_schema(store).asjson())
         try:
             bio2zarr_vcf.encode_init(
                 icf,
@@ -239,18 +307,56 @@ def encode(
             raise _bio2zarr_error(vcf, error) from None
     writer = bio2zarr_vcz.VcfZarrWriter(bio2zarr_vcf.IntermediateColumnarFormat, vcz)
     writer.load_metadata()
-    _run_partitions(
-        "Write genotypes",
-        bio2zarr_vcf.encode_partition,
-        vcz,
-        writer.num_partitions,
-        lambda index: writer.partition_path(index).exists(),
-        checkpoint_name="encode:partition",
-        source=vcf,
-        worker_processes=worker_processes,
-        reporter=reporter,
-        cluster=cluster,
-    )
+
+    def encode_partitions() -> None:
+        _run_partitions(
+            "Write genotypes",
+            calls.encode_partition if direct else _bio2zarr_encode_partition,
+            vcz,
+            writer.num_partitions,
+            lambda index: writer.partition_path(index).exists(),
+            checkpoint_name="encode:partition",
+            source=vcf,
+            worker_processes=worker_processes,
+            reporter=reporter,
+            cluster=cluster,
+        )
+
+    try:
+        encode_partitions()
+        # The call arrays' dtypes and shapes for the whole file are known only
+        # now: partitions written otherwise are encoded again (calls.settle).
+        # Once is enough: those then start from the final schema.
+        settle_rounds = 0
+        while direct and calls.settle(writer, make_schema):
+            settle_rounds += 1
+            if settle_rounds > 2:
+                raise RuntimeError(f"the call arrays of {vcf} do not settle")
+            encode_partitions()
+    except calls.Unsupported as reason:
+        logger.warning(
+            "converting %s with bio2zarr alone: the direct call writer does not "
+            "support %s",
+            vcf,
+            reason,
+        )
+        metadata = json.loads((icf / "metadata.json").read_text())
+        fallback.write_text(json.dumps({"vcf": metadata["partitions"][0]["vcf_path"]}))
+        shutil.rmtree(vcz)
+        shutil.rmtree(icf)
+        encode(
+            vcf,
+            icf,
+            vcz,
+            variants_chunk_size=variants_chunk_size,
+            samples_chunk_size=samples_chunk_size,
+            drop_info_fields=drop_info_fields,
+            worker_processes=worker_processes,
+            reporter=reporter,
+            sites_only=sites_only,
+            cluster=cluster,
+        )
+        return
     _finalise(writer)
 
 
