@@ -15,7 +15,11 @@ node; then, timed in the same run on the same data:
 Targets (issue 15): >= 50x bcftools; within 10x of plink2. The full size is
 20,000 samples x 80,000 variants (``--full``); the default is a quick one.
 
-Usage: python bench/reference.py [--full] [--samples N] [--length BP]
+Usage: python bench/reference.py [--full] [--samples N] [--length BP] [--dir DIR]
+
+``--dir DIR`` keeps the cohort and the node there; a later run of the same size
+with the same ``--dir`` reuses them (the full size takes ~25 minutes to simulate
+and ingest here) and times the build and the tools again.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import resource
 import subprocess
 import tempfile
 import time
+import types
+from typing import Any
 
 from genomenode.ingest import ingest
 from genomenode.reference.build import build_dataset_reference
@@ -79,6 +85,28 @@ def _ratio(numerator: Timing, denominator: Timing) -> str:
     )
 
 
+def _cohort(directory: pathlib.Path, samples: int, length: int) -> Any:
+    """The simulated cohort: the one an earlier run with ``--dir`` left there
+    (same size, recorded in ``cohort.json``), else a new simulation."""
+    record = directory / "cohort.json"
+    wanted = {"samples": samples, "length": length, "seed": 3}
+    if record.exists() and (directory / "node").exists():
+        kept = json.loads(record.read_text())
+        if {key: kept.get(key) for key in wanted} == wanted:
+            folder = directory / "cohort"
+            return types.SimpleNamespace(
+                dataset_yaml=folder / "dataset.yaml",
+                vcf_path=folder / "c.vcf.gz",
+                phenopackets_dir=folder / "phenopackets",
+                num_variants=kept["num_variants"],
+            )
+    cohort = simulate_cohort(
+        directory / "cohort", samples=samples, length=length, seed=3, dataset_id="c"
+    )
+    record.write_text(json.dumps({**wanted, "num_variants": cohort.num_variants}))
+    return cohort
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="20,000 x ~80,000")
@@ -92,9 +120,7 @@ def main() -> None:
     directory = arguments.dir or pathlib.Path(tempfile.mkdtemp(prefix="bench-ref-"))
     os.environ.setdefault("GENOMENODE_WORKER_PROCESSES", "0")
     started = time.perf_counter()
-    cohort = simulate_cohort(
-        directory / "cohort", samples=samples, length=length, seed=3, dataset_id="c"
-    )
+    cohort = _cohort(directory, samples, length)
     if (directory / "node").exists():  # --dir of an earlier run: reuse its node
         opened = open_node(directory / "node")
     else:
