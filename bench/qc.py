@@ -301,7 +301,8 @@ def main() -> None:
         )
         vcf = str(cohort / "cohort.vcf.gz")
         plink_out = str(work / "plink")
-        common = ["--threads", "2", "--out", plink_out]
+        # --memory: by default plink reserves half the machine's RAM (12 GB here).
+        common = ["--threads", "2", "--memory", "4000", "--out", plink_out]
         stats = timed(["bcftools", "stats", "-s", "-", vcf])
         to_pgen = timed(
             ["plink2", "--vcf", vcf, "--update-sex", str(cohort / "sex.txt"),
@@ -311,7 +312,7 @@ def main() -> None:
         het_hardy = timed(["plink2", "--pfile", plink_out, "--het", "--hardy", *common])
         check_sex = timed(
             ["plink1.9", "--bfile", plink_out, "--check-sex", "--threads", "2",
-             "--out", plink_out + "-sex"]
+             "--memory", "4000", "--out", plink_out + "-sex"]
         )  # fmt: skip
         king = timed(["plink2", "--pfile", plink_out, "--make-king-table", *common])
     peers = stats + het_hardy + check_sex
