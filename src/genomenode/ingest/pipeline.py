@@ -416,6 +416,9 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
 # Bytes of genotypes bio2zarr's encode may buffer per array: it holds one chunk of
 # variants for *all* samples (call_genotype, call_genotype_phased, then the mask),
 # so the chunk length is what keeps ingest memory independent of the cohort size.
+# The direct call writer (ingest/calls.py) holds one chunk of every call array of
+# its partition at once (~7 bytes a call with GT:DP:GQ, not 3): more per worker,
+# still bounded by this chunk length, not by the number of samples.
 _ENCODE_BUFFER_BYTES = 64 * 2**20
 # Chunk lengths are rounded to this (a multiple of 50, so the by-variant copy
 # keeps chunks of 50 variants: store/genotypes.by_variant_chunk_length).
