@@ -649,24 +649,27 @@ def _cluster_cpu_seconds() -> float:
 _IDLE_SECONDS = 5.0
 
 
+def _worker_cluster(workers: int) -> Any:
+    """A local Dask cluster of ``workers`` single-threaded worker processes, no
+    dashboard: what the 1 → 2 worker speed-ups run on."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+
+
 def dask_speedup(samples: int, length: int) -> None:
     """Ingest on a local Dask cluster of 1 and then 2 worker processes, back to
     back in the same run: wall time, and CPU time of the ingest and the cluster
     (on a machine other work shares, the CPU time shows what wall time hides).
     Each cluster is fresh: its workers import genomenode and bio2zarr during the
     ingest (which has them start while it validates the inputs)."""
-    from distributed import LocalCluster
-
     dataset_yaml = simulate(samples, length)
     timings: dict[int, tuple[float, float, float]] = {}
     for workers in (1, 2):
         with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-            ) as cluster,
+            _worker_cluster(workers) as cluster,
             tempfile.TemporaryDirectory(dir=CACHE) as scratch,
         ):
             node_dir = pathlib.Path(scratch) / "node"
@@ -721,7 +724,7 @@ def dask_af_speedup(samples: int, length: int, repeats: int = 5) -> None:
     best of ``repeats`` runs after a first that has each worker open the store,
     and the speed-up. One task per stored chunk of variants (``call_genotype``'s
     variants chunk: 200 rows at 100,000 samples)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from genomenode.store.compute import allele_frequencies as compute
     from genomenode.store.node import open_node
@@ -738,12 +741,7 @@ def dask_af_speedup(samples: int, length: int, repeats: int = 5) -> None:
         expected = compute(node, dataset_id)
         for workers in (1, 2):
             with (
-                LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                ) as cluster,
+                _worker_cluster(workers) as cluster,
                 Client(cluster) as client,
             ):
                 np.testing.assert_array_equal(
