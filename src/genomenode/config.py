@@ -287,7 +287,7 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "CPU time one Beacon request may spend expanding and matching its "
         "filters (ontology descendants, clinical matches) before it is refused "
-        "with 400.",
+        "with 400; garbage-collection pauses are the process's and not counted.",
     ),
     Setting(
         "disclosure_enabled",

@@ -42,7 +42,6 @@ import contextlib
 import contextvars
 import dataclasses
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -59,6 +58,7 @@ from genomenode.store.models import (
     published_datasets,
 )
 from genomenode.web.blocking import check_cancelled
+from genomenode.web.cpu import work_time
 
 from ..vocab import ontology
 from .query import Filter
@@ -116,7 +116,7 @@ _ISO_AGE = re.compile(
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-# (thread CPU time at the start, seconds allowed) of the request being answered.
+# (work time at the start, seconds allowed) of the request being answered.
 _budget: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
     "genomenode_filter_budget", default=None
 )
@@ -129,9 +129,10 @@ def cpu_budget(seconds: float) -> Iterator[None]:
     Ontology filters expand to subtrees and are matched against every code of a
     dataset; hundreds of them cost seconds. Inside this block,
     :func:`individuals_matching` refuses to go on past ``seconds`` of the
-    thread's CPU time (:class:`~genomenode.errors.BeaconRequestError`).
+    thread's CPU time (:class:`~genomenode.errors.BeaconRequestError`), garbage
+    collections left out (:func:`~genomenode.web.cpu.work_time`).
     """
-    token = _budget.set((time.thread_time(), seconds))
+    token = _budget.set((work_time(), seconds))
     try:
         yield
     finally:
@@ -142,7 +143,7 @@ def _spend() -> None:
     """Stop here if the request is abandoned or its filters cost too much."""
     check_cancelled()
     budget = _budget.get()
-    if budget is not None and time.thread_time() - budget[0] > budget[1]:
+    if budget is not None and work_time() - budget[0] > budget[1]:
         raise BeaconRequestError(
             f"the filters cost more than {budget[1]:g} s of CPU to evaluate "
             "(beacon_filter_cpu_seconds); ask with fewer or narrower terms",
