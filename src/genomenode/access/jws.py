@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -310,6 +311,12 @@ def sign_es256(
     return (signing_input + b"." + encoded).decode("ascii")
 
 
+@functools.lru_cache(maxsize=64)
+def _hs256_header(kid: str, token_type: str) -> bytes:
+    # The same for every assertion a network MACs with one relay key: encoded once.
+    return _encode_part({"alg": "HS256", "kid": kid, "typ": token_type})
+
+
 def sign_hs256(claims: dict[str, Any], key: bytes, *, kid: str, token_type: str) -> str:
     """A compact JWS of ``claims`` MACed with HMAC-SHA256 (HS256) under ``key``.
 
@@ -318,8 +325,7 @@ def sign_hs256(claims: dict[str, Any], key: bytes, *, kid: str, token_type: str)
     """
     if len(key) < MIN_MAC_KEY_BYTES:
         raise ValueError("an HS256 key needs at least 32 bytes")
-    header = {"alg": "HS256", "kid": kid, "typ": token_type}
-    signing_input = _encode_part(header) + b"." + _encode_part(claims)
+    signing_input = _hs256_header(kid, token_type) + b"." + _encode_part(claims)
     mac = hmac.new(key, signing_input, hashlib.sha256).digest()
     encoded = base64.urlsafe_b64encode(mac).rstrip(b"=")
     return (signing_input + b"." + encoded).decode("ascii")

@@ -95,8 +95,15 @@ _REQUIRED_CLAIMS = ("iss", "aud", "iat", "exp", "jti", "htm", "htu")
 
 def body_digest(body: bytes) -> str:
     """The ``bdh`` of a request body: its SHA-256, base64url without padding."""
+    if not body:
+        return _EMPTY_BODY_DIGEST  # every GET's
     digest = hashlib.sha256(body).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+_EMPTY_BODY_DIGEST = (
+    base64.urlsafe_b64encode(hashlib.sha256(b"").digest()).rstrip(b"=").decode("ascii")
+)
 
 
 def canonical_path_and_query(path_and_query: str) -> str:

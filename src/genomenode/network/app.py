@@ -43,6 +43,7 @@ from . import reference as network_reference
 from .audit import open_network_audit
 from .breaker import Breakers
 from .fanout import PerOriginTransport, probe_nodes
+from .fast_path import BeaconGetFastPath
 from .http import NetworkAudit
 from .jobs import JOBS_DB_URL_ENVIRONMENT_VARIABLE, JobStore, open_job_store
 from .node_client import HttpxNodeClient, NodeClient, NodeSender
@@ -228,6 +229,8 @@ def create_network_app(
     app.include_router(network_reference.router, prefix="/reference")
     app.include_router(network_http.well_known_router)
     app.include_router(analysis_http.router, prefix="/analysis")
+    # The count queries' route without FastAPI's routing (network/fast_path.py).
+    app.add_middleware(BeaconGetFastPath)
     identity = app.state.beacon.identity
     install_error_handlers(
         app,
