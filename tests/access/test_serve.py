@@ -52,6 +52,22 @@ def _serve(node_dir, port: int, *extra: str, **environment: str) -> subprocess.P
     )
 
 
+def _stop(*servers: subprocess.Popen) -> None:
+    """SIGTERM every server, then wait; one that will not stop is killed, and
+    none is left running whatever happens to the others."""
+    for server in servers:
+        os.killpg(server.pid, signal.SIGTERM)
+    stuck = []
+    for server in servers:
+        try:
+            server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+            stuck.append(server.args)
+    assert not stuck, f"did not stop within 30 s of SIGTERM: {stuck}"
+
+
 def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
     monkeypatch.setenv("GENOMENODE_WORKER_PROCESSES", "0")
     write_small_cohort(tmp_path / "cohort", dataset_id="fi-registered")
@@ -106,9 +122,7 @@ def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
             == 404
         )
     finally:
-        for server in (server_a, server_b):
-            os.killpg(server.pid, signal.SIGTERM)
-            server.communicate(timeout=30)
+        _stop(server_a, server_b)
     with open_node(tmp_path / "a") as node, node.session() as session:
         assert verify(session).intact
         entries = session.query(AuditEntry).order_by(AuditEntry.id).all()
