@@ -26,6 +26,7 @@ from genomenode.errors import ConfigError
 from genomenode.qc import samples
 from genomenode.qc.flags import load_report, load_variant_arrays
 from genomenode.qc.run import run_qc
+from genomenode.store import compute
 from genomenode.store.compute import each_result, scheduler_client
 
 from ..scale.cluster import dask_cluster
@@ -140,7 +141,9 @@ def test_the_node_setting_runs_qc_on_the_cluster(nodes, cluster, monkeypatch):
     assert counts["sample_block"] == 9 and counts["variant_block"] == 9
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(nodes):
+def test_an_unreachable_scheduler_is_a_clear_error(nodes, monkeypatch):
+    # Nothing listens on port 9; the client retries until its timeout (10 s).
+    monkeypatch.setattr(compute, "_CONNECT_SECONDS", 1)
     with pytest.raises(ConfigError, match="dask_scheduler"):
         run_qc(nodes["plain"], DATASET, dask_scheduler="tcp://127.0.0.1:9")
     node_dir = str(nodes["plain"].config.node_dir)

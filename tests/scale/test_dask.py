@@ -15,6 +15,7 @@ import pytest
 from genomenode.errors import ConfigError
 from genomenode.ingest import ingest
 from genomenode.ingest.convert import _num_partitions
+from genomenode.store import compute
 from genomenode.store.compute import allele_frequencies, dask_client
 from genomenode.store.node import init_node, open_node
 from genomenode.store.published import PublishedDatasets
@@ -107,7 +108,9 @@ def test_with_every_worker_dead_ingest_fails_clearly_and_resumes(
         _assert_same(_snapshot_of(node, "small"), reference)
 
 
-def test_an_unreachable_scheduler_names_the_setting(tmp_path):
+def test_an_unreachable_scheduler_names_the_setting(tmp_path, monkeypatch):
+    # Nothing listens on port 9; the client retries until its timeout (10 s).
+    monkeypatch.setattr(compute, "_CONNECT_SECONDS", 1)
     with init_node(tmp_path / "node", node_id="n", country="FI") as node:
         config = node.config
     address = "tcp://127.0.0.1:9"

@@ -111,6 +111,26 @@ def test_bit_kernel_statistics_equal_the_naive_table(
         assert np.array_equal(got[name], values), name
 
 
+@pytest.mark.parametrize("num_samples", [1, 31, 32, 33, 100])
+def test_bit_kernel_of_blocks_without_missing_calls(num_samples, monkeypatch):
+    # Values 0 and 1 only take the kernel's shortcut (no comparisons); the
+    # statistics are the naive table's, and the general path's.
+    rng = np.random.default_rng(num_samples)
+    calls = rng.integers(0, 2, size=(9, num_samples, 2)).astype(np.int8)
+    calls[0] = 0
+    calls[1] = 1
+    cells = rng.integers(-1, 3, size=num_samples)
+    assert is_biallelic_block(calls)
+    fast = biallelic_cell_table(calls, cells, 3, 2)
+    naive = naive_cell_genotype_table(calls, cells, 3, 2)
+    monkeypatch.setattr(genotype_counts, "_only_ref_and_alt", lambda _calls: False)
+    general = biallelic_cell_table(calls, cells, 3, 2)
+    expected = _statistics(naive)
+    for name, values in expected.items():
+        assert np.array_equal(_statistics(fast)[name], values), name
+        assert np.array_equal(_statistics(general)[name], values), name
+
+
 def test_bit_kernel_only_for_biallelic_diploid_blocks():
     calls = np.zeros((2, 3, 2), np.int8)
     assert is_biallelic_block(calls)

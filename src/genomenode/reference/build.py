@@ -61,6 +61,8 @@ _KERNEL_CALLS = 2_000_000
 _BUFFER_BYTES = 64 * 2**20
 # Tasks in flight on a cluster: their results wait in memory until written.
 _IN_FLIGHT = 8
+# The most a call of count_rows in this process holds in its genotype tables.
+_TABLE_BYTES = 32 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +269,16 @@ def build_dataset_reference(
 
     with scheduler_client(scheduler) as client:
         if client is None:
-            for start, stop in blocks:
+            # Runs of blocks at a time: the next slab is decoded while the last
+            # is counted only within one call, and a call's tables stay small.
+            width = num_alts + 3
+            table_bytes = max(1, populations.membership.shape[0] * width * width * 8)
+            run = max(1, _TABLE_BYTES // table_bytes // step)
+            for first in range(0, len(blocks), run):
+                start, stop = (
+                    blocks[first][0],
+                    blocks[min(first + run, len(blocks)) - 1][1],
+                )
                 write(start, count_rows(opened, start, stop, *arguments))
         else:
             from distributed import as_completed

@@ -26,7 +26,9 @@ word operations on them, and a cell's count is the population count of the words
 masked by its samples. It fills the table entries the statistics read
 (``[0, 0]``, ``[0, 1]`` for every heterozygous call, ``[1, 1]``, ``[0, A]`` and
 ``[1, A]`` for every hemizygous REF or ALT call), so the statistics are the same,
-call for call.
+call for call. A block without a missing or fill value (most of them) is cheaper
+still: its ALT flags are the packed bytes themselves, and a cell's homozygous REF
+calls are its samples less its heterozygous and homozygous ALT ones.
 """
 
 from __future__ import annotations
@@ -214,12 +216,18 @@ def cell_genotype_table(
 def is_biallelic_block(call_genotype: np.ndarray) -> bool:
     """Whether :func:`biallelic_cell_table` can count this block: diploid calls
     of REF, first ALT, missing or fill only."""
-    return (
-        call_genotype.ndim == 3
-        and call_genotype.shape[2] == 2
-        and call_genotype.size > 0
-        and int(call_genotype.max()) <= 1
-    )
+    if call_genotype.ndim != 3 or call_genotype.shape[2] != 2 or not call_genotype.size:
+        return False
+    # Values 0 and 1 only (the common block: no missing call) in one pass: as
+    # bytes, -1 and -2 are 255 and 254.
+    return _only_ref_and_alt(call_genotype) or int(call_genotype.max()) <= 1
+
+
+def _only_ref_and_alt(call_genotype: np.ndarray) -> bool:
+    """Whether every value is 0 or 1 (int8 calls read as bytes: one reduction)."""
+    if call_genotype.dtype != np.int8:
+        return bool(call_genotype.min() >= 0) and bool(call_genotype.max() <= 1)
+    return int(np.ascontiguousarray(call_genotype).view(np.uint8).max()) <= 1
 
 
 def _packed(flags: np.ndarray, words: int) -> np.ndarray:
@@ -228,6 +236,14 @@ def _packed(flags: np.ndarray, words: int) -> np.ndarray:
     packed = np.packbits(flags, axis=1, bitorder="little")
     out[:, : packed.shape[1]] = packed
     return out.view("<u8")
+
+
+@functools.lru_cache(maxsize=16)
+def _valid_bits(bits: int, words: int) -> np.ndarray:
+    """A row's first ``bits`` bits set, in ``words`` uint64 words (read-only)."""
+    valid = _packed(np.ones((1, bits), dtype=bool), words)[0]
+    valid.flags.writeable = False
+    return valid
 
 
 def biallelic_cell_table(
@@ -247,22 +263,35 @@ def biallelic_cell_table(
     bits = 2 * num_samples
     words = (bits + 63) // 64
     flat = np.ascontiguousarray(call_genotype).reshape(num_variants, bits)
-    ref = _packed(flat == 0, words)
-    alt = _packed(flat == 1, words)
     # Bit 2s is sample s's first allele, bit 2s+1 its second: shifting by one
     # lines the second up with the first; results are read on even bits only.
-    ref_second, alt_second = ref >> _ONE, alt >> _ONE
-    called = ref | alt
-    called_second = called >> _ONE
-    classes = np.stack(
-        [
-            ref & ref_second,
-            (ref & alt_second) | (alt & ref_second),
-            alt & alt_second,
-            (ref & ~called_second) | (ref_second & ~called),
-            (alt & ~called_second) | (alt_second & ~called),
-        ]
-    )
+    clean = _only_ref_and_alt(flat)
+    if clean:
+        # No missing or fill value: packbits reads a nonzero byte (1) as ALT,
+        # and every other bit of the row is REF; every call is diploid, so a
+        # cell's homozygous REF calls are its samples less the other two kinds.
+        # A third of the general case's work (two comparisons and packs of the
+        # whole block, five kinds of call masked per cell): the reference at
+        # 20,000 samples went from 4.9 to ~3 CPU s.
+        alt = _packed(flat.view(np.bool_), words)
+        ref = ~alt & _valid_bits(bits, words)
+        ref_second, alt_second = ref >> _ONE, alt >> _ONE
+        classes = np.stack([(ref & alt_second) | (alt & ref_second), alt & alt_second])
+    else:
+        ref = _packed(flat == 0, words)
+        alt = _packed(flat == 1, words)
+        ref_second, alt_second = ref >> _ONE, alt >> _ONE
+        called = ref | alt
+        called_second = called >> _ONE
+        classes = np.stack(
+            [
+                (ref & alt_second) | (alt & ref_second),
+                alt & alt_second,
+                ref & ref_second,
+                (ref & ~called_second) | (ref_second & ~called),
+                (alt & ~called_second) | (alt_second & ~called),
+            ]
+        )
     cell_flags = np.zeros((num_cells, bits), dtype=bool)
     for cell in range(num_cells):
         cell_flags[cell, 0::2] = sample_cells == cell
@@ -275,14 +304,16 @@ def biallelic_cell_table(
             axis=-1, dtype=np.int64
         )
     table = np.zeros((num_variants, num_cells, width, width), dtype=np.int64)
-    hom_ref, het, hom_alt, hemi_ref, hemi_alt = (
-        values.T for values in counts
-    )  # each (variants, cells)
-    table[:, :, 0, 0] = hom_ref
+    het, hom_alt = counts[0].T, counts[1].T  # each (variants, cells)
     table[:, :, 0, 1] = het
     table[:, :, 1, 1] = hom_alt
-    table[:, :, 0, missing] = hemi_ref
-    table[:, :, 1, missing] = hemi_alt
+    if clean:
+        in_cell = np.bincount(sample_cells[sample_cells >= 0], minlength=num_cells)
+        table[:, :, 0, 0] = in_cell[:num_cells][None, :] - het - hom_alt
+    else:
+        table[:, :, 0, 0] = counts[2].T
+        table[:, :, 0, missing] = counts[3].T
+        table[:, :, 1, missing] = counts[4].T
     return table
 
 
