@@ -16,7 +16,6 @@ ingest then resumes from the partitions that were finished.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -30,7 +29,7 @@ import numpy as np
 
 from ..config import NodeConfig
 from ..errors import ConfigError, StoreError
-from .genotype_rows import GenotypeRows, GenotypeSource
+from .genotype_rows import GenotypeSource, kept_open
 
 if TYPE_CHECKING:
     from .node import Node
@@ -56,17 +55,9 @@ _POLL_SECONDS = 1.0
 # temporaries then stay in a core's cache (at 3,000 samples 256 KB pieces count
 # 20 % faster than 3 MB ones).
 _COUNT_BYTES = 256 * 2**10
-# Opened stores kept by allele_frequencies (a server or a worker computes on a
-# few datasets at a time).
-_OPENED_STORES = 4
 # Tasks submitted and not yet reduced, by each_result: their results wait in
 # memory (here or on the workers) until their turn.
 _IN_FLIGHT = 8
-
-_opened_stores: collections.OrderedDict[tuple[GenotypeSource, str], GenotypeRows] = (
-    collections.OrderedDict()
-)
-_opened_lock = threading.Lock()
 
 
 def open_client(address: str) -> Any:
@@ -273,31 +264,8 @@ def allele_count_rows(calls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return count(flat > 0), count(flat >= 0)
 
 
-def _opened(source: GenotypeSource, fingerprint: str) -> GenotypeRows:
-    """The store at ``source`` opened for reading, kept for the next call in
-    this process (a server's, or a Dask worker's).
-
-    Opening reads the group's and three arrays' metadata: ~5 ms of CPU, more
-    than counting every call of a 1,000-sample cohort. Kept by content
-    (``fingerprint``): a dataset published again with other content at the
-    same path is opened afresh.
-    """
-    key = (source, fingerprint)
-    with _opened_lock:
-        rows = _opened_stores.get(key)
-        if rows is not None:
-            _opened_stores.move_to_end(key)
-            return rows
-    rows = source.open()
-    with _opened_lock:
-        _opened_stores[key] = rows
-        while len(_opened_stores) > _OPENED_STORES:
-            _opened_stores.popitem(last=False)
-    return rows
-
-
 def _allele_count_block(
-    source: GenotypeSource, fingerprint: str, start: int, stop: int
+    source: GenotypeSource, start: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """ALT copies and called alleles of variants ``start:stop``, a slab of calls
     at a time (memory: one slab, whatever the cohort's size).
@@ -308,7 +276,7 @@ def _allele_count_block(
     """
     alternate = np.zeros(stop - start, np.int64)
     called = np.zeros(stop - start, np.int64)
-    for first, _samples, calls in _opened(source, fingerprint).blocks(start, stop):
+    for first, _samples, calls in kept_open(source).blocks(start, stop):
         rows = slice(first - start, first - start + len(calls))
         step = max(1, _COUNT_BYTES // max(1, int(np.prod(calls.shape[1:]))))
         for row in range(0, len(calls), step):
@@ -328,17 +296,17 @@ def allele_frequencies(
     One task per block of stored variant chunks, on the Dask cluster of
     ``client`` (:func:`dask_client`) or in this process; the same numbers
     either way. A variant with no called allele has frequency 0. The opened
-    store is kept for the next call (:func:`_opened`).
+    store is kept for the next call
+    (:func:`~genomenode.store.genotype_rows.kept_open`).
     """
     manifest = node.dataset_manifest(dataset_id)
     vcz = manifest["genotypes"]["path"]
     fingerprint = manifest["fingerprint"]
     total = int(manifest["genotypes"]["num_variants"])
     source = GenotypeSource.of(node, dataset_id, fingerprint, vcz)
-    step = int(_opened(source, fingerprint).chunks[0])
+    step = int(kept_open(source).chunks[0])
     arguments = [
-        (source, fingerprint, start, min(start + step, total))
-        for start in range(0, total, step)
+        (source, start, min(start + step, total)) for start in range(0, total, step)
     ]
     if client is None:
         parts = [_allele_count_block(*args) for args in arguments]

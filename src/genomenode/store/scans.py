@@ -21,7 +21,6 @@ read in the request's thread, as before.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import multiprocessing
 import os
@@ -32,14 +31,12 @@ from typing import Any
 import numpy as np
 
 from ..web.blocking import check_cancelled
-from .genotype_rows import GenotypeRows, GenotypeSource
+from .genotype_rows import GenotypeSource, kept_open
 
 __all__ = ["NICENESS", "column_keys", "scan_pid", "start_scans"]
 
 #: How much lower the scan processes' CPU priority is than the server's.
 NICENESS = 10
-#: Opened stores a scan process keeps (a server answers a few datasets).
-_OPENED = 8
 #: How often a waiting request thread checks that its client is still there.
 _POLL_SECONDS = 0.05
 
@@ -109,21 +106,6 @@ def scan_pid(processes: int) -> int:
     return int(_executor(processes).submit(_ready).result())
 
 
-_opened: collections.OrderedDict[GenotypeSource, GenotypeRows] = (
-    collections.OrderedDict()
-)
-
-
-def _open(source: GenotypeSource) -> GenotypeRows:
-    rows = _opened.pop(source, None)
-    if rows is None:
-        rows = source.open()
-    _opened[source] = rows
-    while len(_opened) > _OPENED:
-        _opened.popitem(last=False)
-    return rows
-
-
 def _block_keys(call_genotype: Any, start: int, stop: int, sample: int) -> np.ndarray:
     """Sorted ``row * 256 + allele`` of every ALT allele the column carries in
     rows ``start:stop`` (rows relative to ``start``)."""
@@ -136,7 +118,7 @@ def _scan_block(
     source: GenotypeSource, start: int, stop: int, sample: int
 ) -> np.ndarray:
     """In a scan process: :func:`_block_keys` of the dataset at ``source``."""
-    return _block_keys(_open(source).root["call_genotype"], start, stop, sample)
+    return _block_keys(kept_open(source).root["call_genotype"], start, stop, sample)
 
 
 def column_keys(
