@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 from genomenode.store import genotype_counts
 from genomenode.store.genotype_counts import (
     biallelic_cell_table,
+    block_cell_table,
     cell_genotype_table,
     genotype_table,
     is_biallelic_block,
@@ -129,6 +130,23 @@ def test_bit_kernel_of_blocks_without_missing_calls(num_samples, monkeypatch):
     for name, values in expected.items():
         assert np.array_equal(_statistics(fast)[name], values), name
         assert np.array_equal(_statistics(general)[name], values), name
+
+
+@pytest.mark.parametrize("kind", ["clean", "missing", "multiallelic", "haploid"])
+def test_block_cell_table_counts_every_kind_of_block(kind):
+    rng = np.random.default_rng(len(kind))
+    calls = rng.integers(0, 2, size=(11, 37, 2)).astype(np.int8)
+    if kind == "missing":
+        calls[2, 5, 1] = -1
+    elif kind == "multiallelic":
+        calls[4, 7, 0] = 2
+    elif kind == "haploid":
+        calls = calls[:, :, :1]
+    cells = rng.integers(-1, 4, size=37)
+    counted = block_cell_table(calls, cells, 4, 3)
+    naive = naive_cell_genotype_table(calls, cells, 4, 3)
+    for name, values in _statistics(naive).items():
+        assert np.array_equal(_statistics(counted)[name], values), name
 
 
 def test_bit_kernel_only_for_biallelic_diploid_blocks():

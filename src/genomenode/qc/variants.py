@@ -18,12 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..store.compute import each_result
-from ..store.genotype_counts import (
-    biallelic_cell_table,
-    cell_genotype_table,
-    is_biallelic_block,
-    statistics_from_table,
-)
+from ..store.genotype_counts import block_cell_table, statistics_from_table
 from ..store.genotype_rows import GenotypeSource
 from .kernels import hwe_exact_p
 from .samples import AUTOSOME
@@ -133,10 +128,9 @@ def variant_block(
         block = np.asarray(call_genotype[start:stop, columns])
         if ploidy == 1:
             block = np.concatenate([block, np.full_like(block, -2)], axis=2)
-        kernel = (
-            biallelic_cell_table if is_biallelic_block(block) else cell_genotype_table
+        cell_table += block_cell_table(
+            block, cells[columns], num_populations, num_alleles
         )
-        cell_table += kernel(block, cells[columns], num_populations, num_alleles)
         genotypes = block[:, keep]
         first, second = genotypes[:, :, 0], genotypes[:, :, 1]
         good = _high_quality(root, start, stop, columns, keep, genotypes, settings)

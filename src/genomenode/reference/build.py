@@ -33,12 +33,7 @@ from ..errors import NotFoundError, StoreError
 from ..qc.flags import load_flags
 from ..store.compute import scheduler_client
 from ..store.derived import publish_objects, writes_objects
-from ..store.genotype_counts import (
-    biallelic_cell_table,
-    cell_genotype_table,
-    is_biallelic_block,
-    statistics_from_table,
-)
+from ..store.genotype_counts import block_cell_table, statistics_from_table
 from ..store.genotype_rows import GenotypeRows, GenotypeSource
 from ..store.node import Node
 from ..store.private import private_files
@@ -131,12 +126,7 @@ def count_rows(
         offset = first - start
         for row in range(0, len(piece), step):
             rows = piece[row : row + step]
-            kernel = (
-                biallelic_cell_table
-                if is_biallelic_block(rows)
-                else cell_genotype_table
-            )
-            table[offset + row : offset + row + len(rows)] += kernel(
+            table[offset + row : offset + row + len(rows)] += block_cell_table(
                 rows, cells, num_cells, num_alleles
             )
     num_rows = stop - start

@@ -29,6 +29,8 @@ masked by its samples. It fills the table entries the statistics read
 call for call. A block without a missing or fill value (most of them) is cheaper
 still: its ALT flags are the packed bytes themselves, and a cell's homozygous REF
 calls are its samples less its heterozygous and homozygous ALT ones.
+:func:`block_cell_table` looks at a block once and counts it by the cheapest
+kernel that can.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 
 __all__ = [
     "biallelic_cell_table",
+    "block_cell_table",
     "cell_genotype_table",
     "genotype_table",
     "is_biallelic_block",
@@ -216,11 +219,34 @@ def cell_genotype_table(
 def is_biallelic_block(call_genotype: np.ndarray) -> bool:
     """Whether :func:`biallelic_cell_table` can count this block: diploid calls
     of REF, first ALT, missing or fill only."""
+    return _bit_kind(call_genotype) is not None
+
+
+def _bit_kind(call_genotype: np.ndarray) -> bool | None:
+    """None: not for the bit kernel; else whether the block holds values 0 and 1
+    only (no missing or fill value), which the bit kernel counts more cheaply."""
     if call_genotype.ndim != 3 or call_genotype.shape[2] != 2 or not call_genotype.size:
-        return False
-    # Values 0 and 1 only (the common block: no missing call) in one pass: as
-    # bytes, -1 and -2 are 255 and 254.
-    return _only_ref_and_alt(call_genotype) or int(call_genotype.max()) <= 1
+        return None
+    # Values 0 and 1 only (the common block) in one pass: as bytes, -1 and -2 are
+    # 255 and 254.
+    if _only_ref_and_alt(call_genotype):
+        return True
+    return False if int(call_genotype.max()) <= 1 else None
+
+
+def block_cell_table(
+    call_genotype: np.ndarray,
+    sample_cells: np.ndarray,
+    num_cells: int,
+    num_alleles: int,
+) -> np.ndarray:
+    """:func:`cell_genotype_table` of any block, by the bit kernel
+    (:func:`biallelic_cell_table`) when it can count it: the block is looked at
+    once to choose."""
+    clean = _bit_kind(call_genotype)
+    if clean is None:
+        return cell_genotype_table(call_genotype, sample_cells, num_cells, num_alleles)
+    return _bit_cell_table(call_genotype, sample_cells, num_cells, num_alleles, clean)
 
 
 def _only_ref_and_alt(call_genotype: np.ndarray) -> bool:
@@ -255,6 +281,19 @@ def biallelic_cell_table(
     """The table entries of :func:`cell_genotype_table` that the statistics read,
     ``(variants, cells, W, W)``, for a block of which
     :func:`is_biallelic_block` holds; the other entries are 0."""
+    flat = np.ascontiguousarray(call_genotype)
+    clean = _only_ref_and_alt(flat)
+    return _bit_cell_table(flat, sample_cells, num_cells, num_alleles, clean)
+
+
+def _bit_cell_table(
+    call_genotype: np.ndarray,
+    sample_cells: np.ndarray,
+    num_cells: int,
+    num_alleles: int,
+    clean: bool,
+) -> np.ndarray:
+    """:func:`biallelic_cell_table`, told whether the block holds 0 and 1 only."""
     num_variants, num_samples, _ploidy = call_genotype.shape
     if len(sample_cells) != num_samples:
         raise ValueError(f"{len(sample_cells)} cells for {num_samples} samples")
@@ -265,7 +304,6 @@ def biallelic_cell_table(
     flat = np.ascontiguousarray(call_genotype).reshape(num_variants, bits)
     # Bit 2s is sample s's first allele, bit 2s+1 its second: shifting by one
     # lines the second up with the first; results are read on even bits only.
-    clean = _only_ref_and_alt(flat)
     if clean:
         # No missing or fill value: packbits reads a nonzero byte (1) as ALT,
         # and every other bit of the row is REF; every call is diploid, so a
