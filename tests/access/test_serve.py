@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -27,6 +26,7 @@ from ..conftest import (
     write_dataset_yaml,
     write_small_cohort,
 )
+from ..network.test_network import _stop
 
 
 def _serve(node_dir, port: int, *extra: str, **environment: str) -> subprocess.Popen:
@@ -50,22 +50,6 @@ def _serve(node_dir, port: int, *extra: str, **environment: str) -> subprocess.P
         start_new_session=True,
         stderr=subprocess.PIPE,
     )
-
-
-def _stop(*servers: subprocess.Popen) -> None:
-    """SIGTERM every server, then wait; one that will not stop is killed, and
-    none is left running whatever happens to the others."""
-    for server in servers:
-        os.killpg(server.pid, signal.SIGTERM)
-    stuck = []
-    for server in servers:
-        try:
-            server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()
-            stuck.append(server.args)
-    assert not stuck, f"did not stop within 30 s of SIGTERM: {stuck}"
 
 
 def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
@@ -122,7 +106,9 @@ def test_a_node_trusts_another_servers_broker_over_http(tmp_path, monkeypatch):
             == 404
         )
     finally:
-        _stop(server_a, server_b)
+        # Each one stopped (killed if it must be), whatever happens to the other.
+        stopped = [_stop(server, timeout=30) for server in (server_a, server_b)]
+    assert all(stopped), f"did not stop within 30 s of SIGTERM: {stopped}"
     with open_node(tmp_path / "a") as node, node.session() as session:
         assert verify(session).intact
         entries = session.query(AuditEntry).order_by(AuditEntry.id).all()

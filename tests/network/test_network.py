@@ -70,14 +70,18 @@ def _start(arguments: list[str], environment: dict[str, str]) -> subprocess.Pope
     )
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, timeout: float = 15) -> bool:
+    """SIGTERM the process group, SIGKILL it after ``timeout`` seconds; whether
+    it stopped on SIGTERM."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.communicate(timeout=15)
+        process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
+        return False
+    return True
 
 
 def _serve_node(
