@@ -12,7 +12,7 @@ import pysam
 import pytest
 
 from genomenode.errors import StoreError
-from genomenode.transfer import bgzf
+from genomenode.store import bgzf
 
 from ..conftest import CINECA_VCF
 

@@ -16,8 +16,9 @@ import pysam
 import pytest
 
 from genomenode.errors import StoreError
-from genomenode.transfer import bgzf, indexes
-from genomenode.transfer.indexes import Chunk
+from genomenode.store import bgzf
+from genomenode.store import vcf_index as indexes
+from genomenode.store.vcf_index import Chunk
 
 from ..conftest import CINECA_VCF, write_vcf
 from .test_bgzf import naive_members

@@ -23,7 +23,8 @@ from genomenode.errors import (
     StoreError,
     UnsupportedFormatError,
 )
-from genomenode.transfer import bgzf, variants
+from genomenode.store import bgzf
+from genomenode.transfer import variants
 from genomenode.transfer.variants import Region, StoredVariants
 
 from ..conftest import CINECA_VCF, DATA, write_vcf

@@ -37,7 +37,7 @@ from ..errors import (
     StoreError,
     UnsupportedFormatError,
 )
-from . import bgzf
+from ..store import bgzf
 from .bam_index import BamIndex, IndexBuilder, merge_chunks, parse_index
 from .read_fields import RECORD_CORE, record_filter
 

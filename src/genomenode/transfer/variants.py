@@ -27,10 +27,8 @@ from ..errors import (
     StoreError,
     UnsupportedFormatError,
 )
-from ..vocab.contigs import find_contig
-from . import bgzf
-from .htslib import HtslibError, vcf_to_bcf
-from .indexes import (
+from ..store import bgzf
+from ..store.vcf_index import (
     Chunk,
     VariantIndex,
     build_index,
@@ -38,6 +36,8 @@ from .indexes import (
     parse_index,
     vcf_record_span,
 )
+from ..vocab.contigs import find_contig
+from .htslib import HtslibError, vcf_to_bcf
 from .reads import ReadRegion
 
 __all__ = [
