@@ -95,6 +95,21 @@ def assert_same_store(left: pathlib.Path, right: pathlib.Path) -> None:
         np.testing.assert_array_equal(_bits(a[:]), _bits(b[:]), err_msg=name)
 
 
+@pytest.fixture
+def cyvcf2_reads(monkeypatch) -> list[tuple[int, int]]:
+    """The (start, stop) of every partition the direct writer read with cyvcf2
+    rather than from the text (ingest/vcf_text.py)."""
+    reads: list[tuple[int, int]] = []
+    original = calls._records
+
+    def spied(source, vcf, start, stop):
+        reads.append((start, stop))
+        return original(source, vcf, start, stop)
+
+    monkeypatch.setattr(calls, "_records", spied)
+    return reads
+
+
 def _both(vcf, tmp_path, monkeypatch, **chunks) -> tuple[pathlib.Path, bool]:
     """Convert both ways and compare; the direct store and whether it was direct."""
     direct, without_calls = _convert(
@@ -112,18 +127,20 @@ def _both(vcf, tmp_path, monkeypatch, **chunks) -> tuple[pathlib.Path, bool]:
     [CINECA_VCF, REAL_CHR22, REAL_CHRX],
     ids=["1000g-chr1-multiallelic", "1000g-chr22-phased", "1000g-chrX-haploid"],
 )
-def test_real_1000_genomes_slices(tmp_path, monkeypatch, source):
+def test_real_1000_genomes_slices(tmp_path, monkeypatch, cyvcf2_reads, source):
     vcf = _indexed(source, tmp_path / "input")
     # Sample chunks of 400: several per array, and a last one cut short.
     _, without_calls = _both(vcf, tmp_path, monkeypatch, samples_chunk_size=400)
     assert without_calls
+    assert cyvcf2_reads == []
 
 
-def test_simulated_cohort(tmp_path, monkeypatch):
+def test_simulated_cohort(tmp_path, monkeypatch, cyvcf2_reads):
     dataset_yaml = write_small_cohort(tmp_path / "cohort", num_variants=450)
     vcf = dataset_yaml.parent / "cohort.vcf.gz"
     _, without_calls = _both(vcf, tmp_path, monkeypatch, variants_chunk_size=50)
     assert without_calls
+    assert cyvcf2_reads == []
 
 
 FORMAT_HEADER = (
@@ -136,11 +153,15 @@ FORMAT_HEADER = (
     '##FORMAT=<ID=SB,Number=4,Type=Integer,Description="Strand bias">',
     '##FORMAT=<ID=HQ,Number=2,Type=Float,Description="Haplotype qualities">',
 )
+FLOAT_KEYS = ("AB", "HQ")
 
 
-def _calls_record(rng, contig, position, *, num_samples, max_depth, ploidy=None):
-    """A record with a random subset of the FORMAT fields, random missing values,
-    short vectors, haploid and missing genotypes."""
+def _calls_record(
+    rng, contig, position, *, num_samples, max_depth, ploidy=None, floats=True
+):
+    """A record with a random subset of the FORMAT fields (the Float ones only
+    with ``floats``), random missing values, short vectors, haploid and missing
+    genotypes."""
     num_alleles = int(rng.integers(2, 5))
     alleles = rng.choice(list("ACGT"), size=num_alleles, replace=False)
     keys = [
@@ -148,7 +169,7 @@ def _calls_record(rng, contig, position, *, num_samples, max_depth, ploidy=None)
         *[
             key
             for key in ("DP", "GQ", "AD", "AB", "PL", "SB", "HQ")
-            if rng.random() < 0.7
+            if rng.random() < 0.7 and (floats or key not in FLOAT_KEYS)
         ],
     ]
     samples = []
@@ -190,9 +211,19 @@ def _calls_record(rng, contig, position, *, num_samples, max_depth, ploidy=None)
     return "\t".join([*site, "50", "PASS", info, ":".join(keys), *samples])
 
 
-def _calls_vcf(path, *, num_records=320, num_samples=9, ploidy=None, seed=3):
+def _header(floats: bool) -> tuple[str, ...]:
+    if floats:
+        return FORMAT_HEADER
+    return tuple(line for line in FORMAT_HEADER if "Type=Float" not in line)
+
+
+def _calls_vcf(
+    path, *, num_records=320, num_samples=9, ploidy=None, seed=3, floats=True
+):
     """Records over two contigs; DP passes 127 only in the last few, so the
-    partitions before them guess too narrow a dtype and are encoded again."""
+    partitions before them guess too narrow a dtype and are encoded again.
+    Without ``floats``, the FORMAT fields are GT and Integer ones: the text
+    kernel reads them."""
     rng = np.random.default_rng(seed)
     records = []
     positions = itertools.count(100, 7)
@@ -210,36 +241,70 @@ def _calls_vcf(path, *, num_records=320, num_samples=9, ploidy=None, seed=3):
                 num_samples=num_samples,
                 max_depth=400 if index > num_records - 5 else 100,
                 ploidy=ploidy,
+                floats=floats,
             )
         )
     samples = [f"S{index}" for index in range(num_samples)]
-    return write_vcf(path, records, samples=samples, extra_header=FORMAT_HEADER)
+    return write_vcf(path, records, samples=samples, extra_header=_header(floats))
 
 
-def test_numeric_format_fields_of_every_number(tmp_path, monkeypatch):
-    vcf = _calls_vcf(tmp_path / "calls.vcf.gz")
+@pytest.mark.parametrize("floats", [True, False], ids=["cyvcf2", "text"])
+def test_numeric_format_fields_of_every_number(
+    tmp_path, monkeypatch, cyvcf2_reads, floats
+):
+    vcf = _calls_vcf(tmp_path / "calls.vcf.gz", floats=floats)
     direct, without_calls = _both(vcf, tmp_path, monkeypatch, variants_chunk_size=40)
     assert without_calls
+    # Float fields are read with cyvcf2, the others from the text.
+    assert bool(cyvcf2_reads) == floats
     # The guess (int8) was too narrow for DP: settled to bio2zarr's int16.
     assert zarr.open_group(direct, mode="r")["call_DP"].dtype == np.int16
 
 
-def test_duplicate_positions_on_partition_boundaries(tmp_path, monkeypatch):
+@pytest.mark.parametrize("floats", [True, False], ids=["cyvcf2", "text"])
+def test_duplicate_positions_on_partition_boundaries(
+    tmp_path, monkeypatch, cyvcf2_reads, floats
+):
     """Records at one position on both sides of a chunk boundary: each encode
     partition must start at the right one of them."""
     rng = np.random.default_rng(5)
     records = [
-        _calls_record(rng, "1", 1000 + index // 3, num_samples=4, max_depth=50)
+        _calls_record(
+            rng, "1", 1000 + index // 3, num_samples=4, max_depth=50, floats=floats
+        )
         for index in range(60)
     ]
     vcf = write_vcf(
         tmp_path / "duplicates.vcf.gz",
         records,
         samples=["A", "B", "C", "D"],
-        extra_header=FORMAT_HEADER,
+        extra_header=_header(floats),
     )
     _, without_calls = _both(vcf, tmp_path, monkeypatch, variants_chunk_size=10)
     assert without_calls
+    assert bool(cyvcf2_reads) == floats
+
+
+def test_text_the_kernel_does_not_parse_is_read_with_cyvcf2(
+    tmp_path, monkeypatch, cyvcf2_reads
+):
+    """A value htslib takes and the kernel does not (``+7``): that partition
+    alone is read with cyvcf2, and the store is still bio2zarr's."""
+    rng = np.random.default_rng(8)
+    records = [
+        _calls_record(rng, "1", 100 + index, num_samples=3, max_depth=90, floats=False)
+        for index in range(50)
+    ]
+    site = records[33].split("\t")
+    records[33] = "\t".join([*site[:8], "GT:DP", "0/1:+7", "1|1:3", "0/0:."])
+    vcf = write_vcf(
+        tmp_path / "sign.vcf.gz", records, extra_header=_header(floats=False)
+    )
+    _, without_calls = _both(vcf, tmp_path, monkeypatch, variants_chunk_size=10)
+    assert without_calls
+    assert len(cyvcf2_reads) == 1
+    start, stop = cyvcf2_reads[0]
+    assert start <= 33 < stop
 
 
 def test_haploid_file_settles_to_ploidy_one(tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -54,6 +55,8 @@ from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 from bio2zarr import zarr_utils as bio2zarr_zarr_utils
 
+from . import vcf_text
+
 __all__ = [
     "Unsupported",
     "direct_fields",
@@ -64,6 +67,8 @@ __all__ = [
     "strip_calls",
     "writing_every_chunk",
 ]
+
+logger = logging.getLogger(__name__)
 
 # Beside the ICF: the FORMAT fields (bio2zarr's VcfField dicts) left out of it.
 CALL_FIELDS = "calls.json"
@@ -279,12 +284,30 @@ class _Bounds:
         self.min_value = min(self.min_value, smallest)
         self.max_value = max(self.max_value, largest)
 
+    def add_range(self, number: int, smallest: int, largest: int) -> None:
+        """:meth:`add` of values already summed up: ``number`` a sample, none of
+        them below the markers."""
+        self.max_number = max(self.max_number, number)
+        self.min_value = min(self.min_value, smallest)
+        self.max_value = max(self.max_value, largest)
+
     def summary(self) -> dict[str, Any]:
         return {
             "min_value": self.min_value,
             "max_value": self.max_value,
             "max_number": self.max_number,
         }
+
+
+def _genotype_parts(variant: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A record's alleles (samples × ploidy), phases, and the smallest and
+    largest of both: from the text kernel without a copy, or from cyvcf2's
+    ``genotype.array()`` (the alleles, then the phase)."""
+    if isinstance(variant, vcf_text.TextRecord) and variant.genotype is not None:
+        return variant.genotype.parts()
+    values = variant.genotype.array()
+    ploidy = values.shape[1] - 1
+    return values[:, :ploidy], values[:, ploidy], int(values.min()), int(values.max())
 
 
 class _Column:
@@ -388,18 +411,18 @@ class _Calls:
         genotypes = self.genotype.buffer
         phased = self.phased.buffer
         if "GT" in variant.FORMAT and variant.genotype is not None:
-            values = variant.genotype.array()
-            self.gt_bounds.add(values)
-            ploidy = values.shape[1] - 1
+            alleles, phases, smallest, largest = _genotype_parts(variant)
+            ploidy = alleles.shape[1]
+            self.gt_bounds.add_range(ploidy + 1, smallest, largest)
             if ploidy > self.ploidy:
                 if self.ploidy < _GUESSED_PLOIDY:
                     raise RuntimeError("ploidy grew after it was settled")
                 raise Unsupported(f"ploidy {ploidy} at {variant.CHROM}:{variant.POS}")
-            self.genotype.fit(int(values.min()), int(values.max()))
+            self.genotype.fit(smallest, largest)
             genotypes = self.genotype.buffer
-            genotypes[row, :, :ploidy] = values[:, :ploidy]
+            genotypes[row, :, :ploidy] = alleles
             genotypes[row, :, ploidy:] = -2
-            phased[row] = values[:, ploidy] != 0
+            np.not_equal(phases, 0, out=phased[row])
         else:
             genotypes[row] = -1
             phased[row] = False
@@ -547,6 +570,52 @@ def _records(source: Any, vcf: str, start: int, stop: int) -> Iterator[Any]:
         reader.close()
 
 
+def _text_records(
+    source: Any, vcf: str, start: int, stop: int, calls: _Calls
+) -> Iterator[Any]:
+    """The records ``start`` to ``stop`` as :func:`_records` gives them, parsed
+    from the VCF text (:mod:`.vcf_text`); TextUnsupported where it cannot."""
+    contigs = _site_values(source, "CHROM", start, stop)
+    positions = [int(position) for position in _site_values(source, "POS", start, stop)]
+    if not contigs:
+        return
+    path = pathlib.Path(vcf)
+    encoded = [contig.encode() for contig in contigs]
+    expected = list(zip(encoded, positions, strict=True))
+    first_contig, first = expected[0]
+    skip = _duplicates_before(source, start, contigs[0], first)
+    parser = vcf_text.TextRecords(
+        len(source.metadata.samples),
+        [
+            (field.name, 1 if len(column.shape) == 2 else column.shape[2])
+            for field, column, _ in calls.fields
+        ],
+    )
+    found = 0
+    for line in vcf_text.lines(path, vcf_text.first_offset(path, contigs[0], first)):
+        if line.startswith(b"#"):
+            continue
+        locus = vcf_text.locus(line)
+        if found == 0:
+            if locus[0] != first_contig:
+                raise vcf_text.TextUnsupported(f"{locus} where the index points")
+            if locus[1] < first:
+                continue
+            if skip:
+                skip -= 1
+                continue
+        if locus != expected[found]:
+            raise Unsupported(
+                f"record {start + found} is {locus[0].decode()}:{locus[1]}, "
+                f"expected {contigs[found]}:{positions[found]}"
+            )
+        yield parser.parse(line, contigs[found], locus[1])
+        found += 1
+        if found == len(expected):
+            return
+    raise Unsupported(f"records missing from {vcf} after {start + found}")
+
+
 def encode_partition(vcz: pathlib.Path | str, index: int) -> None:
     """One encode partition: the per-variant arrays from the ICF (bio2zarr), the
     call arrays from the partition's VCF records (here)."""
@@ -573,10 +642,24 @@ def _encode_partition(vcz: pathlib.Path | str, index: int) -> None:
         if spec.source is not None and not spec.source.startswith("FORMAT/"):
             writer.encode_array_partition(spec, index)
     icf = pathlib.Path(writer.metadata.source_path)
-    calls = _Calls(writer, index, _call_fields(icf))
+    fields = _call_fields(icf)
     vcf = writer.source.metadata.partitions[0].vcf_path
-    for variant in _records(writer.source, vcf, partition.start, partition.stop):
-        calls.add(variant)
+    calls = None
+    if vcf_text.covers(fields):
+        try:
+            calls = _Calls(writer, index, fields)
+            records = _text_records(
+                writer.source, vcf, partition.start, partition.stop, calls
+            )
+            for variant in records:
+                calls.add(variant)
+        except vcf_text.TextUnsupported as reason:
+            logger.info("partition %d read with cyvcf2: %s", index, reason)
+            calls = None
+    if calls is None:
+        calls = _Calls(writer, index, fields)
+        for variant in _records(writer.source, vcf, partition.start, partition.stop):
+            calls.add(variant)
     calls.flush()
     (wip / PARTITION_SUMMARY).write_text(json.dumps(calls.summary()))
     final = writer.partition_path(index)

@@ -192,6 +192,16 @@ class VariantIndex:
                     )
         return merge_chunks(found)
 
+    def first_offset(self, reference_name: str, start: int) -> int | None:
+        """Where to start reading for the records of ``reference_name`` at
+        0-based position ``start`` or later: no such record lies before this
+        virtual offset (earlier records may follow it). None if the index has no
+        records of that reference."""
+        reference = self.reference_index(reference_name)
+        if reference is None:
+            return None
+        return self._first_offset(reference, max(start, 0))
+
     def _first_offset(self, reference: ReferenceIndex, start: int) -> int:
         # No record overlapping a region that starts at ``start`` lies before the
         # first record overlapping the window (or any bin) holding ``start``.
