@@ -46,6 +46,20 @@ def _bgzf(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
     return target
 
 
+def _assert_writer_view(genotype, array: np.ndarray, where: str) -> None:
+    """What the writer takes instead of ``array()`` agrees with it: the bounds,
+    and the alleles and phases stored into a wider int8 row."""
+    assert genotype.bounds() == (int(array.min()), int(array.max())), where
+    ploidy = genotype.ploidy
+    assert ploidy == array.shape[1] - 1, where
+    target = np.zeros((array.shape[0], ploidy + 1), dtype=np.int8)
+    phased = np.zeros(array.shape[0], dtype=bool)
+    genotype.store(target, phased)
+    np.testing.assert_array_equal(target[:, :ploidy], array[:, :ploidy], where)
+    assert (target[:, ploidy] == -2).all(), where
+    np.testing.assert_array_equal(phased, array[:, ploidy] != 0, where)
+
+
 def assert_same_records(vcf: pathlib.Path, fields: dict[str, int]) -> int:
     """Parse every record of ``vcf`` with the kernel and with cyvcf2; the number
     of records compared."""
@@ -64,6 +78,7 @@ def assert_same_records(vcf: pathlib.Path, fields: dict[str, int]) -> int:
         else:
             wanted = expected.genotype.array()
             found = record.genotype.array()
+            _assert_writer_view(record.genotype, found, where)
             if wanted.shape[1] == 2:
                 # One allele a sample: cyvcf2 reads each sample's phase from the
                 # next sample's allele, and the last one's from past its buffer

@@ -299,15 +299,29 @@ class _Bounds:
         }
 
 
-def _genotype_parts(variant: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """A record's alleles (samples × ploidy), phases, and the smallest and
-    largest of both: from the text kernel without a copy, or from cyvcf2's
-    ``genotype.array()`` (the alleles, then the phase)."""
+class _Cyvcf2Genotypes:
+    """A cyvcf2 record's genotypes as the writer reads them (the text kernel's
+    ``_Genotypes`` has the same methods): from ``genotype.array()``, the
+    alleles then the phase."""
+
+    def __init__(self, variant: Any) -> None:
+        self._values = variant.genotype.array()
+        self.ploidy = int(self._values.shape[1]) - 1
+
+    def bounds(self) -> tuple[int, int]:
+        return int(self._values.min()), int(self._values.max())
+
+    def store(self, target: np.ndarray, target_phased: np.ndarray) -> None:
+        ploidy = self.ploidy
+        target[:, :ploidy] = self._values[:, :ploidy]
+        target[:, ploidy:] = -2
+        np.not_equal(self._values[:, ploidy], 0, out=target_phased)
+
+
+def _genotype_of(variant: Any) -> Any:
     if isinstance(variant, vcf_text.TextRecord) and variant.genotype is not None:
-        return variant.genotype.parts()
-    values = variant.genotype.array()
-    ploidy = values.shape[1] - 1
-    return values[:, :ploidy], values[:, ploidy], int(values.min()), int(values.max())
+        return variant.genotype
+    return _Cyvcf2Genotypes(variant)
 
 
 class _Column:
@@ -411,18 +425,16 @@ class _Calls:
         genotypes = self.genotype.buffer
         phased = self.phased.buffer
         if "GT" in variant.FORMAT and variant.genotype is not None:
-            alleles, phases, smallest, largest = _genotype_parts(variant)
-            ploidy = alleles.shape[1]
+            genotype = _genotype_of(variant)
+            ploidy = genotype.ploidy
+            smallest, largest = genotype.bounds()
             self.gt_bounds.add_range(ploidy + 1, smallest, largest)
             if ploidy > self.ploidy:
                 if self.ploidy < _GUESSED_PLOIDY:
                     raise RuntimeError("ploidy grew after it was settled")
                 raise Unsupported(f"ploidy {ploidy} at {variant.CHROM}:{variant.POS}")
             self.genotype.fit(smallest, largest)
-            genotypes = self.genotype.buffer
-            genotypes[row, :, :ploidy] = alleles
-            genotypes[row, :, ploidy:] = -2
-            np.not_equal(phases, 0, out=phased[row])
+            genotype.store(self.genotype.buffer[row], phased[row])
         else:
             genotypes[row] = -1
             phased[row] = False

@@ -87,12 +87,14 @@ def _parse_samples(  # one pass over the text, kept whole
     phased: np.ndarray,
     integers: np.ndarray,
     counts: np.ndarray,
-) -> tuple[int, int]:
+) -> tuple[int, int, int, int]:
     """Parse the sample columns of ``line`` from ``start``.
 
-    Returns ``(problem, ploidy)``: ``problem`` is 0, or 1 + the offset in
-    ``line`` where the text left the grammar (the module docstring);
-    ``ploidy`` is the largest number of alleles of a sample.
+    Returns ``(problem, ploidy, smallest, largest)``: ``problem`` is 0, or 1 +
+    the offset in ``line`` where the text left the grammar (the module
+    docstring); ``ploidy`` is the largest number of alleles of a sample;
+    ``smallest`` and ``largest`` are those of the genotypes' ``array()``
+    (alleles, padding and phases).
     """
     num_samples = genotypes.shape[0]
     num_keys = keys.shape[0]
@@ -101,21 +103,48 @@ def _parse_samples(  # one pass over the text, kept whole
     for field in range(integers.shape[0]):
         counts[field] = 1
     ploidy = 1
+    fewest = _MAX_PLOIDY  # alleles of the sample with fewest
+    smallest = 1 << 20  # of the alleles
+    largest = -(1 << 20)
+    phases = 0  # bit 0: a phase 0 seen; bit 1: a phase 1 seen
     position = start
     for sample in range(num_samples):
         if position >= end:
-            return position + 1, 0
+            return position + 1, 0, 0, 0
         key = 0
         while True:
             if key >= num_keys:
-                return position + 1, 0
+                return position + 1, 0, 0, 0
             target = keys[key]
             if target == _GT:
                 alleles = 0
                 phase = 1
-                while True:
+                first = line[position]
+                if (
+                    position + 3 <= end
+                    and _ZERO <= first <= _NINE
+                    and (line[position + 1] == _SLASH or line[position + 1] == _PIPE)
+                    and _ZERO <= line[position + 2] <= _NINE
+                    and (
+                        position + 3 == end
+                        or line[position + 3] == _COLON
+                        or line[position + 3] == _TAB
+                    )
+                ):
+                    # The common call: two one-digit alleles ("0|1", "1/1").
+                    first_allele = first - _ZERO
+                    second_allele = line[position + 2] - _ZERO
+                    genotypes[sample, 0] = first_allele
+                    genotypes[sample, 1] = second_allele
+                    smallest = min(smallest, first_allele, second_allele)
+                    largest = max(largest, first_allele, second_allele)
+                    phase = 1 if line[position + 1] == _PIPE else 0
+                    alleles = 2
+                    position += 3
+                general = alleles == 0  # not the common call: the whole grammar
+                while general:
                     if alleles == _MAX_PLOIDY or position >= end:
-                        return position + 1, 0
+                        return position + 1, 0, 0, 0
                     character = line[position]
                     if character == _DOT:
                         allele = -1
@@ -128,10 +157,12 @@ def _parse_samples(  # one pass over the text, kept whole
                             position += 1
                             digits += 1
                         if digits > 4:
-                            return position + 1, 0
+                            return position + 1, 0, 0, 0
                     else:
-                        return position + 1, 0
+                        return position + 1, 0, 0, 0
                     genotypes[sample, alleles] = allele
+                    smallest = min(smallest, allele)
+                    largest = max(largest, allele)
                     alleles += 1
                     if position < end and (
                         line[position] == _SLASH or line[position] == _PIPE
@@ -142,14 +173,16 @@ def _parse_samples(  # one pass over the text, kept whole
                         continue
                     break
                 ploidy = max(ploidy, alleles)
+                fewest = min(fewest, alleles)
                 for rest in range(alleles, _MAX_PLOIDY):
                     genotypes[sample, rest] = -2
                 phased[sample] = phase
+                phases |= 1 << phase
             elif target >= 0:
                 values = 0
                 while True:
                     if values == width or position >= end:
-                        return position + 1, 0
+                        return position + 1, 0, 0, 0
                     if line[position] == _DOT and _ends_value(line, position + 1):
                         value = _INT32_MISSING
                         position += 1
@@ -164,7 +197,7 @@ def _parse_samples(  # one pass over the text, kept whole
                             position += 1
                             digits += 1
                         if digits == 0 or digits > 9 or not _ends_value(line, position):
-                            return position + 1, 0
+                            return position + 1, 0, 0, 0
                         value = -number if negative else number
                     integers[target, sample, values] = value
                     values += 1
@@ -183,7 +216,7 @@ def _parse_samples(  # one pass over the text, kept whole
             if position >= end or line[position] == _TAB:
                 break
             if line[position] != _COLON:
-                return position + 1, 0
+                return position + 1, 0, 0, 0
             position += 1
             key += 1
         # The keys this sample leaves out: missing, as htslib fills them.
@@ -194,6 +227,10 @@ def _parse_samples(  # one pass over the text, kept whole
                 for rest in range(1, _MAX_PLOIDY):
                     genotypes[sample, rest] = -2
                 phased[sample] = 1
+                fewest = 1
+                smallest = min(smallest, -1)
+                largest = max(largest, -1)
+                phases |= 2
             elif target >= 0:
                 integers[target, sample, 0] = _INT32_MISSING
                 for rest in range(1, width):
@@ -201,31 +238,24 @@ def _parse_samples(  # one pass over the text, kept whole
         if position < end:
             position += 1  # the tab before the next sample
             if position >= end:
-                return position + 1, 0  # an empty last column
+                return position + 1, 0, 0, 0  # an empty last column
         elif sample != num_samples - 1:
-            return position + 1, 0  # fewer samples than the header
+            return position + 1, 0, 0, 0  # fewer samples than the header
     if position < end:
-        return position + 1, 0  # more samples than the header
+        return position + 1, 0, 0, 0  # more samples than the header
     if ploidy == 1:
         # htslib has no second allele to read a phase from.
         phased[:] = 0
-    return 0, ploidy
-
-
-@numba.njit(cache=True, nogil=True)
-def _value_range(alleles: np.ndarray, phased: np.ndarray) -> tuple[int, int]:
-    """Smallest and largest of the alleles and phases (as ``array().min()`` and
-    ``max()``), in one pass."""
-    smallest = 1 << 20
-    largest = -(1 << 20)
-    for sample in range(alleles.shape[0]):
-        for allele in range(alleles.shape[1]):
-            value = alleles[sample, allele]
-            smallest = min(smallest, value)
-            largest = max(largest, value)
-        smallest = min(smallest, phased[sample])
-        largest = max(largest, phased[sample])
-    return smallest, largest
+        phases = 1
+    if phases & 1:
+        smallest = min(smallest, 0)
+        largest = max(largest, 0)
+    if phases & 2:
+        smallest = min(smallest, 1)
+        largest = max(largest, 1)
+    if fewest < ploidy:
+        smallest = min(smallest, -2)
+    return 0, ploidy, smallest, largest
 
 
 def index_of(vcf: pathlib.Path) -> pathlib.Path | None:
@@ -313,22 +343,51 @@ def locus(line: bytes) -> tuple[bytes, int]:
         raise TextUnsupported("a record line whose POS is not a number") from None
 
 
-class _Genotypes:
-    """cyvcf2's ``variant.genotype``: ``array()`` of alleles, then the phase; and
-    those parts without the copy (:meth:`parts`)."""
+@numba.njit(cache=True, nogil=True)
+def _store(
+    alleles: np.ndarray,
+    phased: np.ndarray,
+    target: np.ndarray,
+    target_phased: np.ndarray,
+) -> None:
+    """Copy ``alleles`` (samples × ploidy) into ``target`` (samples × its ploidy,
+    ``-2`` past ours) and the phases into ``target_phased`` (bool)."""
+    ploidy = alleles.shape[1]
+    for sample in range(alleles.shape[0]):
+        for allele in range(ploidy):
+            target[sample, allele] = alleles[sample, allele]
+        for allele in range(ploidy, target.shape[1]):
+            target[sample, allele] = -2
+        target_phased[sample] = phased[sample] != 0
 
-    def __init__(self, alleles: np.ndarray, phased: np.ndarray) -> None:
+
+class _Genotypes:
+    """cyvcf2's ``variant.genotype``: ``array()`` of alleles, then the phase;
+    and what the writer needs of it without that copy (:meth:`bounds`,
+    :meth:`store`)."""
+
+    def __init__(
+        self, alleles: np.ndarray, phased: np.ndarray, smallest: int, largest: int
+    ) -> None:
         self._alleles = alleles
         self._phased = phased
+        self._bounds = (smallest, largest)
 
     def array(self) -> np.ndarray:
         return np.concatenate([self._alleles, self._phased[:, None]], axis=1)
 
-    def parts(self) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """The alleles, the phases, and the smallest and largest value of
-        :meth:`array`."""
-        smallest, largest = _value_range(self._alleles, self._phased)
-        return self._alleles, self._phased, int(smallest), int(largest)
+    @property
+    def ploidy(self) -> int:
+        return int(self._alleles.shape[1])
+
+    def bounds(self) -> tuple[int, int]:
+        """The smallest and largest value of :meth:`array`."""
+        return self._bounds
+
+    def store(self, target: np.ndarray, target_phased: np.ndarray) -> None:
+        """Write the alleles into ``target`` (samples × ploidy, ``-2`` past ours)
+        and the phases into ``target_phased``."""
+        _store(self._alleles, self._phased, target, target_phased)
 
 
 class TextRecord:
@@ -397,7 +456,7 @@ class TextRecords:
             raise TextUnsupported(f"no sample columns at {chrom}:{position}")
         names, keys = self._keys(line[begin:end])
         column = end + 1
-        problem, ploidy = _parse_samples(
+        problem, ploidy, smallest, largest = _parse_samples(
             np.frombuffer(line, dtype=np.uint8),
             column,
             keys,
@@ -412,7 +471,7 @@ class TextRecords:
                 f"byte {problem - 1} of the line"
             )
         genotype = (
-            _Genotypes(self.genotypes[:, :ploidy], self.phased)
+            _Genotypes(self.genotypes[:, :ploidy], self.phased, smallest, largest)
             if "GT" in names
             else None
         )
