@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -85,3 +88,40 @@ def test_a_killed_scan_process_is_replaced(node_dir, monkeypatch):
         assert scans.scan_pid(1) != killed
     finally:
         node.close()
+
+
+def test_a_scan_process_ends_with_a_server_that_exits_without_stopping_it():
+    """A server process that ends without shutting its pool down (uvicorn's
+    worker stopped mid-start-up, a SIGKILL) must not leave its scan process
+    waiting for work forever: it held the server's stderr open, and
+    `genomenode serve --workers 2` stopped by SIGTERM hung its caller."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os\n"
+            "from genomenode.store import scans\n"
+            "print(scans.scan_pid(1), flush=True)\n"
+            "os._exit(0)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    # Only the first line: the pipe stays open as long as the scan process.
+    orphan = int(server.stdout.readline())
+    server.wait(timeout=60)
+    server.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(orphan), "the scan process outlived its server by 10 s"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited process its parent has not reaped yet is not alive.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"

@@ -25,6 +25,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -39,6 +40,8 @@ __all__ = ["NICENESS", "column_keys", "scan_pid", "start_scans"]
 NICENESS = 10
 #: How often a waiting request thread checks that its client is still there.
 _POLL_SECONDS = 0.05
+#: How often a scan process checks that its server is still there.
+_PARENT_POLL_SECONDS = 1.0
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _pool_key: tuple[int, tuple[tuple[str, str], ...]] = (0, ())
@@ -77,7 +80,8 @@ def _executor(processes: int) -> concurrent.futures.ProcessPoolExecutor:
             _pool = concurrent.futures.ProcessPoolExecutor(
                 processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_start_scan_process,
+                initargs=(os.getpid(),),
             )
             _pool_key = key
             # Imports happen now, not in the first scan.
@@ -93,8 +97,29 @@ def _reset(broken: concurrent.futures.ProcessPoolExecutor) -> None:
             _pool = None
 
 
-def _lower_priority() -> None:
+def _start_scan_process(parent_pid: int) -> None:
+    """A scan process's start: a lower priority, and an end with its server.
+
+    A server process that exits without shutting its pool down (uvicorn's
+    worker stopped mid-start-up, a SIGKILL) leaves the scan process waiting for
+    work forever, holding the server's stderr open: ``genomenode serve --workers
+    2`` stopped by SIGTERM during a worker's start-up hung its caller for good
+    (tests/access/test_serve.py). A thread here ends the process within
+    :data:`_PARENT_POLL_SECONDS` of its server's end. (PR_SET_PDEATHSIG would
+    also end it when the *thread* that started it ends: a request thread may.)
+    """
     os.nice(NICENESS)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(
+        target=_end_with_parent, args=(parent_pid,), daemon=True, name="parent-watch"
+    ).start()
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def _ready() -> int:
