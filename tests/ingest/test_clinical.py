@@ -11,6 +11,7 @@ import pytest
 from genomenode.dataset import ClinicalSource
 from genomenode.errors import ClinicalDataError
 from genomenode.ingest.clinical import read_clinical, read_records, write_records
+from genomenode.ingest.workers import run_tasks
 from tests.conftest import CINECA_INDIVIDUALS
 
 MALE = ("NCIT:C20197", "male")
@@ -153,6 +154,65 @@ def test_phenopackets_directory(tmp_path):
     assert (second.sex_id, second.sex_label) == MALE
     assert second.age_years is None
     assert second.diseases == []
+
+
+def _many_packets(directory: pathlib.Path, count: int, **broken: dict) -> pathlib.Path:
+    """``count`` packets, one full one in every ten; ``broken`` replaces some."""
+    packets = {
+        f"p{index:05d}.json": full_phenopacket() | {"id": f"packet-{index}"}
+        if index % 10 == 0
+        else phenopacket(f"P{index}", sex="MALE" if index % 2 else "FEMALE")
+        for index in range(count)
+    }
+    for index, packet in enumerate(packets.values()):
+        if index % 10 == 0:
+            packet["subject"]["id"] = f"P{index}"
+    packets.update(broken)
+    return write_packets(directory, packets)
+
+
+def _in_two_workers(function, arguments):
+    return run_tasks(function, arguments, worker_processes=2, advance=lambda: None)
+
+
+def test_phenopackets_parsed_in_worker_processes_read_the_same(tmp_path):
+    """A large directory parsed in chunks by worker processes (as validate does)
+    gives the records of a plain read, in the same order."""
+    directory = _many_packets(tmp_path / "packets", 1_150)
+    source = ClinicalSource(format="phenopackets", path=directory)
+
+    chunks = []
+
+    def counted(function, arguments):
+        chunks.append(len(arguments))
+        return _in_two_workers(function, arguments)
+
+    parallel = list(read_clinical(source, map_chunks=counted))
+
+    assert chunks == [3]  # 1,150 files in tasks of 500
+    assert parallel == read("phenopackets", directory)
+    assert [record.id for record in parallel][:3] == ["P0", "P1", "P2"]
+
+
+def test_phenopackets_parsed_in_workers_report_the_first_error(tmp_path):
+    """Errors in two chunks: the earlier file's, with its file and field, as a
+    plain read reports it."""
+    bad_later = phenopacket("P900")
+    bad_later["subject"]["favouriteColour"] = "blue"
+    bad_earlier = phenopacket("")
+    directory = _many_packets(
+        tmp_path / "packets",
+        1_150,
+        **{"p00900.json": bad_later, "p00620.json": bad_earlier},
+    )
+    source = ClinicalSource(format="phenopackets", path=directory)
+
+    with pytest.raises(ClinicalDataError) as caught:
+        list(read_clinical(source, map_chunks=_in_two_workers))
+
+    expected = failure("phenopackets", directory)
+    assert_names(caught.value, directory / "p00620.json", field="subject.id")
+    assert str(caught.value) == str(expected)
 
 
 def test_phenopacket_with_an_unknown_field_names_the_file(tmp_path):

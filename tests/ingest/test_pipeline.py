@@ -355,3 +355,41 @@ def test_init_and_ingest_leave_only_private_files(
     assert any(name.endswith(".c4gh") for name in names)
     assert any("genotypes.vcz" in path.parts for path in files)
     assert os.umask(0o022) == 0o022
+
+
+def test_a_clinical_directory_is_archived_the_same_on_any_host(tmp_path):
+    """The tar of a clinical directory depends on its content only: no owner,
+    time or mode of the files, and every member a regular file."""
+    import tarfile
+    import types
+
+    from genomenode.ingest import originals
+
+    archives = []
+    for copy, mode in (("a", 0o600), ("b", 0o755)):
+        directory = tmp_path / copy / "packets"
+        (directory / "more").mkdir(parents=True)
+        (directory / "P1.json").write_text('{"id": "P1"}')
+        (directory / "more" / "P2.json").write_text('{"id": "P2"}')
+        for member in directory.rglob("*.json"):
+            member.chmod(mode)
+            os.utime(member, (1_000_000 * len(copy) * mode, 1_000_000 * mode))
+        work = tmp_path / copy / "work"
+        work.mkdir()
+        members = sorted(directory.rglob("*.json"))
+        run = types.SimpleNamespace(work=work)
+        archives.append(originals._archive(run, directory, members))
+    first, second = (archive.read_bytes() for archive in archives)
+    assert first == second
+    with tarfile.open(archives[0]) as tar:
+        members = tar.getmembers()
+        assert [member.name for member in members] == [
+            "packets/P1.json",
+            "packets/more/P2.json",
+        ]
+        for member in members:
+            assert member.isreg()
+            owner = (member.uid, member.gid, member.uname, member.gname)
+            assert owner == (0, 0, "", "")
+            assert (member.mtime, member.mode) == (0, 0o644)
+        assert tar.extractfile(members[1]).read() == b'{"id": "P2"}'

@@ -21,7 +21,7 @@ from ..store.genes import GeneTable
 from ..store.site_counts import site_fields
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
-from .clinical import read_clinical, write_records
+from .clinical import MapChunks, read_clinical, write_records
 from .vcz import is_vcz, read_vcz_header
 
 __all__ = ["CheckedInputs", "check_inputs"]
@@ -54,13 +54,18 @@ class CheckedInputs:
 
 
 def check_inputs(
-    description: DatasetDescription, *, keep_records: pathlib.Path | None = None
+    description: DatasetDescription,
+    *,
+    keep_records: pathlib.Path | None = None,
+    map_chunks: MapChunks | None = None,
 ) -> CheckedInputs:
     """Check everything ``description`` points to that can be checked up front.
 
     With ``keep_records``, the clinical records read are also written there
     (:func:`~genomenode.ingest.clinical.write_records`), for the ingest's
-    metadata step to load without parsing the inputs a second time.
+    metadata step to load without parsing the inputs a second time. With
+    ``map_chunks``, a directory of Phenopackets is parsed through it
+    (:func:`~genomenode.ingest.clinical.read_clinical`).
 
     Raises
     ------
@@ -75,7 +80,7 @@ def check_inputs(
         header = vcf.read_header(genotypes)
     if header.sites_only:
         _check_sites_only(description, header)
-    seen = _clinical_ids(description, keep_records)
+    seen = _clinical_ids(description, keep_records, map_chunks)
     if description.genes is not None:
         _check_genes(description.genes, header.contigs)
     missing = tuple(sample for sample in header.samples if sample not in seen)
@@ -128,13 +133,15 @@ def _check_sites_only(description: DatasetDescription, header: vcf.VcfHeader) ->
 
 
 def _clinical_ids(
-    description: DatasetDescription, keep_records: pathlib.Path | None
+    description: DatasetDescription,
+    keep_records: pathlib.Path | None,
+    map_chunks: MapChunks | None,
 ) -> set[str]:
     """The ids of the clinical records (none for a genotypes-only dataset)."""
     seen: set[str] = set()
     if description.clinical is None:
         return seen
-    records = read_clinical(description.clinical)
+    records = read_clinical(description.clinical, map_chunks=map_chunks)
     if keep_records is not None:
         records = write_records(records, keep_records)
     for record in records:

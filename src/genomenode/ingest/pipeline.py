@@ -20,6 +20,7 @@ import os
 import pathlib
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zarr
@@ -52,7 +53,7 @@ from .metadata import load_metadata, mark_published
 from .originals import encrypt
 from .run import IngestRun, input_files
 from .vcz import VCZ_FORMAT, import_vcz
-from .workers import Reporter, checkpoint, warm_cluster, worker_pool
+from .workers import Reporter, checkpoint, run_tasks, warm_cluster, worker_pool
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 
@@ -364,7 +365,23 @@ def _read_records(run: IngestRun) -> list[ClinicalRecord]:
 
 
 def _validate(run: IngestRun) -> None:
-    checked = check_inputs(run.description, keep_records=run.work / CLINICAL_RECORDS)
+    def map_chunks(function: Callable[..., Any], arguments: list[tuple]) -> list:
+        # The worker processes (or the cluster) the partitioned steps use: they
+        # are up while the ingest validates, and parsing the clinical records
+        # is most of a large ingest's serial time.
+        return run_tasks(
+            function,
+            arguments,
+            worker_processes=run.node.config.worker_processes,
+            advance=lambda: None,
+            cluster=run.cluster,
+        )
+
+    checked = check_inputs(
+        run.description,
+        keep_records=run.work / CLINICAL_RECORDS,
+        map_chunks=map_chunks,
+    )
     run.finish("validate", checked.staging_state())
 
 
