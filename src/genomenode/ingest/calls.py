@@ -143,7 +143,7 @@ def strip_calls(icf: pathlib.Path) -> bool:
     if not (icf / CALL_FIELDS).exists():
         chosen = direct_fields(fields, len(metadata["samples"]))
         vcf = pathlib.Path(metadata["partitions"][0]["vcf_path"])
-        if chosen is None or _index_of(vcf) is None:
+        if chosen is None or vcf_text.index_of(vcf) is None:
             return False
         _write_atomically(
             icf / CALL_FIELDS,
@@ -191,19 +191,11 @@ def icf_with_calls(icf: pathlib.Path, summaries: dict[str, Any] | None = None) -
     return store
 
 
-def _index_of(vcf: pathlib.Path) -> pathlib.Path | None:
-    for suffix in (".tbi", ".csi"):
-        index = vcf.with_name(vcf.name + suffix)
-        if index.exists():
-            return index
-    return None
-
-
 def _open(vcf: str, *, samples: bool) -> Any:
     """cyvcf2 over ``vcf`` with its index; without ``samples``, htslib skips the
     sample columns."""
     path = pathlib.Path(vcf)
-    index = _index_of(path)
+    index = vcf_text.index_of(path)
     if index is None:
         raise Unsupported(f"no index beside {vcf}")
     reader = cyvcf2.VCF(str(path), samples=None if samples else [])

@@ -122,8 +122,9 @@ def first_offset(vcf: pathlib.Path, contig: str, position: int) -> int:
 
 
 def lines(vcf: pathlib.Path, virtual_offset: int) -> Iterator[bytes]:
-    """The lines of a bgzipped file from ``virtual_offset`` on, without their
-    newlines (CRCs and lengths of the blocks checked)."""
+    """The lines of a bgzipped file from ``virtual_offset`` on, each with its
+    newline (none on a last line without one); CRCs and lengths of the blocks
+    checked."""
     block_offset, within = bgzf.split_virtual_offset(virtual_offset)
     with vcf.open("rb") as file:
         descriptor = file.fileno()
@@ -132,27 +133,9 @@ def lines(vcf: pathlib.Path, virtual_offset: int) -> Iterator[bytes]:
             return os.pread(descriptor, length, offset)
 
         size = os.fstat(descriptor).st_size
-        pending: list[bytes] = []
-        skip = within
-        for block in bgzf.read_blocks(read, size, block_offset, read_size=_READ_SIZE):
-            data = block.data
-            begin = skip
-            skip = 0
-            while True:
-                newline = data.find(b"\n", begin)
-                if newline < 0:
-                    if begin < len(data):
-                        pending.append(data[begin:])
-                    break
-                if pending:
-                    pending.append(data[begin:newline])
-                    yield b"".join(pending)
-                    pending = []
-                else:
-                    yield data[begin:newline]
-                begin = newline + 1
-        if pending:
-            yield b"".join(pending)
+        blocks = bgzf.read_blocks(read, size, block_offset, read_size=_READ_SIZE)
+        for line in bgzf.iter_lines(blocks, within):
+            yield line.text
 
 
 def locus(line: bytes) -> tuple[bytes, int]:
@@ -252,7 +235,8 @@ class TextRecords:
         return known
 
     def parse(self, line: bytes, chrom: str, position: int) -> TextRecord:
-        """The record of ``line`` (its CHROM and POS already read)."""
+        """The record of ``line``, with or without its newline (its CHROM and
+        POS already read)."""
         begin = 0
         for _ in range(8):
             begin = line.find(b"\t", begin) + 1
@@ -263,8 +247,11 @@ class TextRecords:
             raise TextUnsupported(f"no sample columns at {chrom}:{position}")
         names, keys = self._keys(line[begin:end])
         column = end + 1
+        text = np.frombuffer(line, dtype=np.uint8)
+        if line.endswith(b"\n"):
+            text = text[:-1]  # a view: the line is not copied
         problem, ploidy, smallest, largest = _kernels().parse_samples(
-            np.frombuffer(line, dtype=np.uint8),
+            text,
             column,
             keys,
             self.genotypes,
