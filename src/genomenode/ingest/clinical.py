@@ -270,13 +270,15 @@ def _read_phenopacket_directory(
 ) -> Iterator[ClinicalRecord]:
     files = [str(file) for file in _directory_files(path)]
     if len(files) < 2 * _FILES_PER_TASK:
-        yield from _read_phenopackets(path)
-        return
-    chunks = [
-        (files[start : start + _FILES_PER_TASK],)
-        for start in range(0, len(files), _FILES_PER_TASK)
-    ]
-    for records, problem in map_chunks(parse_phenopacket_files, chunks):
+        # Too few to gain from workers: parsed here, from the same listing.
+        results = [parse_phenopacket_files(files)]
+    else:
+        chunks = [
+            (files[start : start + _FILES_PER_TASK],)
+            for start in range(0, len(files), _FILES_PER_TASK)
+        ]
+        results = map_chunks(parse_phenopacket_files, chunks)
+    for records, problem in results:
         yield from records
         if problem is not None:
             kind, message, where, line, field = problem
