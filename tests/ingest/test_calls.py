@@ -28,8 +28,11 @@ REAL_CHR22 = DATA / "realvcf" / "1KG_phase3_subset_chr22.vcf.gz"
 REAL_CHRX = DATA / "realvcf" / "1KG_phase3_subset_chrX.vcf.gz"
 
 
-def _indexed(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
-    """``source`` (gzip or BGZF) as an indexed BGZF copy in ``directory``."""
+def _indexed(
+    source: pathlib.Path, directory: pathlib.Path, *, csi: bool = True
+) -> pathlib.Path:
+    """``source`` (gzip or BGZF) as an indexed BGZF copy in ``directory``: a CSI
+    index, or a tabix one without ``csi``."""
     directory.mkdir(parents=True, exist_ok=True)
     plain = directory / source.name.removesuffix(".gz")
     with gzip.open(source, "rb") as compressed:
@@ -37,7 +40,7 @@ def _indexed(source: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
     target = directory / source.name
     pysam.tabix_compress(str(plain), str(target), force=True)
     plain.unlink()
-    pysam.tabix_index(str(target), preset="vcf", force=True, csi=True)
+    pysam.tabix_index(str(target), preset="vcf", force=True, csi=csi)
     return target
 
 
