@@ -188,6 +188,38 @@ def test_killed_at_checkpoint_resumes_identically(
         assert not (node.staging_dir / "resume").exists()
 
 
+def test_temporary_files_of_a_killed_write_are_not_published(
+    tmp_path, cohort, reference
+):
+    """A SIGKILL between zarr's write of ``<name>.<uuid>.partial`` and its rename
+    leaves that file in the staged VCF Zarr; the resumed run must not publish it
+    (zarr would list it as a key, sealing and uploads would carry it)."""
+    node_dir = tmp_path / "node"
+    init_node(node_dir, node_id="n", country="FI").close()
+    killed = _run_ingest(node_dir, cohort, kill_at="after:encode")
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    with open_node(node_dir) as node:
+        vcz = node.staging_dir / "resume" / "publish" / "genotypes.vcz"
+    assert vcz.is_dir()
+    planted = [
+        vcz / f".zattrs.{'a' * 32}.partial",
+        vcz / "call_genotype" / f"0.{'b' * 32}.partial",
+        vcz.parent / "genes.tsv.part",
+    ]
+    for path in planted:
+        path.write_bytes(b"half-written")
+    with open_node(node_dir) as node:
+        assert ingest(node, cohort).status == "published"
+        _assert_same(_snapshot_of(node, "resume"), reference)
+    stray = [
+        path
+        for path in node_dir.rglob("*")
+        if path.name.endswith((".partial", ".part"))
+    ]
+    assert stray == []
+
+
 def _children(pid: int) -> set[int]:
     children: set[int] = set()
     for task in pathlib.Path(f"/proc/{pid}/task").glob("*"):

@@ -40,7 +40,7 @@ from ..store.models import (
     Dataset,
 )
 from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
-from ..store.objects import LocalStorage, upload_tree
+from ..store.objects import LocalStorage, remove_interrupted_writes, upload_tree
 from ..store.private import private_files
 from ..store.sealed import MARKER, seal_tree
 from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
@@ -330,6 +330,9 @@ def _open_run(
             and state.get("settings") == settings
         )
         if same:
+            # The killed run may have died between a write and its rename.
+            for path in remove_interrupted_writes(work):
+                logger.info("removed %s, left by the interrupted run", path)
             return IngestRun(node, description, work, state, Reporter(show_progress))
         logger.warning(
             "inputs or settings changed since the interrupted ingest of %s; "

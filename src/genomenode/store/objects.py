@@ -20,6 +20,7 @@ import concurrent.futures
 import io
 import os
 import pathlib
+import re
 import shutil
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -147,6 +148,27 @@ class LocalStorage(Storage):
         from zarr.storage import LocalStore
 
         return LocalStore(self._file(prefix), read_only=read_only)
+
+
+#: What a write killed midway leaves in a directory: zarr's ``LocalStore`` writes
+#: ``<name>.<uuid hex>.partial`` and renames it over ``<name>``; ``LocalStorage.write``
+#: and the pipeline write ``<name>.part`` the same way.
+_INTERRUPTED_WRITE = re.compile(r"(\.[0-9a-f]{32}\.partial|\.part)\Z")
+
+
+def remove_interrupted_writes(directory: pathlib.Path) -> list[pathlib.Path]:
+    """Delete the temporary files of writes a killed process never renamed.
+
+    Only for a directory no other process writes to (the caller holds its lock):
+    a resumed step writes its files again, but a stray temporary file would
+    otherwise be listed, sealed or uploaded with the rest. Returns what it removed.
+    """
+    removed = []
+    for path in directory.rglob("*"):
+        if _INTERRUPTED_WRITE.search(path.name) and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _s3_error(url: str, error: Exception) -> Exception:
