@@ -46,7 +46,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import cyvcf2
 import numpy as np
 import zarr
 from bio2zarr import constants as bio2zarr_constants
@@ -55,13 +54,12 @@ from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 from bio2zarr import zarr_utils as bio2zarr_zarr_utils
 
-from . import vcf_text
+from . import sites, vcf_text
 
 __all__ = [
     "Unsupported",
     "direct_fields",
     "encode_partition",
-    "explode_partition",
     "icf_with_calls",
     "settle",
     "strip_calls",
@@ -192,66 +190,10 @@ def icf_with_calls(icf: pathlib.Path, summaries: dict[str, Any] | None = None) -
 
 
 def _open(vcf: str, *, samples: bool) -> Any:
-    """cyvcf2 over ``vcf`` with its index; without ``samples``, htslib skips the
-    sample columns."""
-    path = pathlib.Path(vcf)
-    index = vcf_text.index_of(path)
-    if index is None:
-        raise Unsupported(f"no index beside {vcf}")
-    reader = cyvcf2.VCF(str(path), samples=None if samples else [])
-    reader.set_index(str(index))
-    return reader
-
-
-# The per-variant columns of an ICF, read from a cyvcf2 record.
-_SITE_COLUMNS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("CHROM", lambda variant: variant.CHROM),
-    ("POS", lambda variant: variant.POS),
-    ("QUAL", lambda variant: variant.QUAL),
-    ("ID", lambda variant: variant.ID),
-    ("FILTERS", lambda variant: variant.FILTERS),
-    ("REF", lambda variant: variant.REF),
-    ("ALT", lambda variant: variant.ALT),
-    ("rlen", lambda variant: variant.end - variant.start),
-)
-
-
-def explode_partition(icf: pathlib.Path | str, index: int) -> None:
-    """One explode partition of an ICF without calls: the per-variant fields of
-    the partition's records, read without the samples."""
-    writer = bio2zarr_vcf.IntermediateColumnarFormatWriter(icf)
-    writer.load_metadata()
-    metadata = writer.metadata
-    partition = metadata.partitions[index]
-    summary_path = writer.wip_path / f"p{index}.json"
-    summary_path.unlink(missing_ok=True)
-    info_fields = [(field.full_name, field.name) for field in metadata.info_fields]
-    region = partition.region
-    first = 1 if region.start is None else region.start
-    num_records = 0
-    last_position = None
-    reader = _open(partition.vcf_path, samples=False)
     try:
-        with bio2zarr_vcf.IcfPartitionWriter(metadata, writer.path, index) as columns:
-            for variant in reader(str(region)):
-                position = variant.POS
-                # A region query also returns earlier records overlapping it.
-                if position < first:
-                    continue
-                for name, value_of in _SITE_COLUMNS:
-                    columns.append(name, value_of(variant))
-                for full_name, name in info_fields:
-                    columns.append(full_name, variant.INFO.get(name, None))
-                num_records += 1
-                last_position = position
-    finally:
-        reader.close()
-    summary = bio2zarr_vcf.IcfPartitionMetadata(
-        num_records=num_records,
-        last_position=last_position,
-        field_summaries=columns.field_summaries,
-    )
-    summary_path.write_text(summary.asjson())
+        return sites.open_indexed(vcf, samples=samples)
+    except FileNotFoundError as error:
+        raise Unsupported(str(error)) from None
 
 
 class _Bounds:

@@ -32,7 +32,7 @@ from ..store.genotypes import (
     statistics_for_rows,
     write_statistics,
 )
-from . import calls
+from . import calls, sites
 from .workers import Reporter, checkpoint, run_tasks
 
 __all__ = ["encode", "explode", "statistics"]
@@ -200,7 +200,7 @@ def explode(
     )
     _run_partitions(
         "Parse VCF",
-        calls.explode_partition if direct else bio2zarr_vcf.explode_partition,
+        sites.explode_partition if direct else bio2zarr_vcf.explode_partition,
         icf,
         num_partitions,
         lambda index: (icf / "wip" / f"p{index}.json").exists(),

@@ -53,9 +53,12 @@ __all__ = [
     "TextUnsupported",
     "covers",
     "first_offset",
+    "header_lines",
     "index_of",
     "lines",
     "locus",
+    "region_lines",
+    "site_columns",
 ]
 
 #: A FORMAT key's target in the kernel: the genotypes, or a key not kept (an
@@ -136,6 +139,59 @@ def lines(vcf: pathlib.Path, virtual_offset: int) -> Iterator[bytes]:
         blocks = bgzf.read_blocks(read, size, block_offset, read_size=_READ_SIZE)
         for line in bgzf.iter_lines(blocks, within):
             yield line.text
+
+
+def header_lines(vcf: pathlib.Path) -> list[bytes]:
+    """The header lines of the bgzipped VCF text ``vcf``, ``#CHROM`` line last."""
+    header = []
+    for line in lines(vcf, 0):
+        if not line.startswith(b"#"):
+            break
+        header.append(line)
+    if not header or not header[-1].startswith(b"#CHROM"):
+        raise TextUnsupported(f"{vcf} has no #CHROM line")
+    return header
+
+
+def region_lines(
+    vcf: pathlib.Path, contig: str, first: int, last: int | None
+) -> Iterator[bytes]:
+    """The record lines of ``contig`` whose POS is ``first`` to ``last`` (``None``:
+    to the contig's end), in file order: what a tabix region query returns, less
+    the earlier records overlapping it. Read from where the index puts ``first``;
+    TextUnsupported when the text there is another contig's (a stale index) or
+    the contig's records are out of order (a region query's business then)."""
+    name = contig.encode()
+    seen, previous = False, 0
+    for line in lines(vcf, first_offset(vcf, contig, first)):
+        if line.startswith(b"#"):
+            continue
+        if line.endswith(b"\r\n"):
+            raise TextUnsupported(f"CR LF line ends in {vcf}")
+        chrom, position = locus(line)
+        if chrom != name:
+            if seen:
+                return  # the contig's records end here
+            raise TextUnsupported(f"{chrom!r} where the index of {vcf} puts {contig}")
+        if position < previous:
+            raise TextUnsupported(f"records of {contig} out of order in {vcf}")
+        seen, previous = True, position
+        if last is not None and position > last:
+            return
+        if position >= first:
+            yield line
+
+
+def site_columns(line: bytes) -> bytes:
+    """A record line's first eight columns (CHROM to INFO), without its newline."""
+    end = 0
+    for _ in range(8):
+        end = line.find(b"\t", end) + 1
+        if end == 0:
+            if line.count(b"\t") == 7:  # a sites-only line
+                return line.rstrip(b"\n")
+            raise TextUnsupported("a record line with fewer than eight columns")
+    return line[: end - 1]
 
 
 def locus(line: bytes) -> tuple[bytes, int]:
