@@ -220,6 +220,25 @@ def test_temporary_files_of_a_killed_write_are_not_published(
     assert stray == []
 
 
+def test_an_explode_summary_cut_short_is_redone(tmp_path, cohort, reference):
+    """bio2zarr's explode partitions write their summary in place: a SIGKILL in
+    that write leaves an empty ``p<i>.json``, which must not count as done."""
+    node_dir = tmp_path / "node"
+    init_node(node_dir, node_id="n", country="FI").close()
+    killed = _run_ingest(node_dir, cohort, kill_at="explode:partition")
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    with open_node(node_dir) as node:
+        wip = node.staging_dir / "resume" / "icf" / "wip"
+    summaries = sorted(wip.glob("p*.json"))
+    assert summaries
+    for summary in summaries:
+        summary.write_text("")
+    with open_node(node_dir) as node:
+        assert ingest(node, cohort).status == "published"
+        _assert_same(_snapshot_of(node, "resume"), reference)
+
+
 def _children(pid: int) -> set[int]:
     children: set[int] = set()
     for task in pathlib.Path(f"/proc/{pid}/task").glob("*"):

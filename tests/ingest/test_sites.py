@@ -159,9 +159,7 @@ def _both(vcf, tmp_path, monkeypatch, region_reads) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("name", REAL)
-def test_real_files_same_as_the_region_query(
-    tmp_path, monkeypatch, region_reads, name
-):
+def test_real_files_same_as_the_region_query(tmp_path, monkeypatch, region_reads, name):
     source = REAL[name]
     if not source.name.endswith(".vcf.gz"):  # plain text, or named .bgz
         text = source.read_bytes()

@@ -54,6 +54,7 @@ from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 from bio2zarr import zarr_utils as bio2zarr_zarr_utils
 
+from ..store.node import write_text_atomic
 from . import sites, vcf_text
 
 __all__ = [
@@ -122,12 +123,6 @@ def direct_fields(fields: list[Any], num_samples: int) -> list[Any] | None:
     return format_fields
 
 
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def strip_calls(icf: pathlib.Path) -> bool:
     """Take the FORMAT fields out of a freshly initialised ICF (``wip``), keeping
     them in ``calls.json``, when :func:`direct_fields` covers them all.
@@ -143,7 +138,7 @@ def strip_calls(icf: pathlib.Path) -> bool:
         vcf = pathlib.Path(metadata["partitions"][0]["vcf_path"])
         if chosen is None or vcf_text.index_of(vcf) is None:
             return False
-        _write_atomically(
+        write_text_atomic(
             icf / CALL_FIELDS,
             json.dumps(
                 {
@@ -159,7 +154,7 @@ def strip_calls(icf: pathlib.Path) -> bool:
     metadata["fields"] = [
         field for field in metadata["fields"] if field["category"] != "FORMAT"
     ]
-    _write_atomically(wip_metadata, json.dumps(metadata, indent=4))
+    write_text_atomic(wip_metadata, json.dumps(metadata, indent=4))
     shutil.rmtree(icf / "FORMAT", ignore_errors=True)
     return True
 
@@ -697,7 +692,7 @@ def settle(writer: Any, make_schema: Callable[[Any], Any]) -> list[int]:
             shutil.rmtree(writer.arrays_path / name)
             writer.init_array(root, settled, wanted[name], last)
         writer.metadata.schema = settled
-        _write_atomically(
+        write_text_atomic(
             writer.wip_path / "metadata.json",
             json.dumps(writer.metadata.asdict(), indent=4),
         )

@@ -32,6 +32,7 @@ from ..store.genotypes import (
     statistics_for_rows,
     write_statistics,
 )
+from ..store.node import write_text_atomic
 from . import calls, sites
 from .workers import Reporter, checkpoint, run_tasks
 
@@ -153,6 +154,16 @@ def _run_partitions(
             raise _bio2zarr_error(source, error) from None
 
 
+def _explode_finished(icf: pathlib.Path, index: int) -> bool:
+    """Whether explode partition ``index`` left its summary. bio2zarr's own
+    partitions write it in place: one a SIGKILL cut short is not finished."""
+    try:
+        json.loads((icf / "wip" / f"p{index}.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _fallback_marker(icf: pathlib.Path) -> pathlib.Path:
     """Beside the ICF when the direct writer gave up on the file: the VCF to
     explode again, with bio2zarr alone."""
@@ -203,7 +214,7 @@ def explode(
         sites.explode_partition if direct else bio2zarr_vcf.explode_partition,
         icf,
         num_partitions,
-        lambda index: (icf / "wip" / f"p{index}.json").exists(),
+        lambda index: _explode_finished(icf, index),
         checkpoint_name="explode:partition",
         source=source,
         worker_processes=worker_processes,
@@ -341,7 +352,9 @@ def encode(
             reason,
         )
         metadata = json.loads((icf / "metadata.json").read_text())
-        fallback.write_text(json.dumps({"vcf": metadata["partitions"][0]["vcf_path"]}))
+        write_text_atomic(
+            fallback, json.dumps({"vcf": metadata["partitions"][0]["vcf_path"]})
+        )
         shutil.rmtree(vcz)
         shutil.rmtree(icf)
         encode(

@@ -18,7 +18,6 @@ from typing import Any
 from ..dataset import AlignmentSource
 from ..errors import StoreError
 from ..store import crypt
-from ..store.node import write_json_atomic
 from .alignments import stage_reference
 from .run import IngestRun, input_files
 from .workers import checkpoint
@@ -31,7 +30,7 @@ REFERENCES_DIRECTORY = "references"
 def encrypt(run: IngestRun) -> None:
     files_dir = run.publish_dir / "files"
     files_dir.mkdir(parents=True, exist_ok=True)
-    done = run.state["done"].setdefault("encrypt_files", {})
+    done = run.state["done"].get("encrypt_files", {})
     inputs = _stored_inputs(run)
     stored_ids: dict[pathlib.Path, str] = {}
     with run.reporter.step("Encrypt originals", len(inputs)) as advance:
@@ -41,24 +40,28 @@ def encrypt(run: IngestRun) -> None:
             stored_ids[path] = f"{run.description.id}:{stored_name[:-5]}"
             if stored_name not in done:
                 result = crypt.encrypt_file(
-                    path, files_dir / stored_name, [run.node.public_key]
+                    path,
+                    files_dir / stored_name,
+                    [run.node.public_key],
+                    stop=run.stopping,
                 )
-                done[stored_name] = {
-                    "id": f"{run.description.id}:{stored_name[:-5]}",
-                    "role": role,
-                    "original_name": path.name,
-                    "stored_path": f"files/{stored_name}",
-                    "file_format": _file_format(path),
-                    **dataclasses.asdict(result),
-                }
-                write_json_atomic(run.work / "ingest.json", run.state)
+                run.keep(
+                    stored_name,
+                    {
+                        "id": f"{run.description.id}:{stored_name[:-5]}",
+                        "role": role,
+                        "original_name": path.name,
+                        "stored_path": f"files/{stored_name}",
+                        "file_format": _file_format(path),
+                        **dataclasses.asdict(result),
+                    },
+                    within="encrypt_files",
+                )
                 checkpoint("encrypt:file")
             advance()
     references = _stage_references(run)
-    run.state["done"]["encrypt_alignments"] = _alignment_manifest(
-        run, stored_ids, references
-    )
-    run.finish("encrypt", sorted(done))
+    run.keep("encrypt_alignments", _alignment_manifest(run, stored_ids, references))
+    run.finish("encrypt", sorted(run.state["done"].get("encrypt_files", {})))
 
 
 def _stage_references(run: IngestRun) -> dict[pathlib.Path, str]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import threading
 from typing import Any
 
 from ..dataset import DatasetDescription
+from ..store.crypt import Stopped
 from ..store.node import Node, write_json_atomic
 from .workers import Reporter, checkpoint
 
@@ -26,6 +28,13 @@ class IngestRun:
     reporter: Reporter
     #: A ``distributed.Client`` when partitions run on a Dask cluster.
     cluster: Any = None
+    #: Set when the run is failing: a step running beside the others stops.
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # Steps run in two threads (pipeline._run_steps): the state is changed and
+    # written under this condition's lock, and a step waits on it for another.
+    _changed: threading.Condition = dataclasses.field(
+        default_factory=threading.Condition, repr=False
+    )
 
     @property
     def publish_dir(self) -> pathlib.Path:
@@ -39,9 +48,28 @@ class IngestRun:
         return step in self.state["done"]
 
     def finish(self, step: str, result: Any = True) -> None:
-        self.state["done"][step] = result
-        write_json_atomic(self.work / "ingest.json", self.state)
+        self.keep(step, result)
         checkpoint(f"after:{step}")
+
+    def keep(self, key: str, value: Any, *, within: str | None = None) -> None:
+        """Record ``value`` under ``key`` of the finished work (of its ``within``
+        group) and write the state, without finishing a step."""
+        with self._changed:
+            done = self.state["done"]
+            if within is not None:
+                done = done.setdefault(within, {})
+            done[key] = value
+            write_json_atomic(self.work / "ingest.json", self.state)
+            self._changed.notify_all()
+
+    def wait_for(self, step: str) -> None:
+        """Return once ``step`` is done (in another thread); raise Stopped if the
+        run is failing first."""
+        with self._changed:
+            while step not in self.state["done"]:
+                if self.stopping.is_set():
+                    raise Stopped(f"stopped waiting for {step}")
+                self._changed.wait(timeout=0.5)
 
 
 def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path]]:

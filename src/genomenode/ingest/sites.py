@@ -28,6 +28,7 @@ from typing import Any
 import cyvcf2
 from bio2zarr import vcf as bio2zarr_vcf
 
+from ..store.node import write_text_atomic
 from . import vcf_text
 
 __all__ = ["explode_partition", "open_indexed"]
@@ -78,7 +79,7 @@ def explode_partition(icf: pathlib.Path | str, index: int) -> None:
                 ignore_errors=True,
             )
         summary = _write_sites(writer, index, _region_sites(partition))
-    summary_path.write_text(summary.asjson())
+    write_text_atomic(summary_path, summary.asjson())
 
 
 def _write_sites(writer: Any, index: int, variants: Iterator[Any]) -> Any:

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -130,11 +131,17 @@ def worker_pool(worker_processes: int) -> Iterator[None]:
 
 
 class Reporter:
-    """Rich progress bars on stderr when it is a terminal and progress is wanted."""
+    """Rich progress bars on stderr when it is a terminal and progress is wanted.
+
+    Steps may run at once (the pipeline encrypts beside the conversion): their
+    bars share one live display, which stays up while any step runs.
+    """
 
     def __init__(self, show: bool) -> None:
         self.show = show
         self._progress: Progress | None = None
+        self._running = 0
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def step(self, description: str, total: int | None) -> Iterator[Callable[[], None]]:
@@ -142,16 +149,28 @@ class Reporter:
         if not self.show:
             yield lambda: None
             return
-        progress = Progress(
-            TextColumn("[bold]{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=False,
-        )
-        with progress:
+        with self._lock:
+            if self._progress is None:
+                self._progress = Progress(
+                    TextColumn("[bold]{task.description:<22}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    transient=False,
+                )
+                self._progress.start()
+            progress = self._progress
+            self._running += 1
             task = progress.add_task(description, total=total)
+        try:
             yield lambda: progress.advance(task)
+        finally:
+            with self._lock:
+                progress.stop_task(task)
+                self._running -= 1
+                if self._running == 0:
+                    progress.stop()
+                    self._progress = None
 
     def note(self, text: str) -> None:
         """A line for the operator on stderr (the Dask dashboard's address), with

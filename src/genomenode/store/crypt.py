@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import pathlib
+import threading
 
 from crypt4gh import header as c4gh_header
 from crypt4gh import sodium as c4gh_sodium
@@ -111,13 +112,22 @@ class EncryptedFile:
     sha256_encrypted: str
 
 
+class Stopped(Exception):
+    """The caller asked an encryption to stop (its ``stop`` event was set)."""
+
+
 def encrypt_file(
-    source: pathlib.Path, target: pathlib.Path, recipient_public_keys: list[bytes]
+    source: pathlib.Path,
+    target: pathlib.Path,
+    recipient_public_keys: list[bytes],
+    *,
+    stop: threading.Event | None = None,
 ) -> EncryptedFile:
     """Encrypt ``source`` to ``target`` (Crypt4GH, no edit list), atomically.
 
     The result is first written to ``target`` + ``.part`` and renamed when complete,
-    so a killed run never leaves a truncated ``target``.
+    so a killed run never leaves a truncated ``target``. Raises :class:`Stopped`,
+    leaving no ``.part``, when ``stop`` is set while it reads.
     """
     session_key = os.urandom(32)
     sender_secret = os.urandom(32)
@@ -134,6 +144,10 @@ def encrypt_file(
     with open(source, "rb") as plain, open(partial, "wb") as out:
         out.write(header_bytes)
         while True:
+            if stop is not None and stop.is_set():
+                out.close()
+                os.unlink(partial)
+                raise Stopped(f"encryption of {source} stopped")
             block = plain.read(_READ_SIZE)
             if not block:
                 break

@@ -68,10 +68,15 @@ DATASET_FORMAT_VERSION = 1
 
 def write_json_atomic(path: pathlib.Path, document: Any) -> None:
     """Write JSON so that readers see the old or the new file, never a partial one."""
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: pathlib.Path, text: str) -> None:
+    """Write ``text`` so that readers (and a run resumed after a SIGKILL) see the
+    old or the new file, never a partial one."""
     partial = path.with_name(path.name + ".part")
     with open(partial, "w") as out:
-        json.dump(document, out, indent=2, sort_keys=True)
-        out.write("\n")
+        out.write(text)
         out.flush()
         os.fsync(out.fileno())
     os.replace(partial, path)
