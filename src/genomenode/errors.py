@@ -16,6 +16,8 @@ Every error genomenode raises on purpose is a ``GenomenodeError``::
     ├── BeaconSchemaError           a vendored Beacon schema is unknown or unreadable
     ├── BeaconValidationError       a document breaks its Beacon schema (lists paths)
     ├── IngestError                 an ingest cannot go on (409): conflict or lock
+    ├── Stopped                     work its caller asked to stop (an ingest step when
+    │                               another failed: that one's error is reported)
     ├── TokenError                  a token claims to be from a trusted issuer but
     │                               fails verification (401); never holds the token
     ├── AuthenticationRequired      the action needs a verified identity (401)
@@ -203,6 +205,10 @@ class IngestError(GenomenodeError):
     """An ingest cannot proceed: a conflicting published dataset, or a lock."""
 
     status = 409
+
+
+class Stopped(GenomenodeError):
+    """Work stopped because its caller asked (set the event it was given)."""
 
 
 class TokenError(GenomenodeError):

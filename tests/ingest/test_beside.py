@@ -11,7 +11,13 @@ import time
 import pytest
 from crypt4gh import sodium
 
-from genomenode.errors import NotFoundError, StoreError, VcfError
+from genomenode.errors import (
+    ClinicalDataError,
+    NotFoundError,
+    Stopped,
+    StoreError,
+    VcfError,
+)
 from genomenode.ingest import ingest, originals, pipeline
 from genomenode.ingest.workers import Reporter
 from genomenode.store import crypt
@@ -44,7 +50,7 @@ def test_an_encryption_asked_to_stop_leaves_nothing(tmp_path):
     target = tmp_path / "plain.c4gh"
     stop = threading.Event()
     stop.set()
-    with pytest.raises(crypt.Stopped):
+    with pytest.raises(Stopped):
         crypt.encrypt_file(source, target, [_public_key()], stop=stop)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plain"]
 
@@ -59,7 +65,7 @@ def test_a_failing_conversion_stops_the_encryption(sqlite_node, cohort, monkeypa
         started.set()
         assert stop.wait(timeout=60), "the encryption was never asked to stop"
         stopped.append(source)
-        raise crypt.Stopped("stopped")
+        raise Stopped("stopped")
 
     def failing_encode(run):
         assert started.wait(timeout=60)
@@ -73,31 +79,54 @@ def test_a_failing_conversion_stops_the_encryption(sqlite_node, cohort, monkeypa
     _assert_nothing_visible(sqlite_node)
 
 
-def test_a_failing_encryption_fails_the_ingest_after_the_conversion(
+def test_a_bad_clinical_record_stops_the_conversion(sqlite_node, cohort, monkeypatch):
+    steps_run = []
+    original_explode = pipeline._STEP_FUNCTIONS["explode"]
+
+    def bad_clinical(run):
+        raise ClinicalDataError("sex is not an NCIT term", path=cohort, field="sex")
+
+    def explode(run):
+        # Starts only once the clinical step has failed: its partitions must
+        # then stop at the first one finished.
+        assert run.stopping.wait(timeout=60)
+        original_explode(run)
+
+    def traced(step):
+        original = pipeline._STEP_FUNCTIONS[step]
+
+        def run_step(run):
+            steps_run.append(step)
+            original(run)
+
+        return run_step
+
+    monkeypatch.setitem(pipeline._STEP_FUNCTIONS, "clinical", bad_clinical)
+    monkeypatch.setitem(pipeline._STEP_FUNCTIONS, "explode", explode)
+    for step in ("encode", "statistics", "encrypt", "metadata"):
+        monkeypatch.setitem(pipeline._STEP_FUNCTIONS, step, traced(step))
+    with pytest.raises(ClinicalDataError, match="NCIT") as raised:
+        ingest(sqlite_node, cohort)
+    assert "nothing was published" in str(raised.value)
+    assert steps_run == [] and _beside_threads() == []
+    _assert_nothing_visible(sqlite_node)
+
+
+def test_a_failing_encryption_fails_the_ingest_and_a_rerun_resumes(
     sqlite_node, cohort, monkeypatch
 ):
-    converted = []
-    original_statistics = pipeline._STEP_FUNCTIONS["statistics"]
-
-    def statistics(run):
-        original_statistics(run)
-        converted.append(run.description.id)
-
     def full_disk(source, target, keys, *, stop):
         raise StoreError(f"{target}: No space left on device")
 
     monkeypatch.setattr(originals.crypt, "encrypt_file", full_disk)
-    monkeypatch.setitem(pipeline._STEP_FUNCTIONS, "statistics", statistics)
     with pytest.raises(StoreError, match="No space left"):
         ingest(sqlite_node, cohort)
-    # The conversion was not cut short by the other thread's error: it is
-    # done, and a rerun resumes after it.
-    assert converted == ["beside"] and _beside_threads() == []
+    assert _beside_threads() == []
     _assert_nothing_visible(sqlite_node)
     monkeypatch.undo()
     result = ingest(sqlite_node, cohort)
     assert result.status == "published"
-    assert {"explode", "encode", "statistics"} <= set(result.resumed_steps)
+    assert {"validate", "clinical"} <= set(result.resumed_steps)
     assert "encrypt" not in result.resumed_steps
 
 

@@ -24,6 +24,7 @@ from ..conftest import write_small_cohort
 
 CHECKPOINTS = [
     "after:validate",
+    "after:clinical",
     "after:index",
     "explode:partition",
     "after:explode",

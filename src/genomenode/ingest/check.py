@@ -21,10 +21,10 @@ from ..store.genes import GeneTable
 from ..store.site_counts import site_fields
 from . import vcf
 from .alignments import alignment_sample, check_alignment_reference
-from .clinical import MapChunks, read_clinical, write_records
+from .clinical import ClinicalRecord, MapChunks, read_clinical, write_records
 from .vcz import is_vcz, read_vcz_header
 
-__all__ = ["CheckedInputs", "check_inputs"]
+__all__ = ["CheckedInputs", "check_clinical", "check_inputs", "read_genotypes_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ def check_inputs(
     *,
     keep_records: pathlib.Path | None = None,
     map_chunks: MapChunks | None = None,
+    clinical: bool = True,
 ) -> CheckedInputs:
     """Check everything ``description`` points to that can be checked up front.
 
@@ -65,24 +66,63 @@ def check_inputs(
     (:func:`~genomenode.ingest.clinical.write_records`), for the ingest's
     metadata step to load without parsing the inputs a second time. With
     ``map_chunks``, a directory of Phenopackets is parsed through it
-    (:func:`~genomenode.ingest.clinical.read_clinical`).
+    (:func:`~genomenode.ingest.clinical.read_clinical`). Without ``clinical``,
+    the clinical records are left to :func:`check_clinical` (the ingest reads
+    them beside the conversion); the result then counts none.
 
     Raises
     ------
     InputError
         A subclass naming the file, line and field of the first problem found.
     """
-    genotypes = description.genotypes[0]
-    if is_vcz(genotypes):
-        header = read_vcz_header(genotypes)
-    else:
-        vcf.check_bgzf(genotypes)
-        header = vcf.read_header(genotypes)
+    header = read_genotypes_header(description)
     if header.sites_only:
         _check_sites_only(description, header)
-    seen = _clinical_ids(description, keep_records, map_chunks)
+    num_records, missing = (
+        check_clinical(
+            description, header, keep_records=keep_records, map_chunks=map_chunks
+        )
+        if clinical
+        else (0, ())
+    )
     if description.genes is not None:
         _check_genes(description.genes, header.contigs)
+    for number, alignment in enumerate(description.alignments):
+        check_alignment_reference(alignment, number, description.source)
+    alignment_samples = tuple(
+        alignment_sample(alignment, number, header.samples, description.source)
+        for number, alignment in enumerate(description.alignments)
+    )
+    return CheckedInputs(
+        header=header,
+        num_clinical_records=num_records,
+        samples_without_clinical=missing,
+        alignment_samples=alignment_samples,
+    )
+
+
+def read_genotypes_header(description: DatasetDescription) -> vcf.VcfHeader:
+    """The header of the dataset's VCF (its container checked) or VCF Zarr."""
+    genotypes = description.genotypes[0]
+    if is_vcz(genotypes):
+        return read_vcz_header(genotypes)
+    vcf.check_bgzf(genotypes)
+    return vcf.read_header(genotypes)
+
+
+def check_clinical(
+    description: DatasetDescription,
+    header: vcf.VcfHeader,
+    *,
+    keep_records: pathlib.Path | None = None,
+    map_chunks: MapChunks | None = None,
+    collect: list[ClinicalRecord] | None = None,
+) -> tuple[int, tuple[str, ...]]:
+    """Read the clinical records (see :func:`check_inputs`; appended to
+    ``collect`` too if given) and match them to the genotyped samples of
+    ``header``: their number, and the samples without one (an error unless
+    ``missing_clinical: allow``)."""
+    seen = _clinical_ids(description, keep_records, map_chunks, collect)
     missing = tuple(sample for sample in header.samples if sample not in seen)
     if missing and description.missing_clinical == "error":
         shown = ", ".join(repr(sample) for sample in missing[:5])
@@ -93,18 +133,7 @@ def check_inputs(
             "Add their records, or set `missing_clinical: allow` in dataset.yaml",
             path=description.clinical.path if description.clinical else None,
         )
-    for number, alignment in enumerate(description.alignments):
-        check_alignment_reference(alignment, number, description.source)
-    alignment_samples = tuple(
-        alignment_sample(alignment, number, header.samples, description.source)
-        for number, alignment in enumerate(description.alignments)
-    )
-    return CheckedInputs(
-        header=header,
-        num_clinical_records=len(seen),
-        samples_without_clinical=missing,
-        alignment_samples=alignment_samples,
-    )
+    return len(seen), missing
 
 
 def _check_sites_only(description: DatasetDescription, header: vcf.VcfHeader) -> None:
@@ -136,6 +165,7 @@ def _clinical_ids(
     description: DatasetDescription,
     keep_records: pathlib.Path | None,
     map_chunks: MapChunks | None,
+    collect: list[ClinicalRecord] | None = None,
 ) -> set[str]:
     """The ids of the clinical records (none for a genotypes-only dataset)."""
     seen: set[str] = set()
@@ -152,6 +182,8 @@ def _clinical_ids(
                 field="id",
             )
         seen.add(record.id)
+        if collect is not None:
+            collect.append(record)
     return seen
 
 

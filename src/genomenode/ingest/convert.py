@@ -26,7 +26,7 @@ import numcodecs
 from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 
-from ..errors import VcfError
+from ..errors import Stopped, VcfError
 from ..store.genotypes import (
     create_genotypes_by_variant,
     statistics_for_rows,
@@ -147,7 +147,7 @@ def _run_partitions(
                 advance=_then_checkpoint(advance, checkpoint_name),
                 cluster=cluster,
             )
-        except calls.Unsupported:
+        except (calls.Unsupported, Stopped):
             raise
         # cyvcf2 raises a bare Exception on records htslib cannot parse.
         except Exception as error:

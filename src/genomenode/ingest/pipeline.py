@@ -11,6 +11,7 @@ rows by one committed UPDATE; readers require both.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import hashlib
@@ -28,9 +29,8 @@ import zarr
 from sqlalchemy import select
 
 from ..dataset import DatasetDescription, read_dataset_description
-from ..errors import IngestError, InputError, StoreError
+from ..errors import IngestError, InputError, Stopped, StoreError
 from ..store.compute import dask_client
-from ..store.crypt import Stopped
 from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
@@ -49,7 +49,7 @@ from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
 from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
 from .alignments import ensure_alignment_index
-from .check import check_inputs
+from .check import check_clinical, check_inputs, read_genotypes_header
 from .clinical import ClinicalRecord, read_clinical, read_records
 from .metadata import load_metadata, mark_published
 from .originals import encrypt
@@ -72,6 +72,7 @@ STEPS = (
     "encode",
     "check_records",
     "statistics",
+    "clinical",
     "encrypt",
     "metadata",
     "publish",
@@ -157,64 +158,89 @@ def ingest(
     """
     started = time.monotonic()
     description = read_dataset_description(dataset_yaml)
-    content = fingerprint(description)
-    with _lock(node, description.id):
-        published = _published_row(node, description.id)
-        if published is not None:
-            if published.fingerprint == content:
-                # A run killed after publishing may have left its staging area.
-                shutil.rmtree(node.staging_dir / description.id, ignore_errors=True)
-                return IngestResult(
-                    dataset_id=description.id,
-                    status="unchanged",
-                    num_individuals=published.num_individuals,
-                    num_samples=published.num_samples,
-                    num_variants=published.num_variants,
-                    seconds=time.monotonic() - started,
-                )
-            raise IngestError(
-                f"dataset {description.id!r} is already published with different "
-                "content; give the new version another id (e.g. "
-                f"{description.id}-v2) or remove the published one first "
-                "(`genomenode datasets remove`); to change only its security level, "
-                "Beacon granularities or DUO terms, use `genomenode datasets "
-                "set-access`"
+    # The workers import the conversion code while this process fingerprints
+    # the inputs (each ~1 s at 20,000 Phenopackets), not after.
+    with worker_pool(_early_workers(node, description.id, dask_scheduler)):
+        content = fingerprint(description)
+        with _lock(node, description.id):
+            return _ingest_locked(
+                node,
+                description,
+                content,
+                started=started,
+                show_progress=show_progress,
+                dask_scheduler=dask_scheduler,
             )
-        run = _open_run(node, description, content, show_progress)
-        resumed = tuple(step for step in STEPS if run.done(step))
-        if resumed:
-            logger.info(
-                "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
+
+
+def _ingest_locked(
+    node: Node,
+    description: DatasetDescription,
+    content: str,
+    *,
+    started: float,
+    show_progress: bool,
+    dask_scheduler: str | None,
+) -> IngestResult:
+    """The ingest, once its inputs are fingerprinted and its lock held."""
+    published = _published_row(node, description.id)
+    if published is not None:
+        if published.fingerprint == content:
+            # A run killed after publishing may have left its staging area.
+            shutil.rmtree(node.staging_dir / description.id, ignore_errors=True)
+            return IngestResult(
+                dataset_id=description.id,
+                status="unchanged",
+                num_individuals=published.num_individuals,
+                num_samples=published.num_samples,
+                num_variants=published.num_variants,
+                seconds=time.monotonic() - started,
             )
-        with (
-            dask_client(node.config, dask_scheduler) as cluster,
-            worker_pool(0 if cluster is not None else _local_workers(run)),
-        ):
-            if cluster is not None:
-                run.cluster = cluster
-                warm_cluster(cluster)
-                run.reporter.note(f"Dask dashboard: {cluster.dashboard_link}")
-                logger.info("ingest partitions run on %s", cluster.scheduler.address)
-            _run_steps(run)
-        shutil.rmtree(run.work)
-        summary = run.state["done"]["metadata"]
-        return IngestResult(
-            dataset_id=description.id,
-            status="published",
-            num_individuals=summary["num_individuals"],
-            num_samples=summary["num_samples"],
-            num_variants=summary["num_variants"],
-            seconds=time.monotonic() - started,
-            resumed_steps=resumed,
+        raise IngestError(
+            f"dataset {description.id!r} is already published with different "
+            "content; give the new version another id (e.g. "
+            f"{description.id}-v2) or remove the published one first "
+            "(`genomenode datasets remove`); to change only its security level, "
+            "Beacon granularities or DUO terms, use `genomenode datasets "
+            "set-access`"
         )
+    run = _open_run(node, description, content, show_progress)
+    resumed = tuple(step for step in STEPS if run.done(step))
+    if resumed:
+        logger.info(
+            "resuming ingest of %s after: %s", description.id, ", ".join(resumed)
+        )
+    with (
+        dask_client(node.config, dask_scheduler) as cluster,
+        worker_pool(0 if cluster is not None else _local_workers(run)),
+    ):
+        if cluster is not None:
+            run.cluster = cluster
+            warm_cluster(cluster)
+            run.reporter.note(f"Dask dashboard: {cluster.dashboard_link}")
+            logger.info("ingest partitions run on %s", cluster.scheduler.address)
+        _run_steps(run)
+    shutil.rmtree(run.work)
+    summary = run.state["done"]["metadata"]
+    return IngestResult(
+        dataset_id=description.id,
+        status="published",
+        num_individuals=summary["num_individuals"],
+        num_samples=summary["num_samples"],
+        num_variants=summary["num_variants"],
+        seconds=time.monotonic() - started,
+        resumed_steps=resumed,
+    )
 
 
-#: Steps run in a thread of their own while the conversion's partitions (explode
-#: to statistics) keep the workers busy and this process idle: encrypting the
-#: originals needs only the validated inputs; loading the metadata waits for
-#: the records check (:func:`_metadata`) and overlaps the counts. Both ran with
-#: one core idle: ~7 s of a 35 s ingest of 20,000 samples (docs/benchmarks.md).
-BESIDE_CONVERSION = ("encrypt", "metadata")
+#: Steps run in a thread of their own, in this order, while the conversion's
+#: partitions (explode to statistics) keep the workers busy and this process
+#: idle. Reading the clinical records (their Phenopackets' tasks queue with the
+#: partitions in the same workers) and encrypting the originals need only the
+#: validated inputs; loading the metadata waits for the records check
+#: (:func:`_metadata`). Run in turn they were ~12 s of a 35 s ingest of 20,000
+#: samples, with one core idle for most of it (docs/benchmarks.md).
+BESIDE_CONVERSION = ("clinical", "encrypt", "metadata")
 _CONVERSION = ("explode", "encode", "check_records", "statistics")
 
 
@@ -230,6 +256,7 @@ def _run_steps(run: IngestRun) -> None:
     with _Beside(run, [step for step in beside if not run.done(step)]):
         for step in conversion:
             if not run.done(step):
+                run.check_stopping()
                 _run_step(run, step)
     for step in after:
         if step not in beside and not run.done(step):
@@ -238,15 +265,20 @@ def _run_steps(run: IngestRun) -> None:
 
 class _Beside(contextlib.AbstractContextManager["_Beside"]):
     """Runs ``steps`` in order in a thread while the ``with`` block runs; on
-    leaving it, waits for them and raises their error. When the block fails
-    they are asked to stop (:attr:`IngestRun.stopping`), and its error wins."""
+    leaving it, waits for them. Whichever side fails first sets
+    :attr:`IngestRun.stopping`: the other stops at its next partition or
+    block (raising Stopped), and the first error is the one raised."""
 
     def __init__(self, run: IngestRun, steps: list[str]) -> None:
         self.run = run
         self.steps = steps
         self.error: BaseException | None = None
+        # In this thread's context: the worker pool is a context variable.
+        context = contextvars.copy_context()
         self.thread = threading.Thread(
-            target=self._work, name=f"ingest {run.description.id}: beside"
+            target=context.run,
+            args=(self._work,),
+            name=f"ingest {run.description.id}: beside",
         )
 
     def _work(self) -> None:
@@ -255,6 +287,7 @@ class _Beside(contextlib.AbstractContextManager["_Beside"]):
                 _run_step(self.run, step)
         except BaseException as error:  # handed to the main thread
             self.error = error
+            self.run.stopping.set()
 
     def __enter__(self) -> _Beside:
         if self.steps:
@@ -267,18 +300,30 @@ class _Beside(contextlib.AbstractContextManager["_Beside"]):
         if value is not None:
             self.run.stopping.set()
         self.thread.join()
-        if value is not None:
-            if self.error is not None and not isinstance(self.error, Stopped):
-                logger.warning("%s also failed: %s", ", ".join(self.steps), self.error)
+        error = self.error
+        if value is None or isinstance(value, Stopped):
+            if error is not None:
+                raise error
             return
-        if self.error is not None:
-            raise self.error
+        if error is not None and not isinstance(error, Stopped):
+            logger.warning("%s also failed: %s", ", ".join(self.steps), error)
+
+
+def _early_workers(node: Node, dataset_id: str, dask_scheduler: str | None) -> int:
+    """Worker processes to start before the inputs are fingerprinted: none when
+    partitions run on a Dask cluster or the id is published (the ingest most
+    likely ends as unchanged, or refused)."""
+    if dask_scheduler or node.config.dask_scheduler:
+        return 0
+    if _published_row_or_none(node, dataset_id) is not None:
+        return 0
+    return int(node.config.worker_processes)
 
 
 def _local_workers(run: IngestRun) -> int:
     """Worker processes to start for this run: none if its partitioned steps
     are done (a resumed run past them)."""
-    if all(run.done(step) for step in ("explode", "encode", "statistics")):
+    if all(run.done(step) for step in ("clinical", "explode", "encode", "statistics")):
         return 0
     return int(run.node.config.worker_processes)
 
@@ -425,6 +470,8 @@ CLINICAL_RECORDS = "clinical-records.jsonl"
 def _read_records(run: IngestRun) -> list[ClinicalRecord]:
     if run.description.clinical is None:
         return []
+    if run.clinical_records is not None:
+        return run.clinical_records
     # The inputs are those validated (the fingerprint is checked on resume):
     # their records are loaded as validate kept them, not parsed again.
     kept = run.work / CLINICAL_RECORDS
@@ -434,24 +481,35 @@ def _read_records(run: IngestRun) -> list[ClinicalRecord]:
 
 
 def _validate(run: IngestRun) -> None:
+    # The clinical records are read beside the conversion (_clinical).
+    checked = check_inputs(run.description, clinical=False)
+    run.finish("validate", checked.staging_state())
+
+
+def _clinical(run: IngestRun) -> None:
     def map_chunks(function: Callable[..., Any], arguments: list[tuple]) -> list:
-        # The worker processes (or the cluster) the partitioned steps use: they
-        # are up while the ingest validates, and parsing the clinical records
-        # is most of a large ingest's serial time.
+        # The worker processes (or the cluster) the partitioned steps use:
+        # the Phenopackets' tasks queue with the conversion's partitions.
         return run_tasks(
             function,
             arguments,
             worker_processes=run.node.config.worker_processes,
-            advance=lambda: None,
+            advance=run.check_stopping,
             cluster=run.cluster,
         )
 
-    checked = check_inputs(
+    # Kept for the metadata step after it in the same thread: reading them
+    # back from the file cost ~1.7 s of CPU at 20,000 records.
+    records: list[ClinicalRecord] = []
+    check_clinical(
         run.description,
+        read_genotypes_header(run.description),
         keep_records=run.work / CLINICAL_RECORDS,
         map_chunks=map_chunks,
+        collect=records,
     )
-    run.finish("validate", checked.staging_state())
+    run.clinical_records = records
+    run.finish("clinical")
 
 
 def _stage_genes(run: IngestRun) -> dict[str, Any] | None:
@@ -825,6 +883,7 @@ def _site_counts_manifest(run: IngestRun) -> dict[str, Any] | None:
 
 _STEP_FUNCTIONS = {
     "validate": _validate,
+    "clinical": _clinical,
     "index": _index,
     "index_alignments": _index_alignments,
     "explode": _explode,

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from ..dataset import DatasetDescription
-from ..store.crypt import Stopped
+from ..errors import Stopped
 from ..store.node import Node, write_json_atomic
 from .workers import Reporter, checkpoint
 
@@ -28,8 +28,8 @@ class IngestRun:
     reporter: Reporter
     #: A ``distributed.Client`` when partitions run on a Dask cluster.
     cluster: Any = None
-    #: Set when the run is failing: a step running beside the others stops.
-    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: The clinical records, when this run's ``clinical`` step read them.
+    clinical_records: list[Any] | None = None
     # Steps run in two threads (pipeline._run_steps): the state is changed and
     # written under this condition's lock, and a step waits on it for another.
     _changed: threading.Condition = dataclasses.field(
@@ -43,6 +43,17 @@ class IngestRun:
     @property
     def vcz(self) -> pathlib.Path:
         return self.publish_dir / "genotypes.vcz"
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when the run is failing: steps running at once stop at their next
+        partition or block (the reporter's :meth:`~Reporter.step` raises)."""
+        return self.reporter.stopping
+
+    def check_stopping(self) -> None:
+        """Raise Stopped if the run is failing."""
+        if self.stopping.is_set():
+            raise Stopped("stopped: another step of this ingest failed")
 
     def done(self, step: str) -> bool:
         return step in self.state["done"]
@@ -67,8 +78,7 @@ class IngestRun:
         run is failing first."""
         with self._changed:
             while step not in self.state["done"]:
-                if self.stopping.is_set():
-                    raise Stopped(f"stopped waiting for {step}")
+                self.check_stopping()
                 self._changed.wait(timeout=0.5)
 
 

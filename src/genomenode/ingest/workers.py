@@ -28,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ..errors import Stopped
 from ..store.compute import run_on_cluster
 
 __all__ = ["Reporter", "checkpoint", "run_tasks", "warm_cluster", "worker_pool"]
@@ -139,15 +140,18 @@ class Reporter:
 
     def __init__(self, show: bool) -> None:
         self.show = show
+        #: Once set, advancing any step raises Stopped: the run is failing.
+        self.stopping = threading.Event()
         self._progress: Progress | None = None
         self._running = 0
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def step(self, description: str, total: int | None) -> Iterator[Callable[[], None]]:
-        """A bar for one step; yields a function that advances it by one."""
+        """A bar for one step; yields a function that advances it by one (and
+        raises Stopped once :attr:`stopping` is set)."""
         if not self.show:
-            yield lambda: None
+            yield self._check
             return
         with self._lock:
             if self._progress is None:
@@ -162,8 +166,13 @@ class Reporter:
             progress = self._progress
             self._running += 1
             task = progress.add_task(description, total=total)
+
+        def advance() -> None:
+            self._check()
+            progress.advance(task)
+
         try:
-            yield lambda: progress.advance(task)
+            yield advance
         finally:
             with self._lock:
                 progress.stop_task(task)
@@ -171,6 +180,10 @@ class Reporter:
                 if self._running == 0:
                     progress.stop()
                     self._progress = None
+
+    def _check(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped("stopped: another step of this ingest failed")
 
     def note(self, text: str) -> None:
         """A line for the operator on stderr (the Dask dashboard's address), with

@@ -24,7 +24,7 @@ from crypt4gh.keys import c4gh as c4gh_keys
 from crypt4gh.keys import get_private_key, get_public_key
 
 from ..config import Secret
-from ..errors import ConfigError
+from ..errors import ConfigError, Stopped
 
 __all__ = [
     "EncryptedFile",
@@ -110,10 +110,6 @@ class EncryptedFile:
     size_encrypted: int
     sha256_plain: str
     sha256_encrypted: str
-
-
-class Stopped(Exception):
-    """The caller asked an encryption to stop (its ``stop`` event was set)."""
 
 
 def encrypt_file(
