@@ -94,13 +94,32 @@ def test_bad_input_at_a_later_step_says_what_is_true(node_dir, tmp_path):
 def test_bad_input_at_the_first_step_promises_nothing_to_discard(node_dir, tmp_path):
     directory = tmp_path / "cohort"
     write_small_cohort(directory, num_samples=4, num_variants=10)
-    (directory / "individuals.json").write_text("[]")
+    (directory / "cohort.vcf.gz").write_text("##fileformat=VCFv4.2\n")
     failed = invoke("ingest", "--node", node_dir, directory / "dataset.yaml", expect=1)
-    assert "have no clinical record" in failed.stderr
+    assert "cohort.vcf.gz: not compressed: compress it with `bgzip`" in failed.stderr
     assert failed.stderr.rstrip().endswith(
         "nothing was published. Fix the input and run the same command again."
     )
     assert "discard" not in failed.stderr
+
+
+def test_clinical_records_not_matching_the_samples_stop_the_ingest(node_dir, tmp_path):
+    # The clinical records are read beside the conversion, after validate: the
+    # message names the file and says what waits; the fixed input starts over.
+    directory = tmp_path / "cohort"
+    write_small_cohort(directory, num_samples=4, num_variants=10)
+    individuals = directory / "individuals.json"
+    kept = individuals.read_text()
+    individuals.write_text("[]")
+    failed = invoke("ingest", "--node", node_dir, directory / "dataset.yaml", expect=1)
+    assert failed.stderr.startswith(f"error: {individuals}: 4 genotyped sample(s)")
+    assert "have no clinical record" in failed.stderr
+    assert "nothing was published" in failed.stderr
+    done = failed.stderr.split("The steps done so far (")[1].split(")")[0]
+    assert "validate" in done.split(", ") and "clinical" not in done.split(", ")
+    individuals.write_text(kept)
+    published = invoke("ingest", "--node", node_dir, directory / "dataset.yaml").stdout
+    assert published.startswith("Published small: 4 individuals, 4 genotyped")
 
 
 def test_ctrl_c_says_that_the_ingest_resumes(node_dir, cohort, monkeypatch):

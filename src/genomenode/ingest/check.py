@@ -1,9 +1,9 @@
 """Checking a dataset's inputs without writing anything.
 
-The first step of every ingest (``validate``) and the whole of ``genomenode
-ingest --dry-run``: the description, the VCF's container and header (or a VCF
-Zarr's arrays), the clinical
-records against the genotyped samples, the gene table and the aligned reads. The
+The first step of every ingest (``validate``), its ``clinical`` step (run beside
+the conversion) and the whole of ``genomenode ingest --dry-run``: the description,
+the VCF's container and header (or a VCF Zarr's arrays), the clinical records
+against the genotyped samples, the gene table and the aligned reads. The
 variant records themselves are checked later, on the converted arrays (see
 :mod:`genomenode.ingest.vcf`), so a dry run does not catch a bad record.
 """

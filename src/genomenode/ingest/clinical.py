@@ -142,7 +142,7 @@ def write_records(
         for record in records:
             # The same JSON as dataclasses.asdict gives (fields in order, tuples
             # as lists), without its deep copy of every record: a quarter of the
-            # validate step's CPU at 20,000 Phenopackets.
+            # clinical step's CPU at 20,000 Phenopackets.
             out.write(json.dumps(_fields(record)) + "\n")
             yield record
     partial.replace(path)

@@ -463,7 +463,7 @@ def _open_run(
     return IngestRun(node, description, work, state, Reporter(show_progress))
 
 
-#: The clinical records as the validate step read them (staging, plaintext).
+#: The clinical records as the clinical step read them (staging, plaintext).
 CLINICAL_RECORDS = "clinical-records.jsonl"
 
 
@@ -473,7 +473,7 @@ def _read_records(run: IngestRun) -> list[ClinicalRecord]:
     if run.clinical_records is not None:
         return run.clinical_records
     # The inputs are those validated (the fingerprint is checked on resume):
-    # their records are loaded as validate kept them, not parsed again.
+    # their records are loaded as the clinical step kept them, not parsed again.
     kept = run.work / CLINICAL_RECORDS
     if kept.exists():
         return list(read_records(kept))
