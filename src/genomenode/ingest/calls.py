@@ -54,7 +54,7 @@ from bio2zarr import vcf as bio2zarr_vcf
 from bio2zarr import vcz as bio2zarr_vcz
 from bio2zarr import zarr_utils as bio2zarr_zarr_utils
 
-from ..store.node import write_text_atomic
+from ..store.objects import write_text_atomic
 from . import sites, vcf_text
 
 __all__ = [

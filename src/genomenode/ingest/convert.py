@@ -32,7 +32,7 @@ from ..store.genotypes import (
     statistics_for_rows,
     write_statistics,
 )
-from ..store.node import write_text_atomic
+from ..store.objects import write_text_atomic
 from . import calls, sites
 from .workers import Reporter, checkpoint, run_tasks
 

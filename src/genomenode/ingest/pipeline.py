@@ -41,8 +41,13 @@ from ..store.models import (
     STATUS_UNPUBLISHED,
     Dataset,
 )
-from ..store.node import DATASET_FORMAT_VERSION, Node, write_json_atomic
-from ..store.objects import LocalStorage, remove_interrupted_writes, upload_tree
+from ..store.node import DATASET_FORMAT_VERSION, Node
+from ..store.objects import (
+    LocalStorage,
+    remove_interrupted_writes,
+    upload_tree,
+    write_json_atomic,
+)
 from ..store.private import private_files
 from ..store.sealed import MARKER, seal_tree
 from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION

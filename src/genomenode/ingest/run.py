@@ -13,7 +13,8 @@ from typing import Any
 
 from ..dataset import DatasetDescription
 from ..errors import Stopped
-from ..store.node import Node, write_json_atomic
+from ..store.node import Node
+from ..store.objects import write_json_atomic
 from .workers import Reporter, checkpoint
 
 __all__ = ["IngestRun", "input_files"]

@@ -28,7 +28,7 @@ from typing import Any
 import cyvcf2
 from bio2zarr import vcf as bio2zarr_vcf
 
-from ..store.node import write_text_atomic
+from ..store.objects import write_text_atomic
 from . import vcf_text
 
 __all__ = ["explode_partition", "open_indexed"]

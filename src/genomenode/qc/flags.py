@@ -40,7 +40,8 @@ import numpy as np
 
 from ..errors import StoreError
 from ..store.derived import current_objects, publish_objects, writes_objects
-from ..store.node import Node, parse_versioned_json, write_json_atomic
+from ..store.node import Node, parse_versioned_json
+from ..store.objects import write_json_atomic
 from ..store.private import private_files
 
 __all__ = [

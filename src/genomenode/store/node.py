@@ -49,7 +49,13 @@ from .models import (
     Dataset,
     published_datasets,
 )
-from .objects import Storage, StoredPath, is_remote, storage_for
+from .objects import (
+    Storage,
+    StoredPath,
+    is_remote,
+    storage_for,
+    write_json_atomic,
+)
 from .private import private_files
 
 __all__ = [
@@ -59,27 +65,10 @@ __all__ = [
     "init_node",
     "open_node",
     "read_versioned_json",
-    "write_json_atomic",
 ]
 
 STORE_FORMAT_VERSION = 1
 DATASET_FORMAT_VERSION = 1
-
-
-def write_json_atomic(path: pathlib.Path, document: Any) -> None:
-    """Write JSON so that readers see the old or the new file, never a partial one."""
-    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
-
-
-def write_text_atomic(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` so that readers (and a run resumed after a SIGKILL) see the
-    old or the new file, never a partial one."""
-    partial = path.with_name(path.name + ".part")
-    with open(partial, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
 
 
 def read_versioned_json(path: pathlib.Path, supported: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import json
 import os
 import pathlib
 import re
@@ -40,6 +41,8 @@ __all__ = [
     "storage_for",
     "stored_size",
     "upload_tree",
+    "write_json_atomic",
+    "write_text_atomic",
 ]
 
 # Bytes fetched per ranged GET when a stored file is read sequentially.
@@ -154,6 +157,22 @@ class LocalStorage(Storage):
 #: ``<name>.<uuid hex>.partial`` and renames it over ``<name>``; ``LocalStorage.write``
 #: and the pipeline write ``<name>.part`` the same way.
 _INTERRUPTED_WRITE = re.compile(r"(\.[0-9a-f]{32}\.partial|\.part)\Z")
+
+
+def write_json_atomic(path: pathlib.Path, document: Any) -> None:
+    """Write JSON so that readers see the old or the new file, never a partial one."""
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: pathlib.Path, text: str) -> None:
+    """Write ``text`` so that readers (and a run resumed after a SIGKILL) see the
+    old or the new file, never a partial one."""
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
 
 
 def remove_interrupted_writes(directory: pathlib.Path) -> list[pathlib.Path]:
