@@ -1,16 +1,14 @@
 """Ingest: a cohort (VCF, clinical data, dataset.yaml) becomes a published dataset.
 
 The names below are imported on first use (PEP 562): a worker process imports
-``genomenode.ingest.convert`` without the pipeline behind them (the database,
-the store's node, the HTTP-free rest of the ingest: ~0.6 s of CPU per worker).
+``genomenode.ingest.convert`` without the pipeline behind them (the database and
+the store's node: ~0.5 s of CPU a worker).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
-
-_PIPELINE_NAMES = ("STEPS", "IngestResult", "discard", "ingest")
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 
@@ -22,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _PIPELINE_NAMES:
+    if name not in __all__:
         raise AttributeError(f"module 'genomenode.ingest' has no attribute {name!r}")
     value = getattr(importlib.import_module("genomenode.ingest.pipeline"), name)
     globals()[name] = value  # the next access is a plain attribute

@@ -142,7 +142,9 @@ def parse_samples(  # one pass over the text, kept whole
                         position += 1
                         continue
                     break
-                if alleles != ploidy:  # rare past the first sample
+                # A sample with as many alleles as the most so far changes
+                # neither padding nor `fewest`: rare past the first sample.
+                if alleles != ploidy:
                     ploidy = _pad(genotypes, sample, alleles, ploidy)
                     fewest = min(fewest, alleles)
                 phased[sample] = phase
@@ -182,7 +184,8 @@ def parse_samples(  # one pass over the text, kept whole
                         if character != _COLON and character != _TAB:
                             return position + 1, 0, 0, 0
                     break
-                if values > 1 and values > counts[target]:  # a store a value: 6 %
+                # Stored only when it grows: a store every sample cost 6 %.
+                if values > 1 and values > counts[target]:
                     counts[target] = values
                 for rest in range(values, width):
                     integers[target, sample, rest] = _INT32_END
