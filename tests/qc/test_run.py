@@ -7,6 +7,7 @@ import pytest
 
 from genomenode.errors import NotFoundError
 from genomenode.qc.flags import load_flags, load_report, load_variant_arrays
+from genomenode.qc.report import render_html
 from genomenode.qc.run import run_qc
 from genomenode.qc.variants import VARIANT_REASONS
 
@@ -141,3 +142,31 @@ def test_the_reference_counts_only_what_qc_passed(ran):
     assert store.counts(failing, 1) is None
     passing = int(np.flatnonzero(flags.variant_pass)[0])
     assert store.counts(passing, 1) is not None
+
+
+def test_every_legend_sits_beside_its_plot(ran, monkeypatch):
+    """matplotlib's default legend place ("best") is a search over the plotted data
+    that warns when it takes a second — an error under pytest, so a loaded machine
+    turned the report into a 500 — and it can still cover points."""
+    from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
+
+    def searched(*args, **kwargs):
+        raise AssertionError("a legend searched the plot for its place")
+
+    monkeypatch.setattr(Legend, "_find_best_position", searched)
+    drawn = []
+    save = Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        save(figure, *args, **kwargs)
+        drawn.append(figure)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    dataset, _, _, _, report = ran
+    render_html(report, load_variant_arrays(dataset.node, dataset.dataset_id))
+    legends = [(axes, axes.get_legend()) for figure in drawn for axes in figure.axes]
+    legends = [(axes, legend) for axes, legend in legends if legend is not None]
+    assert len(legends) >= 4  # the distributions, sex check, PCA, kinship
+    for axes, legend in legends:
+        assert legend.get_window_extent().x0 >= axes.get_window_extent().x1 - 1
