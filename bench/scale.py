@@ -56,10 +56,10 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).parent
 CACHE = HERE / "cache"
-DOCS = HERE.parent / "docs"
 sys.path.insert(0, str(HERE))
 
 from ingest import measure  # noqa: E402 -- a sibling script, not a package
+from scale_report import plot, report  # noqa: E402
 
 QUICK_SAMPLES = [1000, 3000]
 FULL_SAMPLES = [1000, 3000, 10_000, 30_000, 100_000]
@@ -407,212 +407,6 @@ def one_size(
     return result
 
 
-def _slope(xs: list[float], ys: list[float]) -> float | None:
-    if len(xs) < 2 or min(ys) <= 0:
-        return None
-    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
-
-
-SERIES = {
-    "ingest_s": "ingest (s)",
-    "ingest_cpu_s": "ingest (CPU s)",
-    "ingest_peak_mb": "ingest peak RSS (MB)",
-    "vcz_mb": "VCF Zarr (MB)",
-    "vcf_gz_mb": "VCF.gz (MB)",
-    "af_all_s": "AF of all variants (s)",
-    "af_all_cpu_s": "AF of all variants (CPU s)",
-    "bcftools_fill_tags_s": "bcftools +fill-tags (s)",
-    "bcftools_fill_tags_cpu_s": "bcftools +fill-tags (CPU s)",
-}
-
-
-def _value(result: dict[str, Any], key: str) -> float | None:
-    if "." in key:
-        outer, inner = key.split(".")
-        return result.get(outer, {}).get(inner)
-    value = result.get(key)
-    return None if value is None else float(value)
-
-
-def _series(results: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    """(samples, values) of the results that have ``key``."""
-    pairs = [(float(r["samples"]), _value(r, key)) for r in results]
-    kept = [(x, y) for x, y in pairs if y is not None]
-    return [x for x, _ in kept], [y for _, y in kept]
-
-
-def _number(value: Any, digits: int, width: int) -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
-
-
-def _ratio(numerator: Any, denominator: Any) -> str:
-    if numerator is None or not denominator:
-        return "-"
-    return f"{numerator / denominator:.2f}"
-
-
-def _fill_tags_times(result: dict[str, Any], ours: str) -> str:
-    """How many times faster than ``bcftools +fill-tags`` the AF pass ``ours``
-    (``af_all`` or ``af_all_first``) was, in wall and in CPU time."""
-    wall = result["bcftools_fill_tags_s"] / result[f"{ours}_s"]
-    cpu = result["bcftools_fill_tags_cpu_s"] / max(result[f"{ours}_cpu_s"], 1e-9)
-    return f"{wall:.1f}× wall, {cpu:.1f}× CPU"
-
-
-def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Print the table, the ratios and the slopes; return the slopes.
-
-    Count columns: ``alone`` is a loop of counts only; ``w/ carr`` each count
-    followed by a carriers query (how the earlier runs measured it); ``touched``
-    each count after writing 10 MB of unrelated memory.
-    """
-    header = (
-        f"{'samples':>8} {'input':>5} {'variants':>8} {'ingest s':>9} "
-        f"{'sealed s':>9} {'peak MB':>8} {'vcz MB':>7} {'vcf.gz MB':>9} "
-        f"{'alone p50':>9} {'p99':>7} {'w/carr':>7} {'p99':>7} {'touched':>7} "
-        f"{'sealed':>7} {'carr p50':>8} {'p99':>7} "
-        f"{'sealed':>7} {'AF s':>6} {'AF cpu':>6} {'bcf s':>6} {'fill s':>6}"
-    )
-    print(header)
-    for result in results:
-        plain, sealed = result["plain"], result.get("sealed", {})
-        print(
-            f"{result['samples']:>8} {result['source']:>5} {result['variants']:>8} "
-            f"{result['ingest_s']:>9.1f} "
-            f"{_number(result.get('ingest_sealed_s'), 1, 9)} "
-            f"{result['ingest_peak_mb']:>8.0f} {result['vcz_mb']:>7.1f} "
-            f"{_number(result.get('vcf_gz_mb'), 1, 9)} "
-            f"{_number(plain.get('count_alone_p50_ms'), 3, 9)} "
-            f"{_number(plain.get('count_alone_p99_ms'), 3, 7)} "
-            f"{plain['count_p50_ms']:>7.3f} {plain['count_p99_ms']:>7.3f} "
-            f"{_number(plain.get('count_touched_p50_ms'), 3, 7)} "
-            f"{_number(sealed.get('count_p50_ms'), 3, 7)} "
-            f"{plain['carriers_p50_ms']:>8.3f} {plain['carriers_p99_ms']:>7.3f} "
-            f"{_number(sealed.get('carriers_p50_ms'), 3, 7)} "
-            f"{result['af_all_s']:>6.3f} {result['af_all_cpu_s']:>6.3f} "
-            f"{_number(result.get('bcftools_bcf_s'), 1, 6)} "
-            f"{_number(result.get('bcftools_fill_tags_s'), 1, 6)}"
-        )
-    print("\nratios (same run):")
-    for result in results:
-        plain, sealed = result["plain"], result.get("sealed", {})
-        line = f"  {result['samples']:>7} samples ({result['source']}):"
-        if sealed:
-            line += (
-                " sealed/plain count p50 "
-                f"{_ratio(sealed['count_p50_ms'], plain['count_p50_ms'])}, "
-                "carriers p50 "
-                f"{_ratio(sealed['carriers_p50_ms'], plain['carriers_p50_ms'])}, "
-                "cold count "
-                f"{_ratio(sealed['cold_count_p50_ms'], plain['cold_count_p50_ms'])}"
-                f", AF {_ratio(result.get('af_all_sealed_s'), result['af_all_s'])}"
-                f", ingest "
-                f"{_ratio(result.get('ingest_sealed_s'), result['ingest_s'])};"
-            )
-        if "vcf_gz_mb" in result:
-            line += f" vcz/vcf.gz {result['vcz_mb'] / result['vcf_gz_mb']:.2f}"
-        if "bcftools_bcf_s" in result:
-            versus_bcf = result["ingest_s"] / result["bcftools_bcf_s"]
-            line += (
-                f"; ingest/bcftools-BCF {versus_bcf:.2f}"
-                f"; fill-tags/AF {_fill_tags_times(result, 'af_all')}"
-            )
-            if "af_all_first_s" in result:
-                first = _fill_tags_times(result, "af_all_first")
-                line += f" (first pass, opening the store: {first})"
-        print(line)
-    slopes: dict[str, dict[str, float | None]] = {}
-    for source in sorted({result["source"] for result in results}):
-        chosen = [result for result in results if result["source"] == source]
-        slopes[source] = {
-            key: _slope(*_series(chosen, key))
-            for key in [
-                *SERIES,
-                "plain.count_alone_p50_ms",
-                "plain.count_p50_ms",
-                "plain.carriers_p50_ms",
-                "sealed.count_p50_ms",
-            ]
-        }
-        print(f"\nlog-log slopes against samples, {source} input (1 = linear):")
-        for key, value in slopes[source].items():
-            print(f"  {key:<24} {'n/a' if value is None else f'{value:.2f}'}")
-        first, last = chosen[0]["plain"], chosen[-1]["plain"]
-        sizes = f"at {chosen[-1]['samples']} / at {chosen[0]['samples']} samples"
-
-        def growth(key: str) -> str:
-            return _ratio(last.get(key), first.get(key))  # noqa: B023 -- used at once
-
-        print(
-            f"count p50 {sizes} (target ≤ 1.5): alone "
-            f"{growth('count_alone_p50_ms')}, each after a carriers query "
-            f"{growth('count_p50_ms')}, each after touching 10 MB "
-            f"{growth('count_touched_p50_ms')}"
-            f"; carriers p50 at {chosen[-1]['samples']}: "
-            f"{last['carriers_p50_ms']:.2f} ms (target ≤ 20)"
-        )
-    return slopes
-
-
-def plot(results: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 3, figsize=(14, 4.5))
-    panels = [
-        ("Ingest", ["ingest_s", "ingest_sealed_s", "bcftools_bcf_s"], "seconds"),
-        ("Size and memory", ["vcz_mb", "vcf_gz_mb", "ingest_peak_mb"], "MB"),
-        (
-            "Queries and AF",
-            [
-                "plain.count_alone_p50_ms",
-                "plain.count_p50_ms",
-                "sealed.count_p50_ms",
-                "plain.carriers_p50_ms",
-                # CPU, not wall: on a shared machine wall time is the load's.
-                "af_all_cpu_s",
-                "bcftools_fill_tags_cpu_s",
-            ],
-            "ms (queries) / CPU s (AF)",
-        ),
-    ]
-    sources = sorted({result["source"] for result in results})
-    for axis, (title, keys, unit) in zip(axes, panels, strict=True):
-        for key in keys:
-            for source in sources:
-                chosen = [r for r in results if r["source"] == source]
-                # The VCF-side tools do not depend on the ingested input.
-                if key in ("vcf_gz_mb", "bcftools_bcf_s", "bcftools_fill_tags_cpu_s"):
-                    if source != sources[-1]:
-                        continue
-                    chosen = _one_per_size(results, key)
-                    label = key
-                else:
-                    label = f"{key} [{source}]"
-                samples, values = _series(chosen, key)
-                if not values:
-                    continue
-                slope = _slope(samples, values)
-                label += f" (slope {slope:.2f})" if slope is not None else ""
-                axis.loglog(samples, values, marker="o", label=label)
-        axis.set_title(title)
-        axis.set_xlabel("samples")
-        axis.set_ylabel(unit)
-        axis.legend(fontsize=6)
-        axis.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(DOCS / "scale.png", dpi=110)
-    print(f"plotted {DOCS / 'scale.png'}")
-
-
-def _one_per_size(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """One result per size that has ``key`` (the latest)."""
-    by_size = {r["samples"]: r for r in results if r.get(key) is not None}
-    return [by_size[size] for size in sorted(by_size)]
-
-
 def memory(length: int) -> None:
     """Peak RSS of ingest at 2,000 and 8,000 samples (part 4: bounded memory)."""
     peaks = []
@@ -626,149 +420,6 @@ def memory(length: int) -> None:
             f"peak {run.peak_mb:.0f} MB"
         )
     print(f"peak RSS 8,000 / 2,000 samples: {peaks[1] / peaks[0]:.2f} (target < 1.5)")
-
-
-def _cluster_cpu_seconds() -> float:
-    """User + system CPU so far of this process's live descendants (a local
-    Dask cluster's nanny and worker processes) and of the scheduler's threads
-    in this process."""
-    import psutil
-
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-_IDLE_SECONDS = 5.0
-
-
-def _worker_cluster(workers: int) -> Any:
-    """A local Dask cluster of ``workers`` single-threaded worker processes, no
-    dashboard: what the 1 → 2 worker speed-ups run on."""
-    from distributed import LocalCluster
-
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-
-
-def dask_speedup(samples: int, length: int) -> None:
-    """Ingest on a local Dask cluster of 1 and then 2 worker processes, back to
-    back in the same run: wall time, and CPU time of the ingest and the cluster
-    (on a machine other work shares, the CPU time shows what wall time hides).
-    Each cluster is fresh: its workers import genomenode and bio2zarr during the
-    ingest (which has them start while it validates the inputs)."""
-    dataset_yaml = simulate(samples, length)
-    timings: dict[int, tuple[float, float, float]] = {}
-    for workers in (1, 2):
-        with (
-            _worker_cluster(workers) as cluster,
-            tempfile.TemporaryDirectory(dir=CACHE) as scratch,
-        ):
-            node_dir = pathlib.Path(scratch) / "node"
-            subprocess.run(
-                _genomenode("init", str(node_dir), "--node-id", "b", "--country", "FI"),
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            # What the cluster burns doing nothing (heartbeats, Dask's profiler,
-            # memory monitors): it grows with wall time, which the machine's
-            # other load stretches, so it is subtracted from the cluster's CPU.
-            idle_started, idle_before = time.monotonic(), _cluster_cpu_seconds()
-            time.sleep(_IDLE_SECONDS)
-            idle_rate = (_cluster_cpu_seconds() - idle_before) / (
-                time.monotonic() - idle_started
-            )
-            cluster_before = _cluster_cpu_seconds()
-            run = measure(
-                f"ingest on {workers} Dask worker(s)",
-                _genomenode(
-                    "ingest",
-                    "--node",
-                    str(node_dir),
-                    str(dataset_yaml),
-                    "--dask-scheduler",
-                    cluster.scheduler_address,
-                ),
-            )
-            cluster_cpu = _cluster_cpu_seconds() - cluster_before
-        idle = idle_rate * run.seconds
-        cpu = run.cpu_seconds + cluster_cpu
-        timings[workers] = (run.seconds, cpu, cpu - idle)
-        print(
-            f"{samples} samples, {workers} Dask worker(s): wall {run.seconds:.1f} s, "
-            f"CPU {cpu:.1f} s (ingest process {run.cpu_seconds:.1f} s, "
-            f"cluster {cluster_cpu:.1f} s, of which idle overhead "
-            f"{idle_rate:.3f} CPU s/s × wall = {idle:.1f} s)",
-            flush=True,
-        )
-    (wall_1, cpu_1, work_1), (wall_2, cpu_2, work_2) = timings[1], timings[2]
-    print(
-        f"speed-up 1 → 2 workers: wall {wall_1 / wall_2:.2f} (ideal 2.0 on two free "
-        f"cores); CPU 2 / 1 workers {cpu_2 / cpu_1:.2f}, without the cluster's "
-        f"idle overhead {work_2 / work_1:.2f} (ideal 1.0)"
-    )
-
-
-def dask_af_speedup(samples: int, length: int, repeats: int = 5) -> None:
-    """Allele frequencies of all variants of a kept node (``--keep-nodes``, VCF
-    Zarr input) on a local Dask cluster of 1 and then 2 single-threaded worker
-    processes: wall time and CPU time (this process and the cluster's) of the
-    best of ``repeats`` runs after a first that has each worker open the store,
-    and the speed-up. One task per stored chunk of variants (``call_genotype``'s
-    variants chunk: 200 rows at 100,000 samples)."""
-    from distributed import Client
-
-    from genomenode.store.compute import allele_frequencies as compute
-    from genomenode.store.node import open_node
-
-    node_dir = CACHE / f"nodes-{samples}-{length}-vcz" / "plain"
-    if not (node_dir / _KEPT).exists():
-        raise SystemExit(
-            f"no kept node at {node_dir}: run --samples {samples} --source vcz "
-            "--keep-nodes first"
-        )
-    dataset_id = f"scale-{samples}"
-    timings: dict[int, tuple[float, float]] = {}
-    with open_node(node_dir) as node:
-        expected = compute(node, dataset_id)
-        for workers in (1, 2):
-            with (
-                _worker_cluster(workers) as cluster,
-                Client(cluster) as client,
-            ):
-                np.testing.assert_array_equal(
-                    compute(node, dataset_id, client=client), expected
-                )
-                runs = []
-                for _ in range(repeats):
-                    cpu, started = _cluster_cpu_seconds(), time.perf_counter()
-                    compute(node, dataset_id, client=client)
-                    runs.append(
-                        (
-                            time.perf_counter() - started,
-                            _cluster_cpu_seconds() - cpu,
-                        )
-                    )
-            timings[workers] = min(runs)
-            wall, cpu = timings[workers]
-            print(
-                f"AF of {samples} samples on {workers} Dask worker(s): best of "
-                f"{repeats} wall {wall:.2f} s, CPU {cpu:.2f} s (all runs: "
-                + ", ".join(f"{run[0]:.2f}/{run[1]:.2f}" for run in runs)
-                + ")",
-                flush=True,
-            )
-    (wall_1, cpu_1), (wall_2, cpu_2) = timings[1], timings[2]
-    print(
-        f"AF speed-up 1 → 2 workers: wall {wall_1 / wall_2:.2f} (ideal 2.0 on two "
-        f"free cores); CPU 2 / 1 workers {cpu_2 / cpu_1:.2f} (ideal 1.0)"
-    )
 
 
 def main() -> None:
@@ -841,10 +492,22 @@ def main() -> None:
         memory(arguments.length)
         return
     if arguments.dask:
-        dask_speedup(arguments.dask, arguments.length)
+        from scale_dask import dask_speedup
+
+        samples = arguments.dask
+        dask_speedup(samples, simulate(samples, arguments.length), CACHE)
         return
     if arguments.dask_af:
-        dask_af_speedup(arguments.dask_af, arguments.length)
+        from scale_dask import dask_af_speedup
+
+        samples = arguments.dask_af
+        node_dir = CACHE / f"nodes-{samples}-{arguments.length}-vcz" / "plain"
+        if not (node_dir / _KEPT).exists():
+            raise SystemExit(
+                f"no kept node at {node_dir}: run --samples {samples} --source vcz "
+                "--keep-nodes first"
+            )
+        dask_af_speedup(node_dir, f"scale-{samples}")
         return
     saved_path = CACHE / "scale-results.json"
     saved: dict[tuple[int, str], dict[str, Any]] = {}

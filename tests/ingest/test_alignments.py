@@ -13,7 +13,7 @@ from sqlalchemy import select
 from genomenode.dataset import read_dataset_description
 from genomenode.errors import DatasetDescriptionError, InputError
 from genomenode.ingest import ingest
-from genomenode.ingest.pipeline import fingerprint, input_files
+from genomenode.ingest.run import fingerprint, input_files
 from genomenode.store import crypt
 from genomenode.store.models import Dataset, StoredFile
 from genomenode.store.node import init_node, open_node

@@ -13,11 +13,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import datetime as dt
-import hashlib
 import json
 import logging
-import os
 import pathlib
 import shutil
 import threading
@@ -26,12 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import zarr
-from sqlalchemy import select
 
 from ..dataset import DatasetDescription, read_dataset_description
 from ..errors import IngestError, InputError, Stopped, StoreError
 from ..store.compute import dask_client
-from ..store.genes import GeneTable
 from ..store.genotypes import contig_ranges
 from ..store.locks import dataset_lock
 from ..store.models import (
@@ -41,24 +36,21 @@ from ..store.models import (
     STATUS_UNPUBLISHED,
     Dataset,
 )
-from ..store.node import DATASET_FORMAT_VERSION, Node
+from ..store.node import Node
 from ..store.objects import (
-    LocalStorage,
     remove_interrupted_writes,
-    upload_tree,
     write_json_atomic,
 )
 from ..store.private import private_files
-from ..store.sealed import MARKER, seal_tree
-from ..store.site_counts import FORMAT_VERSION as SITE_COUNTS_FORMAT_VERSION
 from ..store.site_counts import site_fields, write_site_counts
 from . import convert, vcf
 from .alignments import ensure_alignment_index
 from .check import check_clinical, check_inputs, read_genotypes_header
 from .clinical import ClinicalRecord, read_clinical, read_records
-from .metadata import load_metadata, mark_published
+from .metadata import load_metadata
 from .originals import encrypt
-from .run import IngestRun, input_files
+from .publish import publish
+from .run import IngestRun, fingerprint
 from .vcz import VCZ_FORMAT, import_vcz
 from .workers import Reporter, checkpoint, run_tasks, warm_cluster, worker_pool
 
@@ -67,7 +59,6 @@ __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
 logger = logging.getLogger(__name__)
 
 STAGING_FORMAT_VERSION = 1
-GENES_FILENAME = "genes.tsv"
 #: Where the reference FASTA of each CRAM lies in a dataset directory.
 STEPS = (
     "validate",
@@ -98,33 +89,6 @@ class IngestResult:
 
     def asdict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _sha256_tree(directory: pathlib.Path) -> str:
-    """A hash of every file's relative path and content (a VCF Zarr directory)."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            name = path.relative_to(directory).as_posix()
-            digest.update(f"{name}\0{_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
-def fingerprint(description: DatasetDescription) -> str:
-    """A hash of every input's name and content: same inputs, same dataset."""
-    digest = hashlib.sha256()
-    for role, path in input_files(description):
-        content = _sha256_tree(path) if path.is_dir() else _sha256(path)
-        digest.update(f"{role}\0{path.name}\0{content}\n".encode())
-    return digest.hexdigest()
 
 
 def _lock(node: Node, dataset_id: str) -> contextlib.AbstractContextManager[None]:
@@ -517,38 +481,6 @@ def _clinical(run: IngestRun) -> None:
     run.finish("clinical")
 
 
-def _stage_genes(run: IngestRun) -> dict[str, Any] | None:
-    """Copy the gene table into the dataset being published, as ``genes.tsv``.
-
-    The copy must be the file that was fingerprinted and encrypted: compared with
-    the plaintext hash recorded by the encrypt step.
-    """
-    if run.description.genes is None:
-        return None
-    done = run.state["done"]
-    encrypted = [
-        done["encrypt_files"][name]
-        for name in done["encrypt"]
-        if done["encrypt_files"][name]["role"] == "genes"
-    ]
-    target = run.publish_dir / GENES_FILENAME
-    partial = target.with_name(target.name + ".part")
-    shutil.copyfile(run.description.genes, partial)
-    digest = _sha256(partial)
-    if not encrypted or encrypted[0]["sha256_plain"] != digest:
-        partial.unlink()
-        raise IngestError(
-            f"{run.description.genes} changed during the ingest of "
-            f"{run.description.id!r}; run the ingest again"
-        )
-    os.replace(partial, target)
-    return {
-        "path": GENES_FILENAME,
-        "sha256": digest,
-        "num_genes": len(GeneTable.read(target)),
-    }
-
-
 def _header(run: IngestRun) -> vcf.VcfHeader:
     validated = run.state["done"]["validate"]
     return vcf.VcfHeader(
@@ -586,11 +518,6 @@ def _variants_chunk_size(run: IngestRun) -> int:
     # Diploid int8 calls plus one phased flag per sample and variant.
     fitting = _ENCODE_BUFFER_BYTES // (num_samples * 3) // _CHUNK_STEP * _CHUNK_STEP
     return min(configured, max(_CHUNK_STEP, fitting))
-
-
-def _sites_only(run: IngestRun) -> bool:
-    """The VCF has no sample columns: counts come from INFO (store/site_counts.py)."""
-    return bool(run.state["done"]["validate"]["num_samples"] == 0)
 
 
 def _vcz_input(run: IngestRun) -> bool:
@@ -664,7 +591,7 @@ def _encode(run: IngestRun) -> None:
         drop_info_fields=_header(run).info_number_g,
         worker_processes=run.node.config.worker_processes,
         reporter=run.reporter,
-        sites_only=_sites_only(run),
+        sites_only=run.sites_only,
         cluster=run.cluster,
     )
     run.finish("encode")
@@ -679,7 +606,7 @@ def _open_vcz(path: pathlib.Path) -> Any:
 
 def _check_records(run: IngestRun) -> None:
     root = _open_vcz(run.vcz)
-    if not _sites_only(run) and root["call_genotype"].shape[2] > 2:
+    if not run.sites_only and root["call_genotype"].shape[2] > 2:
         raise vcf.VcfError(
             f"ploidy {root['call_genotype'].shape[2]} is not supported (1 or 2)",
             path=run.description.genotypes[0],
@@ -698,7 +625,7 @@ def _check_records(run: IngestRun) -> None:
 
 
 def _statistics(run: IngestRun) -> None:
-    if _sites_only(run):
+    if run.sites_only:
         fields = site_fields(_header(run).info_fields)
         write_site_counts(run.vcz, fields)
         run.finish(
@@ -749,143 +676,6 @@ def _metadata(run: IngestRun) -> None:
     )
 
 
-def _manifest(run: IngestRun) -> dict[str, Any]:
-    done = run.state["done"]
-    return {
-        "format_version": DATASET_FORMAT_VERSION,
-        "id": run.description.id,
-        "fingerprint": run.state["fingerprint"],
-        "genotypes": {
-            "path": "genotypes.vcz",
-            "num_samples": done["metadata"]["num_samples"],
-            "num_variants": done["metadata"]["num_variants"],
-            "contigs": done["statistics"]["contigs"],
-            "assembly": run.description.assembly,
-        },
-        "files": [done["encrypt_files"][name] for name in done["encrypt"]],
-        "alignments": done.get("encrypt_alignments", []),
-        "genes": _stage_genes(run),
-        "site_counts": _site_counts_manifest(run),
-        "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _seal_in_place(run: IngestRun) -> None:
-    """Replace the staged VCF Zarr by its sealed copy (``encrypt_at_rest``).
-
-    Resumable: the sealed copy is complete once its marker is written (last);
-    the plaintext goes only after that, and a copy that holds the marker is
-    the sealed one.
-    """
-    vcz = run.vcz
-    sealed = vcz.with_name(vcz.name + ".sealed")
-    if (vcz / MARKER).exists():
-        return
-    if vcz.exists():
-        shutil.rmtree(sealed, ignore_errors=True)
-        seal_tree(vcz, LocalStorage(sealed.parent), sealed.name, run.node.node_secret)
-        checkpoint("publish:sealed")
-        shutil.rmtree(vcz)
-    os.rename(sealed, vcz)
-
-
-def _publish_locally(run: IngestRun) -> None:
-    dataset_id = run.description.id
-    target = run.node.datasets_dir / dataset_id
-    if run.publish_dir.exists():
-        write_json_atomic(run.publish_dir / "dataset.json", _manifest(run))
-        if run.node.config.encrypt_at_rest:
-            _seal_in_place(run)
-        if target.exists():
-            # Left by a failed earlier publish of different content that was never
-            # made visible in the database.
-            shutil.rmtree(target)
-        os.rename(run.publish_dir, target)
-    elif not target.exists():
-        raise StoreError(
-            f"ingest of {dataset_id!r} cannot resume: neither {run.publish_dir} nor "
-            f"{target} exists; run `genomenode discard --node ... {dataset_id}` and "
-            "ingest again"
-        )
-
-
-def _publish_to_object_store(run: IngestRun) -> None:
-    """Upload the staged dataset under its own prefix, verify, then its manifest.
-
-    Nothing is renamed in an object store: the dataset's prefix is its id and
-    fingerprint (store/node.py), readers need ``dataset.json`` there *and* the
-    committed database row, and ``dataset.json`` is written only once every
-    other object is listed with its size. A run killed midway leaves objects
-    nobody reads; the next run deletes and writes them again.
-    """
-    node, dataset_id = run.node, run.description.id
-    prefix = node.dataset_prefix(dataset_id, run.state["fingerprint"])
-    if not run.publish_dir.exists():
-        if node.has_manifest(dataset_id, run.state["fingerprint"]):
-            return
-        raise StoreError(
-            f"ingest of {dataset_id!r} cannot resume: {run.publish_dir} is gone "
-            f"and {node.objects.url}/{prefix} has no dataset.json; run "
-            f"`genomenode discard --node ... {dataset_id}` and ingest again"
-        )
-    manifest = _manifest(run)
-    node.objects.delete_prefix(prefix)
-    sealing = bool(node.config.encrypt_at_rest)
-    vcz = run.vcz.relative_to(run.publish_dir).as_posix()
-    expected = upload_tree(
-        node.objects,
-        run.publish_dir,
-        prefix,
-        skip=lambda name: (
-            name == "dataset.json" or (sealing and name.startswith(vcz + "/"))
-        ),
-    )
-    checkpoint("publish:uploading")
-    if sealing:
-        expected |= seal_tree(
-            run.vcz, node.objects, f"{prefix}/{vcz}", node.node_secret
-        )
-    checkpoint("publish:uploaded")
-    listed = node.objects.listing(prefix)
-    wrong = sorted(key for key, size in expected.items() if listed.get(key) != size)
-    if wrong:
-        raise StoreError(
-            f"{node.objects.url}/{prefix}: {len(wrong)} uploaded objects are missing "
-            f"or of the wrong size (first: {wrong[0]}); run the ingest again"
-        )
-    node.objects.write(
-        f"{prefix}/dataset.json",
-        json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n",
-    )
-
-
-def _publish(run: IngestRun) -> None:
-    dataset_id = run.description.id
-    if run.node.remote:
-        _publish_to_object_store(run)
-    else:
-        _publish_locally(run)
-    checkpoint("publish:moved")
-    with run.node.session() as session:
-        mark_published(session, dataset_id)
-        row = session.scalar(select(Dataset).where(Dataset.id == dataset_id))
-    if row is None or row.status != STATUS_PUBLISHED:
-        raise StoreError(
-            f"dataset {dataset_id!r}: staging rows vanished before publish"
-        )
-    run.finish("publish")
-
-
-def _site_counts_manifest(run: IngestRun) -> dict[str, Any] | None:
-    """A sites-only dataset's populations (the whole dataset is ``""``)."""
-    if not _sites_only(run):
-        return None
-    return {
-        "format_version": SITE_COUNTS_FORMAT_VERSION,
-        "populations": run.state["done"]["statistics"]["populations"],
-    }
-
-
 _STEP_FUNCTIONS = {
     "validate": _validate,
     "clinical": _clinical,
@@ -897,5 +687,5 @@ _STEP_FUNCTIONS = {
     "statistics": _statistics,
     "encrypt": encrypt,
     "metadata": _metadata,
-    "publish": _publish,
+    "publish": publish,
 }

@@ -11,7 +11,8 @@ from ..dataset import read_dataset_description
 from ..store.models import STATUS_PUBLISHED, Dataset
 from ..store.node import Node
 from .check import check_inputs
-from .pipeline import STAGING_FORMAT_VERSION, STEPS, fingerprint
+from .pipeline import STAGING_FORMAT_VERSION, STEPS
+from .run import fingerprint
 
 __all__ = ["IngestPlan", "plan_ingest"]
 

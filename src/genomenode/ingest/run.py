@@ -7,6 +7,7 @@ each step (:meth:`IngestRun.finish`), which is what makes a run resumable.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
 import threading
 from typing import Any
@@ -17,7 +18,7 @@ from ..store.node import Node
 from ..store.objects import write_json_atomic
 from .workers import Reporter, checkpoint
 
-__all__ = ["IngestRun", "input_files"]
+__all__ = ["IngestRun", "file_sha256", "fingerprint", "input_files"]
 
 
 @dataclasses.dataclass
@@ -44,6 +45,12 @@ class IngestRun:
     @property
     def vcz(self) -> pathlib.Path:
         return self.publish_dir / "genotypes.vcz"
+
+    @property
+    def sites_only(self) -> bool:
+        """The VCF has no sample columns: counts come from INFO
+        (store/site_counts.py)."""
+        return bool(self.state["done"]["validate"]["num_samples"] == 0)
 
     @property
     def stopping(self) -> threading.Event:
@@ -110,3 +117,30 @@ def input_files(description: DatasetDescription) -> list[tuple[str, pathlib.Path
         if alignment.index is not None:
             files.append(("alignments-index", alignment.index))
     return files
+
+
+def file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tree_sha256(directory: pathlib.Path) -> str:
+    """A hash of every file's relative path and content (a VCF Zarr directory)."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            name = path.relative_to(directory).as_posix()
+            digest.update(f"{name}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(description: DatasetDescription) -> str:
+    """A hash of every input's name and content: same inputs, same dataset."""
+    digest = hashlib.sha256()
+    for role, path in input_files(description):
+        content = _tree_sha256(path) if path.is_dir() else file_sha256(path)
+        digest.update(f"{role}\0{path.name}\0{content}\n".encode())
+    return digest.hexdigest()
