@@ -112,7 +112,11 @@ def real(request):
 def test_genotypes_equal_call_genotype(real):
     store, _vcf = real
     call_genotype = store.root["call_genotype"][:]
-    assert store.root[BY_VARIANT].chunks[0] == by_variant_chunk_length(10_000) == 50
+    row_bytes = call_genotype.shape[1] * call_genotype.shape[2]
+    assert store.root[BY_VARIANT].chunks[0] == by_variant_chunk_length(
+        10_000, row_bytes
+    )
+    assert store.root[BY_VARIANT].chunks[0] == 50
     for row in range(len(call_genotype)):
         np.testing.assert_array_equal(store.genotypes(row), call_genotype[row])
     assert not store.genotypes(0).flags.writeable
@@ -303,7 +307,26 @@ def test_store_without_the_copy_says_to_reingest(cineca, tmp_path):
     [(10_000, 50), (64, 64), (128, 64), (37, 37), (97, 1), (1, 1), (60, 60), (90, 45)],
 )
 def test_chunk_length_divides_the_block(variants_chunk_size, length):
-    assert by_variant_chunk_length(variants_chunk_size) == length
+    assert by_variant_chunk_length(variants_chunk_size, 2 * 2504) == length
+
+
+@pytest.mark.parametrize(
+    ("variants_chunk_size", "samples", "length"),
+    [
+        (10_000, 10_000, 50),  # 64 rows fit: the divisor below
+        (1_100, 20_000, 25),  # 32 rows fit (the chunk size ingest picks, pipeline.py)
+        (200, 100_000, 5),  # 6 rows fit: 1 MB, not 50 rows' 10 MB
+        (100, 1_000_000, 1),  # a row is 2 MB: one a chunk
+        (97, 100_000, 1),  # a prime block: one row
+    ],
+)
+def test_chunk_length_is_bounded_in_bytes(variants_chunk_size, samples, length):
+    """A one-variant read (a carriers query) decodes a whole chunk: with many
+    samples a chunk holds fewer variants, up to 1.28 MB of diploid calls."""
+    chosen = by_variant_chunk_length(variants_chunk_size, samples * 2)
+    assert chosen == length
+    assert variants_chunk_size % chosen == 0
+    assert chosen == 1 or chosen * samples * 2 <= 64 * 10_000 * 2
 
 
 @pytest.mark.slow
@@ -319,7 +342,10 @@ def test_odd_chunk_sizes_with_two_workers(tmp_path, monkeypatch, variants_chunk_
         ingest(node, dataset)
         root = zarr.open_group(node.datasets_dir / "small" / "genotypes.vcz", mode="r")
         by_variant = root[BY_VARIANT]
-        assert by_variant.chunks[0] == by_variant_chunk_length(int(variants_chunk_size))
+        row_bytes = by_variant.shape[1] * by_variant.shape[2]
+        assert by_variant.chunks[0] == by_variant_chunk_length(
+            int(variants_chunk_size), row_bytes
+        )
         np.testing.assert_array_equal(by_variant[:], root["call_genotype"][:])
 
 

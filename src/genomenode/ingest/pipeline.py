@@ -501,8 +501,9 @@ def _header(run: IngestRun) -> vcf.VcfHeader:
 # its partition at once (~7 bytes a call with GT:DP:GQ, not 3): more per worker,
 # still bounded by this chunk length, not by the number of samples.
 _ENCODE_BUFFER_BYTES = 64 * 2**20
-# Chunk lengths are rounded to this (a multiple of 50, so the by-variant copy
-# keeps chunks of 50 variants: store/genotypes.by_variant_chunk_length).
+# Chunk lengths are rounded to this, so the by-variant copy, whose chunks divide
+# them, finds a divisor near its longest chunk (50 of 64 variants up to 10,000
+# samples, 5 of 6 at 100,000: store/genotypes.by_variant_chunk_length).
 _CHUNK_STEP = 100
 
 

@@ -81,8 +81,12 @@ _SLAB_BYTES = 256 * 2**20
 # miss costs ~1.5 ms (a 10,000-row chunk of strings), more than a whole query.
 _CACHED_CHUNK_BYTES = 256 * 2**20
 # Longest chunk of call_genotype_by_variant: 64 variants of 10,000 diploid samples
-# are 1.3 MB, decoded in well under a millisecond.
+# are 1.3 MB, decoded in well under a millisecond. A one-variant read decodes a
+# whole chunk, so chunks are bounded in bytes too: at 100,000 samples 5 variants
+# (1 MB), not 50 (10 MB, 5 ms to decode, and the CPU caches flushed for the next
+# query).
 _BY_VARIANT_MAX_ROWS = 64
+_BY_VARIANT_MAX_BYTES = _BY_VARIANT_MAX_ROWS * 10_000 * 2
 # Bytes of decoded call_genotype_by_variant chunks a GenotypeStore keeps.
 _CACHED_GENOTYPE_BYTES = 64 * 2**20
 # Read latency matters more than size here: lz4 without shuffle decodes a chunk of
@@ -98,17 +102,21 @@ def _sample_blocks(num_samples: int, block: int) -> Iterator[slice]:
         yield slice(start, min(start + block, num_samples))
 
 
-def by_variant_chunk_length(variants_chunk_size: int) -> int:
+def by_variant_chunk_length(variants_chunk_size: int, row_bytes: int) -> int:
     """Variants in a chunk of ``call_genotype_by_variant``.
 
-    The largest divisor of ``variants_chunk_size`` up to 64: each statistics task
-    owns one block of ``variants_chunk_size`` rows and so writes whole chunks that
-    no other task touches.
+    The largest divisor of ``variants_chunk_size`` up to 64 variants and up to
+    1.28 MB of calls (``row_bytes`` a variant: samples × ploidy): each statistics
+    task owns one block of ``variants_chunk_size`` rows and so writes whole chunks
+    that no other task touches.
     """
+    most = min(
+        _BY_VARIANT_MAX_ROWS,
+        variants_chunk_size,
+        max(1, _BY_VARIANT_MAX_BYTES // max(1, row_bytes)),
+    )
     return max(
-        length
-        for length in range(1, min(_BY_VARIANT_MAX_ROWS, variants_chunk_size) + 1)
-        if variants_chunk_size % length == 0
+        length for length in range(1, most + 1) if variants_chunk_size % length == 0
     )
 
 
@@ -125,7 +133,11 @@ def create_genotypes_by_variant(
     array = root.create_array(
         BY_VARIANT,
         shape=call_genotype.shape,
-        chunks=(by_variant_chunk_length(variants_chunk_size), num_samples, ploidy),
+        chunks=(
+            by_variant_chunk_length(variants_chunk_size, num_samples * ploidy),
+            num_samples,
+            ploidy,
+        ),
         dtype=np.int8,
         # A chunk of missing calls only (-1) is not written at all.
         fill_value=-1,
