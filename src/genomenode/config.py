@@ -95,6 +95,14 @@ SETTINGS: tuple[Setting, ...] = (
         "partitions and the node's computations run; unset: in this process.",
     ),
     Setting(
+        "dask_worker_wait",
+        kinds.positive_float,
+        30.0,
+        "Seconds a step on the Dask cluster waits while the cluster has no "
+        "workers, then stops with an error (the same command resumes); raise it "
+        "for a cluster that starts its workers on demand.",
+    ),
+    Setting(
         "private_key",
         str,
         "keys/node.sec",

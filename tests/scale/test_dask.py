@@ -25,8 +25,10 @@ from ..ingest.test_resume import _assert_same, _snapshot_of
 from .cluster import REPOSITORY, dask_cluster
 
 
-def _cli_ingest(node_dir, dataset_yaml, scheduler: str) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES="2")
+def _cli_ingest(
+    node_dir, dataset_yaml, scheduler: str, **settings: str
+) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, GENOMENODE_WORKER_PROCESSES="2", **settings)
     environment["PYTHONPATH"] = str(REPOSITORY / "src")
     environment.pop("GENOMENODE_TEST_KILL_AT", None)
     return subprocess.run(
@@ -97,9 +99,11 @@ def test_with_every_worker_dead_ingest_fails_clearly_and_resumes(
     init_node(node_dir, node_id="dask-node", country="FI").close()
     kill = {"GENOMENODE_TEST_KILL_AT": "cluster:task"}
     with dask_cluster([kill, kill]) as (address, _workers):
-        failed = _cli_ingest(node_dir, cohort, address)
+        # The setting's default is 30 s; 3 s shows the setting is what counts.
+        failed = _cli_ingest(node_dir, cohort, address, GENOMENODE_DASK_WORKER_WAIT="3")
     assert failed.returncode != 0
     assert "Error" in failed.stderr and "Traceback" not in failed.stderr
+    assert "no workers for 3 s (setting 'dask_worker_wait')" in failed.stderr
     with dask_cluster([{}, {}]) as (address, _workers):
         resumed = _cli_ingest(node_dir, cohort, address)
     assert resumed.returncode == 0, resumed.stderr

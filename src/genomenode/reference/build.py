@@ -167,6 +167,7 @@ def build_dataset_reference(
     sample_pass: np.ndarray | None = None,
     variant_pass: np.ndarray | None = None,
     scheduler: str | None = None,
+    worker_wait: float | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> BuildResult:
     """Build (or rebuild) one dataset's reference.
@@ -179,6 +180,8 @@ def build_dataset_reference(
         QC flags (None: all pass), in the VCF Zarr's sample and variant order.
     scheduler
         A Dask scheduler's address; None computes in this process.
+    worker_wait
+        Seconds to wait for a cluster without workers (``dask_worker_wait``).
     on_rows
         Called with the number of rows done, for progress.
     """
@@ -257,7 +260,7 @@ def build_dataset_reference(
         if on_rows is not None:
             on_rows(len(counts["allele_number"]))
 
-    with scheduler_client(scheduler) as client:
+    with scheduler_client(scheduler, worker_wait=worker_wait) as client:
         if client is None:
             # Runs of blocks at a time: the next slab is decoded while the last
             # is counted only within one call, and a call's tables stay small.
@@ -391,6 +394,7 @@ def build_reference(
                 sample_pass=sample_pass,
                 variant_pass=variant_pass,
                 scheduler=scheduler,
+                worker_wait=node.config.dask_worker_wait,
                 on_rows=on_rows,
             )
         )

@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +48,13 @@ logger = logging.getLogger(__name__)
 
 # Seconds to wait for the scheduler before saying it cannot be reached.
 _CONNECT_SECONDS = 10
-# How long a cluster may have no workers before a step gives up on it, and how
-# often that is looked at while tasks are pending.
+# How long a cluster may have no workers before a step gives up on it (the
+# dask_worker_wait setting's default), and how often that is looked at while
+# tasks are pending.
 _NO_WORKERS_SECONDS = 30.0
 _POLL_SECONDS = 1.0
+# The wait of each open client, set where it was opened (scheduler_client).
+_worker_waits: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 # Bytes of calls counted at a time by allele_frequencies: the kernel's
 # temporaries then stay in a core's cache (at 3,000 samples 256 KB pieces count
 # 20 % faster than 3 MB ones).
@@ -87,19 +91,25 @@ def dask_client(config: NodeConfig, address: str | None = None) -> Iterator[Any 
     ``address`` (``genomenode ingest --dask-scheduler``) overrides the setting.
     Closed (never the cluster itself) when the block ends.
     """
-    with scheduler_client(address or config.dask_scheduler) as client:
+    with scheduler_client(
+        address or config.dask_scheduler, worker_wait=config.dask_worker_wait
+    ) as client:
         yield client
 
 
 @contextlib.contextmanager
-def scheduler_client(address: str | None) -> Iterator[Any | None]:
+def scheduler_client(
+    address: str | None, *, worker_wait: float | None = None
+) -> Iterator[Any | None]:
     """A client of the Dask scheduler at ``address`` (None: yields None, for
     computing in this process); what code holding only the address uses
-    (the reference build, the analyses)."""
+    (the reference build, the analyses). Steps on it wait ``worker_wait``
+    seconds for a cluster without workers (default 30: ``dask_worker_wait``)."""
     if not address:
         yield None
         return
     client = open_client(address)
+    _worker_waits[client] = float(worker_wait or _NO_WORKERS_SECONDS)
     try:
         yield client
     finally:
@@ -137,8 +147,9 @@ def run_on_cluster(
 
     Task keys are the function's name and a hash of the arguments, so a
     resubmitted partition is one task. A task that killed the workers it ran on
-    (``KilledWorker``), or a cluster left without workers for
-    ``_NO_WORKERS_SECONDS``, ends the step with a :class:`StoreError` saying so;
+    (``KilledWorker``), or a cluster left without workers for the client's
+    ``dask_worker_wait`` (:func:`scheduler_client`), ends the step with a
+    :class:`StoreError` saying so;
     the first other failure cancels the rest and is raised as it is.
 
     With ``on_result``, each result is handed to it as ``(index, result)`` in
@@ -181,6 +192,7 @@ def run_on_cluster(
             submitted += 1
 
     without_workers_since: float | None = None
+    worker_wait = _worker_waits.get(client, _NO_WORKERS_SECONDS)
     try:
         submit_more()
         while pending:
@@ -189,12 +201,12 @@ def run_on_cluster(
                     without_workers_since = None
                 elif without_workers_since is None:
                     without_workers_since = time.monotonic()
-                elif time.monotonic() - without_workers_since > _NO_WORKERS_SECONDS:
+                elif time.monotonic() - without_workers_since > worker_wait:
                     raise StoreError(
                         f"the Dask cluster at {client.scheduler.address} has had no "
-                        f"workers for {_NO_WORKERS_SECONDS:.0f} s; start workers "
-                        "(`dask worker ADDRESS`) and run the same command again "
-                        "to resume"
+                        f"workers for {worker_wait:g} s (setting 'dask_worker_wait'); "
+                        "start workers (`dask worker ADDRESS`) and run the same "
+                        "command again to resume"
                     )
                 continue
             ended.clear()
