@@ -9,6 +9,7 @@ the Beacon answers the same counts and frequencies for every variant.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -25,6 +26,7 @@ from genomenode.dataset import read_dataset_description
 from genomenode.errors import DatasetDescriptionError, VcfError
 from genomenode.ingest import pipeline
 from genomenode.ingest.pipeline import ingest
+from genomenode.ingest.vcz import rechunk_sites
 from genomenode.simulate import simulate_cohort
 from genomenode.store.genotypes import STATISTICS
 from genomenode.store.node import init_node
@@ -211,21 +213,86 @@ def test_a_vcz_must_be_a_directory(tmp_path):
         read_dataset_description(dataset_yaml)
 
 
-def test_calls_take_the_lowered_chunks_and_sites_do_not(tmp_path, pair, monkeypatch):
+@pytest.mark.parametrize("dataset_id", ["from-vcz", "from-vcf"])
+def test_calls_take_the_lowered_chunks_and_sites_do_not(
+    tmp_path, pair, monkeypatch, dataset_id
+):
     """A large cohort's calls are chunked short for bounded memory; per-variant
-    arrays keep ``variants_chunk_size`` (one chunk per Beacon lookup), and the
-    counts stay those of the VCF ingest."""
-    node, _from_vcf, from_vcz, _result = pair
+    arrays keep ``variants_chunk_size`` (one chunk per Beacon lookup), from a
+    VCF Zarr and from a VCF alike, and the store's values stay those of an
+    ingest at the usual chunks."""
+    node, from_vcf, from_vcz, _result = pair
+    cohort = from_vcz if dataset_id == "from-vcz" else from_vcf
     # As if the cohort were ~1,000 times larger: 100-variant chunks of calls.
     monkeypatch.setattr(pipeline, "_ENCODE_BUFFER_BYTES", COHORT["samples"] * 3 * 100)
     with init_node(tmp_path / "node", node_id="n", country="FI") as small:
         with in_process_workers():
-            ingest(small, from_vcz.dataset_yaml)
-        root = _store(small, "from-vcz")
-        plain = _store(node, "from-vcf")
+            ingest(small, cohort.dataset_yaml)
+        root = _store(small, dataset_id)
+        plain = _store(node, dataset_id)
         assert root["call_genotype"].chunks[0] == 100
         assert root["call_genotype_by_variant"].chunks[0] == 50
-        for name in ("variant_position", "variant_allele", *STATISTICS):
+        per_variant = [
+            name
+            for name in root.array_keys()
+            if root[name].attrs.get("_ARRAY_DIMENSIONS", [""])[0] == "variants"
+            and "samples" not in root[name].attrs["_ARRAY_DIMENSIONS"]
+        ]
+        assert {"variant_position", "variant_allele", *STATISTICS} <= set(per_variant)
+        for name in per_variant:
             assert root[name].chunks[0] == small.config.variants_chunk_size, name
-        for name in (*STATISTICS, "call_genotype_by_variant"):
+        assert sorted(root.array_keys()) == sorted(plain.array_keys())
+        for name in root.array_keys():
             np.testing.assert_array_equal(root[name][:], plain[name][:], err_msg=name)
+
+
+def _rewrite(group, name, values, attrs, length):
+    """``name`` in ``group`` as ``values`` in chunks of ``length`` variants."""
+    text = values.dtype.kind in "OTU"
+    array = group.create_array(
+        name,
+        shape=values.shape,
+        chunks=(length, *values.shape[1:]),
+        dtype=str if text else values.dtype,
+        overwrite=True,
+    )
+    array.attrs.update(attrs)
+    array[:] = values.astype(object) if text else values
+
+
+def test_rechunking_the_sites_resumes_where_a_kill_left_it(tmp_path, pair):
+    """Killed between moving an array's original aside and moving its copy in,
+    or in the middle of a copy: the next run ends with the same arrays."""
+    node, *_ = pair
+    plain = _store(node, "from-vcf")
+    names = ("variant_position", "variant_id")
+    expected = {name: plain[name][:] for name in names}
+    assert len(expected["variant_id"]) > 10
+    vcz = tmp_path / "genotypes.vcz"
+    shutil.copytree(node.datasets_dir / "from-vcf" / "genotypes.vcz", vcz)
+    root = zarr.open_group(vcz, mode="r+")
+    for name in names:  # as encode writes them for a large cohort: short chunks
+        _rewrite(root, name, expected[name], dict(plain[name].attrs), 10)
+    beside = tmp_path / "genotypes.vcz.rechunk"
+    copies = zarr.open_group(beside, mode="w", zarr_format=2)
+    # variant_position: its copy complete, the original moved aside, then killed.
+    _rewrite(
+        copies,
+        "variant_position",
+        expected["variant_position"],
+        dict(plain["variant_position"].attrs),
+        10_000,
+    )
+    os.rename(vcz / "variant_position", beside / "variant_position.old")
+    # variant_id: its copy cut short, the original still in place.
+    (beside / "variant_id").mkdir()
+    (beside / "variant_id" / "0").write_bytes(b"cut")
+
+    assert rechunk_sites(vcz, 10_000) == ["variant_id"]
+    assert not beside.exists()
+    root = zarr.open_group(vcz, mode="r")
+    for name in names:
+        assert root[name].chunks == (10_000,), name
+        np.testing.assert_array_equal(root[name][:], expected[name], err_msg=name)
+    assert root["call_genotype"].chunks == plain["call_genotype"].chunks
+    assert rechunk_sites(vcz, 10_000) == []  # done: nothing left to do

@@ -51,7 +51,7 @@ from .metadata import load_metadata
 from .originals import encrypt
 from .publish import publish
 from .run import IngestRun, fingerprint
-from .vcz import VCZ_FORMAT, import_vcz
+from .vcz import VCZ_FORMAT, import_vcz, rechunk_sites
 from .workers import Reporter, checkpoint, run_tasks, warm_cluster, worker_pool
 
 __all__ = ["STEPS", "IngestResult", "discard", "ingest"]
@@ -634,6 +634,9 @@ def _statistics(run: IngestRun) -> None:
             {"contigs": contig_ranges(run.vcz), "populations": fields.populations},
         )
         return
+    # Per-variant arrays in the node's chunks, not the calls' (shorter for a
+    # large cohort); the statistics arrays then follow variant_position's.
+    rechunk_sites(run.vcz, int(run.node.config.variants_chunk_size))
     convert.statistics(
         run.vcz,
         num_variants=run.state["done"]["check_records"]["num_variants"],
