@@ -1,6 +1,6 @@
 """The scaling curve's report: the table, the ratios and the fitted slopes printed,
-and the curves plotted to docs/scale.png (bench/scale.py measures; this reads its
-results, also from bench/cache/scale-results.json with ``--plot-only``)."""
+and the curves plotted (bench/scale.py measures; this reads its results, also from
+bench/cache/scale-results.json with ``--plot-only``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pathlib
 from typing import Any
 
 import numpy as np
-
-DOCS = pathlib.Path(__file__).parent.parent / "docs"
 
 
 def _slope(xs: list[float], ys: list[float]) -> float | None:
@@ -159,7 +157,7 @@ def report(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     return slopes
 
 
-def plot(results: list[dict[str, Any]]) -> None:
+def plot(results: list[dict[str, Any]], path: pathlib.Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,8 +206,8 @@ def plot(results: list[dict[str, Any]]) -> None:
         axis.legend(fontsize=6)
         axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(DOCS / "scale.png", dpi=110)
-    print(f"plotted {DOCS / 'scale.png'}")
+    figure.savefig(path, dpi=110)
+    print(f"plotted {path}")
 
 
 def _one_per_size(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
