@@ -154,11 +154,14 @@ def _run_partitions(
             raise _bio2zarr_error(source, error) from None
 
 
-def _explode_finished(icf: pathlib.Path, index: int) -> bool:
-    """Whether explode partition ``index`` left its summary. bio2zarr's own
-    partitions write it in place: one a SIGKILL cut short is not finished."""
+def _written_whole(path: pathlib.Path) -> bool:
+    """Whether a JSON file bio2zarr writes in place is there and whole: a SIGKILL
+    in the write leaves it empty or cut short, and then its step is not done.
+    Explode's partition summaries (``wip/p<i>.json``) and ``explode_init``'s
+    ``wip/metadata.json`` are written so (a kill from the thread beside the
+    conversion found the second)."""
     try:
-        json.loads((icf / "wip" / f"p{index}.json").read_text())
+        json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return False
     return True
@@ -187,7 +190,7 @@ def explode(
     """
     if (icf / "metadata.json").exists() and not (icf / "wip").exists():
         return
-    if not (icf / "wip" / "metadata.json").exists():
+    if not _written_whole(icf / "wip" / "metadata.json"):
         shutil.rmtree(icf, ignore_errors=True)
         try:
             bio2zarr_vcf.explode_init(
@@ -214,7 +217,7 @@ def explode(
         sites.explode_partition if direct else bio2zarr_vcf.explode_partition,
         icf,
         num_partitions,
-        lambda index: _explode_finished(icf, index),
+        lambda index: _written_whole(icf / "wip" / f"p{index}.json"),
         checkpoint_name="explode:partition",
         source=source,
         worker_processes=worker_processes,
